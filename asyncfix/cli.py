@@ -1,0 +1,237 @@
+"""The command line: parse options, call the engine, print a renderer's output."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from asyncfix import __version__
+from asyncfix.codemods import RULES, rule_by_code
+from asyncfix.config import ConfigError, check_selectors, find_pyproject, load
+from asyncfix.engine import all_codes, run
+from asyncfix.model import RunResult
+from asyncfix.report import diff as diff_renderer
+from asyncfix.report import json as json_renderer
+from asyncfix.report.text import Style, render_concise, render_errors, render_report, summary
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class _DefaultToCheck(click.Group):
+    """``asyncfix PATH...`` means ``asyncfix check PATH...``; ``rules``/``rule`` are subcommands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
+            args = ["check", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultToCheck, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="asyncfix")
+def main() -> None:
+    """Find and fix asyncio bugs: missing awaits, blocking calls, dangling tasks, lock misuse.
+
+    `asyncfix PATH...` is short for `asyncfix check PATH...`.
+    """
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _style(ascii_: bool, no_color: bool) -> Style:
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "━🐛✅💡🧪📋·—".encode(encoding)
+        can_encode = True
+    except (UnicodeEncodeError, LookupError):
+        can_encode = False
+    color = (
+        not no_color
+        and "NO_COLOR" not in os.environ
+        and sys.stdout.isatty()
+    )
+    return Style(ascii=ascii_ or not can_encode, color=color)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--diff", "diff_mode", is_flag=True, help="Print a unified diff of the fixes; write nothing.")
+@click.option("--write", "write_mode", is_flag=True, help="Apply the fixes in place.")
+@click.option(
+    "--unsafe-fixes/--no-unsafe-fixes",
+    default=None,
+    help="Also apply fixes that change concurrency or threading behaviour.",
+)
+@click.option(
+    "--output-format",
+    type=click.Choice(["concise", "report", "json"]),
+    default="concise",
+    show_default=True,
+    help="How findings are printed.",
+)
+@click.option("--select", multiple=True, metavar="CODES", help="Only these codes or prefixes (AF2,AF301).")
+@click.option("--ignore", multiple=True, metavar="CODES", help="Skip these codes or prefixes.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Use this pyproject.toml instead of the nearest one.",
+)
+@click.option(
+    "--target-version",
+    type=click.Choice([f"py3{m}" for m in range(8, 15)]),
+    help="Oldest Python the fixed code must run on.",
+)
+@click.option("--force-exclude", is_flag=True, help="Apply excludes to files named on the command line too.")
+@click.option("--ascii", "ascii_", is_flag=True, help="Plain ASCII output (no box characters or emoji).")
+@click.option("--no-color", is_flag=True, help="No colour, even on a terminal.")
+@click.option("-q", "--quiet", is_flag=True, help="Print findings only: no summary, no fix listing.")
+@click.option("--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
+def check(
+    paths: tuple[Path, ...],
+    diff_mode: bool,
+    write_mode: bool,
+    unsafe_fixes: bool | None,
+    output_format: str,
+    select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    config_path: Path | None,
+    target_version: str | None,
+    force_exclude: bool,
+    ascii_: bool,
+    no_color: bool,
+    quiet: bool,
+    jobs: int | None,
+) -> None:
+    """Check PATHS (files or directories; default: the current directory).
+
+    Exit status: 0 clean; 1 findings (check), changes (--diff) or findings left unfixed
+    (--write); 2 usage, configuration or per-file errors.
+    """
+    if diff_mode and write_mode:
+        raise click.UsageError("--diff and --write cannot be used together")
+    if not paths:
+        paths = (Path("."),)
+    codes = all_codes()
+    selected = _split(select) or None
+    ignored = _split(ignore) or None
+    try:
+        for option, values in (("--select", selected), ("--ignore", ignored)):
+            if values:
+                check_selectors(values, codes, option)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        pyproject = config_path if config_path is not None else find_pyproject(paths[0])
+        config = load(pyproject, codes)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    if target_version:
+        config.target_version = target_version
+    mode = "diff" if diff_mode else "write" if write_mode else "check"
+    result = run(
+        list(paths),
+        config,
+        mode,
+        select=selected,
+        ignore=ignored,
+        unsafe_fixes=unsafe_fixes,
+        fix_for_report=output_format == "report",
+        force_exclude=force_exclude,
+        jobs=jobs,
+    )
+    style = _style(ascii_, no_color)
+    _print(result, output_format, style, quiet)
+    sys.exit(_exit_code(result))
+
+
+def _print(result: RunResult, output_format: str, style: Style, quiet: bool) -> None:
+    for line in render_errors(result):
+        click.echo(line, err=True)
+    if output_format == "json":
+        click.echo(json_renderer.render(result), nl=False)
+        if result.mode == "diff":
+            click.echo(diff_renderer.render(result), nl=False, err=True)
+        return
+    if result.mode == "diff":
+        click.echo(diff_renderer.render(result), nl=False)
+        if not quiet:
+            click.echo(summary(result), err=True)
+        return
+    lines = render_report(result, style) if output_format == "report" else render_concise(result, style)
+    for line in lines:
+        click.echo(line, color=style.color)
+    if not quiet:
+        click.echo(summary(result))
+
+
+def _exit_code(result: RunResult) -> int:
+    if result.has_errors():
+        return EXIT_ERROR
+    if result.mode == "diff":
+        changed = any(r.changed and not r.internal_error for r in result.files)
+        return EXIT_FINDINGS if changed else EXIT_CLEAN
+    if result.mode == "write":
+        left = any((r.remaining if r.written else r.findings) for r in result.files)
+        return EXIT_FINDINGS if left else EXIT_CLEAN
+    return EXIT_FINDINGS if result.findings else EXIT_CLEAN
+
+
+@main.command("rules")
+def rules_command() -> None:
+    """List every rule: code, name, fix safety, summary."""
+    width = max(len(rule.name) for rule in RULES)
+    for rule in RULES:
+        click.echo(f"{rule.code}  {rule.name:<{width}}  {rule.fix_safety.value:<6}  {rule.summary}")
+
+
+@main.command("rule")
+@click.argument("code")
+def rule_command(code: str) -> None:
+    """Print the documentation of one rule (e.g. `asyncfix rule AF201`)."""
+    code = code.upper()
+    if code not in all_codes():
+        raise click.UsageError(f"unknown rule code {code!r} (see `asyncfix rules`)")
+    click.echo(rule_doc(code))
+
+
+def rule_doc(code: str) -> str:
+    """A rule's documentation as Markdown, from the rule class (the one source of truth)."""
+    rule = rule_by_code(code)
+    return "\n".join(
+        [
+            f"# {rule.code} {rule.name}",
+            "",
+            f"{rule.summary[:1].upper()}{rule.summary[1:]}.",
+            "",
+            "## Why is this a bug?",
+            "",
+            rule.why,
+            "",
+            "## Example",
+            "",
+            "```python",
+            rule.example_before.rstrip("\n"),
+            "```",
+            "",
+            "## Use instead",
+            "",
+            "```python",
+            rule.example_after.rstrip("\n"),
+            "```",
+            "",
+            f"## Fix safety: {rule.fix_safety.value}",
+            "",
+            rule.fix_safety_note,
+            "",
+        ]
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

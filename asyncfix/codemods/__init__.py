@@ -1,0 +1,22 @@
+"""The rule registry: one module per antipattern, registered here in code order."""
+
+from __future__ import annotations
+
+from asyncfix.codemods.base import Rule
+from asyncfix.codemods.blocking_sleep import BlockingSleep
+from asyncfix.codemods.dangling_task import DanglingTask
+from asyncfix.codemods.get_event_loop import GetEventLoopInCoroutine
+from asyncfix.codemods.missing_await import MissingAwait
+from asyncfix.codemods.sync_with_async_lock import SyncWithOnAsyncLock
+
+RULES: tuple[type[Rule], ...] = tuple(
+    sorted(
+        (BlockingSleep, DanglingTask, GetEventLoopInCoroutine, MissingAwait, SyncWithOnAsyncLock),
+        key=lambda rule: rule.code,
+    )
+)
+_BY_CODE = {rule.code: rule for rule in RULES}
+
+
+def rule_by_code(code: str) -> type[Rule]:
+    return _BY_CODE[code]

@@ -1,0 +1,532 @@
+"""The Rule base and the traversal context every rule shares.
+
+A rule is a small class: its documentation as class attributes, then ``visit_<Node>``
+/ ``leave_<Node>`` handlers that look at nodes and call :meth:`Rule.report`, then the
+LibCST replacement that fixes what it found. The engine walks each file once and
+calls every enabled rule's handlers from that one walk (see ``Context``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import libcst as cst
+from libcst.metadata import (
+    BaseMetadataProvider,
+    QualifiedName,
+    QualifiedNameProvider,
+    QualifiedNameSource,
+    Scope,
+    ScopeProvider,
+)
+
+from libcst.metadata.base_provider import LazyValue
+
+from asyncfix.model import Safety, Severity
+
+Replacement = cst.CSTNode | cst.FlattenSentinel[Any] | cst.RemovalSentinel
+
+#: calls whose arguments run in a worker thread, not on the event loop
+OFFLOADERS = frozenset({"asyncio.to_thread", "anyio.to_thread.run_sync", "trio.to_thread.run_sync"})
+
+
+@dataclass(frozen=True)
+class ImportItem:
+    """``import module`` (obj None) or ``from module import obj [as asname]``."""
+
+    module: str
+    obj: str | None = None
+    asname: str | None = None
+
+
+@dataclass
+class Fix:
+    """What a finding's fix does to the tree, kept inside the worker (never pickled)."""
+
+    safety: Safety
+    #: one line per change, shown in the report
+    changes: list[str]
+    #: original node (by identity) -> what replaces it
+    replace: dict[cst.CSTNode, Replacement] = field(default_factory=dict)
+    add_imports: list[ImportItem] = field(default_factory=list)
+    #: imports to drop when the fix leaves them unused
+    remove_unused: list[ImportItem] = field(default_factory=list)
+    #: module-level statements the fix needs, by the name they define (inserted once)
+    prelude: dict[str, cst.BaseStatement] = field(default_factory=dict)
+
+
+@dataclass
+class Hit:
+    """A finding while it still points into the tree."""
+
+    rule: type[Rule]
+    node: cst.CSTNode
+    message: str
+    fix: Fix | None
+    evidence: list[str]
+
+
+class Rule:
+    """Base of every rule: docs as class attributes, handlers, ``report``."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    #: "why is this a bug", for `asyncfix rule CODE` and the report's Problem section
+    why: ClassVar[str]
+    example_before: ClassVar[str]
+    example_after: ClassVar[str]
+    #: the best safety this rule's fixes have (NONE: report only)
+    fix_safety: ClassVar[Safety]
+    #: what the fix-safety level means for this rule, for the docs
+    fix_safety_note: ClassVar[str]
+    severity: ClassVar[Severity]
+    #: the report's "Type:" line
+    kind: ClassVar[str]
+    #: the rule only runs on files whose text contains every needle (a tuple: any one of
+    #: its strings) -- a cheap pre-filter that spares most files a parse
+    needles: ClassVar[tuple[str | tuple[str, ...], ...]]
+    metadata: ClassVar[tuple[type[BaseMetadataProvider[Any]], ...]] = (
+        ScopeProvider,
+        QualifiedNameProvider,
+    )
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def report(
+        self,
+        node: cst.CSTNode,
+        message: str,
+        fix: Fix | None = None,
+        evidence: Sequence[str] = (),
+    ) -> None:
+        self.ctx.hits.append(Hit(type(self), node, message, fix, list(evidence)))
+
+    @classmethod
+    def may_apply(cls, text: str) -> bool:
+        for needle in cls.needles:
+            options = (needle,) if isinstance(needle, str) else needle
+            if not any(option in text for option in options):
+                return False
+        return True
+
+    def finish(self) -> None:
+        """Called after the walk, for rules that decide once they have seen the whole module."""
+
+
+@dataclass
+class Frame:
+    kind: str  # "module" | "class" | "def" | "async" | "lambda" | "offload" | "genexp"
+    node: cst.CSTNode
+
+
+@dataclass
+class ClassFacts:
+    node: cst.ClassDef
+    #: method name -> its definitions in the class body (several with overloads/properties)
+    methods: dict[str, list[cst.FunctionDef]]
+    #: names bound in the class body other than by def (class attributes)
+    attributes: set[str]
+    #: base class expressions as dotted names ("" when not a plain name)
+    bases: list[str]
+
+
+class Context(cst.CSTVisitor):
+    """One walk over a module, calling every enabled rule's handlers.
+
+    It keeps what several rules need to know about where they are: the stack of
+    enclosing functions, classes, lambdas and offloading calls; the parent of every
+    node on the current path; and metadata resolved once per file.
+    """
+
+    def __init__(
+        self,
+        module: cst.Module,
+        metadata: Mapping[type[BaseMetadataProvider[Any]], Mapping[cst.CSTNode, Any]],
+        rules: Sequence[type[Rule]],
+        target: tuple[int, int],
+    ) -> None:
+        super().__init__()
+        self.module = module
+        self.metadata = metadata
+        self.target = target
+        self.hits: list[Hit] = []
+        self.frames: list[Frame] = [Frame("module", module)]
+        self.path: list[cst.CSTNode] = []
+        self._offloaded: set[int] = set()
+        self._class_facts: dict[str, ClassFacts] | None = None
+        self.rules = [rule(self) for rule in rules]
+        self._visit: dict[str, list[Callable[[Any], None]]] = {}
+        self._leave: dict[str, list[Callable[[Any], None]]] = {}
+        for instance in self.rules:
+            for attr in dir(instance):
+                if attr.startswith("visit_"):
+                    self._visit.setdefault(attr[6:], []).append(getattr(instance, attr))
+                elif attr.startswith("leave_"):
+                    self._leave.setdefault(attr[6:], []).append(getattr(instance, attr))
+
+    # -- the walk --------------------------------------------------------------------
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.path.append(node)
+        kind = _frame_kind(node)
+        if kind is None and id(node) in self._offloaded:
+            kind = "offload"
+        if kind is not None:
+            self.frames.append(Frame(kind, node))
+        if isinstance(node, cst.Call) and (
+            _is_run_in_executor(node) or self.qualified_name(node.func) in OFFLOADERS
+        ):
+            self._offloaded.update(id(arg) for arg in node.args)
+        for handler in self._visit.get(type(node).__name__, ()):
+            handler(node)
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        for handler in self._leave.get(type(original_node).__name__, ()):
+            handler(original_node)
+        if self.frames[-1].node is original_node:
+            self.frames.pop()
+        self.path.pop()
+
+    def run(self) -> list[Hit]:
+        self.module.visit(self)
+        for rule in self.rules:
+            rule.finish()
+        return self.hits
+
+    # -- where am I ------------------------------------------------------------------
+
+    def parent(self, node: cst.CSTNode | None = None, level: int = 1) -> cst.CSTNode | None:
+        """The parent of the node being visited (or of ``node`` when it is on the path)."""
+        index = len(self.path) - 1 if node is None else self._index(node)
+        index -= level
+        return self.path[index] if index >= 0 else None
+
+    def _index(self, node: cst.CSTNode) -> int:
+        for index in range(len(self.path) - 1, -1, -1):
+            if self.path[index] is node:
+                return index
+        raise ValueError("node is not on the current path")
+
+    def in_async_body(self) -> bool:
+        """Lexically in an ``async def``, not in a nested def/lambda/class or offloaded argument."""
+        frame = self.innermost_scope()
+        return frame is not None and frame.kind == "async"
+
+    def innermost_scope(self) -> Frame | None:
+        for frame in reversed(self.frames):
+            if frame.kind != "genexp":
+                return frame
+        return None
+
+    def in_generator_expression(self) -> bool:
+        """Inside a generator expression of the current function: ``await`` there would make it
+        an async generator, so fixes that insert one must not be offered."""
+        for frame in reversed(self.frames):
+            if frame.kind == "genexp":
+                return True
+            if frame.kind in ("async", "def", "lambda", "class", "offload"):
+                return False
+        return False
+
+    def enclosing_function(self) -> cst.FunctionDef | None:
+        for frame in reversed(self.frames):
+            if frame.kind in ("def", "async"):
+                assert isinstance(frame.node, cst.FunctionDef)
+                return frame.node
+            if frame.kind in ("class", "lambda"):
+                return None
+        return None
+
+    def enclosing_class(self) -> cst.ClassDef | None:
+        """The class whose method is being visited (directly, not in a nested function)."""
+        for index in range(len(self.frames) - 1, -1, -1):
+            frame = self.frames[index]
+            if frame.kind in ("def", "async"):
+                outer = self.frames[index - 1]
+                if outer.kind == "class":
+                    assert isinstance(outer.node, cst.ClassDef)
+                    return outer.node
+                return None
+            if frame.kind in ("class", "lambda"):
+                return None
+        return None
+
+    # -- names -----------------------------------------------------------------------
+
+    def qualified_names(self, node: cst.CSTNode) -> set[QualifiedName]:
+        names = self.get(QualifiedNameProvider, node)
+        return set(names) if names else set()
+
+    def get(self, provider: type[BaseMetadataProvider[Any]], node: cst.CSTNode) -> Any:
+        """Metadata of ``node`` (None when absent); providers may compute it lazily."""
+        value = self.metadata.get(provider, {}).get(node)
+        return value() if isinstance(value, LazyValue) else value
+
+    def qualified_name(self, node: cst.CSTNode) -> str | None:
+        """The dotted name an expression refers to through imports (``t.sleep`` -> ``time.sleep``
+        after ``import time as t``), or None when it is not one imported/builtin name."""
+        names = self.qualified_names(node)
+        if len(names) != 1:
+            return None
+        (name,) = names
+        if name.source not in (QualifiedNameSource.IMPORT, QualifiedNameSource.BUILTIN):
+            return None
+        return name.name
+
+    def scope(self, node: cst.CSTNode) -> Scope | None:
+        scope = self.get(ScopeProvider, node)
+        return scope if isinstance(scope, Scope) else None
+
+    def module_name_for(self, module: str) -> str | None:
+        """The name ``import module`` binds at module level (``aio`` after ``import asyncio as
+        aio``), or None when the module is not imported that way."""
+        for statement in _top_level_statements(self.module.body):
+            if isinstance(statement, cst.SimpleStatementLine):
+                for small in statement.body:
+                    if isinstance(small, cst.Import):
+                        for alias in small.names:
+                            if dotted_name(alias.name) == module:
+                                if alias.asname is None:
+                                    return module
+                                asname = alias.asname.name
+                                if isinstance(asname, cst.Name):
+                                    return asname.value
+        return None
+
+    # -- classes of this module --------------------------------------------------------
+
+    @property
+    def classes(self) -> dict[str, ClassFacts]:
+        if self._class_facts is None:
+            self._class_facts = {}
+            for statement in _top_level_statements(self.module.body):
+                if isinstance(statement, cst.ClassDef):
+                    self._class_facts[statement.name.value] = _class_facts(statement)
+        return self._class_facts
+
+    def class_facts(self, node: cst.ClassDef) -> ClassFacts | None:
+        facts = self.classes.get(node.name.value)
+        return facts if facts is not None and facts.node is node else None
+
+    def lookup_method(self, cls: ClassFacts, name: str) -> list[cst.FunctionDef] | None:
+        """Definitions of ``name`` that ``cls`` gets by the MRO, looking only at this module.
+
+        None when it cannot be known: the name is a class attribute, or a base class
+        that comes before the one defining it is not from this module.
+        """
+        seen: set[str] = set()
+
+        def search(facts: ClassFacts) -> list[cst.FunctionDef] | None | bool:
+            if facts.node.name.value in seen:
+                return False
+            seen.add(facts.node.name.value)
+            if name in facts.attributes:
+                return None
+            if name in facts.methods:
+                return facts.methods[name]
+            for base in facts.bases:
+                if base in ("object", "Generic") or base.startswith(("typing.", "abc.ABC")):
+                    continue
+                if base == "ABC":
+                    continue
+                base_facts = self.classes.get(base)
+                if base_facts is None:
+                    return None  # unknown base: it may define the name
+                found = search(base_facts)
+                if found is not False:
+                    return found
+            return False
+
+        result = search(cls)
+        return None if result is False or result is True else result
+
+
+def _frame_kind(node: cst.CSTNode) -> str | None:
+    if isinstance(node, cst.FunctionDef):
+        return "async" if node.asynchronous is not None else "def"
+    if isinstance(node, cst.Lambda):
+        return "lambda"
+    if isinstance(node, cst.ClassDef):
+        return "class"
+    if isinstance(node, cst.GeneratorExp):
+        return "genexp"
+    return None
+
+
+def _is_run_in_executor(call: cst.Call) -> bool:
+    func = call.func
+    return isinstance(func, cst.Attribute) and func.attr.value == "run_in_executor"
+
+
+def _top_level_statements(body: Sequence[cst.BaseStatement]) -> Iterator[cst.BaseStatement]:
+    """Module statements, looking into top-level ``if``/``try`` blocks (import guards)."""
+    for statement in body:
+        yield statement
+        if isinstance(statement, (cst.If, cst.Try)):
+            blocks: list[cst.BaseSuite] = [statement.body]
+            if isinstance(statement, cst.Try):
+                blocks.extend(handler.body for handler in statement.handlers)
+            elif statement.orelse is not None:
+                blocks.append(statement.orelse.body)
+            for block in blocks:
+                if isinstance(block, cst.IndentedBlock):
+                    yield from _top_level_statements(block.body)
+
+
+def _class_facts(node: cst.ClassDef) -> ClassFacts:
+    methods: dict[str, list[cst.FunctionDef]] = {}
+    attributes: set[str] = set()
+    body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+    for statement in body:
+        if isinstance(statement, cst.FunctionDef):
+            methods.setdefault(statement.name.value, []).append(statement)
+        elif isinstance(statement, cst.SimpleStatementLine):
+            for small in statement.body:
+                for target in _assigned_names(small):
+                    attributes.add(target)
+        elif isinstance(statement, cst.ClassDef):
+            attributes.add(statement.name.value)
+        elif isinstance(statement, (cst.If, cst.Try, cst.With, cst.For, cst.While)):
+            # definitions under a condition: treat every name bound there as unknown
+            for sub in _walk_statements(statement):
+                if isinstance(sub, cst.FunctionDef):
+                    attributes.add(sub.name.value)
+                elif isinstance(sub, cst.SimpleStatementLine):
+                    for small in sub.body:
+                        attributes.update(_assigned_names(small))
+    bases = [dotted_name(arg.value) or "" for arg in node.bases if arg.keyword is None]
+    return ClassFacts(node, methods, attributes, bases)
+
+
+def _walk_statements(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    for child in node.children:
+        if isinstance(child, (cst.FunctionDef, cst.SimpleStatementLine)):
+            yield child
+        elif not isinstance(child, cst.ClassDef):
+            yield from _walk_statements(child)
+
+
+def _assigned_names(small: cst.BaseSmallStatement) -> Iterator[str]:
+    if isinstance(small, cst.Assign):
+        for target in small.targets:
+            if isinstance(target.target, cst.Name):
+                yield target.target.value
+    elif isinstance(small, (cst.AnnAssign, cst.AugAssign)):
+        if isinstance(small.target, cst.Name):
+            yield small.target.value
+
+
+def dotted_name(node: cst.CSTNode) -> str | None:
+    """``a.b.c`` for a Name/Attribute chain, else None."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = dotted_name(node.value)
+        return f"{base}.{node.attr.value}" if base is not None else None
+    return None
+
+
+PASS_THROUGH_DECORATORS = frozenset(
+    {
+        "staticmethod",
+        "classmethod",
+        "abc.abstractmethod",
+        "abstractmethod",
+        "typing.override",
+        "typing_extensions.override",
+        "override",
+        "typing.final",
+        "final",
+    }
+)
+
+
+def is_coroutine_function(node: cst.FunctionDef) -> bool:
+    """An ``async def`` whose decorators are all known to keep it a coroutine function."""
+    if node.asynchronous is None:
+        return False
+    for decorator in node.decorators:
+        name = dotted_name(decorator.decorator)
+        if name not in PASS_THROUGH_DECORATORS:
+            return False
+    return True
+
+
+def names_in(node: cst.CSTNode) -> set[str]:
+    """Every identifier used in ``node`` (to pick a fresh name that clashes with none)."""
+    found: set[str] = set()
+
+    class _Names(cst.CSTVisitor):
+        def visit_Name(self, name: cst.Name) -> None:
+            found.add(name.value)
+
+    node.visit(_Names())
+    return found
+
+
+def fresh_name(base: str, taken: set[str]) -> str:
+    if base not in taken:
+        return base
+    index = 1
+    while f"{base}_{index}" in taken:
+        index += 1
+    return f"{base}_{index}"
+
+
+_PRECEDENCE_PARENTS = (cst.Attribute, cst.Subscript, cst.Call, cst.Await)
+
+
+def await_expression(
+    expr: cst.BaseExpression, original: cst.CSTNode, parent: cst.CSTNode | None
+) -> cst.Await:
+    """``await expr`` to stand where ``original`` stood under ``parent``; parenthesised when the
+    parent binds tighter than ``await`` (``(await f()).x``, ``(await f())[0]``, ``(await f())()``,
+    ``(await f()) ** 2``)."""
+    node = cst.Await(expression=expr)
+    expr = original  # the identity checks below are against the node being replaced
+    needs_parens = (
+        (isinstance(parent, cst.Attribute) and parent.value is expr)
+        or (isinstance(parent, cst.Subscript) and parent.value is expr)
+        or (isinstance(parent, cst.Call) and parent.func is expr)
+        or isinstance(parent, cst.Await)
+        or (
+            isinstance(parent, cst.BinaryOperation)
+            and isinstance(parent.operator, cst.Power)
+            and parent.left is expr
+        )
+    )
+    if needs_parens:
+        node = node.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+    return node
+
+
+def source_of(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)
+
+
+def import_item_for(func: cst.BaseExpression, qualified: str) -> ImportItem | None:
+    """The import that binds the name ``func`` is spelled with, given what it resolves to:
+    ``t.sleep`` / ``time.sleep`` -> ``import time [as t]``; ``zz`` -> ``from time import sleep as
+    zz``. Used to drop an import a fix leaves unused."""
+    module, _, obj = qualified.rpartition(".")
+    if isinstance(func, cst.Name):
+        return ImportItem(module, obj, func.value if func.value != obj else None)
+    base = dotted_name(func.value) if isinstance(func, cst.Attribute) else None
+    if base is None:
+        return None
+    if base == module:
+        return ImportItem(module)
+    if "." not in base:
+        return ImportItem(module, None, base)
+    return None
+
+
+SUPPRESS = re.compile(
+    r"#\s*(?:asyncfix:\s*ignore(?:\[(?P<codes>[A-Z0-9,\s]+)\])?|noqa(?::\s*(?P<noqa>[A-Z0-9,\s]+))?)",
+)

@@ -1,0 +1,223 @@
+"""AF301 dangling-task: a Task nobody keeps a reference to can vanish mid-flight."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from asyncfix.codemods.base import Fix, ImportItem, Rule, dotted_name, fresh_name, names_in, source_of
+from asyncfix.model import Safety, Severity
+
+TASK_FACTORIES = frozenset({"asyncio.create_task", "asyncio.ensure_future"})
+LOOP_GETTERS = frozenset({"asyncio.get_running_loop", "asyncio.get_event_loop"})
+TASK_SET = "_background_tasks"
+
+
+class DanglingTask(Rule):
+    code = "AF301"
+    name = "dangling-task"
+    summary = "a task is created and its only reference dropped"
+    why = (
+        "The event loop keeps only a weak reference to a Task. A task whose result is dropped "
+        "(a bare `asyncio.create_task(...)`, `_ = ...`, or a local never used again) can be "
+        "garbage-collected before it finishes — the work silently stops half-way — and if it "
+        "fails, its exception is never retrieved: at best a 'Task exception was never retrieved' "
+        "line in the log long after the fact."
+    )
+    example_before = """\
+import asyncio
+
+async def on_message(msg):
+    asyncio.create_task(store(msg))
+"""
+    example_after = """\
+import asyncio
+
+_background_tasks: set[asyncio.Task[object]] = set()
+
+async def on_message(msg):
+    task = asyncio.create_task(store(msg))
+    _background_tasks.add(task)
+    task.add_done_callback(_background_tasks.discard)
+"""
+    fix_safety = Safety.SAFE
+    fix_safety_note = (
+        "Safe: the task runs exactly as before; it is now also held in a module-level set until "
+        "it completes, which is what the asyncio documentation prescribes. Offered inside "
+        "functions when the call is a statement of its own (or assigned to `_` or to an unused "
+        "local); a one-line `if x: create_task(...)` or a module-level call is reported only."
+    )
+    severity = Severity.HIGH
+    kind = "Task lifecycle"
+    needles = (("create_task", "ensure_future"),)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        spelled = self._task_factory(node)
+        if spelled is None:
+            return
+        parent = self.ctx.parent()
+        statement = self.ctx.parent(level=2)
+        message = (
+            f"the task from `{spelled}()` is dropped: it can be garbage-collected before it "
+            "finishes and its exception is never seen"
+        )
+        if isinstance(parent, cst.Expr):
+            self._dropped(node, statement, None, message)
+        elif (
+            isinstance(parent, (cst.Assign, cst.AnnAssign))
+            and parent.value is node
+            and self._single_name_target(parent) is not None
+        ):
+            target = self._single_name_target(parent)
+            assert target is not None
+            if target.value == "_":
+                self._dropped(node, statement, parent, message.replace("dropped", "bound to `_`"))
+            elif self._unused_local(target):
+                unused = f"bound to `{target.value}`, which is never used"
+                self._dropped(node, statement, parent, message.replace("dropped", unused))
+
+    # -- detection ---------------------------------------------------------------------
+
+    def _task_factory(self, node: cst.Call) -> str | None:
+        func = node.func
+        qualified = self.ctx.qualified_name(func)
+        if qualified in TASK_FACTORIES:
+            if qualified == "asyncio.ensure_future" and not _first_arg_is_call(node):
+                return None  # ensure_future(existing_future) returns the same object
+            return source_of(func)
+        if isinstance(func, cst.Attribute) and func.attr.value == "create_task":
+            receiver = func.value
+            if isinstance(receiver, cst.Call):
+                if self.ctx.qualified_name(receiver.func) in LOOP_GETTERS:
+                    return source_of(func)
+                return None
+            name = dotted_name(receiver)
+            if name is not None and name.rsplit(".", 1)[-1].lower().endswith("loop"):
+                return source_of(func)
+        return None
+
+    @staticmethod
+    def _single_name_target(node: cst.Assign | cst.AnnAssign) -> cst.Name | None:
+        if isinstance(node, cst.AnnAssign):
+            return node.target if isinstance(node.target, cst.Name) else None
+        if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
+            return node.targets[0].target
+        return None
+
+    def _unused_local(self, target: cst.Name) -> bool:
+        """A local of a function with no read anywhere (nested functions included)."""
+        if self.ctx.enclosing_function() is None:
+            return False
+        scope = self.ctx.scope(target)
+        if scope is None or type(scope).__name__ != "FunctionScope":
+            return False
+        assignments = scope.assignments[target.value]
+        if not assignments:
+            return False
+        return all(not assignment.references for assignment in assignments)
+
+    # -- the fix -----------------------------------------------------------------------
+
+    def _dropped(
+        self,
+        call: cst.Call,
+        statement: cst.CSTNode | None,
+        assign: cst.Assign | cst.AnnAssign | None,
+        message: str,
+    ) -> None:
+        function = self.ctx.enclosing_function()
+        if (
+            function is None
+            or not isinstance(statement, cst.SimpleStatementLine)
+            or len(statement.body) != 1
+        ):
+            self.report(call, message)
+            return
+        task_set = self._task_set()
+        if task_set is None:
+            self.report(call, message + f" (`{TASK_SET}` is already taken: no fix)")
+            return
+        set_name, prelude, add = task_set
+        changes: list[str] = []
+        if assign is None or (target := self._single_name_target(assign)) is None or (
+            target.value == "_"
+        ):
+            var = fresh_name("task", names_in(function))
+            first = statement.with_changes(
+                body=[cst.Assign(targets=[cst.AssignTarget(cst.Name(var))], value=call)]
+            )
+            changes.append(f"Kept the task in a local `{var}`")
+        else:
+            var = target.value
+            first = statement
+        keep = cst.SimpleStatementLine(
+            body=[cst.Expr(_method_call(set_name, "add", cst.Name(var)))]
+        )
+        discard = cst.SimpleStatementLine(
+            body=[
+                cst.Expr(
+                    _method_call(
+                        var,
+                        "add_done_callback",
+                        cst.Attribute(value=cst.Name(set_name), attr=cst.Name("discard")),
+                    )
+                )
+            ]
+        )
+        changes.append(f"Added it to `{set_name}` and discard it when it is done")
+        if prelude:
+            changes.append(f"Added module-level `{set_name}` set")
+        fix = Fix(
+            safety=Safety.SAFE,
+            changes=changes,
+            replace={statement: cst.FlattenSentinel([first, keep, discard])},
+            add_imports=add,
+            prelude=prelude,
+        )
+        self.report(call, message, fix)
+
+    def _task_set(
+        self,
+    ) -> tuple[str, dict[str, cst.BaseStatement], list[ImportItem]] | None:
+        """The module-level set to keep tasks in: an existing ``_background_tasks = set()``,
+        or a new one (returned as prelude). None when the name is taken by something else."""
+        for statement in self.ctx.module.body:
+            if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1:
+                small = statement.body[0]
+                target = value = None
+                if isinstance(small, cst.Assign) and len(small.targets) == 1:
+                    target, value = small.targets[0].target, small.value
+                elif isinstance(small, cst.AnnAssign):
+                    target, value = small.target, small.value
+                if isinstance(target, cst.Name) and target.value == TASK_SET:
+                    if _is_empty_set(value):
+                        return TASK_SET, {}, []
+                    return None
+        if TASK_SET in names_in(self.ctx.module):
+            return None
+        asyncio_name = self.ctx.module_name_for("asyncio")
+        add = [] if asyncio_name else [ImportItem("asyncio")]
+        if self.ctx.target >= (3, 9):
+            code = f"{TASK_SET}: set[{asyncio_name or 'asyncio'}.Task[object]] = set()\n"
+        else:
+            code = f"{TASK_SET}: set = set()\n"
+        return TASK_SET, {TASK_SET: cst.parse_statement(code)}, add
+
+
+def _first_arg_is_call(node: cst.Call) -> bool:
+    return bool(node.args) and isinstance(node.args[0].value, cst.Call)
+
+
+def _is_empty_set(value: cst.BaseExpression | None) -> bool:
+    return (
+        isinstance(value, cst.Call)
+        and isinstance(value.func, cst.Name)
+        and value.func.value == "set"
+        and not value.args
+    )
+
+
+def _method_call(receiver: str, method: str, arg: cst.BaseExpression) -> cst.Call:
+    return cst.Call(
+        func=cst.Attribute(value=cst.Name(receiver), attr=cst.Name(method)),
+        args=[cst.Arg(arg)],
+    )

@@ -1,0 +1,248 @@
+"""AF101 missing-await: a coroutine function is called and its coroutine never awaited."""
+
+from __future__ import annotations
+
+import libcst as cst
+from libcst.metadata import Assignment
+
+from asyncfix.codemods.base import Fix, Rule, await_expression, is_coroutine_function, source_of
+from asyncfix.model import Safety, Severity
+
+#: library functions that are coroutine functions
+LIBRARY_COROUTINES = frozenset(
+    {
+        "asyncio.sleep",
+        "asyncio.wait_for",
+        "asyncio.wait",
+        "asyncio.open_connection",
+        "asyncio.open_unix_connection",
+        "asyncio.start_server",
+        "asyncio.start_unix_server",
+        "asyncio.create_subprocess_exec",
+        "asyncio.create_subprocess_shell",
+        "asyncio.to_thread",
+    }
+)
+#: constructors of library objects -> their coroutine methods
+LIBRARY_COROUTINE_METHODS: dict[str, frozenset[str]] = {
+    "asyncio.Queue": frozenset({"get", "put", "join"}),
+    "asyncio.PriorityQueue": frozenset({"get", "put", "join"}),
+    "asyncio.LifoQueue": frozenset({"get", "put", "join"}),
+    "asyncio.Event": frozenset({"wait"}),
+    "asyncio.Lock": frozenset({"acquire"}),
+    "asyncio.Semaphore": frozenset({"acquire"}),
+    "asyncio.BoundedSemaphore": frozenset({"acquire"}),
+    "asyncio.Condition": frozenset({"acquire", "wait", "wait_for"}),
+}
+#: builtins that use the value of their argument (a coroutine there is a bug)
+VALUE_CONSUMERS = frozenset(
+    {
+        "print",
+        "str",
+        "repr",
+        "len",
+        "bool",
+        "int",
+        "float",
+        "list",
+        "tuple",
+        "set",
+        "dict",
+        "sorted",
+        "sum",
+        "min",
+        "max",
+        "any",
+        "all",
+        "format",
+    }
+)
+
+
+class MissingAwait(Rule):
+    code = "AF101"
+    name = "missing-await"
+    summary = "a coroutine function is called without `await`"
+    why = (
+        "Calling a coroutine function only creates a coroutine object; its body runs when the "
+        "coroutine is awaited. Without `await` the work silently never happens (Python at best "
+        "prints 'coroutine ... was never awaited' when it is garbage-collected), and where the "
+        "result is used as a value — `if client.is_connected():`, `not f()`, `cb and cb(x)` — a "
+        "coroutine object is always truthy, so the test is always true."
+    )
+    example_before = """\
+class Agent:
+    async def connect(self):
+        ...
+
+    async def start(self):
+        self.connect()
+"""
+    example_after = """\
+class Agent:
+    async def connect(self):
+        ...
+
+    async def start(self):
+        await self.connect()
+"""
+    fix_safety = Safety.SAFE
+    fix_safety_note = (
+        "Safe: the coroutine now runs where it was evidently meant to run. The callee must be "
+        "known to be a coroutine function: a same-module `async def` (undecorated or with a "
+        "decorator known to keep it a coroutine function), a method of the enclosing class or "
+        "its same-module bases, or a well-known library coroutine; anything else is not "
+        "reported. `return f()` from an `async def` gets an unsafe fix (a caller may await the "
+        "returned coroutine itself). Inside a generator expression no fix is offered."
+    )
+    severity = Severity.HIGH
+    kind = "Coroutine never awaited"
+    needles = ("async",)
+
+    def __init__(self, ctx: object) -> None:
+        super().__init__(ctx)  # type: ignore[arg-type]
+        #: assignment target Name -> the value assigned, for locals of async functions
+        self.values: dict[cst.Name, cst.BaseExpression] = {}
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            if isinstance(target.target, cst.Name):
+                self.values[target.target] = node.value
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if not self.ctx.in_async_body():
+            return
+        context = self._dropped_context(node)
+        if context is None:
+            return
+        callee = self._coroutine_callee(node)
+        if callee is None:
+            return
+        message = f"`{callee}()` is not awaited: the coroutine is {context}"
+        if self.ctx.in_generator_expression():
+            self.report(node, message + " (no fix inside a generator expression)")
+            return
+        safety = Safety.UNSAFE if context == "returned" else Safety.SAFE
+        fix = Fix(
+            safety=safety,
+            changes=[f"Inserted `await` before `{source_of(node.func)}(...)`"],
+            replace={node: await_expression(node, node, self.ctx.parent())},
+        )
+        self.report(node, message, fix)
+
+    # -- is the coroutine used wrongly? ------------------------------------------------
+
+    def _dropped_context(self, node: cst.BaseExpression) -> str | None:
+        """How the coroutine is misused here, or None when this use may be legitimate."""
+        parent = self.ctx.parent(node)
+        if isinstance(parent, cst.Expr):
+            return "dropped"
+        if isinstance(parent, (cst.If, cst.While)) and parent.test is node:
+            return "used as a condition (always true)"
+        if isinstance(parent, cst.IfExp) and parent.test is node:
+            return "used as a condition (always true)"
+        if isinstance(parent, cst.UnaryOperation):
+            return "negated (always false)" if isinstance(parent.operator, cst.Not) else "used as a number"
+        if isinstance(parent, cst.BooleanOperation):
+            if parent.left is node:
+                return "used as a truth value (always true)"
+            # the right operand is the result: misused only where the whole is misused
+            return self._dropped_context(parent)
+        if isinstance(parent, cst.Comparison) and not self._awaited(parent):
+            return "compared"
+        if isinstance(parent, cst.ComparisonTarget):
+            grand = self.ctx.parent(parent)
+            return "compared" if grand is not None and not self._awaited(grand) else None
+        if isinstance(parent, cst.BinaryOperation) and not self._awaited(parent):
+            return "used in arithmetic"
+        if isinstance(parent, cst.Attribute) and parent.value is node:
+            return "used as an object (attribute access)"
+        if isinstance(parent, cst.Subscript) and parent.value is node:
+            return "subscripted"
+        if isinstance(parent, cst.Arg):
+            call = self.ctx.parent(parent)
+            if isinstance(call, cst.Call) and self.ctx.qualified_name(call.func) in {
+                f"builtins.{name}" for name in VALUE_CONSUMERS
+            }:
+                return f"passed to `{source_of(call.func)}()` as a value"
+            return None
+        if isinstance(parent, cst.FormattedStringExpression):
+            return "formatted into a string"
+        if isinstance(parent, cst.Return):
+            return "returned"
+        return None
+
+    def _awaited(self, node: cst.CSTNode) -> bool:
+        return isinstance(self.ctx.parent(node), cst.Await)
+
+    # -- is the callee a coroutine function? -------------------------------------------
+
+    def _coroutine_callee(self, node: cst.Call) -> str | None:
+        func = node.func
+        qualified = self.ctx.qualified_name(func)
+        if qualified in LIBRARY_COROUTINES:
+            return source_of(func)
+        if isinstance(func, cst.Name) and self._module_coroutine(func):
+            return func.value
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
+            if self._own_method_coroutine(func.value, func.attr.value):
+                return source_of(func)
+            if self._library_method_coroutine(func.value, func.attr.value):
+                return source_of(func)
+        return None
+
+    def _module_coroutine(self, name: cst.Name) -> bool:
+        """``name`` is bound only by ``async def``s at module level."""
+        scope = self.ctx.scope(name)
+        if scope is None:
+            return False
+        assignments = scope[name.value]
+        if not assignments:
+            return False
+        for assignment in assignments:
+            if not isinstance(assignment, Assignment):
+                return False
+            definition = assignment.node
+            if not isinstance(definition, cst.FunctionDef) or not is_coroutine_function(definition):
+                return False
+            if type(assignment.scope).__name__ != "GlobalScope":
+                return False
+        return True
+
+    def _own_method_coroutine(self, receiver: cst.Name, method: str) -> bool:
+        """``self.method`` / ``cls.method`` of the enclosing class is an ``async def``."""
+        cls = self.ctx.enclosing_class()
+        function = self.ctx.enclosing_function()
+        if cls is None or function is None:
+            return False
+        params = [*function.params.posonly_params, *function.params.params]
+        if not params or params[0].name.value != receiver.value:
+            return False
+        decorators = {source_of(d.decorator) for d in function.decorators}
+        if "staticmethod" in decorators:
+            return False
+        scope = self.ctx.scope(receiver)
+        if scope is not None and len(scope[receiver.value]) != 1:
+            return False  # the receiver is reassigned in the method
+        facts = self.ctx.class_facts(cls)
+        if facts is None:
+            return False
+        definitions = self.ctx.lookup_method(facts, method)
+        return bool(definitions) and all(is_coroutine_function(d) for d in definitions or ())
+
+    def _library_method_coroutine(self, receiver: cst.Name, method: str) -> bool:
+        """``q.get()`` where the local ``q`` is only ever ``asyncio.Queue()`` (and the like)."""
+        scope = self.ctx.scope(receiver)
+        if scope is None or type(scope).__name__ != "FunctionScope":
+            return False
+        assignments = scope[receiver.value]
+        if not assignments:
+            return False
+        for assignment in assignments:
+            value = self.values.get(assignment.node) if isinstance(assignment, Assignment) else None
+            if not isinstance(value, cst.Call):
+                return False
+            constructor = self.ctx.qualified_name(value.func)
+            if method not in LIBRARY_COROUTINE_METHODS.get(constructor or "", ()):
+                return False
+        return True

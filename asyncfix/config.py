@@ -1,0 +1,156 @@
+"""Configuration: ``[tool.asyncfix]`` in the nearest ``pyproject.toml``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pathspec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+KNOWN_KEYS = {
+    "select",
+    "ignore",
+    "per-file-ignores",
+    "exclude",
+    "extend-exclude",
+    "unsafe-fixes",
+    "target-version",
+    "respect-gitignore",
+}
+TARGET_VERSIONS = {f"py3{minor}": (3, minor) for minor in range(8, 15)}
+DEFAULT_TARGET = "py310"
+
+
+class ConfigError(Exception):
+    """Bad configuration or options; the message names the file and key."""
+
+
+@dataclass
+class Config:
+    #: where it came from (None: defaults)
+    path: Path | None = None
+    #: directory patterns are relative to
+    root: Path = field(default_factory=Path.cwd)
+    select: list[str] = field(default_factory=lambda: ["ALL"])
+    ignore: list[str] = field(default_factory=list)
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
+    exclude: list[str] = field(default_factory=list)
+    extend_exclude: list[str] = field(default_factory=list)
+    unsafe_fixes: bool = False
+    target_version: str = DEFAULT_TARGET
+    respect_gitignore: bool = True
+
+    @property
+    def target(self) -> tuple[int, int]:
+        return TARGET_VERSIONS[self.target_version]
+
+    def exclude_spec(self) -> pathspec.PathSpec:
+        return pathspec.PathSpec.from_lines("gitwildmatch", [*self.exclude, *self.extend_exclude])
+
+    def enabled_codes(self, all_codes: Iterable[str], rel_path: str) -> frozenset[str]:
+        codes = set(expand(self.select, all_codes)) - set(expand(self.ignore, all_codes))
+        for pattern, ignored in self.per_file_ignores.items():
+            spec = pathspec.PathSpec.from_lines("gitwildmatch", [pattern])
+            if spec.match_file(rel_path):
+                codes -= set(expand(ignored, all_codes))
+        return frozenset(codes)
+
+
+def expand(selectors: Iterable[str], all_codes: Iterable[str]) -> list[str]:
+    codes = sorted(all_codes)
+    out: list[str] = []
+    for selector in selectors:
+        if selector == "ALL":
+            out.extend(codes)
+        else:
+            out.extend(code for code in codes if code.startswith(selector))
+    return out
+
+
+def check_selectors(selectors: Iterable[str], all_codes: Sequence[str], where: str) -> None:
+    for selector in selectors:
+        if not isinstance(selector, str):
+            raise ConfigError(f"{where}: expected a rule code, got {selector!r}")
+        if selector != "ALL" and not any(code.startswith(selector) for code in all_codes):
+            raise ConfigError(
+                f"{where}: unknown rule code or prefix {selector!r} "
+                "(see `asyncfix rules` for the list)"
+            )
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest ``pyproject.toml`` with a ``[tool.asyncfix]`` table, from ``start`` upward."""
+    start = start.absolute()
+    if start.is_file():
+        start = start.parent
+    for directory in (start, *start.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            data = _read_toml(candidate)
+            if "asyncfix" in data.get("tool", {}):
+                return candidate
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def load(path: Path | None, all_codes: Sequence[str]) -> Config:
+    """Read and validate ``[tool.asyncfix]`` of ``path`` (None: defaults, rooted at the cwd)."""
+    if path is None:
+        return Config()
+    data = _read_toml(path).get("tool", {}).get("asyncfix", {})
+    where = f"{path} [tool.asyncfix]"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table")
+    unknown = sorted(set(data) - KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(KNOWN_KEYS))})"
+        )
+    config = Config(path=path, root=path.parent.absolute())
+    for key in ("select", "ignore", "exclude", "extend-exclude"):
+        if key in data:
+            value = data[key]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}: {key!r} must be a list of strings")
+            if key in ("select", "ignore"):
+                check_selectors(value, all_codes, f"{where} {key}")
+            setattr(config, key.replace("-", "_"), list(value))
+    if "per-file-ignores" in data:
+        table = data["per-file-ignores"]
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: 'per-file-ignores' must be a table of pattern = [codes]")
+        for pattern, codes in table.items():
+            if not isinstance(codes, list):
+                raise ConfigError(f"{where}: per-file-ignores[{pattern!r}] must be a list of codes")
+            check_selectors(codes, all_codes, f"{where} per-file-ignores[{pattern!r}]")
+            config.per_file_ignores[pattern] = list(codes)
+    for key in ("unsafe-fixes", "respect-gitignore"):
+        if key in data:
+            if not isinstance(data[key], bool):
+                raise ConfigError(f"{where}: {key!r} must be true or false")
+            setattr(config, key.replace("-", "_"), data[key])
+    if "target-version" in data:
+        value = data["target-version"]
+        if value not in TARGET_VERSIONS:
+            raise ConfigError(
+                f"{where}: target-version {value!r} is not one of {', '.join(TARGET_VERSIONS)}"
+            )
+        config.target_version = value
+    return config

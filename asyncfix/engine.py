@@ -1,0 +1,418 @@
+"""The per-file pipeline: decode, parse once, analyse, fix to a fixpoint, verify.
+
+``process_file`` runs in worker processes and returns plain data (``FileResult``);
+``run`` discovers files, fans them out, and writes verified results atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import libcst as cst
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
+from libcst.metadata import BaseMetadataProvider, MetadataWrapper, PositionProvider
+
+from asyncfix.codemods import RULES, rule_by_code
+from asyncfix.codemods.base import SUPPRESS, Context, Hit, Rule
+from asyncfix.config import Config
+from asyncfix.files import SourceError, atomic_write, decode, discover, display_path
+from asyncfix.model import FileResult, Finding, RunResult, Safety, Span, Validation
+
+MAX_ROUNDS = 5
+#: below this many files the pool costs more than it saves
+POOL_THRESHOLD = 16
+
+
+@dataclass(frozen=True)
+class Task:
+    path: str
+    display: str
+    codes: frozenset[str]
+    unsafe: bool
+    #: compute fixes (diff, write, or a report that shows them)
+    fix: bool
+    target: tuple[int, int]
+
+
+@dataclass
+class Analysis:
+    """One parse of one source and what the enabled rules found in it."""
+
+    module: cst.Module
+    hits: list[Hit]
+    spans: dict[int, Span]
+
+    def span(self, hit: Hit) -> Span:
+        return self.spans[id(hit.node)]
+
+
+def analyse(text: str, rules: Sequence[type[Rule]], target: tuple[int, int]) -> Analysis:
+    """Parse ``text`` once and run every rule in one walk; suppressed findings are dropped."""
+    module = cst.parse_module(text)
+    active = [rule for rule in rules if rule.may_apply(text)]
+    if not active:
+        return Analysis(module, [], {})
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    providers: set[type[BaseMetadataProvider[Any]]] = set()
+    for rule in active:
+        providers.update(rule.metadata)
+    metadata = wrapper.resolve_many(providers)
+    hits = Context(wrapper.module, metadata, active, target).run()
+    if not hits:
+        return Analysis(module, [], {})
+    positions = wrapper.resolve(PositionProvider)
+    spans: dict[int, Span] = {}
+    for hit in hits:
+        spans[id(hit.node)] = _span(positions[hit.node])
+        if hit.fix is not None:
+            for node in hit.fix.replace:
+                spans[id(node)] = _span(positions[node])
+    lines = text.splitlines()
+    kept = [hit for hit in hits if not _suppressed(hit, spans[id(hit.node)], lines)]
+    kept.sort(key=lambda hit: (spans[id(hit.node)].line, spans[id(hit.node)].col, hit.rule.code))
+    return Analysis(module, kept, spans)
+
+
+def _span(range_: Any) -> Span:
+    return Span(range_.start.line, range_.start.column + 1, range_.end.line, range_.end.column + 1)
+
+
+def _suppressed(hit: Hit, span: Span, lines: list[str]) -> bool:
+    for number in {span.line, span.end_line}:
+        if number - 1 >= len(lines):
+            continue
+        for match in SUPPRESS.finditer(lines[number - 1]):
+            codes = match.group("codes") or match.group("noqa")
+            if codes is None:
+                return True
+            if hit.rule.code in {code.strip() for code in codes.split(",")}:
+                return True
+    return False
+
+
+def to_finding(hit: Hit, span: Span) -> Finding:
+    rule = hit.rule
+    fix = hit.fix
+    return Finding(
+        code=rule.code,
+        name=rule.name,
+        message=hit.message,
+        severity=rule.severity,
+        span=span,
+        fix_safety=fix.safety if fix is not None else Safety.NONE,
+        fix_changes=list(fix.changes) if fix is not None else [],
+        evidence=list(hit.evidence),
+    )
+
+
+# -- fixing -------------------------------------------------------------------------------
+
+
+class _Replace(cst.CSTTransformer):
+    def __init__(self, replace: dict[cst.CSTNode, Any]) -> None:
+        super().__init__()
+        self.replace = replace
+
+    def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> Any:
+        return self.replace.get(original_node, updated_node)
+
+
+def _overlaps(a: Span, b: Span) -> bool:
+    return (a.line, a.col) < (b.end_line, b.end_col) and (b.line, b.col) < (a.end_line, a.end_col)
+
+
+def apply_fixes(analysis: Analysis, fixable: list[Hit]) -> tuple[cst.Module, list[Hit]]:
+    """Apply the fixes whose replaced nodes do not overlap; the rest wait for the next round."""
+    chosen: list[Hit] = []
+    taken: list[Span] = []
+    replace: dict[cst.CSTNode, Any] = {}
+    for hit in fixable:
+        assert hit.fix is not None
+        spans = [analysis.spans[id(node)] for node in hit.fix.replace]
+        if any(_overlaps(span, other) for span in spans for other in taken):
+            continue
+        chosen.append(hit)
+        taken.extend(spans)
+        replace.update(hit.fix.replace)
+    module = analysis.module.visit(_Replace(replace))
+    prelude: dict[str, cst.BaseStatement] = {}
+    for hit in chosen:
+        assert hit.fix is not None
+        prelude.update(hit.fix.prelude)
+    if prelude:
+        module = _insert_prelude(module, list(prelude.values()))
+    context = CodemodContext()
+    adds = [item for hit in chosen if hit.fix for item in hit.fix.add_imports]
+    removes = [item for hit in chosen if hit.fix for item in hit.fix.remove_unused]
+    for item in adds:
+        AddImportsVisitor.add_needed_import(context, item.module, item.obj, item.asname)
+    if adds:
+        module = AddImportsVisitor(context).transform_module(module)
+    if removes:
+        context = CodemodContext()
+        for item in removes:
+            RemoveImportsVisitor.remove_unused_import(context, item.module, item.obj, item.asname)
+        module = RemoveImportsVisitor(context).transform_module(module)
+    return module, chosen
+
+
+def _is_import_block(statement: cst.BaseStatement) -> bool:
+    if isinstance(statement, cst.SimpleStatementLine):
+        return all(isinstance(small, (cst.Import, cst.ImportFrom)) for small in statement.body)
+    if isinstance(statement, (cst.Try, cst.If)):
+        return all(
+            _is_import_block(inner)
+            for inner in statement.body.body
+            if isinstance(inner, cst.BaseStatement)
+        )
+    return False
+
+
+def _insert_prelude(module: cst.Module, statements: list[cst.BaseStatement]) -> cst.Module:
+    """Insert module-level definitions after the leading imports (or the docstring)."""
+    body = list(module.body)
+    index = 0
+    for position, statement in enumerate(body):
+        if _is_import_block(statement):
+            index = position + 1
+        elif isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+            break
+        elif position == 0 and _is_docstring(statement):
+            index = 1
+    new = [
+        statement.with_changes(leading_lines=[cst.EmptyLine()])
+        if isinstance(statement, cst.SimpleStatementLine)
+        else statement
+        for statement in statements
+    ]
+    return module.with_changes(body=[*body[:index], *new, *body[index:]])
+
+
+def _is_docstring(statement: cst.BaseStatement) -> bool:
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+        and isinstance(statement.body[0], cst.Expr)
+        and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+    )
+
+
+def _compiles(text: str, path: str) -> tuple[bool, str]:
+    try:
+        compile(text, path, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return False, f"{exc.msg} (line {exc.lineno})"
+    except ValueError as exc:
+        return False, str(exc)
+    return True, ""
+
+
+def process_file(task: Task) -> FileResult:
+    result = FileResult(path=task.path, display=task.display)
+    try:
+        source = decode(Path(task.path).read_bytes())
+    except FileNotFoundError:
+        result.error = "file vanished before it could be read"
+        return result
+    except OSError as exc:
+        result.error = f"cannot read: {exc.strerror or exc}"
+        return result
+    except SourceError as exc:
+        result.error = str(exc)
+        return result
+    rules = [rule_by_code(code) for code in sorted(task.codes)]
+    try:
+        analysis = analyse(source.text, rules, task.target)
+    except cst.ParserSyntaxError as exc:
+        result.error = f"syntax error at line {exc.raw_line}, column {exc.raw_column}: {exc.message}"
+        return result
+    except RecursionError:
+        result.error = "too deeply nested to parse"
+        return result
+    result.findings = [to_finding(hit, analysis.span(hit)) for hit in analysis.hits]
+    if result.findings:
+        result.original = source.text
+    fixable = [hit for hit in analysis.hits if _fixable(hit, task.unsafe)]
+    if not task.fix or not fixable:
+        result.remaining = [f for f in result.findings if not f.fixable(task.unsafe)]
+        return result
+    try:
+        _fix_to_fixpoint(task, source.text, analysis, fixable, result, rules)
+    except Exception as exc:  # a fix crashed: never let it take the file (or the run) down
+        result.internal_error = f"fix failed: {type(exc).__name__}: {exc}"
+        result.fixed = None
+        result.remaining = list(result.findings)
+    if result.fixed is not None:
+        try:
+            source.encode(result.fixed)
+        except UnicodeEncodeError as exc:
+            result.internal_error = f"fixed text cannot be encoded as {source.encoding}: {exc}"
+            result.fixed = None
+    return result
+
+
+def _fixable(hit: Hit, unsafe: bool) -> bool:
+    return hit.fix is not None and (
+        hit.fix.safety is Safety.SAFE or (unsafe and hit.fix.safety is Safety.UNSAFE)
+    )
+
+
+def _fix_to_fixpoint(
+    task: Task,
+    text: str,
+    analysis: Analysis,
+    fixable: list[Hit],
+    result: FileResult,
+    rules: Sequence[type[Rule]],
+) -> None:
+    validation = Validation()
+    applied_codes: set[str] = set()
+    current = analysis
+    new_text = text
+    while fixable and validation.rounds < MAX_ROUNDS:
+        module, chosen = apply_fixes(current, fixable)
+        applied_codes.update(hit.rule.code for hit in chosen)
+        new_text = module.code
+        validation.rounds += 1
+        try:
+            current = analyse(new_text, rules, task.target)
+        except cst.ParserSyntaxError as exc:
+            validation.reparse = False
+            result.validation = validation
+            result.internal_error = f"fixed code does not re-parse: {exc.message}; file left as it was"
+            return
+        fixable = [hit for hit in current.hits if _fixable(hit, task.unsafe)]
+    validation.reparse = True
+    validation.recheck = {
+        code: sum(1 for hit in fixable if hit.rule.code == code) for code in sorted(applied_codes)
+    }
+    validation.second_run_clean = not fixable
+    result.validation = validation
+    if fixable:
+        result.internal_error = (
+            f"fixes did not reach a fixpoint in {MAX_ROUNDS} rounds "
+            f"({', '.join(sorted({hit.rule.code for hit in fixable}))} still fixable); "
+            "file left as it was"
+        )
+        return
+    ok, why = _compiles(new_text, task.path)
+    if ok:
+        validation.compile = True
+    else:
+        original_ok, _ = _compiles(text, task.path)
+        if original_ok:
+            validation.compile = False
+            result.internal_error = f"fixed code does not compile: {why}; file left as it was"
+            return
+        validation.compile = None
+        validation.compile_note = (
+            f"not run: the file uses syntax Python {sys.version_info[0]}.{sys.version_info[1]} "
+            "cannot compile"
+        )
+    result.fixed = new_text
+    for finding in result.findings:
+        finding.fixed = finding.fixable(task.unsafe)
+    result.remaining = [to_finding(hit, current.span(hit)) for hit in current.hits]
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+def all_codes() -> list[str]:
+    return [rule.code for rule in RULES]
+
+
+def plan(paths: Sequence[Path], config: Config, force_exclude: bool = False) -> tuple[list[Path], list[str]]:
+    found = discover(
+        paths,
+        config.root,
+        config.exclude_spec(),
+        respect_gitignore=config.respect_gitignore,
+        force_exclude=force_exclude,
+    )
+    return found.files, found.errors
+
+
+def run(
+    paths: Sequence[Path],
+    config: Config,
+    mode: str,
+    select: Sequence[str] | None = None,
+    ignore: Sequence[str] | None = None,
+    unsafe_fixes: bool | None = None,
+    fix_for_report: bool = False,
+    force_exclude: bool = False,
+    jobs: int | None = None,
+) -> RunResult:
+    """Analyse ``paths``; in ``diff``/``write`` mode compute verified fixes; in ``write`` write them."""
+    if select is not None:
+        config.select = list(select)
+    if ignore is not None:
+        config.ignore = [*config.ignore, *ignore]
+    unsafe = config.unsafe_fixes if unsafe_fixes is None else unsafe_fixes
+    files, errors = plan(paths, config, force_exclude)
+    cwd = Path.cwd()
+    codes = all_codes()
+    tasks = []
+    for file in files:
+        try:
+            rel = file.relative_to(config.root).as_posix()
+        except ValueError:
+            rel = file.as_posix()
+        tasks.append(
+            Task(
+                path=str(file),
+                display=display_path(file, cwd),
+                codes=config.enabled_codes(codes, rel),
+                unsafe=unsafe,
+                fix=mode in ("diff", "write") or fix_for_report,
+                target=config.target,
+            )
+        )
+    results = list(_map(tasks, jobs))
+    run_result = RunResult(files=results, mode=mode, unsafe_fixes=unsafe, errors=errors)
+    if mode == "write":
+        for result in results:
+            if result.changed and not result.internal_error:
+                _write(result)
+    return run_result
+
+
+def _map(tasks: list[Task], jobs: int | None) -> Iterator[FileResult]:
+    workers = jobs or os.cpu_count() or 1
+    if workers <= 1 or len(tasks) < POOL_THRESHOLD:
+        yield from map(process_file, tasks)
+        return
+    chunk = max(1, min(32, len(tasks) // (workers * 8)))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(process_file, tasks, chunksize=chunk)
+
+
+def _write(result: FileResult) -> None:
+    assert result.fixed is not None and result.original is not None
+    path = Path(result.path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        result.write_skipped = f"cannot re-read before writing: {exc.strerror or exc}"
+        return
+    try:
+        source = decode(raw)
+    except SourceError as exc:
+        result.write_skipped = str(exc)
+        return
+    if source.text != result.original:
+        result.write_skipped = "file changed on disk since it was read; not written"
+        return
+    reason = atomic_write(path, raw, source.encode(result.fixed))
+    if reason is None:
+        result.written = True
+    else:
+        result.write_skipped = reason

@@ -1,0 +1,251 @@
+"""Files: discovery, decoding that keeps every byte, and atomic writes."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import tokenize
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+BOM = b"\xef\xbb\xbf"
+
+#: directories never entered during discovery (explicitly named files are still checked)
+DEFAULT_EXCLUDE = (
+    ".bzr",
+    ".direnv",
+    ".eggs",
+    ".git",
+    ".hg",
+    ".mypy_cache",
+    ".nox",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".svn",
+    ".tox",
+    ".venv",
+    "__pycache__",
+    "__pypackages__",
+    "_build",
+    "buck-out",
+    "build",
+    "dist",
+    "node_modules",
+    "site-packages",
+    "venv",
+)
+
+
+class SourceError(Exception):
+    """A file that cannot be processed; the message says why."""
+
+
+@dataclass(frozen=True)
+class Source:
+    text: str
+    encoding: str
+    bom: bool
+    raw: bytes
+
+    def encode(self, text: str) -> bytes:
+        data = text.encode(self.encoding)
+        return BOM + data if self.bom else data
+
+
+def decode(raw: bytes) -> Source:
+    """Decode per PEP 263, remembering the BOM; line endings stay as they are."""
+    bom = raw.startswith(BOM)
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
+    except SyntaxError as exc:
+        raise SourceError(f"cannot detect encoding: {exc}") from None
+    if encoding == "utf-8-sig":
+        encoding = "utf-8"
+    body = raw[len(BOM) :] if bom else raw
+    try:
+        text = body.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise SourceError(f"cannot decode as {encoding}: {exc}") from None
+    return Source(text=text, encoding=encoding, bom=bom, raw=raw)
+
+
+def read_source(path: Path) -> Source:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SourceError("file vanished before it could be read") from None
+    except OSError as exc:
+        raise SourceError(f"cannot read: {exc.strerror or exc}") from None
+    return decode(raw)
+
+
+def atomic_write(path: Path, expected: bytes, data: bytes) -> str | None:
+    """Replace ``path`` with ``data`` if it still holds ``expected``.
+
+    Returns None on success, else the reason the write was skipped. The new content
+    goes to a temporary file in the same directory, takes the old mode bits and is
+    moved over the original with ``os.replace``, so a reader never sees half a file.
+    """
+    try:
+        current = path.read_bytes()
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"cannot re-read before writing: {exc.strerror or exc}"
+    if current != expected:
+        return "file changed on disk since it was read; not written"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".asyncfix", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode & 0o7777)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return f"cannot write: {exc.strerror or exc}"
+    return None
+
+
+class _IgnoreTree:
+    """``.gitignore`` files met while walking, each applying to its own subtree."""
+
+    def __init__(self) -> None:
+        self._specs: list[tuple[Path, pathspec.PathSpec]] = []
+
+    def load(self, directory: Path) -> None:
+        gitignore = directory / ".gitignore"
+        try:
+            lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return
+        self._specs.append((directory, pathspec.PathSpec.from_lines("gitwildmatch", lines)))
+
+    def ignored(self, path: Path, is_dir: bool) -> bool:
+        for base, spec in self._specs:
+            try:
+                rel = path.relative_to(base).as_posix()
+            except ValueError:
+                continue
+            if spec.match_file(rel + "/" if is_dir else rel):
+                return True
+        return False
+
+
+def _git_root(start: Path) -> Path | None:
+    for directory in (start, *start.parents):
+        if (directory / ".git").exists():
+            return directory
+    return None
+
+
+@dataclass
+class Discovery:
+    files: list[Path]
+    errors: list[str]
+
+
+def discover(
+    paths: Iterable[Path],
+    root: Path,
+    exclude: pathspec.PathSpec,
+    respect_gitignore: bool = True,
+    force_exclude: bool = False,
+) -> Discovery:
+    """Python files under ``paths`` in sorted order, without duplicates.
+
+    Directories skip DEFAULT_EXCLUDE, ``exclude`` patterns (relative to ``root``) and
+    ``.gitignore``d entries. A file named on the command line is always checked,
+    unless ``force_exclude`` (for pre-commit, which passes every staged file).
+    """
+    found: dict[Path, None] = {}
+    errors: list[str] = []
+    for given in paths:
+        path = given.absolute()
+        if not path.exists():
+            errors.append(f"{given}: no such file or directory")
+            continue
+        if path.is_file():
+            if force_exclude and _excluded(path, root, exclude):
+                continue
+            found[path] = None
+            continue
+        for file in _walk(path, root, exclude, respect_gitignore, errors):
+            found[file] = None
+    return Discovery(sorted(found), errors)
+
+
+def _excluded(path: Path, root: Path, exclude: pathspec.PathSpec) -> bool:
+    if any(part in DEFAULT_EXCLUDE for part in path.parts[:-1]):
+        return True
+    try:
+        rel = path.relative_to(root).as_posix()
+    except ValueError:
+        rel = path.as_posix()
+    return exclude.match_file(rel)
+
+
+def _walk(
+    top: Path,
+    root: Path,
+    exclude: pathspec.PathSpec,
+    respect_gitignore: bool,
+    errors: list[str],
+) -> Iterator[Path]:
+    ignores = _IgnoreTree()
+    if respect_gitignore:
+        git_root = _git_root(top)
+        if git_root is not None:
+            # .gitignore files above the starting directory apply to it too
+            for directory in reversed([top, *top.parents]):
+                if directory == git_root or git_root in directory.parents:
+                    if directory != top:
+                        ignores.load(directory)
+
+    def onerror(exc: OSError) -> None:
+        errors.append(f"{exc.filename}: cannot list directory: {exc.strerror}")
+
+    for dirpath, dirnames, filenames in os.walk(top, onerror=onerror):
+        current = Path(dirpath)
+        if respect_gitignore:
+            ignores.load(current)
+        kept = []
+        for name in sorted(dirnames):
+            sub = current / name
+            if name in DEFAULT_EXCLUDE or _matches(sub, root, exclude, True):
+                continue
+            if respect_gitignore and ignores.ignored(sub, True):
+                continue
+            kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            if not name.endswith(".py"):
+                continue
+            file = current / name
+            if _matches(file, root, exclude, False):
+                continue
+            if respect_gitignore and ignores.ignored(file, False):
+                continue
+            yield file
+
+
+def _matches(path: Path, root: Path, exclude: pathspec.PathSpec, is_dir: bool) -> bool:
+    try:
+        rel = path.relative_to(root).as_posix()
+    except ValueError:
+        rel = path.as_posix()
+    return exclude.match_file(rel + "/" if is_dir else rel)
+
+
+def display_path(path: Path, cwd: Path) -> str:
+    try:
+        return path.relative_to(cwd).as_posix()
+    except ValueError:
+        return path.as_posix()

@@ -1,0 +1,1 @@
+"""Renderers over RunResult. None of them recomputes analysis."""

@@ -1,0 +1,264 @@
+"""Human output: the concise one-line-per-finding listing and the full debug report."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+from asyncfix.codemods import rule_by_code
+from asyncfix.model import FileResult, Finding, RunResult, Safety
+from asyncfix.report.diff import changed_blocks
+
+
+@dataclass(frozen=True)
+class Style:
+    """How to draw: UTF-8 or ASCII, with or without colour."""
+
+    ascii: bool = False
+    color: bool = False
+
+    def paint(self, text: str, **style: object) -> str:
+        if not self.color:
+            return text
+        import click
+
+        return click.style(text, **style)  # type: ignore[arg-type]
+
+    def glyph(self, fancy: str, plain: str) -> str:
+        return plain if self.ascii else fancy
+
+
+def _marker(finding: Finding, run: RunResult) -> str:
+    if finding.fixed:
+        return "[fixed]"
+    if finding.fix_safety is Safety.SAFE:
+        return "[*]"
+    if finding.fix_safety is Safety.UNSAFE:
+        return "[*]" if run.unsafe_fixes else "[*unsafe]"
+    return ""
+
+
+def concise_line(result: FileResult, finding: Finding, run: RunResult, style: Style) -> str:
+    location = f"{result.display}:{finding.span.line}:{finding.span.col}:"
+    marker = _marker(finding, run)
+    parts = [
+        style.paint(location, bold=True),
+        style.paint(finding.code, fg="red", bold=True),
+        finding.message,
+    ]
+    if marker:
+        parts.append(style.paint(marker, fg="cyan"))
+    return " ".join(parts)
+
+
+def render_errors(run: RunResult) -> list[str]:
+    lines = [f"error: {message}" for message in run.errors]
+    for result in run.files:
+        if result.error:
+            lines.append(f"error: {result.display}: {result.error}; file skipped")
+        if result.internal_error:
+            lines.append(f"internal error: {result.display}: {result.internal_error}")
+        if result.write_skipped:
+            lines.append(f"warning: {result.display}: {result.write_skipped}")
+    return lines
+
+
+def render_concise(run: RunResult, style: Style) -> list[str]:
+    lines: list[str] = []
+    for result in run.files:
+        if run.mode == "write":
+            for finding in result.findings:
+                if finding.fixed and result.written:
+                    lines.append(
+                        f"{style.paint('Fixed', fg='green')} {result.display}:"
+                        f"{finding.span.line}:{finding.span.col}: {finding.code} {finding.message}"
+                    )
+            shown = result.remaining if result.written else result.findings
+            for finding in shown:
+                lines.append(concise_line(result, finding, run, style))
+        else:
+            for finding in result.findings:
+                lines.append(concise_line(result, finding, run, style))
+    return lines
+
+
+def summary(run: RunResult) -> str:
+    files = len(run.files)
+    found = run.findings
+    noun = "file" if files == 1 else "files"
+    if run.mode == "write":
+        fixed = sum(1 for r, f in found if f.fixed and r.written)
+        changed = sum(1 for r in run.files if r.written)
+        remaining = sum(len(r.remaining if r.written else r.findings) for r in run.files)
+        text = f"Fixed {fixed} finding{'s' * (fixed != 1)} in {changed} {'file' if changed == 1 else 'files'}"
+        text += f"; {remaining} remaining" if remaining else "; nothing left to fix"
+        return text + f" ({files} {noun} checked)."
+    if not found:
+        return f"All checks passed ({files} {noun} checked)."
+    safe = sum(1 for _, f in found if f.fix_safety is Safety.SAFE)
+    unsafe = sum(1 for _, f in found if f.fix_safety is Safety.UNSAFE)
+    with_findings = len({r.path for r, _ in found})
+    text = (
+        f"Found {len(found)} finding{'s' * (len(found) != 1)} in {with_findings} of {files} {noun}"
+    )
+    fixable = safe + (unsafe if run.unsafe_fixes else 0)
+    extra = []
+    if fixable:
+        verb = "would be fixed" if run.mode == "diff" else "fixable with `--write`"
+        extra.append(f"{fixable} {verb}")
+    if unsafe and not run.unsafe_fixes:
+        extra.append(f"{unsafe} more with `--unsafe-fixes`")
+    return text + (f" ({', '.join(extra)})." if extra else ".")
+
+
+# -- the full report -------------------------------------------------------------------
+
+RULER_WIDTH = 60
+
+
+def render_report(run: RunResult, style: Style) -> list[str]:
+    heavy = style.glyph("━", "=") * RULER_WIDTH
+    light = style.glyph("─", "-") * 42
+    lines: list[str] = []
+    found = run.findings
+    for result, finding in found:
+        rule = rule_by_code(finding.code)
+        lines += [
+            heavy,
+            "ASYNC/CONCURRENCY DEBUG REPORT",
+            f"Component: {result.display}",
+            f"Issue: {rule.summary[:1].upper() + rule.summary[1:]} ({finding.code} {finding.name})",
+            heavy,
+            "",
+            style.paint(f"{style.glyph('🐛 ', '')}ISSUE IDENTIFIED", bold=True),
+            light,
+            f"Type: {rule.kind}",
+            f"Severity: {finding.severity.value.upper()}",
+            f"Location: {result.display}:{_line_range(finding)}",
+            "",
+            "Code:",
+            *_code_lines(result, finding),
+            "",
+            "Problem:",
+            *_wrapped(rule.why),
+            "",
+            "Evidence:",
+            *(f"    - {item}" for item in [finding.message, *finding.evidence]),
+            "",
+        ]
+        lines += _fix_section(result, finding, run, style, light)
+        lines += _validation_section(result, finding, style, light)
+        lines += _additional(result, finding, found, style, light)
+        lines.append("")
+    return lines
+
+
+def _line_range(finding: Finding) -> str:
+    span = finding.span
+    return str(span.line) if span.line == span.end_line else f"{span.line}-{span.end_line}"
+
+
+def _code_lines(result: FileResult, finding: Finding) -> list[str]:
+    if result.original is None:
+        return []
+    source = result.original.splitlines()
+    first, last = finding.span.line, min(finding.span.end_line, finding.span.line + 9)
+    width = len(str(last))
+    return [f"    {n:>{width}} | {source[n - 1]}" for n in range(first, last + 1) if n <= len(source)]
+
+
+def _wrapped(text: str) -> list[str]:
+    return textwrap.wrap(text, width=88, initial_indent="    ", subsequent_indent="    ")
+
+
+def _fix_section(
+    result: FileResult, finding: Finding, run: RunResult, style: Style, light: str
+) -> list[str]:
+    if finding.fix_safety is Safety.NONE:
+        title = f"{style.glyph('💡 ', '')}SUGGESTED FIX {style.glyph('—', '-')} not applied: report only"
+        return [style.paint(title, bold=True), light, *_wrapped(finding.message), ""]
+    if finding.fixed and run.mode == "write" and result.written:
+        title = f"{style.glyph('✅ ', '')}FIX APPLIED"
+    elif finding.fixed and run.mode == "diff":
+        title = f"{style.glyph('✅ ', '')}FIX (in the diff; nothing written)"
+    elif not finding.fixable(run.unsafe_fixes):
+        title = f"{style.glyph('💡 ', '')}SUGGESTED FIX — not applied: unsafe, rerun with --unsafe-fixes"
+    elif result.internal_error:
+        title = f"{style.glyph('💡 ', '')}SUGGESTED FIX — not applied: the fixed file did not verify"
+    else:
+        title = f"{style.glyph('💡 ', '')}SUGGESTED FIX — not applied: rerun with --write"
+    if style.ascii:
+        title = title.replace("—", "-")
+    lines = [style.paint(title, bold=True), light]
+    if result.changed and not result.internal_error and finding.fixable(run.unsafe_fixes):
+        for first, last, old, new in changed_blocks(result):
+            if first <= finding.span.end_line and last >= finding.span.line:
+                lines += [style.paint(f"    - {line}", fg="red") for line in old]
+                lines += [style.paint(f"    + {line}", fg="green") for line in new]
+    lines += ["", "Changes:", *(f"+ {change}" for change in finding.fix_changes), ""]
+    return lines
+
+
+def _validation_section(result: FileResult, finding: Finding, style: Style, light: str) -> list[str]:
+    validation = result.validation
+    if validation is None or not finding.fixable(True) or finding.fix_safety is Safety.NONE:
+        return []
+    if finding.code not in validation.recheck and not result.internal_error:
+        return []
+    parts: list[str] = []
+    if validation.reparse is not None:
+        parts.append(f"Re-parse: {'ok' if validation.reparse else 'FAILED'}")
+    if validation.compile is True:
+        parts.append("compile: ok")
+    elif validation.compile is False:
+        parts.append("compile: FAILED")
+    elif validation.compile_note:
+        parts.append(f"compile: {validation.compile_note}")
+    if finding.code in validation.recheck:
+        parts.append(f"re-check {finding.code}: {validation.recheck[finding.code]} findings")
+    if validation.second_run_clean is not None:
+        parts.append(f"second run: {'no changes' if validation.second_run_clean else 'CHANGES'}")
+    separator = style.glyph(" · ", " | ")
+    lines = [style.paint(f"{style.glyph('🧪 ', '')}VALIDATION", bold=True), light, separator.join(parts)]
+    if result.internal_error:
+        lines.append(f"Not applied: {result.internal_error}")
+    return [*lines, ""]
+
+
+def _additional(
+    result: FileResult,
+    finding: Finding,
+    found: list[tuple[FileResult, Finding]],
+    style: Style,
+    light: str,
+    limit: int = 10,
+) -> list[str]:
+    same = [
+        (r, f)
+        for r, f in found
+        if f.code == finding.code and f is not finding
+    ]
+    lines = [style.paint(f"{style.glyph('📋 ', '')}ADDITIONAL FINDINGS", bold=True), light]
+    if same:
+        lines.append("Same pattern elsewhere:")
+        for other, f in same[:limit]:
+            state = "fixed" if f.fixed else _state(f)
+            lines.append(f"  {other.display}:{f.span.line}  {f.code}  {state}")
+        if len(same) > limit:
+            lines.append(f"  ... and {len(same) - limit} more")
+    else:
+        lines.append("Same pattern elsewhere: none")
+    others = [f for f in result.findings if f.code != finding.code]
+    if others:
+        codes = ", ".join(sorted({f.code for f in others}))
+        lines.append(f"Other findings in this file: {len(others)} ({codes})")
+    return lines
+
+
+def _state(finding: Finding) -> str:
+    if finding.fix_safety is Safety.SAFE:
+        return "fixable"
+    if finding.fix_safety is Safety.UNSAFE:
+        return "suggested (unsafe)"
+    return "report only"
+
