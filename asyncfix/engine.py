@@ -215,11 +215,15 @@ def _compiles(text: str, path: str) -> tuple[bool, str]:
 
 
 def process_file(task: Task) -> FileResult:
+    """Read, decode and process one file; every problem becomes ``FileResult.error``."""
     result = FileResult(path=task.path, display=task.display)
     try:
         source = decode(Path(task.path).read_bytes())
     except FileNotFoundError:
         result.error = "file vanished before it could be read"
+        return result
+    except IsADirectoryError:
+        result.error = "is a directory"
         return result
     except OSError as exc:
         result.error = f"cannot read: {exc.strerror or exc}"
@@ -227,28 +231,7 @@ def process_file(task: Task) -> FileResult:
     except SourceError as exc:
         result.error = str(exc)
         return result
-    rules = [rule_by_code(code) for code in sorted(task.codes)]
-    try:
-        analysis = analyse(source.text, rules, task.target)
-    except cst.ParserSyntaxError as exc:
-        result.error = f"syntax error at line {exc.raw_line}, column {exc.raw_column}: {exc.message}"
-        return result
-    except RecursionError:
-        result.error = "too deeply nested to parse"
-        return result
-    result.findings = [to_finding(hit, analysis.span(hit)) for hit in analysis.hits]
-    if result.findings:
-        result.original = source.text
-    fixable = [hit for hit in analysis.hits if _fixable(hit, task.unsafe)]
-    if not task.fix or not fixable:
-        result.remaining = [f for f in result.findings if not f.fixable(task.unsafe)]
-        return result
-    try:
-        _fix_to_fixpoint(task, source.text, analysis, fixable, result, rules)
-    except Exception as exc:  # a fix crashed: never let it take the file (or the run) down
-        result.internal_error = f"fix failed: {type(exc).__name__}: {exc}"
-        result.fixed = None
-        result.remaining = list(result.findings)
+    process_text(source.text, task, result)
     if result.fixed is not None:
         try:
             source.encode(result.fixed)
@@ -256,6 +239,32 @@ def process_file(task: Task) -> FileResult:
             result.internal_error = f"fixed text cannot be encoded as {source.encoding}: {exc}"
             result.fixed = None
     return result
+
+
+def process_text(text: str, task: Task, result: FileResult) -> None:
+    """Analyse ``text`` and, when ``task.fix``, fix it to a verified fixpoint."""
+    rules = [rule_by_code(code) for code in sorted(task.codes)]
+    try:
+        analysis = analyse(text, rules, task.target)
+    except cst.ParserSyntaxError as exc:
+        result.error = f"syntax error at line {exc.raw_line}, column {exc.raw_column}: {exc.message}"
+        return
+    except RecursionError:
+        result.error = "too deeply nested to parse"
+        return
+    result.findings = [to_finding(hit, analysis.span(hit)) for hit in analysis.hits]
+    if result.findings:
+        result.original = text
+    fixable = [hit for hit in analysis.hits if _fixable(hit, task.unsafe)]
+    if not task.fix or not fixable:
+        result.remaining = [f for f in result.findings if not f.fixable(task.unsafe)]
+        return
+    try:
+        _fix_to_fixpoint(task, text, analysis, fixable, result, rules)
+    except Exception as exc:  # a fix crashed: never let it take the file (or the run) down
+        result.internal_error = f"fix failed: {type(exc).__name__}: {exc}"
+        result.fixed = None
+        result.remaining = list(result.findings)
 
 
 def _fixable(hit: Hit, unsafe: bool) -> bool:

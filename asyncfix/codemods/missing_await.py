@@ -139,7 +139,7 @@ class Agent:
             return "dropped"
         if isinstance(parent, (cst.If, cst.While)) and parent.test is node:
             return "used as a condition (always true)"
-        if isinstance(parent, cst.IfExp) and parent.test is node:
+        if isinstance(parent, (cst.IfExp, cst.CompIf)) and parent.test is node:
             return "used as a condition (always true)"
         if isinstance(parent, cst.UnaryOperation):
             return "negated (always false)" if isinstance(parent.operator, cst.Not) else "used as a number"

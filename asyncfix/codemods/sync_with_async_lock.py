@@ -166,6 +166,9 @@ class Counter:
                 for item in candidate.node.items
             ]
             new = candidate.node.with_changes(asynchronous=cst.Asynchronous(), items=items)
+            if any(candidate.awaited) and len(items) == 1 and isinstance(new.lpar, cst.LeftParen):
+                # `with (await lock):` -> `async with lock:`, not `async with (lock):`
+                new = new.with_changes(lpar=cst.MaybeSentinel.DEFAULT, rpar=cst.MaybeSentinel.DEFAULT)
             changes = [f"Replaced `with {source_of(candidate.node.items[0].item)}:` with `async with`"]
             if any(candidate.awaited):
                 changes.append("Dropped the `await` of the lock, which `async with` does itself")

@@ -1,0 +1,99 @@
+"""Fixture folders are the spec of each rule.
+
+``tests/fixtures/<CODE>/``:
+- ``<case>.before.py`` + ``<case>.after.py``: the fix, exact text (unsafe fixes enabled);
+- ``<case>.nofix.py``: reported, but left unchanged (no fix is offered);
+- ``<case>.py``: a look-alike: no finding of CODE at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from asyncfix.codemods import RULES
+from asyncfix.model import Safety
+from tests.helpers import fixed_text, run_text
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _cases(kind: str) -> list[tuple[str, Path]]:
+    cases = []
+    for folder in sorted(FIXTURES.iterdir()):
+        for path in sorted(folder.glob("*.py")):
+            name = path.name
+            if kind == "pair" and name.endswith(".before.py"):
+                cases.append((folder.name, path))
+            elif kind == "nofix" and name.endswith(".nofix.py"):
+                cases.append((folder.name, path))
+            elif kind == "lookalike" and name.count(".") == 1:
+                cases.append((folder.name, path))
+    return cases
+
+
+def _id(case: tuple[str, Path]) -> str:
+    return f"{case[0]}/{case[1].name}"
+
+
+def _read(path: Path) -> str:
+    return path.read_bytes().decode("utf-8")
+
+
+@pytest.mark.parametrize("case", _cases("pair"), ids=_id)
+def test_fix_matches_after(case: tuple[str, Path]) -> None:
+    code, before = case
+    after = before.with_name(before.name.replace(".before.py", ".after.py"))
+    assert after.exists(), f"{before.name} has no {after.name}"
+    result = run_text(_read(before), {code})
+    assert any(f.code == code for f in result.findings), f"{before.name}: no {code} finding"
+    assert all(f.fixed for f in result.findings if f.fix_safety is not Safety.NONE)
+    assert fixed_text(result) == _read(after)
+
+
+@pytest.mark.parametrize("case", _cases("pair"), ids=_id)
+def test_after_is_a_fixpoint(case: tuple[str, Path]) -> None:
+    code, before = case
+    after = before.with_name(before.name.replace(".before.py", ".after.py"))
+    text = _read(after)
+    result = run_text(text, {code})
+    assert not [f for f in result.findings if f.fix_safety is not Safety.NONE]
+    assert fixed_text(result) == text
+    compile(text, str(after), "exec")
+
+
+@pytest.mark.parametrize("case", _cases("nofix"), ids=_id)
+def test_reported_without_fix(case: tuple[str, Path]) -> None:
+    code, path = case
+    text = _read(path)
+    result = run_text(text, {code})
+    ours = [f for f in result.findings if f.code == code]
+    assert ours, f"{path.name}: no {code} finding"
+    assert all(f.fix_safety is Safety.NONE for f in ours)
+    assert fixed_text(result) == text
+
+
+@pytest.mark.parametrize("case", _cases("lookalike"), ids=_id)
+def test_lookalike_not_flagged(case: tuple[str, Path]) -> None:
+    code, path = case
+    result = run_text(_read(path), {code})
+    assert result.error is None
+    assert [f"{f.span.line}: {f.message}" for f in result.findings] == []
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.code)
+def test_every_rule_has_fixtures(rule: type) -> None:
+    folder = FIXTURES / rule.code
+    assert folder.is_dir(), f"{rule.code} has no fixture folder"
+    names = [p.name for p in folder.glob("*.py")]
+    assert any(n.count(".") == 1 for n in names), f"{rule.code} has no look-alike fixture"
+    if rule.fix_safety is not Safety.NONE:
+        assert any(n.endswith(".before.py") for n in names), f"{rule.code} has no before/after pair"
+    else:
+        assert any(n.endswith(".nofix.py") for n in names), f"{rule.code} has no report fixture"
+
+
+def test_every_fixture_folder_is_a_rule() -> None:
+    codes = {rule.code for rule in RULES}
+    assert {p.name for p in FIXTURES.iterdir() if p.is_dir()} <= codes
