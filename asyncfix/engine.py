@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -39,6 +40,8 @@ class Task:
     #: compute fixes (diff, write, or a report that shows them)
     fix: bool
     target: tuple[int, int]
+    #: also compute each finding's own fix preview (for the report)
+    preview: bool = False
 
 
 @dataclass
@@ -74,6 +77,9 @@ def analyse(text: str, rules: Sequence[type[Rule]], target: tuple[int, int]) -> 
         if hit.fix is not None:
             for node in hit.fix.replace:
                 spans[id(node)] = _span(positions[node])
+        for _, node in hit.evidence:
+            if node is not None:
+                spans[id(node)] = _span(positions[node])
     lines = text.splitlines()
     kept = [hit for hit in hits if not _suppressed(hit, spans[id(hit.node)], lines)]
     kept.sort(key=lambda hit: (spans[id(hit.node)].line, spans[id(hit.node)].col, hit.rule.code))
@@ -97,8 +103,9 @@ def _suppressed(hit: Hit, span: Span, lines: list[str]) -> bool:
     return False
 
 
-def to_finding(hit: Hit, span: Span) -> Finding:
+def to_finding(hit: Hit, analysis: Analysis) -> Finding:
     rule = hit.rule
+    span = analysis.span(hit)
     fix = hit.fix
     return Finding(
         code=rule.code,
@@ -108,7 +115,10 @@ def to_finding(hit: Hit, span: Span) -> Finding:
         span=span,
         fix_safety=fix.safety if fix is not None else Safety.NONE,
         fix_changes=list(fix.changes) if fix is not None else [],
-        evidence=list(hit.evidence),
+        evidence=[
+            text.replace("{line}", str(analysis.spans[id(node)].line)) if node is not None else text
+            for text, node in hit.evidence
+        ],
     )
 
 
@@ -204,6 +214,22 @@ def _is_docstring(statement: cst.BaseStatement) -> bool:
     )
 
 
+def _preview(old_text: str, new_text: str, span: Span) -> list[str]:
+    """The changed lines of ``new_text`` next to (or in) the finding's lines."""
+    old = old_text.splitlines()
+    new = new_text.splitlines()
+    lines: list[str] = []
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        first, last = i1 + 1, max(i1 + 1, i2)
+        if first <= span.end_line + 1 and last >= span.line:
+            lines += [f"- {line}" for line in old[i1:i2]]
+            lines += [f"+ {line}" for line in new[j1:j2]]
+    return lines
+
+
 def _compiles(text: str, path: str) -> tuple[bool, str]:
     try:
         compile(text, path, "exec", dont_inherit=True)
@@ -252,7 +278,7 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
     except RecursionError:
         result.error = "too deeply nested to parse"
         return
-    result.findings = [to_finding(hit, analysis.span(hit)) for hit in analysis.hits]
+    result.findings = [to_finding(hit, analysis) for hit in analysis.hits]
     if result.findings:
         result.original = text
     fixable = [hit for hit in analysis.hits if _fixable(hit, task.unsafe)]
@@ -328,7 +354,12 @@ def _fix_to_fixpoint(
     result.fixed = new_text
     for finding in result.findings:
         finding.fixed = finding.fixable(task.unsafe)
-    result.remaining = [to_finding(hit, current.span(hit)) for hit in current.hits]
+    if task.preview:
+        for hit, finding in zip(analysis.hits, result.findings, strict=True):
+            if finding.fixed:
+                module, _ = apply_fixes(analysis, [hit])
+                finding.fix_preview = _preview(text, module.code, finding.span)
+    result.remaining = [to_finding(hit, current) for hit in current.hits]
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -383,6 +414,7 @@ def run(
                 unsafe=unsafe,
                 fix=mode in ("diff", "write") or fix_for_report,
                 target=config.target,
+                preview=fix_for_report,
             )
         )
     results = list(_map(tasks, jobs))

@@ -177,6 +177,11 @@ def discover(
                 continue
             found[path] = None
             continue
+        if _matches(path, root, exclude, True):
+            if force_exclude:
+                continue
+            # an excluded directory named on the command line is checked, like a named file
+            exclude = pathspec.PathSpec.from_lines("gitwildmatch", [])
         for file in _walk(path, root, exclude, respect_gitignore, errors):
             found[file] = None
     return Discovery(sorted(found), errors)

@@ -46,6 +46,8 @@ class Finding:
     fix_safety: Safety = Safety.NONE
     #: one line per change the fix makes, for the report ("Replaced ... with ...")
     fix_changes: list[str] = field(default_factory=list)
+    #: the lines this finding's fix removes ("- ...") and adds ("+ ..."), for the report
+    fix_preview: list[str] = field(default_factory=list)
     #: facts behind the finding, for the report ("time imported as t at line 3")
     evidence: list[str] = field(default_factory=list)
     #: set by the engine once the fixed file verified and the fix is part of the output

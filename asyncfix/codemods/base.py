@@ -66,7 +66,8 @@ class Hit:
     node: cst.CSTNode
     message: str
     fix: Fix | None
-    evidence: list[str]
+    #: facts for the report; "{line}" in a text is filled with the line of its node
+    evidence: list[tuple[str, cst.CSTNode | None]]
 
 
 class Rule:
@@ -102,7 +103,7 @@ class Rule:
         node: cst.CSTNode,
         message: str,
         fix: Fix | None = None,
-        evidence: Sequence[str] = (),
+        evidence: Sequence[tuple[str, cst.CSTNode | None]] = (),
     ) -> None:
         self.ctx.hits.append(Hit(type(self), node, message, fix, list(evidence)))
 

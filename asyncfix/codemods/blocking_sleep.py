@@ -54,8 +54,13 @@ async def poll(device):
             return
         spelled = source_of(node.func)
         message = f"`{spelled}()` blocks the event loop; use `await asyncio.sleep()`"
+        evidence: list[tuple[str, cst.CSTNode | None]] = [
+            ("the call is in an `async def`, on the event loop's thread", None)
+        ]
+        if spelled != "time.sleep":
+            evidence.insert(0, (f"`{spelled}` is `time.sleep` (imported under another name)", None))
         if self.ctx.in_generator_expression():
-            self.report(node, message + " (no fix inside a generator expression)")
+            self.report(node, message + " (no fix inside a generator expression)", None, evidence)
             return
         asyncio_name = self.ctx.module_name_for("asyncio")
         add = [] if asyncio_name else [ImportItem("asyncio")]
@@ -72,4 +77,4 @@ async def poll(device):
             add_imports=add,
             remove_unused=[removed] if removed else [],
         )
-        self.report(node, message, fix)
+        self.report(node, message, fix, evidence)

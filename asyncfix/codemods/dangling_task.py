@@ -61,7 +61,7 @@ async def on_message(msg):
             "finishes and its exception is never seen"
         )
         if isinstance(parent, cst.Expr):
-            self._dropped(node, statement, None, message)
+            self._dropped(node, statement, None, message, "the call's result is not stored")
         elif (
             isinstance(parent, (cst.Assign, cst.AnnAssign))
             and parent.value is node
@@ -70,10 +70,17 @@ async def on_message(msg):
             target = self._single_name_target(parent)
             assert target is not None
             if target.value == "_":
-                self._dropped(node, statement, parent, message.replace("dropped", "bound to `_`"))
+                bound = message.replace("dropped", "bound to `_`")
+                self._dropped(node, statement, parent, bound, "`_` is a throw-away name")
             elif self._unused_local(target):
                 unused = f"bound to `{target.value}`, which is never used"
-                self._dropped(node, statement, parent, message.replace("dropped", unused))
+                self._dropped(
+                    node,
+                    statement,
+                    parent,
+                    message.replace("dropped", unused),
+                    f"`{target.value}` is never read in this function",
+                )
 
     # -- detection ---------------------------------------------------------------------
 
@@ -123,18 +130,20 @@ async def on_message(msg):
         statement: cst.CSTNode | None,
         assign: cst.Assign | cst.AnnAssign | None,
         message: str,
+        why: str,
     ) -> None:
+        evidence = [(why, None), ("the event loop holds tasks only by weak reference", None)]
         function = self.ctx.enclosing_function()
         if (
             function is None
             or not isinstance(statement, cst.SimpleStatementLine)
             or len(statement.body) != 1
         ):
-            self.report(call, message)
+            self.report(call, message, None, evidence)
             return
         task_set = self._task_set()
         if task_set is None:
-            self.report(call, message + f" (`{TASK_SET}` is already taken: no fix)")
+            self.report(call, message + f" (`{TASK_SET}` is already taken: no fix)", None, evidence)
             return
         set_name, prelude, add = task_set
         changes: list[str] = []
@@ -173,7 +182,7 @@ async def on_message(msg):
             add_imports=add,
             prelude=prelude,
         )
-        self.report(call, message, fix)
+        self.report(call, message, fix, evidence)
 
     def _task_set(
         self,

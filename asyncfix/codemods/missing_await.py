@@ -8,6 +8,8 @@ from libcst.metadata import Assignment
 from asyncfix.codemods.base import Fix, Rule, await_expression, is_coroutine_function, source_of
 from asyncfix.model import Safety, Severity
 
+Evidence = tuple[str, cst.CSTNode | None]
+
 #: library functions that are coroutine functions
 LIBRARY_COROUTINES = frozenset(
     {
@@ -115,12 +117,13 @@ class Agent:
         context = self._dropped_context(node)
         if context is None:
             return
-        callee = self._coroutine_callee(node)
-        if callee is None:
+        found = self._coroutine_callee(node)
+        if found is None:
             return
+        callee, evidence = found
         message = f"`{callee}()` is not awaited: the coroutine is {context}"
         if self.ctx.in_generator_expression():
-            self.report(node, message + " (no fix inside a generator expression)")
+            self.report(node, message + " (no fix inside a generator expression)", None, evidence)
             return
         safety = Safety.UNSAFE if context == "returned" else Safety.SAFE
         fix = Fix(
@@ -128,7 +131,7 @@ class Agent:
             changes=[f"Inserted `await` before `{source_of(node.func)}(...)`"],
             replace={node: await_expression(node, node, self.ctx.parent())},
         )
-        self.report(node, message, fix)
+        self.report(node, message, fix, evidence)
 
     # -- is the coroutine used wrongly? ------------------------------------------------
 
@@ -177,72 +180,83 @@ class Agent:
 
     # -- is the callee a coroutine function? -------------------------------------------
 
-    def _coroutine_callee(self, node: cst.Call) -> str | None:
+    def _coroutine_callee(self, node: cst.Call) -> tuple[str, list[Evidence]] | None:
+        """How the callee is spelled and why it is known to be a coroutine function."""
         func = node.func
         qualified = self.ctx.qualified_name(func)
         if qualified in LIBRARY_COROUTINES:
-            return source_of(func)
-        if isinstance(func, cst.Name) and self._module_coroutine(func):
-            return func.value
+            return source_of(func), [(f"`{qualified}` is a library coroutine function", None)]
+        if isinstance(func, cst.Name):
+            definition = self._module_coroutine(func)
+            if definition is not None:
+                return func.value, [
+                    (f"`{func.value}` is defined with `async def` at line {{line}}", definition)
+                ]
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
-            if self._own_method_coroutine(func.value, func.attr.value):
-                return source_of(func)
-            if self._library_method_coroutine(func.value, func.attr.value):
-                return source_of(func)
+            method = self._own_method_coroutine(func.value, func.attr.value)
+            if method is not None:
+                text = f"`{func.attr.value}` is an `async def` method at line {{line}}"
+                return source_of(func), [(text, method)]
+            constructor = self._library_method_coroutine(func.value, func.attr.value)
+            if constructor is not None:
+                text = f"`{func.value.value}` is only ever assigned `{constructor}()`"
+                return source_of(func), [(text, None)]
         return None
 
-    def _module_coroutine(self, name: cst.Name) -> bool:
-        """``name`` is bound only by ``async def``s at module level."""
+    def _module_coroutine(self, name: cst.Name) -> cst.FunctionDef | None:
+        """The ``async def`` at module level that is the only binding of ``name``."""
         scope = self.ctx.scope(name)
         if scope is None:
-            return False
+            return None
         assignments = scope[name.value]
-        if not assignments:
-            return False
+        definitions = []
         for assignment in assignments:
             if not isinstance(assignment, Assignment):
-                return False
+                return None
             definition = assignment.node
             if not isinstance(definition, cst.FunctionDef) or not is_coroutine_function(definition):
-                return False
+                return None
             if type(assignment.scope).__name__ != "GlobalScope":
-                return False
-        return True
+                return None
+            definitions.append(definition)
+        return definitions[-1] if definitions else None
 
-    def _own_method_coroutine(self, receiver: cst.Name, method: str) -> bool:
-        """``self.method`` / ``cls.method`` of the enclosing class is an ``async def``."""
+    def _own_method_coroutine(self, receiver: cst.Name, method: str) -> cst.FunctionDef | None:
+        """The ``async def`` that ``self.method`` / ``cls.method`` of the enclosing class is."""
         cls = self.ctx.enclosing_class()
         function = self.ctx.enclosing_function()
         if cls is None or function is None:
-            return False
+            return None
         params = [*function.params.posonly_params, *function.params.params]
         if not params or params[0].name.value != receiver.value:
-            return False
+            return None
         decorators = {source_of(d.decorator) for d in function.decorators}
         if "staticmethod" in decorators:
-            return False
+            return None
         scope = self.ctx.scope(receiver)
         if scope is not None and len(scope[receiver.value]) != 1:
-            return False  # the receiver is reassigned in the method
+            return None  # the receiver is reassigned in the method
         facts = self.ctx.class_facts(cls)
         if facts is None:
-            return False
+            return None
         definitions = self.ctx.lookup_method(facts, method)
-        return bool(definitions) and all(is_coroutine_function(d) for d in definitions or ())
+        if not definitions or not all(is_coroutine_function(d) for d in definitions):
+            return None
+        return definitions[-1]
 
-    def _library_method_coroutine(self, receiver: cst.Name, method: str) -> bool:
-        """``q.get()`` where the local ``q`` is only ever ``asyncio.Queue()`` (and the like)."""
+    def _library_method_coroutine(self, receiver: cst.Name, method: str) -> str | None:
+        """The constructor when ``q.get()`` is called on a local ``q`` that is only ever
+        ``asyncio.Queue()`` (and the like)."""
         scope = self.ctx.scope(receiver)
         if scope is None or type(scope).__name__ != "FunctionScope":
-            return False
-        assignments = scope[receiver.value]
-        if not assignments:
-            return False
-        for assignment in assignments:
+            return None
+        constructors = set()
+        for assignment in scope[receiver.value]:
             value = self.values.get(assignment.node) if isinstance(assignment, Assignment) else None
             if not isinstance(value, cst.Call):
-                return False
+                return None
             constructor = self.ctx.qualified_name(value.func)
             if method not in LIBRARY_COROUTINE_METHODS.get(constructor or "", ()):
-                return False
-        return True
+                return None
+            constructors.add(constructor)
+        return constructors.pop() if len(constructors) == 1 else None

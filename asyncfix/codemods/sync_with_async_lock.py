@@ -77,6 +77,8 @@ class Counter:
         #: (scope, spelled name) -> constructors assigned to it; scope is a class, function or
         #: None for the module
         self.assigned: dict[tuple[int, str], set[str]] = {}
+        #: where each of those was first assigned, for the report
+        self.sites: dict[tuple[int, str], cst.CSTNode] = {}
 
     # -- what each name is assigned --------------------------------------------------
 
@@ -96,6 +98,7 @@ class Counter:
             scope_node = self.ctx.enclosing_function() or self._class_body()
         key = (id(scope_node) if scope_node is not None else 0, spelled)
         self.assigned.setdefault(key, set()).add(constructor)
+        self.sites.setdefault(key, target)
 
     def _class_body(self) -> cst.ClassDef | None:
         frame = self.ctx.innermost_scope()
@@ -143,20 +146,24 @@ class Counter:
 
     def finish(self) -> None:
         for candidate in self.candidates:
-            kinds = [self._primitive(candidate, lock) for lock in candidate.locks]
+            found = [self._primitive(candidate, lock) for lock in candidate.locks]
+            kinds = [item[0] if item else None for item in found]
             if not any(kinds):
                 continue
             index = next(i for i, kind in enumerate(kinds) if kind)
             spelled = candidate.locks[index]
-            kind = kinds[index]
+            kind, site = found[index] or ("", None)
             message = f"`with {spelled}:` on an `{kind}`; use `async with {spelled}:`"
+            evidence = [(f"`{spelled}` is assigned `{kind}()` at line {{line}}", site)]
             if not candidate.in_async:
-                self.report(candidate.node, message + " (in a sync function: no fix)")
+                self.report(candidate.node, message + " (in a sync function: no fix)", None, evidence)
                 continue
             if not all(kinds):
                 self.report(
                     candidate.node,
                     message + " (other items of this `with` are not asyncio primitives: no fix)",
+                    None,
+                    evidence,
                 )
                 continue
             items = [
@@ -172,10 +179,13 @@ class Counter:
             changes = [f"Replaced `with {source_of(candidate.node.items[0].item)}:` with `async with`"]
             if any(candidate.awaited):
                 changes.append("Dropped the `await` of the lock, which `async with` does itself")
-            self.report(candidate.node, message, Fix(Safety.SAFE, changes, {candidate.node: new}))
+            fix = Fix(Safety.SAFE, changes, {candidate.node: new})
+            self.report(candidate.node, message, fix, evidence)
 
-    def _primitive(self, candidate: _Candidate, spelled: str | None) -> str | None:
-        """The asyncio primitive ``spelled`` certainly names here, else None."""
+    def _primitive(
+        self, candidate: _Candidate, spelled: str | None
+    ) -> tuple[str, cst.CSTNode | None] | None:
+        """The asyncio primitive ``spelled`` certainly names here and where it is assigned."""
         if spelled is None:
             return None
         scopes: list[tuple[int, str]] = []
@@ -203,7 +213,10 @@ class Counter:
         if len(constructors) != 1:
             return None
         (constructor,) = constructors
-        return constructor if constructor in ASYNC_PRIMITIVES else None
+        if constructor not in ASYNC_PRIMITIVES:
+            return None
+        site = next((self.sites[key] for key in scopes if key in self.sites), None)
+        return constructor, site
 
 
 def _parameters(function: cst.FunctionDef) -> set[str]:

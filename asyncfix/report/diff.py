@@ -30,16 +30,3 @@ def render(run: RunResult) -> str:
         for result in sorted(run.files, key=lambda r: r.display)
         if result.changed and not result.internal_error
     )
-
-
-def changed_blocks(result: FileResult) -> list[tuple[int, int, list[str], list[str]]]:
-    """(first old line, last old line, old lines, new lines) for each changed region."""
-    assert result.original is not None and result.fixed is not None
-    old = result.original.splitlines()
-    new = result.fixed.splitlines()
-    blocks = []
-    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag != "equal":
-            blocks.append((i1 + 1, max(i1 + 1, i2), old[i1:i2], new[j1:j2]))
-    return blocks

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from asyncfix.codemods import rule_by_code
 from asyncfix.model import FileResult, Finding, RunResult, Safety
-from asyncfix.report.diff import changed_blocks
 
 
 @dataclass(frozen=True)
@@ -190,11 +189,8 @@ def _fix_section(
     if style.ascii:
         title = title.replace("—", "-")
     lines = [style.paint(title, bold=True), light]
-    if result.changed and not result.internal_error and finding.fixable(run.unsafe_fixes):
-        for first, last, old, new in changed_blocks(result):
-            if first <= finding.span.end_line and last >= finding.span.line:
-                lines += [style.paint(f"    - {line}", fg="red") for line in old]
-                lines += [style.paint(f"    + {line}", fg="green") for line in new]
+    for line in finding.fix_preview:
+        lines.append(style.paint(f"    {line}", fg="red" if line.startswith("-") else "green"))
     lines += ["", "Changes:", *(f"+ {change}" for change in finding.fix_changes), ""]
     return lines
 

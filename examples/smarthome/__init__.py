@@ -1,0 +1,1 @@
+"""A small home-automation service (the asyncfix example)."""

@@ -1,0 +1,56 @@
+"""A client for a home-automation REST API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+
+
+class HomeClient:
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self._session: aiohttp.ClientSession | None = None
+
+    async def connect(self) -> None:
+        self._session = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {self.token}"}
+        )
+
+    async def is_connected(self) -> bool:
+        return self._session is not None and not self._session.closed
+
+    async def _request(self, method: str, path: str, **kwargs) -> dict:
+        if not self.is_connected():  # AF101: a coroutine is always truthy
+            await self.connect()
+        assert self._session is not None
+        for attempt in range(3):
+            try:
+                async with self._session.request(
+                    method, f"{self.base_url}{path}", **kwargs
+                ) as response:
+                    response.raise_for_status()
+                    return await response.json()
+            except aiohttp.ClientConnectionError:
+                time.sleep(2**attempt)  # AF201: blocks every agent while backing off
+        raise ConnectionError(f"{method} {path} failed after 3 attempts")
+
+    async def get_state(self, entity_id: str) -> dict:
+        return await self._request("GET", f"/api/states/{entity_id}")
+
+    async def fire_event(self, event_type: str, data: dict) -> dict:
+        return await self._request("POST", f"/api/events/{event_type}", json=data)
+
+    async def call_service_later(self, delay: float, domain: str, service: str) -> None:
+        loop = asyncio.get_event_loop()  # AF303: use get_running_loop() in a coroutine
+        loop.call_later(delay, lambda: None)
+        await self._request("POST", f"/api/services/{domain}/{service}")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def started_at(self) -> float:
+        return time.monotonic()  # correct: a sync method may use the time module

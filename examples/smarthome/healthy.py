@@ -1,0 +1,45 @@
+"""The same service, written correctly: asyncfix must find nothing here."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+_background_tasks: set[asyncio.Task] = set()
+_thread_lock = threading.Lock()
+
+
+async def poll(read, interval: float) -> None:
+    while True:
+        await read()
+        await asyncio.sleep(interval)
+
+
+async def start(reader) -> asyncio.Task:
+    task = asyncio.create_task(poll(reader, 1.0))
+    _background_tasks.add(task)
+    task.add_done_callback(_background_tasks.discard)
+    return task
+
+
+async def offload_blocking() -> None:
+    await asyncio.to_thread(time.sleep, 0.1)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, lambda: time.sleep(0.1))
+
+
+def sync_worker() -> None:
+    with _thread_lock:
+        time.sleep(0.1)
+
+
+async def guarded(lock: asyncio.Lock, state: dict) -> None:
+    async with lock:
+        state["n"] = state.get("n", 0) + 1
+
+
+async def run_group(jobs) -> list:
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(job()) for job in jobs]
+    return [task.result() for task in tasks]

@@ -1,0 +1,39 @@
+"""Listen to the API's websocket and reconnect when it drops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import aiohttp
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class EventStream:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.listeners: list = []
+
+    async def _listen(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for message in ws:
+            for listener in self.listeners:
+                listener(message.data)
+
+    async def run_forever(self, session: aiohttp.ClientSession) -> None:
+        delay = 1.0
+        while True:
+            try:
+                async with session.ws_connect(self.url) as ws:
+                    delay = 1.0
+                    listener = asyncio.ensure_future(self._listen(ws))  # AF301: never used again
+                    await ws.receive()
+            except aiohttp.ClientError as err:
+                _LOGGER.warning("websocket dropped: %s; retrying in %.0fs", err, delay)
+                time.sleep(delay)  # AF201: the whole service freezes while we wait
+                delay = min(delay * 2, 60)
+            asyncio.sleep(0)  # AF101: this coroutine never runs
+
+    def backoff_sync(self, delay: float) -> None:
+        time.sleep(delay)  # correct: a sync method, run in a worker thread
