@@ -32,9 +32,9 @@ class SyncWithOnAsyncLock(Rule):
     why = (
         "asyncio primitives are acquired with `async with`: acquiring may have to wait, and "
         "only a coroutine can wait without blocking the loop. Since Python 3.9 a plain `with "
-        "lock:` raises `TypeError` (the object does not support the context manager protocol) "
-        "and the old `with (await lock):` / `with (yield from lock):` spellings are gone or "
-        "deprecated — the critical section never runs, or crashes on the newest Python."
+        "lock:` raises `TypeError` ('Lock' object does not support the context manager "
+        "protocol) and the old `with (await lock):` spelling raises `TypeError` too (a Lock "
+        "can't be used in an 'await' expression): the critical section never runs."
     )
     example_before = """\
 import asyncio
