@@ -53,12 +53,12 @@ class Config:
         return TARGET_VERSIONS[self.target_version]
 
     def exclude_spec(self) -> pathspec.PathSpec:
-        return pathspec.PathSpec.from_lines("gitwildmatch", [*self.exclude, *self.extend_exclude])
+        return pathspec.GitIgnoreSpec.from_lines([*self.exclude, *self.extend_exclude])
 
     def enabled_codes(self, all_codes: Iterable[str], rel_path: str) -> frozenset[str]:
         codes = set(expand(self.select, all_codes)) - set(expand(self.ignore, all_codes))
         for pattern, ignored in self.per_file_ignores.items():
-            spec = pathspec.PathSpec.from_lines("gitwildmatch", [pattern])
+            spec = pathspec.GitIgnoreSpec.from_lines([pattern])
             if spec.match_file(rel_path):
                 codes -= set(expand(ignored, all_codes))
         return frozenset(codes)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ast
 import difflib
 import os
 import sys
@@ -273,7 +274,7 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
     try:
         analysis = analyse(text, rules, task.target)
     except cst.ParserSyntaxError as exc:
-        result.error = f"syntax error at line {exc.raw_line}, column {exc.raw_column}: {exc.message}"
+        result.error = _syntax_error(text, exc)
         return
     except RecursionError:
         result.error = "too deeply nested to parse"
@@ -291,6 +292,18 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
         result.internal_error = f"fix failed: {type(exc).__name__}: {exc}"
         result.fixed = None
         result.remaining = list(result.findings)
+
+
+def _syntax_error(text: str, exc: cst.ParserSyntaxError) -> str:
+    """Python's own message where it has one (its positions are the ones people know)."""
+    try:
+        ast.parse(text)
+    except SyntaxError as error:
+        return f"syntax error at line {error.lineno}, column {error.offset}: {error.msg}"
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    first = exc.message.splitlines()[0] if exc.message else "cannot parse"
+    return f"LibCST cannot parse this file (line {exc.raw_line}): {first}"
 
 
 def _fixable(hit: Hit, unsafe: bool) -> bool:

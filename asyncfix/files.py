@@ -126,7 +126,7 @@ class _IgnoreTree:
             lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
             return
-        self._specs.append((directory, pathspec.PathSpec.from_lines("gitwildmatch", lines)))
+        self._specs.append((directory, pathspec.GitIgnoreSpec.from_lines(lines)))
 
     def ignored(self, path: Path, is_dir: bool) -> bool:
         for base, spec in self._specs:
@@ -181,7 +181,7 @@ def discover(
             if force_exclude:
                 continue
             # an excluded directory named on the command line is checked, like a named file
-            exclude = pathspec.PathSpec.from_lines("gitwildmatch", [])
+            exclude = pathspec.GitIgnoreSpec.from_lines([])
         for file in _walk(path, root, exclude, respect_gitignore, errors):
             found[file] = None
     return Discovery(sorted(found), errors)

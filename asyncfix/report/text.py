@@ -82,6 +82,14 @@ def render_concise(run: RunResult, style: Style) -> list[str]:
 
 
 def summary(run: RunResult) -> str:
+    text = _summary(run)
+    failed = sum(1 for r in run.files if r.error or r.internal_error) + len(run.errors)
+    if failed:
+        text += f" {failed} error{'s' * (failed != 1)} (see above); exit status 2."
+    return text
+
+
+def _summary(run: RunResult) -> str:
     files = len(run.files)
     found = run.findings
     noun = "file" if files == 1 else "files"
@@ -93,6 +101,8 @@ def summary(run: RunResult) -> str:
         text += f"; {remaining} remaining" if remaining else "; nothing left to fix"
         return text + f" ({files} {noun} checked)."
     if not found:
+        if run.has_errors():
+            return f"No findings ({files} {noun} checked)."
         return f"All checks passed ({files} {noun} checked)."
     safe = sum(1 for _, f in found if f.fix_safety is Safety.SAFE)
     unsafe = sum(1 for _, f in found if f.fix_safety is Safety.UNSAFE)

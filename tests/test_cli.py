@@ -1,0 +1,352 @@
+"""The command line end to end: modes, exit codes, formats, configuration, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from asyncfix.cli import main
+
+BUGGY = """\
+import time
+
+
+async def poll():
+    time.sleep(1)
+"""
+FIXED = """\
+import asyncio
+
+
+async def poll():
+    await asyncio.sleep(1)
+"""
+UNSAFE_ONLY = """\
+class Api:
+    async def _get(self):
+        return 1
+
+    async def get(self):
+        return self._get()
+"""
+CLEAN = """\
+import asyncio
+
+
+async def poll():
+    await asyncio.sleep(1)
+"""
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture()
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "buggy.py").write_text(BUGGY)
+    (tmp_path / "pkg" / "clean.py").write_text(CLEAN)
+    return tmp_path
+
+
+def test_check_lists_findings_and_exits_1(project: Path) -> None:
+    result = invoke("pkg")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0] == (
+        "pkg/buggy.py:5:5: AF201 `time.sleep()` blocks the event loop; "
+        "use `await asyncio.sleep()` [*]"
+    )
+    assert lines[-1] == "Found 1 finding in 1 of 2 files (1 fixable with `--write`)."
+    assert (project / "pkg" / "buggy.py").read_text() == BUGGY  # check mode writes nothing
+
+
+def test_clean_tree_exits_0(project: Path) -> None:
+    result = invoke("pkg/clean.py")
+    assert result.exit_code == 0
+    assert result.output == "All checks passed (1 file checked).\n"
+
+
+def test_diff_is_git_applyable_and_writes_nothing(project: Path) -> None:
+    result = CliRunner().invoke(main, ["--diff", "pkg"])
+    assert result.exit_code == 1
+    patch = result.stdout
+    assert patch.startswith("--- a/pkg/buggy.py\n+++ b/pkg/buggy.py\n")
+    assert (project / "pkg" / "buggy.py").read_text() == BUGGY
+    subprocess.run(["git", "init", "-q"], check=True)
+    (project / "fix.patch").write_text(patch)
+    subprocess.run(["git", "apply", "fix.patch"], check=True)
+    assert (project / "pkg" / "buggy.py").read_text() == FIXED
+
+
+def test_diff_without_changes_exits_0(project: Path) -> None:
+    result = CliRunner().invoke(main, ["--diff", "pkg/clean.py"])
+    assert result.exit_code == 0
+    assert result.stdout == ""
+
+
+def test_write_applies_safe_fixes_then_is_idempotent(project: Path) -> None:
+    target = project / "pkg" / "buggy.py"
+    result = invoke("--write", "pkg")
+    assert result.exit_code == 0
+    assert "Fixed pkg/buggy.py:5:5: AF201" in result.output
+    assert target.read_text() == FIXED
+    again = invoke("--write", "pkg")
+    assert again.exit_code == 0
+    assert "Fixed 0 findings" in again.output
+    assert target.read_text() == FIXED
+
+
+def test_unsafe_fixes_need_the_flag(project: Path) -> None:
+    target = project / "pkg" / "api.py"
+    target.write_text(UNSAFE_ONLY)
+    result = invoke("--write", "pkg/api.py")
+    assert result.exit_code == 1  # a finding is left
+    assert "[*unsafe]" in result.output
+    assert target.read_text() == UNSAFE_ONLY
+    result = invoke("--write", "--unsafe-fixes", "pkg/api.py")
+    assert result.exit_code == 0
+    assert "return await self._get()" in target.read_text()
+
+
+def test_diff_and_write_together_is_a_usage_error(project: Path) -> None:
+    result = CliRunner().invoke(main, ["--diff", "--write", "pkg"])
+    assert result.exit_code == 2
+    assert "cannot be used together" in result.output
+
+
+def test_select_and_ignore(project: Path) -> None:
+    assert invoke("--select", "AF1", "pkg").exit_code == 0
+    assert invoke("--select", "AF2", "pkg").exit_code == 1
+    assert invoke("--ignore", "AF201", "pkg").exit_code == 0
+    bad = CliRunner().invoke(main, ["--select", "AF999", "pkg"])
+    assert bad.exit_code == 2
+    assert "AF999" in bad.output
+
+
+def test_json_output(project: Path) -> None:
+    result = invoke("--output-format", "json", "pkg")
+    assert result.exit_code == 1
+    data = json.loads(result.output)
+    assert data["schema_version"] == 1
+    assert data["summary"]["findings"] == 1
+    assert data["summary"]["by_code"] == {"AF201": 1}
+    (file,) = data["files"]
+    assert file["path"] == "pkg/buggy.py"
+    (finding,) = file["findings"]
+    assert finding["code"] == "AF201"
+    assert finding["location"] == {"line": 5, "column": 5, "end_line": 5, "end_column": 18}
+    assert finding["fix"] == {
+        "safety": "safe",
+        "applicable": True,
+        "applied": False,
+        "changes": ["Replaced `time.sleep(...)` with `await asyncio.sleep(...)`", "Added `import asyncio`"],
+    }
+
+
+def test_report_output_utf8_and_ascii(project: Path) -> None:
+    result = invoke("--output-format", "report", "pkg")
+    assert result.exit_code == 1
+    out = result.output
+    for section in ("ISSUE IDENTIFIED", "SUGGESTED FIX", "VALIDATION", "ADDITIONAL FINDINGS"):
+        assert section in out
+    assert "    5 |     time.sleep(1)" in out
+    assert "+     await asyncio.sleep(1)" in out
+    assert "Re-parse: ok · compile: ok · re-check AF201: 0 findings · second run: no changes" in out
+    plain = invoke("--output-format", "report", "--ascii", "pkg").output
+    assert plain.isascii()
+    assert "Re-parse: ok | compile: ok" in plain
+
+
+def test_report_after_write_says_fix_applied(project: Path) -> None:
+    result = invoke("--write", "--output-format", "report", "pkg")
+    assert "FIX APPLIED" in result.output
+
+
+def test_quiet_prints_findings_only(project: Path) -> None:
+    result = invoke("-q", "pkg")
+    assert result.exit_code == 1
+    assert len(result.output.splitlines()) == 1
+
+
+def test_no_color_when_not_a_tty(project: Path) -> None:
+    assert "\x1b[" not in invoke("pkg").output
+
+
+def test_rules_and_rule_commands() -> None:
+    listing = invoke("rules").output
+    assert "AF201  blocking-sleep" in listing
+    assert len(listing.splitlines()) == 5
+    doc = invoke("rule", "af201").output
+    assert doc.startswith("# AF201 blocking-sleep")
+    for heading in ("## Why is this a bug?", "## Example", "## Use instead", "## Fix safety: safe"):
+        assert heading in doc
+    unknown = CliRunner().invoke(main, ["rule", "AF999"])
+    assert unknown.exit_code == 2
+
+
+def test_version() -> None:
+    from asyncfix import __version__
+
+    assert invoke("--version").output.strip() == f"asyncfix, version {__version__}"
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+def test_bad_files_are_reported_skipped_and_the_rest_processed(project: Path) -> None:
+    (project / "pkg" / "broken.py").write_text("async def f(:\n    pass\n")
+    (project / "pkg" / "latin.py").write_bytes(b"async def f():\n    x = '\xff\xfe'\n")
+    result = CliRunner().invoke(main, ["--write", "pkg", "missing.py"])
+    assert result.exit_code == 2
+    err = result.stderr
+    assert "error: missing.py: no such file or directory" in err
+    assert "error: pkg/broken.py: syntax error at line 1" in err
+    assert "error: pkg/latin.py: cannot decode as utf-8" in err
+    assert (project / "pkg" / "buggy.py").read_text() == FIXED  # the good file was still fixed
+    assert (project / "pkg" / "broken.py").read_text() == "async def f(:\n    pass\n"
+
+
+def test_unreadable_file(project: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root can read any file")
+    path = project / "pkg" / "secret.py"
+    path.write_text(BUGGY)
+    path.chmod(0)
+    result = CliRunner().invoke(main, ["pkg"])
+    assert result.exit_code == 2
+    assert "pkg/secret.py: cannot read" in result.stderr
+
+
+def test_config_unknown_key_is_an_error_naming_file_and_key(project: Path) -> None:
+    (project / "pyproject.toml").write_text("[tool.asyncfix]\nselct = ['AF2']\n")
+    result = CliRunner().invoke(main, ["pkg"])
+    assert result.exit_code == 2
+    assert "pyproject.toml [tool.asyncfix]: unknown key 'selct'" in result.stderr
+
+
+def test_config_unknown_code_is_an_error(project: Path) -> None:
+    (project / "pyproject.toml").write_text("[tool.asyncfix]\nignore = ['AF777']\n")
+    result = CliRunner().invoke(main, ["pkg"])
+    assert result.exit_code == 2
+    assert "unknown rule code or prefix 'AF777'" in result.stderr
+
+
+def test_config_invalid_toml(project: Path) -> None:
+    (project / "pyproject.toml").write_text("[tool.asyncfix\n")
+    result = CliRunner().invoke(main, ["pkg"])
+    assert result.exit_code == 2
+    assert "invalid TOML" in result.stderr
+
+
+def test_config_select_per_file_ignores_unsafe_and_excludes(project: Path) -> None:
+    (project / "pkg" / "api.py").write_text(UNSAFE_ONLY)
+    (project / "gen").mkdir()
+    (project / "gen" / "out.py").write_text(BUGGY)
+    (project / "pyproject.toml").write_text(
+        "[tool.asyncfix]\n"
+        "per-file-ignores = { 'pkg/buggy.py' = ['AF2'] }\n"
+        "extend-exclude = ['gen']\n"
+        "unsafe-fixes = true\n"
+    )
+    result = invoke("--write", ".")
+    assert result.exit_code == 0
+    assert (project / "pkg" / "buggy.py").read_text() == BUGGY  # ignored for this file
+    assert "return await" in (project / "pkg" / "api.py").read_text()  # unsafe from config
+    assert (project / "gen" / "out.py").read_text() == BUGGY  # excluded
+    named = invoke("gen/out.py")  # a file named explicitly is still checked ...
+    assert named.exit_code == 1
+    forced = invoke("--force-exclude", "gen/out.py")  # ... unless excludes are forced
+    assert forced.exit_code == 0
+
+
+def test_gitignored_and_default_excluded_files_are_skipped(project: Path) -> None:
+    subprocess.run(["git", "init", "-q"], check=True)
+    (project / ".gitignore").write_text("generated/\n")
+    for folder in ("generated", ".venv", "node_modules"):
+        (project / folder).mkdir()
+        (project / folder / "x.py").write_text(BUGGY)
+    result = invoke(".")
+    assert "generated/x.py" not in result.output
+    assert ".venv" not in result.output
+    assert "Found 1 finding in 1 of 2 files" in result.output
+
+
+def test_suppression_comments(project: Path) -> None:
+    path = project / "pkg" / "buggy.py"
+    for comment in ("# asyncfix: ignore[AF201]", "# asyncfix: ignore", "# noqa: AF201"):
+        path.write_text(BUGGY.replace("time.sleep(1)", f"time.sleep(1)  {comment}"))
+        assert invoke("pkg/buggy.py").exit_code == 0, comment
+    path.write_text(BUGGY.replace("time.sleep(1)", "time.sleep(1)  # asyncfix: ignore[AF101]"))
+    assert invoke("pkg/buggy.py").exit_code == 1
+
+
+# -- bytes that must survive ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (BUGGY.replace("\n", "\r\n").encode(), FIXED.replace("\n", "\r\n").encode()),
+        (b"\xef\xbb\xbf" + BUGGY.encode(), b"\xef\xbb\xbf" + FIXED.encode()),
+        (
+            "# -*- coding: latin-1 -*-\n# caf\xe9\n".encode("latin-1") + BUGGY.encode(),
+            "# -*- coding: latin-1 -*-\n# caf\xe9\n".encode("latin-1") + FIXED.encode(),
+        ),
+        (
+            BUGGY.replace("    ", "\t").replace("(1)", "(1)   ").encode(),
+            FIXED.replace("    ", "\t").replace("(1)", "(1)   ").encode(),
+        ),
+    ],
+    ids=["crlf", "bom", "latin-1 cookie", "tabs and trailing whitespace"],
+)
+def test_write_preserves_bytes(project: Path, raw: bytes, expected: bytes) -> None:
+    path = project / "pkg" / "buggy.py"
+    path.write_bytes(raw)
+    assert invoke("--write", "pkg/buggy.py").exit_code == 0
+    assert path.read_bytes() == expected
+
+
+def test_write_keeps_mode_bits_and_leaves_no_temp_files(project: Path) -> None:
+    path = project / "pkg" / "buggy.py"
+    path.chmod(0o754)
+    invoke("--write", "pkg")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o754
+    assert sorted(p.name for p in (project / "pkg").iterdir()) == ["buggy.py", "clean.py"]
+
+
+def test_file_changed_on_disk_is_not_written(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from asyncfix import engine
+
+    path = project / "pkg" / "buggy.py"
+    real = engine.process_file
+
+    def edit_after_read(task: engine.Task) -> object:
+        result = real(task)
+        if task.path.endswith("buggy.py"):
+            path.write_text(BUGGY + "# edited meanwhile\n")
+        return result
+
+    monkeypatch.setattr(engine, "process_file", edit_after_read)
+    result = CliRunner().invoke(main, ["--write", "pkg"])
+    assert "file changed on disk since it was read" in result.stderr
+    assert path.read_text() == BUGGY + "# edited meanwhile\n"
+
+
+def test_many_files_through_the_process_pool(project: Path) -> None:
+    for index in range(40):
+        (project / "pkg" / f"m{index:02}.py").write_text(BUGGY)
+    result = invoke("--jobs", "2", "--diff", "pkg")
+    assert result.exit_code == 1
+    assert result.output.count("+++ b/pkg/m") == 40
+    headers = [line for line in result.output.splitlines() if line.startswith("--- a/")]
+    assert headers == sorted(headers)
