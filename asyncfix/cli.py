@@ -24,7 +24,9 @@ class _DefaultToCheck(click.Group):
     """``asyncfix PATH...`` means ``asyncfix check PATH...``; ``rules``/``rule`` are subcommands."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
+        if not args or (
+            args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")
+        ):
             args = ["check", *args]
         return super().parse_args(ctx, args)
 
@@ -49,17 +51,15 @@ def _style(ascii_: bool, no_color: bool) -> Style:
         can_encode = True
     except (UnicodeEncodeError, LookupError):
         can_encode = False
-    color = (
-        not no_color
-        and "NO_COLOR" not in os.environ
-        and sys.stdout.isatty()
-    )
+    color = not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
     return Style(ascii=ascii_ or not can_encode, color=color)
 
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--diff", "diff_mode", is_flag=True, help="Print a unified diff of the fixes; write nothing.")
+@click.option(
+    "--diff", "diff_mode", is_flag=True, help="Print a unified diff of the fixes; write nothing."
+)
 @click.option("--write", "write_mode", is_flag=True, help="Apply the fixes in place.")
 @click.option(
     "--unsafe-fixes/--no-unsafe-fixes",
@@ -73,7 +73,9 @@ def _style(ascii_: bool, no_color: bool) -> Style:
     show_default=True,
     help="How findings are printed.",
 )
-@click.option("--select", multiple=True, metavar="CODES", help="Only these codes or prefixes (AF2,AF301).")
+@click.option(
+    "--select", multiple=True, metavar="CODES", help="Only these codes or prefixes (AF2,AF301)."
+)
 @click.option("--ignore", multiple=True, metavar="CODES", help="Skip these codes or prefixes.")
 @click.option(
     "--config",
@@ -86,11 +88,19 @@ def _style(ascii_: bool, no_color: bool) -> Style:
     type=click.Choice([f"py3{m}" for m in range(8, 15)]),
     help="Oldest Python the fixed code must run on.",
 )
-@click.option("--force-exclude", is_flag=True, help="Apply excludes to files named on the command line too.")
-@click.option("--ascii", "ascii_", is_flag=True, help="Plain ASCII output (no box characters or emoji).")
+@click.option(
+    "--force-exclude", is_flag=True, help="Apply excludes to files named on the command line too."
+)
+@click.option(
+    "--ascii", "ascii_", is_flag=True, help="Plain ASCII output (no box characters or emoji)."
+)
 @click.option("--no-color", is_flag=True, help="No colour, even on a terminal.")
-@click.option("-q", "--quiet", is_flag=True, help="Print findings only: no summary, no fix listing.")
-@click.option("--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Print findings only: no summary, no fix listing."
+)
+@click.option(
+    "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core)."
+)
 def check(
     paths: tuple[Path, ...],
     diff_mode: bool,
@@ -163,7 +173,9 @@ def _print(result: RunResult, output_format: str, style: Style, quiet: bool) -> 
         if not quiet:
             click.echo(summary(result), err=True)
         return
-    lines = render_report(result, style) if output_format == "report" else render_concise(result, style)
+    lines = (
+        render_report(result, style) if output_format == "report" else render_concise(result, style)
+    )
     for line in lines:
         click.echo(line, color=style.color)
     if not quiet:

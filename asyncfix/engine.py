@@ -78,9 +78,9 @@ def analyse(text: str, rules: Sequence[type[Rule]], target: tuple[int, int]) -> 
         if hit.fix is not None:
             for node in hit.fix.replace:
                 spans[id(node)] = _span(positions[node])
-        for _, node in hit.evidence:
-            if node is not None:
-                spans[id(node)] = _span(positions[node])
+        for _, site in hit.evidence:
+            if site is not None:
+                spans[id(site)] = _span(positions[site])
     lines = text.splitlines()
     kept = [hit for hit in hits if not _suppressed(hit, spans[id(hit.node)], lines)]
     kept.sort(key=lambda hit: (spans[id(hit.node)].line, spans[id(hit.node)].col, hit.rule.code))
@@ -334,7 +334,9 @@ def _fix_to_fixpoint(
         except cst.ParserSyntaxError as exc:
             validation.reparse = False
             result.validation = validation
-            result.internal_error = f"fixed code does not re-parse: {exc.message}; file left as it was"
+            result.internal_error = (
+                f"fixed code does not re-parse: {exc.message}; file left as it was"
+            )
             return
         fixable = [hit for hit in current.hits if _fixable(hit, task.unsafe)]
     validation.reparse = True
@@ -382,7 +384,9 @@ def all_codes() -> list[str]:
     return [rule.code for rule in RULES]
 
 
-def plan(paths: Sequence[Path], config: Config, force_exclude: bool = False) -> tuple[list[Path], list[str]]:
+def plan(
+    paths: Sequence[Path], config: Config, force_exclude: bool = False
+) -> tuple[list[Path], list[str]]:
     found = discover(
         paths,
         config.root,
@@ -404,7 +408,7 @@ def run(
     force_exclude: bool = False,
     jobs: int | None = None,
 ) -> RunResult:
-    """Analyse ``paths``; in ``diff``/``write`` mode compute verified fixes; in ``write`` write them."""
+    """Analyse ``paths``; in diff/write mode compute verified fixes; in write mode write them."""
     if select is not None:
         config.select = list(select)
     if ignore is not None:

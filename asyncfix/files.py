@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
@@ -106,10 +107,8 @@ def atomic_write(path: Path, expected: bytes, data: bytes) -> str | None:
         os.chmod(tmp, mode & 0o7777)
         os.replace(tmp, path)
     except OSError as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         return f"cannot write: {exc.strerror or exc}"
     return None
 
@@ -118,7 +117,7 @@ class _IgnoreTree:
     """``.gitignore`` files met while walking, each applying to its own subtree."""
 
     def __init__(self) -> None:
-        self._specs: list[tuple[Path, pathspec.PathSpec]] = []
+        self._specs: list[tuple[Path, pathspec.GitIgnoreSpec]] = []
 
     def load(self, directory: Path) -> None:
         gitignore = directory / ".gitignore"
@@ -155,7 +154,7 @@ class Discovery:
 def discover(
     paths: Iterable[Path],
     root: Path,
-    exclude: pathspec.PathSpec,
+    exclude: pathspec.GitIgnoreSpec,
     respect_gitignore: bool = True,
     force_exclude: bool = False,
 ) -> Discovery:
@@ -187,7 +186,7 @@ def discover(
     return Discovery(sorted(found), errors)
 
 
-def _excluded(path: Path, root: Path, exclude: pathspec.PathSpec) -> bool:
+def _excluded(path: Path, root: Path, exclude: pathspec.GitIgnoreSpec) -> bool:
     if any(part in DEFAULT_EXCLUDE for part in path.parts[:-1]):
         return True
     try:
@@ -200,7 +199,7 @@ def _excluded(path: Path, root: Path, exclude: pathspec.PathSpec) -> bool:
 def _walk(
     top: Path,
     root: Path,
-    exclude: pathspec.PathSpec,
+    exclude: pathspec.GitIgnoreSpec,
     respect_gitignore: bool,
     errors: list[str],
 ) -> Iterator[Path]:
@@ -209,10 +208,9 @@ def _walk(
         git_root = _git_root(top)
         if git_root is not None:
             # .gitignore files above the starting directory apply to it too
-            for directory in reversed([top, *top.parents]):
+            for directory in reversed(top.parents):
                 if directory == git_root or git_root in directory.parents:
-                    if directory != top:
-                        ignores.load(directory)
+                    ignores.load(directory)
 
     def onerror(exc: OSError) -> None:
         errors.append(f"{exc.filename}: cannot list directory: {exc.strerror}")
@@ -241,7 +239,7 @@ def _walk(
             yield file
 
 
-def _matches(path: Path, root: Path, exclude: pathspec.PathSpec, is_dir: bool) -> bool:
+def _matches(path: Path, root: Path, exclude: pathspec.GitIgnoreSpec, is_dir: bool) -> bool:
     try:
         rel = path.relative_to(root).as_posix()
     except ValueError:

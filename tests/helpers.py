@@ -15,7 +15,9 @@ def run_text(
     target: tuple[int, int] = (3, 10),
     path: str = "fixture.py",
 ) -> FileResult:
-    task = Task(path=path, display=path, codes=frozenset(codes), unsafe=unsafe, fix=fix, target=target)
+    task = Task(
+        path=path, display=path, codes=frozenset(codes), unsafe=unsafe, fix=fix, target=target
+    )
     result = FileResult(path=path, display=path)
     process_text(text, task, result)
     if result.original is None:

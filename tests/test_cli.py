@@ -149,7 +149,10 @@ def test_json_output(project: Path) -> None:
         "safety": "safe",
         "applicable": True,
         "applied": False,
-        "changes": ["Replaced `time.sleep(...)` with `await asyncio.sleep(...)`", "Added `import asyncio`"],
+        "changes": [
+            "Replaced `time.sleep(...)` with `await asyncio.sleep(...)`",
+            "Added `import asyncio`",
+        ],
     }
 
 
@@ -324,7 +327,9 @@ def test_write_keeps_mode_bits_and_leaves_no_temp_files(project: Path) -> None:
     assert sorted(p.name for p in (project / "pkg").iterdir()) == ["buggy.py", "clean.py"]
 
 
-def test_file_changed_on_disk_is_not_written(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_changed_on_disk_is_not_written(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from asyncfix import engine
 
     path = project / "pkg" / "buggy.py"

@@ -8,7 +8,15 @@ from asyncfix.codemods import RULES
 from asyncfix.codemods.base import Rule
 from scripts.gen_docs import expected
 
-DOC_FIELDS = ("code", "name", "summary", "why", "example_before", "example_after", "fix_safety_note")
+DOC_FIELDS = (
+    "code",
+    "name",
+    "summary",
+    "why",
+    "example_before",
+    "example_after",
+    "fix_safety_note",
+)
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.code)

@@ -24,13 +24,17 @@ def _cases(kind: str) -> list[tuple[str, Path]]:
     for folder in sorted(FIXTURES.iterdir()):
         for path in sorted(folder.glob("*.py")):
             name = path.name
-            if kind == "pair" and name.endswith(".before.py"):
-                cases.append((folder.name, path))
-            elif kind == "nofix" and name.endswith(".nofix.py"):
-                cases.append((folder.name, path))
-            elif kind == "lookalike" and name.count(".") == 1:
+            if _kind(name) == kind:
                 cases.append((folder.name, path))
     return cases
+
+
+def _kind(name: str) -> str:
+    if name.endswith(".before.py"):
+        return "pair"
+    if name.endswith(".nofix.py"):
+        return "nofix"
+    return "lookalike" if name.count(".") == 1 else "other"
 
 
 def _id(case: tuple[str, Path]) -> str:

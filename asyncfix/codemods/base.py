@@ -22,8 +22,7 @@ from libcst.metadata import (
     Scope,
     ScopeProvider,
 )
-
-from libcst.metadata.base_provider import LazyValue
+from libcst._metadata_dependent import LazyValue
 
 from asyncfix.model import Safety, Severity
 
@@ -323,7 +322,7 @@ class Context(cst.CSTVisitor):
         """
         seen: set[str] = set()
 
-        def search(facts: ClassFacts) -> list[cst.FunctionDef] | None | bool:
+        def search(facts: ClassFacts) -> list[cst.FunctionDef] | bool | None:
             if facts.node.name.value in seen:
                 return False
             seen.add(facts.node.name.value)
@@ -418,9 +417,8 @@ def _assigned_names(small: cst.BaseSmallStatement) -> Iterator[str]:
         for target in small.targets:
             if isinstance(target.target, cst.Name):
                 yield target.target.value
-    elif isinstance(small, (cst.AnnAssign, cst.AugAssign)):
-        if isinstance(small.target, cst.Name):
-            yield small.target.value
+    elif isinstance(small, (cst.AnnAssign, cst.AugAssign)) and isinstance(small.target, cst.Name):
+        yield small.target.value
 
 
 def dotted_name(node: cst.CSTNode) -> str | None:
@@ -490,16 +488,15 @@ def await_expression(
     parent binds tighter than ``await`` (``(await f()).x``, ``(await f())[0]``, ``(await f())()``,
     ``(await f()) ** 2``)."""
     node = cst.Await(expression=expr)
-    expr = original  # the identity checks below are against the node being replaced
     needs_parens = (
-        (isinstance(parent, cst.Attribute) and parent.value is expr)
-        or (isinstance(parent, cst.Subscript) and parent.value is expr)
-        or (isinstance(parent, cst.Call) and parent.func is expr)
+        (isinstance(parent, cst.Attribute) and parent.value is original)
+        or (isinstance(parent, cst.Subscript) and parent.value is original)
+        or (isinstance(parent, cst.Call) and parent.func is original)
         or isinstance(parent, cst.Await)
         or (
             isinstance(parent, cst.BinaryOperation)
             and isinstance(parent.operator, cst.Power)
-            and parent.left is expr
+            and parent.left is original
         )
     )
     if needs_parens:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import libcst as cst
 
-from asyncfix.codemods.base import Fix, ImportItem, Rule, dotted_name, fresh_name, names_in, source_of
+from asyncfix.codemods.base import (
+    Fix,
+    ImportItem,
+    Rule,
+    dotted_name,
+    fresh_name,
+    names_in,
+    source_of,
+)
 from asyncfix.model import Safety, Severity
 
 TASK_FACTORIES = frozenset({"asyncio.create_task", "asyncio.ensure_future"})
@@ -147,8 +155,10 @@ async def on_message(msg):
             return
         set_name, prelude, add = task_set
         changes: list[str] = []
-        if assign is None or (target := self._single_name_target(assign)) is None or (
-            target.value == "_"
+        if (
+            assign is None
+            or (target := self._single_name_target(assign)) is None
+            or (target.value == "_")
         ):
             var = fresh_name("task", names_in(function))
             first = statement.with_changes(

@@ -104,7 +104,7 @@ class Agent:
     def __init__(self, ctx: object) -> None:
         super().__init__(ctx)  # type: ignore[arg-type]
         #: assignment target Name -> the value assigned, for locals of async functions
-        self.values: dict[cst.Name, cst.BaseExpression] = {}
+        self.values: dict[cst.CSTNode, cst.BaseExpression] = {}
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:
@@ -145,7 +145,11 @@ class Agent:
         if isinstance(parent, (cst.IfExp, cst.CompIf)) and parent.test is node:
             return "used as a condition (always true)"
         if isinstance(parent, cst.UnaryOperation):
-            return "negated (always false)" if isinstance(parent.operator, cst.Not) else "used as a number"
+            return (
+                "negated (always false)"
+                if isinstance(parent.operator, cst.Not)
+                else "used as a number"
+            )
         if isinstance(parent, cst.BooleanOperation):
             if parent.left is node:
                 return "used as a truth value (always true)"

@@ -156,7 +156,9 @@ class Counter:
             message = f"`with {spelled}:` on an `{kind}`; use `async with {spelled}:`"
             evidence = [(f"`{spelled}` is assigned `{kind}()` at line {{line}}", site)]
             if not candidate.in_async:
-                self.report(candidate.node, message + " (in a sync function: no fix)", None, evidence)
+                self.report(
+                    candidate.node, message + " (in a sync function: no fix)", None, evidence
+                )
                 continue
             if not all(kinds):
                 self.report(
@@ -175,8 +177,12 @@ class Counter:
             new = candidate.node.with_changes(asynchronous=cst.Asynchronous(), items=items)
             if any(candidate.awaited) and len(items) == 1 and isinstance(new.lpar, cst.LeftParen):
                 # `with (await lock):` -> `async with lock:`, not `async with (lock):`
-                new = new.with_changes(lpar=cst.MaybeSentinel.DEFAULT, rpar=cst.MaybeSentinel.DEFAULT)
-            changes = [f"Replaced `with {source_of(candidate.node.items[0].item)}:` with `async with`"]
+                new = new.with_changes(
+                    lpar=cst.MaybeSentinel.DEFAULT, rpar=cst.MaybeSentinel.DEFAULT
+                )
+            changes = [
+                f"Replaced `with {source_of(candidate.node.items[0].item)}:` with `async with`"
+            ]
             if any(candidate.awaited):
                 changes.append("Dropped the `await` of the lock, which `async with` does itself")
             fix = Fix(Safety.SAFE, changes, {candidate.node: new})

@@ -11,9 +11,7 @@ def file_diff(result: FileResult) -> str:
     assert result.original is not None and result.fixed is not None
     old = result.original.splitlines(keepends=True)
     new = result.fixed.splitlines(keepends=True)
-    lines = list(
-        difflib.unified_diff(old, new, f"a/{result.display}", f"b/{result.display}", n=3)
-    )
+    lines = list(difflib.unified_diff(old, new, f"a/{result.display}", f"b/{result.display}", n=3))
     out: list[str] = []
     for line in lines:
         if line.endswith(("\n", "\r")):

@@ -97,7 +97,8 @@ def _summary(run: RunResult) -> str:
         fixed = sum(1 for r, f in found if f.fixed and r.written)
         changed = sum(1 for r in run.files if r.written)
         remaining = sum(len(r.remaining if r.written else r.findings) for r in run.files)
-        text = f"Fixed {fixed} finding{'s' * (fixed != 1)} in {changed} {'file' if changed == 1 else 'files'}"
+        files_changed = f"{changed} {'file' if changed == 1 else 'files'}"
+        text = f"Fixed {fixed} finding{'s' * (fixed != 1)} in {files_changed}"
         text += f"; {remaining} remaining" if remaining else "; nothing left to fix"
         return text + f" ({files} {noun} checked)."
     if not found:
@@ -173,7 +174,9 @@ def _code_lines(result: FileResult, finding: Finding) -> list[str]:
     source = result.original.splitlines()
     first, last = finding.span.line, min(finding.span.end_line, finding.span.line + 9)
     width = len(str(last))
-    return [f"    {n:>{width}} | {source[n - 1]}" for n in range(first, last + 1) if n <= len(source)]
+    return [
+        f"    {n:>{width}} | {source[n - 1]}" for n in range(first, last + 1) if n <= len(source)
+    ]
 
 
 def _wrapped(text: str) -> list[str]:
@@ -183,21 +186,21 @@ def _wrapped(text: str) -> list[str]:
 def _fix_section(
     result: FileResult, finding: Finding, run: RunResult, style: Style, light: str
 ) -> list[str]:
+    applied = style.glyph("✅ ", "")
+    suggested = f"{style.glyph('💡 ', '')}SUGGESTED FIX {style.glyph('—', '-')} not applied:"
     if finding.fix_safety is Safety.NONE:
-        title = f"{style.glyph('💡 ', '')}SUGGESTED FIX {style.glyph('—', '-')} not applied: report only"
+        title = f"{suggested} report only"
         return [style.paint(title, bold=True), light, *_wrapped(finding.message), ""]
     if finding.fixed and run.mode == "write" and result.written:
-        title = f"{style.glyph('✅ ', '')}FIX APPLIED"
+        title = f"{applied}FIX APPLIED"
     elif finding.fixed and run.mode == "diff":
-        title = f"{style.glyph('✅ ', '')}FIX (in the diff; nothing written)"
+        title = f"{applied}FIX (in the diff; nothing written)"
     elif not finding.fixable(run.unsafe_fixes):
-        title = f"{style.glyph('💡 ', '')}SUGGESTED FIX — not applied: unsafe, rerun with --unsafe-fixes"
+        title = f"{suggested} unsafe, rerun with --unsafe-fixes"
     elif result.internal_error:
-        title = f"{style.glyph('💡 ', '')}SUGGESTED FIX — not applied: the fixed file did not verify"
+        title = f"{suggested} the fixed file did not verify"
     else:
-        title = f"{style.glyph('💡 ', '')}SUGGESTED FIX — not applied: rerun with --write"
-    if style.ascii:
-        title = title.replace("—", "-")
+        title = f"{suggested} rerun with --write"
     lines = [style.paint(title, bold=True), light]
     for line in finding.fix_preview:
         lines.append(style.paint(f"    {line}", fg="red" if line.startswith("-") else "green"))
@@ -205,7 +208,9 @@ def _fix_section(
     return lines
 
 
-def _validation_section(result: FileResult, finding: Finding, style: Style, light: str) -> list[str]:
+def _validation_section(
+    result: FileResult, finding: Finding, style: Style, light: str
+) -> list[str]:
     validation = result.validation
     if validation is None or not finding.fixable(True) or finding.fix_safety is Safety.NONE:
         return []
@@ -225,7 +230,11 @@ def _validation_section(result: FileResult, finding: Finding, style: Style, ligh
     if validation.second_run_clean is not None:
         parts.append(f"second run: {'no changes' if validation.second_run_clean else 'CHANGES'}")
     separator = style.glyph(" · ", " | ")
-    lines = [style.paint(f"{style.glyph('🧪 ', '')}VALIDATION", bold=True), light, separator.join(parts)]
+    lines = [
+        style.paint(f"{style.glyph('🧪 ', '')}VALIDATION", bold=True),
+        light,
+        separator.join(parts),
+    ]
     if result.internal_error:
         lines.append(f"Not applied: {result.internal_error}")
     return [*lines, ""]
@@ -239,11 +248,7 @@ def _additional(
     light: str,
     limit: int = 10,
 ) -> list[str]:
-    same = [
-        (r, f)
-        for r, f in found
-        if f.code == finding.code and f is not finding
-    ]
+    same = [(r, f) for r, f in found if f.code == finding.code and f is not finding]
     lines = [style.paint(f"{style.glyph('📋 ', '')}ADDITIONAL FINDINGS", bold=True), light]
     if same:
         lines.append("Same pattern elsewhere:")
@@ -267,4 +272,3 @@ def _state(finding: Finding) -> str:
     if finding.fix_safety is Safety.UNSAFE:
         return "suggested (unsafe)"
     return "report only"
-
