@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import libcst as cst
+from libcst._metadata_dependent import LazyValue
 from libcst.metadata import (
     BaseMetadataProvider,
     QualifiedName,
@@ -22,7 +23,6 @@ from libcst.metadata import (
     Scope,
     ScopeProvider,
 )
-from libcst._metadata_dependent import LazyValue
 
 from asyncfix.model import Safety, Severity
 
