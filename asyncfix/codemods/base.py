@@ -15,21 +15,16 @@ from typing import Any, ClassVar
 
 import libcst as cst
 from libcst._metadata_dependent import LazyValue
-from libcst.metadata import (
-    BaseMetadataProvider,
-    QualifiedName,
-    QualifiedNameProvider,
-    QualifiedNameSource,
-    Scope,
-    ScopeProvider,
-)
+from libcst.metadata import BaseMetadataProvider
 
+from asyncfix.codemods.names import Binding, Resolver
 from asyncfix.model import Safety, Severity
 
 Replacement = cst.CSTNode | cst.FlattenSentinel[Any] | cst.RemovalSentinel
 
 #: calls whose arguments run in a worker thread, not on the event loop
 OFFLOADERS = frozenset({"asyncio.to_thread", "anyio.to_thread.run_sync", "trio.to_thread.run_sync"})
+_OFFLOADER_NAMES = frozenset(name.rsplit(".", 1)[1] for name in OFFLOADERS)
 
 
 @dataclass(frozen=True)
@@ -89,10 +84,8 @@ class Rule:
     #: the rule only runs on files whose text contains every needle (a tuple: any one of
     #: its strings) -- a cheap pre-filter that spares most files a parse
     needles: ClassVar[tuple[str | tuple[str, ...], ...]]
-    metadata: ClassVar[tuple[type[BaseMetadataProvider[Any]], ...]] = (
-        ScopeProvider,
-        QualifiedNameProvider,
-    )
+    #: LibCST metadata providers the rule reads (resolved once per file, only when needed)
+    metadata: ClassVar[tuple[type[BaseMetadataProvider[Any]], ...]] = ()
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -159,6 +152,7 @@ class Context(cst.CSTVisitor):
         self.path: list[cst.CSTNode] = []
         self._offloaded: set[int] = set()
         self._class_facts: dict[str, ClassFacts] | None = None
+        self.names = Resolver(module)
         self.rules = [rule(self) for rule in rules]
         self._visit: dict[str, list[Callable[[Any], None]]] = {}
         self._leave: dict[str, list[Callable[[Any], None]]] = {}
@@ -179,7 +173,11 @@ class Context(cst.CSTVisitor):
         if kind is not None:
             self.frames.append(Frame(kind, node))
         if isinstance(node, cst.Call) and (
-            _is_run_in_executor(node) or self.qualified_name(node.func) in OFFLOADERS
+            _is_run_in_executor(node)
+            or (
+                last_name(node.func) in _OFFLOADER_NAMES
+                and self.qualified_name(node.func) in OFFLOADERS
+            )
         ):
             self._offloaded.update(id(arg) for arg in node.args)
         for handler in self._visit.get(type(node).__name__, ()):
@@ -259,29 +257,26 @@ class Context(cst.CSTVisitor):
 
     # -- names -----------------------------------------------------------------------
 
-    def qualified_names(self, node: cst.CSTNode) -> set[QualifiedName]:
-        names = self.get(QualifiedNameProvider, node)
-        return set(names) if names else set()
-
     def get(self, provider: type[BaseMetadataProvider[Any]], node: cst.CSTNode) -> Any:
         """Metadata of ``node`` (None when absent); providers may compute it lazily."""
         value = self.metadata.get(provider, {}).get(node)
         return value() if isinstance(value, LazyValue) else value
 
+    def scopes(self) -> list[cst.CSTNode]:
+        """The module, then each enclosing class and function, outermost first."""
+        return [
+            frame.node for frame in self.frames if frame.kind in ("module", "class", "def", "async")
+        ]
+
     def qualified_name(self, node: cst.CSTNode) -> str | None:
         """The dotted name an expression refers to through imports (``t.sleep`` -> ``time.sleep``
-        after ``import time as t``), or None when it is not one imported/builtin name."""
-        names = self.qualified_names(node)
-        if len(names) != 1:
-            return None
-        (name,) = names
-        if name.source not in (QualifiedNameSource.IMPORT, QualifiedNameSource.BUILTIN):
-            return None
-        return name.name
+        after ``import time as t``), ``builtins.x`` for a builtin, or None."""
+        return self.names.qualified_name(node, self.scopes())
 
-    def scope(self, node: cst.CSTNode) -> Scope | None:
-        scope = self.get(ScopeProvider, node)
-        return scope if isinstance(scope, Scope) else None
+    def lookup(self, name: str) -> tuple[cst.CSTNode, list[Binding]] | None:
+        """The scope binding ``name`` where the walk is, and its bindings there (None: builtin
+        or unbound)."""
+        return self.names.lookup(name, self.scopes())
 
     def module_name_for(self, module: str) -> str | None:
         """The name ``import module`` binds at module level (``aio`` after ``import asyncio as
@@ -419,6 +414,15 @@ def _assigned_names(small: cst.BaseSmallStatement) -> Iterator[str]:
                 yield target.target.value
     elif isinstance(small, (cst.AnnAssign, cst.AugAssign)) and isinstance(small.target, cst.Name):
         yield small.target.value
+
+
+def last_name(node: cst.CSTNode) -> str | None:
+    """``sleep`` for ``time.sleep`` or ``sleep``: a cheap test before resolving a callee."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return node.attr.value
+    return None
 
 
 def dotted_name(node: cst.CSTNode) -> str | None:

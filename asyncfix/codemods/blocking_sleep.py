@@ -50,7 +50,7 @@ async def poll(device):
     needles = ("async", "sleep")
 
     def visit_Call(self, node: cst.Call) -> None:
-        if self.ctx.qualified_name(node.func) != "time.sleep" or not self.ctx.in_async_body():
+        if not self.ctx.in_async_body() or self.ctx.qualified_name(node.func) != "time.sleep":
             return
         spelled = source_of(node.func)
         message = f"`{spelled}()` blocks the event loop; use `await asyncio.sleep()`"

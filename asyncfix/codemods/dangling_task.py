@@ -10,6 +10,7 @@ from asyncfix.codemods.base import (
     Rule,
     dotted_name,
     fresh_name,
+    last_name,
     names_in,
     source_of,
 )
@@ -94,6 +95,8 @@ async def on_message(msg):
 
     def _task_factory(self, node: cst.Call) -> str | None:
         func = node.func
+        if last_name(func) not in ("create_task", "ensure_future"):
+            return None
         qualified = self.ctx.qualified_name(func)
         if qualified in TASK_FACTORIES:
             if qualified == "asyncio.ensure_future" and not _first_arg_is_call(node):
@@ -119,16 +122,17 @@ async def on_message(msg):
         return None
 
     def _unused_local(self, target: cst.Name) -> bool:
-        """A local of a function with no read anywhere (nested functions included)."""
-        if self.ctx.enclosing_function() is None:
+        """A local of the enclosing function that is never mentioned again (not even in a
+        nested function): the name occurs only as the target of its own assignments."""
+        function = self.ctx.enclosing_function()
+        found = self.ctx.lookup(target.value)
+        if function is None or found is None or found[0] is not function:
             return False
-        scope = self.ctx.scope(target)
-        if scope is None or type(scope).__name__ != "FunctionScope":
+        bindings = found[1]
+        if any(binding.kind != "assign" for binding in bindings):
             return False
-        assignments = scope.assignments[target.value]
-        if not assignments:
-            return False
-        return all(not assignment.references for assignment in assignments)
+        occurrences = self.ctx.names.occurrences(function)[target.value]
+        return occurrences == len(bindings)
 
     # -- the fix -----------------------------------------------------------------------
 

@@ -44,9 +44,9 @@ async def start_server(handler):
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
-        if self.ctx.qualified_name(func) != "asyncio.get_event_loop":
+        if node.args or not self.ctx.in_async_body():
             return
-        if not self.ctx.in_async_body() or node.args:
+        if self.ctx.qualified_name(func) != "asyncio.get_event_loop":
             return
         spelled = source_of(func)
         message = f"`{spelled}()` in a coroutine; use `asyncio.get_running_loop()`"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import libcst as cst
-from libcst.metadata import Assignment
 
 from asyncfix.codemods.base import Fix, Rule, await_expression, is_coroutine_function, source_of
 from asyncfix.model import Safety, Severity
@@ -100,16 +99,6 @@ class Agent:
     severity = Severity.HIGH
     kind = "Coroutine never awaited"
     needles = ("async",)
-
-    def __init__(self, ctx: object) -> None:
-        super().__init__(ctx)  # type: ignore[arg-type]
-        #: assignment target Name -> the value assigned, for locals of async functions
-        self.values: dict[cst.CSTNode, cst.BaseExpression] = {}
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            if isinstance(target.target, cst.Name):
-                self.values[target.target] = node.value
 
     def visit_Call(self, node: cst.Call) -> None:
         if not self.ctx.in_async_body():
@@ -209,18 +198,13 @@ class Agent:
 
     def _module_coroutine(self, name: cst.Name) -> cst.FunctionDef | None:
         """The ``async def`` at module level that is the only binding of ``name``."""
-        scope = self.ctx.scope(name)
-        if scope is None:
+        found = self.ctx.lookup(name.value)
+        if found is None or not isinstance(found[0], cst.Module):
             return None
-        assignments = scope[name.value]
         definitions = []
-        for assignment in assignments:
-            if not isinstance(assignment, Assignment):
-                return None
-            definition = assignment.node
+        for binding in found[1]:
+            definition = binding.node
             if not isinstance(definition, cst.FunctionDef) or not is_coroutine_function(definition):
-                return None
-            if type(assignment.scope).__name__ != "GlobalScope":
                 return None
             definitions.append(definition)
         return definitions[-1] if definitions else None
@@ -237,8 +221,8 @@ class Agent:
         decorators = {source_of(d.decorator) for d in function.decorators}
         if "staticmethod" in decorators:
             return None
-        scope = self.ctx.scope(receiver)
-        if scope is not None and len(scope[receiver.value]) != 1:
+        found = self.ctx.lookup(receiver.value)
+        if found is None or found[0] is not function or len(found[1]) != 1:
             return None  # the receiver is reassigned in the method
         facts = self.ctx.class_facts(cls)
         if facts is None:
@@ -251,12 +235,12 @@ class Agent:
     def _library_method_coroutine(self, receiver: cst.Name, method: str) -> str | None:
         """The constructor when ``q.get()`` is called on a local ``q`` that is only ever
         ``asyncio.Queue()`` (and the like)."""
-        scope = self.ctx.scope(receiver)
-        if scope is None or type(scope).__name__ != "FunctionScope":
+        found = self.ctx.lookup(receiver.value)
+        if found is None or found[0] is not self.ctx.enclosing_function():
             return None
         constructors = set()
-        for assignment in scope[receiver.value]:
-            value = self.values.get(assignment.node) if isinstance(assignment, Assignment) else None
+        for binding in found[1]:
+            value = binding.value if binding.kind == "assign" else None
             if not isinstance(value, cst.Call):
                 return None
             constructor = self.ctx.qualified_name(value.func)
