@@ -25,6 +25,7 @@ from asyncfix.codemods import RULES, rule_by_code
 from asyncfix.codemods.base import SUPPRESS, Context, Hit, Rule
 from asyncfix.config import Config
 from asyncfix.files import SourceError, atomic_write, decode, discover, display_path
+from asyncfix.imports import add_stdlib_import, is_stdlib
 from asyncfix.model import FileResult, Finding, RunResult, Safety, Span, Validation
 
 MAX_ROUNDS = 5
@@ -160,7 +161,14 @@ def apply_fixes(analysis: Analysis, fixable: list[Hit]) -> tuple[cst.Module, lis
     if prelude:
         module = _insert_prelude(module, list(prelude.values()))
     context = CodemodContext()
-    adds = [item for hit in chosen if hit.fix for item in hit.fix.add_imports]
+    adds = []
+    for hit in chosen:
+        assert hit.fix is not None
+        for item in hit.fix.add_imports:
+            if item.obj is None and item.asname is None and is_stdlib(item.module):
+                module = add_stdlib_import(module, item.module)
+            else:
+                adds.append(item)
     removes = [item for hit in chosen if hit.fix for item in hit.fix.remove_unused]
     for item in adds:
         AddImportsVisitor.add_needed_import(context, item.module, item.obj, item.asname)
@@ -187,7 +195,8 @@ def _is_import_block(statement: cst.BaseStatement) -> bool:
 
 
 def _insert_prelude(module: cst.Module, statements: list[cst.BaseStatement]) -> cst.Module:
-    """Insert module-level definitions after the leading imports (or the docstring)."""
+    """Insert module-level definitions after the leading imports (or the docstring), with a
+    blank line before them and the two a following ``def``/``class`` wants."""
     body = list(module.body)
     index = 0
     for position, statement in enumerate(body):
@@ -198,11 +207,19 @@ def _insert_prelude(module: cst.Module, statements: list[cst.BaseStatement]) -> 
         elif position == 0 and _is_docstring(statement):
             index = 1
     new = [
-        statement.with_changes(leading_lines=[cst.EmptyLine()])
+        statement.with_changes(leading_lines=[cst.EmptyLine()] if index else [])
         if isinstance(statement, cst.SimpleStatementLine)
         else statement
         for statement in statements
     ]
+    if index < len(body):
+        following = body[index]
+        if (
+            isinstance(following, (cst.FunctionDef, cst.ClassDef))
+            and len(following.leading_lines) < 2
+        ):
+            blank = [cst.EmptyLine(), cst.EmptyLine()]
+            body[index] = following.with_changes(leading_lines=[*blank, *following.leading_lines])
     return module.with_changes(body=[*body[:index], *new, *body[index:]])
 
 

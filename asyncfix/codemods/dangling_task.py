@@ -35,6 +35,7 @@ class DanglingTask(Rule):
     example_before = """\
 import asyncio
 
+
 async def on_message(msg):
     asyncio.create_task(store(msg))
 """
@@ -42,6 +43,7 @@ async def on_message(msg):
 import asyncio
 
 _background_tasks: set[asyncio.Task[object]] = set()
+
 
 async def on_message(msg):
     task = asyncio.create_task(store(msg))
