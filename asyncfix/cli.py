@@ -173,9 +173,10 @@ def _print(result: RunResult, output_format: str, style: Style, quiet: bool) -> 
         if not quiet:
             click.echo(summary(result), err=True)
         return
-    lines = (
-        render_report(result, style) if output_format == "report" else render_concise(result, style)
-    )
+    if output_format == "report":
+        lines = render_report(result, style)
+    else:
+        lines = render_concise(result, style, quiet)
     for line in lines:
         click.echo(line, color=style.color)
     if not quiet:

@@ -62,12 +62,12 @@ def render_errors(run: RunResult) -> list[str]:
     return lines
 
 
-def render_concise(run: RunResult, style: Style) -> list[str]:
+def render_concise(run: RunResult, style: Style, quiet: bool = False) -> list[str]:
     lines: list[str] = []
     for result in run.files:
         if run.mode == "write":
             for finding in result.findings:
-                if finding.fixed and result.written:
+                if finding.fixed and result.written and not quiet:
                     lines.append(
                         f"{style.paint('Fixed', fg='green')} {result.display}:"
                         f"{finding.span.line}:{finding.span.col}: {finding.code} {finding.message}"
