@@ -100,7 +100,8 @@ def _suppressed(hit: Hit, span: Span, lines: list[str]) -> bool:
             codes = match.group("codes") or match.group("noqa")
             if codes is None:
                 return True
-            if hit.rule.code in {code.strip() for code in codes.split(",")}:
+            named = {code.strip() for code in codes.replace(" ", ",").split(",")}
+            if hit.rule.code in named or named.intersection(hit.rule.equivalent_codes):
                 return True
     return False
 

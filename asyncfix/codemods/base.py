@@ -84,6 +84,9 @@ class Rule:
     #: the rule only runs on files whose text contains every needle (a tuple: any one of
     #: its strings) -- a cheap pre-filter that spares most files a parse
     needles: ClassVar[tuple[str | tuple[str, ...], ...]]
+    #: codes of other tools' equivalent rules: ``# noqa: RUF006`` also silences AF301, since
+    #: it records the same decision about the same line
+    equivalent_codes: ClassVar[tuple[str, ...]] = ()
     #: LibCST metadata providers the rule reads (resolved once per file, only when needed)
     metadata: ClassVar[tuple[type[BaseMetadataProvider[Any]], ...]] = ()
 
@@ -278,10 +281,16 @@ class Context(cst.CSTVisitor):
         or unbound)."""
         return self.names.lookup(name, self.scopes())
 
-    def module_name_for(self, module: str) -> str | None:
-        """The name ``import module`` binds at module level (``aio`` after ``import asyncio as
-        aio``), or None when the module is not imported that way."""
-        for statement in _top_level_statements(self.module.body):
+    def module_name_for(self, module: str, leading_only: bool = False) -> str | None:
+        """The name an unconditional ``import module`` binds at module level (``aio`` after
+        ``import asyncio as aio``), or None when the module is not imported that way.
+
+        Imports under ``if`` (``TYPE_CHECKING``) do not count: the name may not exist at run
+        time. With ``leading_only``, only imports before the first ``def``/``class`` count
+        (for code the fix adds at module level, which runs at import time)."""
+        for statement in self.module.body:
+            if leading_only and isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+                break
             if isinstance(statement, cst.SimpleStatementLine):
                 for small in statement.body:
                     if isinstance(small, cst.Import):

@@ -48,6 +48,7 @@ async def poll(device):
     severity = Severity.HIGH
     kind = "Blocking call on the event loop"
     needles = ("async", "sleep")
+    equivalent_codes = ("ASYNC251",)
 
     def visit_Call(self, node: cst.Call) -> None:
         if not self.ctx.in_async_body() or self.ctx.qualified_name(node.func) != "time.sleep":

@@ -60,6 +60,7 @@ async def on_message(msg):
     severity = Severity.HIGH
     kind = "Task lifecycle"
     needles = (("create_task", "ensure_future"),)
+    equivalent_codes = ("RUF006",)
 
     def visit_Call(self, node: cst.Call) -> None:
         spelled = self._task_factory(node)
@@ -157,7 +158,12 @@ async def on_message(msg):
             return
         task_set = self._task_set()
         if task_set is None:
-            self.report(call, message + f" (`{TASK_SET}` is already taken: no fix)", None, evidence)
+            self.report(
+                call,
+                message + f" (no fix: `{TASK_SET}` is taken, or asyncio is imported late)",
+                None,
+                evidence,
+            )
             return
         set_name, prelude, add = task_set
         changes: list[str] = []
@@ -219,7 +225,9 @@ async def on_message(msg):
                     return None
         if TASK_SET in names_in(self.ctx.module):
             return None
-        asyncio_name = self.ctx.module_name_for("asyncio")
+        asyncio_name = self.ctx.module_name_for("asyncio", leading_only=True)
+        if asyncio_name is None and self.ctx.module_name_for("asyncio") is not None:
+            return None  # imported only further down: the set's annotation would fail
         add = [] if asyncio_name else [ImportItem("asyncio")]
         if self.ctx.target >= (3, 9):
             code = f"{TASK_SET}: set[{asyncio_name or 'asyncio'}.Task[object]] = set()\n"
