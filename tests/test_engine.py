@@ -1,0 +1,108 @@
+"""The engine's promises: a fix that does not verify is dropped and the file left alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import libcst as cst
+import pytest
+
+from asyncfix import engine
+from asyncfix.codemods.base import Fix, Rule
+from asyncfix.config import Config
+from asyncfix.model import Safety, Severity
+from tests.helpers import run_text
+
+SOURCE = "async def f():\n    marker()\n"
+
+
+class _Broken(Rule):
+    """A rule whose fix yields code that parses but does not compile."""
+
+    code = "AF999"
+    name = "broken"
+    summary = why = example_before = example_after = fix_safety_note = kind = "test"
+    fix_safety = Safety.SAFE
+    severity = Severity.LOW
+    needles = ("marker",)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Name) and node.func.value == "marker":
+            # `return` with a value inside an async generator is a compile-time error
+            bad = cst.parse_statement("(yield)\n")
+            statement = self.ctx.parent(level=2)
+            assert statement is not None
+            fix = Fix(
+                Safety.SAFE,
+                ["breaks the file"],
+                {statement: cst.FlattenSentinel([bad, cst.parse_statement("return 1\n")])},
+            )
+            self.report(node, "marker", fix)
+
+
+class _NeverDone(Rule):
+    """A rule whose fix changes nothing, so the finding is always there again."""
+
+    code = "AF998"
+    name = "never-done"
+    summary = why = example_before = example_after = fix_safety_note = kind = "test"
+    fix_safety = Safety.SAFE
+    severity = Severity.LOW
+    needles = ("marker",)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Name) and node.func.value == "marker":
+            self.report(node, "marker", Fix(Safety.SAFE, ["nothing"], {node: node.deep_clone()}))
+
+
+@pytest.fixture()
+def with_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    from asyncfix import codemods
+
+    table = {"AF999": _Broken, "AF998": _NeverDone}
+    real = codemods.rule_by_code
+    monkeypatch.setattr(engine, "rule_by_code", lambda code: table.get(code) or real(code))
+
+
+@pytest.mark.usefixtures("with_rules")
+def test_fix_that_does_not_compile_is_dropped() -> None:
+    result = run_text(SOURCE, {"AF999"})
+    assert result.fixed is None
+    assert result.internal_error is not None
+    assert "does not compile" in result.internal_error
+    assert result.validation is not None and result.validation.compile is False
+
+
+@pytest.mark.usefixtures("with_rules")
+def test_fix_without_fixpoint_is_dropped() -> None:
+    result = run_text(SOURCE, {"AF998"})
+    assert result.fixed is None
+    assert result.internal_error is not None
+    assert "did not reach a fixpoint" in result.internal_error
+    assert result.validation is not None and result.validation.rounds == engine.MAX_ROUNDS
+
+
+@pytest.mark.usefixtures("with_rules")
+def test_unverified_file_is_not_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "m.py"
+    path.write_text(SOURCE)
+    monkeypatch.setattr(engine, "all_codes", lambda: ["AF999"])
+    run = engine.run([path], Config(select=["AF999"]), "write")
+    assert run.has_errors()
+    assert path.read_text() == SOURCE
+    assert not run.files[0].written
+
+
+def test_newer_syntax_is_not_rejected_by_the_compile_check() -> None:
+    # PEP 695 (Python 3.12) parses with LibCST; this interpreter may not compile it
+    text = "import time\n\ntype Seconds = float\n\n\nasync def f():\n    time.sleep(1)\n"
+    result = run_text(text, {"AF201"})
+    assert result.internal_error is None
+    assert result.fixed is not None and "await asyncio.sleep(1)" in result.fixed
+    assert result.validation is not None and result.validation.reparse is True
+
+
+def test_file_without_findings_is_not_parsed_for_rules_it_cannot_match() -> None:
+    result = run_text("def f():\n    return 1\n", {"AF201", "AF301"})
+    assert result.findings == [] and result.fixed is None
