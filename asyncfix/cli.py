@@ -9,12 +9,13 @@ from pathlib import Path
 import click
 
 from asyncfix import __version__
-from asyncfix.codemods import RULES, rule_by_code
+from asyncfix.codemods import RULES
 from asyncfix.config import ConfigError, check_selectors, find_pyproject, load
 from asyncfix.engine import all_codes, run
 from asyncfix.model import RunResult
 from asyncfix.report import diff as diff_renderer
 from asyncfix.report import json as json_renderer
+from asyncfix.report.ruledoc import rule_doc
 from asyncfix.report.text import Style, render_concise, render_errors, render_report, summary
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -211,39 +212,6 @@ def rule_command(code: str) -> None:
     if code not in all_codes():
         raise click.UsageError(f"unknown rule code {code!r} (see `asyncfix rules`)")
     click.echo(rule_doc(code))
-
-
-def rule_doc(code: str) -> str:
-    """A rule's documentation as Markdown, from the rule class (the one source of truth)."""
-    rule = rule_by_code(code)
-    return "\n".join(
-        [
-            f"# {rule.code} {rule.name}",
-            "",
-            f"{rule.summary[:1].upper()}{rule.summary[1:]}.",
-            "",
-            "## Why is this a bug?",
-            "",
-            rule.why,
-            "",
-            "## Example",
-            "",
-            "```python",
-            rule.example_before.rstrip("\n"),
-            "```",
-            "",
-            "## Use instead",
-            "",
-            "```python",
-            rule.example_after.rstrip("\n"),
-            "```",
-            "",
-            f"## Fix safety: {rule.fix_safety.value}",
-            "",
-            rule.fix_safety_note,
-            "",
-        ]
-    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -91,20 +91,27 @@ def atomic_write(path: Path, expected: bytes, data: bytes) -> str | None:
     goes to a temporary file in the same directory, takes the old mode bits and is
     moved over the original with ``os.replace``, so a reader never sees half a file.
     """
+    path = Path(os.path.realpath(path))  # write through a symlink, never over it
     try:
         current = path.read_bytes()
-        mode = path.stat().st_mode
+        info = path.stat()
     except OSError as exc:
         return f"cannot re-read before writing: {exc.strerror or exc}"
     if current != expected:
         return "file changed on disk since it was read; not written"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".asyncfix", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".asyncfix", dir=path.parent)
+    except OSError as exc:
+        return f"cannot write in {path.parent}: {exc.strerror or exc}"
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, mode & 0o7777)
+        os.chmod(tmp, info.st_mode & 0o7777)
+        if hasattr(os, "chown"):
+            with contextlib.suppress(OSError):  # only possible as root or for our own files
+                os.chown(tmp, info.st_uid, info.st_gid)
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):

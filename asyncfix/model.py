@@ -115,4 +115,6 @@ class RunResult:
         return [(f, x) for f in self.files for x in f.findings]
 
     def has_errors(self) -> bool:
-        return bool(self.errors) or any(f.error or f.internal_error for f in self.files)
+        return bool(self.errors) or any(
+            f.error or f.internal_error or f.write_skipped for f in self.files
+        )

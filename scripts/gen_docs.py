@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asyncfix.cli import rule_doc
 from asyncfix.codemods import RULES
+from asyncfix.report.ruledoc import rule_doc
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "rules"
 

@@ -355,3 +355,27 @@ def test_many_files_through_the_process_pool(project: Path) -> None:
     assert result.output.count("+++ b/pkg/m") == 40
     headers = [line for line in result.output.splitlines() if line.startswith("--- a/")]
     assert headers == sorted(headers)
+
+
+def test_write_through_a_symlink_keeps_the_link(project: Path) -> None:
+    real = project / "pkg" / "buggy.py"
+    link = project / "link.py"
+    link.symlink_to(real)
+    assert invoke("--write", "link.py").exit_code == 0
+    assert link.is_symlink()
+    assert real.read_text() == FIXED
+
+
+def test_unwritable_directory_is_reported_not_crashed(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    def refuse(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    result = CliRunner().invoke(main, ["--write", "pkg"])
+    assert result.exit_code == 2
+    assert "cannot write in" in result.stderr
+    assert (project / "pkg" / "buggy.py").read_text() == BUGGY

@@ -60,7 +60,7 @@ def _file(result: FileResult, run: RunResult) -> dict[str, Any]:
 
 
 def render(run: RunResult) -> str:
-    files = [r for r in run.files if r.findings or r.error or r.internal_error]
+    files = [r for r in run.files if r.findings or r.error or r.internal_error or r.write_skipped]
     counts: dict[str, int] = {}
     for _, finding in run.findings:
         counts[finding.code] = counts.get(finding.code, 0) + 1
@@ -78,7 +78,8 @@ def render(run: RunResult) -> str:
             "fixable": sum(1 for _, f in run.findings if f.fixable(run.unsafe_fixes)),
             "fixed": sum(1 for _, f in run.findings if f.fixed),
             "files_changed": sum(1 for r in run.files if r.changed and not r.internal_error),
-            "errors": len(run.errors) + sum(1 for r in run.files if r.error or r.internal_error),
+            "errors": len(run.errors)
+            + sum(1 for r in run.files if r.error or r.internal_error or r.write_skipped),
         },
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
