@@ -155,14 +155,14 @@ class Counter:
             kind, site = found[index] or ("", None)
             message = f"`with {spelled}:` on an `{kind}`; use `async with {spelled}:`"
             evidence = [(f"`{spelled}` is assigned `{kind}()` at line {{line}}", site)]
+            # located at the lock, not the whole block (a suppression comment goes on that line)
+            where = candidate.node.items[index].item
             if not candidate.in_async:
-                self.report(
-                    candidate.node, message + " (in a sync function: no fix)", None, evidence
-                )
+                self.report(where, message + " (in a sync function: no fix)", None, evidence)
                 continue
             if not all(kinds):
                 self.report(
-                    candidate.node,
+                    where,
                     message + " (other items of this `with` are not asyncio primitives: no fix)",
                     None,
                     evidence,
@@ -180,13 +180,11 @@ class Counter:
                 new = new.with_changes(
                     lpar=cst.MaybeSentinel.DEFAULT, rpar=cst.MaybeSentinel.DEFAULT
                 )
-            changes = [
-                f"Replaced `with {source_of(candidate.node.items[0].item)}:` with `async with`"
-            ]
+            changes = [f"Replaced `with {source_of(where)}:` with `async with`"]
             if any(candidate.awaited):
                 changes.append("Dropped the `await` of the lock, which `async with` does itself")
             fix = Fix(Safety.SAFE, changes, {candidate.node: new})
-            self.report(candidate.node, message, fix, evidence)
+            self.report(where, message, fix, evidence)
 
     def _primitive(
         self, candidate: _Candidate, spelled: str | None
