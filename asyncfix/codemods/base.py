@@ -117,7 +117,11 @@ class Rule:
 @dataclass
 class Frame:
     kind: str  # "module" | "class" | "def" | "async" | "lambda" | "offload" | "genexp"
+    #: the function, class, lambda, ... the frame belongs to
     node: cst.CSTNode
+    #: the node whose subtree the frame covers: a function's body, not its decorators and
+    #: defaults, which run in the enclosing scope
+    covers: cst.CSTNode
 
 
 @dataclass
@@ -151,7 +155,7 @@ class Context(cst.CSTVisitor):
         self.metadata = metadata
         self.target = target
         self.hits: list[Hit] = []
-        self.frames: list[Frame] = [Frame("module", module)]
+        self.frames: list[Frame] = [Frame("module", module, module)]
         self.path: list[cst.CSTNode] = []
         self._offloaded: set[int] = set()
         self._class_facts: dict[str, ClassFacts] | None = None
@@ -169,12 +173,13 @@ class Context(cst.CSTVisitor):
     # -- the walk --------------------------------------------------------------------
 
     def on_visit(self, node: cst.CSTNode) -> bool:
+        owner = self.path[-1] if self.path else None
         self.path.append(node)
-        kind = _frame_kind(node)
-        if kind is None and id(node) in self._offloaded:
-            kind = "offload"
-        if kind is not None:
-            self.frames.append(Frame(kind, node))
+        frame = _frame_for(node, owner)
+        if frame is None and id(node) in self._offloaded:
+            frame = Frame("offload", node, node)
+        if frame is not None:
+            self.frames.append(frame)
         if isinstance(node, cst.Call) and (
             _is_run_in_executor(node)
             or (
@@ -190,7 +195,7 @@ class Context(cst.CSTVisitor):
     def on_leave(self, original_node: cst.CSTNode) -> None:
         for handler in self._leave.get(type(original_node).__name__, ()):
             handler(original_node)
-        if self.frames[-1].node is original_node:
+        if self.frames[-1].covers is original_node:
             self.frames.pop()
         self.path.pop()
 
@@ -351,15 +356,17 @@ class Context(cst.CSTVisitor):
         return None if result is False or result is True else result
 
 
-def _frame_kind(node: cst.CSTNode) -> str | None:
-    if isinstance(node, cst.FunctionDef):
-        return "async" if node.asynchronous is not None else "def"
-    if isinstance(node, cst.Lambda):
-        return "lambda"
-    if isinstance(node, cst.ClassDef):
-        return "class"
+def _frame_for(node: cst.CSTNode, owner: cst.CSTNode | None) -> Frame | None:
+    """The frame ``node`` opens: the body of a function, lambda or class (their decorators,
+    defaults, annotations and bases belong to the enclosing scope), or a generator expression."""
+    if isinstance(owner, cst.FunctionDef) and node is owner.body:
+        return Frame("async" if owner.asynchronous is not None else "def", owner, node)
+    if isinstance(owner, cst.Lambda) and node is owner.body:
+        return Frame("lambda", owner, node)
+    if isinstance(owner, cst.ClassDef) and node is owner.body:
+        return Frame("class", owner, node)
     if isinstance(node, cst.GeneratorExp):
-        return "genexp"
+        return Frame("genexp", node, node)
     return None
 
 
