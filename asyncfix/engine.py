@@ -25,7 +25,7 @@ from asyncfix.codemods import RULES, rule_by_code
 from asyncfix.codemods.base import SUPPRESS, Context, Hit, Rule
 from asyncfix.config import Config
 from asyncfix.files import SourceError, atomic_write, decode, discover, display_path
-from asyncfix.imports import add_stdlib_import, is_stdlib
+from asyncfix.imports import add_stdlib_import, is_docstring, is_stdlib
 from asyncfix.model import FileResult, Finding, RunResult, Safety, Span, Validation
 
 MAX_ROUNDS = 5
@@ -205,7 +205,7 @@ def _insert_prelude(module: cst.Module, statements: list[cst.BaseStatement]) -> 
             index = position + 1
         elif isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
             break
-        elif position == 0 and _is_docstring(statement):
+        elif position == 0 and is_docstring(statement):
             index = 1
     new = [
         statement.with_changes(leading_lines=[cst.EmptyLine()] if index else [])
@@ -222,15 +222,6 @@ def _insert_prelude(module: cst.Module, statements: list[cst.BaseStatement]) -> 
             blank = [cst.EmptyLine(), cst.EmptyLine()]
             body[index] = following.with_changes(leading_lines=[*blank, *following.leading_lines])
     return module.with_changes(body=[*body[:index], *new, *body[index:]])
-
-
-def _is_docstring(statement: cst.BaseStatement) -> bool:
-    return (
-        isinstance(statement, cst.SimpleStatementLine)
-        and len(statement.body) == 1
-        and isinstance(statement.body[0], cst.Expr)
-        and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
-    )
 
 
 def _preview(old_text: str, new_text: str, span: Span) -> list[str]:

@@ -54,7 +54,7 @@ def add_stdlib_import(module: cst.Module, name: str) -> cst.Module:
         return module
     body: list[cst.BaseStatement] = list(module.body)
     start = 0
-    if body and _is_docstring(body[0]):
+    if body and is_docstring(body[0]):
         start = 1
     while start < len(body) and (_imported_module(body[start]) or ("", ""))[1] == "__future__":
         start += 1
@@ -109,7 +109,7 @@ def _insert(
     return module.with_changes(body=[*body[:position], new, *body[position:]])
 
 
-def _is_docstring(statement: cst.BaseStatement) -> bool:
+def is_docstring(statement: cst.BaseStatement) -> bool:
     return (
         isinstance(statement, cst.SimpleStatementLine)
         and len(statement.body) == 1

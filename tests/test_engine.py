@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import libcst as cst
 import pytest
@@ -16,43 +17,44 @@ from tests.helpers import run_text
 SOURCE = "async def f():\n    marker()\n"
 
 
-class _Broken(Rule):
-    """A rule whose fix yields code that parses but does not compile."""
+class _TestRule(Rule):
+    """Reports every ``marker()`` call with the fix ``replacement`` makes."""
+
+    summary = why = example_before = example_after = fix_safety_note = kind = "test"
+    fix_safety = Safety.SAFE
+    severity = Severity.LOW
+    needles = ("marker",)
+
+    def replacement(self, call: cst.Call) -> dict[cst.CSTNode, Any]:
+        raise NotImplementedError
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Name) and node.func.value == "marker":
+            self.report(node, "marker", Fix(Safety.SAFE, ["test"], self.replacement(node)))
+
+
+class _Broken(_TestRule):
+    """Its fix yields code that parses but does not compile."""
 
     code = "AF999"
     name = "broken"
-    summary = why = example_before = example_after = fix_safety_note = kind = "test"
-    fix_safety = Safety.SAFE
-    severity = Severity.LOW
-    needles = ("marker",)
 
-    def visit_Call(self, node: cst.Call) -> None:
-        if isinstance(node.func, cst.Name) and node.func.value == "marker":
-            # `return` with a value inside an async generator is a compile-time error
-            bad = cst.parse_statement("(yield)\n")
-            statement = self.ctx.parent(level=2)
-            assert statement is not None
-            fix = Fix(
-                Safety.SAFE,
-                ["breaks the file"],
-                {statement: cst.FlattenSentinel([bad, cst.parse_statement("return 1\n")])},
-            )
-            self.report(node, "marker", fix)
+    def replacement(self, call: cst.Call) -> dict[cst.CSTNode, Any]:
+        # `return` with a value inside an async generator is a compile-time error
+        statement = self.ctx.parent(level=2)
+        assert statement is not None
+        new = [cst.parse_statement("(yield)\n"), cst.parse_statement("return 1\n")]
+        return {statement: cst.FlattenSentinel(new)}
 
 
-class _NeverDone(Rule):
-    """A rule whose fix changes nothing, so the finding is always there again."""
+class _NeverDone(_TestRule):
+    """Its fix changes nothing, so the finding is always there again."""
 
     code = "AF998"
     name = "never-done"
-    summary = why = example_before = example_after = fix_safety_note = kind = "test"
-    fix_safety = Safety.SAFE
-    severity = Severity.LOW
-    needles = ("marker",)
 
-    def visit_Call(self, node: cst.Call) -> None:
-        if isinstance(node.func, cst.Name) and node.func.value == "marker":
-            self.report(node, "marker", Fix(Safety.SAFE, ["nothing"], {node: node.deep_clone()}))
+    def replacement(self, call: cst.Call) -> dict[cst.CSTNode, Any]:
+        return {call: call.deep_clone()}
 
 
 @pytest.fixture()

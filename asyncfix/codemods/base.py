@@ -17,7 +17,7 @@ import libcst as cst
 from libcst._metadata_dependent import LazyValue
 from libcst.metadata import BaseMetadataProvider
 
-from asyncfix.codemods.names import Binding, Resolver
+from asyncfix.codemods.names import Binding, Resolver, dotted_name
 from asyncfix.model import Safety, Severity
 
 Replacement = cst.CSTNode | cst.FlattenSentinel[Any] | cst.RemovalSentinel
@@ -438,16 +438,6 @@ def last_name(node: cst.CSTNode) -> str | None:
         return node.value
     if isinstance(node, cst.Attribute):
         return node.attr.value
-    return None
-
-
-def dotted_name(node: cst.CSTNode) -> str | None:
-    """``a.b.c`` for a Name/Attribute chain, else None."""
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        base = dotted_name(node.value)
-        return f"{base}.{node.attr.value}" if base is not None else None
     return None
 
 

@@ -8,12 +8,12 @@ from asyncfix.codemods.base import (
     Fix,
     ImportItem,
     Rule,
-    dotted_name,
     fresh_name,
     last_name,
     names_in,
     source_of,
 )
+from asyncfix.codemods.names import dotted_name
 from asyncfix.model import Safety, Severity
 
 TASK_FACTORIES = frozenset({"asyncio.create_task", "asyncio.ensure_future"})

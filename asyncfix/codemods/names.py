@@ -103,7 +103,7 @@ class _Collector(cst.CSTVisitor):
 
     def visit_Import(self, node: cst.Import) -> bool:
         for alias in node.names:
-            dotted = _dotted(alias.name)
+            dotted = dotted_name(alias.name)
             if dotted is None:
                 continue
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
@@ -117,10 +117,10 @@ class _Collector(cst.CSTVisitor):
         if isinstance(node.names, cst.ImportStar):
             self.out.add("*", Binding("import", node))
             return False
-        module = _dotted(node.module) if node.module is not None else ""
+        module = dotted_name(node.module) if node.module is not None else ""
         prefix = "." * len(node.relative) + (module or "")
         for alias in node.names:
-            name = _dotted(alias.name)
+            name = dotted_name(alias.name)
             if name is None:
                 continue
             bound = name
@@ -184,11 +184,12 @@ class _Collector(cst.CSTVisitor):
             self._targets(target.value, "other")
 
 
-def _dotted(node: cst.CSTNode) -> str | None:
+def dotted_name(node: cst.CSTNode) -> str | None:
+    """``a.b.c`` for a Name/Attribute chain, else None."""
     if isinstance(node, cst.Name):
         return node.value
     if isinstance(node, cst.Attribute):
-        base = _dotted(node.value)
+        base = dotted_name(node.value)
         return f"{base}.{node.attr.value}" if base is not None else None
     return None
 

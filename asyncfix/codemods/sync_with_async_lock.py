@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from asyncfix.codemods.base import Fix, Rule, dotted_name, source_of
+from asyncfix.codemods.base import Fix, Rule, source_of
+from asyncfix.codemods.names import dotted_name
 from asyncfix.model import Safety, Severity
 
 ASYNC_PRIMITIVES = frozenset(
