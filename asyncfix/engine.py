@@ -463,23 +463,24 @@ def _map(tasks: list[Task], jobs: int | None) -> Iterator[FileResult]:
 
 
 def _write(result: FileResult) -> None:
+    """Write a verified result; a file edited meanwhile is skipped with a warning."""
     assert result.fixed is not None and result.original is not None
     path = Path(result.path)
     try:
-        raw = path.read_bytes()
+        source = decode(path.read_bytes())
     except OSError as exc:
-        result.write_skipped = f"cannot re-read before writing: {exc.strerror or exc}"
+        result.error = f"cannot re-read before writing: {exc.strerror or exc}"
         return
-    try:
-        source = decode(raw)
     except SourceError as exc:
-        result.write_skipped = str(exc)
+        result.error = str(exc)
         return
     if source.text != result.original:
         result.write_skipped = "file changed on disk since it was read; not written"
         return
-    reason = atomic_write(path, raw, source.encode(result.fixed))
+    reason = atomic_write(path, source.raw, source.encode(result.fixed))
     if reason is None:
         result.written = True
-    else:
+    elif reason.startswith("file changed"):
         result.write_skipped = reason
+    else:
+        result.error = reason

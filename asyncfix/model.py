@@ -95,6 +95,8 @@ class FileResult:
     validation: Validation | None = None
     #: set by the writer
     written: bool = False
+    #: the file changed on disk after it was read, so the fix was not written (a warning: the
+    #: findings stay, the exit status says so); a failed write is an ``error``
     write_skipped: str | None = None
 
     @property
@@ -115,6 +117,4 @@ class RunResult:
         return [(f, x) for f in self.files for x in f.findings]
 
     def has_errors(self) -> bool:
-        return bool(self.errors) or any(
-            f.error or f.internal_error or f.write_skipped for f in self.files
-        )
+        return bool(self.errors) or any(f.error or f.internal_error for f in self.files)

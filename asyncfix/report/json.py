@@ -78,8 +78,7 @@ def render(run: RunResult) -> str:
             "fixable": sum(1 for _, f in run.findings if f.fixable(run.unsafe_fixes)),
             "fixed": sum(1 for _, f in run.findings if f.fixed),
             "files_changed": sum(1 for r in run.files if r.changed and not r.internal_error),
-            "errors": len(run.errors)
-            + sum(1 for r in run.files if r.error or r.internal_error or r.write_skipped),
+            "errors": len(run.errors) + sum(1 for r in run.files if r.error or r.internal_error),
         },
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

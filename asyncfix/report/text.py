@@ -58,7 +58,7 @@ def render_errors(run: RunResult) -> list[str]:
         if result.internal_error:
             lines.append(f"internal error: {result.display}: {result.internal_error}")
         if result.write_skipped:
-            lines.append(f"error: {result.display}: {result.write_skipped}")
+            lines.append(f"warning: {result.display}: {result.write_skipped}")
     return lines
 
 
@@ -83,9 +83,7 @@ def render_concise(run: RunResult, style: Style, quiet: bool = False) -> list[st
 
 def summary(run: RunResult) -> str:
     text = _summary(run)
-    failed = len(run.errors) + sum(
-        1 for r in run.files if r.error or r.internal_error or r.write_skipped
-    )
+    failed = len(run.errors) + sum(1 for r in run.files if r.error or r.internal_error)
     if failed:
         text += f" {failed} error{'s' * (failed != 1)} (see above); exit status 2."
     return text
