@@ -50,7 +50,8 @@ class Task:
 class Analysis:
     """One parse of one source and what the enabled rules found in it."""
 
-    module: cst.Module
+    #: None when no rule could apply and the file was never parsed with LibCST
+    module: cst.Module | None
     hits: list[Hit]
     spans: dict[int, Span]
 
@@ -59,9 +60,20 @@ class Analysis:
 
 
 def analyse(text: str, rules: Sequence[type[Rule]], target: tuple[int, int]) -> Analysis:
-    """Parse ``text`` once and run every rule in one walk; suppressed findings are dropped."""
-    module = cst.parse_module(text)
+    """Parse ``text`` once and run every rule in one walk; suppressed findings are dropped.
+
+    Most files cannot hold a finding: rules first look at the text and at the stdlib ``ast``
+    (several times cheaper than LibCST), and a file that Python parses and no rule wants is
+    never parsed with LibCST. A file Python cannot parse (a syntax error, or syntax newer than
+    this interpreter) always is: LibCST tells which of the two it is.
+    """
     active = [rule for rule in rules if rule.may_apply(text)]
+    tree = _ast_parse(text)
+    if tree is not None:
+        active = [rule for rule in active if rule.may_apply_to_ast(tree)]
+        if not active:
+            return Analysis(None, [], {})
+    module = cst.parse_module(text)
     if not active:
         return Analysis(module, [], {})
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
@@ -86,6 +98,13 @@ def analyse(text: str, rules: Sequence[type[Rule]], target: tuple[int, int]) -> 
     kept = [hit for hit in hits if not _suppressed(hit, spans[id(hit.node)], lines)]
     kept.sort(key=lambda hit: (spans[id(hit.node)].line, spans[id(hit.node)].col, hit.rule.code))
     return Analysis(module, kept, spans)
+
+
+def _ast_parse(text: str) -> ast.Module | None:
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
 
 
 def _span(range_: Any) -> Span:
@@ -154,6 +173,7 @@ def apply_fixes(analysis: Analysis, fixable: list[Hit]) -> tuple[cst.Module, lis
         chosen.append(hit)
         taken.extend(spans)
         replace.update(hit.fix.replace)
+    assert analysis.module is not None  # there are hits, so the file was parsed
     module = analysis.module.visit(_Replace(replace))
     prelude: dict[str, cst.BaseStatement] = {}
     for hit in chosen:

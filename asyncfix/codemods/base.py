@@ -8,6 +8,8 @@ calls every enabled rule's handlers from that one walk (see ``Context``).
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -110,6 +112,12 @@ class Rule:
                 return False
         return True
 
+    @classmethod
+    def may_apply_to_ast(cls, tree: ast.Module) -> bool:
+        """A second pre-filter on the stdlib syntax tree; True unless the rule can tell that
+        nothing in ``tree`` could be a finding. It must never say False wrongly."""
+        return True
+
     def finish(self) -> None:
         """Called after the walk, for rules that decide once they have seen the whole module."""
 
@@ -135,8 +143,8 @@ class ClassFacts:
     bases: list[str]
 
 
-class Context(cst.CSTVisitor):
-    """One walk over a module, calling every enabled rule's handlers.
+class Context:
+    """One walk over a module, calling every enabled rule's handlers (see ``_walk``).
 
     It keeps what several rules need to know about where they are: the stack of
     enclosing functions, classes, lambdas and offloading calls; the parent of every
@@ -150,7 +158,6 @@ class Context(cst.CSTVisitor):
         rules: Sequence[type[Rule]],
         target: tuple[int, int],
     ) -> None:
-        super().__init__()
         self.module = module
         self.metadata = metadata
         self.target = target
@@ -172,7 +179,7 @@ class Context(cst.CSTVisitor):
 
     # -- the walk --------------------------------------------------------------------
 
-    def on_visit(self, node: cst.CSTNode) -> bool:
+    def on_visit(self, node: cst.CSTNode) -> None:
         owner = self.path[-1] if self.path else None
         self.path.append(node)
         frame = _frame_for(node, owner)
@@ -190,7 +197,6 @@ class Context(cst.CSTVisitor):
             self._offloaded.update(id(arg) for arg in node.args)
         for handler in self._visit.get(type(node).__name__, ()):
             handler(node)
-        return True
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
         for handler in self._leave.get(type(original_node).__name__, ()):
@@ -200,10 +206,30 @@ class Context(cst.CSTVisitor):
         self.path.pop()
 
     def run(self) -> list[Hit]:
-        self.module.visit(self)
+        self._walk(self.module)
         for rule in self.rules:
             rule.finish()
         return self.hits
+
+    def _walk(self, root: cst.CSTNode) -> None:
+        """Visit every node but whitespace and punctuation, parents before children.
+
+        LibCST's own ``visit`` rebuilds and re-validates every node it passes and dispatches
+        every field through the visitor; a read-only walk needs none of that, and skipping
+        whitespace and punctuation nodes (most of a tree) makes the walk several times faster.
+        Iterative, so deeply nested code cannot exhaust the recursion limit.
+        """
+        leave = object()
+        stack: list[Any] = [root]
+        while stack:
+            node = stack.pop()
+            if node is leave:
+                self.on_leave(stack.pop())
+                continue
+            self.on_visit(node)
+            stack.append(node)
+            stack.append(leave)
+            stack.extend(reversed(_children(node)))
 
     # -- where am I ------------------------------------------------------------------
 
@@ -354,6 +380,55 @@ class Context(cst.CSTVisitor):
 
         result = search(cls)
         return None if result is False or result is True else result
+
+
+#: node types the walk skips: they hold no code a rule looks at
+_SKIPPED = (
+    cst.BaseParenthesizableWhitespace,
+    cst.Comment,
+    cst.EmptyLine,
+    cst.TrailingWhitespace,
+    cst.Newline,
+    cst.Comma,
+    cst.Dot,
+    cst.Colon,
+    cst.Semicolon,
+    cst.LeftParen,
+    cst.RightParen,
+    cst.LeftSquareBracket,
+    cst.RightSquareBracket,
+    cst.LeftCurlyBrace,
+    cst.RightCurlyBrace,
+    cst.AssignEqual,
+    cst.Asynchronous,
+    cst.ImportStar,
+)
+_FIELDS: dict[type[cst.CSTNode], tuple[str, ...]] = {}
+
+
+def _children(node: cst.CSTNode) -> list[cst.CSTNode]:
+    kind = type(node)
+    names = _FIELDS.get(kind)
+    if names is None:
+        names = tuple(
+            field.name
+            for field in dataclasses.fields(kind)
+            if not field.name.startswith("whitespace") and field.name not in ("lpar", "rpar")
+        )
+        _FIELDS[kind] = names
+    found: list[cst.CSTNode] = []
+    for name in names:
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            if not isinstance(value, _SKIPPED):
+                found.append(value)
+        elif isinstance(value, (tuple, list)):
+            found.extend(
+                item
+                for item in value
+                if isinstance(item, cst.CSTNode) and not isinstance(item, _SKIPPED)
+            )
+    return found
 
 
 def _frame_for(node: cst.CSTNode, owner: cst.CSTNode | None) -> Frame | None:

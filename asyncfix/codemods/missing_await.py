@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
 from asyncfix.codemods.base import Fix, Rule, await_expression, is_coroutine_function, source_of
@@ -35,6 +37,10 @@ LIBRARY_COROUTINE_METHODS: dict[str, frozenset[str]] = {
     "asyncio.BoundedSemaphore": frozenset({"acquire"}),
     "asyncio.Condition": frozenset({"acquire", "wait", "wait_for"}),
 }
+_LIBRARY_LAST_NAMES = frozenset(
+    {name.rsplit(".", 1)[1] for name in LIBRARY_COROUTINES}
+    | {method for methods in LIBRARY_COROUTINE_METHODS.values() for method in methods}
+)
 #: builtins that use the value of their argument (a coroutine there is a bug)
 VALUE_CONSUMERS = frozenset(
     {
@@ -99,6 +105,34 @@ class Agent:
     severity = Severity.HIGH
     kind = "Coroutine never awaited"
     needles = ("async",)
+
+    @classmethod
+    def may_apply_to_ast(cls, tree: ast.Module) -> bool:
+        """Is there, anywhere under an ``async def``, a call not directly awaited whose callee's
+        last name is an ``async def`` of this module, a library coroutine or an import alias?"""
+        names = set(_LIBRARY_LAST_NAMES)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.AsyncFunctionDef):
+                names.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names.update(alias.asname for alias in node.names if alias.asname)
+        stack: list[tuple[ast.AST, ast.AST | None, bool]] = [(tree, None, False)]
+        while stack:
+            node, parent, in_async = stack.pop()
+            in_async = in_async or isinstance(node, ast.AsyncFunctionDef)
+            if in_async and isinstance(node, ast.Call) and not isinstance(parent, ast.Await):
+                func = node.func
+                last = (
+                    func.id
+                    if isinstance(func, ast.Name)
+                    else func.attr
+                    if isinstance(func, ast.Attribute)
+                    else None
+                )
+                if last in names:
+                    return True
+            stack.extend((child, node, in_async) for child in ast.iter_child_nodes(node))
+        return False
 
     def visit_Call(self, node: cst.Call) -> None:
         if not self.ctx.in_async_body():
