@@ -9,7 +9,6 @@ calls every enabled rule's handlers from that one walk (see ``Context``).
 from __future__ import annotations
 
 import ast
-import dataclasses
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from libcst._metadata_dependent import LazyValue
 from libcst.metadata import BaseMetadataProvider
 
 from asyncfix.codemods.names import Binding, Resolver, dotted_name
+from asyncfix.codemods.walk import walk
 from asyncfix.model import Safety, Severity
 
 Replacement = cst.CSTNode | cst.FlattenSentinel[Any] | cst.RemovalSentinel
@@ -179,7 +179,7 @@ class Context:
 
     # -- the walk --------------------------------------------------------------------
 
-    def on_visit(self, node: cst.CSTNode) -> None:
+    def on_visit(self, node: cst.CSTNode) -> bool:
         owner = self.path[-1] if self.path else None
         self.path.append(node)
         frame = _frame_for(node, owner)
@@ -197,6 +197,7 @@ class Context:
             self._offloaded.update(id(arg) for arg in node.args)
         for handler in self._visit.get(type(node).__name__, ()):
             handler(node)
+        return True
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
         for handler in self._leave.get(type(original_node).__name__, ()):
@@ -206,30 +207,10 @@ class Context:
         self.path.pop()
 
     def run(self) -> list[Hit]:
-        self._walk(self.module)
+        walk(self.module, self.on_visit, self.on_leave)
         for rule in self.rules:
             rule.finish()
         return self.hits
-
-    def _walk(self, root: cst.CSTNode) -> None:
-        """Visit every node but whitespace and punctuation, parents before children.
-
-        LibCST's own ``visit`` rebuilds and re-validates every node it passes and dispatches
-        every field through the visitor; a read-only walk needs none of that, and skipping
-        whitespace and punctuation nodes (most of a tree) makes the walk several times faster.
-        Iterative, so deeply nested code cannot exhaust the recursion limit.
-        """
-        leave = object()
-        stack: list[Any] = [root]
-        while stack:
-            node = stack.pop()
-            if node is leave:
-                self.on_leave(stack.pop())
-                continue
-            self.on_visit(node)
-            stack.append(node)
-            stack.append(leave)
-            stack.extend(reversed(_children(node)))
 
     # -- where am I ------------------------------------------------------------------
 
@@ -382,55 +363,6 @@ class Context:
         return None if result is False or result is True else result
 
 
-#: node types the walk skips: they hold no code a rule looks at
-_SKIPPED = (
-    cst.BaseParenthesizableWhitespace,
-    cst.Comment,
-    cst.EmptyLine,
-    cst.TrailingWhitespace,
-    cst.Newline,
-    cst.Comma,
-    cst.Dot,
-    cst.Colon,
-    cst.Semicolon,
-    cst.LeftParen,
-    cst.RightParen,
-    cst.LeftSquareBracket,
-    cst.RightSquareBracket,
-    cst.LeftCurlyBrace,
-    cst.RightCurlyBrace,
-    cst.AssignEqual,
-    cst.Asynchronous,
-    cst.ImportStar,
-)
-_FIELDS: dict[type[cst.CSTNode], tuple[str, ...]] = {}
-
-
-def _children(node: cst.CSTNode) -> list[cst.CSTNode]:
-    kind = type(node)
-    names = _FIELDS.get(kind)
-    if names is None:
-        names = tuple(
-            field.name
-            for field in dataclasses.fields(kind)
-            if not field.name.startswith("whitespace") and field.name not in ("lpar", "rpar")
-        )
-        _FIELDS[kind] = names
-    found: list[cst.CSTNode] = []
-    for name in names:
-        value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            if not isinstance(value, _SKIPPED):
-                found.append(value)
-        elif isinstance(value, (tuple, list)):
-            found.extend(
-                item
-                for item in value
-                if isinstance(item, cst.CSTNode) and not isinstance(item, _SKIPPED)
-            )
-    return found
-
-
 def _frame_for(node: cst.CSTNode, owner: cst.CSTNode | None) -> Frame | None:
     """The frame ``node`` opens: the body of a function, lambda or class (their decorators,
     defaults, annotations and bases belong to the enclosing scope), or a generator expression."""
@@ -546,11 +478,12 @@ def names_in(node: cst.CSTNode) -> set[str]:
     """Every identifier used in ``node`` (to pick a fresh name that clashes with none)."""
     found: set[str] = set()
 
-    class _Names(cst.CSTVisitor):
-        def visit_Name(self, name: cst.Name) -> None:
-            found.add(name.value)
+    def visit(child: cst.CSTNode) -> bool:
+        if isinstance(child, cst.Name):
+            found.add(child.value)
+        return True
 
-    node.visit(_Names())
+    walk(node, visit)
     return found
 
 

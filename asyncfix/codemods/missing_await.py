@@ -41,6 +41,25 @@ _LIBRARY_LAST_NAMES = frozenset(
     {name.rsplit(".", 1)[1] for name in LIBRARY_COROUTINES}
     | {method for methods in LIBRARY_COROUTINE_METHODS.values() for method in methods}
 )
+#: parents (stdlib ast) of a call that ``_dropped_context`` may flag; a superset on purpose
+_AST_CONTEXTS = (
+    ast.Expr,
+    ast.If,
+    ast.While,
+    ast.IfExp,
+    ast.comprehension,
+    ast.UnaryOp,
+    ast.BoolOp,
+    ast.Compare,
+    ast.BinOp,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Call,
+    ast.keyword,
+    ast.Starred,
+    ast.FormattedValue,
+    ast.Return,
+)
 #: builtins that use the value of their argument (a coroutine there is a bug)
 VALUE_CONSUMERS = frozenset(
     {
@@ -108,8 +127,9 @@ class Agent:
 
     @classmethod
     def may_apply_to_ast(cls, tree: ast.Module) -> bool:
-        """Is there, anywhere under an ``async def``, a call not directly awaited whose callee's
-        last name is an ``async def`` of this module, a library coroutine or an import alias?"""
+        """Is there, anywhere under an ``async def``, a call in a context ``_dropped_context``
+        may flag whose callee's last name is an ``async def`` of this module, a library
+        coroutine or an import alias?"""
         names = set(_LIBRARY_LAST_NAMES)
         for node in ast.walk(tree):
             if isinstance(node, ast.AsyncFunctionDef):
@@ -120,7 +140,7 @@ class Agent:
         while stack:
             node, parent, in_async = stack.pop()
             in_async = in_async or isinstance(node, ast.AsyncFunctionDef)
-            if in_async and isinstance(node, ast.Call) and not isinstance(parent, ast.Await):
+            if in_async and isinstance(node, ast.Call) and isinstance(parent, _AST_CONTEXTS):
                 func = node.func
                 last = (
                     func.id
@@ -159,7 +179,9 @@ class Agent:
     # -- is the coroutine used wrongly? ------------------------------------------------
 
     def _dropped_context(self, node: cst.BaseExpression) -> str | None:
-        """How the coroutine is misused here, or None when this use may be legitimate."""
+        """How the coroutine is misused here, or None when this use may be legitimate.
+
+        A new context here needs its stdlib-ast parent in ``_AST_CONTEXTS`` too."""
         parent = self.ctx.parent(node)
         if isinstance(parent, cst.Expr):
             return "dropped"

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from asyncfix.codemods.walk import walk
+
 BUILTINS = frozenset(dir(builtins))
 
 
@@ -44,14 +46,20 @@ class ScopeBindings:
         self.bound.setdefault(name, []).append(binding)
 
 
-class _Collector(cst.CSTVisitor):
+class _Collector:
     """Bindings made directly in one scope; nested functions/classes/lambdas/comprehensions
-    contribute only their own name (and their occurrences)."""
+    contribute only their own name. ``visit_X`` returns False to skip the node's subtree."""
 
     def __init__(self, root: cst.CSTNode, out: ScopeBindings) -> None:
-        super().__init__()
         self.root = root
         self.out = out
+
+    def run(self) -> None:
+        walk(self.root, self.visit)
+
+    def visit(self, node: cst.CSTNode) -> bool:
+        handler = getattr(self, f"visit_{type(node).__name__}", None)
+        return handler is None or handler(node) is not False
 
     # nested scopes: record the name they bind here, do not descend
     def _nested(self, node: cst.CSTNode) -> bool:
@@ -195,34 +203,38 @@ def dotted_name(node: cst.CSTNode) -> str | None:
 
 
 def _find(node: cst.CSTNode, kind: type[cst.NamedExpr]) -> Iterator[cst.NamedExpr]:
-    for child in node.children:
+    """Nodes of ``kind`` in ``node``, not looking into nested functions, lambdas or classes."""
+    found: list[cst.NamedExpr] = []
+
+    def visit(child: cst.CSTNode) -> bool:
         if isinstance(child, kind):
-            yield child
-        if not isinstance(child, (cst.FunctionDef, cst.Lambda, cst.ClassDef)):
-            yield from _find(child, kind)
+            found.append(child)
+        return child is node or not isinstance(child, (cst.FunctionDef, cst.Lambda, cst.ClassDef))
+
+    walk(node, visit)
+    return iter(found)
 
 
 def _has_walrus(node: cst.CSTNode) -> bool:
-    return isinstance(node, cst.NamedExpr) or any(_has_walrus(c) for c in node.children)
+    return any(True for _ in _find(node, cst.NamedExpr))
 
 
 def identifiers(node: cst.CSTNode) -> Counter[str]:
     """How often each identifier occurs in ``node`` (attribute and keyword names excluded)."""
     counts: Counter[str] = Counter()
 
-    class _Count(cst.CSTVisitor):
-        def visit_Name(self, name: cst.Name) -> None:
-            counts[name.value] += 1
-
-        def visit_Attribute(self, attribute: cst.Attribute) -> bool:
-            attribute.value.visit(self)
+    def count(child: cst.CSTNode) -> bool:
+        if isinstance(child, cst.Name):
+            counts[child.value] += 1
+        elif isinstance(child, cst.Attribute):
+            walk(child.value, count)  # the attribute's own name is not an identifier
             return False
-
-        def visit_Arg(self, arg: cst.Arg) -> bool:
-            arg.value.visit(self)
+        elif isinstance(child, cst.Arg):
+            walk(child.value, count)  # nor is a keyword argument's name
             return False
+        return True
 
-    node.visit(_Count())
+    walk(node, count)
     return counts
 
 
@@ -249,12 +261,12 @@ class Resolver:
             found = ScopeBindings()
             if isinstance(scope, cst.FunctionDef):
                 # parameters and their defaults/annotations belong to the function
-                scope.params.visit(_Collector(scope.params, found))
-                scope.body.visit(_Collector(scope.body, found))
+                _Collector(scope.params, found).run()
+                _Collector(scope.body, found).run()
             elif isinstance(scope, cst.ClassDef):
-                scope.body.visit(_Collector(scope.body, found))
+                _Collector(scope.body, found).run()
             else:
-                scope.visit(_Collector(scope, found))
+                _Collector(scope, found).run()
             self._cache[key] = found
         return found
 
