@@ -37,7 +37,8 @@ class _DefaultToCheck(click.Group):
 def main() -> None:
     """Find and fix asyncio bugs: missing awaits, blocking calls, dangling tasks, lock misuse.
 
-    `asyncfix PATH...` is short for `asyncfix check PATH...`.
+    `asyncfix PATH...` is short for `asyncfix check PATH...`; its options (--diff, --write,
+    --output-format, ...) are listed by `asyncfix check --help`.
     """
 
 
@@ -204,7 +205,7 @@ def rules_command() -> None:
         click.echo(f"{rule.code}  {rule.name:<{width}}  {rule.fix_safety.value:<6}  {rule.summary}")
 
 
-@main.command("rule")
+@main.command("rule", short_help="Print the documentation of one rule.")
 @click.argument("code")
 def rule_command(code: str) -> None:
     """Print the documentation of one rule (e.g. `asyncfix rule AF201`)."""
