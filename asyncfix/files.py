@@ -218,6 +218,9 @@ def _walk(
             for directory in reversed(top.parents):
                 if directory == git_root or git_root in directory.parents:
                     ignores.load(directory)
+            if ignores.ignored(top, True):
+                # an ignored directory named on the command line is checked, like a named file
+                ignores = _IgnoreTree()
 
     def onerror(exc: OSError) -> None:
         errors.append(f"{exc.filename}: cannot list directory: {exc.strerror}")

@@ -380,3 +380,12 @@ def test_unwritable_directory_is_reported_not_crashed(
     assert result.exit_code == 2
     assert "cannot write in" in result.stderr
     assert (project / "pkg" / "buggy.py").read_text() == BUGGY
+
+
+def test_gitignored_directory_named_on_the_command_line_is_checked(project: Path) -> None:
+    subprocess.run(["git", "init", "-q"], check=True)
+    (project / ".gitignore").write_text("vendor/\n")
+    (project / "vendor").mkdir()
+    (project / "vendor" / "x.py").write_text(BUGGY)
+    assert "vendor/x.py" not in invoke(".").output
+    assert "vendor/x.py:5:5: AF201" in invoke("vendor").output
