@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import ast
 import difflib
+import hashlib
 import os
+import pickle
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -21,11 +24,13 @@ from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import BaseMetadataProvider, MetadataWrapper, PositionProvider
 
+from asyncfix import __version__
 from asyncfix.codemods import RULES, rule_by_code
-from asyncfix.codemods.base import SUPPRESS, Context, Hit, Rule
+from asyncfix.codemods.base import SUPPRESS, Context, Hit, Project, Rule
 from asyncfix.config import Config
 from asyncfix.files import SourceError, atomic_write, decode, discover, display_path
 from asyncfix.imports import add_stdlib_import, is_docstring, is_stdlib
+from asyncfix.index import ModuleFact, ProjectIndex, facts_from_source, module_name
 from asyncfix.model import FileResult, Finding, RunResult, Safety, Span, Validation
 
 MAX_ROUNDS = 5
@@ -59,7 +64,12 @@ class Analysis:
         return self.spans[id(hit.node)]
 
 
-def analyse(text: str, rules: Sequence[type[Rule]], target: tuple[int, int]) -> Analysis:
+def analyse(
+    text: str,
+    rules: Sequence[type[Rule]],
+    target: tuple[int, int],
+    project: Project | None = None,
+) -> Analysis:
     """Parse ``text`` once and run every rule in one walk; suppressed findings are dropped.
 
     Most files cannot hold a finding: rules first look at the text and at the stdlib ``ast``
@@ -70,7 +80,7 @@ def analyse(text: str, rules: Sequence[type[Rule]], target: tuple[int, int]) -> 
     active = [rule for rule in rules if rule.may_apply(text)]
     tree = _ast_parse(text)
     if tree is not None:
-        active = [rule for rule in active if rule.may_apply_to_ast(tree)]
+        active = [rule for rule in active if rule.may_apply_to_ast(tree, project)]
         if not active:
             return Analysis(None, [], {})
     module = cst.parse_module(text)
@@ -81,7 +91,7 @@ def analyse(text: str, rules: Sequence[type[Rule]], target: tuple[int, int]) -> 
     for rule in active:
         providers.update(rule.metadata)
     metadata = wrapper.resolve_many(providers)
-    hits = Context(wrapper.module, metadata, active, target).run()
+    hits = Context(wrapper.module, metadata, active, target, project).run()
     if not hits:
         return Analysis(module, [], {})
     positions = wrapper.resolve(PositionProvider)
@@ -300,8 +310,9 @@ def process_file(task: Task) -> FileResult:
 def process_text(text: str, task: Task, result: FileResult) -> None:
     """Analyse ``text`` and, when ``task.fix``, fix it to a verified fixpoint."""
     rules = [rule_by_code(code) for code in sorted(task.codes)]
+    project = _project_for(task.path, rules)
     try:
-        analysis = analyse(text, rules, task.target)
+        analysis = analyse(text, rules, task.target, project)
     except cst.ParserSyntaxError as exc:
         result.error = _syntax_error(text, exc)
         return
@@ -316,7 +327,7 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
         result.remaining = [f for f in result.findings if not f.fixable(task.unsafe)]
         return
     try:
-        _fix_to_fixpoint(task, text, analysis, fixable, result, rules)
+        _fix_to_fixpoint(task, text, analysis, fixable, result, rules, project)
     except Exception as exc:  # a fix crashed: never let it take the file (or the run) down
         result.internal_error = f"fix failed: {type(exc).__name__}: {exc}"
         result.fixed = None
@@ -335,6 +346,22 @@ def _syntax_error(text: str, exc: cst.ParserSyntaxError) -> str:
     return f"LibCST cannot parse this file (line {exc.raw_line}): {first}"
 
 
+#: the project index of this run, set in each worker process (see ``_map``)
+_INDEX: ProjectIndex | None = None
+
+
+def _set_index(index: ProjectIndex | None) -> None:
+    global _INDEX
+    _INDEX = index
+
+
+def _project_for(path: str, rules: Sequence[type[Rule]]) -> Project | None:
+    if _INDEX is None or not any(rule.needs_index for rule in rules):
+        return None
+    module = _INDEX.module_of(path)
+    return Project(_INDEX, module) if module is not None else None
+
+
 def _fixable(hit: Hit, unsafe: bool) -> bool:
     return hit.fix is not None and (
         hit.fix.safety is Safety.SAFE or (unsafe and hit.fix.safety is Safety.UNSAFE)
@@ -348,6 +375,7 @@ def _fix_to_fixpoint(
     fixable: list[Hit],
     result: FileResult,
     rules: Sequence[type[Rule]],
+    project: Project | None,
 ) -> None:
     validation = Validation()
     applied_codes: set[str] = set()
@@ -359,7 +387,7 @@ def _fix_to_fixpoint(
         new_text = module.code
         validation.rounds += 1
         try:
-            current = analyse(new_text, rules, task.target)
+            current = analyse(new_text, rules, task.target, project)
         except cst.ParserSyntaxError as exc:
             validation.reparse = False
             result.validation = validation
@@ -463,7 +491,10 @@ def run(
                 preview=fix_for_report,
             )
         )
-    results = list(_map(tasks, jobs))
+    index = None
+    if any(rule_by_code(code).needs_index for task in tasks for code in task.codes):
+        index = build_index(files, config, jobs)
+    results = list(_map(tasks, jobs, index))
     run_result = RunResult(files=results, mode=mode, unsafe_fixes=unsafe, errors=errors)
     if mode == "write":
         for result in results:
@@ -472,14 +503,134 @@ def run(
     return run_result
 
 
-def _map(tasks: list[Task], jobs: int | None) -> Iterator[FileResult]:
+def _map(
+    tasks: list[Task], jobs: int | None, index: ProjectIndex | None = None
+) -> Iterator[FileResult]:
     workers = jobs or os.cpu_count() or 1
     if workers <= 1 or len(tasks) < POOL_THRESHOLD:
-        yield from map(process_file, tasks)
+        _set_index(index)
+        try:
+            yield from map(process_file, tasks)
+        finally:
+            _set_index(None)
         return
     chunk = max(1, min(32, len(tasks) // (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=_set_index, initargs=(index,)
+    ) as pool:
         yield from pool.map(process_file, tasks, chunksize=chunk)
+
+
+# -- the project index ------------------------------------------------------------------------
+
+INDEX_CACHE = ".asyncfix_cache"
+
+
+PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+
+
+def project_root(processed: Sequence[Path], config: Config) -> Path | None:
+    """Where the project of this run starts: the directory of the configuration file, else the
+    nearest directory above the first path with a ``pyproject.toml``/``setup.py``/``.git``.
+    None when there is none: then only the files named are indexed (never a home directory)."""
+    if config.path is not None:
+        return config.root
+    if not processed:
+        return None
+    start = processed[0].absolute().parent
+    for directory in (start, *start.parents):
+        if any((directory / marker).exists() for marker in PROJECT_MARKERS):
+            return directory
+    return None
+
+
+def build_index(processed: Sequence[Path], config: Config, jobs: int | None) -> ProjectIndex:
+    """Facts of the processed files and of the project's other Python files, reusing the
+    on-disk cache (``<project root>/.asyncfix_cache``) for files whose content is unchanged."""
+    root = project_root(processed, config)
+    others = (
+        discover([root], root, config.exclude_spec(), config.respect_gitignore).files
+        if root is not None
+        else []
+    )
+    files = sorted({*processed, *others})
+    cache_dir = (root or config.root) / INDEX_CACHE
+    cache = _load_index_cache(cache_dir)
+    facts: list[ModuleFact] = []
+    missing: list[tuple[Path, str, bytes]] = []
+    fresh: dict[str, tuple[str, ModuleFact | None]] = {}
+    for path in files:
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            continue
+        digest = hashlib.sha256(raw).hexdigest()
+        cached = cache.get(str(path))
+        if (
+            cached is not None
+            and cached[0] == digest
+            and (cached[1] is None or cached[1].name == module_name(path)[0])
+        ):
+            fresh[str(path)] = cached
+            if cached[1] is not None:
+                facts.append(cached[1])
+        else:
+            missing.append((path, digest, raw))
+    for (path, digest, _), fact in zip(missing, _index_files(missing, jobs), strict=True):
+        fresh[str(path)] = (digest, fact)
+        if fact is not None:
+            facts.append(fact)
+    if missing or len(fresh) != len(cache):
+        _save_index_cache(cache_dir, fresh)
+    return ProjectIndex(facts)
+
+
+def _index_one(item: tuple[Path, str, bytes]) -> ModuleFact | None:
+    path, _, raw = item
+    try:
+        text = decode(raw).text
+    except SourceError:
+        return None
+    return facts_from_source(text, path)
+
+
+def _index_files(items: list[tuple[Path, str, bytes]], jobs: int | None) -> list[ModuleFact | None]:
+    workers = jobs or os.cpu_count() or 1
+    if workers <= 1 or len(items) < POOL_THRESHOLD * 4:
+        return [_index_one(item) for item in items]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_index_one, items, chunksize=64))
+
+
+_CACHE_FORMAT = f"index-v1-{__version__}"
+
+
+def _load_index_cache(cache_dir: Path) -> dict[str, tuple[str, ModuleFact | None]]:
+    """The cached facts, or nothing when the cache is missing, corrupt or from another version."""
+    try:
+        with (cache_dir / f"{_CACHE_FORMAT}.pickle").open("rb") as handle:
+            data = pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != _CACHE_FORMAT:
+        return {}
+    entries = data.get("entries")
+    return entries if isinstance(entries, dict) else {}
+
+
+def _save_index_cache(cache_dir: Path, entries: dict[str, tuple[str, ModuleFact | None]]) -> None:
+    """Best effort: a cache that cannot be written is simply not written."""
+    try:
+        cache_dir.mkdir(exist_ok=True)
+        ignore = cache_dir / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# created by asyncfix\n*\n", encoding="utf-8")
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump({"format": _CACHE_FORMAT, "entries": entries}, handle)
+        os.replace(tmp, cache_dir / f"{_CACHE_FORMAT}.pickle")
+    except OSError:
+        return
 
 
 def _write(result: FileResult) -> None:

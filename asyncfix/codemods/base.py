@@ -20,6 +20,7 @@ from libcst.metadata import BaseMetadataProvider
 
 from asyncfix.codemods.names import Binding, Resolver, dotted_name
 from asyncfix.codemods.walk import walk
+from asyncfix.index import PASS_THROUGH_DECORATORS, ModuleFact, ProjectIndex
 from asyncfix.model import Safety, Severity
 
 Replacement = cst.CSTNode | cst.FlattenSentinel[Any] | cst.RemovalSentinel
@@ -54,6 +55,18 @@ class Fix:
     prelude: dict[str, cst.BaseStatement] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Project:
+    """What a rule may know beyond its file: the project index and this file's entry in it."""
+
+    index: ProjectIndex
+    module: ModuleFact
+
+    def absolute(self, qualified: str) -> str | None:
+        """An import target as written here (``.client.connect``) made absolute."""
+        return self.index.absolute(qualified, self.module)
+
+
 @dataclass
 class Hit:
     """A finding while it still points into the tree."""
@@ -86,6 +99,8 @@ class Rule:
     #: the rule only runs on files whose text contains every needle (a tuple: any one of
     #: its strings) -- a cheap pre-filter that spares most files a parse
     needles: ClassVar[tuple[str | tuple[str, ...], ...]]
+    #: the rule asks the project index about other modules (the engine builds it only then)
+    needs_index: ClassVar[bool] = False
     #: codes of other tools' equivalent rules: ``# noqa: RUF006`` also silences AF301, since
     #: it records the same decision about the same line
     equivalent_codes: ClassVar[tuple[str, ...]] = ()
@@ -113,7 +128,7 @@ class Rule:
         return True
 
     @classmethod
-    def may_apply_to_ast(cls, tree: ast.Module) -> bool:
+    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
         """A second pre-filter on the stdlib syntax tree; True unless the rule can tell that
         nothing in ``tree`` could be a finding. It must never say False wrongly."""
         return True
@@ -157,10 +172,13 @@ class Context:
         metadata: Mapping[type[BaseMetadataProvider[Any]], Mapping[cst.CSTNode, Any]],
         rules: Sequence[type[Rule]],
         target: tuple[int, int],
+        project: Project | None = None,
     ) -> None:
         self.module = module
         self.metadata = metadata
         self.target = target
+        #: the project index, when an enabled rule needs it and the file is in it
+        self.project = project
         self.hits: list[Hit] = []
         self.frames: list[Frame] = [Frame("module", module, module)]
         self.path: list[cst.CSTNode] = []
@@ -418,7 +436,11 @@ def _class_facts(node: cst.ClassDef) -> ClassFacts:
                 elif isinstance(sub, cst.SimpleStatementLine):
                     for small in sub.body:
                         attributes.update(_assigned_names(small))
-    bases = [dotted_name(arg.value) or "" for arg in node.bases if arg.keyword is None]
+    bases = [
+        dotted_name(arg.value.value if isinstance(arg.value, cst.Subscript) else arg.value) or ""
+        for arg in node.bases
+        if arg.keyword is None
+    ]
     return ClassFacts(node, methods, attributes, bases)
 
 
@@ -446,21 +468,6 @@ def last_name(node: cst.CSTNode) -> str | None:
     if isinstance(node, cst.Attribute):
         return node.attr.value
     return None
-
-
-PASS_THROUGH_DECORATORS = frozenset(
-    {
-        "staticmethod",
-        "classmethod",
-        "abc.abstractmethod",
-        "abstractmethod",
-        "typing.override",
-        "typing_extensions.override",
-        "override",
-        "typing.final",
-        "final",
-    }
-)
 
 
 def is_coroutine_function(node: cst.FunctionDef) -> bool:

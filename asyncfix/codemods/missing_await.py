@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import ast
+import os
 
 import libcst as cst
 
-from asyncfix.codemods.base import Fix, Rule, await_expression, is_coroutine_function, source_of
+from asyncfix.codemods.base import (
+    Fix,
+    Project,
+    Rule,
+    await_expression,
+    is_coroutine_function,
+    source_of,
+)
+from asyncfix.index import FunctionFact
 from asyncfix.model import Safety, Severity
 
 Evidence = tuple[str, cst.CSTNode | None]
@@ -125,12 +134,16 @@ class Agent:
     kind = "Coroutine never awaited"
     needles = ("async",)
 
+    needs_index = True
+
     @classmethod
-    def may_apply_to_ast(cls, tree: ast.Module) -> bool:
+    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
         """Is there, anywhere under an ``async def``, a call in a context ``_dropped_context``
         may flag whose callee's last name is an ``async def`` of this module, a library
         coroutine or an import alias?"""
         names = set(_LIBRARY_LAST_NAMES)
+        if project is not None:
+            names |= project.index.coroutine_names()
         for node in ast.walk(tree):
             if isinstance(node, ast.AsyncFunctionDef):
                 names.add(node.name)
@@ -235,6 +248,13 @@ class Agent:
         qualified = self.ctx.qualified_name(func)
         if qualified in LIBRARY_COROUTINES:
             return source_of(func), [(f"`{qualified}` is a library coroutine function", None)]
+        project = self.ctx.project
+        if qualified is not None and project is not None:
+            target = project.absolute(qualified)
+            fact = project.index.function(target) if target else None
+            if fact is not None and fact.is_coroutine:
+                where = f"{_shown(fact.path)}:{fact.line}"
+                return source_of(func), [(f"`{fact.qualified}` is an `async def` ({where})", None)]
         if isinstance(func, cst.Name):
             definition = self._module_coroutine(func)
             if definition is not None:
@@ -243,9 +263,13 @@ class Agent:
                 ]
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
             method = self._own_method_coroutine(func.value, func.attr.value)
-            if method is not None:
+            if isinstance(method, cst.FunctionDef):
                 text = f"`{func.attr.value}` is an `async def` method at line {{line}}"
                 return source_of(func), [(text, method)]
+            if isinstance(method, FunctionFact):
+                where = f"{_shown(method.path)}:{method.line}"
+                text = f"`{method.qualified}` is an inherited `async def` method ({where})"
+                return source_of(func), [(text, None)]
             constructor = self._library_method_coroutine(func.value, func.attr.value)
             if constructor is not None:
                 text = f"`{func.value.value}` is only ever assigned `{constructor}()`"
@@ -265,8 +289,11 @@ class Agent:
             definitions.append(definition)
         return definitions[-1] if definitions else None
 
-    def _own_method_coroutine(self, receiver: cst.Name, method: str) -> cst.FunctionDef | None:
-        """The ``async def`` that ``self.method`` / ``cls.method`` of the enclosing class is."""
+    def _own_method_coroutine(
+        self, receiver: cst.Name, method: str
+    ) -> cst.FunctionDef | FunctionFact | None:
+        """The ``async def`` that ``self.method`` / ``cls.method`` of the enclosing class is: in
+        this module, or (through the project index) in a base class of another module."""
         cls = self.ctx.enclosing_class()
         function = self.ctx.enclosing_function()
         if cls is None or function is None:
@@ -284,9 +311,19 @@ class Agent:
         if facts is None:
             return None
         definitions = self.ctx.lookup_method(facts, method)
+        if definitions is None:
+            return self._inherited_coroutine(cls, method)
         if not definitions or not all(is_coroutine_function(d) for d in definitions):
             return None
         return definitions[-1]
+
+    def _inherited_coroutine(self, cls: cst.ClassDef, method: str) -> FunctionFact | None:
+        project = self.ctx.project
+        if project is None:
+            return None
+        fact = project.index.class_(f"{project.module.name}.{cls.name.value}")
+        found = project.index.method(fact, method) if fact is not None else None
+        return found if found is not None and found.is_coroutine else None
 
     def _library_method_coroutine(self, receiver: cst.Name, method: str) -> str | None:
         """The constructor when ``q.get()`` is called on a local ``q`` that is only ever
@@ -304,3 +341,9 @@ class Agent:
                 return None
             constructors.add(constructor)
         return constructors.pop() if len(constructors) == 1 else None
+
+
+def _shown(path: str) -> str:
+    """A path as the user would write it: relative to the working directory when below it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative

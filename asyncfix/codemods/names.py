@@ -134,7 +134,8 @@ class _Collector:
             bound = name
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                 bound = alias.asname.name.value
-            self.out.add(bound, Binding("import", node, f"{prefix}.{name}"))
+            separator = "" if prefix.endswith(".") else "."
+            self.out.add(bound, Binding("import", node, f"{prefix}{separator}{name}"))
         return False
 
     def visit_Assign(self, node: cst.Assign) -> None:

@@ -1,0 +1,363 @@
+"""The project index: cross-module facts the rules need, built once per run.
+
+Which functions and methods are coroutine functions, which classes derive from which
+(across modules), and what each module's imports bind (so ``from .client import connect as
+c`` and ``__init__.py`` re-exports resolve). It only needs definitions, so it reads files with
+the stdlib ``ast`` (several times cheaper than LibCST); a file this Python cannot parse (newer
+syntax) is read with LibCST instead.
+
+Rules see it through four questions (``ProjectIndex``): ``module_of(path)``,
+``function(qualified)``, ``class_(qualified)`` and ``method(class, name)``; they never read
+other files themselves. Every answer is "known" or None: an unknown name, a decorator that may
+change what a function returns, a base class outside the project earlier in the MRO — all None.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libcst as cst
+
+#: decorators known to keep an ``async def`` a coroutine function
+PASS_THROUGH_DECORATORS = frozenset(
+    {
+        "staticmethod",
+        "classmethod",
+        "abc.abstractmethod",
+        "abstractmethod",
+        "typing.override",
+        "typing_extensions.override",
+        "override",
+        "typing.final",
+        "final",
+    }
+)
+#: bases that define no methods a project class could inherit by mistake
+NEUTRAL_BASES = frozenset(
+    {"object", "Generic", "typing.Generic", "Protocol", "typing.Protocol", "ABC", "abc.ABC"}
+)
+MAX_HOPS = 8
+
+
+@dataclass(frozen=True)
+class FunctionFact:
+    qualified: str
+    is_coroutine: bool
+    path: str
+    line: int
+
+
+@dataclass
+class ClassFact:
+    qualified: str
+    #: base classes as written, resolved to qualified names later by ``ProjectIndex``
+    bases: list[str]
+    methods: dict[str, FunctionFact] = field(default_factory=dict)
+    #: names bound in the class body by anything but one plain ``def``: unknown
+    ambiguous: set[str] = field(default_factory=set)
+
+
+@dataclass
+class ModuleFact:
+    name: str
+    path: str
+    is_package: bool
+    functions: dict[str, FunctionFact] = field(default_factory=dict)
+    classes: dict[str, ClassFact] = field(default_factory=dict)
+    #: local name -> what it imports ("pkg.client.connect", or ".client.connect" relative)
+    imports: dict[str, str] = field(default_factory=dict)
+    #: names bound at module level more than once, or by assignment: unknown
+    ambiguous: set[str] = field(default_factory=set)
+
+
+def module_name(path: Path) -> tuple[str, bool]:
+    """The dotted module name of ``path`` from its package structure (directories with an
+    ``__init__.py``), and whether it is a package's ``__init__``."""
+    path = path.absolute()
+    is_package = path.name == "__init__.py"
+    parts = [] if is_package else [path.stem]
+    directory = path.parent
+    while (directory / "__init__.py").exists():
+        parts.append(directory.name)
+        if directory.parent == directory:
+            break
+        directory = directory.parent
+    return ".".join(reversed(parts)), is_package
+
+
+def _decorator_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _decorator_name(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
+def _is_coroutine(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    if not isinstance(node, ast.AsyncFunctionDef):
+        return False
+    return all(_decorator_name(d) in PASS_THROUGH_DECORATORS for d in node.decorator_list)
+
+
+def _dotted(node: ast.expr) -> str:
+    name = _decorator_name(node)
+    return name or ""
+
+
+def _statements(body: Iterable[ast.stmt]) -> Iterable[tuple[ast.stmt, bool]]:
+    """Statements of a module or class body, looking into ``if``/``try`` blocks; the flag says
+    the statement is conditional (such bindings are not certain)."""
+    for statement in body:
+        yield statement, False
+        if isinstance(statement, (ast.If, ast.Try)):
+            blocks: list[list[ast.stmt]] = [statement.body, statement.orelse]
+            if isinstance(statement, ast.Try):
+                blocks += [handler.body for handler in statement.handlers]
+                blocks.append(statement.finalbody)
+            for block in blocks:
+                for inner, _ in _statements(block):
+                    yield inner, True
+
+
+def facts_from_ast(tree: ast.Module, name: str, path: str, is_package: bool) -> ModuleFact:
+    module = ModuleFact(name=name, path=path, is_package=is_package)
+    seen: dict[str, int] = {}
+
+    def bind(local: str) -> None:
+        seen[local] = seen.get(local, 0) + 1
+
+    for statement, conditional in _statements(tree.body):
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            bind(statement.name)
+            fact = FunctionFact(
+                f"{name}.{statement.name}", _is_coroutine(statement), path, statement.lineno
+            )
+            module.functions[statement.name] = fact
+            if conditional:
+                module.ambiguous.add(statement.name)
+        elif isinstance(statement, ast.ClassDef):
+            bind(statement.name)
+            module.classes[statement.name] = _class_fact(
+                statement, f"{name}.{statement.name}", path
+            )
+            if conditional:
+                module.ambiguous.add(statement.name)
+        elif isinstance(statement, ast.Import):
+            for alias in statement.names:
+                local = alias.asname or alias.name.split(".", 1)[0]
+                target = alias.name if alias.asname else local
+                bind(local)
+                module.imports[local] = target
+        elif isinstance(statement, ast.ImportFrom):
+            prefix = "." * statement.level + (statement.module or "")
+            for alias in statement.names:
+                if alias.name == "*":
+                    module.ambiguous.add("*")
+                    continue
+                local = alias.asname or alias.name
+                bind(local)
+                separator = "" if prefix.endswith(".") else "."
+                module.imports[local] = f"{prefix}{separator}{alias.name}"
+        elif isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            for assigned in targets:
+                for node in ast.walk(assigned):
+                    if isinstance(node, ast.Name):
+                        module.ambiguous.add(node.id)
+    module.ambiguous.update(local for local, count in seen.items() if count > 1)
+    return module
+
+
+def _class_fact(node: ast.ClassDef, qualified: str, path: str) -> ClassFact:
+    # `Base[T]` inherits from `Base`
+    bases = [base.value if isinstance(base, ast.Subscript) else base for base in node.bases]
+    fact = ClassFact(qualified, [_dotted(base) for base in bases])
+    counts: dict[str, int] = {}
+    for statement, conditional in _statements(node.body):
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            counts[statement.name] = counts.get(statement.name, 0) + 1
+            fact.methods[statement.name] = FunctionFact(
+                f"{qualified}.{statement.name}", _is_coroutine(statement), path, statement.lineno
+            )
+            if conditional:
+                fact.ambiguous.add(statement.name)
+        elif isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    fact.ambiguous.add(target.id)
+        elif isinstance(statement, ast.ClassDef):
+            fact.ambiguous.add(statement.name)
+    fact.ambiguous.update(name for name, count in counts.items() if count > 1)
+    return fact
+
+
+def facts_from_source(text: str, path: Path) -> ModuleFact | None:
+    """Facts of one file; None when neither ``ast`` nor LibCST can parse it."""
+    name, is_package = module_name(path)
+    tree: ast.Module | None
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        tree = _ast_from_libcst(text)
+    if tree is None:
+        return None
+    return facts_from_ast(tree, name, str(path), is_package)
+
+
+def _ast_from_libcst(text: str) -> ast.Module | None:
+    """For syntax newer than this Python: LibCST parses it; keep only what ``ast`` can take.
+
+    The definitions the index needs (``def``, ``class``, imports) are rebuilt by parsing each
+    top-level statement's own code with ``ast``; statements ``ast`` cannot parse (a PEP 695
+    ``type`` alias, say) are left out.
+    """
+    try:
+        module = cst.parse_module(text)
+    except (cst.ParserSyntaxError, RecursionError):
+        return None
+    body: list[ast.stmt] = []
+    for statement in module.body:
+        code = module.code_for_node(statement)
+        try:
+            body.extend(ast.parse(code.lstrip("\n")).body)
+        except (SyntaxError, ValueError, RecursionError):
+            if isinstance(statement, cst.ClassDef):
+                body.extend(_class_stub(module, statement))
+    return ast.Module(body=body, type_ignores=[])
+
+
+def _class_stub(module: cst.Module, node: cst.ClassDef) -> list[ast.stmt]:
+    """A class whose body holds newer syntax: keep the methods ``ast`` can parse."""
+    bases = ", ".join(module.code_for_node(arg.value) for arg in node.bases)
+    try:
+        stub = ast.parse(f"class {node.name.value}({bases}):\n    pass\n").body[0]
+    except SyntaxError:
+        return []
+    assert isinstance(stub, ast.ClassDef)
+    methods: list[ast.stmt] = []
+    body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+    for statement in body:
+        try:
+            methods.extend(ast.parse(module.code_for_node(statement).strip("\n")).body)
+        except (SyntaxError, ValueError, IndentationError):
+            continue
+    stub.body = methods or stub.body
+    return [stub]
+
+
+class ProjectIndex:
+    """Facts of every module of the project, keyed by module name."""
+
+    def __init__(self, modules: Iterable[ModuleFact]) -> None:
+        self.modules: dict[str, ModuleFact] = {}
+        self.by_path: dict[str, ModuleFact] = {}
+        self._coroutine_names: frozenset[str] | None = None
+        for module in modules:
+            self.modules.setdefault(module.name, module)
+            self.by_path[module.path] = module
+
+    def __len__(self) -> int:
+        return len(self.modules)
+
+    def module_of(self, path: str) -> ModuleFact | None:
+        return self.by_path.get(path)
+
+    def absolute(self, target: str, module: ModuleFact) -> str | None:
+        """``pkg.client.connect`` for ``.client.connect`` imported in ``pkg.handlers``."""
+        if not target.startswith("."):
+            return target
+        level = len(target) - len(target.lstrip("."))
+        package = module.name.split(".") if module.is_package else module.name.split(".")[:-1]
+        if level - 1 > len(package):
+            return None
+        base = package[: len(package) - (level - 1)]
+        rest = target[level:]
+        return ".".join([*base, rest] if rest else base) or None
+
+    def _lookup(self, qualified: str, hops: int = 0) -> FunctionFact | ClassFact | None:
+        if hops > MAX_HOPS:
+            return None
+        module_part, _, attribute = qualified.rpartition(".")
+        module = self.modules.get(module_part)
+        if module is None:
+            # a method: pkg.mod.Class.method
+            owner = self._lookup(module_part, hops + 1) if module_part else None
+            if isinstance(owner, ClassFact):
+                return self.method(owner, attribute)
+            return None
+        if attribute in module.ambiguous:
+            return None
+        if attribute in module.functions:
+            return module.functions[attribute]
+        if attribute in module.classes:
+            return module.classes[attribute]
+        if attribute in module.imports:
+            target = self.absolute(module.imports[attribute], module)
+            return self._lookup(target, hops + 1) if target else None
+        return None
+
+    def function(self, qualified: str) -> FunctionFact | None:
+        found = self._lookup(qualified)
+        return found if isinstance(found, FunctionFact) else None
+
+    def class_(self, qualified: str) -> ClassFact | None:
+        found = self._lookup(qualified)
+        return found if isinstance(found, ClassFact) else None
+
+    def method(self, cls: ClassFact, name: str) -> FunctionFact | None:
+        """``name`` as ``cls`` gets it by the MRO (depth-first, left to right, which agrees
+        with C3 for the hierarchies this needs); None when a base that is not in the project
+        comes before the class that defines it."""
+        seen: set[str] = set()
+
+        def search(fact: ClassFact) -> FunctionFact | bool | None:
+            if fact.qualified in seen:
+                return False
+            seen.add(fact.qualified)
+            if name in fact.ambiguous:
+                return None
+            if name in fact.methods:
+                return fact.methods[name]
+            module_name_, _, _ = fact.qualified.rpartition(".")
+            module = self.modules.get(module_name_)
+            for base in fact.bases:
+                if base in NEUTRAL_BASES:
+                    continue
+                resolved = self._resolve_base(base, module) if module else None
+                if resolved is None:
+                    return None  # a base from outside the project may define it
+                found = search(resolved)
+                if found is not False:
+                    return found
+            return False
+
+        result = search(cls)
+        return result if isinstance(result, FunctionFact) else None
+
+    def _resolve_base(self, base: str, module: ModuleFact) -> ClassFact | None:
+        head, _, rest = base.partition(".")
+        if head in module.classes and not rest:
+            return module.classes[head]
+        if head in module.imports:
+            target = self.absolute(module.imports[head], module)
+            if target is None:
+                return None
+            return self.class_(f"{target}.{rest}" if rest else target)
+        return None
+
+    def coroutine_names(self) -> frozenset[str]:
+        """Every name a coroutine function or method of the project is defined under (a cheap
+        pre-filter for files that might call one)."""
+        if self._coroutine_names is None:
+            names: set[str] = set()
+            for module in self.modules.values():
+                names.update(name for name, f in module.functions.items() if f.is_coroutine)
+                for cls in module.classes.values():
+                    names.update(name for name, f in cls.methods.items() if f.is_coroutine)
+            self._coroutine_names = frozenset(names)
+        return self._coroutine_names
