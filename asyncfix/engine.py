@@ -25,6 +25,7 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import BaseMetadataProvider, MetadataWrapper, PositionProvider
 
 from asyncfix import __version__
+from asyncfix import index as index_module
 from asyncfix.codemods import RULES, rule_by_code
 from asyncfix.codemods.base import SUPPRESS, Context, Hit, Project, Rule
 from asyncfix.config import Config
@@ -602,7 +603,13 @@ def _index_files(items: list[tuple[Path, str, bytes]], jobs: int | None) -> list
         return list(pool.map(_index_one, items, chunksize=64))
 
 
-_CACHE_FORMAT = f"index-v1-{__version__}"
+def _cache_format() -> str:
+    """Changes whenever the facts could: with the version and with the code that extracts them."""
+    extractor = hashlib.sha256(Path(index_module.__file__).read_bytes()).hexdigest()[:12]
+    return f"index-{__version__}-{extractor}"
+
+
+_CACHE_FORMAT = _cache_format()
 
 
 def _load_index_cache(cache_dir: Path) -> dict[str, tuple[str, ModuleFact | None]]:

@@ -71,6 +71,8 @@ class ModuleFact:
     imports: dict[str, str] = field(default_factory=dict)
     #: names bound at module level more than once, or by assignment: unknown
     ambiguous: set[str] = field(default_factory=set)
+    #: modules whose public names ``from m import *`` brings in, in order
+    star_imports: list[str] = field(default_factory=list)
 
 
 def module_name(path: Path) -> tuple[str, bool]:
@@ -156,7 +158,7 @@ def facts_from_ast(tree: ast.Module, name: str, path: str, is_package: bool) -> 
             prefix = "." * statement.level + (statement.module or "")
             for alias in statement.names:
                 if alias.name == "*":
-                    module.ambiguous.add("*")
+                    module.star_imports.append(prefix)
                     continue
                 local = alias.asname or alias.name
                 bind(local)
@@ -279,17 +281,27 @@ class ProjectIndex:
         rest = target[level:]
         return ".".join([*base, rest] if rest else base) or None
 
-    def _lookup(self, qualified: str, hops: int = 0) -> FunctionFact | ClassFact | None:
+    def _lookup(
+        self, qualified: str, hops: int = 0
+    ) -> ModuleFact | FunctionFact | ClassFact | None:
+        """What a dotted name of the project is: a module, a function, a class or a method."""
         if hops > MAX_HOPS:
             return None
-        module_part, _, attribute = qualified.rpartition(".")
-        module = self.modules.get(module_part)
-        if module is None:
-            # a method: pkg.mod.Class.method
-            owner = self._lookup(module_part, hops + 1) if module_part else None
-            if isinstance(owner, ClassFact):
-                return self.method(owner, attribute)
+        if qualified in self.modules:
+            return self.modules[qualified]
+        owner_name, _, attribute = qualified.rpartition(".")
+        if not owner_name:
             return None
+        owner = self._lookup(owner_name, hops + 1)
+        if isinstance(owner, ModuleFact):
+            return self._attribute(owner, attribute, hops + 1)
+        if isinstance(owner, ClassFact):
+            return self.method(owner, attribute)
+        return None
+
+    def _attribute(
+        self, module: ModuleFact, attribute: str, hops: int
+    ) -> ModuleFact | FunctionFact | ClassFact | None:
         if attribute in module.ambiguous:
             return None
         if attribute in module.functions:
@@ -299,6 +311,16 @@ class ProjectIndex:
         if attribute in module.imports:
             target = self.absolute(module.imports[attribute], module)
             return self._lookup(target, hops + 1) if target else None
+        submodule = self.modules.get(f"{module.name}.{attribute}")
+        if submodule is not None and module.is_package:
+            return submodule  # `import pkg` then `pkg.mod.f()`, once pkg.mod is imported
+        if not attribute.startswith("_"):
+            # `from .client import *` (what a package's __init__ often does)
+            for star in module.star_imports:
+                source = self.absolute(star, module)
+                found = self._lookup(f"{source}.{attribute}", hops + 1) if source else None
+                if found is not None:
+                    return found
         return None
 
     def function(self, qualified: str) -> FunctionFact | None:
@@ -309,7 +331,7 @@ class ProjectIndex:
         found = self._lookup(qualified)
         return found if isinstance(found, ClassFact) else None
 
-    def method(self, cls: ClassFact, name: str) -> FunctionFact | None:
+    def method(self, cls: ClassFact | None, name: str) -> FunctionFact | None:
         """``name`` as ``cls`` gets it by the MRO (depth-first, left to right, which agrees
         with C3 for the hierarchies this needs); None when a base that is not in the project
         comes before the class that defines it."""
@@ -328,7 +350,9 @@ class ProjectIndex:
             for base in fact.bases:
                 if base in NEUTRAL_BASES:
                     continue
-                resolved = self._resolve_base(base, module) if module else None
+                if module is None:
+                    return None
+                resolved = self._resolve_base(base, module)
                 if resolved is None:
                     return None  # a base from outside the project may define it
                 found = search(resolved)
@@ -336,19 +360,13 @@ class ProjectIndex:
                     return found
             return False
 
+        if cls is None:
+            return None
         result = search(cls)
         return result if isinstance(result, FunctionFact) else None
 
     def _resolve_base(self, base: str, module: ModuleFact) -> ClassFact | None:
-        head, _, rest = base.partition(".")
-        if head in module.classes and not rest:
-            return module.classes[head]
-        if head in module.imports:
-            target = self.absolute(module.imports[head], module)
-            if target is None:
-                return None
-            return self.class_(f"{target}.{rest}" if rest else target)
-        return None
+        return self.class_(f"{module.name}.{base}") if base else None
 
     def coroutine_names(self) -> frozenset[str]:
         """Every name a coroutine function or method of the project is defined under (a cheap
