@@ -12,7 +12,7 @@ import ast
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import libcst as cst
 from libcst._metadata_dependent import LazyValue
@@ -21,6 +21,9 @@ from libcst.metadata import BaseMetadataProvider
 from asyncfix.codemods.names import Binding, Resolver, dotted_name
 from asyncfix.codemods.walk import walk
 from asyncfix.index import PASS_THROUGH_DECORATORS, ModuleFact, ProjectIndex
+
+if TYPE_CHECKING:
+    from asyncfix.codemods.receivers import Receivers
 from asyncfix.model import Safety, Severity
 
 Replacement = cst.CSTNode | cst.FlattenSentinel[Any] | cst.RemovalSentinel
@@ -185,6 +188,7 @@ class Context:
         self._offloaded: set[int] = set()
         self._class_facts: dict[str, ClassFacts] | None = None
         self.names = Resolver(module)
+        self._receivers: Receivers | None = None
         self.rules = [rule(self) for rule in rules]
         self._visit: dict[str, list[Callable[[Any], None]]] = {}
         self._leave: dict[str, list[Callable[[Any], None]]] = {}
@@ -305,6 +309,15 @@ class Context:
         """The dotted name an expression refers to through imports (``t.sleep`` -> ``time.sleep``
         after ``import time as t``), ``builtins.x`` for a builtin, or None."""
         return self.names.qualified_name(node, self.scopes())
+
+    @property
+    def receivers(self) -> Receivers:
+        """What class a receiver (``client``, ``self.client``) is an instance of."""
+        if self._receivers is None:
+            from asyncfix.codemods.receivers import Receivers
+
+            self._receivers = Receivers(self)
+        return self._receivers
 
     def lookup(self, name: str) -> tuple[cst.CSTNode, list[Binding]] | None:
         """The scope binding ``name`` where the walk is, and its bindings there (None: builtin

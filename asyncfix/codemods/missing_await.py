@@ -15,40 +15,15 @@ from asyncfix.codemods.base import (
     is_coroutine_function,
     source_of,
 )
+from asyncfix.codemods.receivers import LIBRARY_FUNCTIONS, LIBRARY_METHODS
 from asyncfix.index import FunctionFact
 from asyncfix.model import Safety, Severity
 
 Evidence = tuple[str, cst.CSTNode | None]
 
-#: library functions that are coroutine functions
-LIBRARY_COROUTINES = frozenset(
-    {
-        "asyncio.sleep",
-        "asyncio.wait_for",
-        "asyncio.wait",
-        "asyncio.open_connection",
-        "asyncio.open_unix_connection",
-        "asyncio.start_server",
-        "asyncio.start_unix_server",
-        "asyncio.create_subprocess_exec",
-        "asyncio.create_subprocess_shell",
-        "asyncio.to_thread",
-    }
-)
-#: constructors of library objects -> their coroutine methods
-LIBRARY_COROUTINE_METHODS: dict[str, frozenset[str]] = {
-    "asyncio.Queue": frozenset({"get", "put", "join"}),
-    "asyncio.PriorityQueue": frozenset({"get", "put", "join"}),
-    "asyncio.LifoQueue": frozenset({"get", "put", "join"}),
-    "asyncio.Event": frozenset({"wait"}),
-    "asyncio.Lock": frozenset({"acquire"}),
-    "asyncio.Semaphore": frozenset({"acquire"}),
-    "asyncio.BoundedSemaphore": frozenset({"acquire"}),
-    "asyncio.Condition": frozenset({"acquire", "wait", "wait_for"}),
-}
 _LIBRARY_LAST_NAMES = frozenset(
-    {name.rsplit(".", 1)[1] for name in LIBRARY_COROUTINES}
-    | {method for methods in LIBRARY_COROUTINE_METHODS.values() for method in methods}
+    {name.rsplit(".", 1)[1] for name in LIBRARY_FUNCTIONS}
+    | {method for methods in LIBRARY_METHODS.values() for method in methods}
 )
 #: parents (stdlib ast) of a call that ``_dropped_context`` may flag; a superset on purpose
 _AST_CONTEXTS = (
@@ -149,6 +124,10 @@ class Agent:
                 names.add(node.name)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 names.update(alias.asname for alias in node.names if alias.asname)
+            elif isinstance(node, ast.arg) and node.annotation is not None:
+                spelled = ast.dump(node.annotation)
+                if "Awaitable" in spelled or "Coroutine" in spelled:
+                    names.add(node.arg)  # an async callback parameter
         stack: list[tuple[ast.AST, ast.AST | None, bool]] = [(tree, None, False)]
         while stack:
             node, parent, in_async = stack.pop()
@@ -246,7 +225,7 @@ class Agent:
         """How the callee is spelled and why it is known to be a coroutine function."""
         func = node.func
         qualified = self.ctx.qualified_name(func)
-        if qualified in LIBRARY_COROUTINES:
+        if qualified in LIBRARY_FUNCTIONS:
             return source_of(func), [(f"`{qualified}` is a library coroutine function", None)]
         project = self.ctx.project
         if qualified is not None and project is not None:
@@ -261,6 +240,11 @@ class Agent:
                 return func.value, [
                     (f"`{func.value}` is defined with `async def` at line {{line}}", definition)
                 ]
+        if isinstance(func, cst.Name):
+            annotation = self._awaitable_callable_param(func)
+            if annotation is not None:
+                text = f"`{func.value}` is annotated `{source_of(annotation)}`"
+                return func.value, [(text, None)]
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
             method = self._own_method_coroutine(func.value, func.attr.value)
             if isinstance(method, cst.FunctionDef):
@@ -270,9 +254,18 @@ class Agent:
                 where = f"{_shown(method.path)}:{method.line}"
                 text = f"`{method.qualified}` is an inherited `async def` method ({where})"
                 return source_of(func), [(text, None)]
-            constructor = self._library_method_coroutine(func.value, func.attr.value)
-            if constructor is not None:
-                text = f"`{func.value.value}` is only ever assigned `{constructor}()`"
+        if isinstance(func, cst.Attribute):
+            receiver = self.ctx.receivers.type_of(func.value)
+            found = receiver.coroutine_method(self.ctx, func.attr.value) if receiver else None
+            if receiver is not None and found is not None:
+                spelled = source_of(func.value)
+                text = (
+                    f"`{spelled}` is a `{receiver.name}`, whose `{func.attr.value}` is a coroutine"
+                )
+                if isinstance(found, cst.FunctionDef):
+                    return source_of(func), [(text + " (line {line})", found)]
+                if isinstance(found, FunctionFact):
+                    text += f" ({_shown(found.path)}:{found.line})"
                 return source_of(func), [(text, None)]
         return None
 
@@ -325,22 +318,17 @@ class Agent:
         found = project.index.method(fact, method) if fact is not None else None
         return found if found is not None and found.is_coroutine else None
 
-    def _library_method_coroutine(self, receiver: cst.Name, method: str) -> str | None:
-        """The constructor when ``q.get()`` is called on a local ``q`` that is only ever
-        ``asyncio.Queue()`` (and the like)."""
-        found = self.ctx.lookup(receiver.value)
-        if found is None or found[0] is not self.ctx.enclosing_function():
+    def _awaitable_callable_param(self, name: cst.Name) -> cst.BaseExpression | None:
+        """The annotation when ``name`` is a parameter annotated ``Callable[..., Awaitable[...]]``
+        (an async callback: calling it makes a coroutine)."""
+        found = self.ctx.lookup(name.value)
+        if found is None or found[0] is not self.ctx.enclosing_function() or len(found[1]) != 1:
             return None
-        constructors = set()
-        for binding in found[1]:
-            value = binding.value if binding.kind == "assign" else None
-            if not isinstance(value, cst.Call):
-                return None
-            constructor = self.ctx.qualified_name(value.func)
-            if method not in LIBRARY_COROUTINE_METHODS.get(constructor or "", ()):
-                return None
-            constructors.add(constructor)
-        return constructors.pop() if len(constructors) == 1 else None
+        param = found[1][0].node
+        if not isinstance(param, cst.Param) or param.annotation is None:
+            return None
+        annotation = param.annotation.annotation
+        return annotation if self.ctx.receivers.is_awaitable_callable(annotation) else None
 
 
 def _shown(path: str) -> str:

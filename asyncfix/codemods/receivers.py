@@ -1,0 +1,329 @@
+"""What class a receiver is an instance of, for ``x.method()`` calls.
+
+``client.connect()`` is a coroutine call only if ``client`` is known to be an instance of a
+class whose ``connect`` is an ``async def`` — a sync twin of the same name on another class
+must not be confused with it, so resolution goes by the receiver, never by the method name
+alone. A receiver's class is known from:
+
+- a local assigned only ``Client(...)`` (or ``await asyncpg.connect(...)`` for a library
+  factory from the catalogue), or a parameter annotated ``Client`` / ``Client | None`` /
+  ``Optional["Client"]``;
+- ``self.client`` when every assignment to it in the class is ``Client(...)``, ``None``, or a
+  parameter annotated with the class, or it is annotated with the class.
+
+Anything else is unknown, and unknown means no finding.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import libcst as cst
+
+from asyncfix.codemods.names import dotted_name
+from asyncfix.codemods.walk import walk
+from asyncfix.index import ClassFact, FunctionFact
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+if TYPE_CHECKING:
+    from asyncfix.codemods.base import ClassFacts, Context
+
+
+def _load_catalogue() -> tuple[frozenset[str], dict[str, frozenset[str]], dict[str, str]]:
+    text = resources.files("asyncfix").joinpath("data/library_coroutines.toml").read_text("utf-8")
+    data: dict[str, Any] = tomllib.loads(text)
+    functions = frozenset(data["functions"]["names"])
+    methods: dict[str, frozenset[str]] = {}
+    returned_by: dict[str, str] = {}
+    for name, entry in data["classes"].items():
+        methods[name] = frozenset(entry["methods"])
+        for factory in entry.get("returned-by", ()):
+            returned_by[factory] = name
+    return functions, methods, returned_by
+
+
+#: the catalogue of library coroutine APIs (asyncfix/data/library_coroutines.toml)
+LIBRARY_FUNCTIONS, LIBRARY_METHODS, LIBRARY_FACTORIES = _load_catalogue()
+
+AWAITABLE_TYPES = frozenset(
+    {
+        "typing.Awaitable",
+        "typing.Coroutine",
+        "collections.abc.Awaitable",
+        "collections.abc.Coroutine",
+    }
+)
+CALLABLE_TYPES = frozenset({"typing.Callable", "collections.abc.Callable"})
+OPTIONAL_TYPES = frozenset({"typing.Optional"})
+
+
+@dataclass(frozen=True)
+class Type:
+    """A receiver's class: from a library catalogue, the project index, or this module."""
+
+    kind: str  # "library" | "project" | "local"
+    name: str
+    project: ClassFact | None = field(default=None, compare=False, hash=False)
+    local: ClassFacts | None = field(default=None, compare=False, hash=False)
+
+    def coroutine_method(
+        self, ctx: Context, method: str
+    ) -> FunctionFact | cst.FunctionDef | str | None:
+        """The coroutine ``method`` is on this class (a library name, an index fact or a local
+        ``async def``), or None when it is not known to be one."""
+        from asyncfix.codemods.base import is_coroutine_function
+
+        if self.kind == "library":
+            return f"{self.name}.{method}" if method in LIBRARY_METHODS[self.name] else None
+        if self.kind == "project" and ctx.project is not None:
+            found = ctx.project.index.method(self.project, method)
+            return found if found is not None and found.is_coroutine else None
+        if self.kind == "local" and self.local is not None:
+            definitions = ctx.lookup_method(self.local, method)
+            if definitions is None and ctx.project is not None:
+                fact = ctx.project.index.class_(f"{ctx.project.module.name}.{self.name}")
+                found = ctx.project.index.method(fact, method) if fact is not None else None
+                return found if found is not None and found.is_coroutine else None
+            if definitions and all(is_coroutine_function(d) for d in definitions):
+                return definitions[-1]
+        return None
+
+
+class Receivers:
+    """Answers ``type_of(expr)`` for the walk's current position."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._self_attributes: dict[int, dict[str, list[Type | None]]] = {}
+
+    # -- class expressions ------------------------------------------------------------
+
+    def class_named(self, expr: cst.BaseExpression) -> Type | None:
+        """The class an expression like ``Client`` / ``api.Client`` / ``httpx.AsyncClient``
+        names here."""
+        ctx = self.ctx
+        if isinstance(expr, cst.Name):
+            found = ctx.names.lookup(expr.value, [ctx.module])
+            local = ctx.classes.get(expr.value)
+            if (
+                found is not None
+                and local is not None
+                and all(binding.node is local.node for binding in found[1])
+            ):
+                return Type("local", expr.value, local=local)
+        qualified = ctx.names.qualified_name(expr, [ctx.module])
+        if qualified is None:
+            return None
+        if qualified in LIBRARY_METHODS:
+            return Type("library", qualified)
+        if ctx.project is not None:
+            target = ctx.project.absolute(qualified)
+            fact = ctx.project.index.class_(target) if target else None
+            if fact is not None:
+                return Type("project", fact.qualified, project=fact)
+        return None
+
+    def annotation(self, annotation: cst.BaseExpression) -> Type | None:
+        """The class an annotation names: ``Client``, ``Client | None``, ``Optional[Client]``,
+        or the same as a string."""
+        inner = self._unwrap_optional(annotation)
+        if inner is None:
+            return None
+        if isinstance(inner, cst.SimpleString):
+            text = inner.evaluated_value
+            if not isinstance(text, str):
+                return None
+            try:
+                inner = cst.parse_expression(text)
+            except (cst.ParserSyntaxError, TypeError, ValueError):
+                return None
+            inner = self._unwrap_optional(inner)
+            if inner is None:
+                return None
+        if isinstance(inner, (cst.Name, cst.Attribute)):
+            return self.class_named(inner)
+        return None
+
+    def _unwrap_optional(self, node: cst.BaseExpression) -> cst.BaseExpression | None:
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.BitOr):
+            sides = [node.left, node.right]
+            others = [s for s in sides if not (isinstance(s, cst.Name) and s.value == "None")]
+            return others[0] if len(others) == 1 else None
+        if isinstance(node, cst.Subscript) and len(node.slice) == 1:
+            qualified = self.ctx.names.qualified_name(node.value, [self.ctx.module])
+            element = node.slice[0].slice
+            if qualified in OPTIONAL_TYPES and isinstance(element, cst.Index):
+                return element.value
+        return node
+
+    def is_awaitable_callable(self, annotation: cst.BaseExpression) -> bool:
+        """``Callable[..., Awaitable[X]]`` / ``Callable[[A], Coroutine[...]]`` (optional too)."""
+        inner = self._unwrap_optional(annotation)
+        if not isinstance(inner, cst.Subscript) or len(inner.slice) != 2:
+            return False
+        if self.ctx.names.qualified_name(inner.value, [self.ctx.module]) not in CALLABLE_TYPES:
+            return False
+        returned = inner.slice[1].slice
+        if not isinstance(returned, cst.Index):
+            return False
+        value = returned.value
+        target = value.value if isinstance(value, cst.Subscript) else value
+        return self.ctx.names.qualified_name(target, [self.ctx.module]) in AWAITABLE_TYPES
+
+    # -- receivers ----------------------------------------------------------------------
+
+    def type_of(self, receiver: cst.BaseExpression) -> Type | None:
+        if isinstance(receiver, cst.Name):
+            return self._local(receiver)
+        if (
+            isinstance(receiver, cst.Attribute)
+            and isinstance(receiver.value, cst.Name)
+            and self._is_self(receiver.value)
+        ):
+            cls = self.ctx.enclosing_class()
+            return self.self_attribute(cls, receiver.attr.value) if cls is not None else None
+        return None
+
+    def _is_self(self, name: cst.Name) -> bool:
+        function = self.ctx.enclosing_function()
+        if function is None or self.ctx.enclosing_class() is None:
+            return False
+        params = [*function.params.posonly_params, *function.params.params]
+        if not params or params[0].name.value != name.value:
+            return False
+        found = self.ctx.lookup(name.value)
+        return found is not None and found[0] is function and len(found[1]) == 1
+
+    def _local(self, name: cst.Name) -> Type | None:
+        found = self.ctx.lookup(name.value)
+        function = self.ctx.enclosing_function()
+        if found is None or function is None or found[0] is not function:
+            return None
+        types: set[Type | None] = set()
+        for binding in found[1]:
+            if binding.kind == "param" and isinstance(binding.node, cst.Param):
+                annotation = binding.node.annotation
+                types.add(self.annotation(annotation.annotation) if annotation else None)
+            elif binding.kind == "assign":
+                types.add(self._value(binding.value))
+            else:
+                return None
+        return types.pop() if len(types) == 1 else None
+
+    def _value(self, value: cst.BaseExpression | None) -> Type | None:
+        """The class of ``Client(...)`` or of ``await <library factory>(...)``."""
+        if isinstance(value, cst.Call):
+            return self.class_named(value.func)
+        if isinstance(value, cst.Await) and isinstance(value.expression, cst.Call):
+            qualified = self.ctx.names.qualified_name(value.expression.func, [self.ctx.module])
+            if qualified in LIBRARY_FACTORIES:
+                return Type("library", LIBRARY_FACTORIES[qualified])
+        return None
+
+    def self_attribute(self, cls: cst.ClassDef, attribute: str) -> Type | None:
+        """The one class ``self.<attribute>`` holds across the class, if there is one."""
+        table = self._self_attributes.get(id(cls))
+        if table is None:
+            table = self._collect(cls)
+            self._self_attributes[id(cls)] = table
+        types = set(table.get(attribute, [None]))
+        return types.pop() if len(types) == 1 else None
+
+    def _collect(self, cls: cst.ClassDef) -> dict[str, list[Type | None]]:
+        table: dict[str, list[Type | None]] = {}
+        body = cls.body.body if isinstance(cls.body, cst.IndentedBlock) else ()
+        for statement in body:
+            if isinstance(statement, cst.SimpleStatementLine):
+                for small in statement.body:
+                    if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
+                        name = small.target.value
+                        table.setdefault(name, []).append(
+                            self.annotation(small.annotation.annotation)
+                        )
+            elif isinstance(statement, cst.FunctionDef):
+                self._collect_method(statement, table)
+        return table
+
+    def _collect_method(self, method: cst.FunctionDef, table: dict[str, list[Type | None]]) -> None:
+        params = [*method.params.posonly_params, *method.params.params]
+        if not params:
+            return
+        receiver = params[0].name.value
+        annotated = {
+            p.name.value: p.annotation.annotation
+            for p in [*params, *method.params.kwonly_params]
+            if p.annotation is not None
+        }
+
+        def visit(node: cst.CSTNode) -> bool:
+            if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)) and node is not method:
+                return False
+            targets: list[tuple[cst.BaseExpression, cst.BaseExpression | None]] = []
+            if isinstance(node, cst.Assign):
+                targets = [(t.target, node.value) for t in node.targets]
+            elif isinstance(node, cst.AnnAssign):
+                targets = [(node.target, node.value)]
+                name = _self_attribute_name(node.target, receiver)
+                if name is not None:
+                    table.setdefault(name, []).append(self.annotation(node.annotation.annotation))
+                    if node.value is None:
+                        return True
+            elif isinstance(node, (cst.AugAssign, cst.For, cst.WithItem, cst.NamedExpr)):
+                rebound = _rebound_target(node)
+                name = _self_attribute_name(rebound, receiver) if rebound is not None else None
+                if name is not None:
+                    table.setdefault(name, []).append(None)
+                return True
+            for assigned, value in targets:
+                for element in _flatten(assigned):
+                    name = _self_attribute_name(element, receiver)
+                    if name is None:
+                        continue
+                    if element is not assigned:
+                        table.setdefault(name, []).append(None)  # tuple unpacking: unknown
+                    elif isinstance(value, cst.Name) and value.value == "None":
+                        continue  # `self.client = None` until connected: not a type
+                    elif isinstance(value, cst.Name) and value.value in annotated:
+                        table.setdefault(name, []).append(self.annotation(annotated[value.value]))
+                    else:
+                        table.setdefault(name, []).append(self._value(value))
+            return True
+
+        walk(method.body, visit)
+
+
+def _rebound_target(node: cst.CSTNode) -> cst.CSTNode | None:
+    """The target a ``+=``, ``for``, ``with ... as`` or ``:=`` rebinds."""
+    if isinstance(node, cst.WithItem):
+        return node.asname.name if node.asname is not None else None
+    if isinstance(node, (cst.AugAssign, cst.For, cst.NamedExpr)):
+        return node.target
+    return None
+
+
+def _flatten(target: cst.BaseExpression) -> list[cst.BaseExpression]:
+    if isinstance(target, (cst.Tuple, cst.List)):
+        out: list[cst.BaseExpression] = [target]
+        for element in target.elements:
+            out.extend(_flatten(element.value))
+        return out
+    if isinstance(target, cst.StarredElement):
+        return _flatten(target.value)
+    return [target]
+
+
+def _self_attribute_name(target: cst.CSTNode, receiver: str) -> str | None:
+    if (
+        isinstance(target, cst.Attribute)
+        and isinstance(target.value, cst.Name)
+        and target.value.value == receiver
+    ):
+        return dotted_name(target.attr)
+    return None
