@@ -540,6 +540,8 @@ def project_root(processed: Sequence[Path], config: Config) -> Path | None:
         return None
     start = processed[0].absolute().parent
     for directory in (start, *start.parents):
+        if (directory / "__init__.py").exists():
+            continue  # inside a package (Home Assistant has a `setup.py` module)
         if any((directory / marker).exists() for marker in PROJECT_MARKERS):
             return directory
     return None

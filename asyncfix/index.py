@@ -259,6 +259,7 @@ class ProjectIndex:
         self.modules: dict[str, ModuleFact] = {}
         self.by_path: dict[str, ModuleFact] = {}
         self._coroutine_names: frozenset[str] | None = None
+        self._coroutine_methods: dict[str, frozenset[str]] = {}
         for module in modules:
             self.modules.setdefault(module.name, module)
             self.by_path[module.path] = module
@@ -367,6 +368,22 @@ class ProjectIndex:
 
     def _resolve_base(self, base: str, module: ModuleFact) -> ClassFact | None:
         return self.class_(f"{module.name}.{base}") if base else None
+
+    def coroutine_methods(self, cls: ClassFact) -> frozenset[str]:
+        """Names of the coroutine methods ``cls`` has, its project bases' included."""
+        cached = self._coroutine_methods.get(cls.qualified)
+        if cached is not None:
+            return cached
+        self._coroutine_methods[cls.qualified] = frozenset()  # a cycle ends here
+        names = {name for name, fact in cls.methods.items() if fact.is_coroutine}
+        module = self.modules.get(cls.qualified.rpartition(".")[0])
+        for base in cls.bases:
+            resolved = self._resolve_base(base, module) if module and base else None
+            if resolved is not None:
+                names |= self.coroutine_methods(resolved)
+        result = frozenset(names)
+        self._coroutine_methods[cls.qualified] = result
+        return result
 
     def coroutine_names(self) -> frozenset[str]:
         """Every name a coroutine function or method of the project is defined under (a cheap

@@ -100,3 +100,42 @@ def test_without_a_project_marker_only_named_files_are_indexed(
     handlers = tmp_path / "app" / "handlers.py"
     index = engine.build_index([handlers], Config(root=tmp_path), 1)
     assert set(index.modules) == {"app.handlers"}
+
+
+def test_ast_prefilter_never_hides_a_finding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every fixture and example module, analysed as part of a project (index and all), finds
+    exactly what it finds with the rules' pre-filters switched off."""
+    from asyncfix.codemods import RULES
+    from asyncfix.codemods.base import Project, Rule
+
+    root = Path(__file__).parent.parent
+    sources = sorted((root / "tests" / "fixtures").rglob("*.py"))
+    sources += sorted((root / "examples").rglob("*.py"))
+    copies = []
+    for index, source in enumerate(sources):
+        copy = tmp_path / f"m{index}.py"
+        copy.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+        copies.append(copy)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    monkeypatch.chdir(tmp_path)
+    project_index = engine.build_index(copies, Config(root=tmp_path), 1)
+
+    def findings(path: Path, prefilter: bool) -> list[tuple[int, str]]:
+        module = project_index.module_of(str(path))
+        assert module is not None
+        project = Project(project_index, module)
+        if not prefilter:
+            monkeypatch.setattr(Rule, "may_apply", classmethod(lambda cls, text: True))
+            for rule in RULES:
+                monkeypatch.setattr(rule, "may_apply_to_ast", classmethod(lambda *a: True))
+        try:
+            analysis = engine.analyse(path.read_text(), RULES, (3, 10), project)
+        finally:
+            monkeypatch.undo()
+            monkeypatch.chdir(tmp_path)
+        return [(analysis.span(hit).line, hit.rule.code) for hit in analysis.hits]
+
+    for copy, source in zip(copies, sources, strict=True):
+        assert findings(copy, True) == findings(copy, False), source

@@ -15,7 +15,7 @@ from asyncfix.codemods.base import (
     is_coroutine_function,
     source_of,
 )
-from asyncfix.codemods.receivers import LIBRARY_FUNCTIONS, LIBRARY_METHODS
+from asyncfix.codemods.receivers import LIBRARY_FACTORIES, LIBRARY_FUNCTIONS, LIBRARY_METHODS
 from asyncfix.index import FunctionFact
 from asyncfix.model import Safety, Severity
 
@@ -38,7 +38,6 @@ _AST_CONTEXTS = (
     ast.BinOp,
     ast.Attribute,
     ast.Subscript,
-    ast.Call,
     ast.keyword,
     ast.Starred,
     ast.FormattedValue,
@@ -113,37 +112,28 @@ class Agent:
 
     @classmethod
     def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
-        """Is there, anywhere under an ``async def``, a call in a context ``_dropped_context``
-        may flag whose callee's last name is an ``async def`` of this module, a library
-        coroutine or an import alias?"""
-        names = set(_LIBRARY_LAST_NAMES)
-        if project is not None:
-            names |= project.index.coroutine_names()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.AsyncFunctionDef):
-                names.add(node.name)
-            elif isinstance(node, (ast.Import, ast.ImportFrom)):
-                names.update(alias.asname for alias in node.names if alias.asname)
-            elif isinstance(node, ast.arg) and node.annotation is not None:
-                spelled = ast.dump(node.annotation)
-                if "Awaitable" in spelled or "Coroutine" in spelled:
-                    names.add(node.arg)  # an async callback parameter
-        stack: list[tuple[ast.AST, ast.AST | None, bool]] = [(tree, None, False)]
+        """Could ``visit_Call`` report anything here? A call under an ``async def``, in a context
+        ``_dropped_context`` may flag, whose callee might resolve to a coroutine function: a
+        name bound to an ``async def``, a library coroutine, an async callback parameter or an
+        import of a project coroutine; ``self.m()`` where the class's ``m`` is a coroutine; or
+        ``x.m()`` where ``m`` is the name of a coroutine method somewhere. Never wrongly False.
+        """
+        functions, methods = _candidate_names(tree, project)
+        stack: list[tuple[ast.AST, ast.AST | None, bool, str | None]] = [(tree, None, False, None)]
         while stack:
-            node, parent, in_async = stack.pop()
+            node, parent, in_async, owner = stack.pop()
             in_async = in_async or isinstance(node, ast.AsyncFunctionDef)
-            if in_async and isinstance(node, ast.Call) and isinstance(parent, _AST_CONTEXTS):
+            if isinstance(node, ast.ClassDef) and not in_async:
+                owner = node.name
+            if in_async and isinstance(node, ast.Call) and _ast_context(node, parent):
                 func = node.func
-                last = (
-                    func.id
-                    if isinstance(func, ast.Name)
-                    else func.attr
-                    if isinstance(func, ast.Attribute)
-                    else None
-                )
-                if last in names:
+                if isinstance(func, ast.Name) and func.id in functions:
                     return True
-            stack.extend((child, node, in_async) for child in ast.iter_child_nodes(node))
+                if isinstance(func, ast.Attribute) and _method_may_be_coroutine(
+                    func, owner, methods, project
+                ):
+                    return True
+            stack.extend((child, node, in_async, owner) for child in ast.iter_child_nodes(node))
         return False
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -335,3 +325,134 @@ def _shown(path: str) -> str:
     """A path as the user would write it: relative to the working directory when below it."""
     relative = os.path.relpath(path)
     return path if relative.startswith("..") else relative
+
+
+def _candidate_names(tree: ast.Module, project: Project | None) -> tuple[set[str], set[str]]:
+    """Names a called function, and names a called method, must have to possibly be coroutines.
+
+    A method call ``x.m()`` is a coroutine call only if ``x`` is an instance of a known class,
+    and that class has to be named in this file (a constructor, an annotation) or be this
+    file's own; so only the coroutine methods of classes this file mentions count.
+    """
+    functions = {name.rsplit(".", 1)[1] for name in LIBRARY_FUNCTIONS}
+    methods: set[str] = set()
+    mentioned: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            mentioned.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            mentioned.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            mentioned.update(
+                node.value.replace("[", " ").replace("]", " ").replace(".", " ").split()
+            )
+        elif isinstance(node, ast.AsyncFunctionDef):
+            functions.add(node.name)
+            methods.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                bound = alias.asname or alias.name.split(".", 1)[0]
+                if project is None or not _import_is_known_sync(node, alias, project):
+                    functions.add(bound)
+        elif isinstance(node, ast.arg) and node.annotation is not None:
+            spelled = ast.dump(node.annotation)
+            if "Awaitable" in spelled or "Coroutine" in spelled:
+                functions.add(node.arg)  # an async callback parameter
+    for name, coroutine_methods in LIBRARY_METHODS.items():
+        if name.rsplit(".", 1)[1] in mentioned:
+            methods |= coroutine_methods
+    for factory, name in LIBRARY_FACTORIES.items():
+        if factory.rsplit(".", 1)[1] in mentioned:
+            methods |= LIBRARY_METHODS[name]
+    if project is None:
+        return functions, methods | mentioned  # without the index every method may be one
+    for name in mentioned:
+        fact = project.index.class_(f"{project.module.name}.{name}")
+        if fact is not None:
+            methods |= project.index.coroutine_methods(fact)
+    return functions, methods
+
+
+def _import_is_known_sync(
+    node: ast.Import | ast.ImportFrom, alias: ast.alias, project: Project
+) -> bool:
+    """``from .helpers import format_state`` of a project function that is not a coroutine."""
+    if not isinstance(node, ast.ImportFrom) or alias.name == "*":
+        return False
+    prefix = "." * node.level + (node.module or "")
+    separator = "" if prefix.endswith(".") else "."
+    target = project.absolute(f"{prefix}{separator}{alias.name}")
+    if target is None:
+        return False
+    found = project.index.function(target)
+    if found is not None:
+        return not found.is_coroutine
+    return project.index.class_(target) is not None  # calling a class makes an instance
+
+
+def _ast_context(node: ast.Call, parent: ast.AST | None) -> bool:
+    """The stdlib-ast mirror of ``_dropped_context``, widened where it cannot tell."""
+    if isinstance(parent, ast.Call):
+        consumer = parent.func
+        return (
+            node in parent.args
+            and isinstance(consumer, ast.Name)
+            and consumer.id in VALUE_CONSUMERS
+        )
+    return isinstance(parent, _AST_CONTEXTS)
+
+
+def _method_may_be_coroutine(
+    func: ast.Attribute, owner: str | None, methods: set[str], project: Project | None
+) -> bool:
+    receiver = func.value
+    if isinstance(receiver, (ast.Name, ast.Attribute)) and _is_module_function(func, project):
+        return True
+    if func.attr not in methods and not (
+        isinstance(receiver, ast.Name) and receiver.id in ("self", "cls")
+    ):
+        return False
+    if (
+        project is not None
+        and owner is not None
+        and isinstance(receiver, ast.Name)
+        and receiver.id in ("self", "cls")
+    ):
+        fact = project.index.class_(f"{project.module.name}.{owner}")
+        if fact is not None:
+            found = project.index.method(fact, func.attr)
+            return found is None or found.is_coroutine  # None: a base outside the project
+    return True
+
+
+_LIBRARY_FUNCTION_NAMES = frozenset(name.rsplit(".", 1)[1] for name in LIBRARY_FUNCTIONS)
+
+
+def _is_module_function(func: ast.Attribute, project: Project | None) -> bool:
+    """``asyncio.sleep`` / ``api.fetch_state``: a function reached through a module name."""
+    if func.attr in _LIBRARY_FUNCTION_NAMES:
+        return True
+    if project is None:
+        return True
+    dotted = _ast_dotted(func.value)
+    if dotted is None:
+        return False
+    head, _, rest = dotted.partition(".")
+    target = project.module.imports.get(head)
+    if target is None:
+        return False
+    absolute = project.absolute(target)
+    if absolute is None:
+        return True
+    qualified = ".".join(part for part in (absolute, rest, func.attr) if part)
+    found = project.index.function(qualified)
+    return found is None or found.is_coroutine
+
+
+def _ast_dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _ast_dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
