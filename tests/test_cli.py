@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from asyncfix.cli import main
+from asyncfix.codemods import RULES
 
 BUGGY = """\
 import time
@@ -188,7 +189,7 @@ def test_no_color_when_not_a_tty(project: Path) -> None:
 def test_rules_and_rule_commands() -> None:
     listing = invoke("rules").output
     assert "AF201  blocking-sleep" in listing
-    assert len(listing.splitlines()) == 5
+    assert len(listing.splitlines()) == len(RULES)
     doc = invoke("rule", "af201").output
     assert doc.startswith("# AF201 blocking-sleep")
     for heading in ("## Why is this a bug?", "## Example", "## Use instead", "## Fix safety: safe"):

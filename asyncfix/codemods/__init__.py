@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from asyncfix.codemods.base import Rule
 from asyncfix.codemods.blocking_sleep import BlockingSleep
+from asyncfix.codemods.coroutine_in_sync import CoroutineInSyncContext
 from asyncfix.codemods.dangling_task import DanglingTask
 from asyncfix.codemods.get_event_loop import GetEventLoopInCoroutine
 from asyncfix.codemods.missing_await import MissingAwait
@@ -11,7 +12,14 @@ from asyncfix.codemods.sync_with_async_lock import SyncWithOnAsyncLock
 
 RULES: tuple[type[Rule], ...] = tuple(
     sorted(
-        (BlockingSleep, DanglingTask, GetEventLoopInCoroutine, MissingAwait, SyncWithOnAsyncLock),
+        (
+            BlockingSleep,
+            CoroutineInSyncContext,
+            DanglingTask,
+            GetEventLoopInCoroutine,
+            MissingAwait,
+            SyncWithOnAsyncLock,
+        ),
         key=lambda rule: rule.code,
     )
 )

@@ -52,5 +52,9 @@ class HomeClient:
         if self._session is not None:
             await self._session.close()
 
+    def __del__(self) -> None:
+        if self._session is not None:
+            self.close()  # AF102: a coroutine called from sync code never runs
+
     def started_at(self) -> float:
         return time.monotonic()  # correct: a sync method may use the time module

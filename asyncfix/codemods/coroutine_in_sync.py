@@ -1,0 +1,78 @@
+"""AF102 coroutine-in-sync-context: a coroutine function called and dropped in sync code."""
+
+from __future__ import annotations
+
+import ast
+
+import libcst as cst
+
+from asyncfix.codemods.base import Project, Rule
+from asyncfix.codemods.coroutines import coroutine_callee, may_call_coroutine
+from asyncfix.model import Safety, Severity
+
+
+class CoroutineInSyncContext(Rule):
+    code = "AF102"
+    name = "coroutine-in-sync-context"
+    summary = "a coroutine function is called from sync code and its coroutine dropped"
+    why = (
+        "A sync function cannot await, so calling a coroutine function there only creates a "
+        "coroutine object, and dropping it means the body never runs: the connection is never "
+        "closed in `__del__`, the `stop()` wrapper stops nothing, the atexit handler does "
+        "nothing. Python at best prints 'coroutine ... was never awaited' when the object is "
+        "garbage-collected — often at interpreter exit, where nobody reads it."
+    )
+    example_before = """\
+class Client:
+    async def close(self):
+        ...
+
+    def __del__(self):
+        self.close()
+"""
+    example_after = """\
+class Client:
+    async def close(self):
+        ...
+
+    async def __aexit__(self, *exc_info):
+        await self.close()
+"""
+    fix_safety = Safety.NONE
+    fix_safety_note = (
+        "Report only: the right repair depends on who calls the sync function. Make it async "
+        "and await the coroutine; run it to completion with `asyncio.run()` where no loop is "
+        "running; or schedule it on the running loop (`loop.create_task(...)` from the loop's "
+        "thread, `asyncio.run_coroutine_threadsafe(...)` from another thread). Cleanup in "
+        "`__del__` belongs in `close()`/`__aexit__`."
+    )
+    severity = Severity.HIGH
+    kind = "Coroutine never awaited"
+    needles = ("def",)
+    needs_index = True
+
+    @classmethod
+    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
+        return may_call_coroutine(tree, project, in_async=False, contexts=(ast.Expr,))
+
+    def visit_Call(self, node: cst.Call) -> None:
+        frame = self.ctx.innermost_scope()
+        if frame is None or frame.kind != "def" or not isinstance(self.ctx.parent(), cst.Expr):
+            return
+        found = coroutine_callee(self.ctx, node)
+        if found is None:
+            return
+        callee, evidence = found
+        function = self.ctx.enclosing_function()
+        where = f"`{function.name.value}()`" if function is not None else "sync code"
+        message = (
+            f"`{callee}()` is a coroutine function called from sync {where}: the coroutine is "
+            "dropped and never runs"
+        )
+        hint = (
+            "make the caller async and await it, use `asyncio.run()`, or schedule it on the "
+            "running loop"
+        )
+        if function is not None and function.name.value == "__del__":
+            hint = "move the cleanup to an async `close()`/`__aexit__` that callers await"
+        self.report(node, f"{message}; {hint}", None, evidence)

@@ -1,0 +1,339 @@
+"""Is this call a call of a coroutine function? Shared by AF101 and AF102.
+
+``coroutine_callee`` answers for one call during the walk, from what is certain: the
+module's own ``async def``s, the enclosing class and its bases (this module, or other modules
+through the project index), receivers of known classes (``receivers.py``), async callback
+parameters, and the library catalogue. ``may_call_coroutine`` is the cheap stdlib-ast
+pre-filter in front of it: it may say yes wrongly, never no.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from asyncfix.codemods.base import is_coroutine_function, source_of
+from asyncfix.codemods.receivers import LIBRARY_FACTORIES, LIBRARY_FUNCTIONS, LIBRARY_METHODS
+from asyncfix.index import FunctionFact
+
+if TYPE_CHECKING:
+    from asyncfix.codemods.base import Context, Project
+
+Evidence = tuple[str, cst.CSTNode | None]
+
+#: builtins that use the value of their argument (a coroutine there is a bug)
+VALUE_CONSUMERS = frozenset(
+    {
+        "print",
+        "str",
+        "repr",
+        "len",
+        "bool",
+        "int",
+        "float",
+        "list",
+        "tuple",
+        "set",
+        "dict",
+        "sorted",
+        "sum",
+        "min",
+        "max",
+        "any",
+        "all",
+        "format",
+    }
+)
+
+
+def coroutine_callee(ctx: Context, node: cst.Call) -> tuple[str, list[Evidence]] | None:
+    """How the callee is spelled and why it is known to be a coroutine function."""
+    func = node.func
+    qualified = ctx.qualified_name(func)
+    if qualified in LIBRARY_FUNCTIONS:
+        return source_of(func), [(f"`{qualified}` is a library coroutine function", None)]
+    project = ctx.project
+    if qualified is not None and project is not None:
+        target = project.absolute(qualified)
+        fact = project.index.function(target) if target else None
+        if fact is not None and fact.is_coroutine:
+            where = f"{_shown(fact.path)}:{fact.line}"
+            return source_of(func), [(f"`{fact.qualified}` is an `async def` ({where})", None)]
+    if isinstance(func, cst.Name):
+        definition = _module_coroutine(ctx, func)
+        if definition is not None:
+            return func.value, [
+                (f"`{func.value}` is defined with `async def` at line {{line}}", definition)
+            ]
+    if isinstance(func, cst.Name):
+        annotation = _awaitable_callable_param(ctx, func)
+        if annotation is not None:
+            text = f"`{func.value}` is annotated `{source_of(annotation)}`"
+            return func.value, [(text, None)]
+    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
+        method = _own_method_coroutine(ctx, func.value, func.attr.value)
+        if isinstance(method, cst.FunctionDef):
+            text = f"`{func.attr.value}` is an `async def` method at line {{line}}"
+            return source_of(func), [(text, method)]
+        if isinstance(method, FunctionFact):
+            where = f"{_shown(method.path)}:{method.line}"
+            text = f"`{method.qualified}` is an inherited `async def` method ({where})"
+            return source_of(func), [(text, None)]
+    if isinstance(func, cst.Attribute):
+        receiver = ctx.receivers.type_of(func.value)
+        found = receiver.coroutine_method(ctx, func.attr.value) if receiver else None
+        if receiver is not None and found is not None:
+            spelled = source_of(func.value)
+            text = f"`{spelled}` is a `{receiver.name}`, whose `{func.attr.value}` is a coroutine"
+            if isinstance(found, cst.FunctionDef):
+                return source_of(func), [(text + " (line {line})", found)]
+            if isinstance(found, FunctionFact):
+                text += f" ({_shown(found.path)}:{found.line})"
+            return source_of(func), [(text, None)]
+    return None
+
+
+def _module_coroutine(ctx: Context, name: cst.Name) -> cst.FunctionDef | None:
+    """The ``async def`` at module level that is the only binding of ``name``."""
+    found = ctx.lookup(name.value)
+    if found is None or not isinstance(found[0], cst.Module):
+        return None
+    definitions = []
+    for binding in found[1]:
+        definition = binding.node
+        if not isinstance(definition, cst.FunctionDef) or not is_coroutine_function(definition):
+            return None
+        definitions.append(definition)
+    return definitions[-1] if definitions else None
+
+
+def _own_method_coroutine(
+    ctx: Context, receiver: cst.Name, method: str
+) -> cst.FunctionDef | FunctionFact | None:
+    """The ``async def`` that ``self.method`` / ``cls.method`` of the enclosing class is: in
+    this module, or (through the project index) in a base class of another module."""
+    cls = ctx.enclosing_class()
+    function = ctx.enclosing_function()
+    if cls is None or function is None:
+        return None
+    params = [*function.params.posonly_params, *function.params.params]
+    if not params or params[0].name.value != receiver.value:
+        return None
+    decorators = {source_of(d.decorator) for d in function.decorators}
+    if "staticmethod" in decorators:
+        return None
+    found = ctx.lookup(receiver.value)
+    if found is None or found[0] is not function or len(found[1]) != 1:
+        return None  # the receiver is reassigned in the method
+    facts = ctx.class_facts(cls)
+    if facts is None:
+        return None
+    definitions = ctx.lookup_method(facts, method)
+    if definitions is None:
+        return _inherited_coroutine(ctx, cls, method)
+    if not definitions or not all(is_coroutine_function(d) for d in definitions):
+        return None
+    return definitions[-1]
+
+
+def _inherited_coroutine(ctx: Context, cls: cst.ClassDef, method: str) -> FunctionFact | None:
+    project = ctx.project
+    if project is None:
+        return None
+    fact = project.index.class_(f"{project.module.name}.{cls.name.value}")
+    found = project.index.method(fact, method) if fact is not None else None
+    return found if found is not None and found.is_coroutine else None
+
+
+def _awaitable_callable_param(ctx: Context, name: cst.Name) -> cst.BaseExpression | None:
+    """The annotation when ``name`` is a parameter annotated ``Callable[..., Awaitable[...]]``
+    (an async callback: calling it makes a coroutine)."""
+    found = ctx.lookup(name.value)
+    if found is None or found[0] is not ctx.enclosing_function() or len(found[1]) != 1:
+        return None
+    param = found[1][0].node
+    if not isinstance(param, cst.Param) or param.annotation is None:
+        return None
+    annotation = param.annotation.annotation
+    return annotation if ctx.receivers.is_awaitable_callable(annotation) else None
+
+
+def _shown(path: str) -> str:
+    """A path as the user would write it: relative to the working directory when below it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def _candidate_names(tree: ast.Module, project: Project | None) -> tuple[set[str], set[str]]:
+    """Names a called function, and names a called method, must have to possibly be coroutines.
+
+    A method call ``x.m()`` is a coroutine call only if ``x`` is an instance of a known class,
+    and that class has to be named in this file (a constructor, an annotation) or be this
+    file's own; so only the coroutine methods of classes this file mentions count.
+    """
+    functions = {name.rsplit(".", 1)[1] for name in LIBRARY_FUNCTIONS}
+    methods: set[str] = set()
+    mentioned: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            mentioned.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            mentioned.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            mentioned.update(
+                node.value.replace("[", " ").replace("]", " ").replace(".", " ").split()
+            )
+        elif isinstance(node, ast.AsyncFunctionDef):
+            functions.add(node.name)
+            methods.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                bound = alias.asname or alias.name.split(".", 1)[0]
+                if project is None or not _import_is_known_sync(node, alias, project):
+                    functions.add(bound)
+        elif isinstance(node, ast.arg) and node.annotation is not None:
+            spelled = ast.dump(node.annotation)
+            if "Awaitable" in spelled or "Coroutine" in spelled:
+                functions.add(node.arg)  # an async callback parameter
+    for name, coroutine_methods in LIBRARY_METHODS.items():
+        if name.rsplit(".", 1)[1] in mentioned:
+            methods |= coroutine_methods
+    for factory, name in LIBRARY_FACTORIES.items():
+        if factory.rsplit(".", 1)[1] in mentioned:
+            methods |= LIBRARY_METHODS[name]
+    if project is None:
+        return functions, methods | mentioned  # without the index every method may be one
+    for name in mentioned:
+        fact = project.index.class_(f"{project.module.name}.{name}")
+        if fact is not None:
+            methods |= project.index.coroutine_methods(fact)
+    return functions, methods
+
+
+def _import_is_known_sync(
+    node: ast.Import | ast.ImportFrom, alias: ast.alias, project: Project
+) -> bool:
+    """``from .helpers import format_state`` of a project function that is not a coroutine."""
+    if not isinstance(node, ast.ImportFrom) or alias.name == "*":
+        return False
+    prefix = "." * node.level + (node.module or "")
+    separator = "" if prefix.endswith(".") else "."
+    target = project.absolute(f"{prefix}{separator}{alias.name}")
+    if target is None:
+        return False
+    found = project.index.function(target)
+    if found is not None:
+        return not found.is_coroutine
+    return project.index.class_(target) is not None  # calling a class makes an instance
+
+
+def _method_may_be_coroutine(
+    func: ast.Attribute, owner: str | None, methods: set[str], project: Project | None
+) -> bool:
+    receiver = func.value
+    if isinstance(receiver, (ast.Name, ast.Attribute)) and _is_module_function(func, project):
+        return True
+    if func.attr not in methods and not (
+        isinstance(receiver, ast.Name) and receiver.id in ("self", "cls")
+    ):
+        return False
+    if (
+        project is not None
+        and owner is not None
+        and isinstance(receiver, ast.Name)
+        and receiver.id in ("self", "cls")
+    ):
+        fact = project.index.class_(f"{project.module.name}.{owner}")
+        if fact is not None:
+            found = project.index.method(fact, func.attr)
+            return found is None or found.is_coroutine  # None: a base outside the project
+    return True
+
+
+_LIBRARY_FUNCTION_NAMES = frozenset(name.rsplit(".", 1)[1] for name in LIBRARY_FUNCTIONS)
+
+
+def _is_module_function(func: ast.Attribute, project: Project | None) -> bool:
+    """``asyncio.sleep`` / ``api.fetch_state``: a function reached through a module name."""
+    if func.attr in _LIBRARY_FUNCTION_NAMES:
+        return True
+    if project is None:
+        return True
+    dotted = _ast_dotted(func.value)
+    if dotted is None:
+        return False
+    head, _, rest = dotted.partition(".")
+    target = project.module.imports.get(head)
+    if target is None:
+        return False
+    absolute = project.absolute(target)
+    if absolute is None:
+        return True
+    qualified = ".".join(part for part in (absolute, rest, func.attr) if part)
+    found = project.index.function(qualified)
+    return found is None or found.is_coroutine
+
+
+def _ast_dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _ast_dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
+def may_call_coroutine(
+    tree: ast.Module,
+    project: Project | None,
+    in_async: bool,
+    contexts: tuple[type[ast.AST], ...],
+) -> bool:
+    """Is there a call in one of ``contexts`` (its parent's ast type), under an ``async def``
+    (``in_async``) or a sync ``def`` (not ``in_async``), whose callee might be a coroutine
+    function: a name bound to an ``async def``, a library coroutine, an async callback
+    parameter or an import of a project coroutine; ``self.m()`` where the class's ``m`` is a
+    coroutine; ``x.m()`` where ``m`` is a coroutine method of a class this file mentions?"""
+    functions, methods = _candidate_names(tree, project)
+    stack: list[tuple[ast.AST, ast.AST | None, bool, bool, str | None]] = [
+        (tree, None, False, False, None)
+    ]
+    while stack:
+        node, parent, under_async, under_sync, owner = stack.pop()
+        under_async = under_async or isinstance(node, ast.AsyncFunctionDef)
+        under_sync = under_sync or isinstance(node, ast.FunctionDef)
+        if isinstance(node, ast.ClassDef) and not (under_async or under_sync):
+            owner = node.name
+        wanted = under_async if in_async else under_sync
+        if (
+            wanted
+            and isinstance(node, ast.Call)
+            and isinstance(parent, contexts)
+            and _consumer_ok(node, parent)
+        ):
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in functions:
+                return True
+            if isinstance(func, ast.Attribute) and _method_may_be_coroutine(
+                func, owner, methods, project
+            ):
+                return True
+        stack.extend(
+            (child, node, under_async, under_sync, owner) for child in ast.iter_child_nodes(node)
+        )
+    return False
+
+
+def _consumer_ok(node: ast.Call, parent: ast.AST) -> bool:
+    """A call passed to another call counts only as the argument of a value-using builtin."""
+    if isinstance(parent, ast.Call):
+        consumer = parent.func
+        return (
+            node in parent.args
+            and isinstance(consumer, ast.Name)
+            and consumer.id in VALUE_CONSUMERS
+        )
+    return True
