@@ -15,11 +15,18 @@ change what a function returns, a base class outside the project earlier in the 
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import libcst as cst
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
 
 #: decorators known to keep an ``async def`` a coroutine function
 PASS_THROUGH_DECORATORS = frozenset(
@@ -48,6 +55,11 @@ class FunctionFact:
     is_coroutine: bool
     path: str
     line: int
+    #: for an undecorated sync function: the blocking APIs it calls itself ("time.sleep")
+    blocking: tuple[str, ...] = ()
+    #: ... and the functions it calls, as qualified as the module's imports tell
+    #: ("pkg.util.read", ".util.read", "pkg.mod.Class.method" for ``self.method()``)
+    calls: tuple[str, ...] = ()
 
 
 @dataclass
@@ -127,6 +139,7 @@ def _statements(body: Iterable[ast.stmt]) -> Iterable[tuple[ast.stmt, bool]]:
 
 def facts_from_ast(tree: ast.Module, name: str, path: str, is_package: bool) -> ModuleFact:
     module = ModuleFact(name=name, path=path, is_package=is_package)
+    imports = _module_imports(tree)
     seen: dict[str, int] = {}
 
     def bind(local: str) -> None:
@@ -135,16 +148,14 @@ def facts_from_ast(tree: ast.Module, name: str, path: str, is_package: bool) -> 
     for statement, conditional in _statements(tree.body):
         if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
             bind(statement.name)
-            fact = FunctionFact(
-                f"{name}.{statement.name}", _is_coroutine(statement), path, statement.lineno
-            )
+            fact = _function_fact(statement, f"{name}.{statement.name}", path, imports, name, None)
             module.functions[statement.name] = fact
             if conditional:
                 module.ambiguous.add(statement.name)
         elif isinstance(statement, ast.ClassDef):
             bind(statement.name)
             module.classes[statement.name] = _class_fact(
-                statement, f"{name}.{statement.name}", path
+                statement, f"{name}.{statement.name}", path, imports, name
             )
             if conditional:
                 module.ambiguous.add(statement.name)
@@ -174,7 +185,9 @@ def facts_from_ast(tree: ast.Module, name: str, path: str, is_package: bool) -> 
     return module
 
 
-def _class_fact(node: ast.ClassDef, qualified: str, path: str) -> ClassFact:
+def _class_fact(
+    node: ast.ClassDef, qualified: str, path: str, imports: dict[str, str], module: str
+) -> ClassFact:
     # `Base[T]` inherits from `Base`
     bases = [base.value if isinstance(base, ast.Subscript) else base for base in node.bases]
     fact = ClassFact(qualified, [_dotted(base) for base in bases])
@@ -182,8 +195,8 @@ def _class_fact(node: ast.ClassDef, qualified: str, path: str) -> ClassFact:
     for statement, conditional in _statements(node.body):
         if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
             counts[statement.name] = counts.get(statement.name, 0) + 1
-            fact.methods[statement.name] = FunctionFact(
-                f"{qualified}.{statement.name}", _is_coroutine(statement), path, statement.lineno
+            fact.methods[statement.name] = _function_fact(
+                statement, f"{qualified}.{statement.name}", path, imports, module, qualified
             )
             if conditional:
                 fact.ambiguous.add(statement.name)
@@ -196,6 +209,98 @@ def _class_fact(node: ast.ClassDef, qualified: str, path: str) -> ClassFact:
             fact.ambiguous.add(statement.name)
     fact.ambiguous.update(name for name, count in counts.items() if count > 1)
     return fact
+
+
+#: what each blocking API does (asyncfix/data/blocking_calls.toml)
+BLOCKING_CALLS: dict[str, str] = tomllib.loads(
+    resources.files("asyncfix").joinpath("data/blocking_calls.toml").read_text("utf-8")
+)["calls"]
+#: decorators that leave a sync function running where it is called
+NEUTRAL_DECORATORS = frozenset(
+    {"staticmethod", "classmethod", "functools.cache", "functools.lru_cache", "cache", "lru_cache"}
+)
+
+
+def _module_imports(tree: ast.Module) -> dict[str, str]:
+    """Local name -> imported dotted name, for the module's top-level imports."""
+    imports: dict[str, str] = {}
+    for statement, _ in _statements(tree.body):
+        if isinstance(statement, ast.Import):
+            for alias in statement.names:
+                if alias.asname:
+                    imports[alias.asname] = alias.name
+                else:
+                    top = alias.name.split(".", 1)[0]
+                    imports[top] = top
+        elif isinstance(statement, ast.ImportFrom):
+            prefix = "." * statement.level + (statement.module or "")
+            separator = "" if prefix.endswith(".") else "."
+            for alias in statement.names:
+                if alias.name != "*":
+                    imports[alias.asname or alias.name] = f"{prefix}{separator}{alias.name}"
+    return imports
+
+
+def _function_fact(
+    node: ast.FunctionDef | ast.AsyncFunctionDef,
+    qualified: str,
+    path: str,
+    imports: dict[str, str],
+    module: str,
+    cls: str | None,
+) -> FunctionFact:
+    is_coroutine = _is_coroutine(node)
+    if isinstance(node, ast.AsyncFunctionDef) or any(
+        _decorator_name(d) not in NEUTRAL_DECORATORS for d in node.decorator_list
+    ):
+        return FunctionFact(qualified, is_coroutine, path, node.lineno)
+    receiver = node.args.args[0].arg if cls and node.args.args else None
+    blocking: list[str] = []
+    calls: list[str] = []
+    arguments = node.args
+    local_names = {a.arg for a in [*arguments.args, *arguments.kwonlyargs, *arguments.posonlyargs]}
+    for call in _direct_calls(node):
+        dotted = _decorator_name(call.func)
+        if dotted is None:
+            continue
+        head, _, rest = dotted.partition(".")
+        if receiver is not None and head == receiver and rest and "." not in rest:
+            calls.append(f"{cls}.{rest}")
+            continue
+        if head in local_names:
+            continue
+        if head in imports:
+            target = imports[head] + (f".{rest}" if rest else "")
+        elif dotted == "open":
+            target = "builtins.open"
+        else:
+            target = f"{module}.{dotted}"
+        if target in BLOCKING_CALLS:
+            blocking.append(target)
+        else:
+            calls.append(target)
+    return FunctionFact(
+        qualified,
+        is_coroutine,
+        path,
+        node.lineno,
+        tuple(dict.fromkeys(blocking)),
+        tuple(dict.fromkeys(calls)),
+    )
+
+
+def _direct_calls(function: ast.FunctionDef) -> list[ast.Call]:
+    """Calls the function's body makes itself (not in nested functions, lambdas or classes)."""
+    found: list[ast.Call] = []
+    stack: list[ast.AST] = list(function.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Call):
+            found.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    return found
 
 
 def facts_from_source(text: str, path: Path) -> ModuleFact | None:
@@ -260,6 +365,7 @@ class ProjectIndex:
         self.by_path: dict[str, ModuleFact] = {}
         self._coroutine_names: frozenset[str] | None = None
         self._coroutine_methods: dict[str, frozenset[str]] = {}
+        self._chains: dict[str, tuple[str, ...] | None] = {}
         for module in modules:
             self.modules.setdefault(module.name, module)
             self.by_path[module.path] = module
@@ -369,6 +475,30 @@ class ProjectIndex:
     def _resolve_base(self, base: str, module: ModuleFact) -> ClassFact | None:
         return self.class_(f"{module.name}.{base}") if base else None
 
+    def blocking_chain(self, fact: FunctionFact) -> tuple[str, ...] | None:
+        """How a sync project function blocks: ``("load_config", "_read", "builtins.open")``
+        -- the function, the project functions it goes through, the blocking API -- or None."""
+        if fact.qualified in self._chains:
+            return self._chains[fact.qualified]
+        self._chains[fact.qualified] = None  # a cycle ends here
+        short = fact.qualified.rsplit(".", 1)[1]
+        chain: tuple[str, ...] | None = None
+        if fact.blocking:
+            chain = (short, fact.blocking[0])
+        else:
+            module = self.modules.get(_module_part(fact.qualified, self.modules))
+            for call in fact.calls:
+                target = self.absolute(call, module) if module is not None else call
+                callee = self.function(target) if target else None
+                if callee is None or callee.is_coroutine:
+                    continue
+                rest = self.blocking_chain(callee)
+                if rest is not None:
+                    chain = (short, *rest)
+                    break
+        self._chains[fact.qualified] = chain
+        return chain
+
     def coroutine_methods(self, cls: ClassFact) -> frozenset[str]:
         """Names of the coroutine methods ``cls`` has, its project bases' included."""
         cached = self._coroutine_methods.get(cls.qualified)
@@ -396,3 +526,13 @@ class ProjectIndex:
                     names.update(name for name, f in cls.methods.items() if f.is_coroutine)
             self._coroutine_names = frozenset(names)
         return self._coroutine_names
+
+
+def _module_part(qualified: str, modules: dict[str, ModuleFact]) -> str:
+    """The module a function or method's qualified name belongs to."""
+    parts = qualified.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        candidate = ".".join(parts[:end])
+        if candidate in modules:
+            return candidate
+    return ""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from asyncfix import engine
 from asyncfix.engine import Task, process_text
+from asyncfix.index import ProjectIndex, facts_from_source
 from asyncfix.model import FileResult
 
 
@@ -15,11 +19,19 @@ def run_text(
     target: tuple[int, int] = (3, 10),
     path: str = "fixture.py",
 ) -> FileResult:
+    """Analyse (and fix) ``text`` as a one-module project: the index holds just this file."""
     task = Task(
         path=path, display=path, codes=frozenset(codes), unsafe=unsafe, fix=fix, target=target
     )
     result = FileResult(path=path, display=path)
-    process_text(text, task, result)
+    facts = facts_from_source(text, Path(path))
+    if facts is not None:
+        facts.path = path
+    engine._set_index(ProjectIndex([facts]) if facts is not None else None)
+    try:
+        process_text(text, task, result)
+    finally:
+        engine._set_index(None)
     if result.original is None:
         result.original = text
     return result

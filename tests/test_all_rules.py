@@ -37,7 +37,7 @@ def test_example_service_is_fixed_completely(
     monkeypatch.chdir(tmp_path)
     first = CliRunner().invoke(main, ["--write", "--unsafe-fixes", "examples"])
     assert first.exit_code == 1, first.output  # AF102 is report-only: it stays
-    assert "Fixed 9 findings in 3 files; 1 remaining" in first.output
+    assert "Fixed 10 findings in 3 files; 1 remaining" in first.output
     second = CliRunner().invoke(main, ["examples"])
     assert second.exit_code == 1
     assert [line.split(" ")[1] for line in second.output.splitlines()[:-1]] == ["AF102"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from asyncfix.codemods.base import Rule
+from asyncfix.codemods.blocking_helper import BlockingHelper
 from asyncfix.codemods.blocking_sleep import BlockingSleep
 from asyncfix.codemods.coroutine_in_sync import CoroutineInSyncContext
 from asyncfix.codemods.dangling_task import DanglingTask
@@ -13,6 +14,7 @@ from asyncfix.codemods.sync_with_async_lock import SyncWithOnAsyncLock
 RULES: tuple[type[Rule], ...] = tuple(
     sorted(
         (
+            BlockingHelper,
             BlockingSleep,
             CoroutineInSyncContext,
             DanglingTask,

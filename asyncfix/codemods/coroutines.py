@@ -337,3 +337,55 @@ def _consumer_ok(node: ast.Call, parent: ast.AST) -> bool:
             and consumer.id in VALUE_CONSUMERS
         )
     return True
+
+
+def project_function(ctx: Context, node: cst.Call) -> FunctionFact | None:
+    """The project function or method a call certainly calls (through the index), or None."""
+    project = ctx.project
+    if project is None:
+        return None
+    func = node.func
+    qualified = ctx.qualified_name(func)
+    if qualified is not None:
+        target = project.absolute(qualified)
+        return project.index.function(target) if target else None
+    if isinstance(func, cst.Name):
+        found = ctx.lookup(func.value)
+        if found is None or not isinstance(found[0], cst.Module):
+            return None
+        if func.value in project.module.ambiguous:
+            return None
+        if all(isinstance(binding.node, cst.FunctionDef) for binding in found[1]):
+            return project.module.functions.get(func.value)
+        return None
+    if isinstance(func, cst.Attribute):
+        receiver = func.value
+        cls = ctx.enclosing_class()
+        if isinstance(receiver, cst.Name) and cls is not None and _is_self(ctx, receiver):
+            fact = project.index.class_(f"{project.module.name}.{cls.name.value}")
+            return project.index.method(fact, func.attr.value)
+        kind = ctx.receivers.type_of(receiver)
+        if kind is not None and kind.kind == "project":
+            return project.index.method(kind.project, func.attr.value)
+        if kind is not None and kind.kind == "local":
+            fact = project.index.class_(f"{project.module.name}.{kind.name}")
+            return project.index.method(fact, func.attr.value)
+    return None
+
+
+def _is_self(ctx: Context, receiver: cst.Name) -> bool:
+    function = ctx.enclosing_function()
+    if function is None:
+        return False
+    params = [*function.params.posonly_params, *function.params.params]
+    if not params or params[0].name.value != receiver.value:
+        return False
+    decorators = {source_of(d.decorator) for d in function.decorators}
+    if "staticmethod" in decorators:
+        return False
+    found = ctx.lookup(receiver.value)
+    return found is not None and found[0] is function and len(found[1]) == 1
+
+
+def shown(path: str) -> str:
+    return _shown(path)

@@ -8,6 +8,11 @@ import time
 import aiohttp
 
 
+def _read_token(path: str) -> str:
+    with open(path) as handle:
+        return handle.read().strip()
+
+
 class HomeClient:
     def __init__(self, base_url: str, token: str) -> None:
         self.base_url = base_url.rstrip("/")
@@ -18,6 +23,9 @@ class HomeClient:
         self._session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {self.token}"}
         )
+
+    async def reload_token(self, path: str) -> None:
+        self.token = _read_token(path)  # AF205: the helper reads a file on the event loop
 
     async def is_connected(self) -> bool:
         return self._session is not None and not self._session.closed

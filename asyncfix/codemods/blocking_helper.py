@@ -1,0 +1,102 @@
+"""AF205 blocking-helper: an async function calls a project sync function that blocks."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from asyncfix.codemods.base import Fix, ImportItem, Rule, await_expression, source_of
+from asyncfix.codemods.coroutines import project_function, shown
+from asyncfix.index import BLOCKING_CALLS
+from asyncfix.model import Safety, Severity
+
+
+class BlockingHelper(Rule):
+    code = "AF205"
+    name = "blocking-helper"
+    summary = "an async function calls a project sync function that blocks"
+    why = (
+        "A helper that sleeps, reads a file, makes an HTTP request or runs a subprocess blocks "
+        "the thread it runs on. Called from a coroutine, that thread is the event loop's: every "
+        "other task stalls until the helper returns. The blocking call is often several calls "
+        "down (`load_config -> _read -> open`), where no linter that looks at one function "
+        "sees it."
+    )
+    example_before = """\
+import json
+
+
+def load_config(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+async def handle(request):
+    config = load_config("config.json")
+    return config["greeting"]
+"""
+    example_after = """\
+import asyncio
+import json
+
+
+def load_config(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+async def handle(request):
+    config = await asyncio.to_thread(load_config, "config.json")
+    return config["greeting"]
+"""
+    fix_safety = Safety.UNSAFE
+    fix_safety_note = (
+        "Unsafe: `await asyncio.to_thread(helper, ...)` runs the helper in a worker thread, so "
+        "it must be safe to run there (no event-loop objects, no thread-unsafe shared state). "
+        "Needs Python 3.9 (`target-version`); inside a generator expression the finding is "
+        "reported without a fix."
+    )
+    severity = Severity.MEDIUM
+    kind = "Blocking call on the event loop"
+    needles = ("async",)
+    needs_index = True
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if self.ctx.project is None or not self.ctx.in_async_body():
+            return
+        if isinstance(self.ctx.parent(), cst.Await):
+            return
+        fact = project_function(self.ctx, node)
+        if fact is None or fact.is_coroutine:
+            return
+        chain = self.ctx.project.index.blocking_chain(fact)
+        if chain is None:
+            return
+        api = chain[-1].removeprefix("builtins.")
+        steps = " -> ".join([*chain[:-1], api])
+        spelled = source_of(node.func)
+        message = f"`{spelled}()` blocks the event loop: {steps} ({BLOCKING_CALLS[chain[-1]]})"
+        evidence = [
+            (f"`{fact.qualified}` is a sync function ({shown(fact.path)}:{fact.line})", None),
+            (f"it reaches `{api}()` through {steps}", None),
+        ]
+        if self.ctx.in_generator_expression() or self.ctx.target < (3, 9):
+            self.report(node, message + " (no fix here)", None, evidence)
+            return
+        asyncio_name = self.ctx.module_name_for("asyncio")
+        to_thread = cst.Attribute(
+            value=cst.Name(asyncio_name or "asyncio"), attr=cst.Name("to_thread")
+        )
+        first = cst.Arg(
+            value=node.func,
+            comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+            if node.args
+            else cst.MaybeSentinel.DEFAULT,
+        )
+        offloaded = node.with_changes(func=to_thread, args=[first, *node.args])
+        fix = Fix(
+            safety=Safety.UNSAFE,
+            changes=[f"Offloaded `{spelled}(...)` to a worker thread with `asyncio.to_thread`"],
+            replace={node: await_expression(offloaded, node, self.ctx.parent())},
+            add_imports=[] if asyncio_name else [ImportItem("asyncio")],
+        )
+        self.report(node, message, fix, evidence)
