@@ -290,7 +290,13 @@ def _function_fact(
 
 
 def _direct_calls(function: ast.FunctionDef) -> list[ast.Call]:
-    """Calls the function's body makes itself (not in nested functions, lambdas or classes)."""
+    """Calls the function's body makes itself on every run: not in nested functions, lambdas or
+    classes, and not only in a branch (``if``/``else``, ``match`` cases, ``except`` handlers,
+    the right of ``and``/``or``, either side of ``x if c else y``).
+
+    A helper that blocks only sometimes (``if uri.startswith("http"): urlopen(uri)``) may
+    never block for the caller at hand: AF205 does not report what it cannot be sure of.
+    """
     found: list[ast.Call] = []
     stack: list[ast.AST] = list(function.body)
     while stack:
@@ -299,7 +305,20 @@ def _direct_calls(function: ast.FunctionDef) -> list[ast.Call]:
             continue
         if isinstance(node, ast.Call):
             found.append(node)
-        stack.extend(ast.iter_child_nodes(node))
+        if isinstance(node, (ast.If, ast.IfExp)):
+            stack.append(node.test)
+        elif isinstance(node, ast.Match):
+            stack.append(node.subject)
+        elif isinstance(node, ast.Try):
+            stack.extend([*node.body, *node.finalbody])
+        elif isinstance(node, ast.BoolOp):
+            stack.append(node.values[0])
+        elif isinstance(node, ast.comprehension):
+            stack.append(node.iter)
+        elif isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+            stack.extend(node.generators[:1])
+        else:
+            stack.extend(ast.iter_child_nodes(node))
     return found
 
 
