@@ -385,6 +385,7 @@ class ProjectIndex:
         self._coroutine_names: frozenset[str] | None = None
         self._coroutine_methods: dict[str, frozenset[str]] = {}
         self._chains: dict[str, tuple[str, ...] | None] = {}
+        self._blocking_names: frozenset[str] | None = None
         for module in modules:
             self.modules.setdefault(module.name, module)
             self.by_path[module.path] = module
@@ -517,6 +518,20 @@ class ProjectIndex:
                     break
         self._chains[fact.qualified] = chain
         return chain
+
+    def blocking_names(self) -> frozenset[str]:
+        """Names of the project's sync functions and methods that block (a cheap pre-filter)."""
+        if self._blocking_names is None:
+            names: set[str] = set()
+            for module in self.modules.values():
+                facts = list(module.functions.values())
+                for cls in module.classes.values():
+                    facts.extend(cls.methods.values())
+                for fact in facts:
+                    if not fact.is_coroutine and self.blocking_chain(fact) is not None:
+                        names.add(fact.qualified.rsplit(".", 1)[1])
+            self._blocking_names = frozenset(names)
+        return self._blocking_names
 
     def coroutine_methods(self, cls: ClassFact) -> frozenset[str]:
         """Names of the coroutine methods ``cls`` has, its project bases' included."""

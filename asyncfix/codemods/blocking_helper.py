@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
-from asyncfix.codemods.base import Fix, ImportItem, Rule, await_expression, source_of
+from asyncfix.codemods.base import Fix, ImportItem, Project, Rule, await_expression, source_of
 from asyncfix.codemods.coroutines import project_function, shown
 from asyncfix.index import BLOCKING_CALLS
 from asyncfix.model import Safety, Severity
@@ -59,6 +61,26 @@ async def handle(request):
     kind = "Blocking call on the event loop"
     needles = ("async",)
     needs_index = True
+
+    @classmethod
+    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
+        """A call under an ``async def`` whose last name is that of a blocking project function."""
+        if project is None:
+            return False
+        names = project.index.blocking_names()
+        if not names:
+            return False
+        for node in ast.walk(tree):
+            if isinstance(node, ast.AsyncFunctionDef):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.Call):
+                        func = inner.func
+                        last = (
+                            func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+                        )
+                        if last in names:
+                            return True
+        return False
 
     def visit_Call(self, node: cst.Call) -> None:
         if self.ctx.project is None or not self.ctx.in_async_body():
