@@ -9,8 +9,8 @@ from __future__ import annotations
 import ast
 import difflib
 import hashlib
+import marshal
 import os
-import pickle
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -31,7 +31,7 @@ from asyncfix.codemods.base import SUPPRESS, Context, Hit, Project, Rule
 from asyncfix.config import Config
 from asyncfix.files import SourceError, atomic_write, decode, discover, display_path
 from asyncfix.imports import add_stdlib_import, is_docstring, is_stdlib
-from asyncfix.index import ModuleFact, ProjectIndex, facts_from_source, module_name
+from asyncfix.index import ModuleFact, ProjectIndex, Raw, facts_from_source, module_name, to_raw
 from asyncfix.model import FileResult, Finding, RunResult, Safety, Span, Validation
 
 MAX_ROUNDS = 5
@@ -549,7 +549,12 @@ def project_root(processed: Sequence[Path], config: Config) -> Path | None:
 
 def build_index(processed: Sequence[Path], config: Config, jobs: int | None) -> ProjectIndex:
     """Facts of the processed files and of the project's other Python files, reusing the
-    on-disk cache (``<project root>/.asyncfix_cache``) for files whose content is unchanged."""
+    on-disk cache (``<project root>/.asyncfix_cache``) for files whose content is unchanged.
+
+    The cache holds each file's facts as plain tuples (``marshal``: fast to load) that become
+    facts only when a rule asks about that module, and the project-wide name sets the
+    pre-filters use, valid while no file changed.
+    """
     root = project_root(processed, config)
     others = (
         discover([root], root, config.exclude_spec(), config.respect_gitignore).files
@@ -558,43 +563,51 @@ def build_index(processed: Sequence[Path], config: Config, jobs: int | None) -> 
     )
     files = sorted({*processed, *others})
     cache_dir = (root or config.root) / INDEX_CACHE
-    cache = _load_index_cache(cache_dir)
-    facts: list[ModuleFact] = []
+    cache, cached_names = _load_index_cache(cache_dir)
+    raws: list[Raw] = []
     missing: list[tuple[Path, str, bytes]] = []
-    fresh: dict[str, tuple[str, ModuleFact | None]] = {}
+    fresh: dict[str, tuple[str, Raw | None]] = {}
     for path in files:
         try:
-            raw = path.read_bytes()
+            data = path.read_bytes()
         except OSError:
             continue
-        digest = hashlib.sha256(raw).hexdigest()
+        digest = hashlib.sha256(data).hexdigest()
         cached = cache.get(str(path))
         if (
             cached is not None
             and cached[0] == digest
-            and (cached[1] is None or cached[1].name == module_name(path)[0])
+            and (cached[1] is None or cached[1][0] == module_name(path)[0])
         ):
             fresh[str(path)] = cached
             if cached[1] is not None:
-                facts.append(cached[1])
+                raws.append(cached[1])
         else:
-            missing.append((path, digest, raw))
+            missing.append((path, digest, data))
     for (path, digest, _), fact in zip(missing, _index_files(missing, jobs), strict=True):
-        fresh[str(path)] = (digest, fact)
-        if fact is not None:
-            facts.append(fact)
-    if missing or len(fresh) != len(cache):
-        _save_index_cache(cache_dir, fresh)
-    return ProjectIndex(facts)
+        raw = to_raw(fact) if fact is not None else None
+        fresh[str(path)] = (digest, raw)
+        if raw is not None:
+            raws.append(raw)
+    index = ProjectIndex(raws=raws)
+    unchanged = not missing and len(fresh) == len(cache)
+    if unchanged and cached_names is not None:
+        index.set_names(*cached_names)
+    else:
+        # computed once here, before the workers start, so that they share them
+        names = (sorted(index.coroutine_names()), sorted(index.blocking_names()))
+        _save_index_cache(cache_dir, fresh, names)
+    return index
 
 
 def _index_one(item: tuple[Path, str, bytes]) -> ModuleFact | None:
     path, _, raw = item
     try:
-        text = decode(raw).text
+        return facts_from_source(decode(raw).text, path)
     except SourceError:
         return None
-    return facts_from_source(text, path)
+    except Exception:  # an index entry is never worth the run: the file is left out of it
+        return None
 
 
 def _index_files(items: list[tuple[Path, str, bytes]], jobs: int | None) -> list[ModuleFact | None]:
@@ -614,21 +627,30 @@ def _cache_format() -> str:
 _CACHE_FORMAT = _cache_format()
 
 
-def _load_index_cache(cache_dir: Path) -> dict[str, tuple[str, ModuleFact | None]]:
-    """The cached facts, or nothing when the cache is missing, corrupt or from another version."""
+def _load_index_cache(
+    cache_dir: Path,
+) -> tuple[dict[str, tuple[str, Raw | None]], tuple[list[str], list[str]] | None]:
+    """The cached facts and names, or nothing when the cache is missing, corrupt or from
+    another version."""
     try:
-        with (cache_dir / f"{_CACHE_FORMAT}.pickle").open("rb") as handle:
-            data = pickle.load(handle)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
-        return {}
+        data = marshal.loads((cache_dir / f"{_CACHE_FORMAT}.marshal").read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):
+        return {}, None
     if not isinstance(data, dict) or data.get("format") != _CACHE_FORMAT:
-        return {}
-    entries = data.get("entries")
-    return entries if isinstance(entries, dict) else {}
+        return {}, None
+    entries, names = data.get("entries"), data.get("names")
+    if not isinstance(entries, dict):
+        return {}, None
+    return entries, names if isinstance(names, tuple) and len(names) == 2 else None
 
 
-def _save_index_cache(cache_dir: Path, entries: dict[str, tuple[str, ModuleFact | None]]) -> None:
-    """Best effort: a cache that cannot be written is simply not written."""
+def _save_index_cache(
+    cache_dir: Path,
+    entries: dict[str, tuple[str, Raw | None]],
+    names: tuple[list[str], list[str]],
+) -> None:
+    """Best effort: a cache that cannot be written is simply not written. Written to a
+    temporary file and moved into place, so a concurrent run reads the old or the new one."""
     try:
         cache_dir.mkdir(exist_ok=True)
         ignore = cache_dir / ".gitignore"
@@ -636,9 +658,11 @@ def _save_index_cache(cache_dir: Path, entries: dict[str, tuple[str, ModuleFact 
             ignore.write_text("# created by asyncfix\n*\n", encoding="utf-8")
         fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
-            pickle.dump({"format": _CACHE_FORMAT, "entries": entries}, handle)
-        os.replace(tmp, cache_dir / f"{_CACHE_FORMAT}.pickle")
-    except OSError:
+            handle.write(
+                marshal.dumps({"format": _CACHE_FORMAT, "entries": entries, "names": names})
+            )
+        os.replace(tmp, cache_dir / f"{_CACHE_FORMAT}.marshal")
+    except (OSError, ValueError):
         return
 
 

@@ -15,11 +15,14 @@ change what a function returns, a base class outside the project earlier in the 
 from __future__ import annotations
 
 import ast
+import functools
+import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import libcst as cst
 
@@ -92,14 +95,20 @@ def module_name(path: Path) -> tuple[str, bool]:
     ``__init__.py``), and whether it is a package's ``__init__``."""
     path = path.absolute()
     is_package = path.name == "__init__.py"
-    parts = [] if is_package else [path.stem]
-    directory = path.parent
-    while (directory / "__init__.py").exists():
-        parts.append(directory.name)
-        if directory.parent == directory:
-            break
-        directory = directory.parent
-    return ".".join(reversed(parts)), is_package
+    package = _package_of(str(path.parent))
+    name = package if is_package else ".".join(p for p in (package, path.stem) if p)
+    return name, is_package
+
+
+@functools.lru_cache(maxsize=4096)
+def _package_of(directory: str) -> str:
+    """The dotted package a directory is (``""`` when it has no ``__init__.py``)."""
+    if not os.path.exists(os.path.join(directory, "__init__.py")):
+        return ""
+    parent = os.path.dirname(directory)
+    base = os.path.basename(directory)
+    outer = _package_of(parent) if parent != directory else ""
+    return f"{outer}.{base}" if outer else base
 
 
 def _decorator_name(node: ast.expr) -> str | None:
@@ -376,25 +385,131 @@ def _class_stub(module: cst.Module, node: cst.ClassDef) -> list[ast.stmt]:
     return [stub]
 
 
+# -- the cache form: plain tuples and dicts (``marshal``-able), turned into facts on demand --
+
+Raw = tuple[Any, ...]
+
+
+def to_raw(module: ModuleFact) -> Raw:
+    def function(fact: FunctionFact) -> Raw:
+        return (fact.qualified, fact.is_coroutine, fact.line, fact.blocking, fact.calls)
+
+    classes = {
+        name: (
+            cls.qualified,
+            cls.bases,
+            {method: function(fact) for method, fact in cls.methods.items()},
+            sorted(cls.ambiguous),
+        )
+        for name, cls in module.classes.items()
+    }
+    return (
+        module.name,
+        module.path,
+        module.is_package,
+        {name: function(fact) for name, fact in module.functions.items()},
+        classes,
+        module.imports,
+        sorted(module.ambiguous),
+        module.star_imports,
+    )
+
+
+def from_raw(raw: Raw) -> ModuleFact:
+    name, path, is_package, functions, classes, imports, ambiguous, stars = raw
+
+    def function(item: Raw) -> FunctionFact:
+        qualified, is_coroutine, line, blocking, calls = item
+        return FunctionFact(qualified, is_coroutine, path, line, tuple(blocking), tuple(calls))
+
+    module = ModuleFact(name, path, is_package)
+    module.functions = {key: function(value) for key, value in functions.items()}
+    for key, (qualified, bases, methods, class_ambiguous) in classes.items():
+        module.classes[key] = ClassFact(
+            qualified,
+            list(bases),
+            {method: function(value) for method, value in methods.items()},
+            set(class_ambiguous),
+        )
+    module.imports = dict(imports)
+    module.ambiguous = set(ambiguous)
+    module.star_imports = list(stars)
+    return module
+
+
+class _Modules(dict[str, ModuleFact]):
+    """Module name -> facts, turning cached raw tuples into facts only when asked."""
+
+    def __init__(self, raws: dict[str, Raw | None], ready: dict[str, ModuleFact]) -> None:
+        super().__init__(ready)
+        self._raws = raws
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._raws or super().__contains__(key)
+
+    def __getitem__(self, key: str) -> ModuleFact:
+        found = self.find(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def get(self, key: str, default: Any = None) -> Any:
+        found = self.find(key)
+        return default if found is None else found
+
+    def find(self, key: str) -> ModuleFact | None:
+        if super().__contains__(key):
+            return super().__getitem__(key)
+        raw = self._raws.get(key)
+        if raw is None:
+            return None
+        module = from_raw(raw)
+        self[key] = module
+        return module
+
+    def all(self) -> list[ModuleFact]:
+        return [self[name] for name in self._raws]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raws)
+
+    def __len__(self) -> int:
+        return len(self._raws)
+
+
 class ProjectIndex:
     """Facts of every module of the project, keyed by module name."""
 
-    def __init__(self, modules: Iterable[ModuleFact]) -> None:
-        self.modules: dict[str, ModuleFact] = {}
-        self.by_path: dict[str, ModuleFact] = {}
+    def __init__(self, modules: Iterable[ModuleFact] = (), raws: Iterable[Raw] = ()) -> None:
+        by_name: dict[str, Raw | None] = {}
+        ready: dict[str, ModuleFact] = {}
+        self._paths: dict[str, str] = {}
+        for module in modules:
+            if module.name not in by_name:
+                by_name[module.name] = None
+                ready[module.name] = module
+            self._paths[module.path] = module.name
+        for raw in raws:
+            by_name.setdefault(raw[0], raw)
+            self._paths[raw[1]] = raw[0]
+        self.modules = _Modules(by_name, ready)
         self._coroutine_names: frozenset[str] | None = None
         self._coroutine_methods: dict[str, frozenset[str]] = {}
         self._chains: dict[str, tuple[str, ...] | None] = {}
         self._blocking_names: frozenset[str] | None = None
-        for module in modules:
-            self.modules.setdefault(module.name, module)
-            self.by_path[module.path] = module
 
     def __len__(self) -> int:
         return len(self.modules)
 
+    def set_names(self, coroutine_names: list[str], blocking_names: list[str]) -> None:
+        """The project-wide name sets, from a cache that is still valid."""
+        self._coroutine_names = frozenset(coroutine_names)
+        self._blocking_names = frozenset(blocking_names)
+
     def module_of(self, path: str) -> ModuleFact | None:
-        return self.by_path.get(path)
+        name = self._paths.get(path)
+        module = self.modules.find(name) if name is not None else None
+        return module if module is not None and module.path == path else None
 
     def absolute(self, target: str, module: ModuleFact) -> str | None:
         """``pkg.client.connect`` for ``.client.connect`` imported in ``pkg.handlers``."""
@@ -438,7 +553,7 @@ class ProjectIndex:
         if attribute in module.imports:
             target = self.absolute(module.imports[attribute], module)
             return self._lookup(target, hops + 1) if target else None
-        submodule = self.modules.get(f"{module.name}.{attribute}")
+        submodule = self.modules.find(f"{module.name}.{attribute}")
         if submodule is not None and module.is_package:
             return submodule  # `import pkg` then `pkg.mod.f()`, once pkg.mod is imported
         if not attribute.startswith("_"):
@@ -473,7 +588,7 @@ class ProjectIndex:
             if name in fact.methods:
                 return fact.methods[name]
             module_name_, _, _ = fact.qualified.rpartition(".")
-            module = self.modules.get(module_name_)
+            module = self.modules.find(module_name_)
             for base in fact.bases:
                 if base in NEUTRAL_BASES:
                     continue
@@ -506,7 +621,7 @@ class ProjectIndex:
         if fact.blocking:
             chain = (short, fact.blocking[0])
         else:
-            module = self.modules.get(_module_part(fact.qualified, self.modules))
+            module = self.modules.find(_module_part(fact.qualified, self.modules))
             for call in fact.calls:
                 target = self.absolute(call, module) if module is not None else call
                 callee = self.function(target) if target else None
@@ -523,7 +638,7 @@ class ProjectIndex:
         """Names of the project's sync functions and methods that block (a cheap pre-filter)."""
         if self._blocking_names is None:
             names: set[str] = set()
-            for module in self.modules.values():
+            for module in self.modules.all():
                 facts = list(module.functions.values())
                 for cls in module.classes.values():
                     facts.extend(cls.methods.values())
@@ -540,7 +655,7 @@ class ProjectIndex:
             return cached
         self._coroutine_methods[cls.qualified] = frozenset()  # a cycle ends here
         names = {name for name, fact in cls.methods.items() if fact.is_coroutine}
-        module = self.modules.get(cls.qualified.rpartition(".")[0])
+        module = self.modules.find(cls.qualified.rpartition(".")[0])
         for base in cls.bases:
             resolved = self._resolve_base(base, module) if module and base else None
             if resolved is not None:
@@ -554,7 +669,7 @@ class ProjectIndex:
         pre-filter for files that might call one)."""
         if self._coroutine_names is None:
             names: set[str] = set()
-            for module in self.modules.values():
+            for module in self.modules.all():
                 names.update(name for name, f in module.functions.items() if f.is_coroutine)
                 for cls in module.classes.values():
                     names.update(name for name, f in cls.methods.items() if f.is_coroutine)

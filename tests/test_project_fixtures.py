@@ -85,8 +85,9 @@ def test_index_cache_is_reused_and_survives_corruption(
     second = engine.build_index([], config, 1)
     assert calls == []  # everything came from the cache
     assert set(second.modules) == set(first.modules) == {"app", "app.client", "app.handlers"}
-    for pickled in cache.glob("*.pickle"):
-        pickled.write_bytes(b"not a pickle")
+    stored = list(cache.glob("*.marshal"))
+    assert len(stored) == 1
+    stored[0].write_bytes(b"not a cache")
     third = engine.build_index([], config, 1)
     assert set(third.modules) == set(first.modules)
     assert len(calls) == 3  # rebuilt from the files, the broken cache ignored
