@@ -111,11 +111,12 @@ def _package_of(directory: str) -> str:
     return f"{outer}.{base}" if outer else base
 
 
-def _decorator_name(node: ast.expr) -> str | None:
+def ast_dotted_name(node: ast.expr) -> str | None:
+    """``a.b.c`` for a Name/Attribute chain of the stdlib ast, else None."""
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
-        base = _decorator_name(node.value)
+        base = ast_dotted_name(node.value)
         return f"{base}.{node.attr}" if base else None
     return None
 
@@ -123,11 +124,11 @@ def _decorator_name(node: ast.expr) -> str | None:
 def _is_coroutine(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     if not isinstance(node, ast.AsyncFunctionDef):
         return False
-    return all(_decorator_name(d) in PASS_THROUGH_DECORATORS for d in node.decorator_list)
+    return all(ast_dotted_name(d) in PASS_THROUGH_DECORATORS for d in node.decorator_list)
 
 
 def _dotted(node: ast.expr) -> str:
-    name = _decorator_name(node)
+    name = ast_dotted_name(node)
     return name or ""
 
 
@@ -260,7 +261,7 @@ def _function_fact(
 ) -> FunctionFact:
     is_coroutine = _is_coroutine(node)
     if isinstance(node, ast.AsyncFunctionDef) or any(
-        _decorator_name(d) not in NEUTRAL_DECORATORS for d in node.decorator_list
+        ast_dotted_name(d) not in NEUTRAL_DECORATORS for d in node.decorator_list
     ):
         return FunctionFact(qualified, is_coroutine, path, node.lineno)
     receiver = node.args.args[0].arg if cls and node.args.args else None
@@ -269,7 +270,7 @@ def _function_fact(
     arguments = node.args
     local_names = {a.arg for a in [*arguments.args, *arguments.kwonlyargs, *arguments.posonlyargs]}
     for call in _direct_calls(node):
-        dotted = _decorator_name(call.func)
+        dotted = ast_dotted_name(call.func)
         if dotted is None:
             continue
         head, _, rest = dotted.partition(".")

@@ -292,6 +292,20 @@ class Context:
                 return None
         return None
 
+    def is_self(self, receiver: cst.Name) -> bool:
+        """``receiver`` is the ``self``/``cls`` of the method being walked: its first parameter,
+        not a ``staticmethod``, never reassigned."""
+        function = self.enclosing_function()
+        if function is None or self.enclosing_class() is None:
+            return False
+        params = [*function.params.posonly_params, *function.params.params]
+        if not params or params[0].name.value != receiver.value:
+            return False
+        if any(dotted_name(d.decorator) == "staticmethod" for d in function.decorators):
+            return False
+        found = self.lookup(receiver.value)
+        return found is not None and found[0] is function and len(found[1]) == 1
+
     # -- names -----------------------------------------------------------------------
 
     def get(self, provider: type[BaseMetadataProvider[Any]], node: cst.CSTNode) -> Any:

@@ -17,7 +17,7 @@ import libcst as cst
 
 from asyncfix.codemods.base import is_coroutine_function, source_of
 from asyncfix.codemods.receivers import LIBRARY_FACTORIES, LIBRARY_FUNCTIONS, LIBRARY_METHODS
-from asyncfix.index import FunctionFact
+from asyncfix.index import FunctionFact, ast_dotted_name
 
 if TYPE_CHECKING:
     from asyncfix.codemods.base import Context, Project
@@ -60,7 +60,7 @@ def coroutine_callee(ctx: Context, node: cst.Call) -> tuple[str, list[Evidence]]
         target = project.absolute(qualified)
         fact = project.index.function(target) if target else None
         if fact is not None and fact.is_coroutine:
-            where = f"{_shown(fact.path)}:{fact.line}"
+            where = f"{shown(fact.path)}:{fact.line}"
             return source_of(func), [(f"`{fact.qualified}` is an `async def` ({where})", None)]
     if isinstance(func, cst.Name):
         definition = _module_coroutine(ctx, func)
@@ -79,7 +79,7 @@ def coroutine_callee(ctx: Context, node: cst.Call) -> tuple[str, list[Evidence]]
             text = f"`{func.attr.value}` is an `async def` method at line {{line}}"
             return source_of(func), [(text, method)]
         if isinstance(method, FunctionFact):
-            where = f"{_shown(method.path)}:{method.line}"
+            where = f"{shown(method.path)}:{method.line}"
             text = f"`{method.qualified}` is an inherited `async def` method ({where})"
             return source_of(func), [(text, None)]
     if isinstance(func, cst.Attribute):
@@ -91,7 +91,7 @@ def coroutine_callee(ctx: Context, node: cst.Call) -> tuple[str, list[Evidence]]
             if isinstance(found, cst.FunctionDef):
                 return source_of(func), [(text + " (line {line})", found)]
             if isinstance(found, FunctionFact):
-                text += f" ({_shown(found.path)}:{found.line})"
+                text += f" ({shown(found.path)}:{found.line})"
             return source_of(func), [(text, None)]
     return None
 
@@ -116,18 +116,8 @@ def _own_method_coroutine(
     """The ``async def`` that ``self.method`` / ``cls.method`` of the enclosing class is: in
     this module, or (through the project index) in a base class of another module."""
     cls = ctx.enclosing_class()
-    function = ctx.enclosing_function()
-    if cls is None or function is None:
+    if cls is None or not ctx.is_self(receiver):
         return None
-    params = [*function.params.posonly_params, *function.params.params]
-    if not params or params[0].name.value != receiver.value:
-        return None
-    decorators = {source_of(d.decorator) for d in function.decorators}
-    if "staticmethod" in decorators:
-        return None
-    found = ctx.lookup(receiver.value)
-    if found is None or found[0] is not function or len(found[1]) != 1:
-        return None  # the receiver is reassigned in the method
     facts = ctx.class_facts(cls)
     if facts is None:
         return None
@@ -161,7 +151,7 @@ def _awaitable_callable_param(ctx: Context, name: cst.Name) -> cst.BaseExpressio
     return annotation if ctx.receivers.is_awaitable_callable(annotation) else None
 
 
-def _shown(path: str) -> str:
+def shown(path: str) -> str:
     """A path as the user would write it: relative to the working directory when below it."""
     relative = os.path.relpath(path)
     return path if relative.startswith("..") else relative
@@ -262,7 +252,7 @@ def _is_module_function(func: ast.Attribute, project: Project | None) -> bool:
         return True
     if project is None:
         return True
-    dotted = _ast_dotted(func.value)
+    dotted = ast_dotted_name(func.value)
     if dotted is None:
         return False
     head, _, rest = dotted.partition(".")
@@ -275,15 +265,6 @@ def _is_module_function(func: ast.Attribute, project: Project | None) -> bool:
     qualified = ".".join(part for part in (absolute, rest, func.attr) if part)
     found = project.index.function(qualified)
     return found is None or found.is_coroutine
-
-
-def _ast_dotted(node: ast.expr) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = _ast_dotted(node.value)
-        return f"{base}.{node.attr}" if base else None
-    return None
 
 
 def may_call_coroutine(
@@ -361,7 +342,7 @@ def project_function(ctx: Context, node: cst.Call) -> FunctionFact | None:
     if isinstance(func, cst.Attribute):
         receiver = func.value
         cls = ctx.enclosing_class()
-        if isinstance(receiver, cst.Name) and cls is not None and _is_self(ctx, receiver):
+        if isinstance(receiver, cst.Name) and cls is not None and ctx.is_self(receiver):
             fact = project.index.class_(f"{project.module.name}.{cls.name.value}")
             return project.index.method(fact, func.attr.value)
         kind = ctx.receivers.type_of(receiver)
@@ -371,21 +352,3 @@ def project_function(ctx: Context, node: cst.Call) -> FunctionFact | None:
             fact = project.index.class_(f"{project.module.name}.{kind.name}")
             return project.index.method(fact, func.attr.value)
     return None
-
-
-def _is_self(ctx: Context, receiver: cst.Name) -> bool:
-    function = ctx.enclosing_function()
-    if function is None:
-        return False
-    params = [*function.params.posonly_params, *function.params.params]
-    if not params or params[0].name.value != receiver.value:
-        return False
-    decorators = {source_of(d.decorator) for d in function.decorators}
-    if "staticmethod" in decorators:
-        return False
-    found = ctx.lookup(receiver.value)
-    return found is not None and found[0] is function and len(found[1]) == 1
-
-
-def shown(path: str) -> str:
-    return _shown(path)

@@ -185,21 +185,11 @@ class Receivers:
         if (
             isinstance(receiver, cst.Attribute)
             and isinstance(receiver.value, cst.Name)
-            and self._is_self(receiver.value)
+            and self.ctx.is_self(receiver.value)
         ):
             cls = self.ctx.enclosing_class()
             return self.self_attribute(cls, receiver.attr.value) if cls is not None else None
         return None
-
-    def _is_self(self, name: cst.Name) -> bool:
-        function = self.ctx.enclosing_function()
-        if function is None or self.ctx.enclosing_class() is None:
-            return False
-        params = [*function.params.posonly_params, *function.params.params]
-        if not params or params[0].name.value != name.value:
-            return False
-        found = self.ctx.lookup(name.value)
-        return found is not None and found[0] is function and len(found[1]) == 1
 
     def _local(self, name: cst.Name) -> Type | None:
         found = self.ctx.lookup(name.value)
