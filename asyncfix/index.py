@@ -635,6 +635,11 @@ class ProjectIndex:
         self._chains[fact.qualified] = chain
         return chain
 
+    def is_async_context_manager(self, cls: ClassFact) -> bool:
+        """``async with`` works on instances: ``__aenter__`` and ``__aexit__`` are coroutines."""
+        enter, exit_ = self.method(cls, "__aenter__"), self.method(cls, "__aexit__")
+        return bool(enter and exit_ and enter.is_coroutine and exit_.is_coroutine)
+
     def blocking_names(self) -> frozenset[str]:
         """Names of the project's sync functions and methods that block (a cheap pre-filter)."""
         if self._blocking_names is None:

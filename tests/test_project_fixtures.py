@@ -140,3 +140,28 @@ def test_ast_prefilter_never_hides_a_finding(
 
     for copy, source in zip(copies, sources, strict=True):
         assert findings(copy, True) == findings(copy, False), source
+
+
+def test_index_knows_async_context_managers_across_modules(tmp_path: Path) -> None:
+    from asyncfix.index import ProjectIndex, facts_from_source
+
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    sources = {
+        "base.py": "class Resource:\n    async def __aenter__(self): ...\n"
+        "    async def __aexit__(self, *exc): ...\n",
+        "session.py": "from .base import Resource\n\n\nclass Session(Resource):\n    pass\n\n\n"
+        "class Plain:\n    def __enter__(self): ...\n    def __exit__(self, *exc): ...\n",
+    }
+    facts = []
+    for name, text in sources.items():
+        (package / name).write_text(text)
+        fact = facts_from_source(text, package / name)
+        assert fact is not None
+        facts.append(fact)
+    index = ProjectIndex(facts)
+    session, plain = index.class_("pkg.session.Session"), index.class_("pkg.session.Plain")
+    assert session is not None and plain is not None
+    assert index.is_async_context_manager(session)
+    assert not index.is_async_context_manager(plain)

@@ -82,6 +82,15 @@ def coroutine_callee(ctx: Context, node: cst.Call) -> tuple[str, list[Evidence]]
             where = f"{shown(method.path)}:{method.line}"
             text = f"`{method.qualified}` is an inherited `async def` method ({where})"
             return source_of(func), [(text, None)]
+    if (
+        isinstance(func, cst.Attribute)
+        and isinstance(func.value, cst.Name)
+        and ctx.is_self(func.value)
+        and (cls := ctx.enclosing_class()) is not None
+        and ctx.receivers.is_awaitable_callable_attribute(cls, func.attr.value)
+    ):
+        text = f"`{source_of(func)}` is annotated as an async callback (`Callable[..., Awaitable]`)"
+        return source_of(func), [(text, None)]
     if isinstance(func, cst.Attribute):
         receiver = ctx.receivers.type_of(func.value)
         found = receiver.coroutine_method(ctx, func.attr.value) if receiver else None

@@ -96,12 +96,23 @@ class Type:
         return None
 
 
+@dataclass(frozen=True)
+class Source:
+    """One way ``self.x`` gets its value: the class it holds, or an async callback."""
+
+    type: Type | None
+    awaitable_callable: bool
+
+
+UNKNOWN = Source(None, False)
+
+
 class Receivers:
     """Answers ``type_of(expr)`` for the walk's current position."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._self_attributes: dict[int, dict[str, list[Type | None]]] = {}
+        self._self_attributes: dict[int, dict[str, list[Source]]] = {}
 
     # -- class expressions ------------------------------------------------------------
 
@@ -219,15 +230,27 @@ class Receivers:
 
     def self_attribute(self, cls: cst.ClassDef, attribute: str) -> Type | None:
         """The one class ``self.<attribute>`` holds across the class, if there is one."""
+        types = {source.type for source in self._sources(cls, attribute)}
+        return types.pop() if len(types) == 1 else None
+
+    def is_awaitable_callable_attribute(self, cls: cst.ClassDef, attribute: str) -> bool:
+        """Every value ``self.<attribute>`` gets is annotated ``Callable[..., Awaitable[...]]``
+        (an async callback stored on the object)."""
+        sources = self._sources(cls, attribute)
+        return sources != [UNKNOWN] and all(source.awaitable_callable for source in sources)
+
+    def _sources(self, cls: cst.ClassDef, attribute: str) -> list[Source]:
         table = self._self_attributes.get(id(cls))
         if table is None:
             table = self._collect(cls)
             self._self_attributes[id(cls)] = table
-        types = set(table.get(attribute, [None]))
-        return types.pop() if len(types) == 1 else None
+        return table.get(attribute, [UNKNOWN])
 
-    def _collect(self, cls: cst.ClassDef) -> dict[str, list[Type | None]]:
-        table: dict[str, list[Type | None]] = {}
+    def _annotated(self, annotation: cst.BaseExpression) -> Source:
+        return Source(self.annotation(annotation), self.is_awaitable_callable(annotation))
+
+    def _collect(self, cls: cst.ClassDef) -> dict[str, list[Source]]:
+        table: dict[str, list[Source]] = {}
         body = cls.body.body if isinstance(cls.body, cst.IndentedBlock) else ()
         for statement in body:
             if isinstance(statement, cst.SimpleStatementLine):
@@ -235,13 +258,13 @@ class Receivers:
                     if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
                         name = small.target.value
                         table.setdefault(name, []).append(
-                            self.annotation(small.annotation.annotation)
+                            self._annotated(small.annotation.annotation)
                         )
             elif isinstance(statement, cst.FunctionDef):
                 self._collect_method(statement, table)
         return table
 
-    def _collect_method(self, method: cst.FunctionDef, table: dict[str, list[Type | None]]) -> None:
+    def _collect_method(self, method: cst.FunctionDef, table: dict[str, list[Source]]) -> None:
         params = [*method.params.posonly_params, *method.params.params]
         if not params:
             return
@@ -262,14 +285,14 @@ class Receivers:
                 targets = [(node.target, node.value)]
                 name = _self_attribute_name(node.target, receiver)
                 if name is not None:
-                    table.setdefault(name, []).append(self.annotation(node.annotation.annotation))
+                    table.setdefault(name, []).append(self._annotated(node.annotation.annotation))
                     if node.value is None:
                         return True
             elif isinstance(node, (cst.AugAssign, cst.For, cst.WithItem, cst.NamedExpr)):
                 rebound = _rebound_target(node)
                 name = _self_attribute_name(rebound, receiver) if rebound is not None else None
                 if name is not None:
-                    table.setdefault(name, []).append(None)
+                    table.setdefault(name, []).append(UNKNOWN)
                 return True
             for assigned, value in targets:
                 for element in _flatten(assigned):
@@ -277,13 +300,13 @@ class Receivers:
                     if name is None:
                         continue
                     if element is not assigned:
-                        table.setdefault(name, []).append(None)  # tuple unpacking: unknown
+                        table.setdefault(name, []).append(UNKNOWN)  # tuple unpacking
                     elif isinstance(value, cst.Name) and value.value == "None":
                         continue  # `self.client = None` until connected: not a type
                     elif isinstance(value, cst.Name) and value.value in annotated:
-                        table.setdefault(name, []).append(self.annotation(annotated[value.value]))
+                        table.setdefault(name, []).append(self._annotated(annotated[value.value]))
                     else:
-                        table.setdefault(name, []).append(self._value(value))
+                        table.setdefault(name, []).append(Source(self._value(value), False))
             return True
 
         walk(method.body, visit)
