@@ -556,6 +556,30 @@ def await_expression(
     return node
 
 
+def offload_fix(ctx: Context, node: cst.Call) -> Fix | None:
+    """``f(a, b=1)`` -> ``await asyncio.to_thread(f, a, b=1)`` (unsafe: the call moves to a worker
+    thread); None where that cannot be written: in a generator expression (an ``await``
+    there makes it an async generator) or for Python before 3.9 (no ``to_thread``)."""
+    if ctx.in_generator_expression() or ctx.target < (3, 9):
+        return None
+    spelled = source_of(node.func)
+    asyncio_name = ctx.module_name_for("asyncio")
+    to_thread = cst.Attribute(value=cst.Name(asyncio_name or "asyncio"), attr=cst.Name("to_thread"))
+    first = cst.Arg(
+        value=node.func,
+        comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+        if node.args
+        else cst.MaybeSentinel.DEFAULT,
+    )
+    offloaded = node.with_changes(func=to_thread, args=[first, *node.args])
+    return Fix(
+        safety=Safety.UNSAFE,
+        changes=[f"Offloaded `{spelled}(...)` to a worker thread with `asyncio.to_thread`"],
+        replace={node: await_expression(offloaded, node, ctx.parent())},
+        add_imports=[] if asyncio_name else [ImportItem("asyncio")],
+    )
+
+
 def source_of(node: cst.CSTNode) -> str:
     return cst.Module(body=[]).code_for_node(node)
 

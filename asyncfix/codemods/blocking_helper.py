@@ -6,7 +6,7 @@ import ast
 
 import libcst as cst
 
-from asyncfix.codemods.base import Fix, ImportItem, Project, Rule, await_expression, source_of
+from asyncfix.codemods.base import Project, Rule, offload_fix, source_of
 from asyncfix.codemods.coroutines import project_function, shown
 from asyncfix.index import BLOCKING_CALLS
 from asyncfix.model import Safety, Severity
@@ -101,24 +101,5 @@ async def handle(request):
             (f"`{fact.qualified}` is a sync function ({shown(fact.path)}:{fact.line})", None),
             (f"it reaches `{api}()` through {steps}", None),
         ]
-        if self.ctx.in_generator_expression() or self.ctx.target < (3, 9):
-            self.report(node, message + " (no fix here)", None, evidence)
-            return
-        asyncio_name = self.ctx.module_name_for("asyncio")
-        to_thread = cst.Attribute(
-            value=cst.Name(asyncio_name or "asyncio"), attr=cst.Name("to_thread")
-        )
-        first = cst.Arg(
-            value=node.func,
-            comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-            if node.args
-            else cst.MaybeSentinel.DEFAULT,
-        )
-        offloaded = node.with_changes(func=to_thread, args=[first, *node.args])
-        fix = Fix(
-            safety=Safety.UNSAFE,
-            changes=[f"Offloaded `{spelled}(...)` to a worker thread with `asyncio.to_thread`"],
-            replace={node: await_expression(offloaded, node, self.ctx.parent())},
-            add_imports=[] if asyncio_name else [ImportItem("asyncio")],
-        )
-        self.report(node, message, fix, evidence)
+        fix = offload_fix(self.ctx, node)
+        self.report(node, message if fix else message + " (no fix here)", fix, evidence)
