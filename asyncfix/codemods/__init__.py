@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from asyncfix.codemods.base import Rule
 from asyncfix.codemods.blocking_helper import BlockingHelper
+from asyncfix.codemods.blocking_io import BlockingFileIo, BlockingHttp, BlockingSubprocess
 from asyncfix.codemods.blocking_sleep import BlockingSleep
 from asyncfix.codemods.coroutine_in_sync import CoroutineInSyncContext
 from asyncfix.codemods.dangling_task import DanglingTask
@@ -14,7 +15,10 @@ from asyncfix.codemods.sync_with_async_lock import SyncWithOnAsyncLock
 RULES: tuple[type[Rule], ...] = tuple(
     sorted(
         (
+            BlockingFileIo,
             BlockingHelper,
+            BlockingHttp,
+            BlockingSubprocess,
             BlockingSleep,
             CoroutineInSyncContext,
             DanglingTask,

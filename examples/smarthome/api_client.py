@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import aiohttp
+import requests
 
 
 def _read_token(path: str) -> str:
@@ -50,6 +51,9 @@ class HomeClient:
 
     async def fire_event(self, event_type: str, data: dict) -> dict:
         return await self._request("POST", f"/api/events/{event_type}", json=data)
+
+    async def fetch_forecast(self, url: str) -> dict:
+        return requests.get(url, timeout=10).json()  # AF202: a blocking HTTP client
 
     async def call_service_later(self, delay: float, domain: str, service: str) -> None:
         loop = asyncio.get_event_loop()  # AF303: use get_running_loop() in a coroutine

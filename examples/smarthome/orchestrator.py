@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import shutil
 
 from .api_client import HomeClient
 
@@ -63,6 +65,11 @@ class Orchestrator:
     async def snapshot(self) -> dict[str, dict]:
         async with self._states_lock:  # correct
             return dict(self.states)
+
+    async def save_snapshot(self, path: str) -> None:
+        shutil.copyfile(path, path + ".bak")  # AF203: file I/O on the event loop
+        with open(path, "w") as handle:  # AF203: the whole block blocks (reported, no fix)
+            json.dump(await self.snapshot(), handle)
 
     async def announce(self, message: str) -> None:
         await self.client.fire_event("orchestrator", {"message": message})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 import time
 
 import aiohttp
@@ -34,6 +35,9 @@ class EventStream:
                 time.sleep(delay)  # AF201: the whole service freezes while we wait
                 delay = min(delay * 2, 60)
             asyncio.sleep(0)  # AF101: this coroutine never runs
+
+    async def notify_desktop(self, text: str) -> None:
+        subprocess.run(["notify-send", text], check=False)  # AF204: waits for the process
 
     def backoff_sync(self, delay: float) -> None:
         time.sleep(delay)  # correct: a sync method, run in a worker thread
