@@ -222,9 +222,15 @@ def _class_fact(
 
 
 #: what each blocking API does (asyncfix/data/blocking_calls.toml)
-BLOCKING_CALLS: dict[str, str] = tomllib.loads(
+_BLOCKING = tomllib.loads(
     resources.files("asyncfix").joinpath("data/blocking_calls.toml").read_text("utf-8")
-)["calls"]
+)
+BLOCKING_CALLS: dict[str, str] = _BLOCKING["calls"]
+#: class -> method -> what it does, for methods of sync objects that block
+BLOCKING_METHODS: dict[str, dict[str, str]] = {
+    cls: {method: kind for kind, methods in entry.items() for method in methods}
+    for cls, entry in _BLOCKING["methods"].items()
+}
 #: decorators that leave a sync function running where it is called
 NEUTRAL_DECORATORS = frozenset(
     {"staticmethod", "classmethod", "functools.cache", "functools.lru_cache", "cache", "lru_cache"}

@@ -9,7 +9,7 @@ from typing import ClassVar
 import libcst as cst
 
 from asyncfix.codemods.base import Rule, offload_fix, source_of
-from asyncfix.index import BLOCKING_CALLS
+from asyncfix.index import BLOCKING_CALLS, BLOCKING_METHODS
 from asyncfix.model import Safety, Severity
 
 
@@ -24,8 +24,8 @@ class _BlockingCall(Rule):
     def visit_Call(self, node: cst.Call) -> None:
         if not self.ctx.in_async_body() or isinstance(self.ctx.parent(), cst.Await):
             return
-        qualified = self.ctx.qualified_name(node.func)
-        if qualified is None or BLOCKING_CALLS.get(qualified) != self.category:
+        qualified = self._blocking_api(node.func)
+        if qualified is None:
             return
         spelled = source_of(node.func)
         message = f"`{spelled}()` blocks the event loop ({self.category}); {self.advice}"
@@ -42,6 +42,20 @@ class _BlockingCall(Rule):
             return
         fix = offload_fix(self.ctx, node)
         self.report(node, message if fix else message + " (no fix here)", fix, evidence)
+
+    def _blocking_api(self, func: cst.BaseExpression) -> str | None:
+        """``requests.get`` for ``requests.get``/``http.get``; ``requests.Session.get`` for
+        ``session.get`` on a ``requests.Session()``; None when the call is not this rule's."""
+        qualified = self.ctx.qualified_name(func)
+        if qualified is not None:
+            return qualified if BLOCKING_CALLS.get(qualified) == self.category else None
+        if isinstance(func, cst.Attribute):
+            receiver = self.ctx.receivers.type_of(func.value)
+            if receiver is not None and receiver.kind == "library":
+                kind = BLOCKING_METHODS.get(receiver.name, {}).get(func.attr.value)
+                if kind == self.category:
+                    return f"{receiver.name}.{func.attr.value}"
+        return None
 
 
 class BlockingHttp(_BlockingCall):
@@ -114,7 +128,7 @@ async def backup(path):
         "leave the reads in the block on the loop. aiofiles is advised, never automatic."
     )
     severity = Severity.MEDIUM
-    needles = ("async", ("open", "shutil", "json.", "pickle", "listdir", "scandir", "walk"))
+    needles = ("async", ("open", "shutil", "json.", "pickle", "listdir", "scandir", "walk", "Path"))
     category = "file I/O"
     advice = "offload it (asyncio.to_thread) or use aiofiles"
 
@@ -147,6 +161,6 @@ async def revision():
         "`asyncio.create_subprocess_exec` is the better repair (advised, never automatic)."
     )
     severity = Severity.HIGH
-    needles = ("async", ("subprocess", "os.system", "popen", "system("))
+    needles = ("async", ("subprocess", "os.system", "popen", "system(", "Popen"))
     category = "a subprocess"
     advice = "use asyncio.create_subprocess_exec, or offload it"

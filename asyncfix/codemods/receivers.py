@@ -25,7 +25,7 @@ import libcst as cst
 
 from asyncfix.codemods.names import dotted_name
 from asyncfix.codemods.walk import walk
-from asyncfix.index import ClassFact, FunctionFact
+from asyncfix.index import BLOCKING_METHODS, ClassFact, FunctionFact
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -81,7 +81,8 @@ class Type:
         from asyncfix.codemods.base import is_coroutine_function
 
         if self.kind == "library":
-            return f"{self.name}.{method}" if method in LIBRARY_METHODS[self.name] else None
+            known = LIBRARY_METHODS.get(self.name, frozenset())
+            return f"{self.name}.{method}" if method in known else None
         if self.kind == "project" and ctx.project is not None:
             found = ctx.project.index.method(self.project, method)
             return found if found is not None and found.is_coroutine else None
@@ -132,7 +133,7 @@ class Receivers:
         qualified = ctx.names.qualified_name(expr, [ctx.module])
         if qualified is None:
             return None
-        if qualified in LIBRARY_METHODS:
+        if qualified in LIBRARY_METHODS or qualified in BLOCKING_METHODS:
             return Type("library", qualified)
         if ctx.project is not None:
             target = ctx.project.absolute(qualified)
@@ -193,6 +194,8 @@ class Receivers:
     def type_of(self, receiver: cst.BaseExpression) -> Type | None:
         if isinstance(receiver, cst.Name):
             return self._local(receiver)
+        if isinstance(receiver, cst.Call):
+            return self._value(receiver)  # `Path(p).read_text()`
         if (
             isinstance(receiver, cst.Attribute)
             and isinstance(receiver.value, cst.Name)
