@@ -23,6 +23,7 @@ _AST_CONTEXTS = (
     ast.BinOp,
     ast.Attribute,
     ast.Subscript,
+    ast.Call,  # an argument: `_consumer_ok` keeps only value-using builtins (`print(f())`)
     ast.keyword,
     ast.Starred,
     ast.FormattedValue,
