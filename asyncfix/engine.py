@@ -22,7 +22,7 @@ from typing import Any
 import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
-from libcst.metadata import BaseMetadataProvider, MetadataWrapper, PositionProvider
+from libcst.metadata import MetadataWrapper, PositionProvider
 
 from asyncfix import __version__
 from asyncfix import index as index_module
@@ -87,15 +87,11 @@ def analyse(
     module = cst.parse_module(text)
     if not active:
         return Analysis(module, [], {})
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    providers: set[type[BaseMetadataProvider[Any]]] = set()
-    for rule in active:
-        providers.update(rule.metadata)
-    metadata = wrapper.resolve_many(providers)
-    hits = Context(wrapper.module, metadata, active, target, project).run()
+    hits = Context(module, active, target, project).run()
     if not hits:
         return Analysis(module, [], {})
-    positions = wrapper.resolve(PositionProvider)
+    # positions only for files with findings, and only of the nodes findings point at
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     spans: dict[int, Span] = {}
     for hit in hits:
         spans[id(hit.node)] = _span(positions[hit.node])

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import libcst as cst
-from libcst._metadata_dependent import LazyValue
-from libcst.metadata import BaseMetadataProvider
 
 from asyncfix.codemods.names import Binding, Resolver, dotted_name
 from asyncfix.codemods.walk import walk
@@ -107,8 +105,6 @@ class Rule:
     #: codes of other tools' equivalent rules: ``# noqa: RUF006`` also silences AF301, since
     #: it records the same decision about the same line
     equivalent_codes: ClassVar[tuple[str, ...]] = ()
-    #: LibCST metadata providers the rule reads (resolved once per file, only when needed)
-    metadata: ClassVar[tuple[type[BaseMetadataProvider[Any]], ...]] = ()
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -162,23 +158,21 @@ class ClassFacts:
 
 
 class Context:
-    """One walk over a module, calling every enabled rule's handlers (see ``_walk``).
+    """One walk over a module (``walk.walk``), calling every enabled rule's handlers.
 
     It keeps what several rules need to know about where they are: the stack of
     enclosing functions, classes, lambdas and offloading calls; the parent of every
-    node on the current path; and metadata resolved once per file.
+    node on the current path; names resolved lazily (``names.py``).
     """
 
     def __init__(
         self,
         module: cst.Module,
-        metadata: Mapping[type[BaseMetadataProvider[Any]], Mapping[cst.CSTNode, Any]],
         rules: Sequence[type[Rule]],
         target: tuple[int, int],
         project: Project | None = None,
     ) -> None:
         self.module = module
-        self.metadata = metadata
         self.target = target
         #: the project index, when an enabled rule needs it and the file is in it
         self.project = project
@@ -307,11 +301,6 @@ class Context:
         return found is not None and found[0] is function and len(found[1]) == 1
 
     # -- names -----------------------------------------------------------------------
-
-    def get(self, provider: type[BaseMetadataProvider[Any]], node: cst.CSTNode) -> Any:
-        """Metadata of ``node`` (None when absent); providers may compute it lazily."""
-        value = self.metadata.get(provider, {}).get(node)
-        return value() if isinstance(value, LazyValue) else value
 
     def scopes(self) -> list[cst.CSTNode]:
         """The module, then each enclosing class and function, outermost first."""
