@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,9 +25,11 @@ KNOWN_KEYS = {
     "unsafe-fixes",
     "target-version",
     "respect-gitignore",
+    "offload-functions",
 }
 TARGET_VERSIONS = {f"py3{minor}": (3, minor) for minor in range(8, 15)}
 DEFAULT_TARGET = "py310"
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 class ConfigError(Exception):
@@ -47,6 +50,8 @@ class Config:
     unsafe_fixes: bool = False
     target_version: str = DEFAULT_TARGET
     respect_gitignore: bool = True
+    #: the project's own helpers that run their callable argument in a worker thread
+    offload_functions: list[str] = field(default_factory=list)
 
     @property
     def target(self) -> tuple[int, int]:
@@ -125,6 +130,16 @@ def load(path: Path | None, all_codes: Sequence[str]) -> Config:
             f"{where}: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(KNOWN_KEYS))})"
         )
     config = Config(path=path, root=path.parent.absolute())
+    if "offload-functions" in data:
+        value = data["offload-functions"]
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and _DOTTED.fullmatch(v) for v in value
+        ):
+            raise ConfigError(
+                f"{where}: 'offload-functions' must be a list of dotted names "
+                '(e.g. ["hass.async_add_executor_job"])'
+            )
+        config.offload_functions = list(value)
     for key in ("select", "ignore", "exclude", "extend-exclude"):
         if key in data:
             value = data[key]

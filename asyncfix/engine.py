@@ -50,6 +50,8 @@ class Task:
     target: tuple[int, int]
     #: also compute each finding's own fix preview (for the report)
     preview: bool = False
+    #: the project's own offloading helpers (config ``offload-functions``)
+    offload: tuple[str, ...] = ()
 
 
 @dataclass
@@ -70,6 +72,7 @@ def analyse(
     rules: Sequence[type[Rule]],
     target: tuple[int, int],
     project: Project | None = None,
+    offload: tuple[str, ...] = (),
 ) -> Analysis:
     """Parse ``text`` once and run every rule in one walk; suppressed findings are dropped.
 
@@ -87,7 +90,7 @@ def analyse(
     module = cst.parse_module(text)
     if not active:
         return Analysis(module, [], {})
-    hits = Context(module, active, target, project).run()
+    hits = Context(module, active, target, project, offload).run()
     if not hits:
         return Analysis(module, [], {})
     # positions only for files with findings, and only of the nodes findings point at
@@ -309,7 +312,7 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
     rules = [rule_by_code(code) for code in sorted(task.codes)]
     project = _project_for(task.path, rules)
     try:
-        analysis = analyse(text, rules, task.target, project)
+        analysis = analyse(text, rules, task.target, project, task.offload)
     except cst.ParserSyntaxError as exc:
         result.error = _syntax_error(text, exc)
         return
@@ -384,7 +387,7 @@ def _fix_to_fixpoint(
         new_text = module.code
         validation.rounds += 1
         try:
-            current = analyse(new_text, rules, task.target, project)
+            current = analyse(new_text, rules, task.target, project, task.offload)
         except cst.ParserSyntaxError as exc:
             validation.reparse = False
             result.validation = validation
@@ -486,6 +489,7 @@ def run(
                 fix=mode in ("diff", "write") or fix_for_report,
                 target=config.target,
                 preview=fix_for_report,
+                offload=tuple(config.offload_functions),
             )
         )
     index = None

@@ -231,6 +231,19 @@ BLOCKING_METHODS: dict[str, dict[str, str]] = {
     cls: {method: kind for kind, methods in entry.items() for method in methods}
     for cls, entry in _BLOCKING["methods"].items()
 }
+#: class -> ("attribute"/"method"/"operator", name) pairs that give an object of the same class
+SAME_TYPE: dict[str, frozenset[tuple[str, str]]] = {
+    cls: frozenset(
+        (kind, name)
+        for key, kind in (
+            ("attributes", "attribute"),
+            ("methods", "method"),
+            ("operators", "operator"),
+        )
+        for name in entry.get(key, ())
+    )
+    for cls, entry in _BLOCKING.get("same-type", {}).items()
+}
 #: decorators that leave a sync function running where it is called
 NEUTRAL_DECORATORS = frozenset(
     {"staticmethod", "classmethod", "functools.cache", "functools.lru_cache", "cache", "lru_cache"}

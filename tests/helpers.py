@@ -18,10 +18,17 @@ def run_text(
     fix: bool = True,
     target: tuple[int, int] = (3, 10),
     path: str = "fixture.py",
+    offload: tuple[str, ...] = (),
 ) -> FileResult:
     """Analyse (and fix) ``text`` as a one-module project: the index holds just this file."""
     task = Task(
-        path=path, display=path, codes=frozenset(codes), unsafe=unsafe, fix=fix, target=target
+        path=path,
+        display=path,
+        codes=frozenset(codes),
+        unsafe=unsafe,
+        fix=fix,
+        target=target,
+        offload=offload,
     )
     result = FileResult(path=path, display=path)
     facts = facts_from_source(text, Path(path))

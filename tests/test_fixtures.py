@@ -9,10 +9,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from asyncfix.codemods import RULES
+from asyncfix.config import TARGET_VERSIONS
 from asyncfix.model import Safety
 from tests.helpers import fixed_text, run_text
 
@@ -45,12 +47,30 @@ def _read(path: Path) -> str:
     return path.read_bytes().decode("utf-8")
 
 
+def _options(text: str) -> dict[str, Any]:
+    """Settings a fixture asks for on its first line, e.g.
+    ``# fixture: target-version=py38 offload-functions=hass.async_add_executor_job``."""
+    first = text.split("\n", 1)[0]
+    if not first.startswith("# fixture:"):
+        return {}
+    options: dict[str, Any] = {}
+    for item in first.removeprefix("# fixture:").split():
+        key, _, value = item.partition("=")
+        if key == "target-version":
+            options["target"] = TARGET_VERSIONS[value]
+        elif key == "offload-functions":
+            options["offload"] = tuple(value.split(","))
+        else:
+            raise ValueError(f"unknown fixture option {key!r}")
+    return options
+
+
 @pytest.mark.parametrize("case", _cases("pair"), ids=_id)
 def test_fix_matches_after(case: tuple[str, Path]) -> None:
     code, before = case
     after = before.with_name(before.name.replace(".before.py", ".after.py"))
     assert after.exists(), f"{before.name} has no {after.name}"
-    result = run_text(_read(before), {code})
+    result = run_text(_read(before), {code}, **_options(_read(before)))
     assert any(f.code == code for f in result.findings), f"{before.name}: no {code} finding"
     assert all(f.fixed for f in result.findings if f.fix_safety is not Safety.NONE)
     assert fixed_text(result) == _read(after)
@@ -61,7 +81,7 @@ def test_after_is_a_fixpoint(case: tuple[str, Path]) -> None:
     code, before = case
     after = before.with_name(before.name.replace(".before.py", ".after.py"))
     text = _read(after)
-    result = run_text(text, {code})
+    result = run_text(text, {code}, **_options(text))
     assert not [f for f in result.findings if f.fix_safety is not Safety.NONE]
     assert fixed_text(result) == text
     compile(text, str(after), "exec")
@@ -71,7 +91,7 @@ def test_after_is_a_fixpoint(case: tuple[str, Path]) -> None:
 def test_reported_without_fix(case: tuple[str, Path]) -> None:
     code, path = case
     text = _read(path)
-    result = run_text(text, {code})
+    result = run_text(text, {code}, **_options(text))
     ours = [f for f in result.findings if f.code == code]
     assert ours, f"{path.name}: no {code} finding"
     assert all(f.fix_safety is Safety.NONE for f in ours)
@@ -81,7 +101,7 @@ def test_reported_without_fix(case: tuple[str, Path]) -> None:
 @pytest.mark.parametrize("case", _cases("lookalike"), ids=_id)
 def test_lookalike_not_flagged(case: tuple[str, Path]) -> None:
     code, path = case
-    result = run_text(_read(path), {code})
+    result = run_text(_read(path), {code}, **_options(_read(path)))
     assert result.error is None
     assert [f"{f.span.line}: {f.message}" for f in result.findings] == []
 
@@ -101,3 +121,14 @@ def test_every_rule_has_fixtures(rule: type) -> None:
 def test_every_fixture_folder_is_a_rule() -> None:
     codes = {rule.code for rule in RULES}
     assert {p.name for p in FIXTURES.iterdir() if p.is_dir()} <= codes
+
+
+def test_offload_functions_config_is_what_silences_the_helpers() -> None:
+    """The look-alike relies on its ``offload-functions`` line: without it, the calls handed
+    to ``hass.async_add_executor_job`` and ``run_blocking`` are findings."""
+    path = FIXTURES / "AF203" / "offload_helpers.py"
+    text = _read(path)
+    result = run_text(text, {"AF203"})
+    lines = sorted(f.span.line for f in result.findings)
+    assert lines == [19, 23, 27], lines
+    assert not run_text(text, {"AF203"}, **_options(text)).findings

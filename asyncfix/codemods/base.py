@@ -138,7 +138,8 @@ class Rule:
 
 @dataclass
 class Frame:
-    kind: str  # "module" | "class" | "def" | "async" | "lambda" | "offload" | "genexp"
+    #: "module" | "class" | "def" | "async" | "lambda" | "offload" | "genexp" | "typecheck"
+    kind: str
     #: the function, class, lambda, ... the frame belongs to
     node: cst.CSTNode
     #: the node whose subtree the frame covers: a function's body, not its decorators and
@@ -171,9 +172,13 @@ class Context:
         rules: Sequence[type[Rule]],
         target: tuple[int, int],
         project: Project | None = None,
+        offload: Sequence[str] = (),
     ) -> None:
         self.module = module
         self.target = target
+        #: the project's own offloading helpers (config ``offload-functions``)
+        self.offload = frozenset(offload)
+        self._offload_last = frozenset(name.rsplit(".", 1)[-1] for name in offload)
         #: the project index, when an enabled rule needs it and the file is in it
         self.project = project
         self.hits: list[Hit] = []
@@ -203,14 +208,13 @@ class Context:
             frame = Frame("offload", node, node)
         if frame is not None:
             self.frames.append(frame)
-        if isinstance(node, cst.Call) and (
-            _is_run_in_executor(node)
-            or (
-                last_name(node.func) in _OFFLOADER_NAMES
-                and self.qualified_name(node.func) in OFFLOADERS
-            )
-        ):
-            self._offloaded.update(id(arg) for arg in node.args)
+        if isinstance(node, cst.Call) and self._is_offloading_call(node):
+            # only the callable runs in the worker thread: the other arguments are evaluated
+            # here, on the loop (`to_thread(write, path.read_bytes())` reads on the loop)
+            position = 1 if _is_run_in_executor(node) else 0
+            positional = [arg for arg in node.args if arg.keyword is None and not arg.star]
+            if len(positional) > position:
+                self._offloaded.add(id(positional[position]))
         for handler in self._visit.get(type(node).__name__, ()):
             handler(node)
         return True
@@ -221,6 +225,25 @@ class Context:
         if self.frames[-1].covers is original_node:
             self.frames.pop()
         self.path.pop()
+
+    def _is_offloading_call(self, node: cst.Call) -> bool:
+        """``asyncio.to_thread(...)``, ``loop.run_in_executor(...)``, ``anyio.to_thread.run_sync``
+        or one of the project's helpers named in ``offload-functions``: an entry matches the
+        call spelled that way, spelled with a longer receiver (``self.hass.add_job`` for
+        ``hass.add_job``), or an import of that name."""
+        if _is_run_in_executor(node):
+            return True
+        name = last_name(node.func)
+        if name in _OFFLOADER_NAMES and self.qualified_name(node.func) in OFFLOADERS:
+            return True
+        if name is None or name not in self._offload_last:
+            return False
+        spelled = dotted_name(node.func)
+        if spelled is not None and any(
+            spelled == entry or spelled.endswith("." + entry) for entry in self.offload
+        ):
+            return True
+        return self.qualified_name(node.func) in self.offload
 
     def run(self) -> list[Hit]:
         walk(self.module, self.on_visit, self.on_leave)
@@ -243,7 +266,8 @@ class Context:
         raise ValueError("node is not on the current path")
 
     def in_async_body(self) -> bool:
-        """Lexically in an ``async def``, not in a nested def/lambda/class or offloaded argument."""
+        """Lexically in an ``async def``, not in a nested def/lambda/class, in the callable given
+        to an offloading call, or under ``if TYPE_CHECKING:``."""
         frame = self.innermost_scope()
         return frame is not None and frame.kind == "async"
 
@@ -408,7 +432,13 @@ def _frame_for(node: cst.CSTNode, owner: cst.CSTNode | None) -> Frame | None:
         return Frame("class", owner, node)
     if isinstance(node, cst.GeneratorExp):
         return Frame("genexp", node, node)
+    if isinstance(owner, cst.If) and node is owner.body and _is_type_checking(owner.test):
+        return Frame("typecheck", owner, node)  # never runs: no rule looks inside
     return None
+
+
+def _is_type_checking(test: cst.BaseExpression) -> bool:
+    return dotted_name(test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
 
 
 def _is_run_in_executor(call: cst.Call) -> bool:

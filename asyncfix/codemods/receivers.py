@@ -25,7 +25,7 @@ import libcst as cst
 
 from asyncfix.codemods.names import dotted_name
 from asyncfix.codemods.walk import walk
-from asyncfix.index import BLOCKING_METHODS, ClassFact, FunctionFact
+from asyncfix.index import BLOCKING_METHODS, SAME_TYPE, ClassFact, FunctionFact
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -114,6 +114,7 @@ class Receivers:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._self_attributes: dict[int, dict[str, list[Source]]] = {}
+        self._resolving: set[str] = set()
 
     # -- class expressions ------------------------------------------------------------
 
@@ -194,8 +195,6 @@ class Receivers:
     def type_of(self, receiver: cst.BaseExpression) -> Type | None:
         if isinstance(receiver, cst.Name):
             return self._local(receiver)
-        if isinstance(receiver, cst.Call):
-            return self._value(receiver)  # `Path(p).read_text()`
         if (
             isinstance(receiver, cst.Attribute)
             and isinstance(receiver.value, cst.Name)
@@ -203,33 +202,59 @@ class Receivers:
         ):
             cls = self.ctx.enclosing_class()
             return self.self_attribute(cls, receiver.attr.value) if cls is not None else None
-        return None
+        return self._value(receiver)  # `Path(p).read_text()`, `(folder / "x").mkdir()`
 
     def _local(self, name: cst.Name) -> Type | None:
         found = self.ctx.lookup(name.value)
         function = self.ctx.enclosing_function()
         if found is None or function is None or found[0] is not function:
             return None
-        types: set[Type | None] = set()
-        for binding in found[1]:
-            if binding.kind == "param" and isinstance(binding.node, cst.Param):
-                annotation = binding.node.annotation
-                types.add(self.annotation(annotation.annotation) if annotation else None)
-            elif binding.kind == "assign":
-                types.add(self._value(binding.value))
-            else:
-                return None
+        if name.value in self._resolving:
+            return None  # `path = path / "x"`: the name's type depends on itself
+        self._resolving.add(name.value)
+        try:
+            types: set[Type | None] = set()
+            for binding in found[1]:
+                if binding.kind == "param" and isinstance(binding.node, cst.Param):
+                    annotation = binding.node.annotation
+                    types.add(self.annotation(annotation.annotation) if annotation else None)
+                elif binding.kind == "assign":
+                    types.add(self._value(binding.value))
+                else:
+                    return None
+        finally:
+            self._resolving.discard(name.value)
         return types.pop() if len(types) == 1 else None
 
     def _value(self, value: cst.BaseExpression | None) -> Type | None:
-        """The class of ``Client(...)`` or of ``await <library factory>(...)``."""
+        """The class of ``Client(...)``, of ``await <library factory>(...)``, or of an
+        expression the catalogue says keeps its operand's class (``folder / "x"``,
+        ``path.parent``, ``Path.home()``)."""
         if isinstance(value, cst.Call):
-            return self.class_named(value.func)
+            made = self.class_named(value.func)
+            if made is not None:
+                return made
+            func = value.func
+            if isinstance(func, cst.Attribute):
+                # `path.with_suffix(".bak")` on an instance, `Path.home()` on the class
+                owner = self.class_named(func.value) or self._operand(func.value)
+                return _same_type(owner, "method", func.attr.value)
+            return None
         if isinstance(value, cst.Await) and isinstance(value.expression, cst.Call):
             qualified = self.ctx.names.qualified_name(value.expression.func, [self.ctx.module])
             if qualified in LIBRARY_FACTORIES:
                 return Type("library", LIBRARY_FACTORIES[qualified])
+            return None
+        if isinstance(value, cst.Attribute):
+            return _same_type(self._operand(value.value), "attribute", value.attr.value)
+        if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Divide):
+            return _same_type(self._operand(value.left), "operator", "/")
         return None
+
+    def _operand(self, expr: cst.BaseExpression) -> Type | None:
+        """The class of an instance inside a larger expression (library classes only)."""
+        found = self.type_of(expr)
+        return found if found is not None and found.kind == "library" else None
 
     def self_attribute(self, cls: cst.ClassDef, attribute: str) -> Type | None:
         """The one class ``self.<attribute>`` holds across the class, if there is one."""
@@ -313,6 +338,12 @@ class Receivers:
             return True
 
         walk(method.body, visit)
+
+
+def _same_type(owner: Type | None, kind: str, name: str) -> Type | None:
+    if owner is None or owner.kind != "library":
+        return None
+    return owner if (kind, name) in SAME_TYPE.get(owner.name, frozenset()) else None
 
 
 def _rebound_target(node: cst.CSTNode) -> cst.CSTNode | None:
