@@ -158,12 +158,36 @@ def to_finding(hit: Hit, analysis: Analysis) -> Finding:
 
 
 class _Replace(cst.CSTTransformer):
-    def __init__(self, replace: dict[cst.CSTNode, Any]) -> None:
+    def __init__(
+        self,
+        replace: dict[cst.CSTNode, Any],
+        function_prelude: dict[cst.FunctionDef, list[cst.BaseStatement]],
+    ) -> None:
         super().__init__()
         self.replace = replace
+        self.function_prelude = function_prelude
 
     def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> Any:
+        if isinstance(original_node, cst.FunctionDef) and original_node in self.function_prelude:
+            assert isinstance(updated_node, cst.FunctionDef)
+            updated_node = _prepend(updated_node, self.function_prelude[original_node])
         return self.replace.get(original_node, updated_node)
+
+
+def _prepend(function: cst.FunctionDef, statements: list[cst.BaseStatement]) -> cst.FunctionDef:
+    """``statements`` at the start of ``function``'s body, after its docstring; each once."""
+    body = function.body
+    if not isinstance(body, cst.IndentedBlock):
+        return function  # one-line body: the fix's own statement is there, nothing to share
+    existing = list(body.body)
+    at = 1 if existing and function.get_docstring(clean=False) is not None else 0
+    new: list[cst.BaseStatement] = []
+    for statement in statements:
+        if not any(statement.deep_equals(other) for other in [*existing, *new]):
+            new.append(statement)
+    return function.with_changes(
+        body=body.with_changes(body=[*existing[:at], *new, *existing[at:]])
+    )
 
 
 def _overlaps(a: Span, b: Span) -> bool:
@@ -184,7 +208,12 @@ def apply_fixes(analysis: Analysis, fixable: list[Hit]) -> tuple[cst.Module, lis
         taken.extend(spans)
         replace.update(hit.fix.replace)
     assert analysis.module is not None  # there are hits, so the file was parsed
-    module = analysis.module.visit(_Replace(replace))
+    function_prelude: dict[cst.FunctionDef, list[cst.BaseStatement]] = {}
+    for hit in chosen:
+        assert hit.fix is not None
+        for function, statement in hit.fix.function_prelude:
+            function_prelude.setdefault(function, []).append(statement)
+    module = analysis.module.visit(_Replace(replace, function_prelude))
     prelude: dict[str, cst.BaseStatement] = {}
     for hit in chosen:
         assert hit.fix is not None

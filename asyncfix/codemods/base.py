@@ -54,6 +54,9 @@ class Fix:
     remove_unused: list[ImportItem] = field(default_factory=list)
     #: module-level statements the fix needs, by the name they define (inserted once)
     prelude: dict[str, cst.BaseStatement] = field(default_factory=dict)
+    #: statements to put at the start of a function's body (after its docstring), inserted
+    #: once however many fixes ask for them: ``loop = asyncio.get_running_loop()``
+    function_prelude: list[tuple[cst.FunctionDef, cst.BaseStatement]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -577,26 +580,81 @@ def await_expression(
 
 def offload_fix(ctx: Context, node: cst.Call) -> Fix | None:
     """``f(a, b=1)`` -> ``await asyncio.to_thread(f, a, b=1)`` (unsafe: the call moves to a worker
-    thread); None where that cannot be written: in a generator expression (an ``await``
-    there makes it an async generator) or for Python before 3.9 (no ``to_thread``)."""
-    if ctx.in_generator_expression() or ctx.target < (3, 9):
+    thread); for a target before Python 3.9, which has no ``to_thread``,
+    ``await loop.run_in_executor(None, functools.partial(f, a, b=1))``. None in a generator
+    expression (an ``await`` there makes it an async generator)."""
+    if ctx.in_generator_expression():
         return None
-    spelled = source_of(node.func)
+    offloaded = offload_call(ctx, node)
+    if offloaded is None:
+        return None
+    call, fix = offloaded
+    how = "asyncio.to_thread" if ctx.target >= (3, 9) else "loop.run_in_executor"
+    fix.changes.insert(
+        0, f"Offloaded `{source_of(node.func)}(...)` to a worker thread with `{how}`"
+    )
+    fix.replace[node] = await_expression(call, node, ctx.parent())
+    return fix
+
+
+_COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+
+
+def offload_call(ctx: Context, node: cst.Call) -> tuple[cst.Call, Fix] | None:
+    """The call that runs ``node`` in a worker thread, keeping its arguments as written (their
+    comments and layout), and the imports and statements it needs (a Fix without
+    replacements yet). None outside a function."""
+    function = ctx.enclosing_function()
+    if function is None:
+        return None
     asyncio_name = ctx.module_name_for("asyncio")
-    to_thread = cst.Attribute(value=cst.Name(asyncio_name or "asyncio"), attr=cst.Name("to_thread"))
-    first = cst.Arg(
-        value=node.func,
-        comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-        if node.args
-        else cst.MaybeSentinel.DEFAULT,
+    fix = Fix(safety=Safety.UNSAFE, changes=[])
+    if not asyncio_name:
+        fix.add_imports.append(ImportItem("asyncio"))
+    asyncio_ref = cst.Name(asyncio_name or "asyncio")
+    func = cst.Arg(node.func, comma=_COMMA if node.args else cst.MaybeSentinel.DEFAULT)
+    if ctx.target >= (3, 9):
+        to_thread = cst.Attribute(value=asyncio_ref, attr=cst.Name("to_thread"))
+        return node.with_changes(func=to_thread, args=[func, *node.args]), fix
+    # before 3.9: loop.run_in_executor(None, func, *args), keywords through functools.partial
+    loop = _running_loop(ctx, function, asyncio_ref, fix)
+    run = cst.Attribute(value=cst.Name(loop), attr=cst.Name("run_in_executor"))
+    none = cst.Arg(cst.Name("None"), comma=_COMMA)
+    if any(arg.keyword is not None or arg.star == "**" for arg in node.args):
+        functools_name = ctx.module_name_for("functools")
+        if not functools_name:
+            fix.add_imports.append(ImportItem("functools"))
+        partial = cst.Attribute(
+            value=cst.Name(functools_name or "functools"), attr=cst.Name("partial")
+        )
+        bound = node.with_changes(func=partial, args=[func, *node.args])
+        return cst.Call(func=run, args=[none, cst.Arg(bound.with_changes(lpar=[], rpar=[]))]), fix
+    return node.with_changes(func=run, args=[none, func, *node.args]), fix
+
+
+def _running_loop(ctx: Context, function: cst.FunctionDef, asyncio_ref: cst.Name, fix: Fix) -> str:
+    """The name of ``asyncio.get_running_loop()`` in ``function``: one the function already sets
+    at its start, else a new ``loop = asyncio.get_running_loop()`` there."""
+    wanted = cst.Call(func=cst.Attribute(value=asyncio_ref, attr=cst.Name("get_running_loop")))
+    body = function.body.body if isinstance(function.body, cst.IndentedBlock) else ()
+    for statement in body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            break
+        for small in statement.body:
+            if (
+                isinstance(small, cst.Assign)
+                and len(small.targets) == 1
+                and isinstance(small.targets[0].target, cst.Name)
+                and small.value.deep_equals(wanted)
+            ):
+                return small.targets[0].target.value
+    name = fresh_name("loop", set(ctx.names.occurrences(function)))
+    statement = cst.SimpleStatementLine(
+        [cst.Assign(targets=[cst.AssignTarget(cst.Name(name))], value=wanted)]
     )
-    offloaded = node.with_changes(func=to_thread, args=[first, *node.args])
-    return Fix(
-        safety=Safety.UNSAFE,
-        changes=[f"Offloaded `{spelled}(...)` to a worker thread with `asyncio.to_thread`"],
-        replace={node: await_expression(offloaded, node, ctx.parent())},
-        add_imports=[] if asyncio_name else [ImportItem("asyncio")],
-    )
+    fix.function_prelude.append((function, statement))
+    fix.changes.append(f"Added `{name} = asyncio.get_running_loop()` at the start of the function")
+    return name
 
 
 def source_of(node: cst.CSTNode) -> str:

@@ -4,11 +4,21 @@ catalogue (asyncfix/data/blocking_calls.toml) they own and which async API they 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import libcst as cst
 
-from asyncfix.codemods.base import Rule, offload_fix, source_of
+from asyncfix.codemods.base import (
+    Context,
+    Fix,
+    Rule,
+    fresh_name,
+    offload_call,
+    offload_fix,
+    source_of,
+)
+from asyncfix.codemods.extract import extract_block
 from asyncfix.index import BLOCKING_CALLS, BLOCKING_METHODS
 from asyncfix.model import Safety, Severity
 
@@ -21,6 +31,11 @@ class _BlockingCall(Rule):
     fix_safety = Safety.UNSAFE
     kind = "Blocking call on the event loop"
 
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        #: function -> names of nested functions this walk's fixes define in it
+        self._given: dict[int, set[str]] = {}
+
     def visit_Call(self, node: cst.Call) -> None:
         if not self.ctx.in_async_body() or isinstance(self.ctx.parent(), cst.Await):
             return
@@ -31,31 +46,159 @@ class _BlockingCall(Rule):
         message = f"`{spelled}()` blocks the event loop ({self.category}); {self.advice}"
         evidence = [(f"`{spelled}` is `{qualified.removeprefix('builtins.')}`", None)]
         if isinstance(self.ctx.parent(), cst.WithItem):
-            # offloading `open()` alone leaves every read of the block on the loop
-            self.report(
-                node,
-                message + " (no fix: the block's reads block too; move the block into a sync "
-                "function and offload that)",
-                None,
-                evidence,
-            )
+            # offloading `open()` alone would leave every read of the block on the loop
+            found = self._block_fix(node)
+            if isinstance(found, str):
+                self.report(node, f"{message} (no fix: {found})", None, evidence)
+            else:
+                self.report(node, message, found, evidence)
             return
         fix = offload_fix(self.ctx, node)
         self.report(node, message if fix else message + " (no fix here)", fix, evidence)
 
-    def _blocking_api(self, func: cst.BaseExpression) -> str | None:
+    def _block_fix(self, node: cst.Call) -> Fix | str:
+        """Move the ``with`` block ``node`` opens into a nested sync function and offload it
+        whole, or say why that cannot be done cleanly."""
+        ctx = self.ctx
+        block = ctx.parent(level=2)
+        function = ctx.enclosing_function()
+        assert isinstance(block, cst.With) and function is not None
+        if not isinstance(ctx.parent(level=3), cst.IndentedBlock):
+            return "the `with` is not a statement of its own block"
+        for item in block.items:
+            if (
+                not isinstance(item.item, cst.Call)
+                or self._blocking_api(item.item.func, any_category=True) is None
+            ):
+                return (
+                    f"the `with` also enters `{source_of(item.item)}`, which may need to stay "
+                    "on the event loop's thread"
+                )
+        start = next(i for i, n in enumerate(ctx.path) if n is function)
+        in_loop = any(isinstance(n, (cst.For, cst.While)) for n in ctx.path[start + 1 :])
+        found = extract_block(block, ctx.path[start:], in_loop, ctx.names.bindings(function))
+        if isinstance(found, str):
+            return found
+        # names handed out to earlier blocks of the function in this walk are taken too
+        given = self._given.setdefault(id(function), set())
+        name = fresh_name(self._function_name(block), set(ctx.names.occurrences(function)) | given)
+        given.add(name)
+        offloaded = offload_call(ctx, cst.Call(func=cst.Name(name)))
+        if offloaded is None:
+            return "the block is not in a function"
+        call, fix = offloaded
+        returns: list[cst.BaseSmallStatement] = []
+        result = _names_expression(found.returns)
+        if result is not None:
+            returns.append(cst.Return(value=result))
+        nested = cst.FunctionDef(
+            name=cst.Name(name),
+            params=cst.Parameters(),
+            body=cst.IndentedBlock(
+                body=[
+                    block.with_changes(leading_lines=[]),
+                    *([cst.SimpleStatementLine(returns)] if returns else []),
+                ]
+            ),
+            leading_lines=_blank_before(block, ctx.parent(level=3)),
+        )
+        awaited = cst.Await(expression=call)
+        statement: cst.BaseSmallStatement
+        if found.returns_value:
+            statement = cst.Return(value=awaited)
+        elif result is None:
+            statement = cst.Expr(awaited)
+        else:
+            statement = cst.Assign(targets=[cst.AssignTarget(result)], value=awaited)
+        after = cst.SimpleStatementLine([statement], leading_lines=[cst.EmptyLine(indent=False)])
+        fix.replace[block] = cst.FlattenSentinel([nested, after])
+        how = "asyncio.to_thread" if ctx.target >= (3, 9) else "loop.run_in_executor"
+        gives = (
+            f"; it returns {', '.join(f'`{n}`' for n in found.returns)}" if found.returns else ""
+        )
+        fix.changes.insert(
+            0, f"Moved the `with` block into `def {name}()` and offloaded it with `{how}`{gives}"
+        )
+        return fix
+
+    def _function_name(self, block: cst.With) -> str:
+        if self.category != "file I/O":
+            return "_blocking_io"
+        for item in block.items:
+            assert isinstance(item.item, cst.Call)
+            mode = _mode_argument(item.item, self.ctx.qualified_name(item.item.func) is None)
+            if mode is None:
+                return "_file_io"
+            if any(letter in mode for letter in "wax+"):
+                return "_write_file"
+        return "_read_file"
+
+    def _blocking_api(self, func: cst.BaseExpression, any_category: bool = False) -> str | None:
         """``requests.get`` for ``requests.get``/``http.get``; ``requests.Session.get`` for
-        ``session.get`` on a ``requests.Session()``; None when the call is not this rule's."""
+        ``session.get`` on a ``requests.Session()``; None when the call is not this rule's
+        (with ``any_category``: not a blocking call the catalogue knows)."""
         qualified = self.ctx.qualified_name(func)
         if qualified is not None:
-            return qualified if BLOCKING_CALLS.get(qualified) == self.category else None
+            kind = BLOCKING_CALLS.get(qualified)
+            if kind is not None and (any_category or kind == self.category):
+                return qualified
+            return None
         if isinstance(func, cst.Attribute):
             receiver = self.ctx.receivers.type_of(func.value)
             if receiver is not None and receiver.kind == "library":
                 kind = BLOCKING_METHODS.get(receiver.name, {}).get(func.attr.value)
-                if kind == self.category:
+                if kind is not None and (any_category or kind == self.category):
                     return f"{receiver.name}.{func.attr.value}"
         return None
+
+
+def _names_expression(names: list[str]) -> cst.Name | cst.Tuple | None:
+    """``a`` or ``a, b`` (an unparenthesised tuple, for ``return`` and assignment targets)."""
+    if not names:
+        return None
+    if len(names) == 1:
+        return cst.Name(names[0])
+    elements = [
+        cst.Element(
+            cst.Name(name),
+            comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+            if index < len(names) - 1
+            else cst.MaybeSentinel.DEFAULT,
+        )
+        for index, name in enumerate(names)
+    ]
+    return cst.Tuple(elements=elements, lpar=[], rpar=[])
+
+
+def _blank_before(block: cst.With, parent: cst.CSTNode | None) -> Sequence[cst.EmptyLine]:
+    """The ``with``'s own leading lines, with the blank line a nested ``def`` gets after other
+    code (as black writes it)."""
+    lines = list(block.leading_lines)
+    first = isinstance(parent, cst.IndentedBlock) and parent.body[0] is block
+    if not first and not any(line.comment is None for line in lines):
+        lines.insert(0, cst.EmptyLine(indent=False))
+    return lines
+
+
+def _mode_argument(call: cst.Call, method: bool) -> str | None:
+    """The mode string of ``open(path, mode)`` / ``path.open(mode)`` (``"r"`` by default), or
+    None when it is not a literal."""
+    position = 0 if method else 1
+    positional = [arg for arg in call.args if arg.keyword is None]
+    value: cst.BaseExpression | None = None
+    if any(arg.star for arg in call.args):
+        return None
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == "mode":
+            value = arg.value
+    if value is None and len(positional) > position:
+        value = positional[position].value
+    if value is None:
+        return "r"
+    if isinstance(value, cst.SimpleString):
+        evaluated = value.evaluated_value
+        return evaluated if isinstance(evaluated, str) else None
+    return None
 
 
 class BlockingHttp(_BlockingCall):

@@ -193,6 +193,14 @@ class _Collector:
             self._targets(target.value, "other")
 
 
+def bindings_in(node: cst.CSTNode) -> ScopeBindings:
+    """The names ``node``'s subtree binds in the scope it belongs to (nested scopes contribute
+    their own name only), and what it declares ``global``/``nonlocal``."""
+    out = ScopeBindings()
+    _Collector(node, out).run()
+    return out
+
+
 def dotted_name(node: cst.CSTNode) -> str | None:
     """``a.b.c`` for a Name/Attribute chain, else None."""
     if isinstance(node, cst.Name):
@@ -237,6 +245,44 @@ def identifiers(node: cst.CSTNode) -> Counter[str]:
 
     walk(node, count)
     return counts
+
+
+def reads(node: cst.CSTNode) -> Counter[str]:
+    """How often each identifier is read in ``node``: :func:`identifiers` without the names
+    that are only assigned (``x = ...``, ``for x in``, ``with ... as x``, ``def x``, imports)."""
+    counts = identifiers(node)
+    stores: Counter[str] = Counter()
+
+    def store(target: cst.CSTNode) -> None:
+        if isinstance(target, cst.Name):
+            stores[target.value] += 1
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            for element in target.elements:
+                store(element.value)
+        elif isinstance(target, cst.StarredElement):
+            store(target.value)
+
+    def visit(child: cst.CSTNode) -> bool:
+        if isinstance(child, cst.Assign):
+            for target in child.targets:
+                store(target.target)
+        elif isinstance(child, (cst.AnnAssign, cst.For, cst.NamedExpr, cst.CompFor)):
+            if not isinstance(child, cst.AnnAssign) or child.value is not None:
+                store(child.target)
+        elif isinstance(child, cst.WithItem) and child.asname is not None:
+            store(child.asname.name)
+        elif isinstance(child, cst.ExceptHandler) and child.name is not None:
+            store(child.name.name)
+        elif isinstance(child, (cst.FunctionDef, cst.ClassDef)):
+            store(child.name)
+        elif isinstance(child, (cst.Import, cst.ImportFrom)):
+            for name in bindings_in(child).bound:
+                stores[name] += counts[name] and 1
+            return False
+        return True
+
+    walk(node, visit)
+    return counts - stores
 
 
 class Resolver:
