@@ -251,24 +251,39 @@ class BlockingFileIo(_BlockingCall):
         "every other task waits for the disk."
     )
     example_before = """\
-import shutil
+import json
 
 
-async def backup(path):
-    shutil.copyfile(path, path + ".bak")
+async def version(path):
+    with open(path) as handle:
+        state = json.loads(handle.read())
+    return state["version"]
 """
     example_after = """\
 import asyncio
-import shutil
+import json
 
 
-async def backup(path):
-    await asyncio.to_thread(shutil.copyfile, path, path + ".bak")
+async def version(path):
+    def _read_file():
+        with open(path) as handle:
+            state = json.loads(handle.read())
+        return state
+
+    state = await asyncio.to_thread(_read_file)
+    return state["version"]
 """
     fix_safety_note = (
-        "Unsafe: `await asyncio.to_thread(...)` runs the call in a worker thread. A "
-        "`with open(...)` block is reported without a fix: offloading `open()` alone would "
-        "leave the reads in the block on the loop. aiofiles is advised, never automatic."
+        "Unsafe: `await asyncio.to_thread(...)` runs the call in a worker thread "
+        "(`loop.run_in_executor` for a target before Python 3.9). A `with open(...)` block "
+        "moves whole into a nested sync function that is offloaded (offloading `open()` alone "
+        "would leave the reads on the loop); it returns the names the code after the block "
+        "reads. The block is reported without a fix, with the reason, when moving it could "
+        "change what the code does: it awaits, yields or breaks out of a loop; it reads a "
+        "name before assigning it that may hold an earlier value; code after it needs a name "
+        "it does not assign on every path; it is in a `try` whose handlers use its names; "
+        "it uses `global`, `nonlocal` or `super()`; or the `with` enters something besides "
+        "files. aiofiles is advised, never automatic."
     )
     severity = Severity.MEDIUM
     needles = ("async", ("open", "shutil", "json.", "pickle", "listdir", "scandir", "walk", "Path"))
