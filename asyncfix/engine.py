@@ -31,10 +31,22 @@ from asyncfix.codemods.base import SUPPRESS, Context, Hit, Project, Rule
 from asyncfix.config import Config
 from asyncfix.files import SourceError, atomic_write, decode, discover, display_path
 from asyncfix.imports import add_stdlib_import, is_docstring, is_stdlib
-from asyncfix.index import ModuleFact, ProjectIndex, Raw, facts_from_source, module_name, to_raw
+from asyncfix.index import (
+    ModuleFact,
+    ProjectIndex,
+    Raw,
+    facts_from_source,
+    module_name,
+    to_raw,
+    too_deep,
+)
 from asyncfix.model import FileResult, Finding, RunResult, Safety, Span, Validation
 
 MAX_ROUNDS = 5
+#: LibCST writes code recursively (several frames per nesting level). CPython itself parses
+#: at most 200 nested brackets, so this is room for every file Python can run
+RECURSION_LIMIT = 4000
+sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
 #: below this many files the pool costs more than it saves
 POOL_THRESHOLD = 16
 
@@ -67,6 +79,10 @@ class Analysis:
         return self.spans[id(hit.node)]
 
 
+class TooDeep(Exception):
+    """The source nests deeper than the parser can follow."""
+
+
 def analyse(
     text: str,
     rules: Sequence[type[Rule]],
@@ -87,14 +103,20 @@ def analyse(
         active = [rule for rule in active if rule.may_apply_to_ast(tree, project)]
         if not active:
             return Analysis(None, [], {})
-    module = cst.parse_module(text)
+    try:
+        module = cst.parse_module(text)
+    except RecursionError:
+        raise TooDeep from None
     if not active:
         return Analysis(module, [], {})
     hits = Context(module, active, target, project, offload).run()
     if not hits:
         return Analysis(module, [], {})
     # positions only for files with findings, and only of the nodes findings point at
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    try:
+        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    except RecursionError:
+        raise TooDeep from None
     spans: dict[int, Span] = {}
     for hit in hits:
         spans[id(hit.node)] = _span(positions[hit.node])
@@ -111,9 +133,13 @@ def analyse(
 
 
 def _ast_parse(text: str) -> ast.Module | None:
+    """The stdlib tree, or None when only LibCST can tell (a syntax error, or syntax newer than
+    this Python); TooDeep when the code nests deeper than either parser can follow."""
     try:
         return ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        if too_deep(exc):
+            raise TooDeep from None
         return None
 
 
@@ -345,8 +371,14 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
     except cst.ParserSyntaxError as exc:
         result.error = _syntax_error(text, exc)
         return
-    except RecursionError:
+    except TooDeep:
         result.error = "too deeply nested to parse"
+        return
+    except RecursionError:
+        result.internal_error = (
+            "asyncfix's analysis recursed too deeply on this file (a bug: please report it); "
+            "file left as it was"
+        )
         return
     result.findings = [to_finding(hit, analysis) for hit in analysis.hits]
     if result.findings:
@@ -411,7 +443,11 @@ def _fix_to_fixpoint(
     current = analysis
     new_text = text
     while fixable and validation.rounds < MAX_ROUNDS:
-        module, chosen = apply_fixes(current, fixable)
+        try:
+            module, chosen = apply_fixes(current, fixable)
+        except RecursionError:
+            result.internal_error = "the file nests too deeply to rewrite; file left as it was"
+            return
         applied_codes.update(hit.rule.code for hit in chosen)
         new_text = module.code
         validation.rounds += 1
@@ -422,6 +458,12 @@ def _fix_to_fixpoint(
             result.validation = validation
             result.internal_error = (
                 f"fixed code does not re-parse: {exc.message}; file left as it was"
+            )
+            return
+        except (TooDeep, RecursionError):
+            result.validation = validation
+            result.internal_error = (
+                "fixed code could not be re-checked (nested too deeply); file left as it was"
             )
             return
         fixable = [hit for hit in current.hits if _fixable(hit, task.unsafe)]

@@ -351,13 +351,33 @@ def _direct_calls(function: ast.FunctionDef) -> list[ast.Call]:
     return found
 
 
+#: what CPython's parser says about code nested deeper than it (or LibCST) can follow
+_TOO_DEEP_MESSAGES = (
+    "too many nested parentheses",
+    "too many levels of indentation",
+    "too many statically nested blocks",
+)
+
+
+def too_deep(exc: BaseException) -> bool:
+    """``ast.parse`` failed because the code nests too deeply: LibCST's parser must not be
+    tried on it either (its native parser can overflow the C stack and crash the process)."""
+    if isinstance(exc, (RecursionError, MemoryError)):
+        return True
+    return isinstance(exc, SyntaxError) and any(
+        message in str(exc.msg) for message in _TOO_DEEP_MESSAGES
+    )
+
+
 def facts_from_source(text: str, path: Path) -> ModuleFact | None:
     """Facts of one file; None when neither ``ast`` nor LibCST can parse it."""
     name, is_package = module_name(path)
     tree: ast.Module | None
     try:
         tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        if too_deep(exc):
+            return None
         tree = _ast_from_libcst(text)
     if tree is None:
         return None

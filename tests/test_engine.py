@@ -108,3 +108,28 @@ def test_newer_syntax_is_not_rejected_by_the_compile_check() -> None:
 def test_file_without_findings_is_not_parsed_for_rules_it_cannot_match() -> None:
     result = run_text("def f():\n    return 1\n", {"AF201", "AF301"})
     assert result.findings == [] and result.fixed is None
+
+
+def _nested(depth: int) -> str:
+    return f"async def f(path):\n    x = {'[' * depth}{']' * depth}\n    open(path)\n"
+
+
+def test_deep_nesting_python_accepts_is_checked_and_fixed() -> None:
+    """199 nested brackets is legal Python; LibCST's recursive code writer needs the room."""
+    result = run_text(_nested(199), {"AF203"})
+    assert result.error is None and result.internal_error is None
+    assert [f.code for f in result.findings] == ["AF203"]
+    assert result.fixed is not None and "await asyncio.to_thread(open, path)" in result.fixed
+
+
+def test_nesting_beyond_python_is_a_clear_error_not_a_crash(tmp_path: Path) -> None:
+    """Deeper than CPython parses: LibCST's native parser is never tried (it can overflow the C
+    stack and kill the process); the file gets an error and the run goes on."""
+    deep = tmp_path / "deep.py"
+    deep.write_text(_nested(3000))
+    fine = tmp_path / "fine.py"
+    fine.write_text("import time\n\nasync def f():\n    time.sleep(1)\n")
+    result = engine.run([tmp_path], Config(root=tmp_path), "check", jobs=1)
+    by_name = {Path(r.path).name: r for r in result.files}
+    assert by_name["deep.py"].error == "too deeply nested to parse"
+    assert [f.code for f in by_name["fine.py"].findings] == ["AF201"]

@@ -270,6 +270,9 @@ class Receivers:
     def _sources(self, cls: cst.ClassDef, attribute: str) -> list[Source]:
         table = self._self_attributes.get(id(cls))
         if table is None:
+            # while the class is being read, its own attributes are unknown
+            # (`self.path = self.path.parent` must not recurse)
+            self._self_attributes[id(cls)] = {}
             table = self._collect(cls)
             self._self_attributes[id(cls)] = table
         return table.get(attribute, [UNKNOWN])
