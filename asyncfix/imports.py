@@ -70,10 +70,18 @@ def add_stdlib_import(module: cst.Module, name: str) -> cst.Module:
         index += 1
     new = cst.parse_statement(f"import {name}\n", config=module.config_for_parsing)
     assert isinstance(new, cst.SimpleStatementLine)
-    for section in sections:
-        modules = [_imported_module(body[i]) for i in section]
-        if not all(m is not None and is_stdlib(m[1]) for m in modules):
+    for whole in sections:
+        # the section's leading standard-library imports (all of it, in an isort layout; the
+        # first lines of a file that does not separate sections)
+        section = []
+        for i in whole:
+            found = _imported_module(body[i])
+            if found is None or not is_stdlib(found[1]):
+                break
+            section.append(i)
+        if not section:
             continue
+        modules = [_imported_module(body[i]) for i in section]
         position = section[-1] + 1
         for i, found in zip(section, modules, strict=True):
             assert found is not None

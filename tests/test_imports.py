@@ -26,6 +26,12 @@ CASES = {
         "async def f(c):\n    task = create_task(c())\n    _background_tasks.add(task)\n"
         "    task.add_done_callback(_background_tasks.discard)\n",
     ),
+    "a file that does not separate sections: among its leading stdlib imports": (
+        "from __future__ import annotations\n\nimport io\nimport time\nfrom . import utils\n"
+        "import yarl\n\n\nasync def f():\n    time.sleep(1)\n",
+        "from __future__ import annotations\n\nimport asyncio\nimport io\nfrom . import utils\n"
+        "import yarl\n\n\nasync def f():\n    await asyncio.sleep(1)\n",
+    ),
     "a module without imports": (
         "async def f(loop, c):\n    loop.create_task(c())\n",
         "import asyncio\n\n_background_tasks: set[asyncio.Task[object]] = set()\n\n\n"
