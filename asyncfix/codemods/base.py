@@ -612,7 +612,13 @@ def offload_call(ctx: Context, node: cst.Call) -> tuple[cst.Call, Fix] | None:
     if not asyncio_name:
         fix.add_imports.append(ImportItem("asyncio"))
     asyncio_ref = cst.Name(asyncio_name or "asyncio")
-    func = cst.Arg(node.func, comma=_COMMA if node.args else cst.MaybeSentinel.DEFAULT)
+    # in a call laid out one argument per line, the callable gets a line of its own too
+    separator = (
+        cst.Comma(whitespace_after=node.whitespace_before_args)
+        if isinstance(node.whitespace_before_args, cst.ParenthesizedWhitespace)
+        else _COMMA
+    )
+    func = cst.Arg(node.func, comma=separator if node.args else cst.MaybeSentinel.DEFAULT)
     if ctx.target >= (3, 9):
         to_thread = cst.Attribute(value=asyncio_ref, attr=cst.Name("to_thread"))
         return node.with_changes(func=to_thread, args=[func, *node.args]), fix

@@ -19,6 +19,7 @@ from asyncfix.codemods.base import (
     source_of,
 )
 from asyncfix.codemods.extract import extract_block
+from asyncfix.codemods.names import dotted_name
 from asyncfix.index import BLOCKING_CALLS, BLOCKING_METHODS
 from asyncfix.model import Safety, Severity
 
@@ -70,9 +71,12 @@ class _BlockingCall(Rule):
                 not isinstance(item.item, cst.Call)
                 or self._blocking_api(item.item.func, any_category=True) is None
             ):
+                entered = item.item
+                spelled = dotted_name(entered.func if isinstance(entered, cst.Call) else entered)
+                shown = f"{spelled}(...)" if isinstance(entered, cst.Call) else spelled
                 return (
-                    f"the `with` also enters `{source_of(item.item)}`, which may need to stay "
-                    "on the event loop's thread"
+                    f"the `with` also enters `{shown or 'another context manager'}`, which may "
+                    "need to stay on the event loop's thread"
                 )
         start = next(i for i, n in enumerate(ctx.path) if n is function)
         in_loop = any(isinstance(n, (cst.For, cst.While)) for n in ctx.path[start + 1 :])
