@@ -209,7 +209,8 @@ class BlockingHttp(_BlockingCall):
     code = "AF202"
     name = "blocking-http"
     summary = (
-        "a blocking HTTP or socket call (`requests`, `urllib`, sync `httpx`) in an async function"
+        "a blocking HTTP or socket call (`requests`, `urllib`, `http.client`, sync `httpx`) in "
+        "an async function"
     )
     why = (
         "`requests.get()` and its kin wait for the network on the calling thread. In a "
@@ -240,7 +241,10 @@ async def weather(url):
         "repair, an async client (`httpx.AsyncClient`, `aiohttp`), is advised, never automatic."
     )
     severity = Severity.HIGH
-    needles = ("async", ("requests", "urlopen", "httpx", "socket"))
+    needles = (
+        "async",
+        ("requests", "urlopen", "httpx", "socket", "HTTPConnection", "HTTPSConnection"),
+    )
     category = "network I/O"
     advice = "use an async client (httpx.AsyncClient, aiohttp) or offload it"
 
