@@ -188,16 +188,49 @@ class _Replace(cst.CSTTransformer):
         self,
         replace: dict[cst.CSTNode, Any],
         function_prelude: dict[cst.FunctionDef, list[cst.BaseStatement]],
+        class_init: dict[cst.ClassDef, list[cst.BaseStatement]] | None = None,
     ) -> None:
         super().__init__()
         self.replace = replace
         self.function_prelude = function_prelude
+        self.class_init = class_init or {}
 
     def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> Any:
         if isinstance(original_node, cst.FunctionDef) and original_node in self.function_prelude:
             assert isinstance(updated_node, cst.FunctionDef)
             updated_node = _prepend(updated_node, self.function_prelude[original_node])
+        if isinstance(original_node, cst.ClassDef) and original_node in self.class_init:
+            assert isinstance(updated_node, cst.ClassDef)
+            updated_node = _add_init(updated_node, self.class_init[original_node])
         return self.replace.get(original_node, updated_node)
+
+
+def _add_init(cls: cst.ClassDef, statements: list[cst.BaseStatement]) -> cst.ClassDef:
+    """A new ``def __init__(self) -> None:`` holding ``statements`` (each once), before the
+    class's first method."""
+    body = cls.body
+    if not isinstance(body, cst.IndentedBlock):
+        return cls
+    unique: list[cst.BaseStatement] = []
+    for statement in statements:
+        if not any(statement.deep_equals(other) for other in unique):
+            unique.append(statement)
+    existing = list(body.body)
+    at = next((i for i, s in enumerate(existing) if isinstance(s, cst.FunctionDef)), len(existing))
+    blank = [cst.EmptyLine(indent=False)]
+    first = existing[at] if at < len(existing) else None
+    init = cst.FunctionDef(
+        name=cst.Name("__init__"),
+        params=cst.Parameters(params=[cst.Param(cst.Name("self"))]),
+        returns=cst.Annotation(cst.Name("None")),
+        body=cst.IndentedBlock(body=unique),
+        leading_lines=first.leading_lines if isinstance(first, cst.FunctionDef) else blank,
+    )
+    if isinstance(first, cst.FunctionDef):
+        existing[at] = first.with_changes(leading_lines=blank)
+    elif at == 0:
+        init = init.with_changes(leading_lines=[])
+    return cls.with_changes(body=body.with_changes(body=[*existing[:at], init, *existing[at:]]))
 
 
 def _prepend(function: cst.FunctionDef, statements: list[cst.BaseStatement]) -> cst.FunctionDef:
@@ -235,11 +268,14 @@ def apply_fixes(analysis: Analysis, fixable: list[Hit]) -> tuple[cst.Module, lis
         replace.update(hit.fix.replace)
     assert analysis.module is not None  # there are hits, so the file was parsed
     function_prelude: dict[cst.FunctionDef, list[cst.BaseStatement]] = {}
+    class_init: dict[cst.ClassDef, list[cst.BaseStatement]] = {}
     for hit in chosen:
         assert hit.fix is not None
         for function, statement in hit.fix.function_prelude:
             function_prelude.setdefault(function, []).append(statement)
-    module = analysis.module.visit(_Replace(replace, function_prelude))
+        for cls, statement in hit.fix.class_init:
+            class_init.setdefault(cls, []).append(statement)
+    module = analysis.module.visit(_Replace(replace, function_prelude, class_init))
     prelude: dict[str, cst.BaseStatement] = {}
     for hit in chosen:
         assert hit.fix is not None

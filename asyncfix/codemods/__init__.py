@@ -10,6 +10,13 @@ from asyncfix.codemods.coroutine_in_sync import CoroutineInSyncContext
 from asyncfix.codemods.dangling_task import DanglingTask
 from asyncfix.codemods.get_event_loop import GetEventLoopInCoroutine
 from asyncfix.codemods.missing_await import MissingAwait
+from asyncfix.codemods.shared_state import (
+    AwaitInAugmentedAssign,
+    CheckThenAct,
+    LockReentry,
+    LostUpdate,
+    ThreadLockAcrossAwait,
+)
 from asyncfix.codemods.sync_with_async_lock import SyncWithOnAsyncLock
 
 RULES: tuple[type[Rule], ...] = tuple(
@@ -25,6 +32,11 @@ RULES: tuple[type[Rule], ...] = tuple(
             GetEventLoopInCoroutine,
             MissingAwait,
             SyncWithOnAsyncLock,
+            LostUpdate,
+            CheckThenAct,
+            AwaitInAugmentedAssign,
+            LockReentry,
+            ThreadLockAcrossAwait,
         ),
         key=lambda rule: rule.code,
     )

@@ -57,6 +57,9 @@ class Fix:
     #: statements to put at the start of a function's body (after its docstring), inserted
     #: once however many fixes ask for them: ``loop = asyncio.get_running_loop()``
     function_prelude: list[tuple[cst.FunctionDef, cst.BaseStatement]] = field(default_factory=list)
+    #: statements for a new ``__init__(self)`` of a class that has none (one ``__init__`` is
+    #: made with the statements of every fix that asks, before the first method)
+    class_init: list[tuple[cst.ClassDef, cst.BaseStatement]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,8 @@ class Context:
         self._class_facts: dict[str, ClassFacts] | None = None
         self.names = Resolver(module)
         self._receivers: Receivers | None = None
+        #: results several rules share, computed once per module (the race analysis)
+        self.shared: dict[str, Any] = {}
         self.rules = [rule(self) for rule in rules]
         self._visit: dict[str, list[Callable[[Any], None]]] = {}
         self._leave: dict[str, list[Callable[[Any], None]]] = {}

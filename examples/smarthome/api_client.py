@@ -19,6 +19,7 @@ class HomeClient:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self._session: aiohttp.ClientSession | None = None
+        self._access_token: str | None = None
 
     async def connect(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -45,6 +46,19 @@ class HomeClient:
             except aiohttp.ClientConnectionError:
                 time.sleep(2**attempt)  # AF201: blocks every agent while backing off
         raise ConnectionError(f"{method} {path} failed after 3 attempts")
+
+    async def access_token(self) -> str:
+        if self._access_token is None:  # AF402: every concurrent caller logs in
+            self._access_token = await self._login()
+        return self._access_token
+
+    async def _login(self) -> str:
+        result = await self._request("POST", "/auth/token")
+        return result["access_token"]
+
+    async def energy(self, entity_id: str) -> float:
+        state = await self.get_state(f"sensor.{entity_id}_energy")
+        return float(state["state"])
 
     async def get_state(self, entity_id: str) -> dict:
         return await self._request("GET", f"/api/states/{entity_id}")

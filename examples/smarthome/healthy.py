@@ -43,3 +43,31 @@ async def run_group(jobs) -> list:
     async with asyncio.TaskGroup() as group:
         tasks = [group.create_task(job()) for job in jobs]
     return [task.result() for task in tasks]
+
+
+class TokenCache:
+    """Shared state done right: tested and written under one lock, or with no await between."""
+
+    def __init__(self, login) -> None:
+        self._login = login
+        self._token: str | None = None
+        self._lock = asyncio.Lock()
+        self._connecting = False
+        self.requests = 0
+
+    async def token(self) -> str:
+        async with self._lock:
+            if self._token is None:
+                self._token = await self._login()
+            return self._token
+
+    async def connect(self, open_connection) -> None:
+        if self._connecting:
+            return
+        self._connecting = True  # claimed before the await
+        await open_connection()
+
+    async def count(self, send) -> None:
+        result = await send()
+        self.requests += 1  # no await between the read and the write
+        return result

@@ -41,6 +41,8 @@ class Orchestrator:
         self.states: dict[str, dict] = {}
         self._states_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
+        self.events_seen = 0
+        self.energy_total = 0.0
 
     async def start(self, entity_ids: list[str]) -> None:
         await self.client.connect()
@@ -70,6 +72,20 @@ class Orchestrator:
         shutil.copyfile(path, path + ".bak")  # AF203: file I/O on the event loop
         with open(path, "w") as handle:  # AF203: the whole block blocks (reported, no fix)
             json.dump(await self.snapshot(), handle)
+
+    async def count_event(self, event_type: str) -> None:
+        seen = self.events_seen
+        await self.client.fire_event(event_type, {})
+        self.events_seen = seen + 1  # AF401: an event counted meanwhile is lost
+
+    async def add_energy(self, entity_id: str) -> None:
+        state = await self.client.get_state(entity_id)
+        self.energy_total += float(state["state"])  # correct: no await inside the update
+        self.energy_total += await self.client.energy(entity_id)  # AF403: read before the await
+
+    async def snapshot_locked(self) -> dict[str, dict]:
+        async with self._states_lock:
+            return await self.snapshot()  # AF405: snapshot() takes _states_lock again
 
     async def announce(self, message: str) -> None:
         await self.client.fire_event("orchestrator", {"message": message})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import subprocess
+import threading
 import time
 
 import aiohttp
@@ -16,6 +17,7 @@ class EventStream:
     def __init__(self, url: str) -> None:
         self.url = url
         self.listeners: list = []
+        self._send_lock = threading.Lock()
 
     async def _listen(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for message in ws:
@@ -35,6 +37,10 @@ class EventStream:
                 time.sleep(delay)  # AF201: the whole service freezes while we wait
                 delay = min(delay * 2, 60)
             asyncio.sleep(0)  # AF101: this coroutine never runs
+
+    async def send(self, ws: aiohttp.ClientWebSocketResponse, payload: dict) -> None:
+        with self._send_lock:  # AF406: a thread lock held while suspended
+            await ws.send_json(payload)
 
     async def notify_desktop(self, text: str) -> None:
         subprocess.run(["notify-send", text], check=False)  # AF204: waits for the process

@@ -1,0 +1,605 @@
+"""Shared state across an ``await``: the analysis behind AF401, AF402, AF405 and AF406.
+
+asyncio switches tasks only where a coroutine suspends: ``await``, ``async for``, ``async
+with``. A race needs a path on which shared state is read (AF401) or tested (AF402), then
+the task suspends, then the same state is written from what was read or tested. Without a
+suspension in between the code is atomic, however racy it looks.
+
+Shared state here is an attribute of ``self`` (``self.x``, and ``self.x[key]`` as the same
+location ``x``) in an ``async def`` method. The walk goes through a method's statements in
+order, keeping an *epoch* that grows at every suspension:
+
+- a local assigned from an expression that reads ``self.x`` remembers ``x`` and the epoch;
+- an ``if`` whose test reads ``self.x`` makes ``x`` *known* in its body (and after it, when
+  the body always leaves: ``if self.token: return self.token``), with the epoch;
+- a write of ``self.x`` (``=``, ``+=``, ``self.x[k] = ...``; or an awaited ``self.m()`` that
+  writes ``x`` after suspending itself) from a local that remembers an older epoch is a lost
+  update; a write of a known ``x`` whose test is older than the write is check-then-act.
+
+``async with <lock>:`` regions: a read or test and a write made under the same acquisition
+of the same lock are protected. Branches are walked separately and merged (a finding needs
+one path); a loop body is walked once; nested functions are not entered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from asyncfix.codemods.names import dotted_name
+from asyncfix.codemods.walk import children
+
+#: constructors of asyncio synchronisation primitives
+ASYNC_LOCKS = frozenset({"asyncio.Lock", "asyncio.Semaphore", "asyncio.BoundedSemaphore"})
+THREAD_LOCKS = frozenset({"threading.Lock", "threading.RLock"})
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where shared state was read or tested: the node, the epoch, the locks held."""
+
+    node: cst.CSTNode
+    epoch: int
+    held: frozenset[int]
+
+
+@dataclass
+class State:
+    epoch: int = 0
+    #: local name -> (attribute, where it was read)
+    locals: dict[str, tuple[str, Mark]] = field(default_factory=dict)
+    #: attribute -> where it was tested
+    known: dict[str, Mark] = field(default_factory=dict)
+    #: acquisitions of locks held now: id -> the lock's spelling
+    held: dict[int, str] = field(default_factory=dict)
+    #: the path ends here (return/raise/break/continue)
+    ended: bool = False
+
+    def copy(self) -> State:
+        return State(self.epoch, dict(self.locals), dict(self.known), dict(self.held), self.ended)
+
+
+@dataclass
+class Race:
+    """One finding: ``code`` is AF401 (lost update) or AF402 (check-then-act)."""
+
+    code: str
+    attribute: str
+    method: cst.FunctionDef
+    #: the read or test
+    first: Mark
+    #: the write (statement or awaited call)
+    write: cst.CSTNode
+    #: the suspension in between, for the message
+    suspension: cst.CSTNode | None
+    #: the statements of one block from the read/test to the write, when that is how the
+    #: code is laid out (the lock fix wraps them); None otherwise
+    region: tuple[cst.IndentedBlock, int, int] | None = None
+    #: the write happens inside this awaited method (``await self.refresh()``)
+    via: str | None = None
+
+
+@dataclass
+class MethodFacts:
+    node: cst.FunctionDef
+    #: attributes the method writes after it may have suspended (an awaited method does this
+    #: to its caller's state)
+    writes_after_suspending: set[str]
+    #: attributes written anywhere
+    writes: set[str]
+    #: lock attributes it acquires with ``async with self.<lock>``
+    acquires: set[str]
+    #: self methods it awaits
+    awaits: set[str]
+
+
+@dataclass
+class ClassFacts:
+    node: cst.ClassDef
+    methods: dict[str, MethodFacts]
+    #: attribute -> constructors assigned to it anywhere in the class ("?" for other values)
+    constructors: dict[str, set[str]]
+    #: attribute -> lock attributes some method holds (``async with self.<lock>``) while
+    #: writing it
+    guarded_by: dict[str, set[str]] = field(default_factory=dict)
+
+    def lock_kind(self, attribute: str) -> str | None:
+        """``asyncio.Lock`` etc. when every value ``self.<attribute>`` gets is that."""
+        kinds = self.constructors.get(attribute, set())
+        return next(iter(kinds)) if len(kinds) == 1 else None
+
+    def acquires_transitively(self, method: str, lock: str) -> list[str] | None:
+        """The chain of awaited self methods from ``method`` to one that acquires ``lock``."""
+        seen: set[str] = set()
+
+        def search(name: str) -> list[str] | None:
+            if name in seen or name not in self.methods:
+                return None
+            seen.add(name)
+            facts = self.methods[name]
+            if lock in facts.acquires:
+                return [name]
+            for callee in sorted(facts.awaits):
+                found = search(callee)
+                if found is not None:
+                    return [name, *found]
+            return None
+
+        return search(method)
+
+
+def self_name(function: cst.FunctionDef) -> str | None:
+    params = [*function.params.posonly_params, *function.params.params]
+    if not params:
+        return None
+    if any(
+        dotted_name(d.decorator) in ("staticmethod", "classmethod") for d in function.decorators
+    ):
+        return None
+    return params[0].name.value
+
+
+def attribute_of(node: cst.CSTNode, receiver: str) -> str | None:
+    """``x`` for ``self.x`` / ``self.x[k]`` / ``self.x.y``."""
+    while isinstance(node, (cst.Subscript, cst.Attribute)):
+        if (
+            isinstance(node, cst.Attribute)
+            and isinstance(node.value, cst.Name)
+            and node.value.value == receiver
+        ):
+            return node.attr.value
+        node = node.value
+    return None
+
+
+def write_target(node: cst.CSTNode, receiver: str) -> str | None:
+    """``x`` when ``node`` (an assignment target) stores into ``self.x`` or ``self.x[k]``."""
+    if isinstance(node, cst.Attribute):
+        if isinstance(node.value, cst.Name) and node.value.value == receiver:
+            return node.attr.value
+        return None
+    if isinstance(node, cst.Subscript):
+        value = node.value
+        if (
+            isinstance(value, cst.Attribute)
+            and isinstance(value.value, cst.Name)
+            and value.value.value == receiver
+        ):
+            return value.attr.value
+    return None
+
+
+def reads_of(node: cst.CSTNode, receiver: str) -> set[str]:
+    """Attributes of ``self`` an expression reads (not methods it calls: ``self.m()``)."""
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, (cst.Lambda, cst.FunctionDef)):
+            continue
+        if isinstance(current, cst.Call) and isinstance(current.func, cst.Attribute):
+            func = current.func
+            if isinstance(func.value, cst.Name) and func.value.value == receiver:
+                stack.extend(arg.value for arg in current.args)
+                continue  # `self.m(...)`: a method call, not a read of state
+        if (
+            isinstance(current, cst.Attribute)
+            and isinstance(current.value, cst.Name)
+            and current.value.value == receiver
+        ):
+            found.add(current.attr.value)
+            continue
+        stack.extend(children(current))
+    return found
+
+
+def names_read(node: cst.CSTNode) -> set[str]:
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Name):
+            found.add(current.value)
+        elif isinstance(current, cst.Attribute):
+            stack.append(current.value)
+        elif isinstance(current, (cst.Lambda, cst.FunctionDef)):
+            continue
+        else:
+            stack.extend(children(current))
+    return found
+
+
+def suspensions(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """The ``await`` expressions in ``node`` (not in nested functions), in source order."""
+    found: list[cst.CSTNode] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, (cst.Lambda, cst.FunctionDef)):
+            continue
+        if isinstance(current, cst.Await):
+            found.append(current)
+        stack.extend(reversed(children(current)))
+    return found
+
+
+def awaited_self_method(node: cst.CSTNode, receiver: str) -> str | None:
+    """``m`` for ``await self.m(...)``."""
+    if isinstance(node, cst.Await) and isinstance(node.expression, cst.Call):
+        func = node.expression.func
+        if (
+            isinstance(func, cst.Attribute)
+            and isinstance(func.value, cst.Name)
+            and func.value.value == receiver
+        ):
+            return func.attr.value
+    return None
+
+
+# -- facts about a class -------------------------------------------------------------------
+
+
+def class_facts(node: cst.ClassDef, qualified: Callable[[cst.CSTNode], str | None]) -> ClassFacts:
+    """What each method of ``node`` writes, acquires and awaits; what each attribute holds."""
+    methods: dict[str, MethodFacts] = {}
+    constructors: dict[str, set[str]] = {}
+    guarded: dict[str, set[str]] = {}
+    body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
+    for statement in body:
+        if not isinstance(statement, cst.FunctionDef):
+            continue
+        receiver = self_name(statement)
+        if receiver is None:
+            continue
+        facts = MethodFacts(statement, set(), set(), set(), set())
+        suspended = False
+        for child in _in_order(statement.body):
+            if isinstance(child, cst.Await) or (
+                isinstance(child, (cst.For, cst.With)) and child.asynchronous is not None
+            ):
+                suspended = True
+                method = awaited_self_method(child, receiver)
+                if method is not None:
+                    facts.awaits.add(method)
+            if isinstance(child, cst.With) and child.asynchronous is not None:
+                for item in child.items:
+                    lock = attribute_of(item.item, receiver)
+                    if lock is not None and isinstance(item.item, cst.Attribute):
+                        facts.acquires.add(lock)
+                        for inner in _in_order(child.body):
+                            for target, _ in _assignments(inner):
+                                written = write_target(target, receiver)
+                                if written is not None:
+                                    guarded.setdefault(written, set()).add(lock)
+            for target, value in _assignments(child):
+                attribute = write_target(target, receiver)
+                if attribute is None:
+                    continue
+                facts.writes.add(attribute)
+                if suspended or (value is not None and suspensions(value)):
+                    facts.writes_after_suspending.add(attribute)
+                if isinstance(target, cst.Attribute):
+                    made = "?"
+                    if isinstance(value, cst.Call):
+                        made = qualified(value.func) or "?"
+                    elif isinstance(value, cst.Name) and value.value == "None":
+                        continue
+                    constructors.setdefault(attribute, set()).add(made)
+        methods[statement.name.value] = facts
+    return ClassFacts(node, methods, constructors, guarded)
+
+
+def _assignments(
+    node: cst.CSTNode,
+) -> Iterator[tuple[cst.BaseExpression, cst.BaseExpression | None]]:
+    if isinstance(node, cst.Assign):
+        for target in node.targets:
+            for element in _flatten(target.target):
+                yield element, node.value if element is target.target else None
+    elif isinstance(node, cst.AnnAssign) and node.value is not None:
+        yield node.target, node.value
+    elif isinstance(node, cst.AugAssign):
+        yield node.target, None
+    elif isinstance(node, (cst.For, cst.WithItem)):
+        rebound: cst.BaseExpression | None = None
+        if isinstance(node, cst.For):
+            rebound = node.target
+        elif node.asname is not None:
+            rebound = node.asname.name
+        if rebound is not None:
+            for element in _flatten(rebound):
+                yield element, None
+
+
+def _flatten(target: cst.BaseExpression) -> list[cst.BaseExpression]:
+    if isinstance(target, (cst.Tuple, cst.List)):
+        out: list[cst.BaseExpression] = [target]
+        for element in target.elements:
+            out.extend(_flatten(element.value))
+        return out
+    if isinstance(target, cst.StarredElement):
+        return _flatten(target.value)
+    return [target]
+
+
+def _in_order(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """Every node under ``node`` in source order, not entering nested functions/lambdas."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        if isinstance(current, (cst.Lambda, cst.FunctionDef, cst.ClassDef)) and current is not node:
+            continue
+        stack.extend(reversed(children(current)))
+
+
+# -- the walk over one method ----------------------------------------------------------------
+
+
+class MethodWalk:
+    """Finds AF401/AF402 races in one ``async def`` method of a class."""
+
+    def __init__(self, method: cst.FunctionDef, receiver: str, facts: ClassFacts) -> None:
+        self.method = method
+        self.receiver = receiver
+        self.facts = facts
+        self.races: list[Race] = []
+        self._acquisitions = 0
+        #: statement -> (its block, index) for the regions of lock fixes
+        self._where: dict[int, tuple[cst.IndentedBlock, int]] = {}
+        #: the suspension that last moved the epoch
+        self._last_suspension: cst.CSTNode | None = None
+
+    def run(self) -> list[Race]:
+        self._block(self.method.body, State())
+        return self.races
+
+    # statements
+
+    def _block(self, suite: cst.BaseSuite, state: State) -> State:
+        if isinstance(suite, cst.IndentedBlock):
+            for index, statement in enumerate(suite.body):
+                self._where[id(statement)] = (suite, index)
+                if state.ended:
+                    break
+                state = self._statement(statement, state)
+        elif isinstance(suite, cst.SimpleStatementSuite):
+            for small in suite.body:
+                state = self._small(small, state, small)
+        return state
+
+    def _statement(self, node: cst.BaseStatement, state: State) -> State:
+        if isinstance(node, cst.SimpleStatementLine):
+            for small in node.body:
+                state = self._small(small, state, node)
+            return state
+        if isinstance(node, cst.If):
+            return self._if(node, state)
+        if isinstance(node, (cst.For, cst.While)):
+            if isinstance(node, cst.For):
+                state = self._expression(node.iter, state)
+                if node.asynchronous is not None:
+                    state = self._suspend(state, node)
+            else:
+                state = self._expression(node.test, state)
+            inner = self._block(node.body, state.copy())
+            inner.ended = False
+            merged = _merge(state, inner)
+            if node.orelse is not None:
+                merged = self._block(node.orelse.body, merged)
+            return merged
+        if isinstance(node, cst.With):
+            return self._with(node, state)
+        if isinstance(node, (cst.Try, cst.TryStar)):
+            after = self._block(node.body, state.copy())
+            outcomes = [after]
+            for handler in node.handlers:
+                caught = _merge(state, after)
+                caught.ended = False
+                outcomes.append(self._block(handler.body, caught))
+            if node.orelse is not None and not after.ended:
+                outcomes[0] = self._block(node.orelse.body, after)
+            merged = outcomes[0]
+            for other in outcomes[1:]:
+                merged = _merge(merged, other)
+            merged.ended = all(outcome.ended for outcome in outcomes)
+            if node.finalbody is not None:
+                ended = merged.ended
+                merged.ended = False
+                merged = self._block(node.finalbody.body, merged)
+                merged.ended = merged.ended or ended
+            return merged
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            return state
+        if isinstance(node, cst.Match):
+            state = self._expression(node.subject, state)
+            outcomes = [self._block(case.body, state.copy()) for case in node.cases]
+            merged = state
+            for outcome in outcomes:
+                outcome.ended = False
+                merged = _merge(merged, outcome)
+            return merged
+        return state
+
+    def _if(self, node: cst.If, state: State) -> State:
+        state = self._expression(node.test, state)
+        tested = reads_of(node.test, self.receiver)
+        mark = Mark(node, state.epoch, frozenset(state.held))
+        # names assigned from shared state and tested here count as tests of that state
+        for name in names_read(node.test):
+            if name in state.locals:
+                tested.add(state.locals[name][0])
+        then = state.copy()
+        for attribute in tested:
+            then.known[attribute] = mark
+        then = self._block(node.body, then)
+        otherwise = state.copy()
+        for attribute in tested:
+            otherwise.known[attribute] = mark
+        if node.orelse is not None:
+            if isinstance(node.orelse, cst.If):
+                otherwise = self._if(node.orelse, otherwise)
+            else:
+                otherwise = self._block(node.orelse.body, otherwise)
+        if then.ended and otherwise.ended:
+            merged = _merge(then, otherwise)
+            merged.ended = True
+            return merged
+        if then.ended:
+            return otherwise
+        if otherwise.ended:
+            return then
+        merged = _merge(then, otherwise)
+        if node.orelse is None:
+            # after `if test: <no exit>` nothing is known from the test
+            for attribute in tested:
+                if merged.known.get(attribute) is mark:
+                    del merged.known[attribute]
+        return merged
+
+    def _with(self, node: cst.With, state: State) -> State:
+        acquired: list[int] = []
+        for item in node.items:
+            state = self._expression(item.item, state)
+        if node.asynchronous is not None:
+            state = self._suspend(state, node)
+            for item in node.items:
+                spelled = dotted_name(item.item)
+                if spelled is not None:
+                    self._acquisitions += 1
+                    acquired.append(self._acquisitions)
+                    state.held[self._acquisitions] = spelled
+        state = self._block(node.body, state)
+        for acquisition in acquired:
+            state.held.pop(acquisition, None)
+        if node.asynchronous is not None and not state.ended:
+            state = self._suspend(state, node)
+        return state
+
+    def _small(self, node: cst.BaseSmallStatement, state: State, line: cst.CSTNode) -> State:
+        if isinstance(node, (cst.Return, cst.Raise)):
+            value = node.value if isinstance(node, cst.Return) else node.exc
+            if value is not None:
+                state = self._expression(value, state)
+            state.ended = True
+            return state
+        if isinstance(node, (cst.Break, cst.Continue)):
+            state.ended = True
+            return state
+        if isinstance(node, cst.Expr):
+            return self._expression(node.value, state)
+        if isinstance(node, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
+            value = node.value
+            before = state.epoch
+            reads_before = reads_of(value, self.receiver) if value is not None else set()
+            if value is not None:
+                state = self._expression(value, state)
+            targets = (
+                [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+            )
+            for target in targets:
+                attribute = write_target(target, self.receiver)
+                if attribute is not None:
+                    self._write(attribute, node, line, value, state)
+                    continue
+                for element in _flatten(target):
+                    if isinstance(element, cst.Name):
+                        state.locals.pop(element.value, None)
+                        shared = reads_before if value is not None else set()
+                        if len(shared) == 1 and not isinstance(node, cst.AugAssign):
+                            (attribute,) = shared
+                            state.locals[element.value] = (
+                                attribute,
+                                Mark(node, before, frozenset(state.held)),
+                            )
+            return state
+        return state
+
+    def _expression(self, node: cst.CSTNode, state: State) -> State:
+        for suspension in suspensions(node):
+            state = self._suspend(state, suspension)
+            method = awaited_self_method(suspension, self.receiver)
+            if method is not None:
+                callee = self.facts.methods.get(method)
+                if callee is not None:
+                    for attribute in sorted(callee.writes_after_suspending):
+                        self._write(attribute, suspension, suspension, None, state, via=method)
+        return state
+
+    def _suspend(self, state: State, where: cst.CSTNode) -> State:
+        state.epoch += 1
+        self._last_suspension = where
+        return state
+
+    # writes
+
+    def _write(
+        self,
+        attribute: str,
+        node: cst.CSTNode,
+        line: cst.CSTNode,
+        value: cst.BaseExpression | None,
+        state: State,
+        via: str | None = None,
+    ) -> None:
+        held = frozenset(state.held)
+        if value is not None:
+            for name in sorted(names_read(value)):
+                source = state.locals.get(name)
+                if source is None or source[0] != attribute:
+                    continue
+                read = source[1]
+                if read.epoch < state.epoch and not (read.held & held):
+                    self._found("AF401", attribute, read, line, via)
+                    break
+        test = state.known.get(attribute)
+        if test is not None and test.epoch < state.epoch and not (test.held & held):
+            self._found("AF402", attribute, test, line, via)
+        # the state is fresh again after the write
+        state.known.pop(attribute, None)
+        for name in [n for n, (a, _) in state.locals.items() if a == attribute]:
+            del state.locals[name]
+
+    def _found(
+        self, code: str, attribute: str, first: Mark, write: cst.CSTNode, via: str | None
+    ) -> None:
+        if any(r.first.node is first.node and r.attribute == attribute for r in self.races):
+            return
+        self.races.append(
+            Race(code, attribute, self.method, first, write, self._last_suspension, None, via)
+        )
+
+
+def _merge(a: State, b: State) -> State:
+    """Both paths: what either may have read or tested (a finding needs one path)."""
+    merged = State(max(a.epoch, b.epoch), dict(a.locals), dict(a.known), dict(a.held))
+    for name, source in b.locals.items():
+        merged.locals.setdefault(name, source)
+    for attribute, mark in b.known.items():
+        current = merged.known.get(attribute)
+        if current is None or mark.epoch < current.epoch:
+            merged.known[attribute] = mark
+    merged.ended = a.ended and b.ended
+    return merged
+
+
+def module_races(
+    module: cst.Module,
+    classes: Sequence[cst.ClassDef],
+    qualified: Callable[[cst.CSTNode], str | None],
+) -> tuple[list[Race], dict[int, ClassFacts]]:
+    """Every AF401/AF402 race in the async methods of ``classes``, and the facts per class."""
+    races: list[Race] = []
+    facts_by_class: dict[int, ClassFacts] = {}
+    for cls in classes:
+        facts = class_facts(cls, qualified)
+        facts_by_class[id(cls)] = facts
+        for method in facts.methods.values():
+            node = method.node
+            receiver = self_name(node)
+            if node.asynchronous is None or receiver is None:
+                continue
+            races.extend(MethodWalk(node, receiver, facts).run())
+    return races, facts_by_class

@@ -1,0 +1,159 @@
+"""The race fixes change behaviour, not only text: the fixture modules are run under asyncio
+with many concurrent tasks and fake I/O that yields. The ``before`` module loses updates or
+repeats work; the ``after`` module (what asyncfix writes) does not."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import itertools
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TASKS = 25
+_counter = itertools.count()
+
+
+def _load(path: Path) -> ModuleType:
+    name = f"_race_fixture_{next(_counter)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _both(code: str, case: str) -> list[tuple[str, ModuleType]]:
+    folder = FIXTURES / code
+    return [
+        ("before", _load(folder / f"{case}.before.py")),
+        ("after", _load(folder / f"{case}.after.py")),
+    ]
+
+
+class FakeApi:
+    """Every call yields to the loop, and counts how often it ran."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+
+    async def _io(self, name: str) -> None:
+        self.calls[name] = self.calls.get(name, 0) + 1
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    async def record(self, amount: int) -> None:
+        await self._io("record")
+
+    def session(self) -> Any:
+        api = self
+
+        class _Session:
+            async def __aenter__(self) -> None:
+                await api._io("session")
+
+            async def __aexit__(self, *exc: object) -> None:
+                await asyncio.sleep(0)
+
+        return _Session()
+
+    async def get(self, key: str) -> bytes:
+        await self._io("get")
+        return key.encode()
+
+    async def login(self) -> str:
+        await self._io("login")
+        return "token"
+
+    async def open(self) -> None:
+        await self._io("open")
+
+    async def authorise(self, amount: int) -> None:
+        await self._io("authorise")
+
+    async def read(self) -> int:
+        await self._io("read")
+        return 1
+
+    async def wait(self) -> None:
+        await self._io("wait")
+
+
+async def _together(*coroutines: Any) -> list[Any]:
+    return await asyncio.gather(*coroutines)
+
+
+@pytest.mark.parametrize(("version", "module"), _both("AF401", "counters"))
+def test_lost_updates(version: str, module: ModuleType) -> None:
+    api = FakeApi()
+    wallet = module.Wallet(api)
+
+    async def scenario() -> None:
+        await _together(*(wallet.deposit(1) for _ in range(TASKS)))
+        await _together(*(wallet.count() for _ in range(TASKS)))
+        await _together(*(wallet.remember(n) for n in range(TASKS)))
+
+    asyncio.run(scenario())
+    counts = (wallet.balance, wallet.deposits, len(wallet.history))
+    if version == "before":
+        assert all(count < TASKS for count in counts), counts
+    else:
+        assert counts == (TASKS, TASKS, TASKS)
+        assert sorted(wallet.history) == list(range(TASKS))
+
+
+@pytest.mark.parametrize(("version", "module"), _both("AF401", "no_init"))
+def test_lost_updates_in_a_class_without_init(version: str, module: ModuleType) -> None:
+    tally = module.Tally()
+    api = FakeApi()
+    asyncio.run(_together(*(tally.add(api) for _ in range(TASKS))))
+    assert (tally.total == TASKS) is (version == "after"), tally.total
+
+
+@pytest.mark.parametrize(("version", "module"), _both("AF402", "shapes"))
+def test_check_then_act(version: str, module: ModuleType) -> None:
+    api = FakeApi()
+    service = module.Service(api)
+
+    async def scenario() -> list[Any]:
+        clients = await _together(*(service.client() for _ in range(TASKS)))
+        await _together(*(service.token() for _ in range(TASKS)))
+        await _together(*(service.connect() for _ in range(TASKS)))
+        await _together(*(service.fetch("key") for _ in range(TASKS)))
+        withdrawals = await _together(*(service.withdraw(10) for _ in range(TASKS)))
+        return [clients, withdrawals]
+
+    clients, withdrawals = asyncio.run(scenario())
+    distinct_clients = len({id(client) for client in clients})
+    repeated = {name: api.calls[name] for name in ("login", "open", "get")}
+    if version == "before":
+        assert distinct_clients > 1
+        assert all(count == TASKS for count in repeated.values()), repeated
+        assert service.balance < 0  # more withdrawals passed the check than the balance allows
+    else:
+        assert distinct_clients == 1
+        assert repeated == {"login": 1, "open": 1, "get": 1}
+        assert service.balance == 0 and withdrawals.count(True) == 10
+
+
+@pytest.mark.parametrize(("version", "module"), _both("AF403", "augmented"))
+def test_await_in_augmented_assign(version: str, module: ModuleType) -> None:
+    api = FakeApi()
+    meter = module.Meter(api)
+    meter.by_key["k"] = 0
+
+    async def scenario() -> None:
+        await _together(*(meter.sample() for _ in range(TASKS)))
+        await _together(*(meter.sample_again("k") for _ in range(TASKS)))
+        await _together(*(module.accumulate(api) for _ in range(TASKS)))
+
+    asyncio.run(scenario())
+    counts = (meter.total, meter.by_key["k"], module.TOTAL)
+    if version == "before":
+        assert counts == (1, 1, 1)
+    else:
+        assert counts == (TASKS, TASKS, TASKS)
