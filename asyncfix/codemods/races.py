@@ -31,6 +31,18 @@ import libcst as cst
 from asyncfix.codemods.names import dotted_name
 from asyncfix.codemods.walk import children
 
+#: values that ``+=``/``|=`` update in place: no update of the object is lost across an await
+MUTABLE = frozenset(
+    {
+        "builtins.list",
+        "builtins.dict",
+        "builtins.set",
+        "collections.defaultdict",
+        "collections.deque",
+        "collections.OrderedDict",
+        "collections.Counter",
+    }
+)
 #: constructors of asyncio synchronisation primitives
 ASYNC_LOCKS = frozenset({"asyncio.Lock", "asyncio.Semaphore", "asyncio.BoundedSemaphore"})
 THREAD_LOCKS = frozenset({"threading.Lock", "threading.RLock"})
@@ -195,6 +207,42 @@ def reads_of(node: cst.CSTNode, receiver: str) -> set[str]:
     return found
 
 
+def guard_tests(test: cst.BaseExpression, receiver: str) -> set[str]:
+    """Attributes a test decides on: ``self.x`` itself is tested (``if self.x``, ``not
+    self.x``, ``self.x is None``, ``key in self.x``, ``self.x <= now``, ``self.x == path``),
+    possibly inside ``and``/``or``. ``self.x.y``, ``self.x.get(k)``, ``len(self.x)`` are not:
+    they ask about something else the object holds."""
+    found: set[str] = set()
+
+    def direct(node: cst.BaseExpression) -> str | None:
+        if (
+            isinstance(node, cst.Attribute)
+            and isinstance(node.value, cst.Name)
+            and node.value.value == receiver
+        ):
+            return node.attr.value
+        return None
+
+    def visit(node: cst.BaseExpression) -> None:
+        if isinstance(node, cst.BooleanOperation):
+            visit(node.left)
+            visit(node.right)
+        elif isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Not):
+            visit(node.expression)
+        elif isinstance(node, cst.Comparison):
+            for operand in [node.left, *(target.comparator for target in node.comparisons)]:
+                name = direct(operand)
+                if name is not None:
+                    found.add(name)
+        else:
+            name = direct(node)
+            if name is not None:
+                found.add(name)
+
+    visit(test)
+    return found
+
+
 def names_read(node: cst.CSTNode) -> set[str]:
     found: set[str] = set()
     stack = [node]
@@ -278,12 +326,18 @@ def class_facts(node: cst.ClassDef, qualified: Callable[[cst.CSTNode], str | Non
                 if attribute is None:
                     continue
                 facts.writes.add(attribute)
-                if suspended or (value is not None and suspensions(value)):
+                if (suspended or (value is not None and suspensions(value))) and not _resets(value):
                     facts.writes_after_suspending.add(attribute)
-                if isinstance(target, cst.Attribute):
+                if isinstance(target, cst.Attribute) and not isinstance(child, cst.AugAssign):
                     made = "?"
                     if isinstance(value, cst.Call):
                         made = qualified(value.func) or "?"
+                    elif isinstance(value, (cst.List, cst.ListComp)):
+                        made = "builtins.list"
+                    elif isinstance(value, (cst.Dict, cst.DictComp)):
+                        made = "builtins.dict"
+                    elif isinstance(value, (cst.Set, cst.SetComp)):
+                        made = "builtins.set"
                     elif isinstance(value, cst.Name) and value.value == "None":
                         continue
                     constructors.setdefault(attribute, set()).add(made)
@@ -341,16 +395,25 @@ def _in_order(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
 class MethodWalk:
     """Finds AF401/AF402 races in one ``async def`` method of a class."""
 
-    def __init__(self, method: cst.FunctionDef, receiver: str, facts: ClassFacts) -> None:
+    def __init__(
+        self, method: cst.FunctionDef, receiver: str, facts: ClassFacts, follow: bool = True
+    ) -> None:
         self.method = method
         self.receiver = receiver
         self.facts = facts
+        #: follow awaited ``self.m()`` into what ``m`` writes (off while those facts are made)
+        self.follow = follow
         self.races: list[Race] = []
+        #: attributes written, on some path, after the method may have suspended
+        self.writes_after: set[str] = set()
         self._acquisitions = 0
         #: statement -> (its block, index) for the regions of lock fixes
         self._where: dict[int, tuple[cst.IndentedBlock, int]] = {}
         #: the suspension that last moved the epoch
         self._last_suspension: cst.CSTNode | None = None
+        #: inside an ``except`` handler or ``finally`` block: a write there restores state or
+        #: reacts to a failure; it is not the update or the act of a race
+        self._in_handler = 0
 
     def run(self) -> list[Race]:
         self._block(self.method.body, State())
@@ -387,6 +450,12 @@ class MethodWalk:
             inner = self._block(node.body, state.copy())
             inner.ended = False
             merged = _merge(state, inner)
+            if isinstance(node, cst.While):
+                # the loop ends right after its test ran: what it tests is fresh
+                # (`while self.value <= 0: await ...` then `self.value -= 1`)
+                mark = Mark(node, merged.epoch, frozenset(merged.held))
+                for attribute in guard_tests(node.test, self.receiver):
+                    merged.known[attribute] = mark
             if node.orelse is not None:
                 merged = self._block(node.orelse.body, merged)
             return merged
@@ -398,17 +467,23 @@ class MethodWalk:
             for handler in node.handlers:
                 caught = _merge(state, after)
                 caught.ended = False
+                self._in_handler += 1
                 outcomes.append(self._block(handler.body, caught))
+                self._in_handler -= 1
             if node.orelse is not None and not after.ended:
                 outcomes[0] = self._block(node.orelse.body, after)
-            merged = outcomes[0]
-            for other in outcomes[1:]:
+            # paths that left (return/raise) carry nothing to the code after the try
+            going_on = [outcome for outcome in outcomes if not outcome.ended]
+            merged = going_on[0] if going_on else outcomes[0]
+            for other in going_on[1:]:
                 merged = _merge(merged, other)
-            merged.ended = all(outcome.ended for outcome in outcomes)
+            merged.ended = not going_on
             if node.finalbody is not None:
                 ended = merged.ended
                 merged.ended = False
+                self._in_handler += 1  # `finally: self.x = saved` restores
                 merged = self._block(node.finalbody.body, merged)
+                self._in_handler -= 1
                 merged.ended = merged.ended or ended
             return merged
         if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
@@ -425,7 +500,7 @@ class MethodWalk:
 
     def _if(self, node: cst.If, state: State) -> State:
         state = self._expression(node.test, state)
-        tested = reads_of(node.test, self.receiver)
+        tested = guard_tests(node.test, self.receiver)
         mark = Mark(node, state.epoch, frozenset(state.held))
         # names assigned from shared state and tested here count as tests of that state
         for name in names_read(node.test):
@@ -508,7 +583,10 @@ class MethodWalk:
                     if isinstance(element, cst.Name):
                         state.locals.pop(element.value, None)
                         shared = reads_before if value is not None else set()
-                        if len(shared) == 1 and not isinstance(node, cst.AugAssign):
+                        # `device = await connect(self.device)` fetches a new value: not a
+                        # read-modify-write of the old one
+                        fetched = value is not None and bool(suspensions(value))
+                        if len(shared) == 1 and not fetched and not isinstance(node, cst.AugAssign):
                             (attribute,) = shared
                             state.locals[element.value] = (
                                 attribute,
@@ -521,7 +599,7 @@ class MethodWalk:
         for suspension in suspensions(node):
             state = self._suspend(state, suspension)
             method = awaited_self_method(suspension, self.receiver)
-            if method is not None:
+            if method is not None and self.follow:
                 callee = self.facts.methods.get(method)
                 if callee is not None:
                     for attribute in sorted(callee.writes_after_suspending):
@@ -545,19 +623,37 @@ class MethodWalk:
         via: str | None = None,
     ) -> None:
         held = frozenset(state.held)
-        if value is not None:
+        if state.epoch > 0 and via is None and not _resets(value):
+            self.writes_after.add(attribute)
+        fresh = state.known.get(attribute)
+        if fresh is not None and fresh.epoch == state.epoch:
+            # tested again since the last suspension (`if key not in self.cache:` right
+            # before the write): the write acts on what is true now
+            self._forget(attribute, state)
+            return
+        if value is not None and not self._in_handler:
             for name in sorted(names_read(value)):
                 source = state.locals.get(name)
                 if source is None or source[0] != attribute:
                     continue
                 read = source[1]
-                if read.epoch < state.epoch and not (read.held & held):
+                if read.epoch < state.epoch and not (read.held & held) and not (held - read.held):
                     self._found("AF401", attribute, read, line, via)
                     break
         test = state.known.get(attribute)
-        if test is not None and test.epoch < state.epoch and not (test.held & held):
+        if (
+            not self._in_handler  # an error path reacting to a failure is not the act
+            and test is not None
+            and test.epoch < state.epoch
+            and not (test.held & held)  # tested and written in one acquisition of a lock
+            and not (held - test.held)  # a lock taken since the test serialises the writers
+            and not _resets(value)
+        ):
             self._found("AF402", attribute, test, line, via)
-        # the state is fresh again after the write
+        self._forget(attribute, state)
+
+    def _forget(self, attribute: str, state: State) -> None:
+        """After a write the attribute is fresh again: nothing read or tested before counts."""
         state.known.pop(attribute, None)
         for name in [n for n, (a, _) in state.locals.items() if a == attribute]:
             del state.locals[name]
@@ -570,6 +666,19 @@ class MethodWalk:
         self.races.append(
             Race(code, attribute, self.method, first, write, self._last_suspension, None, via)
         )
+
+
+def _resets(value: cst.BaseExpression | None) -> bool:
+    """``self.x = None`` / ``False`` / ``[]`` / ``{}`` after awaiting: teardown (``if
+    self.task: await self.task; self.task = None``). Two tasks doing it both clear the same
+    state; not the double initialisation AF402 is about."""
+    if isinstance(value, cst.Name):
+        return value.value in ("None", "False")
+    if isinstance(value, (cst.List, cst.Tuple, cst.Set, cst.Dict)):
+        return not value.elements
+    if isinstance(value, cst.Call) and not value.args:
+        return dotted_name(value.func) in ("list", "dict", "set", "tuple")
+    return False
 
 
 def _merge(a: State, b: State) -> State:
@@ -585,6 +694,33 @@ def _merge(a: State, b: State) -> State:
     return merged
 
 
+def _serialized_bases() -> frozenset[str]:
+    import sys
+    from importlib import resources
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    text = resources.files("asyncfix").joinpath("data/serialized_classes.toml").read_text("utf-8")
+    return frozenset(tomllib.loads(text)["bases"]["names"])
+
+
+#: base classes whose methods a framework runs one at a time (data/serialized_classes.toml)
+SERIALIZED_BASES = _serialized_bases()
+
+
+def serialized(cls: cst.ClassDef) -> bool:
+    """A framework runs this class's methods one at a time (a Home Assistant config flow)."""
+    for base in cls.bases:
+        if base.keyword is not None:
+            continue
+        spelled = dotted_name(base.value)
+        if spelled is not None and spelled.rsplit(".", 1)[-1] in SERIALIZED_BASES:
+            return True
+    return False
+
+
 def module_races(
     module: cst.Module,
     classes: Sequence[cst.ClassDef],
@@ -596,6 +732,16 @@ def module_races(
     for cls in classes:
         facts = class_facts(cls, qualified)
         facts_by_class[id(cls)] = facts
+        # what each async method writes after suspending, along its paths (the lexical
+        # order `class_facts` sees counts an `await` in an early-return branch too)
+        for method in facts.methods.values():
+            receiver = self_name(method.node)
+            if method.node.asynchronous is not None and receiver is not None:
+                walk = MethodWalk(method.node, receiver, facts, follow=False)
+                walk.run()
+                method.writes_after_suspending = walk.writes_after
+        if serialized(cls):
+            continue
         for method in facts.methods.values():
             node = method.node
             receiver = self_name(node)

@@ -12,6 +12,7 @@ from asyncfix.codemods.base import Context, Fix, ImportItem, Rule, fresh_name, s
 from asyncfix.codemods.names import dotted_name
 from asyncfix.codemods.races import (
     ASYNC_LOCKS,
+    MUTABLE,
     THREAD_LOCKS,
     ClassFacts,
     Race,
@@ -470,7 +471,7 @@ class Meter:
         if not awaits:
             return
         shared = self._shared(target)
-        if shared is None:
+        if shared is None or self._in_place(node, target):
             return
         if not augmented and not _reads_before(value, target, awaits[0]):
             return
@@ -485,6 +486,26 @@ class Meter:
             fix,
             [(f"`{shared}` is shared: another task can update it", None)],
         )
+
+    def _in_place(self, node: cst.AugAssign | cst.Assign, target: cst.BaseExpression) -> bool:
+        """``self.seen |= await f()`` on a set, ``self.items += await f()`` on a list: the
+        object is updated in place, so nothing another task added to it is lost."""
+        if isinstance(node, cst.AugAssign) and isinstance(
+            node.operator, (cst.BitOrAssign, cst.BitAndAssign, cst.BitXorAssign)
+        ):
+            return True
+        cls = self.ctx.enclosing_class()
+        function = self.ctx.enclosing_function()
+        if cls is None or function is None or not isinstance(target, cst.Attribute):
+            return False
+        receiver = self_name(function)
+        attribute = write_target(target, receiver) if receiver else None
+        if attribute is None:
+            return False
+        _, facts_by_class = _analysis(self.ctx)
+        facts = facts_by_class.get(id(cls))
+        kinds = facts.constructors.get(attribute, set()) if facts is not None else set()
+        return bool(kinds) and kinds <= MUTABLE
 
     def _shared(self, target: cst.BaseExpression) -> str | None:
         """How a shared target is spelled: ``self.x``/``self.x[k]``, a ``global`` or
