@@ -329,19 +329,21 @@ def _insert_prelude(module: cst.Module, statements: list[cst.BaseStatement]) -> 
         elif position == 0 and is_docstring(statement):
             index = 1
     new = [
-        statement.with_changes(leading_lines=[cst.EmptyLine()] if index else [])
+        statement.with_changes(leading_lines=[cst.EmptyLine()] if index and at == 0 else [])
         if isinstance(statement, cst.SimpleStatementLine)
         else statement
-        for statement in statements
+        for at, statement in enumerate(statements)
     ]
     if index < len(body):
         following = body[index]
-        if (
-            isinstance(following, (cst.FunctionDef, cst.ClassDef))
-            and len(following.leading_lines) < 2
-        ):
-            blank = [cst.EmptyLine(), cst.EmptyLine()]
-            body[index] = following.with_changes(leading_lines=[*blank, *following.leading_lines])
+        wanted = 2 if isinstance(following, (cst.FunctionDef, cst.ClassDef)) else 1
+        if isinstance(following, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+            blanks = sum(1 for line in following.leading_lines if line.comment is None)
+            if blanks < wanted:
+                blank = [cst.EmptyLine()] * (wanted - blanks)
+                body[index] = following.with_changes(
+                    leading_lines=[*blank, *following.leading_lines]
+                )
     return module.with_changes(body=[*body[:index], *new, *body[index:]])
 
 
@@ -416,6 +418,12 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
             "file left as it was"
         )
         return
+    except Exception as exc:  # a bug in a rule must not stop the run or lose other files
+        result.internal_error = (
+            f"asyncfix failed on this file ({type(exc).__name__}: {exc}); a bug, please report "
+            "it; file left as it was"
+        )
+        return
     result.findings = [to_finding(hit, analysis) for hit in analysis.hits]
     if result.findings:
         result.original = text
@@ -484,6 +492,12 @@ def _fix_to_fixpoint(
         except RecursionError:
             result.internal_error = "the file nests too deeply to rewrite; file left as it was"
             return
+        except Exception as exc:  # a fix that cannot be applied: keep the file as it was
+            result.internal_error = (
+                f"applying the fixes failed ({type(exc).__name__}: {exc}); a bug, please "
+                "report it; file left as it was"
+            )
+            return
         applied_codes.update(hit.rule.code for hit in chosen)
         new_text = module.code
         validation.rounds += 1
@@ -500,6 +514,13 @@ def _fix_to_fixpoint(
             result.validation = validation
             result.internal_error = (
                 "fixed code could not be re-checked (nested too deeply); file left as it was"
+            )
+            return
+        except Exception as exc:  # a bug in a rule: keep the file as it was
+            result.validation = validation
+            result.internal_error = (
+                f"re-checking the fixed code failed ({type(exc).__name__}: {exc}); a bug, "
+                "please report it; file left as it was"
             )
             return
         fixable = [hit for hit in current.hits if _fixable(hit, task.unsafe)]

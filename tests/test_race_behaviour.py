@@ -157,3 +157,22 @@ def test_await_in_augmented_assign(version: str, module: ModuleType) -> None:
         assert counts == (1, 1, 1)
     else:
         assert counts == (TASKS, TASKS, TASKS)
+
+
+class FakeTransport(FakeApi):
+    async def write(self, payload: bytes) -> None:
+        await self._io("write")
+
+
+@pytest.mark.parametrize(("version", "module"), _both("AF401", "module_state"))
+def test_lost_updates_of_a_global(version: str, module: ModuleType) -> None:
+    transport = FakeTransport()
+    asyncio.run(_together(*(module.send(transport, b"x") for _ in range(TASKS))))
+    assert (module.SENT == TASKS) is (version == "after"), module.SENT
+
+
+@pytest.mark.parametrize(("version", "module"), _both("AF402", "module_cache"))
+def test_module_cache_stampede(version: str, module: ModuleType) -> None:
+    api = FakeApi()
+    asyncio.run(_together(*(module.lookup(api, "key") for _ in range(TASKS))))
+    assert api.calls["get"] == (TASKS if version == "before" else 1)

@@ -166,12 +166,27 @@ def attribute_of(node: cst.CSTNode, receiver: str) -> str | None:
     return None
 
 
-def write_target(node: cst.CSTNode, receiver: str) -> str | None:
-    """``x`` when ``node`` (an assignment target) stores into ``self.x`` or ``self.x[k]``."""
+#: keys of shared module names (``global``/``nonlocal`` names, module dicts) start with this;
+#: keys of ``self`` attributes are the attribute's name
+NAME_KEY = "$"
+
+
+def spelled(key: str, receiver: str | None = "self") -> str:
+    """How a shared location is written in the source: ``self.x`` or ``COUNTER``."""
+    return key[1:] if key.startswith(NAME_KEY) else f"{receiver or 'self'}.{key}"
+
+
+def write_target(
+    node: cst.CSTNode, receiver: str | None, shared: frozenset[str] = frozenset()
+) -> str | None:
+    """The key of what an assignment target stores into: ``x`` for ``self.x``/``self.x[k]``,
+    ``$X`` for a shared name ``X`` (``global X; X = ...``) or ``X[k]``."""
     if isinstance(node, cst.Attribute):
         if isinstance(node.value, cst.Name) and node.value.value == receiver:
             return node.attr.value
         return None
+    if isinstance(node, cst.Name):
+        return NAME_KEY + node.value if node.value in shared else None
     if isinstance(node, cst.Subscript):
         value = node.value
         if (
@@ -180,11 +195,15 @@ def write_target(node: cst.CSTNode, receiver: str) -> str | None:
             and value.value.value == receiver
         ):
             return value.attr.value
+        if isinstance(value, cst.Name) and value.value in shared:
+            return NAME_KEY + value.value
     return None
 
 
-def reads_of(node: cst.CSTNode, receiver: str) -> set[str]:
-    """Attributes of ``self`` an expression reads (not methods it calls: ``self.m()``)."""
+def reads_of(
+    node: cst.CSTNode, receiver: str | None, shared: frozenset[str] = frozenset()
+) -> set[str]:
+    """Keys of the shared state an expression reads (not methods it calls: ``self.m()``)."""
     found: set[str] = set()
     stack = [node]
     while stack:
@@ -203,15 +222,23 @@ def reads_of(node: cst.CSTNode, receiver: str) -> set[str]:
         ):
             found.add(current.attr.value)
             continue
+        if isinstance(current, cst.Name) and current.value in shared:
+            found.add(NAME_KEY + current.value)
+            continue
+        if isinstance(current, cst.Attribute):
+            stack.append(current.value)  # not the attribute's own name
+            continue
         stack.extend(children(current))
     return found
 
 
-def guard_tests(test: cst.BaseExpression, receiver: str) -> set[str]:
-    """Attributes a test decides on: ``self.x`` itself is tested (``if self.x``, ``not
-    self.x``, ``self.x is None``, ``key in self.x``, ``self.x <= now``, ``self.x == path``),
-    possibly inside ``and``/``or``. ``self.x.y``, ``self.x.get(k)``, ``len(self.x)`` are not:
-    they ask about something else the object holds."""
+def guard_tests(
+    test: cst.BaseExpression, receiver: str | None, shared: frozenset[str] = frozenset()
+) -> set[str]:
+    """Keys a test decides on: ``self.x`` itself is tested (``if self.x``, ``not self.x``,
+    ``self.x is None``, ``key in self.x``, ``self.x <= now``, ``self.x == path``), possibly
+    inside ``and``/``or``; the same for a shared name. ``self.x.y``, ``self.x.get(k)``,
+    ``len(self.x)`` are not: they ask about something else the object holds."""
     found: set[str] = set()
 
     def direct(node: cst.BaseExpression) -> str | None:
@@ -221,6 +248,8 @@ def guard_tests(test: cst.BaseExpression, receiver: str) -> set[str]:
             and node.value.value == receiver
         ):
             return node.attr.value
+        if isinstance(node, cst.Name) and node.value in shared:
+            return NAME_KEY + node.value
         return None
 
     def visit(node: cst.BaseExpression) -> None:
@@ -396,10 +425,17 @@ class MethodWalk:
     """Finds AF401/AF402 races in one ``async def`` method of a class."""
 
     def __init__(
-        self, method: cst.FunctionDef, receiver: str, facts: ClassFacts, follow: bool = True
+        self,
+        method: cst.FunctionDef,
+        receiver: str | None,
+        facts: ClassFacts | None,
+        follow: bool = True,
+        shared: frozenset[str] = frozenset(),
     ) -> None:
         self.method = method
         self.receiver = receiver
+        #: module names this function shares with other tasks (see ``shared_names``)
+        self.shared = shared
         self.facts = facts
         #: follow awaited ``self.m()`` into what ``m`` writes (off while those facts are made)
         self.follow = follow
@@ -454,7 +490,7 @@ class MethodWalk:
                 # the loop ends right after its test ran: what it tests is fresh
                 # (`while self.value <= 0: await ...` then `self.value -= 1`)
                 mark = Mark(node, merged.epoch, frozenset(merged.held))
-                for attribute in guard_tests(node.test, self.receiver):
+                for attribute in guard_tests(node.test, self.receiver, self.shared):
                     merged.known[attribute] = mark
             if node.orelse is not None:
                 merged = self._block(node.orelse.body, merged)
@@ -500,7 +536,7 @@ class MethodWalk:
 
     def _if(self, node: cst.If, state: State) -> State:
         state = self._expression(node.test, state)
-        tested = guard_tests(node.test, self.receiver)
+        tested = guard_tests(node.test, self.receiver, self.shared)
         mark = Mark(node, state.epoch, frozenset(state.held))
         # names assigned from shared state and tested here count as tests of that state
         for name in names_read(node.test):
@@ -568,14 +604,16 @@ class MethodWalk:
         if isinstance(node, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
             value = node.value
             before = state.epoch
-            reads_before = reads_of(value, self.receiver) if value is not None else set()
+            reads_before = (
+                reads_of(value, self.receiver, self.shared) if value is not None else set()
+            )
             if value is not None:
                 state = self._expression(value, state)
             targets = (
                 [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
             )
             for target in targets:
-                attribute = write_target(target, self.receiver)
+                attribute = write_target(target, self.receiver, self.shared)
                 if attribute is not None:
                     self._write(attribute, node, line, value, state)
                     continue
@@ -598,8 +636,8 @@ class MethodWalk:
     def _expression(self, node: cst.CSTNode, state: State) -> State:
         for suspension in suspensions(node):
             state = self._suspend(state, suspension)
-            method = awaited_self_method(suspension, self.receiver)
-            if method is not None and self.follow:
+            method = awaited_self_method(suspension, self.receiver) if self.receiver else None
+            if method is not None and self.follow and self.facts is not None:
                 callee = self.facts.methods.get(method)
                 if callee is not None:
                     for attribute in sorted(callee.writes_after_suspending):
@@ -725,10 +763,17 @@ def module_races(
     module: cst.Module,
     classes: Sequence[cst.ClassDef],
     qualified: Callable[[cst.CSTNode], str | None],
+    shared_for: Callable[[cst.FunctionDef], frozenset[str]] | None = None,
 ) -> tuple[list[Race], dict[int, ClassFacts]]:
-    """Every AF401/AF402 race in the async methods of ``classes``, and the facts per class."""
+    """Every AF401/AF402 race in the async methods of ``classes`` and the module's async
+    functions, and the facts per class. ``shared_for`` names the module-level names a
+    function shares with other tasks."""
     races: list[Race] = []
     facts_by_class: dict[int, ClassFacts] = {}
+
+    def shared(function: cst.FunctionDef) -> frozenset[str]:
+        return shared_for(function) if shared_for is not None else frozenset()
+
     for cls in classes:
         facts = class_facts(cls, qualified)
         facts_by_class[id(cls)] = facts
@@ -747,5 +792,10 @@ def module_races(
             receiver = self_name(node)
             if node.asynchronous is None or receiver is None:
                 continue
-            races.extend(MethodWalk(node, receiver, facts).run())
+            races.extend(MethodWalk(node, receiver, facts, shared=shared(node)).run())
+    for statement in module.body:
+        if isinstance(statement, cst.FunctionDef) and statement.asynchronous is not None:
+            names = shared(statement)
+            if names:
+                races.extend(MethodWalk(statement, None, None, shared=names).run())
     return races, facts_by_class

@@ -13,6 +13,7 @@ from asyncfix.codemods.names import dotted_name
 from asyncfix.codemods.races import (
     ASYNC_LOCKS,
     MUTABLE,
+    NAME_KEY,
     THREAD_LOCKS,
     ClassFacts,
     Race,
@@ -23,6 +24,7 @@ from asyncfix.codemods.races import (
     names_read,
     reads_of,
     self_name,
+    spelled,
     suspensions,
     write_target,
 )
@@ -44,11 +46,32 @@ def _analysis(ctx: Context) -> tuple[list[Race], dict[int, ClassFacts]]:
     if found is None:
         classes = [facts.node for facts in ctx.classes.values()]
         found = module_races(
-            ctx.module, classes, lambda node: ctx.names.qualified_name(node, [ctx.module])
+            ctx.module,
+            classes,
+            lambda node: ctx.names.qualified_name(node, [ctx.module]),
+            lambda function: _shared_names(ctx, function),
         )
         ctx.shared["races"] = found
     races, facts = found
     return races, facts
+
+
+def _shown(race: Race) -> str:
+    return spelled(race.attribute, self_name(race.method))
+
+
+def _shared_names(ctx: Context, function: cst.FunctionDef) -> frozenset[str]:
+    """Module-level names ``function`` shares with other tasks: those it declares ``global``,
+    and module variables it uses without binding them locally (``CACHE[key] = ...``)."""
+    local = ctx.names.bindings(function)
+    module = ctx.names.bindings(ctx.module)
+    names = set(local.declared_global)
+    for name, bindings in module.bound.items():
+        if name in local.bound or name in local.declared_nonlocal:
+            continue
+        if all(binding.kind == "assign" for binding in bindings):
+            names.add(name)  # a module variable, not an import, function or class
+    return frozenset(names)
 
 
 def _brief(node: cst.CSTNode) -> str:
@@ -60,7 +83,7 @@ class _RaceRule(Rule):
     kind = "Race on shared state"
     severity = Severity.HIGH
     fix_safety = Safety.UNSAFE
-    needles = ("async", "await", "self.")
+    needles = ("async", "await")
 
     def finish(self) -> None:
         races, facts_by_class = _analysis(self.ctx)
@@ -81,9 +104,7 @@ class _RaceRule(Rule):
                 )
             )
         if race.via:
-            evidence.append(
-                (f"`self.{race.via}()` writes `self.{race.attribute}` after suspending", None)
-            )
+            evidence.append((f"`self.{race.via}()` writes `{_shown(race)}` after suspending", None))
         return evidence
 
 
@@ -128,13 +149,13 @@ class Counter:
     fix_safety_note = LOCK_FIX_NOTE
 
     def _report(self, race: Race, fix: Fix | str) -> None:
-        attribute = race.attribute
+        shown = _shown(race)
         message = (
-            f"lost update: `self.{attribute}` is read before an `await` and written back from "
+            f"lost update: `{shown}` is read before an `await` and written back from "
             "that value after it; an update another task makes in between is lost"
         )
-        evidence = self._evidence(race, f"`self.{attribute}` is read at line {{line}}")
-        evidence.append((f"`self.{attribute}` is written at line {{line}}", race.write))
+        evidence = self._evidence(race, f"`{shown}` is read at line {{line}}")
+        evidence.append((f"`{shown}` is written at line {{line}}", race.write))
         _report_with(self, race, message, fix, evidence)
 
 
@@ -178,16 +199,16 @@ class Api:
     fix_safety_note = LOCK_FIX_NOTE
 
     def _report(self, race: Race, fix: Fix | str) -> None:
-        attribute = race.attribute
+        shown = _shown(race)
         where = f"inside `self.{race.via}()`" if race.via else "after it"
         message = (
-            f"check-then-act: `self.{attribute}` is tested, the task suspends, then "
-            f"`self.{attribute}` is written {where}; another task can pass the same test "
+            f"check-then-act: `{shown}` is tested, the task suspends, then "
+            f"`{shown}` is written {where}; another task can pass the same test "
             "meanwhile"
         )
-        evidence = self._evidence(race, f"`self.{attribute}` is tested at line {{line}}")
+        evidence = self._evidence(race, f"`{shown}` is tested at line {{line}}")
         if not race.via:
-            evidence.append((f"`self.{attribute}` is written at line {{line}}", race.write))
+            evidence.append((f"`{shown}` is written at line {{line}}", race.write))
         _report_with(self, race, message, fix, evidence)
 
 
@@ -210,6 +231,8 @@ def lock_fix(
     """Wrap the statements from the read or test to the write in ``async with self.<lock>:``,
     creating the lock in ``__init__`` unless one already guards the attribute; or say why
     that is not offered."""
+    if race.attribute.startswith(NAME_KEY):
+        return _module_lock_fix(ctx, race, races)
     cls = _class_of(race.method, facts_by_class)
     if cls is None:
         return "the method's class is not known"
@@ -283,6 +306,86 @@ def lock_fix(
         f"`async with self.{lock}:`",
     )
     return fix
+
+
+def _module_lock_fix(ctx: Context, race: Race, races: list[Race]) -> Fix | str:
+    """The lock fix for a module name: a module-level ``asyncio.Lock``."""
+    if ctx.target < (3, 10):
+        return (
+            "before Python 3.10 an `asyncio.Lock()` made at import time binds to the event "
+            "loop running then; create it where the loop runs"
+        )
+    region = _region(race.method, race.first.node, race.write)
+    if region is None:
+        return "the read and the write are not in one block"
+    block, first, last = region
+    statements = list(block.body[first : last + 1])
+    if any(isinstance(n, cst.Yield) for s in statements for n in _in_order(s)):
+        return "the region yields: a lock held across `yield` stays held by the consumer"
+    name = race.attribute[len(NAME_KEY) :]
+    lock = f"_{name.lower().lstrip('_')}_lock"
+    module_bindings = ctx.names.bindings(ctx.module).bound
+    existing = module_bindings.get(lock)
+    create = True
+    if existing:
+        values = [b.value for b in existing]
+        if all(
+            isinstance(v, cst.Call)
+            and ctx.names.qualified_name(v.func, [ctx.module]) == "asyncio.Lock"
+            for v in values
+        ):
+            create = False
+        else:
+            lock = fresh_name(lock, set(module_bindings))
+    racing = {r.method.name.value for r in races if r.attribute == race.attribute}
+    for statement in statements:
+        for node in _in_order(statement):
+            if (
+                isinstance(node, cst.With)
+                and node.asynchronous is not None
+                and any(dotted_name(i.item) == lock for i in node.items)
+            ):
+                return f"the region already acquires `{lock}`"
+            if isinstance(node, cst.Await) and isinstance(node.expression, cst.Call):
+                callee = dotted_name(node.expression.func)
+                if callee in racing and callee != race.method.name.value:
+                    return (
+                        f"the region awaits `{callee}()`, which needs `{lock}` too: a lock "
+                        "here would deadlock"
+                    )
+    fix = Fix(Safety.UNSAFE, [])
+    asyncio_name = ctx.module_name_for("asyncio", leading_only=True)
+    if create:
+        value = cst.Call(
+            func=cst.Attribute(value=cst.Name(asyncio_name or "asyncio"), attr=cst.Name("Lock"))
+        )
+        fix.prelude[lock] = cst.SimpleStatementLine(
+            [cst.Assign([cst.AssignTarget(cst.Name(lock))], value)]
+        )
+        fix.changes.append(f"Added `{lock} = asyncio.Lock()` at module level")
+        if asyncio_name is None:
+            fix.add_imports.append(ImportItem("asyncio"))
+    _wrap(fix, statements, cst.Name(lock))
+    fix.changes.insert(
+        0,
+        f"Wrapped the {len(statements)} statement(s) from the "
+        f"{'read' if race.code == 'AF401' else 'test'} to the write in `async with {lock}:`",
+    )
+    return fix
+
+
+def _wrap(fix: Fix, statements: list[cst.BaseStatement], lock: cst.BaseExpression) -> None:
+    head = statements[0]
+    assert isinstance(head, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
+    wrapped = cst.With(
+        items=[cst.WithItem(lock)],
+        asynchronous=cst.Asynchronous(),
+        body=cst.IndentedBlock(body=[head.with_changes(leading_lines=[]), *statements[1:]]),
+        leading_lines=head.leading_lines,
+    )
+    fix.replace[head] = wrapped
+    for statement in statements[1:]:
+        fix.replace[statement] = cst.RemovalSentinel.REMOVE
 
 
 def _class_of(
