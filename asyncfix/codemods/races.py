@@ -777,22 +777,34 @@ def module_races(
     for cls in classes:
         facts = class_facts(cls, qualified)
         facts_by_class[id(cls)] = facts
-        # what each async method writes after suspending, along its paths (the lexical
-        # order `class_facts` sees counts an `await` in an early-return branch too)
-        for method in facts.methods.values():
+        # First walk: what each async method writes after suspending, along its paths (the
+        # lexical order `class_facts` sees counts an `await` in an early-return branch too),
+        # and its races that do not go through another method.
+        found: dict[str, list[Race]] = {}
+        for name, method in facts.methods.items():
             receiver = self_name(method.node)
             if method.node.asynchronous is not None and receiver is not None:
-                walk = MethodWalk(method.node, receiver, facts, follow=False)
-                walk.run()
+                walk = MethodWalk(
+                    method.node, receiver, facts, follow=False, shared=shared(method.node)
+                )
+                found[name] = walk.run()
                 method.writes_after_suspending = walk.writes_after
         if serialized(cls):
             continue
-        for method in facts.methods.values():
-            node = method.node
-            receiver = self_name(node)
-            if node.asynchronous is None or receiver is None:
+        for name, method in facts.methods.items():
+            if name not in found:
                 continue
-            races.extend(MethodWalk(node, receiver, facts, shared=shared(node)).run())
+            if any(
+                facts.methods[c].writes_after_suspending
+                for c in method.awaits
+                if c in facts.methods
+            ):
+                # it awaits a method that writes after suspending: walk again, following it
+                receiver = self_name(method.node)
+                walk = MethodWalk(method.node, receiver, facts, shared=shared(method.node))
+                races.extend(walk.run())
+            else:
+                races.extend(found[name])
     for statement in module.body:
         if isinstance(statement, cst.FunctionDef) and statement.asynchronous is not None:
             names = shared(statement)

@@ -37,6 +37,22 @@ SKIPPED = (
 _FIELDS: dict[type[cst.CSTNode], tuple[str, ...]] = {}
 
 
+#: node class -> 1 (a node with code), 2 (a skipped node), 0 (not a node). Asking
+#: ``isinstance`` of LibCST's abstract classes costs more than the rest of a walk together
+_KIND: dict[type, int] = {}
+
+
+def _kind(kind: type) -> int:
+    found = _KIND.get(kind)
+    if found is None:
+        if issubclass(kind, cst.CSTNode):
+            found = 2 if issubclass(kind, SKIPPED) else 1
+        else:
+            found = 0
+        _KIND[kind] = found
+    return found
+
+
 def children(node: cst.CSTNode) -> list[cst.CSTNode]:
     """The child nodes of ``node`` that hold code, in field order."""
     kind = type(node)
@@ -51,15 +67,18 @@ def children(node: cst.CSTNode) -> list[cst.CSTNode]:
     found: list[cst.CSTNode] = []
     for name in names:
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            if not isinstance(value, SKIPPED):
-                found.append(value)
-        elif isinstance(value, (tuple, list)):
-            found.extend(
-                item
-                for item in value
-                if isinstance(item, cst.CSTNode) and not isinstance(item, SKIPPED)
-            )
+        value_kind = _KIND.get(type(value))
+        if value_kind is None:
+            value_kind = _kind(type(value))
+        if value_kind == 1:
+            found.append(value)
+        elif value_kind == 0 and type(value) in (tuple, list):
+            for item in value:
+                item_kind = _KIND.get(type(item))
+                if item_kind is None:
+                    item_kind = _kind(type(item))
+                if item_kind == 1:
+                    found.append(item)
     return found
 
 
