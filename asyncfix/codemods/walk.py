@@ -45,10 +45,9 @@ _KIND: dict[type, int] = {}
 def _kind(kind: type) -> int:
     found = _KIND.get(kind)
     if found is None:
+        found = 0
         if issubclass(kind, cst.CSTNode):
             found = 2 if issubclass(kind, SKIPPED) else 1
-        else:
-            found = 0
         _KIND[kind] = found
     return found
 
