@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from asyncfix.codemods.names import dotted_name
-from asyncfix.codemods.walk import children
+from asyncfix.codemods.walk import children, walk
 
 #: values that ``+=``/``|=`` update in place: no update of the object is lost across an await
 MUTABLE = frozenset(
@@ -784,11 +784,11 @@ def module_races(
         for name, method in facts.methods.items():
             receiver = self_name(method.node)
             if method.node.asynchronous is not None and receiver is not None:
-                walk = MethodWalk(
+                first = MethodWalk(
                     method.node, receiver, facts, follow=False, shared=shared(method.node)
                 )
-                found[name] = walk.run()
-                method.writes_after_suspending = walk.writes_after
+                found[name] = first.run()
+                method.writes_after_suspending = first.writes_after
         if serialized(cls):
             continue
         for name, method in facts.methods.items():
@@ -801,13 +801,41 @@ def module_races(
             ):
                 # it awaits a method that writes after suspending: walk again, following it
                 receiver = self_name(method.node)
-                walk = MethodWalk(method.node, receiver, facts, shared=shared(method.node))
-                races.extend(walk.run())
+                again = MethodWalk(method.node, receiver, facts, shared=shared(method.node))
+                races.extend(again.run())
             else:
                 races.extend(found[name])
-    for statement in module.body:
-        if isinstance(statement, cst.FunctionDef) and statement.asynchronous is not None:
-            names = shared(statement)
-            if names:
-                races.extend(MethodWalk(statement, None, None, shared=names).run())
+        # class state through `cls` in async classmethods (reported; the lock fix does not
+        # apply to class-level state)
+        body = cls.body.body if isinstance(cls.body, cst.IndentedBlock) else ()
+        for statement in body:
+            if (
+                isinstance(statement, cst.FunctionDef)
+                and statement.asynchronous is not None
+                and any(dotted_name(d.decorator) == "classmethod" for d in statement.decorators)
+            ):
+                params = [*statement.params.posonly_params, *statement.params.params]
+                if params:
+                    races.extend(
+                        MethodWalk(statement, params[0].name.value, facts, follow=False).run()
+                    )
+    methods = {id(m.node) for f in facts_by_class.values() for m in f.methods.values()}
+    functions: list[cst.FunctionDef] = []
+
+    def visit(node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.FunctionDef):
+            functions.append(node)
+        return not isinstance(node, (cst.BaseExpression, cst.SimpleStatementLine))
+
+    walk(module, visit)
+    for node in functions:
+        if node.asynchronous is None or id(node) in methods or _is_classmethod(node):
+            continue
+        names = shared(node)
+        if names:
+            races.extend(MethodWalk(node, None, None, shared=names).run())
     return races, facts_by_class
+
+
+def _is_classmethod(node: cst.FunctionDef) -> bool:
+    return any(dotted_name(d.decorator) == "classmethod" for d in node.decorators)

@@ -32,12 +32,16 @@ from asyncfix.model import Safety, Severity
 
 LOCK_FIX_NOTE = (
     "Unsafe: the statements from the read (or test) to the write are wrapped in "
-    "`async with self._<name>_lock:` and the lock is created at the start of `__init__` "
-    "(an `__init__(self)` is added to a class without one and without base classes). "
-    "A lock that already guards the attribute elsewhere in the class is reused. Callers of "
-    "the method now wait for each other, which is the point but changes timing. No fix when "
-    "the region awaits a method that takes the same lock (it would deadlock), when the read "
-    "and the write are not in one block, or when the class cannot get an `__init__`."
+    "`async with self._<name>_lock:`, and the lock is created at the start of `__init__`; "
+    "an `__init__(self)` is added to a class that has none and no base classes. A lock "
+    "that already guards the attribute elsewhere in the class is reused. Module state "
+    "(`global` names, module dicts) gets a module-level `_<name>_lock` (Python 3.10+ "
+    "targets only: before 3.10 a lock made at import binds to that loop). Callers of the "
+    "region now wait for each other: that is the point, but one lock for a cache keyed by "
+    "request serialises every miss, where a lock per key would not. No fix when the region "
+    "awaits a method that takes the same lock (it would deadlock), when the read and the "
+    "write are not in one block, when the class cannot get an `__init__`, or for class "
+    "state through `cls` and `nonlocal` names (the lock belongs elsewhere)."
 )
 
 
@@ -57,7 +61,12 @@ def _analysis(ctx: Context) -> tuple[list[Race], dict[int, ClassFacts]]:
 
 
 def _shown(race: Race) -> str:
-    return spelled(race.attribute, self_name(race.method))
+    method = race.method
+    receiver = self_name(method)
+    params = [*method.params.posonly_params, *method.params.params]
+    if receiver is None and params:
+        receiver = params[0].name.value  # `cls` of a classmethod
+    return spelled(race.attribute, receiver)
 
 
 def _shared_names(ctx: Context, function: cst.FunctionDef) -> frozenset[str]:
@@ -65,7 +74,7 @@ def _shared_names(ctx: Context, function: cst.FunctionDef) -> frozenset[str]:
     and module variables it uses without binding them locally (``CACHE[key] = ...``)."""
     local = ctx.names.bindings(function)
     module = ctx.names.bindings(ctx.module)
-    names = set(local.declared_global)
+    names = set(local.declared_global) | set(local.declared_nonlocal)
     for name, bindings in module.bound.items():
         if name in local.bound or name in local.declared_nonlocal:
             continue
@@ -233,6 +242,8 @@ def lock_fix(
     that is not offered."""
     if race.attribute.startswith(NAME_KEY):
         return _module_lock_fix(ctx, race, races)
+    if any(dotted_name(d.decorator) == "classmethod" for d in race.method.decorators):
+        return "class-level state: create a class-level lock where the event loop runs"
     cls = _class_of(race.method, facts_by_class)
     if cls is None:
         return "the method's class is not known"
@@ -310,6 +321,12 @@ def lock_fix(
 
 def _module_lock_fix(ctx: Context, race: Race, races: list[Race]) -> Fix | str:
     """The lock fix for a module name: a module-level ``asyncio.Lock``."""
+    name = race.attribute[len(NAME_KEY) :]
+    if name in ctx.names.bindings(race.method).declared_nonlocal:
+        return (
+            f"`{name}` is a `nonlocal` of the enclosing function: the lock belongs there, "
+            "next to it"
+        )
     if ctx.target < (3, 10):
         return (
             "before Python 3.10 an `asyncio.Lock()` made at import time binds to the event "
@@ -322,7 +339,6 @@ def _module_lock_fix(ctx: Context, race: Race, races: list[Race]) -> Fix | str:
     statements = list(block.body[first : last + 1])
     if any(isinstance(n, cst.Yield) for s in statements for n in _in_order(s)):
         return "the region yields: a lock held across `yield` stays held by the consumer"
-    name = race.attribute[len(NAME_KEY) :]
     lock = f"_{name.lower().lstrip('_')}_lock"
     module_bindings = ctx.names.bindings(ctx.module).bound
     existing = module_bindings.get(lock)
