@@ -823,9 +823,11 @@ def module_races(
     functions: list[cst.FunctionDef] = []
 
     def visit(node: cst.CSTNode) -> bool:
-        if isinstance(node, cst.FunctionDef):
+        kind = type(node)
+        if kind is cst.FunctionDef:
+            assert isinstance(node, cst.FunctionDef)
             functions.append(node)
-        return not isinstance(node, (cst.BaseExpression, cst.SimpleStatementLine))
+        return kind in _STATEMENT_CONTAINERS
 
     walk(module, visit)
     for node in functions:
@@ -835,6 +837,29 @@ def module_races(
         if names:
             races.extend(MethodWalk(node, None, None, shared=names).run())
     return races, facts_by_class
+
+
+#: nodes whose children may hold a function definition (expressions never do)
+_STATEMENT_CONTAINERS = frozenset(
+    {
+        cst.Module,
+        cst.IndentedBlock,
+        cst.FunctionDef,
+        cst.ClassDef,
+        cst.If,
+        cst.Else,
+        cst.For,
+        cst.While,
+        cst.With,
+        cst.Try,
+        cst.TryStar,
+        cst.ExceptHandler,
+        cst.ExceptStarHandler,
+        cst.Finally,
+        cst.Match,
+        cst.MatchCase,
+    }
+)
 
 
 def _is_classmethod(node: cst.FunctionDef) -> bool:
