@@ -201,6 +201,18 @@ def bindings_in(node: cst.CSTNode) -> ScopeBindings:
     return out
 
 
+def flatten_target(target: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """An assignment target and, for ``a, (b, *c) = ...``, every element inside it."""
+    if isinstance(target, (cst.Tuple, cst.List)):
+        out: list[cst.BaseExpression] = [target]
+        for element in target.elements:
+            out.extend(flatten_target(element.value))
+        return out
+    if isinstance(target, cst.StarredElement):
+        return flatten_target(target.value)
+    return [target]
+
+
 def dotted_name(node: cst.CSTNode) -> str | None:
     """``a.b.c`` for a Name/Attribute chain, else None."""
     if isinstance(node, cst.Name):

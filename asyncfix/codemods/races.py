@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from asyncfix.codemods.names import dotted_name
+from asyncfix.codemods.names import dotted_name, flatten_target
 from asyncfix.codemods.walk import children, walk
 
 #: values that ``+=``/``|=`` update in place: no update of the object is lost across an await
@@ -86,9 +86,6 @@ class Race:
     write: cst.CSTNode
     #: the suspension in between, for the message
     suspension: cst.CSTNode | None
-    #: the statements of one block from the read/test to the write, when that is how the
-    #: code is laid out (the lock fix wraps them); None otherwise
-    region: tuple[cst.IndentedBlock, int, int] | None = None
     #: the write happens inside this awaited method (``await self.refresh()``)
     via: str | None = None
 
@@ -176,27 +173,32 @@ def spelled(key: str, receiver: str | None = "self") -> str:
     return key[1:] if key.startswith(NAME_KEY) else f"{receiver or 'self'}.{key}"
 
 
+def _own_attribute(node: cst.CSTNode, receiver: str | None) -> str | None:
+    """``x`` for ``self.x`` exactly (``receiver`` is the name of ``self``)."""
+    if (
+        receiver is not None
+        and isinstance(node, cst.Attribute)
+        and isinstance(node.value, cst.Name)
+        and node.value.value == receiver
+    ):
+        return node.attr.value
+    return None
+
+
 def write_target(
     node: cst.CSTNode, receiver: str | None, shared: frozenset[str] = frozenset()
 ) -> str | None:
     """The key of what an assignment target stores into: ``x`` for ``self.x``/``self.x[k]``,
     ``$X`` for a shared name ``X`` (``global X; X = ...``) or ``X[k]``."""
     if isinstance(node, cst.Attribute):
-        if isinstance(node.value, cst.Name) and node.value.value == receiver:
-            return node.attr.value
-        return None
+        return _own_attribute(node, receiver)
     if isinstance(node, cst.Name):
         return NAME_KEY + node.value if node.value in shared else None
     if isinstance(node, cst.Subscript):
         value = node.value
-        if (
-            isinstance(value, cst.Attribute)
-            and isinstance(value.value, cst.Name)
-            and value.value.value == receiver
-        ):
-            return value.attr.value
         if isinstance(value, cst.Name) and value.value in shared:
             return NAME_KEY + value.value
+        return _own_attribute(value, receiver)
     return None
 
 
@@ -215,12 +217,9 @@ def reads_of(
             if isinstance(func.value, cst.Name) and func.value.value == receiver:
                 stack.extend(arg.value for arg in current.args)
                 continue  # `self.m(...)`: a method call, not a read of state
-        if (
-            isinstance(current, cst.Attribute)
-            and isinstance(current.value, cst.Name)
-            and current.value.value == receiver
-        ):
-            found.add(current.attr.value)
+        own = _own_attribute(current, receiver)
+        if own is not None:
+            found.add(own)
             continue
         if isinstance(current, cst.Name) and current.value in shared:
             found.add(NAME_KEY + current.value)
@@ -242,12 +241,9 @@ def guard_tests(
     found: set[str] = set()
 
     def direct(node: cst.BaseExpression) -> str | None:
-        if (
-            isinstance(node, cst.Attribute)
-            and isinstance(node.value, cst.Name)
-            and node.value.value == receiver
-        ):
-            return node.attr.value
+        own = _own_attribute(node, receiver)
+        if own is not None:
+            return own
         if isinstance(node, cst.Name) and node.value in shared:
             return NAME_KEY + node.value
         return None
@@ -332,7 +328,7 @@ def class_facts(node: cst.ClassDef, qualified: Callable[[cst.CSTNode], str | Non
             continue
         facts = MethodFacts(statement, set(), set(), set(), set())
         suspended = False
-        for child in _in_order(statement.body):
+        for child in in_order(statement.body):
             if isinstance(child, cst.Await) or (
                 isinstance(child, (cst.For, cst.With)) and child.asynchronous is not None
             ):
@@ -345,7 +341,7 @@ def class_facts(node: cst.ClassDef, qualified: Callable[[cst.CSTNode], str | Non
                     lock = attribute_of(item.item, receiver)
                     if lock is not None and isinstance(item.item, cst.Attribute):
                         facts.acquires.add(lock)
-                        for inner in _in_order(child.body):
+                        for inner in in_order(child.body):
                             for target, _ in _assignments(inner):
                                 written = write_target(target, receiver)
                                 if written is not None:
@@ -379,7 +375,7 @@ def _assignments(
 ) -> Iterator[tuple[cst.BaseExpression, cst.BaseExpression | None]]:
     if isinstance(node, cst.Assign):
         for target in node.targets:
-            for element in _flatten(target.target):
+            for element in flatten_target(target.target):
                 yield element, node.value if element is target.target else None
     elif isinstance(node, cst.AnnAssign) and node.value is not None:
         yield node.target, node.value
@@ -392,22 +388,11 @@ def _assignments(
         elif node.asname is not None:
             rebound = node.asname.name
         if rebound is not None:
-            for element in _flatten(rebound):
+            for element in flatten_target(rebound):
                 yield element, None
 
 
-def _flatten(target: cst.BaseExpression) -> list[cst.BaseExpression]:
-    if isinstance(target, (cst.Tuple, cst.List)):
-        out: list[cst.BaseExpression] = [target]
-        for element in target.elements:
-            out.extend(_flatten(element.value))
-        return out
-    if isinstance(target, cst.StarredElement):
-        return _flatten(target.value)
-    return [target]
-
-
-def _in_order(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+def in_order(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     """Every node under ``node`` in source order, not entering nested functions/lambdas."""
     stack = [node]
     while stack:
@@ -443,8 +428,6 @@ class MethodWalk:
         #: attributes written, on some path, after the method may have suspended
         self.writes_after: set[str] = set()
         self._acquisitions = 0
-        #: statement -> (its block, index) for the regions of lock fixes
-        self._where: dict[int, tuple[cst.IndentedBlock, int]] = {}
         #: the suspension that last moved the epoch
         self._last_suspension: cst.CSTNode | None = None
         #: inside an ``except`` handler or ``finally`` block: a write there restores state or
@@ -459,8 +442,7 @@ class MethodWalk:
 
     def _block(self, suite: cst.BaseSuite, state: State) -> State:
         if isinstance(suite, cst.IndentedBlock):
-            for index, statement in enumerate(suite.body):
-                self._where[id(statement)] = (suite, index)
+            for statement in suite.body:
                 if state.ended:
                     break
                 state = self._statement(statement, state)
@@ -617,7 +599,7 @@ class MethodWalk:
                 if attribute is not None:
                     self._write(attribute, node, line, value, state)
                     continue
-                for element in _flatten(target):
+                for element in flatten_target(target):
                     if isinstance(element, cst.Name):
                         state.locals.pop(element.value, None)
                         shared = reads_before if value is not None else set()
@@ -702,7 +684,7 @@ class MethodWalk:
         if any(r.first.node is first.node and r.attribute == attribute for r in self.races):
             return
         self.races.append(
-            Race(code, attribute, self.method, first, write, self._last_suspension, None, via)
+            Race(code, attribute, self.method, first, write, self._last_suspension, via)
         )
 
 

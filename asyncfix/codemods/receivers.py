@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
-from asyncfix.codemods.names import dotted_name
+from asyncfix.codemods.names import dotted_name, flatten_target
 from asyncfix.codemods.walk import walk
 from asyncfix.index import BLOCKING_METHODS, SAME_TYPE, ClassFact, FunctionFact
 
@@ -326,7 +326,7 @@ class Receivers:
                     table.setdefault(name, []).append(UNKNOWN)
                 return True
             for assigned, value in targets:
-                for element in _flatten(assigned):
+                for element in flatten_target(assigned):
                     name = _self_attribute_name(element, receiver)
                     if name is None:
                         continue
@@ -356,17 +356,6 @@ def _rebound_target(node: cst.CSTNode) -> cst.CSTNode | None:
     if isinstance(node, (cst.AugAssign, cst.For, cst.NamedExpr)):
         return node.target
     return None
-
-
-def _flatten(target: cst.BaseExpression) -> list[cst.BaseExpression]:
-    if isinstance(target, (cst.Tuple, cst.List)):
-        out: list[cst.BaseExpression] = [target]
-        for element in target.elements:
-            out.extend(_flatten(element.value))
-        return out
-    if isinstance(target, cst.StarredElement):
-        return _flatten(target.value)
-    return [target]
 
 
 def _self_attribute_name(target: cst.CSTNode, receiver: str) -> str | None:

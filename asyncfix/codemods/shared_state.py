@@ -11,18 +11,15 @@ import libcst as cst
 from asyncfix.codemods.base import Context, Fix, ImportItem, Rule, fresh_name, source_of
 from asyncfix.codemods.names import dotted_name
 from asyncfix.codemods.races import (
-    ASYNC_LOCKS,
     MUTABLE,
     NAME_KEY,
     THREAD_LOCKS,
     ClassFacts,
     Race,
-    _in_order,
     attribute_of,
     awaited_self_method,
+    in_order,
     module_races,
-    names_read,
-    reads_of,
     self_name,
     spelled,
     suspensions,
@@ -250,20 +247,16 @@ def lock_fix(
     facts = facts_by_class[id(cls)]
     receiver = self_name(race.method)
     assert receiver is not None
-    region = _region(race.method, race.first.node, race.write)
-    if region is None:
-        return "the read and the write are not in one block"
-    block, first, last = region
-    statements = list(block.body[first : last + 1])
-    if any(isinstance(n, cst.Yield) for s in statements for n in _in_order(s)):
-        return "the region yields: a lock held across `yield` stays held by the consumer"
+    statements = _region_statements(race)
+    if isinstance(statements, str):
+        return statements
     lock, create = _choose_lock(facts, race.attribute)
     if lock is None:
         assert isinstance(create, str)
         return create
     # never offer a lock that deadlocks
     for statement in statements:
-        for node in _in_order(statement):
+        for node in in_order(statement):
             if (
                 isinstance(node, cst.With)
                 and node.asynchronous is not None
@@ -299,17 +292,7 @@ def lock_fix(
             fix.changes.append(f"Added `{init_self}.{lock} = asyncio.Lock()` to `__init__`")
         if asyncio_name is None:
             fix.add_imports.append(ImportItem("asyncio"))
-    head = statements[0]
-    assert isinstance(head, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
-    wrapped = cst.With(
-        items=[cst.WithItem(cst.Attribute(value=cst.Name(receiver), attr=cst.Name(lock)))],
-        asynchronous=cst.Asynchronous(),
-        body=cst.IndentedBlock(body=[head.with_changes(leading_lines=[]), *statements[1:]]),
-        leading_lines=head.leading_lines,
-    )
-    fix.replace[statements[0]] = wrapped
-    for statement in statements[1:]:
-        fix.replace[statement] = cst.RemovalSentinel.REMOVE
+    _wrap(fix, statements, cst.Attribute(value=cst.Name(receiver), attr=cst.Name(lock)))
     fix.changes.insert(
         0,
         f"Wrapped the {len(statements)} statement(s) from the "
@@ -332,13 +315,9 @@ def _module_lock_fix(ctx: Context, race: Race, races: list[Race]) -> Fix | str:
             "before Python 3.10 an `asyncio.Lock()` made at import time binds to the event "
             "loop running then; create it where the loop runs"
         )
-    region = _region(race.method, race.first.node, race.write)
-    if region is None:
-        return "the read and the write are not in one block"
-    block, first, last = region
-    statements = list(block.body[first : last + 1])
-    if any(isinstance(n, cst.Yield) for s in statements for n in _in_order(s)):
-        return "the region yields: a lock held across `yield` stays held by the consumer"
+    statements = _region_statements(race)
+    if isinstance(statements, str):
+        return statements
     lock = f"_{name.lower().lstrip('_')}_lock"
     module_bindings = ctx.names.bindings(ctx.module).bound
     existing = module_bindings.get(lock)
@@ -355,7 +334,7 @@ def _module_lock_fix(ctx: Context, race: Race, races: list[Race]) -> Fix | str:
             lock = fresh_name(lock, set(module_bindings))
     racing = {r.method.name.value for r in races if r.attribute == race.attribute}
     for statement in statements:
-        for node in _in_order(statement):
+        for node in in_order(statement):
             if (
                 isinstance(node, cst.With)
                 and node.asynchronous is not None
@@ -390,6 +369,19 @@ def _module_lock_fix(ctx: Context, race: Race, races: list[Race]) -> Fix | str:
     return fix
 
 
+def _region_statements(race: Race) -> list[cst.BaseStatement] | str:
+    """The statements of one block from the read or test to the write, or why there are none
+    a lock can go around."""
+    region = _region(race.method, race.first.node, race.write)
+    if region is None:
+        return "the read and the write are not in one block"
+    block, first, last = region
+    statements = list(block.body[first : last + 1])
+    if any(isinstance(n, cst.Yield) for s in statements for n in in_order(s)):
+        return "the region yields: a lock held across `yield` stays held by the consumer"
+    return statements
+
+
 def _wrap(fix: Fix, statements: list[cst.BaseStatement], lock: cst.BaseExpression) -> None:
     head = statements[0]
     assert isinstance(head, (cst.SimpleStatementLine, cst.BaseCompoundStatement))
@@ -417,11 +409,10 @@ def _region(
     method: cst.FunctionDef, first: cst.CSTNode, write: cst.CSTNode
 ) -> tuple[cst.IndentedBlock, int, int] | None:
     """The block holding both nodes, and the indices of the statements holding each."""
-    from asyncfix.codemods.races import _in_order
     from asyncfix.codemods.walk import children
 
     parents: dict[int, cst.CSTNode] = {}
-    for node in _in_order(method.body):
+    for node in in_order(method.body):
         for child in children(node):
             parents[id(child)] = node
 
@@ -682,7 +673,7 @@ def _reads_before(
 ) -> bool:
     """``value`` reads the target (``self.x = self.x + await f()``) before its first await."""
     spelled = source_of(target)
-    for node in _left_to_right(value):
+    for node in in_order(value):
         if node is first_await:
             return False
         if (
@@ -691,12 +682,6 @@ def _reads_before(
         ):
             return True
     return False
-
-
-def _left_to_right(node: cst.CSTNode) -> list[cst.CSTNode]:
-    from asyncfix.codemods.races import _in_order
-
-    return list(_in_order(node))
 
 
 def _hoistable(value: cst.BaseExpression, awaited: cst.CSTNode) -> bool:
@@ -717,7 +702,7 @@ def _hoistable(value: cst.BaseExpression, awaited: cst.CSTNode) -> bool:
 
     if not find(value):
         return False
-    for node in _left_to_right(value):
+    for node in in_order(value):
         if node is awaited:
             continue
         if isinstance(node, cst.Call) and not _inside(node, awaited):
@@ -726,9 +711,7 @@ def _hoistable(value: cst.BaseExpression, awaited: cst.CSTNode) -> bool:
 
 
 def _inside(node: cst.CSTNode, container: cst.CSTNode) -> bool:
-    from asyncfix.codemods.races import _in_order
-
-    return any(child is node for child in _in_order(container))
+    return any(child is node for child in in_order(container))
 
 
 class LockReentry(Rule):
@@ -794,16 +777,14 @@ class Store:
                     self._method(facts, method.node, receiver)
 
     def _method(self, facts: ClassFacts, method: cst.FunctionDef, receiver: str) -> None:
-        from asyncfix.codemods.races import _in_order, awaited_self_method
-
-        for node in _in_order(method.body):
+        for node in in_order(method.body):
             if not isinstance(node, cst.With) or node.asynchronous is None:
                 continue
             for item in node.items:
                 lock = attribute_of(item.item, receiver)
                 if lock is None or facts.lock_kind(lock) != "asyncio.Lock":
                     continue
-                for inner in _in_order(node.body):
+                for inner in in_order(node.body):
                     if isinstance(inner, cst.With) and inner.asynchronous is not None:
                         if any(attribute_of(i.item, receiver) == lock for i in inner.items):
                             self.report(
@@ -936,6 +917,3 @@ class Cache:
                 (kind,) = kinds
                 return kind if kind in THREAD_LOCKS else None
         return None
-
-
-_ = (ASYNC_LOCKS, dotted_name, names_read, reads_of)
