@@ -300,8 +300,25 @@ def apply_fixes(analysis: Analysis, fixable: list[Hit]) -> tuple[cst.Module, lis
         context = CodemodContext()
         for item in removes:
             RemoveImportsVisitor.remove_unused_import(context, item.module, item.obj, item.asname)
+        before = module.body[0] if module.body else None
         module = RemoveImportsVisitor(context).transform_module(module)
+        module = _no_leading_blank_lines(module, before)
     return module, chosen
+
+
+def _no_leading_blank_lines(module: cst.Module, first_before: cst.CSTNode | None) -> cst.Module:
+    """When the file's first statement was an import the fix removed, the blank lines that
+    separated it from the next statement would now open the file: drop them."""
+    if not module.body or first_before is None:
+        return module
+    first = module.body[0]
+    if first.deep_equals(first_before) or not isinstance(
+        first, cst.SimpleStatementLine | cst.BaseCompoundStatement
+    ):
+        return module
+    if module.header or not all(line.comment is None for line in first.leading_lines):
+        return module
+    return module.with_changes(body=[first.with_changes(leading_lines=[]), *module.body[1:]])
 
 
 def _is_import_block(statement: cst.BaseStatement) -> bool:

@@ -87,6 +87,9 @@ class Orchestrator:
         async with self._states_lock:
             return await self.snapshot()  # AF405: snapshot() takes _states_lock again
 
+    async def resync(self) -> None:
+        asyncio.run(self.client.connect())  # AF304: a loop is already running here
+
     async def announce(self, message: str) -> None:
         await self.client.fire_event("orchestrator", {"message": message})
 
