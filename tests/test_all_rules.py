@@ -37,7 +37,7 @@ def test_example_service_is_fixed_completely(
     monkeypatch.chdir(tmp_path)
     first = CliRunner().invoke(main, ["--write", "--unsafe-fixes", "examples"])
     assert first.exit_code == 1, first.output  # report-only findings stay
-    assert "Fixed 18 findings in 3 files; 4 remaining" in first.output
+    assert "Fixed 19 findings in 3 files; 4 remaining" in first.output
     second = CliRunner().invoke(main, ["examples"])
     assert second.exit_code == 1
     left = sorted(line.split(" ")[1] for line in second.output.splitlines()[:-1])

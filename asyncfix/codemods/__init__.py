@@ -18,6 +18,7 @@ from asyncfix.codemods.shared_state import (
     LostUpdate,
     ThreadLockAcrossAwait,
 )
+from asyncfix.codemods.swallowed_cancellation import SwallowedCancellation
 from asyncfix.codemods.sync_with_async_lock import SyncWithOnAsyncLock
 
 RULES: tuple[type[Rule], ...] = tuple(
@@ -34,6 +35,7 @@ RULES: tuple[type[Rule], ...] = tuple(
             MissingAwait,
             NestedEventLoop,
             SyncWithOnAsyncLock,
+            SwallowedCancellation,
             LostUpdate,
             CheckThenAct,
             AwaitInAugmentedAssign,

@@ -42,6 +42,12 @@ class EventStream:
         with self._send_lock:  # AF406: a thread lock held while suspended
             await ws.send_json(payload)
 
+    async def drain(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        try:
+            await ws.close()
+        except:  # AF305: also catches the task's cancellation and carries on
+            _LOGGER.debug("close failed")
+
     async def notify_desktop(self, text: str) -> None:
         subprocess.run(["notify-send", text], check=False)  # AF204: waits for the process
 
