@@ -81,9 +81,9 @@ async def pump(queue, sink):
                 return
 
     def _handler(self, node: cst.Try, handler: cst.ExceptHandler, caught: str) -> None:
-        if _reraises(handler):
+        if _reraises(handler) or self._raises_cancelled(handler):
             return
-        if caught == "CancelledError" and self._cancels_own_task(node):
+        if caught == "CancelledError" and self._cancels_own_task(node, handler):
             return
         spelled = "except:" if handler.type is None else f"except {source_of(handler.type)}:"
         ending = _ending(handler)
@@ -114,7 +114,16 @@ async def pump(queue, sink):
             return None
         return kinds[0] if names is None else "tuple"
 
-    def _cancels_own_task(self, node: cst.Try) -> bool:
+    def _raises_cancelled(self, handler: cst.ExceptHandler) -> bool:
+        """``raise asyncio.CancelledError("...") from None``: still a cancellation."""
+        for node in in_order(handler.body):
+            if isinstance(node, cst.Raise) and node.exc is not None:
+                exc = node.exc.func if isinstance(node.exc, cst.Call) else node.exc
+                if self.ctx.qualified_name(exc) in CANCELLED:
+                    return True
+        return False
+
+    def _cancels_own_task(self, node: cst.Try, handler: cst.ExceptHandler) -> bool:
         """``task.cancel()`` earlier in the function, then ``try: await task``: waiting for
         the task to finish cancelling, where catching its CancelledError is the point."""
         function = self.ctx.enclosing_function()
@@ -126,7 +135,7 @@ async def pump(queue, sink):
             if isinstance(a, cst.Await) and dotted_name(a.expression) is not None
         }
         for call in in_order(function.body):
-            if call is node:
+            if call is handler:  # `task.cancel()` before the try or in its body
                 return False
             if (
                 isinstance(call, cst.Call)
