@@ -8,6 +8,7 @@ from asyncfix.codemods.blocking_io import BlockingFileIo, BlockingHttp, Blocking
 from asyncfix.codemods.blocking_sleep import BlockingSleep
 from asyncfix.codemods.coroutine_in_sync import CoroutineInSyncContext
 from asyncfix.codemods.dangling_task import DanglingTask
+from asyncfix.codemods.gather_errors import GatherErrorsLost
 from asyncfix.codemods.get_event_loop import GetEventLoopInCoroutine
 from asyncfix.codemods.missing_await import MissingAwait
 from asyncfix.codemods.nested_loop import NestedEventLoop
@@ -32,6 +33,7 @@ RULES: tuple[type[Rule], ...] = tuple(
             CoroutineInSyncContext,
             DanglingTask,
             GetEventLoopInCoroutine,
+            GatherErrorsLost,
             MissingAwait,
             NestedEventLoop,
             SyncWithOnAsyncLock,

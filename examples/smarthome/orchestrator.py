@@ -87,6 +87,12 @@ class Orchestrator:
         async with self._states_lock:
             return await self.snapshot()  # AF405: snapshot() takes _states_lock again
 
+    async def refresh_all(self) -> None:
+        await asyncio.gather(  # AF302: failures are returned as values, then dropped
+            *(self.client.get_state(entity_id) for entity_id in self.agents),
+            return_exceptions=True,
+        )
+
     async def resync(self) -> None:
         asyncio.run(self.client.connect())  # AF304: a loop is already running here
 
