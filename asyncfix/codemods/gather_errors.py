@@ -6,6 +6,7 @@ from __future__ import annotations
 import libcst as cst
 
 from asyncfix.codemods.base import Rule, source_of
+from asyncfix.codemods.races import in_order
 from asyncfix.model import Safety, Severity
 
 
@@ -59,7 +60,7 @@ async def refresh_all(devices):
         if self.ctx.qualified_name(node.func) != "asyncio.gather":
             return
         awaited = self.ctx.parent()
-        if not isinstance(awaited, cst.Await):
+        if not isinstance(awaited, cst.Await) or self._after_cancel(node):
             return
         holder = self.ctx.parent(awaited)
         spelled = source_of(node.func)
@@ -84,6 +85,23 @@ async def refresh_all(devices):
                     f"`{target.value}` and never read: every exception the tasks raised is "
                     f"lost; {advice}",
                 )
+
+    def _after_cancel(self, node: cst.Call) -> bool:
+        """``task.cancel()`` earlier in the function: the gather waits for cancelled tasks to
+        finish, and their CancelledErrors are what it deliberately drops."""
+        function = self.ctx.enclosing_function()
+        if function is None:
+            return False
+        for child in in_order(function.body):
+            if child is node:
+                return False
+            if (
+                isinstance(child, cst.Call)
+                and isinstance(child.func, cst.Attribute)
+                and child.func.attr.value == "cancel"
+            ):
+                return True
+        return False
 
     def _read_later(self, name: str, assignment: cst.Assign) -> bool:
         """``name`` is read anywhere in the function besides this assignment (conservative:
