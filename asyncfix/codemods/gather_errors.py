@@ -10,6 +10,26 @@ from asyncfix.codemods.races import in_order
 from asyncfix.model import Safety, Severity
 
 
+def _starts_work(call: cst.Call) -> bool:
+    """Every awaitable is made right here (``f(x)``, ``*(d.refresh() for d in devices)``):
+    nothing else holds them, so the returned exceptions are the only trace of a failure.
+    ``gather(*tasks)`` over tasks made elsewhere is left alone (a drain at shutdown; the
+    tasks keep their exceptions)."""
+    positional = [arg for arg in call.args if arg.keyword is None]
+    if not positional:
+        return False
+    for arg in positional:
+        value = arg.value
+        if arg.star == "*":
+            if not isinstance(value, (cst.GeneratorExp, cst.ListComp)) or not isinstance(
+                value.elt, cst.Call
+            ):
+                return False
+        elif not isinstance(value, cst.Call):
+            return False
+    return True
+
+
 class GatherErrorsLost(Rule):
     code = "AF302"
     name = "gather-errors-lost"
@@ -62,6 +82,8 @@ async def refresh_all(devices):
         awaited = self.ctx.parent()
         if not isinstance(awaited, cst.Await) or self._after_cancel(node):
             return
+        if not _starts_work(node):
+            return  # existing tasks: their exceptions stay on the task objects
         holder = self.ctx.parent(awaited)
         spelled = source_of(node.func)
         advice = (
