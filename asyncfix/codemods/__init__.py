@@ -10,6 +10,7 @@ from asyncfix.codemods.coroutine_in_sync import CoroutineInSyncContext
 from asyncfix.codemods.dangling_task import DanglingTask
 from asyncfix.codemods.gather_errors import GatherErrorsLost
 from asyncfix.codemods.get_event_loop import GetEventLoopInCoroutine
+from asyncfix.codemods.loop_bound import LoopBoundAtImport
 from asyncfix.codemods.missing_await import MissingAwait
 from asyncfix.codemods.nested_loop import NestedEventLoop
 from asyncfix.codemods.shared_state import (
@@ -35,6 +36,7 @@ RULES: tuple[type[Rule], ...] = tuple(
             GetEventLoopInCoroutine,
             GatherErrorsLost,
             MissingAwait,
+            LoopBoundAtImport,
             NestedEventLoop,
             SyncWithOnAsyncLock,
             SwallowedCancellation,

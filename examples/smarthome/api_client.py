@@ -9,6 +9,10 @@ import aiohttp
 import requests
 
 
+# AF502: made at import time, bound to whatever event loop exists then
+FALLBACK_SESSION = aiohttp.ClientSession()
+
+
 def _read_token(path: str) -> str:
     with open(path) as handle:
         return handle.read().strip()
