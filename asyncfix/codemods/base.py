@@ -387,7 +387,7 @@ class Context:
     def classes(self) -> dict[str, ClassFacts]:
         if self._class_facts is None:
             self._class_facts = {}
-            for statement in _top_level_statements(self.module.body):
+            for statement in top_level_statements(self.module.body):
                 if isinstance(statement, cst.ClassDef):
                     self._class_facts[statement.name.value] = _class_facts(statement)
         return self._class_facts
@@ -454,7 +454,7 @@ def _is_run_in_executor(call: cst.Call) -> bool:
     return isinstance(func, cst.Attribute) and func.attr.value == "run_in_executor"
 
 
-def _top_level_statements(body: Sequence[cst.BaseStatement]) -> Iterator[cst.BaseStatement]:
+def top_level_statements(body: Sequence[cst.BaseStatement]) -> Iterator[cst.BaseStatement]:
     """Module statements, looking into top-level ``if``/``try`` blocks (import guards)."""
     for statement in body:
         yield statement
@@ -466,7 +466,7 @@ def _top_level_statements(body: Sequence[cst.BaseStatement]) -> Iterator[cst.Bas
                 blocks.append(statement.orelse.body)
             for block in blocks:
                 if isinstance(block, cst.IndentedBlock):
-                    yield from _top_level_statements(block.body)
+                    yield from top_level_statements(block.body)
 
 
 def _class_facts(node: cst.ClassDef) -> ClassFacts:

@@ -3,11 +3,11 @@ imported (module level or a class body), before the loop that will use them runs
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import libcst as cst
 
-from asyncfix.codemods.base import Rule, source_of
+from asyncfix.codemods.base import Rule, source_of, top_level_statements
 from asyncfix.model import Safety, Severity
 
 #: bound to the loop current when they are made, on every Python version
@@ -82,12 +82,11 @@ async def fetch(url):
 
 
 def _import_time_assignments(
-    body: object,
+    body: Sequence[cst.BaseStatement],
 ) -> Iterator[tuple[cst.BaseExpression, cst.BaseExpression]]:
     """``target = value`` statements that run at import: module level (also under top-level
     ``if``/``try``) and in class bodies."""
-    assert isinstance(body, (list, tuple))
-    for statement in body:
+    for statement in top_level_statements(body):
         if isinstance(statement, cst.SimpleStatementLine):
             for small in statement.body:
                 if isinstance(small, cst.Assign):
@@ -97,12 +96,3 @@ def _import_time_assignments(
                     yield small.target, small.value
         elif isinstance(statement, cst.ClassDef) and isinstance(statement.body, cst.IndentedBlock):
             yield from _import_time_assignments(statement.body.body)
-        elif isinstance(statement, (cst.If, cst.Try)):
-            blocks: list[cst.BaseSuite] = [statement.body]
-            if isinstance(statement, cst.Try):
-                blocks.extend(handler.body for handler in statement.handlers)
-            elif statement.orelse is not None:
-                blocks.append(statement.orelse.body)
-            for block in blocks:
-                if isinstance(block, cst.IndentedBlock):
-                    yield from _import_time_assignments(block.body)
