@@ -22,6 +22,7 @@ from asyncfix.codemods.shared_state import (
 )
 from asyncfix.codemods.swallowed_cancellation import SwallowedCancellation
 from asyncfix.codemods.sync_with_async_lock import SyncWithOnAsyncLock
+from asyncfix.codemods.unclosed_resource import UnclosedAsyncResource
 
 RULES: tuple[type[Rule], ...] = tuple(
     sorted(
@@ -37,6 +38,7 @@ RULES: tuple[type[Rule], ...] = tuple(
             GatherErrorsLost,
             MissingAwait,
             LoopBoundAtImport,
+            UnclosedAsyncResource,
             NestedEventLoop,
             SyncWithOnAsyncLock,
             SwallowedCancellation,

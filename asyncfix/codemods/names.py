@@ -304,7 +304,7 @@ class Resolver:
         self.module = module
         self._cache: dict[int, ScopeBindings] = {}
         self._occurrences: dict[int, Counter[str]] = {}
-        self._qualified: dict[int, str | None] = {}
+        self._qualified: dict[tuple[int, int], str | None] = {}
 
     def occurrences(self, scope: cst.CSTNode) -> Counter[str]:
         """Identifier counts in ``scope``'s whole subtree, nested scopes included."""
@@ -358,7 +358,9 @@ class Resolver:
     def qualified_name(self, expr: cst.CSTNode, scopes: Sequence[cst.CSTNode]) -> str | None:
         """``time.sleep`` for ``t.sleep`` after ``import time as t``; ``builtins.print`` for an
         unshadowed ``print``; None when the name is not bound by imports alone."""
-        key = id(expr)
+        # the answer depends on where the name is looked up from (a function's own imports
+        # are not seen from the module): the innermost scope is part of the key
+        key = (id(expr), id(scopes[-1]) if scopes else 0)
         if key not in self._qualified:
             self._qualified[key] = self._qualify(expr, scopes)
         return self._qualified[key]

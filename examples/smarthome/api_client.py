@@ -64,6 +64,11 @@ class HomeClient:
         state = await self.get_state(f"sensor.{entity_id}_energy")
         return float(state["state"])
 
+    async def probe(self) -> int:
+        session = aiohttp.ClientSession()  # AF501: never closed, leaks its connections
+        response = await session.get(self.base_url)
+        return response.status
+
     async def get_state(self, entity_id: str) -> dict:
         return await self._request("GET", f"/api/states/{entity_id}")
 
