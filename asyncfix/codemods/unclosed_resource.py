@@ -17,7 +17,7 @@ from typing import Any
 
 import libcst as cst
 
-from asyncfix.codemods.base import Rule, source_of
+from asyncfix.codemods.base import Fix, Rule, source_of
 from asyncfix.codemods.races import in_order, suspensions
 from asyncfix.codemods.walk import children
 from asyncfix.model import Safety, Severity
@@ -76,11 +76,19 @@ async def status(url):
         response = await session.get(url)
         return response.status
 """
-    fix_safety = Safety.NONE
+    fix_safety = Safety.UNSAFE
     fix_safety_note = (
-        "Report only for now: the `async with` / `try`-`finally` rewrite is not offered yet. "
-        "Not reported when the resource leaves the function (returned, stored, passed on, "
-        "captured), is entered with `async with`, or is closed in a `finally`."
+        "Unsafe: a value made from the resource (a response whose body is read later) stops "
+        "working once the resource is closed, and asyncfix cannot always see that. Offered "
+        "when the resource is made in the function's top-level body and nothing made from it "
+        "is returned, yielded or stored: the statements from the creation to the end of the "
+        "function go into `async with <constructor>(...) as name:`, and a plain `await "
+        "name.close()` at their end is dropped; resources without `async with` support "
+        "(`asyncpg.connect()`) are closed in a `finally` around their uses. The resource is "
+        "closed as before on success, and now also when the code raises. No fix when the "
+        "resource is used outside the block it is made in, or closed in the middle of its "
+        "uses. Not reported when the resource leaves the function (returned, stored, passed "
+        "on, captured), is entered with `async with`, or is closed in a `finally`."
     )
     severity = Severity.HIGH
     kind = "Resource leak"
@@ -114,13 +122,16 @@ async def status(url):
             problem = _problem(node, statement, target.value, resource)
             call = _call(statement.value)
             if problem is not None and call is not None:
-                self.report(
-                    statement.value,
-                    f"`{target.value} = {source_of(call.func)}(...)` "
-                    f"{problem}; use `async with`"
-                    + ("" if resource.async_with else " where it is supported, else try/finally")
-                    + f" (`await {target.value}.{resource.close}()`)",
+                message = (
+                    f"`{target.value} = {source_of(call.func)}(...)` {problem}; "
+                    + ("use `async with`" if resource.async_with else "close it in `finally`")
+                    + f" (`await {target.value}.{resource.close}()`)"
                 )
+                fix = _fix(node, statement, target.value, call, resource)
+                if isinstance(fix, str):
+                    self.report(statement.value, f"{message} (no fix: {fix})")
+                else:
+                    self.report(statement.value, message, fix)
 
     def _resource(self, value: cst.BaseExpression) -> tuple[str, Resource] | None:
         call = _call(value)
@@ -221,3 +232,137 @@ def _statements_between(
 
 def _calls(node: cst.CSTNode) -> bool:
     return any(isinstance(child, cst.Call) for child in in_order(node))
+
+
+def _fix(
+    function: cst.FunctionDef,
+    creation: cst.Assign,
+    name: str,
+    call: cst.Call,
+    resource: Resource,
+) -> Fix | str:
+    """``async with <call> as name:`` (or ``try``/``finally``) around the statements from the
+    creation to the last one that uses the resource, dropping a plain ``await name.close()``
+    at the end; or why not."""
+    parents: dict[int, cst.CSTNode] = {}
+    for node in in_order(function.body):
+        for child in children(node):
+            parents[id(child)] = node
+    line = parents.get(id(creation))
+    block = parents.get(id(line)) if line is not None else None
+    if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
+        return "the creation shares its line with other statements"
+    if not isinstance(block, cst.IndentedBlock):
+        return "the creation is not a statement of its own block"
+    if block is not function.body:
+        return "it is made inside a nested block; values made from it may be used after"
+    body = list(block.body)
+    start = next(i for i, statement in enumerate(body) if statement is line)
+    # to the end of the function: a response or cursor made from the resource may be read
+    # after the last line that names the resource itself
+    last = len(body) - 1
+    escape = _derived_escape(body[start + 1 :], name)
+    if escape is not None:
+        return escape
+    # every use must be inside the block's statements after the creation
+    for node in in_order(function.body):
+        if isinstance(node, cst.Name) and node.value == name:
+            holder: cst.CSTNode | None = node
+            while holder is not None and not any(holder is s for s in body[start : last + 1]):
+                holder = parents.get(id(holder))
+            if holder is None:
+                return "it is used outside the block it is made in"
+    region = list(body[start + 1 : last + 1])
+    # the last line that names the resource may be its close: `async with` does that now
+    naming = [i for i, st in enumerate(region) if _mentions(st, {name})]
+    if naming and _is_close(region[naming[-1]], name):
+        closing = region[naming[-1]]
+        assert isinstance(closing, cst.SimpleStatementLine)
+        if closing.trailing_whitespace.comment is not None or any(
+            line.comment is not None for line in closing.leading_lines
+        ):
+            return "its `close()` line carries a comment"
+        region = region[: naming[-1]] + region[naming[-1] + 1 :]
+    if any(
+        _is_close(node, name)
+        for statement in region
+        for node in in_order(statement)
+        if isinstance(node, cst.SimpleStatementLine)
+    ):
+        return "it is also closed inside the code that uses it"
+    if not region:
+        region = [cst.SimpleStatementLine([cst.Pass()])]
+    head = line
+    if resource.async_with:
+        new: cst.BaseStatement = cst.With(
+            items=[cst.WithItem(call, asname=cst.AsName(cst.Name(name)))],
+            asynchronous=cst.Asynchronous(),
+            body=cst.IndentedBlock(body=region, header=head.trailing_whitespace),
+            leading_lines=head.leading_lines,
+        )
+        change = (
+            f"Wrapped the uses of `{name}` in `async with {source_of(call.func)}(...) as {name}:`"
+        )
+        replacement: list[cst.BaseStatement] = [new]
+    else:
+        close = cst.SimpleStatementLine(
+            [cst.Expr(cst.Await(cst.Call(cst.Attribute(cst.Name(name), cst.Name(resource.close)))))]
+        )
+        new = cst.Try(
+            body=cst.IndentedBlock(body=region),
+            finalbody=cst.Finally(body=cst.IndentedBlock(body=[close])),
+        )
+        change = f"Closed `{name}` in `finally` around its uses"
+        replacement = [head, new]
+    fix = Fix(Safety.UNSAFE, [change])
+    fix.replace[head] = cst.FlattenSentinel(replacement)
+    for statement in body[start + 1 : last + 1]:
+        fix.replace[statement] = cst.RemovalSentinel.REMOVE
+    return fix
+
+
+def _derived_escape(statements: list[cst.BaseStatement], name: str) -> str | None:
+    """A value made from the resource that outlives the function (a live response returned,
+    stored on an object): closing the resource at the end would break it."""
+    derived = {name}
+    for statement in statements:
+        for node in in_order(statement):
+            if isinstance(node, cst.Assign) and _mentions(node.value, derived):
+                for target in node.targets:
+                    if isinstance(target.target, cst.Name):
+                        derived.add(target.target.value)
+                    else:
+                        return "a value made from it is stored on an object"
+    for statement in statements:
+        for node in in_order(statement):
+            value = node.value if isinstance(node, (cst.Return, cst.Yield)) else None
+            if not isinstance(value, cst.BaseExpression):
+                continue
+            inner = value.expression if isinstance(value, cst.Await) else value
+            if isinstance(inner, cst.Name) and inner.value in derived:
+                return f"`{inner.value}`, made from it, is returned"
+            if isinstance(inner, cst.Call) and _mentions(inner.func, {name}):
+                return "what one of its methods returns is returned"
+    return None
+
+
+def _mentions(node: cst.CSTNode, names: set[str]) -> bool:
+    return any(isinstance(n, cst.Name) and n.value in names for n in in_order(node))
+
+
+def _is_close(statement: cst.CSTNode, name: str) -> bool:
+    """``await name.close()`` / ``await name.aclose()`` standing on its own line."""
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return False
+    small = statement.body[0]
+    if not isinstance(small, cst.Expr) or not isinstance(small.value, cst.Await):
+        return False
+    call = small.value.expression
+    return (
+        isinstance(call, cst.Call)
+        and not call.args
+        and isinstance(call.func, cst.Attribute)
+        and isinstance(call.func.value, cst.Name)
+        and call.func.value.value == name
+        and call.func.attr.value in ("close", "aclose")
+    )
