@@ -273,7 +273,9 @@ def _fix(
             if holder is None:
                 return "it is used outside the block it is made in"
     region = list(body[start + 1 : last + 1])
-    # the last line that names the resource may be its close: `async with` does that now
+    removed = list(region)
+    # the last line that names the resource may be its close: the block ends right there
+    # (where the author closed it), and `async with` closes it
     naming = [i for i, st in enumerate(region) if _mentions(st, {name})]
     if naming and _is_close(region[naming[-1]], name):
         closing = region[naming[-1]]
@@ -282,7 +284,8 @@ def _fix(
             line.comment is not None for line in closing.leading_lines
         ):
             return "its `close()` line carries a comment"
-        region = region[: naming[-1]] + region[naming[-1] + 1 :]
+        removed = region[: naming[-1] + 1]
+        region = region[: naming[-1]]
     if any(
         _is_close(node, name)
         for statement in region
@@ -292,6 +295,11 @@ def _fix(
         return "it is also closed inside the code that uses it"
     if not region:
         region = [cst.SimpleStatementLine([cst.Pass()])]
+    first = region[0]
+    if isinstance(first, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+        # the blank lines that followed the creation do not open the new block
+        kept = [line for line in first.leading_lines if line.comment is not None]
+        region[0] = first.with_changes(leading_lines=kept)
     head = line
     if resource.async_with:
         new: cst.BaseStatement = cst.With(
@@ -316,7 +324,7 @@ def _fix(
         replacement = [head, new]
     fix = Fix(Safety.UNSAFE, [change])
     fix.replace[head] = cst.FlattenSentinel(replacement)
-    for statement in body[start + 1 : last + 1]:
+    for statement in removed:
         fix.replace[statement] = cst.RemovalSentinel.REMOVE
     return fix
 
