@@ -43,8 +43,6 @@ MUTABLE = frozenset(
         "collections.Counter",
     }
 )
-#: constructors of asyncio synchronisation primitives
-ASYNC_LOCKS = frozenset({"asyncio.Lock", "asyncio.Semaphore", "asyncio.BoundedSemaphore"})
 THREAD_LOCKS = frozenset({"threading.Lock", "threading.RLock"})
 
 
@@ -390,6 +388,15 @@ def _assignments(
         if rebound is not None:
             for element in flatten_target(rebound):
                 yield element, None
+
+
+def parent_map(root: cst.CSTNode) -> dict[int, cst.CSTNode]:
+    """id(node) -> its parent, for every node under ``root`` outside nested functions."""
+    parents: dict[int, cst.CSTNode] = {}
+    for node in in_order(root):
+        for child in children(node):
+            parents[id(child)] = node
+    return parents
 
 
 def in_order(node: cst.CSTNode) -> Iterator[cst.CSTNode]:

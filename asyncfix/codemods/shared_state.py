@@ -20,6 +20,7 @@ from asyncfix.codemods.races import (
     awaited_self_method,
     in_order,
     module_races,
+    parent_map,
     self_name,
     spelled,
     suspensions,
@@ -409,12 +410,7 @@ def _region(
     method: cst.FunctionDef, first: cst.CSTNode, write: cst.CSTNode
 ) -> tuple[cst.IndentedBlock, int, int] | None:
     """The block holding both nodes, and the indices of the statements holding each."""
-    from asyncfix.codemods.walk import children
-
-    parents: dict[int, cst.CSTNode] = {}
-    for node in in_order(method.body):
-        for child in children(node):
-            parents[id(child)] = node
+    parents = parent_map(method.body)
 
     def chain(node: cst.CSTNode) -> list[cst.CSTNode]:
         out = [node]

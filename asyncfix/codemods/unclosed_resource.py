@@ -18,8 +18,7 @@ from typing import Any
 import libcst as cst
 
 from asyncfix.codemods.base import Fix, Rule, source_of
-from asyncfix.codemods.races import in_order, suspensions
-from asyncfix.codemods.walk import children
+from asyncfix.codemods.races import in_order, parent_map, suspensions
 from asyncfix.model import Safety, Severity
 
 if sys.version_info >= (3, 11):
@@ -110,6 +109,7 @@ async def status(url):
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         if node.asynchronous is None:
             return
+        parents: dict[int, cst.CSTNode] | None = None  # made once, for the first resource
         for statement in in_order(node.body):
             if not isinstance(statement, cst.Assign) or len(statement.targets) != 1:
                 continue
@@ -120,7 +120,9 @@ async def status(url):
             if found is None:
                 continue
             _qualified, resource = found
-            problem = _problem(node, statement, target.value, resource)
+            if parents is None:
+                parents = parent_map(node.body)
+            problem = _problem(node, statement, target.value, resource, parents)
             call = _call(statement.value)
             if problem is not None and call is not None:
                 message = (
@@ -128,7 +130,7 @@ async def status(url):
                     + ("use `async with`" if resource.async_with else "close it in `finally`")
                     + f" (`await {target.value}.{resource.close}()`)"
                 )
-                fix = _fix(node, statement, target.value, call, resource)
+                fix = _fix(node, statement, target.value, call, resource, parents)
                 if isinstance(fix, str):
                     self.report(statement.value, f"{message} (no fix: {fix})")
                 else:
@@ -152,13 +154,13 @@ def _call(value: cst.BaseExpression) -> cst.Call | None:
 
 
 def _problem(
-    function: cst.FunctionDef, creation: cst.Assign, name: str, resource: Resource
+    function: cst.FunctionDef,
+    creation: cst.Assign,
+    name: str,
+    resource: Resource,
+    parents: dict[int, cst.CSTNode],
 ) -> str | None:
     """Why the resource may stay open, or None when it is closed (or owned) on every path."""
-    parents: dict[int, cst.CSTNode] = {}
-    for node in in_order(function.body):
-        for child in children(node):
-            parents[id(child)] = node
     closes: list[cst.CSTNode] = []
     seen_creation = False
     for node in in_order(function.body):
@@ -241,14 +243,11 @@ def _fix(
     name: str,
     call: cst.Call,
     resource: Resource,
+    parents: dict[int, cst.CSTNode],
 ) -> Fix | str:
     """``async with <call> as name:`` (or ``try``/``finally``) around the statements from the
     creation to the last one that uses the resource, dropping a plain ``await name.close()``
     at the end; or why not."""
-    parents: dict[int, cst.CSTNode] = {}
-    for node in in_order(function.body):
-        for child in children(node):
-            parents[id(child)] = node
     line = parents.get(id(creation))
     block = parents.get(id(line)) if line is not None else None
     if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
