@@ -740,7 +740,7 @@ def build_index(processed: Sequence[Path], config: Config, jobs: int | None) -> 
         index.set_names(*cached_names)
     else:
         # computed once here, before the workers start, so that they share them
-        names = (sorted(index.coroutine_names()), sorted(index.blocking_names()))
+        names = index.names()
         _save_index_cache(cache_dir, fresh, names)
     return index
 
@@ -774,7 +774,7 @@ _CACHE_FORMAT = _cache_format()
 
 def _load_index_cache(
     cache_dir: Path,
-) -> tuple[dict[str, tuple[str, Raw | None]], tuple[list[str], list[str]] | None]:
+) -> tuple[dict[str, tuple[str, Raw | None]], tuple[list[str], list[str], list[str]] | None]:
     """The cached facts and names, or nothing when the cache is missing, corrupt or from
     another version."""
     try:
@@ -786,13 +786,13 @@ def _load_index_cache(
     entries, names = data.get("entries"), data.get("names")
     if not isinstance(entries, dict):
         return {}, None
-    return entries, names if isinstance(names, tuple) and len(names) == 2 else None
+    return entries, names if isinstance(names, tuple) and len(names) == 3 else None
 
 
 def _save_index_cache(
     cache_dir: Path,
     entries: dict[str, tuple[str, Raw | None]],
-    names: tuple[list[str], list[str]],
+    names: tuple[list[str], list[str], list[str]],
 ) -> None:
     """Best effort: a cache that cannot be written is simply not written. Written to a
     temporary file and moved into place, so a concurrent run reads the old or the new one."""

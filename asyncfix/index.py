@@ -63,6 +63,11 @@ class FunctionFact:
     #: ... and the functions it calls, as qualified as the module's imports tell
     #: ("pkg.util.read", ".util.read", "pkg.mod.Class.method" for ``self.method()``)
     calls: tuple[str, ...] = ()
+    #: the return annotation as written ("dict[str, Any]"), "" when there is none
+    returns: str = ""
+    #: the body (after a docstring) is ``return <first parameter>``: ``__aenter__`` that
+    #: does nothing but hand out the object itself
+    returns_self_only: bool = False
 
 
 @dataclass
@@ -279,10 +284,18 @@ def _function_fact(
     cls: str | None,
 ) -> FunctionFact:
     is_coroutine = _is_coroutine(node)
+    returns = ast.unparse(node.returns) if node.returns is not None else ""
     if isinstance(node, ast.AsyncFunctionDef) or any(
         ast_dotted_name(d) not in NEUTRAL_DECORATORS for d in node.decorator_list
     ):
-        return FunctionFact(qualified, is_coroutine, path, node.lineno)
+        return FunctionFact(
+            qualified,
+            is_coroutine,
+            path,
+            node.lineno,
+            returns=returns,
+            returns_self_only=_returns_self_only(node),
+        )
     receiver = node.args.args[0].arg if cls and node.args.args else None
     blocking: list[str] = []
     calls: list[str] = []
@@ -315,6 +328,27 @@ def _function_fact(
         node.lineno,
         tuple(dict.fromkeys(blocking)),
         tuple(dict.fromkeys(calls)),
+        returns,
+        _returns_self_only(node),
+    )
+
+
+def _returns_self_only(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    body = node.body
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
+        body = body[1:]
+    positional = [*node.args.posonlyargs, *node.args.args]
+    return (
+        len(body) == 1
+        and bool(positional)
+        and isinstance(body[0], ast.Return)
+        and isinstance(body[0].value, ast.Name)
+        and body[0].value.id == positional[0].arg
     )
 
 
@@ -432,7 +466,15 @@ Raw = tuple[Any, ...]
 
 def to_raw(module: ModuleFact) -> Raw:
     def function(fact: FunctionFact) -> Raw:
-        return (fact.qualified, fact.is_coroutine, fact.line, fact.blocking, fact.calls)
+        return (
+            fact.qualified,
+            fact.is_coroutine,
+            fact.line,
+            fact.blocking,
+            fact.calls,
+            fact.returns,
+            fact.returns_self_only,
+        )
 
     classes = {
         name: (
@@ -459,8 +501,10 @@ def from_raw(raw: Raw) -> ModuleFact:
     name, path, is_package, functions, classes, imports, ambiguous, stars = raw
 
     def function(item: Raw) -> FunctionFact:
-        qualified, is_coroutine, line, blocking, calls = item
-        return FunctionFact(qualified, is_coroutine, path, line, tuple(blocking), tuple(calls))
+        qualified, is_coroutine, line, blocking, calls, returns, self_only = item
+        return FunctionFact(
+            qualified, is_coroutine, path, line, tuple(blocking), tuple(calls), returns, self_only
+        )
 
     module = ModuleFact(name, path, is_package)
     module.functions = {key: function(value) for key, value in functions.items()}
@@ -537,14 +581,26 @@ class ProjectIndex:
         self._coroutine_methods: dict[str, frozenset[str]] = {}
         self._chains: dict[str, tuple[str, ...] | None] = {}
         self._blocking_names: frozenset[str] | None = None
+        self._resource_names: frozenset[str] | None = None
 
     def __len__(self) -> int:
         return len(self.modules)
 
-    def set_names(self, coroutine_names: list[str], blocking_names: list[str]) -> None:
+    def set_names(
+        self, coroutine_names: list[str], blocking_names: list[str], resource_names: list[str]
+    ) -> None:
         """The project-wide name sets, from a cache that is still valid."""
         self._coroutine_names = frozenset(coroutine_names)
         self._blocking_names = frozenset(blocking_names)
+        self._resource_names = frozenset(resource_names)
+
+    def names(self) -> tuple[list[str], list[str], list[str]]:
+        """The project-wide name sets, for ``set_names`` in a later run or another process."""
+        return (
+            sorted(self.coroutine_names()),
+            sorted(self.blocking_names()),
+            sorted(self.resource_names()),
+        )
 
     def module_of(self, path: str) -> ModuleFact | None:
         name = self._paths.get(path)
@@ -678,6 +734,28 @@ class ProjectIndex:
         """``async with`` works on instances: ``__aenter__`` and ``__aexit__`` are coroutines."""
         enter, exit_ = self.method(cls, "__aenter__"), self.method(cls, "__aexit__")
         return bool(enter and exit_ and enter.is_coroutine and exit_.is_coroutine)
+
+    def resource_close(self, cls: ClassFact) -> str | None:
+        """How an instance of ``cls`` is closed, when it is an async resource: an async context
+        manager with a coroutine ``aclose()`` or ``close()``."""
+        if not self.is_async_context_manager(cls):
+            return None
+        for name in ("aclose", "close"):
+            fact = self.method(cls, name)
+            if fact is not None and fact.is_coroutine:
+                return name
+        return None
+
+    def resource_names(self) -> frozenset[str]:
+        """Names of the project's async resource classes (a cheap pre-filter for AF501)."""
+        if self._resource_names is None:
+            self._resource_names = frozenset(
+                name
+                for module in self.modules.all()
+                for name, cls in module.classes.items()
+                if self.resource_close(cls) is not None
+            )
+        return self._resource_names
 
     def blocking_names(self) -> frozenset[str]:
         """Names of the project's sync functions and methods that block (a cheap pre-filter)."""

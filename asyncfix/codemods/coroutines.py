@@ -17,7 +17,7 @@ import libcst as cst
 
 from asyncfix.codemods.base import is_coroutine_function, source_of
 from asyncfix.codemods.receivers import LIBRARY_FACTORIES, LIBRARY_FUNCTIONS, LIBRARY_METHODS
-from asyncfix.index import FunctionFact, ast_dotted_name
+from asyncfix.index import ClassFact, FunctionFact, ast_dotted_name
 
 if TYPE_CHECKING:
     from asyncfix.codemods.base import Context, Project
@@ -360,4 +360,24 @@ def project_function(ctx: Context, node: cst.Call) -> FunctionFact | None:
         if kind is not None and kind.kind == "local":
             fact = project.index.class_(f"{project.module.name}.{kind.name}")
             return project.index.method(fact, func.attr.value)
+    return None
+
+
+def project_class(ctx: Context, func: cst.BaseExpression) -> ClassFact | None:
+    """The project class an expression certainly names (through the index), or None."""
+    project = ctx.project
+    if project is None:
+        return None
+    qualified = ctx.qualified_name(func)
+    if qualified is not None:
+        target = project.absolute(qualified)
+        return project.index.class_(target) if target else None
+    if isinstance(func, cst.Name):
+        found = ctx.lookup(func.value)
+        if found is None or not isinstance(found[0], cst.Module):
+            return None
+        if func.value in project.module.ambiguous:
+            return None
+        if all(isinstance(binding.node, cst.ClassDef) for binding in found[1]):
+            return project.module.classes.get(func.value)
     return None

@@ -10,15 +10,18 @@ owns it, and nothing is reported. Otherwise it must be closed in a ``finally`` (
 
 from __future__ import annotations
 
+import ast
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 import libcst as cst
 
-from asyncfix.codemods.base import Fix, Rule, source_of
+from asyncfix.codemods.base import Fix, Project, Rule, source_of
+from asyncfix.codemods.coroutines import project_class, shown
 from asyncfix.codemods.races import in_order, parent_map, suspensions
+from asyncfix.index import ClassFact, FunctionFact
 from asyncfix.model import Safety, Severity
 
 if sys.version_info >= (3, 11):
@@ -31,19 +34,81 @@ else:  # pragma: no cover - exercised on 3.10 only
 class Resource:
     close: str
     awaited: bool
+    #: ``async with <constructor>(...) as x:`` gives the same object and does nothing more
+    #: on entry than the constructor did
     async_with: bool
+    #: coroutine methods whose result does not need the resource open
+    detached: frozenset[str] = frozenset()
+    #: a project class (found through the index), and where its close method is
+    project: ClassFact | None = field(default=None, compare=False)
+    close_fact: FunctionFact | None = field(default=None, compare=False)
 
 
 def _catalogue() -> dict[str, Resource]:
     text = resources.files("asyncfix").joinpath("data/async_resources.toml").read_text("utf-8")
     data: dict[str, Any] = tomllib.loads(text)
     return {
-        name: Resource(entry["close"], entry["awaited"], entry["async-with"])
+        name: Resource(
+            entry["close"],
+            entry["awaited"],
+            entry["async-with"],
+            frozenset(entry.get("detached", ())),
+        )
         for name, entry in data["resources"].items()
     }
 
 
 RESOURCES = _catalogue()
+#: the last part of each constructor's name, for the syntax-tree pre-filter
+_SHORT_NAMES = frozenset(name.rsplit(".", 1)[1] for name in RESOURCES)
+#: return annotations of values that live on their own once the resource is closed
+_VALUE_TYPES = frozenset(
+    {
+        "None",
+        "bool",
+        "int",
+        "float",
+        "complex",
+        "str",
+        "bytes",
+        "bytearray",
+        "dict",
+        "list",
+        "tuple",
+        "set",
+        "frozenset",
+        "Dict",
+        "List",
+        "Tuple",
+        "Set",
+        "FrozenSet",
+        "Optional",
+        "Union",
+        "typing",
+    }
+)
+
+
+def is_value_annotation(annotation: str) -> bool:
+    """A return annotation made of plain data types only (``dict[str, Any]``,
+    ``list[str] | None``): the value does not hold on to the object that made it. ``Any`` is
+    accepted inside a container, not on its own."""
+    try:
+        tree = ast.parse(annotation, mode="eval").body
+    except SyntaxError:
+        return False
+    if isinstance(tree, ast.Name) and tree.id == "Any":
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id not in _VALUE_TYPES and node.id != "Any":
+            return False
+        if isinstance(node, ast.Attribute) and not (
+            isinstance(node.value, ast.Name) and node.value.id == "typing"
+        ):
+            return False
+        if isinstance(node, ast.Constant) and not (node.value is None or node.value is Ellipsis):
+            return False  # a string annotation: a forward reference to some class
+    return True
 
 
 class UnclosedAsyncResource(Rule):
@@ -92,19 +157,23 @@ async def status(url):
     )
     severity = Severity.HIGH
     kind = "Resource leak"
-    needles = (
-        "async",
-        (
-            "ClientSession",
-            "TCPConnector",
-            "AsyncClient",
-            "aiofiles",
-            "asyncpg",
-            "aiosqlite",
-            "redis",
-            "websockets",
-        ),
-    )
+    needles = ("async",)
+    needs_index = True
+
+    @classmethod
+    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
+        """An assignment in an ``async def`` from a call whose name is that of a resource
+        constructor (under any alias), or of one of the project's resource classes."""
+        names = set(_SHORT_NAMES)
+        if project is not None:
+            names |= project.index.resource_names()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                names.update(a.asname for a in node.names if a.asname and a.name in names)
+        return any(
+            isinstance(node, ast.AsyncFunctionDef) and _assigns_call_of(node, names)
+            for node in ast.walk(tree)
+        )
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         if node.asynchronous is None:
@@ -119,7 +188,7 @@ async def status(url):
             found = self._resource(statement.value)
             if found is None:
                 continue
-            _qualified, resource = found
+            qualified, resource = found
             if parents is None:
                 parents = parent_map(node.body)
             problem = _problem(node, statement, target.value, resource, parents)
@@ -130,11 +199,21 @@ async def status(url):
                     + ("use `async with`" if resource.async_with else "close it in `finally`")
                     + f" (`await {target.value}.{resource.close}()`)"
                 )
+                evidence: list[tuple[str, cst.CSTNode | None]] = []
+                if resource.close_fact is not None:
+                    where = f"{shown(resource.close_fact.path)}:{resource.close_fact.line}"
+                    evidence.append(
+                        (
+                            f"`{qualified}` is an async context manager with "
+                            f"`async def {resource.close}()` ({where})",
+                            None,
+                        )
+                    )
                 fix = _fix(node, statement, target.value, call, resource, parents)
                 if isinstance(fix, str):
-                    self.report(statement.value, f"{message} (no fix: {fix})")
+                    self.report(statement.value, f"{message} (no fix: {fix})", None, evidence)
                 else:
-                    self.report(statement.value, message, fix)
+                    self.report(statement.value, message, fix, evidence)
 
     def _resource(self, value: cst.BaseExpression) -> tuple[str, Resource] | None:
         call = _call(value)
@@ -142,9 +221,51 @@ async def status(url):
             return None
         qualified = self.ctx.qualified_name(call.func)
         resource = RESOURCES.get(qualified or "")
-        if resource is None or resource.awaited != isinstance(value, cst.Await):
+        if resource is None:
+            return None if isinstance(value, cst.Await) else self._project_resource(call)
+        if resource.awaited != isinstance(value, cst.Await):
             return None
         return qualified or "", resource
+
+    def _project_resource(self, call: cst.Call) -> tuple[str, Resource] | None:
+        """An instance of a project class that is an async context manager with a coroutine
+        ``close()``/``aclose()``."""
+        project = self.ctx.project
+        cls = project_class(self.ctx, call.func)
+        if project is None or cls is None:
+            return None
+        index = project.index
+        close = index.resource_close(cls)
+        if close is None:
+            return None
+        enter = index.method(cls, "__aenter__")
+        detached = frozenset(
+            name
+            for name in index.coroutine_methods(cls)
+            if (method := index.method(cls, name)) is not None
+            and is_value_annotation(method.returns)
+        )
+        resource = Resource(
+            close,
+            awaited=False,
+            async_with=enter is not None and enter.returns_self_only,
+            detached=detached,
+            project=cls,
+            close_fact=index.method(cls, close),
+        )
+        return cls.qualified, resource
+
+
+def _assigns_call_of(function: ast.AsyncFunctionDef, names: set[str]) -> bool:
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assign):
+            value = node.value.value if isinstance(node.value, ast.Await) else node.value
+            if isinstance(value, ast.Call):
+                func = value.func
+                last = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+                if last in names:
+                    return True
+    return False
 
 
 def _call(value: cst.BaseExpression) -> cst.Call | None:
@@ -261,7 +382,7 @@ def _fix(
     # to the end of the function: a response or cursor made from the resource may be read
     # after the last line that names the resource itself
     last = len(body) - 1
-    escape = _derived_escape(body[start + 1 :], name)
+    escape = _derived_escape(body[start + 1 :], name, resource.detached)
     if escape is not None:
         return escape
     # every use must be inside the block's statements after the creation
@@ -329,13 +450,20 @@ def _fix(
     return fix
 
 
-def _derived_escape(statements: list[cst.BaseStatement], name: str) -> str | None:
+def _derived_escape(
+    statements: list[cst.BaseStatement], name: str, detached: frozenset[str]
+) -> str | None:
     """A value made from the resource that outlives the function (a live response returned,
-    stored on an object): closing the resource at the end would break it."""
+    stored on an object): closing the resource at the end would break it. What a ``detached``
+    method returns (rows, a fully read response, a method annotated ``-> dict``) is not."""
     derived = {name}
     for statement in statements:
         for node in in_order(statement):
-            if isinstance(node, cst.Assign) and _mentions(node.value, derived):
+            if (
+                isinstance(node, cst.Assign)
+                and _mentions(node.value, derived)
+                and not _detached_call(node.value, name, derived, detached)
+            ):
                 for target in node.targets:
                     if isinstance(target.target, cst.Name):
                         derived.add(target.target.value)
@@ -349,9 +477,32 @@ def _derived_escape(statements: list[cst.BaseStatement], name: str) -> str | Non
             inner = value.expression if isinstance(value, cst.Await) else value
             if isinstance(inner, cst.Name) and inner.value in derived:
                 return f"`{inner.value}`, made from it, is returned"
-            if isinstance(inner, cst.Call) and _mentions(inner.func, {name}):
-                return "what one of its methods returns is returned"
+            if (
+                isinstance(inner, cst.Call)
+                and _mentions(inner.func, {name})
+                and not _detached_call(value, name, derived, detached)
+            ):
+                returned = source_of(inner.func)
+                return f"what `{returned}()` returns is returned and may need `{name}` open"
     return None
+
+
+def _detached_call(
+    value: cst.BaseExpression, name: str, derived: set[str], detached: frozenset[str]
+) -> bool:
+    """``await name.method(...)`` where the method's result does not need the resource open,
+    and no argument is made from the resource."""
+    if not isinstance(value, cst.Await) or not isinstance(value.expression, cst.Call):
+        return False
+    call = value.expression
+    func = call.func
+    return (
+        isinstance(func, cst.Attribute)
+        and isinstance(func.value, cst.Name)
+        and func.value.value == name
+        and func.attr.value in detached
+        and not any(_mentions(arg, derived) for arg in call.args)
+    )
 
 
 def _mentions(node: cst.CSTNode, names: set[str]) -> bool:
