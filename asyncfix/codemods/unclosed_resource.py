@@ -1,7 +1,8 @@
 """AF501 unclosed-async-resource: a client, connection or file made into a local of a
 coroutine and not closed on every way out of it.
 
-The resources are a catalogue (``asyncfix/data/async_resources.toml``). A resource is the
+The resources are a catalogue (``asyncfix/data/async_resources.toml``) and the project's own
+async context managers that have a coroutine ``close()``/``aclose()`` (the project index). A resource is the
 function's to close only while it stays a local: returned, yielded, stored anywhere, passed
 to a call, captured by a nested function or handed to ``async with`` -- then whoever got it
 owns it, and nothing is reported. Otherwise it must be closed in a ``finally`` (or by
@@ -149,7 +150,13 @@ async def status(url):
         "name.close()` (which is dropped), or to the end of the function when it is never "
         "closed, go into `async with <constructor>(...) as name:`. Resources without "
         "`async with` support (`asyncpg.connect()`) are closed in a `finally` around their "
-        "uses. The resource is closed as before on success, and now also when the code "
+        "uses. A project class (an async context manager with an `async def close()` or "
+        "`aclose()`) gets `async with` when its `__aenter__` only returns the object, and the "
+        "`finally` otherwise, so entering does not do its work twice. A returned "
+        "`await name.method()` does not stop the fix when the method's result lives on its "
+        "own: annotated with plain data types (`-> dict[str, Any]`), or listed in the "
+        "catalogue (httpx requests, asyncpg `fetch`). The resource is closed as before on "
+        "success, and now also when the code "
         "raises. No fix when the resource is used outside the block it is made in, or closed "
         "in the middle of its uses. Not reported when the resource leaves the function "
         "(returned, stored, passed on, captured), is entered with `async with`, or is closed "
