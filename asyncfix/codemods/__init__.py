@@ -13,6 +13,7 @@ from asyncfix.codemods.get_event_loop import GetEventLoopInCoroutine
 from asyncfix.codemods.loop_bound import LoopBoundAtImport
 from asyncfix.codemods.missing_await import MissingAwait
 from asyncfix.codemods.nested_loop import NestedEventLoop
+from asyncfix.codemods.owned_resource import StoredResourceNeverClosed
 from asyncfix.codemods.shared_state import (
     AwaitInAugmentedAssign,
     CheckThenAct,
@@ -39,6 +40,7 @@ RULES: tuple[type[Rule], ...] = tuple(
             MissingAwait,
             LoopBoundAtImport,
             UnclosedAsyncResource,
+            StoredResourceNeverClosed,
             NestedEventLoop,
             SyncWithOnAsyncLock,
             SwallowedCancellation,

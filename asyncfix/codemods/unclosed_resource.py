@@ -2,11 +2,12 @@
 coroutine and not closed on every way out of it.
 
 The resources are a catalogue (``asyncfix/data/async_resources.toml``) and the project's own
-async context managers that have a coroutine ``close()``/``aclose()`` (the project index). A resource is the
-function's to close only while it stays a local: returned, yielded, stored anywhere, passed
-to a call, captured by a nested function or handed to ``async with`` -- then whoever got it
-owns it, and nothing is reported. Otherwise it must be closed in a ``finally`` (or by
-``async with``); a close at the end of the body is skipped when the code before it raises.
+async context managers that have a coroutine ``close()``/``aclose()`` (the project index).
+A resource is the function's to close only while it stays a local: returned, yielded,
+stored anywhere, passed to a call, captured by a nested function or handed to ``async
+with`` -- then whoever got it owns it, and nothing is reported. Otherwise it must be closed
+in a ``finally`` (or by ``async with``); a close at the end of the body is skipped when the
+code before it raises.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import libcst as cst
 
-from asyncfix.codemods.base import Fix, Project, Rule, source_of
+from asyncfix.codemods.base import Context, Fix, Project, Rule, source_of
 from asyncfix.codemods.coroutines import project_class, shown
 from asyncfix.codemods.races import in_order, parent_map, suspensions
 from asyncfix.index import ClassFact, FunctionFact
@@ -171,12 +172,7 @@ async def status(url):
     def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
         """An assignment in an ``async def`` from a call whose name is that of a resource
         constructor (under any alias), or of one of the project's resource classes."""
-        names = set(_SHORT_NAMES)
-        if project is not None:
-            names |= project.index.resource_names()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom):
-                names.update(a.asname for a in node.names if a.asname and a.name in names)
+        names = resource_names(project, tree)
         return any(
             isinstance(node, ast.AsyncFunctionDef) and _assigns_call_of(node, names)
             for node in ast.walk(tree)
@@ -223,56 +219,79 @@ async def status(url):
                     self.report(statement.value, message, fix, evidence)
 
     def _resource(self, value: cst.BaseExpression) -> tuple[str, Resource] | None:
-        call = _call(value)
-        if call is None:
-            return None
-        qualified = self.ctx.qualified_name(call.func)
-        resource = RESOURCES.get(qualified or "")
-        if resource is None:
-            return None if isinstance(value, cst.Await) else self._project_resource(call)
-        if resource.awaited != isinstance(value, cst.Await):
-            return None
-        return qualified or "", resource
+        return resource_of(self.ctx, value)
 
-    def _project_resource(self, call: cst.Call) -> tuple[str, Resource] | None:
-        """An instance of a project class that is an async context manager with a coroutine
-        ``close()``/``aclose()``."""
-        project = self.ctx.project
-        cls = project_class(self.ctx, call.func)
-        if project is None or cls is None:
-            return None
-        index = project.index
-        close = index.resource_close(cls)
-        if close is None:
-            return None
-        enter = index.method(cls, "__aenter__")
-        detached = frozenset(
-            name
-            for name in index.coroutine_methods(cls)
-            if (method := index.method(cls, name)) is not None
-            and is_value_annotation(method.returns)
-        )
-        resource = Resource(
-            close,
-            awaited=False,
-            async_with=enter is not None and enter.returns_self_only,
-            detached=detached,
-            project=cls,
-            close_fact=index.method(cls, close),
-        )
-        return cls.qualified, resource
+
+def resource_of(ctx: Context, value: cst.BaseExpression) -> tuple[str, Resource] | None:
+    """The resource ``value`` makes (``aiohttp.ClientSession()``, ``await asyncpg.connect()``,
+    ``HAClient()``), and its qualified name; None when it makes none."""
+    call = _call(value)
+    if call is None:
+        return None
+    qualified = ctx.qualified_name(call.func)
+    resource = RESOURCES.get(qualified or "")
+    if resource is None:
+        return None if isinstance(value, cst.Await) else _project_resource(ctx, call)
+    if resource.awaited != isinstance(value, cst.Await):
+        return None
+    return qualified or "", resource
+
+
+def _project_resource(ctx: Context, call: cst.Call) -> tuple[str, Resource] | None:
+    """An instance of a project class that is an async context manager with a coroutine
+    ``close()``/``aclose()``."""
+    project = ctx.project
+    cls = project_class(ctx, call.func)
+    if project is None or cls is None:
+        return None
+    index = project.index
+    close = index.resource_close(cls)
+    if close is None:
+        return None
+    enter = index.method(cls, "__aenter__")
+    detached = frozenset(
+        name
+        for name in index.coroutine_methods(cls)
+        if (method := index.method(cls, name)) is not None and is_value_annotation(method.returns)
+    )
+    resource = Resource(
+        close,
+        awaited=False,
+        async_with=enter is not None and enter.returns_self_only,
+        detached=detached,
+        project=cls,
+        close_fact=index.method(cls, close),
+    )
+    return cls.qualified, resource
+
+
+def resource_names(project: Project | None, tree: ast.Module) -> set[str]:
+    """The names a resource constructor may be called by in ``tree``: the catalogue's and the
+    project's classes, and what ``from m import X as Y`` renames them to."""
+    names = set(_SHORT_NAMES)
+    if project is not None:
+        names |= project.index.resource_names()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            names.update(a.asname for a in node.names if a.asname and a.name in names)
+    return names
+
+
+def call_name(value: ast.expr) -> str | None:
+    """The last name of the function ``value`` calls (``await`` looked through)."""
+    if isinstance(value, ast.Await):
+        value = value.value
+    if not isinstance(value, ast.Call):
+        return None
+    func = value.func
+    return func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
 
 
 def _assigns_call_of(function: ast.AsyncFunctionDef, names: set[str]) -> bool:
-    for node in ast.walk(function):
-        if isinstance(node, ast.Assign):
-            value = node.value.value if isinstance(node.value, ast.Await) else node.value
-            if isinstance(value, ast.Call):
-                func = value.func
-                last = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-                if last in names:
-                    return True
-    return False
+    return any(
+        isinstance(node, ast.Assign) and call_name(node.value) in names
+        for node in ast.walk(function)
+    )
 
 
 def _call(value: cst.BaseExpression) -> cst.Call | None:

@@ -93,3 +93,15 @@ class HomeClient:
 
     def started_at(self) -> float:
         return time.monotonic()  # correct: a sync method may use the time module
+
+
+class SnapshotFetcher:
+    """Downloads camera snapshots with a session of its own."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.session = aiohttp.ClientSession()  # AF503: nothing in the class ever closes it
+
+    async def snapshot(self, camera: str) -> bytes:
+        async with self.session.get(f"{self.base_url}/cameras/{camera}") as response:
+            return await response.read()

@@ -6,6 +6,8 @@ import asyncio
 import threading
 import time
 
+import aiohttp
+
 _background_tasks: set[asyncio.Task] = set()
 _thread_lock = threading.Lock()
 
@@ -71,3 +73,18 @@ class TokenCache:
         result = await send()
         self.requests += 1  # no await between the read and the write
         return result
+
+
+class SnapshotFetcher:
+    """Owns its session, and closes it."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.session = aiohttp.ClientSession()
+
+    async def snapshot(self, camera: str) -> bytes:
+        async with self.session.get(f"{self.base_url}/cameras/{camera}") as response:
+            return await response.read()
+
+    async def close(self) -> None:
+        await self.session.close()
