@@ -46,9 +46,14 @@ class Resource:
     close_fact: FunctionFact | None = field(default=None, compare=False)
 
 
-def _catalogue() -> dict[str, Resource]:
-    text = resources.files("asyncfix").joinpath("data/async_resources.toml").read_text("utf-8")
-    data: dict[str, Any] = tomllib.loads(text)
+_DATA: dict[str, Any] = tomllib.loads(
+    resources.files("asyncfix").joinpath("data/async_resources.toml").read_text("utf-8")
+)
+#: methods that read a response or cursor made from a resource into plain data
+READ_METHODS = frozenset(_DATA["read-methods"])
+
+
+def _catalogue(data: dict[str, Any]) -> dict[str, Resource]:
     return {
         name: Resource(
             entry["close"],
@@ -60,7 +65,7 @@ def _catalogue() -> dict[str, Resource]:
     }
 
 
-RESOURCES = _catalogue()
+RESOURCES = _catalogue(_DATA)
 #: the last part of each constructor's name, for the syntax-tree pre-filter
 _SHORT_NAMES = frozenset(name.rsplit(".", 1)[1] for name in RESOURCES)
 #: return annotations of values that live on their own once the resource is closed
@@ -516,19 +521,20 @@ def _derived_escape(
 def _detached_call(
     value: cst.BaseExpression, name: str, derived: set[str], detached: frozenset[str]
 ) -> bool:
-    """``await name.method(...)`` where the method's result does not need the resource open,
-    and no argument is made from the resource."""
+    """``await name.method(...)`` whose result does not need the resource open (a
+    ``detached`` method of the resource, or a read such as ``await response.text()`` on a value
+    made from it), and no argument is made from the resource."""
     if not isinstance(value, cst.Await) or not isinstance(value.expression, cst.Call):
         return False
     call = value.expression
     func = call.func
+    if not isinstance(func, cst.Attribute) or not isinstance(func.value, cst.Name):
+        return False
+    receiver, method = func.value.value, func.attr.value
     return (
-        isinstance(func, cst.Attribute)
-        and isinstance(func.value, cst.Name)
-        and func.value.value == name
-        and func.attr.value in detached
-        and not any(_mentions(arg, derived) for arg in call.args)
-    )
+        (receiver == name and method in detached)
+        or (receiver in derived and method in READ_METHODS)
+    ) and not any(_mentions(arg, derived) for arg in call.args)
 
 
 def _mentions(node: cst.CSTNode, names: set[str]) -> bool:
