@@ -68,6 +68,9 @@ class FunctionFact:
     #: the body (after a docstring) is ``return <first parameter>``: ``__aenter__`` that
     #: does nothing but hand out the object itself
     returns_self_only: bool = False
+    #: for ``__aexit__``: the methods it awaits on its first parameter, as paths from it
+    #: ("close", "session.close"): how the object is closed
+    awaits_on_self: tuple[str, ...] = ()
 
 
 @dataclass
@@ -295,6 +298,7 @@ def _function_fact(
             node.lineno,
             returns=returns,
             returns_self_only=_returns_self_only(node),
+            awaits_on_self=_awaits_on_self(node) if node.name == "__aexit__" else (),
         )
     receiver = node.args.args[0].arg if cls and node.args.args else None
     blocking: list[str] = []
@@ -331,6 +335,27 @@ def _function_fact(
         returns,
         _returns_self_only(node),
     )
+
+
+def _awaits_on_self(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str, ...]:
+    """``await self.close()`` -> "close", ``await self.session.close()`` -> "session.close"."""
+    positional = [*node.args.posonlyargs, *node.args.args]
+    if not positional:
+        return ()
+    receiver = positional[0].arg
+    found: list[str] = []
+    stack: list[ast.AST] = list(node.body)
+    while stack:
+        current = stack.pop()
+        if isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        if isinstance(current, ast.Await) and isinstance(current.value, ast.Call):
+            dotted = ast_dotted_name(current.value.func)
+            head, _, rest = (dotted or "").partition(".")
+            if head == receiver and rest:
+                found.append(rest)
+        stack.extend(ast.iter_child_nodes(current))
+    return tuple(sorted(set(found)))
 
 
 def _returns_self_only(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -474,6 +499,7 @@ def to_raw(module: ModuleFact) -> Raw:
             fact.calls,
             fact.returns,
             fact.returns_self_only,
+            fact.awaits_on_self,
         )
 
     classes = {
@@ -501,9 +527,17 @@ def from_raw(raw: Raw) -> ModuleFact:
     name, path, is_package, functions, classes, imports, ambiguous, stars = raw
 
     def function(item: Raw) -> FunctionFact:
-        qualified, is_coroutine, line, blocking, calls, returns, self_only = item
+        qualified, is_coroutine, line, blocking, calls, returns, self_only, awaits = item
         return FunctionFact(
-            qualified, is_coroutine, path, line, tuple(blocking), tuple(calls), returns, self_only
+            qualified,
+            is_coroutine,
+            path,
+            line,
+            tuple(blocking),
+            tuple(calls),
+            returns,
+            self_only,
+            tuple(awaits),
         )
 
     module = ModuleFact(name, path, is_package)
@@ -735,16 +769,21 @@ class ProjectIndex:
         enter, exit_ = self.method(cls, "__aenter__"), self.method(cls, "__aexit__")
         return bool(enter and exit_ and enter.is_coroutine and exit_.is_coroutine)
 
-    def resource_close(self, cls: ClassFact) -> str | None:
+    def resource_close(self, cls: ClassFact) -> tuple[str, ...]:
         """How an instance of ``cls`` is closed, when it is an async resource: an async context
-        manager with a coroutine ``aclose()`` or ``close()``."""
+        manager whose ``__aexit__`` awaits ``self.close()``/``self.aclose()`` (-> "close"), or
+        the close of something it holds (``self.session.close()`` -> "session.close"); empty
+        when it is not one."""
         if not self.is_async_context_manager(cls):
-            return None
-        for name in ("aclose", "close"):
-            fact = self.method(cls, name)
-            if fact is not None and fact.is_coroutine:
-                return name
-        return None
+            return ()
+        exit_ = self.method(cls, "__aexit__")
+        paths = exit_.awaits_on_self if exit_ is not None else ()
+        closing = tuple(p for p in paths if p.rsplit(".", 1)[-1] in ("close", "aclose"))
+        own = tuple(p for p in closing if "." not in p)
+        if own:
+            fact = self.method(cls, own[0])
+            return own[:1] if fact is not None and fact.is_coroutine else ()
+        return closing
 
     def resource_names(self) -> frozenset[str]:
         """Names of the project's async resource classes (a cheap pre-filter for AF501)."""
@@ -753,7 +792,7 @@ class ProjectIndex:
                 name
                 for module in self.modules.all()
                 for name, cls in module.classes.items()
-                if self.resource_close(cls) is not None
+                if self.resource_close(cls)
             )
         return self._resource_names
 

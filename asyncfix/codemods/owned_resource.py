@@ -182,16 +182,16 @@ class Weather:
         return handled
 
     def _closed_anywhere(self) -> set[str]:
-        """Attributes closed anywhere in the module: ``<anything>.<attr>.close``."""
+        """Attributes closed anywhere in the module: ``<anything>.<attr>.close()``, and
+        ``<anything>.<attr>.session.close()`` for a resource its ``session`` closes."""
         if self._closed_in_module is None:
             closed: set[str] = set()
             for child in _everything(self.ctx.module, {}):
-                if (
-                    isinstance(child, cst.Attribute)
-                    and child.attr.value in _CLOSERS
-                    and isinstance(child.value, cst.Attribute)
-                ):
-                    closed.add(child.value.attr.value)
+                if isinstance(child, cst.Attribute) and child.attr.value in _CLOSERS:
+                    inner = child.value
+                    while isinstance(inner, cst.Attribute):
+                        closed.add(inner.attr.value)
+                        inner = inner.value
             self._closed_in_module = closed
         return self._closed_in_module
 

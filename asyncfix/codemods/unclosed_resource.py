@@ -22,7 +22,9 @@ import libcst as cst
 
 from asyncfix.codemods.base import Context, Fix, Project, Rule, source_of
 from asyncfix.codemods.coroutines import project_class, shown
+from asyncfix.codemods.names import dotted_name
 from asyncfix.codemods.races import in_order, parent_map, suspensions
+from asyncfix.codemods.walk import children
 from asyncfix.index import ClassFact, FunctionFact
 from asyncfix.model import Safety, Severity
 
@@ -34,16 +36,28 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 @dataclass(frozen=True)
 class Resource:
-    close: str
+    #: how it is closed: awaited calls on it, as paths ("close", "session.close")
+    closes: tuple[str, ...]
     awaited: bool
     #: ``async with <constructor>(...) as x:`` gives the same object and does nothing more
     #: on entry than the constructor did
     async_with: bool
     #: coroutine methods whose result does not need the resource open
     detached: frozenset[str] = frozenset()
-    #: a project class (found through the index), and where its close method is
+    #: keyword arguments whose value closing the resource closes too -> the keyword that
+    #: says it does not own it (``connector`` -> ``connector_owner``)
+    closes_given: dict[str, str] = field(default_factory=dict, compare=False)
+    #: a project class (found through the index), and its ``__aexit__``
     project: ClassFact | None = field(default=None, compare=False)
-    close_fact: FunctionFact | None = field(default=None, compare=False)
+    exit_fact: FunctionFact | None = field(default=None, compare=False)
+
+    @property
+    def close(self) -> str:
+        return self.closes[0]
+
+    def is_close_path(self, path: str) -> bool:
+        """``path`` closes it (a catalogue resource: any ``close()``/``aclose()``)."""
+        return path in self.closes or (self.project is None and path in ("close", "aclose"))
 
 
 _DATA: dict[str, Any] = tomllib.loads(
@@ -56,10 +70,11 @@ READ_METHODS = frozenset(_DATA["read-methods"])
 def _catalogue(data: dict[str, Any]) -> dict[str, Resource]:
     return {
         name: Resource(
-            entry["close"],
+            (entry["close"],),
             entry["awaited"],
             entry["async-with"],
             frozenset(entry.get("detached", ())),
+            dict(entry.get("closes-given", {})),
         )
         for name, entry in data["resources"].items()
     }
@@ -208,12 +223,13 @@ async def status(url):
                     + f" (`await {target.value}.{resource.close}()`)"
                 )
                 evidence: list[tuple[str, cst.CSTNode | None]] = []
-                if resource.close_fact is not None:
-                    where = f"{shown(resource.close_fact.path)}:{resource.close_fact.line}"
+                if resource.exit_fact is not None:
+                    where = f"{shown(resource.exit_fact.path)}:{resource.exit_fact.line}"
+                    closing = " and ".join(f"`self.{path}()`" for path in resource.closes)
                     evidence.append(
                         (
-                            f"`{qualified}` is an async context manager with "
-                            f"`async def {resource.close}()` ({where})",
+                            f"`{qualified}` is an async context manager whose `__aexit__` "
+                            f"awaits {closing} ({where})",
                             None,
                         )
                     )
@@ -243,15 +259,20 @@ def resource_of(ctx: Context, value: cst.BaseExpression) -> tuple[str, Resource]
 
 
 def _project_resource(ctx: Context, call: cst.Call) -> tuple[str, Resource] | None:
-    """An instance of a project class that is an async context manager with a coroutine
-    ``close()``/``aclose()``."""
+    """An instance of a project class that is an async context manager whose ``__aexit__``
+    closes it (``await self.close()``, ``await self.session.close()``)."""
     project = ctx.project
     cls = project_class(ctx, call.func)
     if project is None or cls is None:
         return None
     index = project.index
-    close = index.resource_close(cls)
-    if close is None:
+    closes = index.resource_close(cls)
+    if not closes:
+        return None
+    given = {arg.keyword.value.strip("_") for arg in call.args if arg.keyword is not None}
+    if any("." in path and path.split(".")[0].strip("_") in given for path in closes):
+        # `Bot(token, session=shared)` closes by closing its `session`: one the caller gave
+        # it and may still use, so this object does not own what closing it closes
         return None
     enter = index.method(cls, "__aenter__")
     detached = frozenset(
@@ -260,12 +281,12 @@ def _project_resource(ctx: Context, call: cst.Call) -> tuple[str, Resource] | No
         if (method := index.method(cls, name)) is not None and is_value_annotation(method.returns)
     )
     resource = Resource(
-        close,
+        closes,
         awaited=False,
         async_with=enter is not None and enter.returns_self_only,
         detached=detached,
         project=cls,
-        close_fact=index.method(cls, close),
+        exit_fact=index.method(cls, "__aexit__"),
     )
     return cls.qualified, resource
 
@@ -319,6 +340,10 @@ def _problem(
         if node is creation:
             seen_creation = True
             continue
+        if isinstance(node, (cst.FunctionDef, cst.Lambda, cst.ClassDef)) and _names_anywhere(
+            node, name
+        ):
+            return None  # captured by a nested function: it may close it, or outlive us
         if not isinstance(node, cst.Name) or node.value != name:
             continue
         parent = parents.get(id(node))
@@ -329,12 +354,8 @@ def _problem(
                 return None  # rebound: which value is closed is not clear
             continue
         if isinstance(parent, cst.Attribute) and parent.value is node:
-            call = parents.get(id(parent))
-            if (
-                parent.attr.value in (resource.close, "close", "aclose")
-                and isinstance(call, cst.Call)
-                and isinstance(parents.get(id(call)), cst.Await)
-            ):
+            call = _close_call(node, resource, parents)
+            if call is not None:
                 closes.append(call)
             continue  # a method or attribute of the resource: a use
         if isinstance(parent, (cst.Comparison, cst.ComparisonTarget)):
@@ -350,6 +371,48 @@ def _problem(
     between = _statements_between(function, creation, first_close, parents)
     if any(suspensions(statement) or _calls(statement) for statement in between):
         return "is not closed when the code before `close()` raises"
+    return None
+
+
+def _given_and_owned(call: cst.Call, resource: Resource) -> str | None:
+    """A keyword argument whose value the resource closes with itself
+    (``ClientSession(connector=shared)`` closes ``shared``, unless ``connector_owner=False``)."""
+    keywords = {arg.keyword.value: arg.value for arg in call.args if arg.keyword is not None}
+    for keyword, flag in resource.closes_given.items():
+        owner = keywords.get(flag)
+        if keyword in keywords and not (isinstance(owner, cst.Name) and owner.value == "False"):
+            return keyword
+    return None
+
+
+def _names_anywhere(root: cst.CSTNode, name: str) -> bool:
+    """``name`` appears under ``root``, nested functions included."""
+    stack = [root]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.Name) and current.value == name:
+            return True
+        stack.extend(children(current))
+    return False
+
+
+def _close_call(
+    name: cst.Name, resource: Resource, parents: dict[int, cst.CSTNode]
+) -> cst.Call | None:
+    """The awaited call that closes the resource, when ``name`` is its receiver."""
+    path: list[str] = []
+    current: cst.CSTNode = name
+    parent = parents.get(id(current))
+    while isinstance(parent, cst.Attribute) and parent.value is current:
+        path.append(parent.attr.value)
+        current, parent = parent, parents.get(id(parent))
+    if (
+        resource.is_close_path(".".join(path))
+        and isinstance(parent, cst.Call)
+        and parent.func is current
+        and isinstance(parents.get(id(parent)), cst.Await)
+    ):
+        return parent
     return None
 
 
@@ -429,7 +492,7 @@ def _fix(
     # the last line that names the resource may be its close: the block ends right there
     # (where the author closed it), and `async with` closes it
     naming = [i for i, st in enumerate(region) if _mentions(st, {name})]
-    if naming and _is_close(region[naming[-1]], name):
+    if naming and _is_close(region[naming[-1]], name, resource):
         closing = region[naming[-1]]
         assert isinstance(closing, cst.SimpleStatementLine)
         if closing.trailing_whitespace.comment is not None or any(
@@ -438,8 +501,12 @@ def _fix(
             return "its `close()` line carries a comment"
         removed = region[: naming[-1] + 1]
         region = region[: naming[-1]]
+    else:
+        given = _given_and_owned(call, resource)
+        if given is not None:
+            return f"closing it would also close the `{given}` it was given, which stays open now"
     if any(
-        _is_close(node, name)
+        _is_close(node, name, resource)
         for statement in region
         for node in in_order(statement)
         if isinstance(node, cst.SimpleStatementLine)
@@ -465,12 +532,15 @@ def _fix(
         )
         replacement: list[cst.BaseStatement] = [new]
     else:
-        close = cst.SimpleStatementLine(
-            [cst.Expr(cst.Await(cst.Call(cst.Attribute(cst.Name(name), cst.Name(resource.close)))))]
-        )
+        finals: list[cst.BaseStatement] = [
+            cst.SimpleStatementLine(
+                [cst.Expr(cst.Await(cst.Call(cst.parse_expression(f"{name}.{path}"))))]
+            )
+            for path in resource.closes
+        ]
         new = cst.Try(
             body=cst.IndentedBlock(body=region),
-            finalbody=cst.Finally(body=cst.IndentedBlock(body=[close])),
+            finalbody=cst.Finally(body=cst.IndentedBlock(body=finals)),
         )
         change = f"Closed `{name}` in `finally` around its uses"
         replacement = [head, new]
@@ -541,19 +611,17 @@ def _mentions(node: cst.CSTNode, names: set[str]) -> bool:
     return any(isinstance(n, cst.Name) and n.value in names for n in in_order(node))
 
 
-def _is_close(statement: cst.CSTNode, name: str) -> bool:
-    """``await name.close()`` / ``await name.aclose()`` standing on its own line."""
+def _is_close(statement: cst.CSTNode, name: str, resource: Resource) -> bool:
+    """``await name.close()`` (or another way the resource closes, with no arguments)
+    standing on its own line."""
     if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
         return False
     small = statement.body[0]
     if not isinstance(small, cst.Expr) or not isinstance(small.value, cst.Await):
         return False
     call = small.value.expression
-    return (
-        isinstance(call, cst.Call)
-        and not call.args
-        and isinstance(call.func, cst.Attribute)
-        and isinstance(call.func.value, cst.Name)
-        and call.func.value.value == name
-        and call.func.attr.value in ("close", "aclose")
-    )
+    if not isinstance(call, cst.Call) or call.args:
+        return False
+    dotted = dotted_name(call.func)
+    head, _, path = (dotted or "").partition(".")
+    return head == name and resource.is_close_path(path)
