@@ -3,10 +3,10 @@ nothing ever closes it.
 
 AF501 leaves a resource alone once it is stored on ``self``: the object owns it from then
 on. This rule checks the owner. It stays silent whenever someone else might close the
-resource: a method of the class (or any code in the module) calls ``.close()``/``.aclose()``
-on that attribute, the class hands the attribute out (returns it, passes it to a call, puts
-it in a container, enters it with ``async with``), or the class has a base outside this
-module that could close it.
+resource: any code in the module calls ``.close()``/``.aclose()`` on that attribute, a class
+of the module hands the attribute out (returns it, passes it to a call, puts it in a
+container, enters it with ``async with``), or the class has a base outside this module that
+could close it.
 """
 
 from __future__ import annotations
@@ -113,7 +113,12 @@ class Weather:
                     stored[target] = (value, found[1].close)
         if not stored:
             return
-        handled = self._handled(node, set(stored)) | self._closed_anywhere()
+        # the class's relatives in this module (a base's property, a subclass's close) may
+        # hand the attribute on: every class of the module counts
+        related = [node, *(c for c in self._module_classes().values() if c is not node)]
+        handled = self._closed_anywhere().union(
+            *(self._handled(cls, set(stored)) for cls in related)
+        )
         for attribute, (value, close) in stored.items():
             if attribute in handled:
                 continue

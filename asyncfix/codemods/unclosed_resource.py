@@ -2,7 +2,7 @@
 coroutine and not closed on every way out of it.
 
 The resources are a catalogue (``asyncfix/data/async_resources.toml``) and the project's own
-async context managers that have a coroutine ``close()``/``aclose()`` (the project index).
+async context managers whose ``__aexit__`` closes them (the project index).
 A resource is the function's to close only while it stays a local: returned, yielded,
 stored anywhere, passed to a call, captured by a nested function or handed to ``async
 with`` -- then whoever got it owns it, and nothing is reported. Otherwise it must be closed
