@@ -12,14 +12,13 @@ could close it.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 
 import libcst as cst
 
 from asyncfix.codemods.base import Context, Project, Rule, source_of
-from asyncfix.codemods.races import in_order
+from asyncfix.codemods.races import in_order, self_name
 from asyncfix.codemods.unclosed_resource import call_name, resource_names, resource_of
-from asyncfix.codemods.walk import children
+from asyncfix.codemods.walk import descendants
 from asyncfix.index import NEUTRAL_BASES
 from asyncfix.model import Safety, Severity
 
@@ -101,7 +100,7 @@ class Weather:
         ]
         stored: dict[str, tuple[cst.BaseExpression, str]] = {}
         for method in methods:
-            receiver = _receiver(method)
+            receiver = self_name(method)
             if receiver is None:
                 continue
             for statement in in_order(method.body):
@@ -160,11 +159,11 @@ class Weather:
         for method in node.body.body:
             if not isinstance(method, cst.FunctionDef):
                 continue
-            receiver = _receiver(method)
+            receiver = self_name(method)
             if receiver is None:
                 continue
             parents: dict[int, cst.CSTNode] = {}
-            for child in _everything(method.body, parents):
+            for child in descendants(method.body, parents):
                 if not (
                     isinstance(child, cst.Attribute)
                     and isinstance(child.value, cst.Name)
@@ -191,7 +190,7 @@ class Weather:
         ``<anything>.<attr>.session.close()`` for a resource its ``session`` closes."""
         if self._closed_in_module is None:
             closed: set[str] = set()
-            for child in _everything(self.ctx.module, {}):
+            for child in descendants(self.ctx.module):
                 if isinstance(child, cst.Attribute) and child.attr.value in _CLOSERS:
                     inner = child.value
                     while isinstance(inner, cst.Attribute):
@@ -201,33 +200,8 @@ class Weather:
         return self._closed_in_module
 
 
-def _everything(root: cst.CSTNode, parents: dict[int, cst.CSTNode]) -> Iterator[cst.CSTNode]:
-    """Every node under ``root``, nested functions and classes included, filling ``parents``
-    (id of a node -> its parent) on the way."""
-    stack = [root]
-    while stack:
-        current = stack.pop()
-        yield current
-        for child in children(current):
-            parents[id(child)] = current
-            stack.append(child)
-
-
 def _ast_targets(node: ast.Assign | ast.AnnAssign) -> list[ast.expr]:
     return list(node.targets) if isinstance(node, ast.Assign) else [node.target]
-
-
-def _receiver(method: cst.FunctionDef) -> str | None:
-    """The name of the instance in a method: its first parameter, unless it is static or a
-    classmethod."""
-    for decorator in method.decorators:
-        if isinstance(decorator.decorator, cst.Name) and decorator.decorator.value in (
-            "staticmethod",
-            "classmethod",
-        ):
-            return None
-    params = [*method.params.posonly_params, *method.params.params]
-    return params[0].name.value if params else None
 
 
 def _stored(node: cst.CSTNode, receiver: str) -> tuple[str | None, cst.BaseExpression | None]:

@@ -24,7 +24,7 @@ from asyncfix.codemods.base import Context, Fix, Project, Rule, source_of
 from asyncfix.codemods.coroutines import project_class, shown
 from asyncfix.codemods.names import dotted_name
 from asyncfix.codemods.races import in_order, parent_map, suspensions
-from asyncfix.codemods.walk import children
+from asyncfix.codemods.walk import descendants
 from asyncfix.index import ClassFact, FunctionFact
 from asyncfix.model import Safety, Severity
 
@@ -344,8 +344,8 @@ def _problem(
         if node is creation:
             seen_creation = True
             continue
-        if isinstance(node, (cst.FunctionDef, cst.Lambda, cst.ClassDef)) and _names_anywhere(
-            node, name
+        if isinstance(node, (cst.FunctionDef, cst.Lambda, cst.ClassDef)) and any(
+            isinstance(inner, cst.Name) and inner.value == name for inner in descendants(node)
         ):
             return None  # captured by a nested function: it may close it, or outlive us
         if not isinstance(node, cst.Name) or node.value != name:
@@ -387,17 +387,6 @@ def _given_and_owned(call: cst.Call, resource: Resource) -> str | None:
         if keyword in keywords and not (isinstance(owner, cst.Name) and owner.value == "False"):
             return keyword
     return None
-
-
-def _names_anywhere(root: cst.CSTNode, name: str) -> bool:
-    """``name`` appears under ``root``, nested functions included."""
-    stack = [root]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, cst.Name) and current.value == name:
-            return True
-        stack.extend(children(current))
-    return False
 
 
 def _close_call(

@@ -9,7 +9,7 @@ nested code cannot exhaust the recursion limit.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import libcst as cst
 
@@ -79,6 +79,21 @@ def children(node: cst.CSTNode) -> list[cst.CSTNode]:
                 if item_kind == 1:
                     found.append(item)
     return found
+
+
+def descendants(
+    root: cst.CSTNode, parents: dict[int, cst.CSTNode] | None = None
+) -> Iterator[cst.CSTNode]:
+    """``root`` and every node under it, nested functions and classes included (in no
+    particular order); fills ``parents`` (id of a node -> its parent) on the way when given."""
+    stack = [root]
+    while stack:
+        current = stack.pop()
+        yield current
+        for child in children(current):
+            if parents is not None:
+                parents[id(child)] = current
+            stack.append(child)
 
 
 def walk(
