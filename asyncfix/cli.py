@@ -103,6 +103,11 @@ def _style(ascii_: bool, no_color: bool) -> Style:
 @click.option(
     "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core)."
 )
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Analyse every file again; do not read or write the results cache.",
+)
 def check(
     paths: tuple[Path, ...],
     diff_mode: bool,
@@ -118,6 +123,7 @@ def check(
     no_color: bool,
     quiet: bool,
     jobs: int | None,
+    no_cache: bool,
 ) -> None:
     """Check PATHS (files or directories; default: the current directory).
 
@@ -156,6 +162,7 @@ def check(
         fix_for_report=output_format == "report",
         force_exclude=force_exclude,
         jobs=jobs,
+        use_cache=not no_cache,
     )
     style = _style(ascii_, no_color)
     _print(result, output_format, style, quiet)

@@ -52,6 +52,8 @@ class Config:
     respect_gitignore: bool = True
     #: the project's own helpers that run their callable argument in a worker thread
     offload_functions: list[str] = field(default_factory=list)
+    #: enabled_codes' work that does not depend on the file, by the settings it came from
+    _enabled: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def target(self) -> tuple[int, int]:
@@ -61,12 +63,21 @@ class Config:
         return pathspec.GitIgnoreSpec.from_lines([*self.exclude, *self.extend_exclude])
 
     def enabled_codes(self, all_codes: Iterable[str], rel_path: str) -> frozenset[str]:
-        codes = set(expand(self.select, all_codes)) - set(expand(self.ignore, all_codes))
-        for pattern, ignored in self.per_file_ignores.items():
-            spec = pathspec.GitIgnoreSpec.from_lines([pattern])
+        all_codes = tuple(all_codes)
+        key = (tuple(self.select), tuple(self.ignore), repr(self.per_file_ignores), all_codes)
+        cached = self._enabled.get(key)
+        if cached is None:
+            base = frozenset(expand(self.select, all_codes)) - set(expand(self.ignore, all_codes))
+            specs = [
+                (pathspec.GitIgnoreSpec.from_lines([pattern]), set(expand(ignored, all_codes)))
+                for pattern, ignored in self.per_file_ignores.items()
+            ]
+            cached = self._enabled[key] = (base, specs)
+        codes, specs = cached
+        for spec, ignored_codes in specs:
             if spec.match_file(rel_path):
-                codes -= set(expand(ignored, all_codes))
-        return frozenset(codes)
+                codes = codes - ignored_codes
+        return codes
 
 
 def expand(selectors: Iterable[str], all_codes: Iterable[str]) -> list[str]:

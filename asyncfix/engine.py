@@ -13,28 +13,28 @@ import marshal
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from asyncfix import __version__
 from asyncfix import index as index_module
+from asyncfix.cache import ResultCache, settings_key
 from asyncfix.codemods import RULES, rule_by_code
 from asyncfix.codemods.base import SUPPRESS, Context, Hit, Project, Rule
 from asyncfix.config import Config
-from asyncfix.files import SourceError, atomic_write, decode, discover, display_path
+from asyncfix.files import SourceError, atomic_write, decode, discover, display_path, relative
 from asyncfix.imports import add_stdlib_import, is_docstring, is_stdlib
 from asyncfix.index import (
     ModuleFact,
     ProjectIndex,
     Raw,
+    Stub,
     facts_from_source,
     module_name,
     to_raw,
@@ -282,6 +282,10 @@ def apply_fixes(analysis: Analysis, fixable: list[Hit]) -> tuple[cst.Module, lis
         prelude.update(hit.fix.prelude)
     if prelude:
         module = _insert_prelude(module, list(prelude.values()))
+    # imported here: only runs that fix pay for LibCST's codemod machinery (0.2 s to import)
+    from libcst.codemod import CodemodContext
+    from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
+
     context = CodemodContext()
     adds = []
     for hit in chosen:
@@ -394,7 +398,9 @@ def process_file(task: Task) -> FileResult:
     """Read, decode and process one file; every problem becomes ``FileResult.error``."""
     result = FileResult(path=task.path, display=task.display)
     try:
-        source = decode(Path(task.path).read_bytes())
+        raw = Path(task.path).read_bytes()
+        result.content = hashlib.sha256(raw).hexdigest()
+        source = decode(raw)
     except FileNotFoundError:
         result.error = "file vanished before it could be read"
         return result
@@ -407,7 +413,18 @@ def process_file(task: Task) -> FileResult:
     except SourceError as exc:
         result.error = str(exc)
         return result
-    process_text(source.text, task, result)
+    index = _INDEX
+    if index is None:
+        process_text(source.text, task, result)
+    else:
+        consulted = index.record()
+        try:
+            process_text(source.text, task, result)
+        finally:
+            index.stop_recording()
+        module = index.module_of(task.path)
+        if module is not None and any(rule_by_code(c).needs_index for c in task.codes):
+            result.depends = index.dependencies(module, consulted)
     if result.fixed is not None:
         try:
             source.encode(result.fixed)
@@ -609,8 +626,13 @@ def run(
     fix_for_report: bool = False,
     force_exclude: bool = False,
     jobs: int | None = None,
+    use_cache: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RunResult:
-    """Analyse ``paths``; in diff/write mode compute verified fixes; in write mode write them."""
+    """Analyse ``paths``; in diff/write mode compute verified fixes; in write mode write them.
+
+    Files whose result is in the results cache (``cache.py``) are not analysed again;
+    ``progress(done, total)`` is called as files finish."""
     if select is not None:
         config.select = list(select)
     if ignore is not None:
@@ -621,10 +643,7 @@ def run(
     codes = all_codes()
     tasks = []
     for file in files:
-        try:
-            rel = file.relative_to(config.root).as_posix()
-        except ValueError:
-            rel = file.as_posix()
+        rel = relative(file, config.root) or file.as_posix()
         tasks.append(
             Task(
                 path=str(file),
@@ -640,13 +659,78 @@ def run(
     index = None
     if any(rule_by_code(code).needs_index for task in tasks for code in task.codes):
         index = build_index(files, config, jobs)
-    results = list(_map(tasks, jobs, index))
+    results = _analyse_all(tasks, files, config, jobs, index, use_cache, progress)
     run_result = RunResult(files=results, mode=mode, unsafe_fixes=unsafe, errors=errors)
     if mode == "write":
         for result in results:
             if result.changed and not result.internal_error:
                 _write(result)
     return run_result
+
+
+def _analyse_all(
+    tasks: list[Task],
+    files: list[Path],
+    config: Config,
+    jobs: int | None,
+    index: ProjectIndex | None,
+    use_cache: bool,
+    progress: Callable[[int, int], None] | None,
+) -> list[FileResult]:
+    """Every task's result, in task order: from the results cache where it is still valid,
+    else analysed (in a process pool when there are enough)."""
+    cache = None
+    if use_cache and tasks:
+        cache = ResultCache((project_root(files, config) or config.root) / INDEX_CACHE)
+    digests = index.digests if index is not None else {}
+    contents = index.contents if index is not None else {}
+    results: list[FileResult | None] = [None] * len(tasks)
+    keys = [_settings(task) for task in tasks]
+    misses: list[int] = []
+    for position, task in enumerate(tasks):
+        hit = None
+        if cache is not None:
+            content = contents.get(task.path) or _content_digest(task.path)
+            if content is not None:
+                hit = cache.get(_cache_path(task), content, keys[position], digests)
+        if hit is None:
+            misses.append(position)
+        else:
+            hit.path, hit.display, hit.cached = task.path, task.display, True
+            results[position] = hit
+    done, total = len(tasks) - len(misses), len(tasks)
+    if progress is not None:
+        progress(done, total)
+    for position, result in zip(misses, _map([tasks[i] for i in misses], jobs, index), strict=True):
+        results[position] = result
+        task = tasks[position]
+        if cache is not None and result.content is not None and not result.internal_error:
+            cache.put(
+                _cache_path(task), result.content, keys[position], result.depends, digests, result
+            )
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    if cache is not None:
+        cache.save()
+    return [result for result in results if result is not None]
+
+
+def _settings(task: Task) -> str:
+    return settings_key(
+        (sorted(task.codes), task.unsafe, task.fix, task.target, task.preview, task.offload)
+    )
+
+
+def _cache_path(task: Task) -> str:
+    return str(Path(task.path).absolute())
+
+
+def _content_digest(path: str) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _map(
@@ -706,47 +790,118 @@ def build_index(processed: Sequence[Path], config: Config, jobs: int | None) -> 
         if root is not None
         else []
     )
-    files = sorted({*processed, *others})
+    files = sorted({*processed, *others}, key=lambda path: path.parts)
     cache_dir = (root or config.root) / INDEX_CACHE
     cache, cached_names = _load_index_cache(cache_dir)
     raws: list[Raw] = []
-    missing: list[tuple[Path, str, bytes]] = []
-    fresh: dict[str, tuple[str, Raw | None]] = {}
+    fact_digests: list[str] = []
+    contents: dict[str, str] = {}
+    missing: list[tuple[Path, str, bytes, tuple[int, int]]] = []
+    fresh: dict[str, IndexEntry] = {}
+    restamped = False
     for path in files:
+        cached = cache.get(str(path))
         try:
-            data = path.read_bytes()
+            status = os.stat(path)
+            stamp = (status.st_size, status.st_mtime_ns)
+            if cached is not None and cached[3] == stamp:
+                # same size and modification time (in nanoseconds): the same content, as
+                # black and ruff assume; nothing to read
+                digest, data = cached[0], b""
+            else:
+                data = path.read_bytes()
+                digest = hashlib.sha256(data).hexdigest()
         except OSError:
             continue
-        digest = hashlib.sha256(data).hexdigest()
-        cached = cache.get(str(path))
+        contents[str(path)] = digest
         if (
             cached is not None
             and cached[0] == digest
-            and (cached[1] is None or cached[1][0] == module_name(path)[0])
+            and (cached[1] is None or cached[1] == module_name(path)[0])
         ):
+            if cached[3] != stamp:
+                cached = (*cached[:3], stamp)
+                restamped = True
             fresh[str(path)] = cached
             if cached[1] is not None:
-                raws.append(cached[1])
+                raws.append((cached[1], str(path), cached[2]))  # a stub: read when needed
+                fact_digests.append(cached[2])
         else:
-            missing.append((path, digest, data))
-    for (path, digest, _), fact in zip(missing, _index_files(missing, jobs), strict=True):
+            if not data:
+                data = path.read_bytes()
+            missing.append((path, digest, data, stamp))
+    facts = _index_files([(path, data) for path, _, data, _ in missing], jobs)
+    made: dict[str, tuple[str, Raw]] = {}
+    same_facts = len(fresh) + len(missing) == len(cache)
+    for (path, digest, _, stamp), fact in zip(missing, facts, strict=True):
         raw = to_raw(fact) if fact is not None else None
-        fresh[str(path)] = (digest, raw)
+        # what dependents see of this module: its facts, not its text (a comment edited in
+        # client.py re-checks nothing else)
+        facts_digest = hashlib.sha256(marshal.dumps(raw)).hexdigest()[:16] if raw else ""
+        entry = (digest, raw[0] if raw else None, facts_digest, stamp)
+        before = cache.get(str(path))
+        if before is None or before[1:3] != entry[1:3]:
+            same_facts = False
+            if raw is not None:
+                made[str(path)] = (facts_digest, raw)
+        fresh[str(path)] = entry
         if raw is not None:
             raws.append(raw)
-    index = ProjectIndex(raws=raws)
-    unchanged = not missing and len(fresh) == len(cache)
-    if unchanged and cached_names is not None:
+            fact_digests.append(facts_digest)
+    loader = FactsLoader(cache_dir / f"{_FACTS_FORMAT}.marshal")
+    index = ProjectIndex(raws=raws, digests=fact_digests, loader=loader)
+    index.contents = contents
+    if same_facts and cached_names is not None:
+        # no module's facts changed (files edited without changing what the index records
+        # of them, or only touched): the project-wide names still hold
         index.set_names(*cached_names)
+        if missing or restamped:
+            _save_index_cache(cache_dir, fresh, cached_names, {}, None)
     else:
         # computed once here, before the workers start, so that they share them
         names = index.names()
-        _save_index_cache(cache_dir, fresh, names)
+        _save_index_cache(cache_dir, fresh, names, made, loader)
     return index
 
 
-def _index_one(item: tuple[Path, str, bytes]) -> ModuleFact | None:
-    path, _, raw = item
+class FactsLoader:
+    """The raw facts of a module whose entry in the index cache is unchanged, read from the
+    cache's facts file on first use. When the file does not hold them for that content (a
+    concurrent run rewrote it, or it is gone), the module is indexed again from its source."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._facts: dict[str, tuple[str, Raw]] | None = None
+
+    def all(self) -> dict[str, tuple[str, Raw]]:
+        if self._facts is None:
+            self._facts = {}
+            try:
+                data = marshal.loads(self.path.read_bytes())
+            except (OSError, EOFError, ValueError, TypeError):
+                data = None
+            if isinstance(data, dict) and data.get("format") == _FACTS_FORMAT:
+                facts = data.get("facts")
+                if isinstance(facts, dict):
+                    self._facts = facts
+        return self._facts
+
+    def __call__(self, stub: Stub) -> Raw | None:
+        _, path, facts_digest = stub
+        found = self.all().get(path)
+        if found is not None and found[0] == facts_digest:
+            return found[1]
+        try:
+            fact = facts_from_source(decode(Path(path).read_bytes()).text, Path(path))
+        except (OSError, SourceError):
+            return None
+        except Exception:  # as in _index_one: the module is left out
+            return None
+        return to_raw(fact) if fact is not None else None
+
+
+def _index_one(item: tuple[Path, bytes]) -> ModuleFact | None:
+    path, raw = item
     try:
         return facts_from_source(decode(raw).text, path)
     except SourceError:
@@ -755,7 +910,7 @@ def _index_one(item: tuple[Path, str, bytes]) -> ModuleFact | None:
         return None
 
 
-def _index_files(items: list[tuple[Path, str, bytes]], jobs: int | None) -> list[ModuleFact | None]:
+def _index_files(items: list[tuple[Path, bytes]], jobs: int | None) -> list[ModuleFact | None]:
     workers = jobs or os.cpu_count() or 1
     if workers <= 1 or len(items) < POOL_THRESHOLD * 4:
         return [_index_one(item) for item in items]
@@ -766,15 +921,21 @@ def _index_files(items: list[tuple[Path, str, bytes]], jobs: int | None) -> list
 def _cache_format() -> str:
     """Changes whenever the facts could: with the version and with the code that extracts them."""
     extractor = hashlib.sha256(Path(index_module.__file__).read_bytes()).hexdigest()[:12]
-    return f"index-{__version__}-{extractor}"
+    # v3: entries are (content digest, module name, facts digest, (size, mtime_ns)); the
+    # facts themselves are in the facts file
+    return f"index-{__version__}-{extractor}-v3"
 
 
 _CACHE_FORMAT = _cache_format()
+_FACTS_FORMAT = _CACHE_FORMAT.replace("index-", "facts-", 1)
+
+#: (content digest, module name or None, digest of its facts, (size, mtime_ns))
+IndexEntry = tuple[str, str | None, str, tuple[int, int]]
 
 
 def _load_index_cache(
     cache_dir: Path,
-) -> tuple[dict[str, tuple[str, Raw | None]], tuple[list[str], list[str], list[str]] | None]:
+) -> tuple[dict[str, IndexEntry], tuple[list[str], list[str], list[str]] | None]:
     """The cached facts and names, or nothing when the cache is missing, corrupt or from
     another version."""
     try:
@@ -791,24 +952,49 @@ def _load_index_cache(
 
 def _save_index_cache(
     cache_dir: Path,
-    entries: dict[str, tuple[str, Raw | None]],
+    entries: dict[str, IndexEntry],
     names: tuple[list[str], list[str], list[str]],
+    made: dict[str, tuple[str, Raw]],
+    loader: FactsLoader | None,
 ) -> None:
-    """Best effort: a cache that cannot be written is simply not written. Written to a
-    temporary file and moved into place, so a concurrent run reads the old or the new one."""
+    """Best effort: a cache that cannot be written is simply not written. Each file is
+    written to a temporary file and moved into place, so a concurrent run reads an old or a
+    new one, never half of one; the facts file first, so that an index file never names
+    facts that are not there yet (and ``FactsLoader`` checks them anyway)."""
     try:
         cache_dir.mkdir(exist_ok=True)
+        for stale in [*cache_dir.glob("index-*.marshal"), *cache_dir.glob("facts-*.marshal")]:
+            if stale.name not in (f"{_CACHE_FORMAT}.marshal", f"{_FACTS_FORMAT}.marshal"):
+                stale.unlink(missing_ok=True)  # another version's: never read again
         ignore = cache_dir / ".gitignore"
         if not ignore.exists():
             ignore.write_text("# created by asyncfix\n*\n", encoding="utf-8")
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(
-                marshal.dumps({"format": _CACHE_FORMAT, "entries": entries, "names": names})
-            )
-        os.replace(tmp, cache_dir / f"{_CACHE_FORMAT}.marshal")
+        if loader is not None:  # some module's facts changed: the facts file with them
+            facts = {
+                path: made.get(path) or loader.all().get(path)
+                for path, entry in entries.items()
+                if entry[1] is not None
+            }
+            kept = {path: found for path, found in facts.items() if found is not None}
+            _atomic_dump(cache_dir, loader.path, {"format": _FACTS_FORMAT, "facts": kept})
+        _atomic_dump(
+            cache_dir,
+            cache_dir / f"{_CACHE_FORMAT}.marshal",
+            {"format": _CACHE_FORMAT, "entries": entries, "names": names},
+        )
     except (OSError, ValueError):
         return
+
+
+def _atomic_dump(directory: Path, target: Path, data: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(marshal.dumps(data))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _write(result: FileResult) -> None:

@@ -136,9 +136,8 @@ class _IgnoreTree:
 
     def ignored(self, path: Path, is_dir: bool) -> bool:
         for base, spec in self._specs:
-            try:
-                rel = path.relative_to(base).as_posix()
-            except ValueError:
+            rel = relative(path, base)
+            if rel is None:
                 continue
             if spec.match_file(rel + "/" if is_dir else rel):
                 return True
@@ -190,17 +189,19 @@ def discover(
             exclude = pathspec.GitIgnoreSpec.from_lines([])
         for file in _walk(path, root, exclude, respect_gitignore, errors):
             found[file] = None
-    return Discovery(sorted(found), errors)
+    return Discovery(sorted(found, key=_parts), errors)
+
+
+def _parts(path: Path) -> tuple[str, ...]:
+    """How ``Path`` orders on POSIX, several times faster than comparing ``Path`` objects."""
+    return path.parts
 
 
 def _excluded(path: Path, root: Path, exclude: pathspec.GitIgnoreSpec) -> bool:
     if any(part in DEFAULT_EXCLUDE for part in path.parts[:-1]):
         return True
-    try:
-        rel = path.relative_to(root).as_posix()
-    except ValueError:
-        rel = path.as_posix()
-    return exclude.match_file(rel)
+    rel = relative(path, root)
+    return exclude.match_file(path.as_posix() if rel is None else rel)
 
 
 def _walk(
@@ -250,15 +251,29 @@ def _walk(
 
 
 def _matches(path: Path, root: Path, exclude: pathspec.GitIgnoreSpec, is_dir: bool) -> bool:
-    try:
-        rel = path.relative_to(root).as_posix()
-    except ValueError:
+    if not exclude.patterns:
+        return False
+    rel = relative(path, root)
+    if rel is None:
         rel = path.as_posix()
     return exclude.match_file(rel + "/" if is_dir else rel)
 
 
+def relative(path: Path, base: Path) -> str | None:
+    """``path`` relative to ``base`` in POSIX form, or None when it is not under it: what
+    ``Path.relative_to`` says for absolute paths, with string operations (the walk asks
+    this for every file and directory)."""
+    text, prefix = str(path), str(base)
+    if text == prefix:
+        return "."
+    if not prefix.endswith(os.sep):
+        prefix += os.sep
+    if not text.startswith(prefix):
+        return None
+    rest = text[len(prefix) :]
+    return rest if os.sep == "/" else rest.replace(os.sep, "/")
+
+
 def display_path(path: Path, cwd: Path) -> str:
-    try:
-        return path.relative_to(cwd).as_posix()
-    except ValueError:
-        return path.as_posix()
+    rel = relative(path, cwd)
+    return path.as_posix() if rel is None else rel

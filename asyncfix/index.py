@@ -18,7 +18,7 @@ import ast
 import functools
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -569,14 +569,32 @@ def from_raw(raw: Raw) -> ModuleFact:
     return module
 
 
-class _Modules(dict[str, ModuleFact]):
-    """Module name -> facts, turning cached raw tuples into facts only when asked."""
+#: a module whose facts are still on disk: (name, path, digest of its facts)
+Stub = tuple[str, str, str]
+#: gives the raw facts of a stub (``engine`` reads them from the index cache)
+Loader = Callable[[Stub], "Raw | None"]
 
-    def __init__(self, raws: dict[str, Raw | None], ready: dict[str, ModuleFact]) -> None:
+
+class _Modules(dict[str, ModuleFact]):
+    """Module name -> facts, turning cached raw tuples into facts only when asked (and
+    fetching stubs' raw tuples from disk only then: a run whose results all come from the
+    results cache never reads them)."""
+
+    def __init__(
+        self,
+        raws: dict[str, Raw | None],
+        ready: dict[str, ModuleFact],
+        loader: Loader | None = None,
+    ) -> None:
         super().__init__(ready)
         self._raws = raws
+        self._loader = loader
+        #: while recording, every module name looked up (found or not): what an analysis used
+        self.consulted: set[str] | None = None
 
     def __contains__(self, key: object) -> bool:
+        if self.consulted is not None and isinstance(key, str):
+            self.consulted.add(key)
         return key in self._raws or super().__contains__(key)
 
     def __getitem__(self, key: str) -> ModuleFact:
@@ -590,9 +608,13 @@ class _Modules(dict[str, ModuleFact]):
         return default if found is None else found
 
     def find(self, key: str) -> ModuleFact | None:
+        if self.consulted is not None:
+            self.consulted.add(key)
         if super().__contains__(key):
             return super().__getitem__(key)
         raw = self._raws.get(key)
+        if raw is not None and len(raw) == 3 and self._loader is not None:
+            raw = self._raws[key] = self._loader(raw)
         if raw is None:
             return None
         module = from_raw(raw)
@@ -600,7 +622,12 @@ class _Modules(dict[str, ModuleFact]):
         return module
 
     def all(self) -> list[ModuleFact]:
-        return [self[name] for name in self._raws]
+        """Every module (for the project-wide name sets, which are not a per-file use)."""
+        consulted, self.consulted = self.consulted, None
+        try:
+            return [self[name] for name in self._raws]
+        finally:
+            self.consulted = consulted
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._raws)
@@ -612,19 +639,35 @@ class _Modules(dict[str, ModuleFact]):
 class ProjectIndex:
     """Facts of every module of the project, keyed by module name."""
 
-    def __init__(self, modules: Iterable[ModuleFact] = (), raws: Iterable[Raw] = ()) -> None:
+    def __init__(
+        self,
+        modules: Iterable[ModuleFact] = (),
+        raws: Iterable[Raw] = (),
+        digests: Iterable[str] = (),
+        loader: Loader | None = None,
+    ) -> None:
+        """``digests``, one per raw: a digest of its facts, for the results cache. A raw may
+        be a ``Stub``, which ``loader`` turns into the raw when a rule first asks."""
         by_name: dict[str, Raw | None] = {}
         ready: dict[str, ModuleFact] = {}
         self._paths: dict[str, str] = {}
+        #: module name -> digest of its facts ("" when unknown)
+        self.digests: dict[str, str] = {}
+        #: file path -> digest of its content, as read when the index was built
+        self.contents: dict[str, str] = {}
         for module in modules:
             if module.name not in by_name:
                 by_name[module.name] = None
                 ready[module.name] = module
             self._paths[module.path] = module.name
-        for raw in raws:
-            by_name.setdefault(raw[0], raw)
+        digest_list = list(digests)
+        for position, raw in enumerate(raws):
+            digest = digest_list[position] if position < len(digest_list) else ""
+            if raw[0] not in by_name:
+                by_name[raw[0]] = raw
+                self.digests[raw[0]] = digest
             self._paths[raw[1]] = raw[0]
-        self.modules = _Modules(by_name, ready)
+        self.modules = _Modules(by_name, ready, loader)
         self._coroutine_names: frozenset[str] | None = None
         self._coroutine_methods: dict[str, frozenset[str]] = {}
         self._chains: dict[str, tuple[str, ...] | None] = {}
@@ -633,6 +676,33 @@ class ProjectIndex:
 
     def __len__(self) -> int:
         return len(self.modules)
+
+    def record(self) -> set[str]:
+        """Start recording the modules lookups touch; returns the set that fills up."""
+        consulted: set[str] = set()
+        self.modules.consulted = consulted
+        return consulted
+
+    def stop_recording(self) -> None:
+        self.modules.consulted = None
+
+    def dependencies(self, module: ModuleFact, consulted: set[str]) -> list[str]:
+        """The project modules an analysis of ``module`` depends on: those it looked up, and
+        those it imports (with their packages), looked up or not -- a file a pre-filter
+        passed over still depends on what it imports."""
+        # a lookup tries many dotted names that are no module (`pkg.mod.Class.method`):
+        # only the modules it found count
+        found = {name for name in consulted if name in self.modules}
+        for target in module.imports.values():
+            absolute = self.absolute(target, module)
+            parts = absolute.split(".") if absolute else []
+            found.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
+        found.discard(module.name)
+        return sorted(found)
+
+    def digest_of(self, module: str) -> str:
+        """The digest of a module's facts; "" for a name that is no module of the project."""
+        return self.digests.get(module, "")
 
     def set_names(
         self, coroutine_names: list[str], blocking_names: list[str], resource_names: list[str]

@@ -98,6 +98,12 @@ class FileResult:
     #: the file changed on disk after it was read, so the fix was not written (a warning: the
     #: findings stay, the exit status says so); a failed write is an ``error``
     write_skipped: str | None = None
+    #: the result came from the results cache: the file was not analysed again
+    cached: bool = False
+    #: the project modules the analysis used (for the results cache)
+    depends: list[str] = field(default_factory=list)
+    #: SHA-256 of the bytes analysed (for the results cache)
+    content: str | None = None
 
     @property
     def changed(self) -> bool:

@@ -85,12 +85,21 @@ def test_index_cache_is_reused_and_survives_corruption(
     second = engine.build_index([], config, 1)
     assert calls == []  # everything came from the cache
     assert set(second.modules) == set(first.modules) == {"app", "app.client", "app.handlers"}
-    stored = list(cache.glob("*.marshal"))
-    assert len(stored) == 1
-    stored[0].write_bytes(b"not a cache")
+    facts_file, index_file = sorted(cache.glob("*.marshal"))  # facts-..., index-...
+    assert facts_file.name.startswith("facts-") and index_file.name.startswith("index-")
+    index_file.write_bytes(b"not a cache")
     third = engine.build_index([], config, 1)
     assert set(third.modules) == set(first.modules)
     assert len(calls) == 3  # rebuilt from the files, the broken cache ignored
+    # the facts file broken (or rewritten by another run): a module's facts come from its
+    # source again, the moment a rule asks for them
+    facts_file.write_bytes(b"not a cache either")
+    fourth = engine.build_index([], config, 1)
+    assert len(calls) == 3
+    client = fourth.modules.find("app.client")
+    expected = first.modules.find("app.client")
+    assert client is not None and expected is not None
+    assert client.functions == expected.functions
 
 
 def test_without_a_project_marker_only_named_files_are_indexed(

@@ -1,0 +1,160 @@
+"""The results cache: a file whose analysis cannot have changed is not analysed again.
+
+An entry holds one file's result, valid while four things stay the same:
+- the file's content (its SHA-256);
+- asyncfix itself: its version and a digest of its code and data files;
+- the effective settings for the file (codes, unsafe fixes, target, offloading helpers, ...);
+- the facts of every project module the analysis used from the project index, and of
+  every module the file imports. Editing ``client.py`` so that a function becomes a
+  coroutine changes its facts and re-checks the files that import it; editing a comment
+  changes no fact and re-checks nothing else.
+
+All entries live in one ``pickle`` file in the cache directory (``.asyncfix_cache``, which
+tells git to ignore it), named after the format, so that another asyncfix version never
+reads it. It is read once and written once per run, through a temporary file and an atomic
+rename: two runs at once each leave a whole cache, the last one wins, and nothing is ever
+half written. A cache that cannot be read or does not have the expected shape is discarded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from asyncfix import __version__
+from asyncfix.model import FileResult
+
+
+def _code_digest() -> str:
+    """Changes whenever asyncfix's code or data does (a development build included)."""
+    package = Path(__file__).parent
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted([*package.rglob("*.py"), *package.rglob("*.toml")]):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+FORMAT = f"results-{__version__}-{_code_digest()}"
+
+
+#: (content digest, settings key, modules the result depends on, digest of their facts,
+#: the result -- None for a file with nothing to report, the commonest by far)
+Entry = tuple[str, str, tuple[str, ...], str, FileResult | None]
+
+
+def _combined(modules: tuple[str, ...], digests: Mapping[str, str]) -> str:
+    """One digest of the facts of ``modules`` (a module that is not there counts as "")."""
+    if not modules:
+        return ""
+    get = digests.get
+    return hashlib.sha256("\0".join([get(module, "") for module in modules]).encode()).hexdigest()[
+        :16
+    ]
+
+
+class ResultCache:
+    """The cached results of one cache directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / f"{FORMAT}.pickle"
+        self.directory = directory
+        self._loaded_stamp: tuple[int, int] | None = None
+        self.entries = self._load()
+        self._new: dict[str, Entry] = {}
+        #: one string object per module name, so that pickle stores each name once
+        self._names: dict[str, str] = {}
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            status = self.path.stat()
+        except OSError:
+            return None
+        return (status.st_size, status.st_mtime_ns)
+
+    def _load(self) -> dict[str, Entry]:
+        self._loaded_stamp = self._stamp()
+        try:
+            data = pickle.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except Exception:  # corrupt, truncated, or written by something else: never trusted
+            return {}
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            return {}
+        entries = data.get("entries")
+        if not isinstance(entries, dict) or not all(
+            isinstance(entry, tuple) and len(entry) == 5 for entry in entries.values()
+        ):
+            return {}
+        return entries
+
+    def get(
+        self, path: str, content: str, settings: str, digests: Mapping[str, str]
+    ) -> FileResult | None:
+        """The cached result for this content and settings, if nothing it used has changed
+        (a fresh object the caller may change)."""
+        entry = self.entries.get(path)
+        if entry is None or entry[0] != content or entry[1] != settings:
+            return None
+        if _combined(entry[2], digests) != entry[3]:
+            return None
+        result = entry[4]
+        return FileResult(path=path, display=path) if result is None else result
+
+    def put(
+        self,
+        path: str,
+        content: str,
+        settings: str,
+        depends: list[str],
+        digests: Mapping[str, str],
+        result: FileResult,
+    ) -> None:
+        stored: FileResult | None = None
+        if result.findings or result.error or result.fixed is not None:
+            stored = replace(result, written=False, write_skipped=None, cached=False, depends=[])
+        modules = tuple(self._names.setdefault(module, module) for module in depends)
+        self._new[path] = (content, settings, modules, _combined(modules, digests), stored)
+
+    def save(self) -> None:
+        """Best effort: merged with what another run saved meanwhile, written atomically;
+        a cache that cannot be written is simply not written."""
+        if not self._new:
+            return
+        # another run may have saved since we read the cache: keep its entries too
+        current = self.entries if self._stamp() == self._loaded_stamp else self._load()
+        entries = {**current, **self._new}
+        try:
+            self.directory.mkdir(exist_ok=True)
+            for stale in self.directory.glob("results-*.pickle"):
+                if stale != self.path:  # another asyncfix version's: never read again
+                    stale.unlink(missing_ok=True)
+            ignore = self.directory / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("# created by asyncfix\n*\n", encoding="utf-8")
+            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    pickle.dump(
+                        {"format": FORMAT, "entries": entries},
+                        handle,
+                        protocol=pickle.HIGHEST_PROTOCOL,
+                    )
+                os.replace(tmp, self.path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except (OSError, pickle.PicklingError):
+            return
+
+
+def settings_key(parts: tuple[Any, ...]) -> str:
+    """A digest of the settings a file was analysed with."""
+    return hashlib.sha256(repr((FORMAT, parts)).encode()).hexdigest()[:16]

@@ -1,0 +1,167 @@
+"""The results cache: what is re-analysed after an edit, and that nothing else changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from asyncfix import engine
+from asyncfix.cache import FORMAT
+from asyncfix.config import Config
+from asyncfix.model import RunResult
+
+CLIENT = """\
+import asyncio
+
+
+async def fetch(url):
+    await asyncio.sleep(0)
+    return url
+
+
+def helper():
+    return 1
+"""
+
+HANDLERS = """\
+from app import client
+
+
+async def handle(url):
+    client.fetch(url)  # AF101: never awaited
+    return client.helper()
+"""
+
+OTHER = """\
+import time
+
+
+async def slow():
+    time.sleep(1)  # AF201
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "client.py").write_text(CLIENT)
+    (app / "handlers.py").write_text(HANDLERS)
+    (app / "other.py").write_text(OTHER)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _run(root: Path, mode: str = "check", **options: object) -> RunResult:
+    config = Config(path=root / "pyproject.toml", root=root, unsafe_fixes=True)
+    return engine.run([root], config, mode, **options)  # type: ignore[arg-type]
+
+
+def _analysed(run: RunResult) -> set[str]:
+    return {Path(f.path).name for f in run.files if not f.cached}
+
+
+def _shown(run: RunResult) -> list[tuple[str, str, int, str]]:
+    return [(f.display, x.code, x.span.line, x.message) for f, x in run.findings]
+
+
+def test_warm_run_analyses_nothing_and_reports_the_same(project: Path) -> None:
+    cold = _run(project)
+    assert _analysed(cold) == {"__init__.py", "client.py", "handlers.py", "other.py"}
+    warm = _run(project)
+    assert _analysed(warm) == set()
+    assert _shown(warm) == _shown(cold)
+    assert {code for _, code, _, _ in _shown(cold)} == {"AF101", "AF201"}
+
+
+def test_a_coroutine_made_sync_rechecks_its_callers_only(project: Path) -> None:
+    _run(project)
+    client = project / "app" / "client.py"
+    client.write_text(CLIENT.replace("async def fetch", "def fetch").replace("    await", "   "))
+    after = _run(project)
+    assert _analysed(after) == {"client.py", "handlers.py"}
+    assert "AF101" not in {code for _, code, _, _ in _shown(after)}
+    assert _shown(after) == _shown(_run(project, use_cache=False))
+
+
+def test_a_comment_edited_rechecks_that_file_only(project: Path) -> None:
+    _run(project)
+    client = project / "app" / "client.py"
+    client.write_text(CLIENT + "# a comment\n")
+    assert _analysed(_run(project)) == {"client.py"}
+
+
+def test_a_new_module_rechecks_the_files_that_import_it(project: Path) -> None:
+    (project / "app" / "uses.py").write_text(
+        "from app.extra import go\n\n\nasync def run():\n    go()\n"
+    )
+    first = _run(project)
+    assert "AF101" not in {code for f, code, _, _ in _shown(first) if f.endswith("uses.py")}
+    (project / "app" / "extra.py").write_text("async def go():\n    pass\n")
+    second = _run(project)
+    assert _analysed(second) == {"extra.py", "uses.py"}
+    assert ("app/uses.py", "AF101") in {(f, code) for f, code, _, _ in _shown(second)}
+
+
+def test_settings_are_part_of_the_key(project: Path) -> None:
+    _run(project)
+    config = Config(path=project / "pyproject.toml", root=project, unsafe_fixes=True)
+    only = engine.run([project], config, "check", select=["AF201"])
+    assert _analysed(only) == {"__init__.py", "client.py", "handlers.py", "other.py"}
+    assert {code for _, code, _, _ in _shown(only)} == {"AF201"}
+
+
+def test_no_cache_reads_and_writes_nothing(project: Path) -> None:
+    run = _run(project, use_cache=False)
+    assert len(_analysed(run)) == 4
+    assert not list((project / engine.INDEX_CACHE).glob("results-*"))
+
+
+def test_diff_and_write_from_the_cache(project: Path) -> None:
+    cold = _run(project, "diff")
+    warm = _run(project, "diff")
+    assert _analysed(warm) == set()
+    assert [f.fixed for f in warm.files] == [f.fixed for f in cold.files]
+    written = _run(project, "write")
+    assert _analysed(written) == set()
+    assert any(f.written for f in written.files)
+    text = (project / "app" / "handlers.py").read_text()
+    assert "await client.fetch(url)" in text
+    # the same settings again: only the files whose text the write changed
+    assert _analysed(_run(project, "diff")) == {"handlers.py", "other.py"}
+
+
+def test_a_corrupt_or_foreign_cache_is_discarded(project: Path) -> None:
+    cold = _run(project)
+    (stored,) = (project / engine.INDEX_CACHE).glob("results-*.pickle")
+    assert stored.name == f"{FORMAT}.pickle"
+    stored.write_bytes(b"\x80\x04garbage")
+    again = _run(project)
+    assert len(_analysed(again)) == 4
+    assert _shown(again) == _shown(cold)
+    foreign = stored.with_name("results-0.0.0-0000000000000000.pickle")
+    foreign.write_bytes(b"anything")
+    (project / "app" / "other.py").write_text(OTHER + "# edited\n")
+    _run(project)
+    assert not foreign.exists()  # another version's cache is removed when the cache is saved
+
+
+@pytest.mark.parametrize("mode", ["check", "diff"])
+def test_jobs_and_cache_do_not_change_results(
+    project: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # enough files for the process pool to be used
+    for number in range(40):
+        (project / "app" / f"extra_{number}.py").write_text(OTHER + HANDLERS)
+    monkeypatch.setattr(engine, "POOL_THRESHOLD", 4)
+    one = _run(project, mode, jobs=1, use_cache=False)
+    two = _run(project, mode, jobs=2, use_cache=False)
+    cold = _run(project, mode, jobs=2)
+    warm = _run(project, mode, jobs=1)
+    assert _analysed(warm) == set()
+    expected = (_shown(one), [f.fixed for f in one.files])
+    for other in (two, cold, warm):
+        assert (_shown(other), [f.fixed for f in other.files]) == expected
