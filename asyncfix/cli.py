@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -16,7 +17,14 @@ from asyncfix.model import RunResult
 from asyncfix.report import diff as diff_renderer
 from asyncfix.report import json as json_renderer
 from asyncfix.report.ruledoc import rule_doc
-from asyncfix.report.text import Style, render_concise, render_errors, render_report, summary
+from asyncfix.report.text import (
+    Style,
+    render_concise,
+    render_errors,
+    render_report,
+    statistics,
+    summary,
+)
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -152,6 +160,8 @@ def check(
     if target_version:
         config.target_version = target_version
     mode = "diff" if diff_mode else "write" if write_mode else "check"
+    started = time.perf_counter()
+    bar = _ProgressBar() if _wants_progress(quiet) else None
     result = run(
         list(paths),
         config,
@@ -163,10 +173,48 @@ def check(
         force_exclude=force_exclude,
         jobs=jobs,
         use_cache=not no_cache,
+        progress=bar,
     )
+    if bar is not None:
+        bar.close()
     style = _style(ascii_, no_color)
     _print(result, output_format, style, quiet)
+    if not quiet and output_format != "json":
+        click.echo(statistics(result, time.perf_counter() - started), err=True)
     sys.exit(_exit_code(result))
+
+
+def _wants_progress(quiet: bool) -> bool:
+    """A progress bar only for a person watching: stderr is a terminal, not in CI."""
+    return not quiet and sys.stderr.isatty() and not os.environ.get("CI")
+
+
+class _ProgressBar:
+    """``[#######-----]  3120/8805 files`` on one stderr line, redrawn at most 10 times a
+    second, shown only once a run has lasted half a second, and wiped at the end."""
+
+    WIDTH = 30
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.drawn_at = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - self.started < 0.5 or (now - self.drawn_at < 0.1 and done < total):
+            return
+        self.drawn_at = now
+        filled = self.WIDTH * done // max(total, 1)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        sys.stderr.write(f"\r[{bar}] {done}/{total} files")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
 
 
 def _print(result: RunResult, output_format: str, style: Style, quiet: bool) -> None:

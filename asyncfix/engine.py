@@ -685,7 +685,9 @@ def _analyse_all(
     digests = index.digests if index is not None else {}
     contents = index.contents if index is not None else {}
     results: list[FileResult | None] = [None] * len(tasks)
-    keys = [_settings(task) for task in tasks]
+    # the module a file is (its package structure can change while its text does not)
+    module_of = index.module_name_of if index is not None else _no_module
+    keys = [_settings(task, module_of(task.path)) for task in tasks]
     misses: list[int] = []
     for position, task in enumerate(tasks):
         hit = None
@@ -716,10 +718,19 @@ def _analyse_all(
     return [result for result in results if result is not None]
 
 
-def _settings(task: Task) -> str:
-    return settings_key(
-        (sorted(task.codes), task.unsafe, task.fix, task.target, task.preview, task.offload)
-    )
+_SETTINGS: dict[tuple[Any, ...], str] = {}
+
+
+def _settings(task: Task, module: str) -> str:
+    parts = (task.codes, task.unsafe, task.fix, task.target, task.preview, task.offload, module)
+    key = _SETTINGS.get(parts)
+    if key is None:
+        key = _SETTINGS[parts] = settings_key((sorted(task.codes), *parts[1:]))
+    return key
+
+
+def _no_module(path: str) -> str:
+    return ""
 
 
 def _cache_path(task: Task) -> str:

@@ -720,6 +720,10 @@ class ProjectIndex:
             sorted(self.resource_names()),
         )
 
+    def module_name_of(self, path: str) -> str:
+        """The module name the file at ``path`` has in the project, "" when it is none."""
+        return self._paths.get(path, "")
+
     def module_of(self, path: str) -> ModuleFact | None:
         name = self._paths.get(path)
         module = self.modules.find(name) if name is not None else None

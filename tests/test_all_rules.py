@@ -40,7 +40,7 @@ def test_example_service_is_fixed_completely(
     assert "Fixed 20 findings in 3 files; 7 remaining" in first.output
     second = CliRunner().invoke(main, ["examples"])
     assert second.exit_code == 1
-    left = sorted(line.split(" ")[1] for line in second.output.splitlines()[:-1])
+    left = sorted(line.split(" ")[1] for line in second.stdout.splitlines()[:-1])
     # `__del__`, a `with open()` block to restructure, a deadlock and a thread lock to redesign
     assert left == ["AF102", "AF203", "AF302", "AF405", "AF406", "AF502", "AF503"]
     for path in (tmp_path / "examples").rglob("*.py"):

@@ -62,7 +62,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_check_lists_findings_and_exits_1(project: Path) -> None:
     result = invoke("pkg")
     assert result.exit_code == 1
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     assert lines[0] == (
         "pkg/buggy.py:5:5: AF201 `time.sleep()` blocks the event loop; "
         "use `await asyncio.sleep()` [*]"
@@ -74,7 +74,8 @@ def test_check_lists_findings_and_exits_1(project: Path) -> None:
 def test_clean_tree_exits_0(project: Path) -> None:
     result = invoke("pkg/clean.py")
     assert result.exit_code == 0
-    assert result.output == "All checks passed (1 file checked).\n"
+    assert result.stdout == "All checks passed (1 file checked).\n"
+    assert result.stderr.startswith("1 file checked in ")
 
 
 def test_diff_is_git_applyable_and_writes_nothing(project: Path) -> None:
@@ -179,7 +180,7 @@ def test_report_after_write_says_fix_applied(project: Path) -> None:
 def test_quiet_prints_findings_only(project: Path) -> None:
     result = invoke("-q", "pkg")
     assert result.exit_code == 1
-    assert len(result.output.splitlines()) == 1
+    assert len(result.stdout.splitlines()) == 1
 
 
 def test_no_color_when_not_a_tty(project: Path) -> None:
@@ -390,3 +391,37 @@ def test_gitignored_directory_named_on_the_command_line_is_checked(project: Path
     (project / "vendor" / "x.py").write_text(BUGGY)
     assert "vendor/x.py" not in invoke(".").output
     assert "vendor/x.py:5:5: AF201" in invoke("vendor").output
+
+
+def test_closing_statistics_on_stderr(project: Path) -> None:
+    first = invoke("pkg")
+    assert first.stderr.startswith("2 files checked in ")
+    assert "(0 from cache, 0 with errors); findings: AF201 1" in first.stderr
+    second = invoke("pkg")
+    assert "(2 from cache, 0 with errors); findings: AF201 1" in second.stderr
+    assert second.stdout == first.stdout
+    fresh = invoke("--no-cache", "pkg")
+    assert "(0 from cache," in fresh.stderr
+    assert invoke("-q", "pkg").stderr == ""
+    assert invoke("--output-format", "json", "pkg").stderr == ""  # machine output only
+
+
+def test_progress_bar_only_for_a_person_at_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from asyncfix import cli
+
+    monkeypatch.setattr(cli.sys.stderr, "isatty", lambda: True)
+    monkeypatch.delenv("CI", raising=False)
+    assert cli._wants_progress(quiet=False)
+    assert not cli._wants_progress(quiet=True)
+    monkeypatch.setenv("CI", "true")
+    assert not cli._wants_progress(quiet=False)
+    bar = cli._ProgressBar()
+    bar(1, 10)
+    assert capsys.readouterr().err == ""  # nothing for a run shorter than half a second
+    bar.started -= 1
+    bar(5, 10)
+    assert capsys.readouterr().err == "\r[" + "#" * 15 + "-" * 15 + "] 5/10 files"
+    bar.close()
+    assert capsys.readouterr().err == "\r\x1b[K"

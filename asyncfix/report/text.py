@@ -89,6 +89,26 @@ def summary(run: RunResult) -> str:
     return text
 
 
+def statistics(run: RunResult, seconds: float) -> str:
+    """The closing line of a run, for stderr: what was checked and how, findings per code."""
+    files = len(run.files)
+    cached = sum(1 for r in run.files if r.cached)
+    changed = sum(1 for r in run.files if (r.written if run.mode == "write" else r.changed))
+    errors = sum(1 for r in run.files if r.error or r.internal_error)
+    per_code: dict[str, int] = {}
+    for _, finding in run.findings:
+        per_code[finding.code] = per_code.get(finding.code, 0) + 1
+    verb = "written" if run.mode == "write" else "with fixes" if run.mode == "diff" else ""
+    parts = [f"{cached} from cache"]
+    if verb:
+        parts.append(f"{changed} {verb}")
+    parts.append(f"{errors} with errors")
+    codes = ", ".join(f"{code} {count}" for code, count in sorted(per_code.items()))
+    return f"{files} file{'s' * (files != 1)} checked in {seconds:.1f} s ({', '.join(parts)})" + (
+        f"; findings: {codes}" if codes else ""
+    )
+
+
 def _summary(run: RunResult) -> str:
     files = len(run.files)
     found = run.findings
