@@ -74,6 +74,71 @@ class Project:
         return self.index.absolute(qualified, self.module)
 
 
+def ast_memo(tree: ast.Module, key: str, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per syntax tree: the rules' pre-filters share what they derive
+    from the same tree (the list of its nodes, the calls under ``async def``, ...)."""
+    memo: dict[str, Any] | None = getattr(tree, "_asyncfix_memo", None)
+    if memo is None:
+        memo = {}
+        tree._asyncfix_memo = memo  # type: ignore[attr-defined]
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
+@dataclass
+class AstFacts:
+    """What the pre-filters look at in a stdlib syntax tree, gathered in one traversal."""
+
+    #: every node
+    nodes: list[ast.AST]
+    #: every node inside an ``async def`` (nested functions' included)
+    async_nodes: list[ast.AST]
+    #: every call: (call, its parent, under an ``async def``, under a ``def``, the name of
+    #: the module-level class it is in, if any)
+    calls: list[tuple[ast.Call, ast.AST | None, bool, bool, str | None]]
+
+
+def ast_facts(tree: ast.Module) -> AstFacts:
+    def compute() -> AstFacts:
+        facts = AstFacts([], [], [])
+        stack: list[tuple[ast.AST, ast.AST | None, bool, bool, str | None]] = [
+            (tree, None, False, False, None)
+        ]
+        nodes, async_nodes, calls = facts.nodes, facts.async_nodes, facts.calls
+        while stack:
+            node, parent, under_async, under_sync, owner = stack.pop()
+            nodes.append(node)
+            if under_async:
+                async_nodes.append(node)
+            if isinstance(node, ast.Call):
+                calls.append((node, parent, under_async, under_sync, owner))
+            elif isinstance(node, ast.AsyncFunctionDef):
+                under_async = True
+            elif isinstance(node, ast.FunctionDef):
+                under_sync = True
+            elif isinstance(node, ast.ClassDef) and not (under_async or under_sync):
+                owner = node.name
+            stack.extend(
+                (child, node, under_async, under_sync, owner)
+                for child in ast.iter_child_nodes(node)
+            )
+        return facts
+
+    result: AstFacts = ast_memo(tree, "facts", compute)
+    return result
+
+
+def ast_nodes(tree: ast.Module) -> list[ast.AST]:
+    """Every node of ``tree``, listed once for all pre-filters."""
+    return ast_facts(tree).nodes
+
+
+def ast_async_nodes(tree: ast.Module) -> list[ast.AST]:
+    """Every node inside an ``async def`` (nested functions' included), listed once."""
+    return ast_facts(tree).async_nodes
+
+
 @dataclass
 class Hit:
     """A finding while it still points into the tree."""
@@ -108,8 +173,8 @@ class Rule:
     needles: ClassVar[tuple[str | tuple[str, ...], ...]]
     #: the rule asks the project index about other modules (the engine builds it only then)
     needs_index: ClassVar[bool] = False
-    #: codes of other tools' equivalent rules: ``# noqa: RUF006`` also silences AF301, since
-    #: it records the same decision about the same line
+    #: codes of other tools' equivalent rules: a `noqa` comment for RUF006 also silences
+    #: AF301, since it records the same decision about the same line
     equivalent_codes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, ctx: Context) -> None:

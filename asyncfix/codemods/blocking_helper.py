@@ -6,7 +6,7 @@ import ast
 
 import libcst as cst
 
-from asyncfix.codemods.base import Project, Rule, offload_fix, source_of
+from asyncfix.codemods.base import Project, Rule, ast_async_nodes, offload_fix, source_of
 from asyncfix.codemods.coroutines import project_function, shown
 from asyncfix.index import BLOCKING_CALLS
 from asyncfix.model import Safety, Severity
@@ -70,16 +70,12 @@ async def handle(request):
         names = project.index.blocking_names()
         if not names:
             return False
-        for node in ast.walk(tree):
-            if isinstance(node, ast.AsyncFunctionDef):
-                for inner in ast.walk(node):
-                    if isinstance(inner, ast.Call):
-                        func = inner.func
-                        last = (
-                            func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-                        )
-                        if last in names:
-                            return True
+        for node in ast_async_nodes(tree):
+            if isinstance(node, ast.Call):
+                func = node.func
+                last = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+                if last in names:
+                    return True
         return False
 
     def visit_Call(self, node: cst.Call) -> None:

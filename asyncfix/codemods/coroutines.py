@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from asyncfix.codemods.base import is_coroutine_function, source_of
+from asyncfix.codemods.base import (
+    ast_facts,
+    ast_memo,
+    ast_nodes,
+    is_coroutine_function,
+    source_of,
+)
 from asyncfix.codemods.receivers import LIBRARY_FACTORIES, LIBRARY_FUNCTIONS, LIBRARY_METHODS
 from asyncfix.index import ClassFact, FunctionFact, ast_dotted_name
 
@@ -167,6 +173,15 @@ def shown(path: str) -> str:
 
 
 def _candidate_names(tree: ast.Module, project: Project | None) -> tuple[set[str], set[str]]:
+    result: tuple[set[str], set[str]] = ast_memo(
+        tree, "candidate-names", lambda: _compute_candidate_names(tree, project)
+    )
+    return result
+
+
+def _compute_candidate_names(
+    tree: ast.Module, project: Project | None
+) -> tuple[set[str], set[str]]:
     """Names a called function, and names a called method, must have to possibly be coroutines.
 
     A method call ``x.m()`` is a coroutine call only if ``x`` is an instance of a known class,
@@ -176,7 +191,7 @@ def _candidate_names(tree: ast.Module, project: Project | None) -> tuple[set[str
     functions = {name.rsplit(".", 1)[1] for name in LIBRARY_FUNCTIONS}
     methods: set[str] = set()
     mentioned: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast_nodes(tree):
         if isinstance(node, ast.Name):
             mentioned.add(node.id)
         elif isinstance(node, ast.Attribute):
@@ -288,22 +303,9 @@ def may_call_coroutine(
     parameter or an import of a project coroutine; ``self.m()`` where the class's ``m`` is a
     coroutine; ``x.m()`` where ``m`` is a coroutine method of a class this file mentions?"""
     functions, methods = _candidate_names(tree, project)
-    stack: list[tuple[ast.AST, ast.AST | None, bool, bool, str | None]] = [
-        (tree, None, False, False, None)
-    ]
-    while stack:
-        node, parent, under_async, under_sync, owner = stack.pop()
-        under_async = under_async or isinstance(node, ast.AsyncFunctionDef)
-        under_sync = under_sync or isinstance(node, ast.FunctionDef)
-        if isinstance(node, ast.ClassDef) and not (under_async or under_sync):
-            owner = node.name
+    for node, parent, under_async, under_sync, owner in ast_facts(tree).calls:
         wanted = under_async if in_async else under_sync
-        if (
-            wanted
-            and isinstance(node, ast.Call)
-            and isinstance(parent, contexts)
-            and _consumer_ok(node, parent)
-        ):
+        if wanted and isinstance(parent, contexts) and _consumer_ok(node, parent):
             func = node.func
             if isinstance(func, ast.Name) and func.id in functions:
                 return True
@@ -311,9 +313,6 @@ def may_call_coroutine(
                 func, owner, methods, project
             ):
                 return True
-        stack.extend(
-            (child, node, under_async, under_sync, owner) for child in ast.iter_child_nodes(node)
-        )
     return False
 
 

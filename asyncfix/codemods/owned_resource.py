@@ -15,7 +15,7 @@ import ast
 
 import libcst as cst
 
-from asyncfix.codemods.base import Context, Project, Rule, source_of
+from asyncfix.codemods.base import Context, Project, Rule, ast_nodes, source_of
 from asyncfix.codemods.races import in_order, self_name
 from asyncfix.codemods.unclosed_resource import call_name, resource_names, resource_of
 from asyncfix.codemods.walk import descendants
@@ -84,7 +84,7 @@ class Weather:
             and node.value is not None
             and call_name(node.value) in names
             and any(isinstance(target, ast.Attribute) for target in _ast_targets(node))
-            for node in ast.walk(tree)
+            for node in ast_nodes(tree)
         )
 
     def __init__(self, ctx: Context) -> None:

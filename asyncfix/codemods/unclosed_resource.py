@@ -20,7 +20,16 @@ from typing import Any
 
 import libcst as cst
 
-from asyncfix.codemods.base import Context, Fix, Project, Rule, source_of
+from asyncfix.codemods.base import (
+    Context,
+    Fix,
+    Project,
+    Rule,
+    ast_async_nodes,
+    ast_memo,
+    ast_nodes,
+    source_of,
+)
 from asyncfix.codemods.coroutines import project_class, shown
 from asyncfix.codemods.names import dotted_name
 from asyncfix.codemods.races import in_order, parent_map, suspensions
@@ -198,8 +207,8 @@ async def status(url):
         constructor (under any alias), or of one of the project's resource classes."""
         names = resource_names(project, tree)
         return any(
-            isinstance(node, ast.AsyncFunctionDef) and _assigns_call_of(node, names)
-            for node in ast.walk(tree)
+            isinstance(node, ast.Assign) and call_name(node.value) in names
+            for node in ast_async_nodes(tree)
         )
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -298,13 +307,18 @@ def _project_resource(ctx: Context, call: cst.Call) -> tuple[str, Resource] | No
 def resource_names(project: Project | None, tree: ast.Module) -> set[str]:
     """The names a resource constructor may be called by in ``tree``: the catalogue's and the
     project's classes, and what ``from m import X as Y`` renames them to."""
-    names = set(_SHORT_NAMES)
-    if project is not None:
-        names |= project.index.resource_names()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            names.update(a.asname for a in node.names if a.asname and a.name in names)
-    return names
+
+    def compute() -> set[str]:
+        names = set(_SHORT_NAMES)
+        if project is not None:
+            names |= project.index.resource_names()
+        for node in ast_nodes(tree):
+            if isinstance(node, ast.ImportFrom):
+                names.update(a.asname for a in node.names if a.asname and a.name in names)
+        return names
+
+    result: set[str] = ast_memo(tree, "resource-names", compute)
+    return result
 
 
 def call_name(value: ast.expr) -> str | None:
@@ -315,13 +329,6 @@ def call_name(value: ast.expr) -> str | None:
         return None
     func = value.func
     return func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-
-
-def _assigns_call_of(function: ast.AsyncFunctionDef, names: set[str]) -> bool:
-    return any(
-        isinstance(node, ast.Assign) and call_name(node.value) in names
-        for node in ast.walk(function)
-    )
 
 
 def _call(value: cst.BaseExpression) -> cst.Call | None:
