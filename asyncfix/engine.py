@@ -848,7 +848,7 @@ def build_index(processed: Sequence[Path], config: Config, jobs: int | None) -> 
         raw = to_raw(fact) if fact is not None else None
         # what dependents see of this module: its facts, not its text (a comment edited in
         # client.py re-checks nothing else)
-        facts_digest = hashlib.sha256(marshal.dumps(raw)).hexdigest()[:16] if raw else ""
+        facts_digest = _facts_digest(raw) if raw else ""
         entry = (digest, raw[0] if raw else None, facts_digest, stamp)
         before = cache.get(str(path))
         if before is None or before[1:3] != entry[1:3]:
@@ -873,6 +873,13 @@ def build_index(processed: Sequence[Path], config: Config, jobs: int | None) -> 
         names = index.names()
         _save_index_cache(cache_dir, fresh, names, made, loader)
     return index
+
+
+def _facts_digest(raw: Raw) -> str:
+    """A digest of a module's facts that only their values decide. Not ``marshal``: its bytes
+    depend on which objects happen to be shared or interned, so the same facts made in
+    another process would look changed (and re-check every module that imports them)."""
+    return hashlib.sha256(repr(raw).encode()).hexdigest()[:16]
 
 
 class FactsLoader:

@@ -165,3 +165,14 @@ def test_jobs_and_cache_do_not_change_results(
     expected = (_shown(one), [f.fixed for f in one.files])
     for other in (two, cold, warm):
         assert (_shown(other), [f.fixed for f in other.files]) == expected
+
+
+def test_facts_made_in_another_process_do_not_look_changed(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cold run indexes in a process pool; a later edit re-indexes one file in the main
+    process: a comment added must still re-check that file alone."""
+    monkeypatch.setattr(engine, "POOL_THRESHOLD", 1)
+    _run(project, jobs=2)
+    (project / "app" / "client.py").write_text(CLIENT + "# a comment\n")
+    assert _analysed(_run(project, jobs=1)) == {"client.py"}
