@@ -170,6 +170,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "benchmark.json")
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="only put the table of --json into README.md (between the bench markers)",
+    )
+    parser.add_argument(
         "--fixit-sample",
         type=int,
         default=16,
@@ -178,6 +183,9 @@ def main() -> None:
     )
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "asyncfix-bench")
     args = parser.parse_args()
+    if args.readme:
+        update_readme(json.loads(args.json.read_text(encoding="utf-8")))
+        return
     if args.runs < 3:
         parser.error("--runs: medians need at least 3 runs")
     corpus = _corpus(args.corpus)
@@ -348,6 +356,15 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"\nwritten to {args.json}")
+
+
+def update_readme(results: dict[str, Any]) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}{markdown(results)}\n{end}{tail}", encoding="utf-8")
 
 
 def markdown(results: dict[str, Any]) -> str:
