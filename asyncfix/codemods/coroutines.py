@@ -334,18 +334,13 @@ def project_function(ctx: Context, node: cst.Call) -> FunctionFact | None:
     if project is None:
         return None
     func = node.func
-    qualified = ctx.qualified_name(func)
-    if qualified is not None:
-        target = project.absolute(qualified)
-        return project.index.function(target) if target else None
-    if isinstance(func, cst.Name):
-        found = ctx.lookup(func.value)
-        if found is None or not isinstance(found[0], cst.Module):
-            return None
-        if func.value in project.module.ambiguous:
-            return None
-        if all(isinstance(binding.node, cst.FunctionDef) for binding in found[1]):
-            return project.module.functions.get(func.value)
+    where = _project_name(ctx, project, func, cst.FunctionDef)
+    if where is not None:
+        scope, name = where
+        if scope == "global":
+            return project.index.function(name)
+        return project.module.functions.get(name)
+    if isinstance(func, cst.Name) or ctx.qualified_name(func) is not None:
         return None
     if isinstance(func, cst.Attribute):
         receiver = func.value
@@ -367,16 +362,30 @@ def project_class(ctx: Context, func: cst.BaseExpression) -> ClassFact | None:
     project = ctx.project
     if project is None:
         return None
+    where = _project_name(ctx, project, func, cst.ClassDef)
+    if where is None:
+        return None
+    scope, name = where
+    return project.index.class_(name) if scope == "global" else project.module.classes.get(name)
+
+
+def _project_name(
+    ctx: Context, project: Project, func: cst.BaseExpression, definition: type[cst.CSTNode]
+) -> tuple[str, str] | None:
+    """Where ``func`` points in the project: ("global", "pkg.mod.name") through an import,
+    or ("local", "name") for a module-level name bound only by ``definition`` statements
+    (``def`` or ``class``)."""
     qualified = ctx.qualified_name(func)
     if qualified is not None:
         target = project.absolute(qualified)
-        return project.index.class_(target) if target else None
-    if isinstance(func, cst.Name):
-        found = ctx.lookup(func.value)
-        if found is None or not isinstance(found[0], cst.Module):
-            return None
-        if func.value in project.module.ambiguous:
-            return None
-        if all(isinstance(binding.node, cst.ClassDef) for binding in found[1]):
-            return project.module.classes.get(func.value)
+        return ("global", target) if target else None
+    if not isinstance(func, cst.Name):
+        return None
+    found = ctx.lookup(func.value)
+    if found is None or not isinstance(found[0], cst.Module):
+        return None
+    if func.value in project.module.ambiguous:
+        return None
+    if all(isinstance(binding.node, definition) for binding in found[1]):
+        return ("local", func.value)
     return None
