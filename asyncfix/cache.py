@@ -132,27 +132,36 @@ class ResultCache:
         current = self.entries if self._stamp() == self._loaded_stamp else self._load()
         entries = {**current, **self._new}
         try:
-            self.directory.mkdir(exist_ok=True)
-            for stale in self.directory.glob("results-*.pickle"):
-                if stale != self.path:  # another asyncfix version's: never read again
-                    stale.unlink(missing_ok=True)
-            ignore = self.directory / ".gitignore"
-            if not ignore.exists():
-                ignore.write_text("# created by asyncfix\n*\n", encoding="utf-8")
-            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    pickle.dump(
-                        {"format": FORMAT, "entries": entries},
-                        handle,
-                        protocol=pickle.HIGHEST_PROTOCOL,
-                    )
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            prepare(self.directory, "results-*.pickle", {self.path.name})
+            data = pickle.dumps({"format": FORMAT, "entries": entries}, pickle.HIGHEST_PROTOCOL)
+            write_atomically(self.path, data)
         except (OSError, pickle.PicklingError):
             return
+
+
+def prepare(directory: Path, pattern: str, current: set[str]) -> None:
+    """Make the cache directory (with a ``.gitignore`` so that git ignores it), and remove the
+    files matching ``pattern`` that another asyncfix version wrote: they are never read."""
+    directory.mkdir(exist_ok=True)
+    for stale in directory.glob(pattern):
+        if stale.name not in current:
+            stale.unlink(missing_ok=True)
+    ignore = directory / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# created by asyncfix\n*\n", encoding="utf-8")
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Through a temporary file in the same directory and a rename: a concurrent reader sees
+    the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def settings_key(parts: tuple[Any, ...]) -> str:

@@ -12,7 +12,6 @@ import hashlib
 import marshal
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from asyncfix import __version__
 from asyncfix import index as index_module
-from asyncfix.cache import ResultCache, settings_key
+from asyncfix.cache import ResultCache, prepare, settings_key, write_atomically
 from asyncfix.codemods import RULES, rule_by_code
 from asyncfix.codemods.base import SUPPRESS, Context, Hit, Project, Rule
 from asyncfix.config import Config
@@ -980,13 +979,9 @@ def _save_index_cache(
     new one, never half of one; the facts file first, so that an index file never names
     facts that are not there yet (and ``FactsLoader`` checks them anyway)."""
     try:
-        cache_dir.mkdir(exist_ok=True)
-        for stale in [*cache_dir.glob("index-*.marshal"), *cache_dir.glob("facts-*.marshal")]:
-            if stale.name not in (f"{_CACHE_FORMAT}.marshal", f"{_FACTS_FORMAT}.marshal"):
-                stale.unlink(missing_ok=True)  # another version's: never read again
-        ignore = cache_dir / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("# created by asyncfix\n*\n", encoding="utf-8")
+        current = {f"{_CACHE_FORMAT}.marshal", f"{_FACTS_FORMAT}.marshal"}
+        prepare(cache_dir, "index-*.marshal", current)
+        prepare(cache_dir, "facts-*.marshal", current)
         if loader is not None:  # some module's facts changed: the facts file with them
             facts = {
                 path: made.get(path) or loader.all().get(path)
@@ -994,25 +989,11 @@ def _save_index_cache(
                 if entry[1] is not None
             }
             kept = {path: found for path, found in facts.items() if found is not None}
-            _atomic_dump(cache_dir, loader.path, {"format": _FACTS_FORMAT, "facts": kept})
-        _atomic_dump(
-            cache_dir,
-            cache_dir / f"{_CACHE_FORMAT}.marshal",
-            {"format": _CACHE_FORMAT, "entries": entries, "names": names},
-        )
+            write_atomically(loader.path, marshal.dumps({"format": _FACTS_FORMAT, "facts": kept}))
+        index = {"format": _CACHE_FORMAT, "entries": entries, "names": names}
+        write_atomically(cache_dir / f"{_CACHE_FORMAT}.marshal", marshal.dumps(index))
     except (OSError, ValueError):
         return
-
-
-def _atomic_dump(directory: Path, target: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(marshal.dumps(data))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _write(result: FileResult) -> None:

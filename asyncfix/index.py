@@ -700,10 +700,6 @@ class ProjectIndex:
         found.discard(module.name)
         return sorted(found)
 
-    def digest_of(self, module: str) -> str:
-        """The digest of a module's facts; "" for a name that is no module of the project."""
-        return self.digests.get(module, "")
-
     def set_names(
         self, coroutine_names: list[str], blocking_names: list[str], resource_names: list[str]
     ) -> None:
