@@ -36,6 +36,7 @@ from asyncfix.index import (
     Stub,
     facts_from_source,
     module_name,
+    parse_ast,
     to_raw,
     too_deep,
 )
@@ -132,10 +133,11 @@ def analyse(
 
 
 def _ast_parse(text: str) -> ast.Module | None:
-    """The stdlib tree, or None when only LibCST can tell (a syntax error, or syntax newer than
-    this Python); TooDeep when the code nests deeper than either parser can follow."""
+    """The stdlib tree (``index.parse_ast``: type-parameter syntax too), or None when only
+    LibCST can tell (a syntax error, or syntax newer than this Python); TooDeep when the code
+    nests deeper than either parser can follow."""
     try:
-        return ast.parse(text)
+        return parse_ast(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         if too_deep(exc):
             raise TooDeep from None

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import ast
 import functools
+import io
 import os
 import sys
+import tokenize
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -445,7 +447,7 @@ def facts_from_source(text: str, path: Path) -> ModuleFact | None:
     name, is_package = module_name(path)
     tree: ast.Module | None
     try:
-        tree = ast.parse(text)
+        tree = parse_ast(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         if too_deep(exc):
             return None
@@ -455,25 +457,121 @@ def facts_from_source(text: str, path: Path) -> ModuleFact | None:
     return facts_from_ast(tree, name, str(path), is_package)
 
 
+def parse_ast(text: str) -> ast.Module:
+    """``ast.parse``, also of the type-parameter syntax of Python 3.12 (PEP 695) on an older
+    Python: when the text does not parse as it is, it is parsed without its ``type X = ...``
+    keywords and the ``[T]`` after ``def``/``class`` names -- a tree for the index and the
+    pre-filters, which look at neither, with the lines where they are. Raises what
+    ``ast.parse`` raises on the text as it is when that does not help."""
+    try:
+        return ast.parse(text)
+    except SyntaxError as exc:
+        if sys.version_info >= (3, 12) or too_deep(exc):
+            raise
+        simpler = _without_type_parameters(text)
+        if simpler is None:
+            raise
+        try:
+            return ast.parse(simpler)
+        except SyntaxError:
+            raise exc from None
+
+
+def _without_type_parameters(text: str) -> str | None:
+    """``text`` without PEP 695 syntax (each cut inside one line, so no line moves), or None
+    when there is none, a type-parameter list spans lines, or ``tokenize`` fails."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    cuts: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    statement_start = True
+    index = 0
+    count = len(tokens)
+    while index < count:
+        token = tokens[index]
+        kind, string = token.type, token.string
+        if kind in (tokenize.NL, tokenize.COMMENT):
+            index += 1
+            continue
+        follows_name = index + 1 < count and tokens[index + 1].type == tokenize.NAME
+        if kind == tokenize.NAME and string in ("def", "class") and follows_name:
+            after = index + 2
+            if after < count and tokens[after].string == "[":
+                end = _closing(tokens, after)
+                if end is None:
+                    return None
+                cuts.append((tokens[after].start, tokens[end].end))
+                index = end + 1
+                statement_start = False
+                continue
+        if kind == tokenize.NAME and string == "type" and statement_start and follows_name:
+            after = index + 2
+            end = _closing(tokens, after) if tokens[after].string == "[" else after - 1
+            if end is None:
+                return None
+            if end + 1 < count and tokens[end + 1].string == "=":
+                cuts.append((token.start, tokens[index + 1].start))
+                if end != after - 1:
+                    cuts.append((tokens[after].start, tokens[end].end))
+                index = end + 1
+                statement_start = False
+                continue
+        statement_start = kind in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT) or (
+            kind == tokenize.OP and string == ";"
+        )
+        index += 1
+    if not cuts:
+        return None
+    lines = text.splitlines(keepends=True)
+    for (row, start), (end_row, end) in reversed(cuts):
+        if row != end_row:
+            return None
+        line = lines[row - 1]
+        lines[row - 1] = line[:start] + line[end:]
+    return "".join(lines)
+
+
+def _closing(tokens: list[tokenize.TokenInfo], opening: int) -> int | None:
+    """The index of the ``]`` that closes the ``[`` at ``opening``."""
+    depth = 0
+    for index in range(opening, len(tokens)):
+        string = tokens[index].string
+        if tokens[index].type != tokenize.OP:
+            continue
+        if string in ("[", "(", "{"):
+            depth += 1
+        elif string in ("]", ")", "}"):
+            depth -= 1
+            if depth == 0:
+                return index if string == "]" else None
+    return None
+
+
 def _ast_from_libcst(text: str) -> ast.Module | None:
-    """For syntax newer than this Python: LibCST parses it; keep only what ``ast`` can take.
+    """For syntax newer than this Python that ``parse_ast`` cannot take either: LibCST parses
+    it; keep only what ``ast`` can take.
 
     The definitions the index needs (``def``, ``class``, imports) are rebuilt by parsing each
-    top-level statement's own code with ``ast``; statements ``ast`` cannot parse (a PEP 695
-    ``type`` alias, say) are left out.
+    top-level statement's own code with ``ast`` (moved to the line it starts on); statements
+    ``ast`` cannot parse (a PEP 695 ``type`` alias, say) are left out.
     """
     try:
         module = cst.parse_module(text)
     except (cst.ParserSyntaxError, RecursionError):
         return None
     body: list[ast.stmt] = []
+    line = 1 + len(module.header)  # the line each statement's code (leading lines too) starts
     for statement in module.body:
         code = module.code_for_node(statement)
         try:
-            body.extend(ast.parse(code.lstrip("\n")).body)
+            parsed = ast.parse(code).body
         except (SyntaxError, ValueError, RecursionError):
-            if isinstance(statement, cst.ClassDef):
-                body.extend(_class_stub(module, statement))
+            parsed = _class_stub(module, statement) if isinstance(statement, cst.ClassDef) else []
+        for node in parsed:
+            ast.increment_lineno(node, line - 1)
+        body.extend(parsed)
+        line += code.count("\n")
     return ast.Module(body=body, type_ignores=[])
 
 
@@ -791,14 +889,21 @@ class ProjectIndex:
         """``name`` as ``cls`` gets it by the MRO (depth-first, left to right, which agrees
         with C3 for the hierarchies this needs); None when a base that is not in the project
         comes before the class that defines it."""
+        found = self.method_lookup(cls, name)
+        return found if isinstance(found, FunctionFact) else None
+
+    def method_lookup(self, cls: ClassFact | None, name: str) -> FunctionFact | str:
+        """As ``method``, with why nothing was found: "missing" (no class of the chain
+        defines it), "ambiguous" (a class binds it more than once, or not only with
+        ``def``), "unknown" (a base outside the project comes first, or no class)."""
         seen: set[str] = set()
 
-        def search(fact: ClassFact) -> FunctionFact | bool | None:
+        def search(fact: ClassFact) -> FunctionFact | str | None:
             if fact.qualified in seen:
-                return False
+                return None
             seen.add(fact.qualified)
             if name in fact.ambiguous:
-                return None
+                return "ambiguous"
             if name in fact.methods:
                 return fact.methods[name]
             module_name_, _, _ = fact.qualified.rpartition(".")
@@ -807,19 +912,19 @@ class ProjectIndex:
                 if base in NEUTRAL_BASES:
                     continue
                 if module is None:
-                    return None
+                    return "unknown"
                 resolved = self._resolve_base(base, module)
                 if resolved is None:
-                    return None  # a base from outside the project may define it
+                    return "unknown"  # a base from outside the project may define it
                 found = search(resolved)
-                if found is not False:
+                if found is not None:
                     return found
-            return False
+            return None
 
         if cls is None:
-            return None
+            return "unknown"
         result = search(cls)
-        return result if isinstance(result, FunctionFact) else None
+        return "missing" if result is None else result
 
     def _resolve_base(self, base: str, module: ModuleFact) -> ClassFact | None:
         return self.class_(f"{module.name}.{base}") if base else None

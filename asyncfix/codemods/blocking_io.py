@@ -4,6 +4,8 @@ catalogue (asyncfix/data/blocking_calls.toml) they own and which async API they 
 
 from __future__ import annotations
 
+import ast
+import functools
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -12,6 +14,7 @@ import libcst as cst
 from asyncfix.codemods.base import (
     Context,
     Fix,
+    Project,
     Rule,
     fresh_name,
     offload_call,
@@ -20,8 +23,23 @@ from asyncfix.codemods.base import (
 )
 from asyncfix.codemods.extract import extract_block
 from asyncfix.codemods.names import dotted_name
+from asyncfix.codemods.prefilters import may_call_blocking
 from asyncfix.index import BLOCKING_CALLS, BLOCKING_METHODS
 from asyncfix.model import Safety, Severity
+
+
+@functools.cache
+def _catalogue(category: str) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    """The last names of the catalogue's functions, and the methods per library class, of
+    one category."""
+    functions = frozenset(
+        name.rsplit(".", 1)[1] for name, kind in BLOCKING_CALLS.items() if kind == category
+    )
+    methods = {
+        name: frozenset(m for m, kind in table.items() if kind == category)
+        for name, table in BLOCKING_METHODS.items()
+    }
+    return functions, methods
 
 
 class _BlockingCall(Rule):
@@ -36,6 +54,10 @@ class _BlockingCall(Rule):
         super().__init__(ctx)
         #: function -> names of nested functions this walk's fixes define in it
         self._given: dict[int, set[str]] = {}
+
+    @classmethod
+    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
+        return may_call_blocking(tree, *_catalogue(cls.category))
 
     def visit_Call(self, node: cst.Call) -> None:
         if not self.ctx.in_async_body() or isinstance(self.ctx.parent(), cst.Await):

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
 from asyncfix.codemods.base import (
     Fix,
     ImportItem,
+    Project,
     Rule,
     await_expression,
     import_item_for,
     source_of,
 )
+from asyncfix.codemods.prefilters import may_call_time_sleep
 from asyncfix.model import Safety, Severity
 
 
@@ -49,6 +53,10 @@ async def poll(device):
     kind = "Blocking call on the event loop"
     needles = ("async", "sleep")
     equivalent_codes = ("ASYNC251",)
+
+    @classmethod
+    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
+        return may_call_time_sleep(tree)
 
     def visit_Call(self, node: cst.Call) -> None:
         if not self.ctx.in_async_body() or self.ctx.qualified_name(node.func) != "time.sleep":

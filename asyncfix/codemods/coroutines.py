@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -172,43 +173,74 @@ def shown(path: str) -> str:
     return path if relative.startswith("..") else relative
 
 
-def _candidate_names(tree: ast.Module, project: Project | None) -> tuple[set[str], set[str]]:
-    result: tuple[set[str], set[str]] = ast_memo(
+@dataclass(frozen=True)
+class _Candidates:
+    #: names a called function must have to possibly be a coroutine function
+    functions: frozenset[str]
+    #: names a called method ``x.m()`` must have to possibly be a coroutine method
+    methods: frozenset[str]
+    #: ``self.m()`` of a method the index cannot find may still be an async callback
+    #: stored on the object (annotated ``Callable[..., Awaitable]``) or name a method of an
+    #: annotated ``self``: the file mentions ``Awaitable``/``Coroutine`` or annotates
+    #: ``self``/``cls``
+    unknown_self_methods: bool
+    #: names bound by an import anywhere in the file (in a function too)
+    imported: frozenset[str]
+
+
+def _candidate_names(tree: ast.Module, project: Project | None) -> _Candidates:
+    result: _Candidates = ast_memo(
         tree, "candidate-names", lambda: _compute_candidate_names(tree, project)
     )
     return result
 
 
-def _compute_candidate_names(
-    tree: ast.Module, project: Project | None
-) -> tuple[set[str], set[str]]:
-    """Names a called function, and names a called method, must have to possibly be coroutines.
+def _compute_candidate_names(tree: ast.Module, project: Project | None) -> _Candidates:
+    """Names a called function, and names a called method, must have to possibly be
+    coroutines (``coroutine_callee`` decides each call; this must never say no where it
+    could say yes).
 
-    A method call ``x.m()`` is a coroutine call only if ``x`` is an instance of a known class,
-    and that class has to be named in this file (a constructor, an annotation) or be this
-    file's own; so only the coroutine methods of classes this file mentions count.
+    A function call ``f()`` is one only when ``f`` is bound by an ``async def``, by an
+    import of a library coroutine (``LIBRARY_FUNCTIONS``) or of a project coroutine, or is
+    a parameter annotated as an async callback. A method call ``x.m()`` is a coroutine call
+    only if ``x`` is an instance of a known class, and that class has to be named in this
+    file (a constructor, an annotation) or be this file's own; so only the coroutine methods
+    of classes this file mentions count.
     """
-    functions = {name.rsplit(".", 1)[1] for name in LIBRARY_FUNCTIONS}
+    functions: set[str] = set()
     methods: set[str] = set()
     mentioned: set[str] = set()
+    #: dotted names (``api.Client``), resolved through this module's imports below
+    qualified: set[str] = set()
+    annotated_self = False
+    imported: set[str] = set()
     for node in ast_nodes(tree):
         if isinstance(node, ast.Name):
             mentioned.add(node.id)
         elif isinstance(node, ast.Attribute):
             mentioned.add(node.attr)
+            dotted = ast_dotted_name(node)
+            if dotted is not None and not dotted.startswith(("self.", "cls.")):
+                qualified.add(dotted)  # `api.Client`: a class reached through a module
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            mentioned.update(
-                node.value.replace("[", " ").replace("]", " ").replace(".", " ").split()
-            )
+            words = node.value.replace("[", " ").replace("]", " ").split()
+            qualified.update(word for word in words if "." in word)
+            mentioned.update(part for word in words for part in word.split("."))
         elif isinstance(node, ast.AsyncFunctionDef):
             functions.add(node.name)
             methods.add(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             for alias in node.names:
+                if alias.name == "*":
+                    functions |= _LIBRARY_FUNCTION_NAMES  # `from asyncio import *`
+                    continue
                 bound = alias.asname or alias.name.split(".", 1)[0]
-                if project is None or not _import_is_known_sync(node, alias, project):
+                imported.add(bound)
+                if project is None or _import_may_be_coroutine(node, alias, project):
                     functions.add(bound)
         elif isinstance(node, ast.arg) and node.annotation is not None:
+            if node.arg in ("self", "cls"):
+                annotated_self = True
             spelled = ast.dump(node.annotation)
             if "Awaitable" in spelled or "Coroutine" in spelled:
                 functions.add(node.arg)  # an async callback parameter
@@ -218,62 +250,80 @@ def _compute_candidate_names(
     for factory, name in LIBRARY_FACTORIES.items():
         if factory.rsplit(".", 1)[1] in mentioned:
             methods |= LIBRARY_METHODS[name]
+    unknown_self = annotated_self or "Awaitable" in mentioned or "Coroutine" in mentioned
     if project is None:
-        return functions, methods | mentioned  # without the index every method may be one
-    for name in mentioned:
+        # without the index every function and method may be one
+        return _Candidates(
+            frozenset(functions | _LIBRARY_FUNCTION_NAMES),
+            frozenset(methods | mentioned),
+            True,
+            frozenset(imported),
+        )
+    for name in mentioned | {q for q in qualified if q.partition(".")[0] in imported}:
         fact = project.index.class_(f"{project.module.name}.{name}")
         if fact is not None:
             methods |= project.index.coroutine_methods(fact)
-    return functions, methods
+    return _Candidates(frozenset(functions), frozenset(methods), unknown_self, frozenset(imported))
 
 
-def _import_is_known_sync(
+def _import_may_be_coroutine(
     node: ast.Import | ast.ImportFrom, alias: ast.alias, project: Project
 ) -> bool:
-    """``from .helpers import format_state`` of a project function that is not a coroutine."""
-    if not isinstance(node, ast.ImportFrom) or alias.name == "*":
-        return False
+    """Could the name this import binds be called as a coroutine function, as
+    ``coroutine_callee`` knows them: a library coroutine, or a project ``async def``?
+    (``from .helpers import format_state`` of a sync project function, ``from typing import
+    cast`` of a library the catalogue does not list, a class: no.)"""
+    if not isinstance(node, ast.ImportFrom):
+        return True
     prefix = "." * node.level + (node.module or "")
     separator = "" if prefix.endswith(".") else "."
-    target = project.absolute(f"{prefix}{separator}{alias.name}")
+    spelled = f"{prefix}{separator}{alias.name}"
+    if spelled in LIBRARY_FUNCTIONS:
+        return True
+    target = project.absolute(spelled)
     if target is None:
-        return False
+        return True
+    if target in LIBRARY_FUNCTIONS:
+        return True
     found = project.index.function(target)
-    if found is not None:
-        return not found.is_coroutine
-    return project.index.class_(target) is not None  # calling a class makes an instance
+    return found is not None and found.is_coroutine
 
 
 def _method_may_be_coroutine(
-    func: ast.Attribute, owner: str | None, methods: set[str], project: Project | None
+    func: ast.Attribute, owner: str | None, candidates: _Candidates, project: Project | None
 ) -> bool:
     receiver = func.value
-    if isinstance(receiver, (ast.Name, ast.Attribute)) and _is_module_function(func, project):
+    if isinstance(receiver, (ast.Name, ast.Attribute)) and _is_module_function(
+        func, project, candidates.imported
+    ):
         return True
-    if func.attr not in methods and not (
-        isinstance(receiver, ast.Name) and receiver.id in ("self", "cls")
-    ):
+    is_self = isinstance(receiver, ast.Name) and receiver.id in ("self", "cls")
+    if func.attr not in candidates.methods and not is_self:
         return False
-    if (
-        project is not None
-        and owner is not None
-        and isinstance(receiver, ast.Name)
-        and receiver.id in ("self", "cls")
-    ):
+    if project is not None and owner is not None and is_self:
         fact = project.index.class_(f"{project.module.name}.{owner}")
         if fact is not None:
-            found = project.index.method(fact, func.attr)
-            return found is None or found.is_coroutine  # None: a base outside the project
+            found = project.index.method_lookup(fact, func.attr)
+            if isinstance(found, FunctionFact):
+                return found.is_coroutine
+            if found == "missing":
+                # not a method: an attribute holding a callable (an async callback only if
+                # annotated as one) -- unless it is a coroutine method of a mentioned class
+                return func.attr in candidates.methods or candidates.unknown_self_methods
+            return True
     return True
 
 
 _LIBRARY_FUNCTION_NAMES = frozenset(name.rsplit(".", 1)[1] for name in LIBRARY_FUNCTIONS)
 
 
-def _is_module_function(func: ast.Attribute, project: Project | None) -> bool:
-    """``asyncio.sleep`` / ``api.fetch_state``: a function reached through a module name."""
+def _is_module_function(
+    func: ast.Attribute, project: Project | None, imported: frozenset[str]
+) -> bool:
+    """``asyncio.sleep`` / ``api.fetch_state``: a coroutine function reached through a
+    module name (a library one, or one the index knows)."""
     if func.attr in _LIBRARY_FUNCTION_NAMES:
-        return True
+        return True  # the import may be local to a function, where the index does not look
     if project is None:
         return True
     dotted = ast_dotted_name(func.value)
@@ -282,13 +332,18 @@ def _is_module_function(func: ast.Attribute, project: Project | None) -> bool:
     head, _, rest = dotted.partition(".")
     target = project.module.imports.get(head)
     if target is None:
-        return False
+        # the index knows top-level imports; one inside a function may be a module too
+        return head in imported
     absolute = project.absolute(target)
     if absolute is None:
         return True
     qualified = ".".join(part for part in (absolute, rest, func.attr) if part)
+    if qualified in LIBRARY_FUNCTIONS:
+        return True
     found = project.index.function(qualified)
-    return found is None or found.is_coroutine
+    # anything else is a method call on an object (`LOGGER.info`, `vol.Schema`): the
+    # caller's method test decides it
+    return found is not None and found.is_coroutine
 
 
 def may_call_coroutine(
@@ -302,15 +357,15 @@ def may_call_coroutine(
     function: a name bound to an ``async def``, a library coroutine, an async callback
     parameter or an import of a project coroutine; ``self.m()`` where the class's ``m`` is a
     coroutine; ``x.m()`` where ``m`` is a coroutine method of a class this file mentions?"""
-    functions, methods = _candidate_names(tree, project)
+    candidates = _candidate_names(tree, project)
     for node, parent, under_async, under_sync, owner in ast_facts(tree).calls:
         wanted = under_async if in_async else under_sync
         if wanted and isinstance(parent, contexts) and _consumer_ok(node, parent):
             func = node.func
-            if isinstance(func, ast.Name) and func.id in functions:
+            if isinstance(func, ast.Name) and func.id in candidates.functions:
                 return True
             if isinstance(func, ast.Attribute) and _method_may_be_coroutine(
-                func, owner, methods, project
+                func, owner, candidates, project
             ):
                 return True
     return False

@@ -3,11 +3,13 @@ imported (module level or a class body), before the loop that will use them runs
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator, Sequence
 
 import libcst as cst
 
-from asyncfix.codemods.base import Rule, source_of, top_level_statements
+from asyncfix.codemods.base import Project, Rule, source_of, top_level_statements
+from asyncfix.codemods.prefilters import import_time_call
 from asyncfix.model import Safety, Severity
 
 #: bound to the loop current when they are made, on every Python version
@@ -25,6 +27,8 @@ BOUND_BEFORE_310 = frozenset(
         "asyncio.PriorityQueue",
     }
 )
+
+_LAST_NAMES = frozenset(name.rsplit(".", 1)[1] for name in ALWAYS_BOUND | BOUND_BEFORE_310)
 
 
 class LoopBoundAtImport(Rule):
@@ -64,6 +68,10 @@ async def fetch(url):
     severity = Severity.MEDIUM
     kind = "Loop-bound object at import"
     needles = (("ClientSession", "Connector", "Lock", "Event", "Condition", "Semaphore", "Queue"),)
+
+    @classmethod
+    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
+        return import_time_call(tree, _LAST_NAMES)
 
     def visit_Module(self, node: cst.Module) -> None:
         bound = ALWAYS_BOUND | (BOUND_BEFORE_310 if self.ctx.target < (3, 10) else frozenset())

@@ -6,13 +6,17 @@ The analysis is in ``races.py``; these rules report what it finds, each for its 
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
-from asyncfix.codemods.base import Context, Fix, ImportItem, Rule, fresh_name, source_of
+from asyncfix.codemods.base import Context, Fix, ImportItem, Project, Rule, fresh_name, source_of
 from asyncfix.codemods.names import dotted_name
+from asyncfix.codemods.prefilters import race_shapes
 from asyncfix.codemods.races import (
     MUTABLE,
     NAME_KEY,
+    SERIALIZED_BASES,
     THREAD_LOCKS,
     ClassFacts,
     Race,
@@ -91,6 +95,10 @@ class _RaceRule(Rule):
     severity = Severity.HIGH
     fix_safety = Safety.UNSAFE
     needles = ("async", "await")
+
+    @classmethod
+    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
+        return race_shapes(tree, SERIALIZED_BASES).race
 
     def finish(self) -> None:
         races, facts_by_class = _analysis(self.ctx)
@@ -555,6 +563,10 @@ class Meter:
     severity = Severity.HIGH
     kind = "Race on shared state"
     needles = ("await",)
+
+    @classmethod
+    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
+        return race_shapes(tree, SERIALIZED_BASES).augmented
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         self._check(node, node.target, node.value, augmented=True)

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
-from asyncfix.codemods.base import Fix, ImportItem, Rule, source_of
+from asyncfix.codemods.base import Fix, ImportItem, Project, Rule, source_of
 from asyncfix.codemods.names import dotted_name
+from asyncfix.codemods.prefilters import may_swallow_cancellation
 from asyncfix.codemods.races import in_order, suspensions
 from asyncfix.model import Safety, Severity
 
@@ -64,6 +67,10 @@ async def pump(queue, sink):
     severity = Severity.HIGH
     kind = "Swallowed cancellation"
     needles = ("async", "except")
+
+    @classmethod
+    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
+        return may_swallow_cancellation(tree)
 
     def visit_Try(self, node: cst.Try) -> None:
         if not self.ctx.in_async_body():

@@ -1,0 +1,442 @@
+"""Stdlib-``ast`` pre-filters: can a rule find anything in this file at all?
+
+Parsing a file with LibCST costs several times what ``ast.parse`` does, and most files hold
+no finding. Each function here answers, on the stdlib tree, whether a rule's shape is
+present at all. They may say yes wrongly, never no (``tests/test_project_fixtures.py`` and
+``scripts/prefilter_check.py`` hold them to it).
+
+Races (AF401, AF402, AF403): ``races.py`` finds a race with a walk over the LibCST tree. A
+race needs, in one ``async def`` that suspends, a read of some
+shared location (``self.x``, a module variable) and a write of the same location: in the
+function itself, or in another async method of its class that it awaits (``await
+self.refresh()``). This module looks for that on the stdlib tree. It may say yes wrongly,
+never no: where it is unsure (a loop target, a tuple target) it counts a write; it ignores
+the order of the read, the ``await`` and the write, and every lock.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from asyncfix.codemods.base import ast_facts, ast_memo, ast_nodes
+from asyncfix.index import ast_dotted_name
+
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+#: a key of a module-level name (as in ``races.NAME_KEY``); attribute keys are plain names
+_NAME = "$"
+
+
+@dataclass
+class _Function:
+    node: ast.AsyncFunctionDef
+    #: the class whose body holds the function directly (a method), if any
+    owner: ast.ClassDef | None
+    receiver: str | None
+    suspends: bool = False
+    #: awaits ``<receiver>.m(...)``
+    awaits_self: bool = False
+    reads: set[str] = field(default_factory=set)
+    writes: set[str] = field(default_factory=set)
+    #: AF403's shape: an assignment whose value awaits, to a target that may be shared
+    augmented: bool = False
+
+
+@dataclass(frozen=True)
+class RaceShapes:
+    #: some async function may hold an AF401/AF402 race
+    race: bool
+    #: some async function may hold an AF403 update across an ``await``
+    augmented: bool
+
+
+def race_shapes(tree: ast.Module, serialized_bases: frozenset[str]) -> RaceShapes:
+    """What the race rules could find in ``tree`` (``serialized_bases``: classes whose
+    methods a framework runs one at a time, as in ``races.serialized``)."""
+    result: RaceShapes = ast_memo(tree, "race-shapes", lambda: _race_shapes(tree, serialized_bases))
+    return result
+
+
+def _race_shapes(tree: ast.Module, serialized_bases: frozenset[str]) -> RaceShapes:
+    module_names = _module_assigned(tree)
+    functions: list[_Function] = []
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.AsyncFunctionDef):
+                # a method is a function straight in a class body (`races.class_facts`)
+                owner = node if isinstance(node, ast.ClassDef) else None
+                functions.append(_facts(child, owner, module_names))
+            stack.append(child)
+    # what the async methods of each class write (an awaited `self.m()` writes it)
+    class_writes: dict[int, set[str]] = {}
+    for function in functions:
+        if function.owner is not None:
+            class_writes.setdefault(id(function.owner), set()).update(function.writes)
+    race = augmented = False
+    for function in functions:
+        augmented = augmented or function.augmented
+        if race or not function.suspends:
+            continue
+        if (
+            function.owner is not None
+            and function.receiver is not None
+            and _serialized(function.owner, serialized_bases)
+        ):
+            continue  # `races.module_races` skips its methods (a static one is a function)
+        if function.reads & function.writes:
+            race = True
+        elif function.awaits_self and function.owner is not None:
+            race = bool(function.reads & class_writes.get(id(function.owner), set()))
+    return RaceShapes(race, augmented)
+
+
+def _serialized(cls: ast.ClassDef, bases: frozenset[str]) -> bool:
+    for base in cls.bases:
+        spelled = ast_dotted_name(base)
+        if spelled is not None and spelled.rsplit(".", 1)[-1] in bases:
+            return True
+    return False
+
+
+def _module_assigned(tree: ast.Module) -> frozenset[str]:
+    """Names the module binds by assignment anywhere at module level (``races`` shares a
+    module variable whose every binding is an assignment: a superset of those)."""
+    names: set[str] = set()
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, _SCOPES):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        stack.extend(ast.iter_child_nodes(node))
+    return frozenset(names)
+
+
+def _receiver(node: ast.AsyncFunctionDef) -> str | None:
+    arguments = [*node.args.posonlyargs, *node.args.args]
+    if not arguments:
+        return None
+    if any(ast_dotted_name(d) == "staticmethod" for d in node.decorator_list):
+        return None
+    return arguments[0].arg
+
+
+def _own_nodes(function: ast.AsyncFunctionDef) -> list[ast.AST]:
+    """The nodes of ``function``'s body, not of the functions and lambdas nested in it."""
+    out: list[ast.AST] = []
+    stack: list[ast.AST] = list(function.body)
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        if isinstance(node, _FUNCTIONS):
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
+def _facts(
+    node: ast.AsyncFunctionDef, owner: ast.ClassDef | None, module_names: frozenset[str]
+) -> _Function:
+    receiver = _receiver(node)
+    function = _Function(node, owner, receiver)
+    nodes = _own_nodes(node)
+    declared: set[str] = set()
+    for inner in nodes:
+        if isinstance(inner, (ast.Global, ast.Nonlocal)):
+            declared.update(inner.names)
+    shared = module_names | declared
+    targets: list[ast.expr] = []
+    target_ids: set[int] = set()
+    for inner in nodes:
+        if isinstance(inner, (ast.Await, ast.AsyncFor, ast.AsyncWith)):
+            function.suspends = True
+            if (
+                isinstance(inner, ast.Await)
+                and isinstance(inner.value, ast.Call)
+                and isinstance(inner.value.func, ast.Attribute)
+                and isinstance(inner.value.func.value, ast.Name)
+                and inner.value.func.value.id == receiver
+            ):
+                function.awaits_self = True
+        if isinstance(inner, ast.Assign):
+            targets.extend(inner.targets)
+            if len(inner.targets) == 1 and _awaits(inner.value):
+                function.augmented |= _may_reread(inner.targets[0], inner.value, declared)
+        elif isinstance(inner, (ast.AnnAssign, ast.AugAssign)):
+            targets.append(inner.target)
+            if isinstance(inner, ast.AugAssign) and _awaits(inner.value):
+                function.augmented |= not isinstance(inner.target, ast.Name) or (
+                    inner.target.id in declared
+                )
+        elif isinstance(inner, (ast.For, ast.AsyncFor)):
+            targets.append(inner.target)
+        elif isinstance(inner, ast.withitem) and inner.optional_vars is not None:
+            targets.append(inner.optional_vars)
+    for target in targets:
+        for element in _flatten(target):
+            target_ids.update(id(n) for n in ast.walk(element))
+            key = _written(element, receiver, shared, declared)
+            if key is not None:
+                function.writes.add(key)
+    for inner in nodes:
+        if id(inner) in target_ids:
+            continue
+        if isinstance(inner, ast.Attribute):
+            value = inner.value
+            if isinstance(value, ast.Name) and value.id == receiver:
+                function.reads.add(inner.attr)
+        elif isinstance(inner, ast.Name) and inner.id in shared:
+            function.reads.add(_NAME + inner.id)
+    return function
+
+
+def _flatten(target: ast.expr) -> list[ast.expr]:
+    if isinstance(target, (ast.Tuple, ast.List)):
+        out: list[ast.expr] = [target]
+        for element in target.elts:
+            out.extend(_flatten(element))
+        return out
+    if isinstance(target, ast.Starred):
+        return _flatten(target.value)
+    return [target]
+
+
+def _written(
+    target: ast.expr, receiver: str | None, shared: frozenset[str], declared: set[str]
+) -> str | None:
+    """The key a target writes: ``x`` for ``self.x``/``self.x[k]``, ``$X`` for a declared
+    ``global X`` or ``X[k]`` of a module variable."""
+    if isinstance(target, ast.Subscript):
+        target = target.value
+        if isinstance(target, ast.Name):
+            return _NAME + target.id if target.id in shared else None
+    if isinstance(target, ast.Attribute):
+        value = target.value
+        if isinstance(value, ast.Name) and value.id == receiver:
+            return target.attr
+        return None
+    if isinstance(target, ast.Name) and target.id in declared:
+        return _NAME + target.id
+    return None
+
+
+def _awaits(value: ast.AST | None) -> bool:
+    if value is None:
+        return False
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Await):
+            return True
+        if isinstance(node, _FUNCTIONS):
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def _may_reread(target: ast.expr, value: ast.expr, declared: set[str]) -> bool:
+    """``self.x = self.x + await f()`` / ``X = X + await f()``: the target is shared and
+    its base is read in the value."""
+    base = target.value if isinstance(target, ast.Subscript) else target
+    if isinstance(base, ast.Name):
+        if isinstance(target, ast.Name) and base.id not in declared:
+            return False
+        return any(isinstance(n, ast.Name) and n.id == base.id for n in ast.walk(value))
+    if isinstance(base, ast.Attribute):
+        return any(isinstance(n, ast.Attribute) and n.attr == base.attr for n in ast.walk(value))
+    return True
+
+
+# -- AF305 ------------------------------------------------------------------------------------
+
+#: the names a handler must mention to catch cancellation (``swallowed_cancellation``)
+_CATCHES_CANCELLATION = frozenset({"BaseException", "CancelledError"})
+
+
+def async_functions(tree: ast.Module) -> list[ast.AsyncFunctionDef]:
+    def compute() -> list[ast.AsyncFunctionDef]:
+        return [n for n in ast_nodes(tree) if isinstance(n, ast.AsyncFunctionDef)]
+
+    result: list[ast.AsyncFunctionDef] = ast_memo(tree, "async-functions", compute)
+    return result
+
+
+def own_nodes(function: ast.AsyncFunctionDef | ast.FunctionDef) -> list[ast.AST]:
+    """The nodes of ``function``'s body, not of the functions, lambdas and classes nested in
+    it (``races.in_order``)."""
+    out: list[ast.AST] = []
+    stack: list[ast.AST] = list(function.body)
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        if isinstance(node, _SCOPES):
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
+def may_swallow_cancellation(tree: ast.Module) -> bool:
+    """A ``try`` straight in an ``async def`` whose body suspends, with a handler that may
+    catch ``CancelledError`` (bare, or naming ``CancelledError``/``BaseException`` or an
+    alias of either) and holds no bare ``raise`` (nor ``raise <the caught name>``)."""
+    aliases = set(_CATCHES_CANCELLATION)
+    for node in ast_nodes(tree):
+        if isinstance(node, ast.ImportFrom):
+            aliases.update(a.asname for a in node.names if a.asname and a.name in aliases)
+    for function in async_functions(tree):
+        for node in own_nodes(function):
+            if not isinstance(node, ast.Try) or not _suspends(node.body):
+                continue
+            for handler in node.handlers:
+                if _may_catch(handler.type, aliases) and not _reraises(handler):
+                    return True
+    return False
+
+
+def _suspends(body: list[ast.stmt]) -> bool:
+    for statement in body:
+        for node in ast.walk(statement):
+            if isinstance(node, (ast.Await, ast.AsyncFor, ast.AsyncWith)):
+                return True
+    return False
+
+
+def _may_catch(caught: ast.expr | None, names: set[str]) -> bool:
+    if caught is None:
+        return True
+    for node in ast.walk(caught):
+        if isinstance(node, ast.Name) and node.id in names:
+            return True
+        if isinstance(node, ast.Attribute) and node.attr in _CATCHES_CANCELLATION:
+            return True
+    return False
+
+
+def _reraises(handler: ast.ExceptHandler) -> bool:
+    """A bare ``raise`` or ``raise <name>`` of the caught name, outside nested scopes (as
+    ``swallowed_cancellation._reraises`` sees it)."""
+    stack: list[ast.AST] = list(handler.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Raise) and (
+            node.exc is None
+            or (
+                handler.name is not None
+                and isinstance(node.exc, ast.Name)
+                and node.exc.id == handler.name
+            )
+        ):
+            return True
+        if isinstance(node, _SCOPES):
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
+# -- AF502 ------------------------------------------------------------------------------------
+
+
+def import_time_call(tree: ast.Module, last_names: frozenset[str]) -> bool:
+    """An assignment that runs at import (module level, under top-level ``if``/``try``, in a
+    class body) from a call whose callee ends in one of ``last_names`` or is an alias
+    imported for one (``from aiohttp import ClientSession as Session``)."""
+    names = set(last_names)
+    for node in ast_nodes(tree):
+        if isinstance(node, ast.ImportFrom):
+            names.update(a.asname for a in node.names if a.asname and a.name in last_names)
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            last = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if last in names:
+                return True
+        stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
+# -- AF201-AF204 ------------------------------------------------------------------------------
+
+
+def may_call_blocking(
+    tree: ast.Module, functions: frozenset[str], methods: dict[str, frozenset[str]]
+) -> bool:
+    """A call under an ``async def`` of a catalogue function (its last name is in
+    ``functions``, called by a name an import binds or through an imported module), or of a
+    catalogue method
+    (``methods``: library class -> method names) where the file names that class: a
+    receiver only has a library class when the file constructs or annotates it."""
+    aliases = set(functions)
+    mentioned: set[str] = set()
+    imported: set[str] = set()
+    for node in ast_nodes(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                mentioned.add(alias.name)
+                imported.add(alias.asname or alias.name.split(".", 1)[0])
+                if alias.asname and alias.name in functions:
+                    aliases.add(alias.asname)
+        elif isinstance(node, ast.Name):
+            mentioned.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            mentioned.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            mentioned.update(node.value.replace("[", " ").replace("]", " ").split())
+            mentioned.update(node.value.replace("[", " ").replace("]", " ").split("."))
+    called: set[str] = set()
+    for cls, names in methods.items():
+        if cls.rsplit(".", 1)[1] in mentioned:
+            called |= names
+    for node, _, under_async, _, _ in ast_facts(tree).calls:
+        if not under_async:
+            continue
+        func = node.func
+        if isinstance(func, ast.Name):
+            if func.id in aliases:
+                return True
+        elif isinstance(func, ast.Attribute):
+            if func.attr in called:
+                return True
+            if func.attr in functions:
+                # `requests.get(...)`, `os.path.join`: reached through an imported module
+                head = func.value
+                while isinstance(head, ast.Attribute):
+                    head = head.value
+                if isinstance(head, ast.Name) and head.id in imported:
+                    return True
+    return False
+
+
+def may_call_time_sleep(tree: ast.Module) -> bool:
+    """``time.sleep`` called under an ``async def``: by a name ``from time import sleep``
+    binds, or through a name ``import time`` binds (under any alias)."""
+    functions: set[str] = set()
+    modules: set[str] = set()
+    for node in ast_nodes(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "time" and not node.level:
+            functions.update(a.asname or a.name for a in node.names if a.name in ("sleep", "*"))
+        elif isinstance(node, ast.Import):
+            modules.update(a.asname or a.name for a in node.names if a.name == "time")
+    if not functions and not modules:
+        return False
+    for node, _, under_async, _, _ in ast_facts(tree).calls:
+        func = node.func
+        if not under_async:
+            continue
+        if isinstance(func, ast.Name) and (func.id in functions or "*" in functions):
+            return True
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "sleep"
+            and isinstance(func.value, ast.Name)
+            and func.value.id in modules
+        ):
+            return True
+    return False

@@ -1,0 +1,253 @@
+"""The pre-filters (text needles and the stdlib-``ast`` tests in ``codemods/prefilters.py``)
+spare most files a LibCST parse; they must never hide a finding. Each case here is a small
+project whose findings depend on a shape a pre-filter has to see through (an alias, an import
+inside a function, a class named through its module, a race through another method,
+type-parameter syntax), analysed with the pre-filters on and off."""
+
+from __future__ import annotations
+
+import ast
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from asyncfix import engine
+from asyncfix.codemods import RULES
+from asyncfix.codemods.base import Project, Rule
+from asyncfix.config import Config
+from asyncfix.index import parse_ast
+
+CASES: dict[str, tuple[dict[str, str], dict[str, list[str]]]] = {
+    "coroutine of a module imported inside the function": (
+        {
+            "app/api.py": """
+                async def fetch():
+                    return 1
+            """,
+            "app/use.py": """
+                async def main():
+                    from app import api
+
+                    api.fetch()
+            """,
+        },
+        {"app/use.py": ["AF101"]},
+    ),
+    "coroutine method of a class named through its module": (
+        {
+            "app/api.py": """
+                class Client:
+                    async def get(self):
+                        return 1
+            """,
+            "app/use.py": """
+                from app import api
+
+
+                async def main():
+                    client = api.Client()
+                    client.get()
+            """,
+        },
+        {"app/use.py": ["AF101"]},
+    ),
+    "async callback stored on self": (
+        {
+            "app/hooks.py": """
+                from collections.abc import Awaitable, Callable
+
+
+                class Hooks:
+                    def __init__(self, on_stop: Callable[[], Awaitable[None]]) -> None:
+                        self.on_stop = on_stop
+
+                    async def stop(self):
+                        self.on_stop()
+            """,
+        },
+        {"app/hooks.py": ["AF101"]},
+    ),
+    "CancelledError under another name": (
+        {
+            "app/loop.py": """
+                import asyncio
+                from asyncio import CancelledError as Stopped
+
+
+                async def run(queue):
+                    while True:
+                        try:
+                            await queue.get()
+                        except Stopped:
+                            print("stopped")
+            """,
+        },
+        {"app/loop.py": ["AF305"]},
+    ),
+    "race through an awaited method": (
+        {
+            "app/cache.py": """
+                import asyncio
+
+
+                class Cache:
+                    def __init__(self):
+                        self.token = None
+
+                    async def refresh(self):
+                        await asyncio.sleep(0)
+                        self.token = "new"
+
+                    async def get(self):
+                        if self.token is None:
+                            await self.refresh()
+                        return self.token
+            """,
+        },
+        {"app/cache.py": ["AF402"]},
+    ),
+    "race on a module dictionary": (
+        {
+            "app/store.py": """
+                CACHE = {}
+
+
+                async def get(key, load):
+                    if key not in CACHE:
+                        CACHE[key] = await load(key)
+                    return CACHE[key]
+            """,
+        },
+        {"app/store.py": ["AF402"]},
+    ),
+    "update across an await of a global": (
+        {
+            "app/count.py": """
+                TOTAL = 0
+
+
+                async def add(source):
+                    global TOTAL
+                    TOTAL = TOTAL + await source()
+            """,
+        },
+        {"app/count.py": ["AF403"]},
+    ),
+    "blocking calls under other names": (
+        {
+            "app/io.py": """
+                from pathlib import Path as P
+                from requests import get as fetch
+                from time import sleep as pause
+
+
+                async def work(url, folder: P):
+                    fetch(url, timeout=5)
+                    folder.read_text()
+                    pause(1)
+            """,
+        },
+        {"app/io.py": ["AF201", "AF202", "AF203"]},
+    ),
+    "loop-bound object under another name": (
+        {
+            "app/session.py": """
+                from aiohttp import ClientSession as Session
+
+                SESSION = Session()
+            """,
+        },
+        {"app/session.py": ["AF502"]},
+    ),
+    "type-parameter syntax (Python 3.12)": (
+        {
+            "app/generic.py": """
+                import time
+
+                type Pair[T] = tuple[T, T]
+
+
+                class Box[T]:
+                    async def wait(self) -> None:
+                        time.sleep(1)
+
+
+                def first[T](pair: Pair[T]) -> T:
+                    return pair[0]
+            """,
+        },
+        {"app/generic.py": ["AF201"]},
+    ),
+}
+
+
+def _findings(path: Path, project: Project, prefilter: bool) -> list[tuple[int, str]]:
+    text = path.read_text(encoding="utf-8")
+    if prefilter:
+        analysis = engine.analyse(text, RULES, (3, 10), project)
+    else:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Rule, "may_apply", classmethod(lambda cls, text: True))
+            for rule in RULES:
+                patch.setattr(rule, "may_apply_to_ast", classmethod(lambda *a: True))
+            analysis = engine.analyse(text, RULES, (3, 10), project)
+    return [(analysis.span(hit).line, hit.rule.code) for hit in analysis.hits]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_prefilters_see_through(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files, expected = CASES[case]
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    paths = [tmp_path / "app" / "__init__.py"]
+    for name, text in files.items():
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+        paths.append(path)
+    monkeypatch.chdir(tmp_path)
+    index = engine.build_index(paths, Config(root=tmp_path), 1)
+    for name, codes in expected.items():
+        path = tmp_path / name
+        module = index.module_of(str(path))
+        assert module is not None
+        project = Project(index, module)
+        unfiltered = _findings(path, project, prefilter=False)
+        assert sorted({code for _, code in unfiltered}) == codes  # the case is what it says
+        assert _findings(path, project, prefilter=True) == unfiltered
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="ast parses PEP 695 itself")
+def test_parse_ast_takes_type_parameters_and_keeps_lines() -> None:
+    text = textwrap.dedent(
+        """\
+        type Alias = int
+        type Pair[T] = tuple[T, T]
+        class Box[T: (int, str)](Base[T]):
+            async def get[U](self, x: U) -> U: ...
+        def first[T](pair): return pair
+        type = 3
+        print(type(type))
+        """
+    )
+    tree = parse_ast(text)
+    lines = {
+        getattr(node, "name", None) or ast.unparse(node): node.lineno
+        for node in tree.body
+        if not isinstance(node, ast.Expr)
+    }
+    assert lines == {"Alias = int": 1, "Pair = tuple[T, T]": 2, "Box": 3, "first": 5, "type = 3": 6}
+    box = tree.body[2]
+    assert isinstance(box, ast.ClassDef) and box.body[0].lineno == 4
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="ast parses PEP 695 itself")
+def test_parse_ast_still_rejects_what_is_not_python() -> None:
+    with pytest.raises(SyntaxError):
+        parse_ast("class Box[T](\n")
+    with pytest.raises(SyntaxError):
+        parse_ast("def f[\n    T,\n](x): ...\n")  # across lines: left to LibCST
+    with pytest.raises(SyntaxError):
+        parse_ast("type X = = 1\n")
