@@ -151,6 +151,54 @@ CASES: dict[str, tuple[dict[str, str], dict[str, list[str]]]] = {
         },
         {"app/io.py": ["AF201", "AF202", "AF203"]},
     ),
+    "blocking project helpers through a module, a base class and an instance": (
+        {
+            "app/helpers.py": """
+                import json
+
+
+                def load_config(path):
+                    with open(path) as handle:
+                        return json.load(handle)
+
+
+                class Store:
+                    def read(self, path):
+                        return load_config(path)
+            """,
+            "app/by_self.py": """
+                from app import helpers
+
+
+                class Base(helpers.Store):
+                    pass
+
+
+                class Thing(Base):
+                    async def get(this, path):
+                        return this.read(path)
+            """,
+            "app/by_instance.py": """
+                from app import helpers
+
+
+                async def main(path):
+                    store = helpers.Store()
+                    store.read(path)
+            """,
+            "app/by_module.py": """
+                async def main(path):
+                    from app import helpers
+
+                    helpers.load_config(path)
+            """,
+        },
+        {
+            "app/by_self.py": ["AF205"],
+            "app/by_instance.py": ["AF205"],
+            "app/by_module.py": ["AF205"],
+        },
+    ),
     "loop-bound object under another name": (
         {
             "app/session.py": """

@@ -6,8 +6,8 @@ import ast
 
 import libcst as cst
 
-from asyncfix.codemods.base import Project, Rule, ast_async_nodes, offload_fix, source_of
-from asyncfix.codemods.coroutines import project_function, shown
+from asyncfix.codemods.base import Project, Rule, offload_fix, source_of
+from asyncfix.codemods.coroutines import may_call_blocking_helper, project_function, shown
 from asyncfix.index import BLOCKING_CALLS
 from asyncfix.model import Safety, Severity
 
@@ -64,19 +64,7 @@ async def handle(request):
 
     @classmethod
     def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
-        """A call under an ``async def`` whose last name is that of a blocking project function."""
-        if project is None:
-            return False
-        names = project.index.blocking_names()
-        if not names:
-            return False
-        for node in ast_async_nodes(tree):
-            if isinstance(node, ast.Call):
-                func = node.func
-                last = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-                if last in names:
-                    return True
-        return False
+        return may_call_blocking_helper(tree, project)
 
     def visit_Call(self, node: cst.Call) -> None:
         if self.ctx.project is None or not self.ctx.in_async_body():

@@ -19,7 +19,7 @@ import libcst as cst
 from asyncfix.codemods.base import (
     ast_facts,
     ast_memo,
-    ast_nodes,
+    ast_of_type,
     is_coroutine_function,
     source_of,
 )
@@ -186,6 +186,9 @@ class _Candidates:
     unknown_self_methods: bool
     #: names bound by an import anywhere in the file (in a function too)
     imported: frozenset[str]
+    #: the project classes the file names (``Client``, ``api.Client``, in a string too):
+    #: the only ones a receiver can be known to be an instance of
+    classes: tuple[ClassFact, ...] = ()
 
 
 def _candidate_names(tree: ast.Module, project: Project | None) -> _Candidates:
@@ -210,35 +213,49 @@ def _compute_candidate_names(tree: ast.Module, project: Project | None) -> _Cand
     functions: set[str] = set()
     methods: set[str] = set()
     mentioned: set[str] = set()
-    #: dotted names (``api.Client``), resolved through this module's imports below
+    #: dotted names (``api.Client``), resolved through the file's imports below
     qualified: set[str] = set()
     annotated_self = False
-    imported: set[str] = set()
-    for node in ast_nodes(tree):
-        if isinstance(node, ast.Name):
-            mentioned.add(node.id)
-        elif isinstance(node, ast.Attribute):
-            mentioned.add(node.attr)
-            dotted = ast_dotted_name(node)
-            if dotted is not None and not dotted.startswith(("self.", "cls.")):
-                qualified.add(dotted)  # `api.Client`: a class reached through a module
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+    #: bound name -> what imports bind it to (``.api.Client``), at any depth of the file
+    imports: dict[str, set[str]] = {}
+    for node in ast_of_type(tree, ast.Name):
+        assert isinstance(node, ast.Name)
+        mentioned.add(node.id)
+    for node in ast_of_type(tree, ast.Attribute):
+        assert isinstance(node, ast.Attribute)
+        mentioned.add(node.attr)
+        dotted = ast_dotted_name(node)
+        if dotted is not None and not dotted.startswith(("self.", "cls.")):
+            qualified.add(dotted)  # `api.Client`: a class reached through a module
+    for node in ast_of_type(tree, ast.Constant):
+        assert isinstance(node, ast.Constant)
+        if isinstance(node.value, str):
             words = node.value.replace("[", " ").replace("]", " ").split()
             qualified.update(word for word in words if "." in word)
             mentioned.update(part for word in words for part in word.split("."))
-        elif isinstance(node, ast.AsyncFunctionDef):
-            functions.add(node.name)
-            methods.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                if alias.name == "*":
-                    functions |= _LIBRARY_FUNCTION_NAMES  # `from asyncio import *`
-                    continue
-                bound = alias.asname or alias.name.split(".", 1)[0]
-                imported.add(bound)
-                if project is None or _import_may_be_coroutine(node, alias, project):
-                    functions.add(bound)
-        elif isinstance(node, ast.arg) and node.annotation is not None:
+    for node in ast_of_type(tree, ast.AsyncFunctionDef):
+        assert isinstance(node, ast.AsyncFunctionDef)
+        functions.add(node.name)
+        methods.add(node.name)
+    for node in ast_of_type(tree, ast.Import, ast.ImportFrom):
+        assert isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names:
+            if alias.name == "*":
+                functions |= _LIBRARY_FUNCTION_NAMES  # `from asyncio import *`
+                continue
+            bound = alias.asname or alias.name.split(".", 1)[0]
+            if isinstance(node, ast.ImportFrom):
+                prefix = "." * node.level + (node.module or "")
+                separator = "" if prefix.endswith(".") else "."
+                target = f"{prefix}{separator}{alias.name}"
+            else:
+                target = alias.name if alias.asname else bound
+            imports.setdefault(bound, set()).add(target)
+            if project is None or _import_may_be_coroutine(node, alias, project):
+                functions.add(bound)
+    for node in ast_of_type(tree, ast.arg):
+        assert isinstance(node, ast.arg)
+        if node.annotation is not None:
             if node.arg in ("self", "cls"):
                 annotated_self = True
             spelled = ast.dump(node.annotation)
@@ -251,19 +268,44 @@ def _compute_candidate_names(tree: ast.Module, project: Project | None) -> _Cand
         if factory.rsplit(".", 1)[1] in mentioned:
             methods |= LIBRARY_METHODS[name]
     unknown_self = annotated_self or "Awaitable" in mentioned or "Coroutine" in mentioned
+    imported = frozenset(imports)
     if project is None:
         # without the index every function and method may be one
         return _Candidates(
             frozenset(functions | _LIBRARY_FUNCTION_NAMES),
             frozenset(methods | mentioned),
             True,
-            frozenset(imported),
+            imported,
         )
-    for name in mentioned | {q for q in qualified if q.partition(".")[0] in imported}:
-        fact = project.index.class_(f"{project.module.name}.{name}")
-        if fact is not None:
-            methods |= project.index.coroutine_methods(fact)
-    return _Candidates(frozenset(functions), frozenset(methods), unknown_self, frozenset(imported))
+    classes = _named_classes(project, mentioned | qualified, imports)
+    for fact in classes:
+        methods |= project.index.coroutine_methods(fact)
+    return _Candidates(frozenset(functions), frozenset(methods), unknown_self, imported, classes)
+
+
+def _named_classes(
+    project: Project, names: set[str], imports: dict[str, set[str]]
+) -> tuple[ClassFact, ...]:
+    """The project classes that names (``Client``, ``api.Client``) point to in this file:
+    through the module's own bindings (as ``receivers.class_named`` resolves them) or an
+    import anywhere in the file (one in a function too). Only a name the module binds (a
+    class, an import, or anything when it star-imports) can resolve, so only those are
+    looked up."""
+    module = project.module
+    index = project.index
+    found: dict[str, ClassFact] = {}
+    for name in names:
+        root, _, rest = name.partition(".")
+        if module.star_imports or root in module.classes or root in module.imports:
+            fact = index.class_(f"{module.name}.{name}")
+            if fact is not None:
+                found[fact.qualified] = fact
+        for target in imports.get(root, ()):
+            absolute = project.absolute(target)
+            fact = index.class_(f"{absolute}.{rest}" if rest else absolute) if absolute else None
+            if fact is not None:
+                found[fact.qualified] = fact
+    return tuple(found.values())
 
 
 def _import_may_be_coroutine(
@@ -381,6 +423,62 @@ def _consumer_ok(node: ast.Call, parent: ast.AST) -> bool:
             and consumer.id in VALUE_CONSUMERS
         )
     return True
+
+
+def may_call_blocking_helper(tree: ast.Module, project: Project | None) -> bool:
+    """AF205's pre-filter: a call under an ``async def`` that ``project_function`` could
+    resolve to a sync project function that blocks -- by its name (``load_config()``),
+    through a module (``helpers.load_config()``), as a method of the enclosing class
+    (``self.load()``) or of a project class the file names (``client.load()``)."""
+    if project is None:
+        return False
+    index = project.index
+    names = index.blocking_names()
+    if not names:
+        return False
+    candidates = _candidate_names(tree, project)
+
+    def blocks(fact: FunctionFact | str | None) -> bool:
+        return (
+            isinstance(fact, FunctionFact)
+            and not fact.is_coroutine
+            and index.blocking_chain(fact) is not None
+        )
+
+    for node, _, under_async, _, owner in ast_facts(tree).calls:
+        func = node.func
+        if not under_async:
+            continue
+        if isinstance(func, ast.Name):
+            if func.id in names:
+                return True
+            continue
+        if not isinstance(func, ast.Attribute) or func.attr not in names:
+            continue
+        receiver = func.value
+        if isinstance(receiver, ast.Name) and receiver.id in ("self", "cls") and owner is None:
+            return True
+        if isinstance(receiver, ast.Name) and owner is not None:
+            # `self.load()` (whatever the method calls its first parameter)
+            fact = index.class_(f"{project.module.name}.{owner}")
+            if fact is None or blocks(index.method_lookup(fact, func.attr)):
+                return True
+        dotted = ast_dotted_name(receiver)
+        if dotted is not None:
+            head, _, rest = dotted.partition(".")
+            target = project.module.imports.get(head)
+            if target is None and head in candidates.imported:
+                return True  # a module imported inside a function
+            absolute = project.absolute(target) if target is not None else None
+            if target is not None and absolute is None:
+                return True
+            if absolute is not None:
+                qualified = ".".join(part for part in (absolute, rest, func.attr) if part)
+                if blocks(index.function(qualified)):
+                    return True
+        if any(blocks(index.method_lookup(cls, func.attr)) for cls in candidates.classes):
+            return True
+    return False
 
 
 def project_function(ctx: Context, node: cst.Call) -> FunctionFact | None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
 from asyncfix.codemods.base import (
     Fix,
     ImportItem,
+    Project,
     Rule,
     fresh_name,
     last_name,
@@ -14,6 +17,7 @@ from asyncfix.codemods.base import (
     source_of,
 )
 from asyncfix.codemods.names import dotted_name
+from asyncfix.codemods.prefilters import may_drop_task
 from asyncfix.model import Safety, Severity
 
 TASK_FACTORIES = frozenset({"asyncio.create_task", "asyncio.ensure_future"})
@@ -61,6 +65,10 @@ async def on_message(msg):
     kind = "Task lifecycle"
     needles = (("create_task", "ensure_future"),)
     equivalent_codes = ("RUF006",)
+
+    @classmethod
+    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
+        return may_drop_task(tree)
 
     def visit_Call(self, node: cst.Call) -> None:
         spelled = self._task_factory(node)

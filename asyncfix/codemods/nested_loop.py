@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
-from asyncfix.codemods.base import Fix, Rule, await_expression, import_item_for, source_of
+from asyncfix.codemods.base import (
+    Fix,
+    Project,
+    Rule,
+    await_expression,
+    import_item_for,
+    source_of,
+)
+from asyncfix.codemods.prefilters import may_nest_loop
 from asyncfix.model import Safety, Severity
 
 
@@ -40,6 +50,10 @@ async def refresh(client):
     severity = Severity.HIGH
     kind = "Nested event loop"
     needles = ("async", ("asyncio.run", "run(", "run_until_complete"))
+
+    @classmethod
+    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
+        return may_nest_loop(tree)
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func

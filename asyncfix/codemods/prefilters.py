@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from asyncfix.codemods.base import ast_facts, ast_memo, ast_nodes
+from asyncfix.codemods.base import ast_facts, ast_memo, ast_of_type
 from asyncfix.index import ast_dotted_name
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
@@ -60,16 +60,14 @@ def race_shapes(tree: ast.Module, serialized_bases: frozenset[str]) -> RaceShape
 
 def _race_shapes(tree: ast.Module, serialized_bases: frozenset[str]) -> RaceShapes:
     module_names = _module_assigned(tree)
-    functions: list[_Function] = []
-    stack: list[ast.AST] = [tree]
-    while stack:
-        node = stack.pop()
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.AsyncFunctionDef):
+    owners: dict[int, ast.ClassDef] = {}
+    for cls in ast_of_type(tree, ast.ClassDef):
+        assert isinstance(cls, ast.ClassDef)
+        for statement in cls.body:
+            if isinstance(statement, ast.AsyncFunctionDef):
                 # a method is a function straight in a class body (`races.class_facts`)
-                owner = node if isinstance(node, ast.ClassDef) else None
-                functions.append(_facts(child, owner, module_names))
-            stack.append(child)
+                owners[id(statement)] = cls
+    functions = [_facts(node, owners.get(id(node)), module_names) for node in async_functions(tree)]
     # what the async methods of each class write (an awaited `self.m()` writes it)
     class_writes: dict[int, set[str]] = {}
     for function in functions:
@@ -116,6 +114,20 @@ def _module_assigned(tree: ast.Module) -> frozenset[str]:
     return frozenset(names)
 
 
+def _children(node: ast.AST) -> list[ast.AST]:
+    """``ast.iter_child_nodes`` as a list, without the ``Load``/``Store`` markers."""
+    out: list[ast.AST] = []
+    for name in node._fields:
+        if name == "ctx":
+            continue
+        value = getattr(node, name, None)
+        if type(value) is list:
+            out.extend(item for item in value if isinstance(item, ast.AST))
+        elif isinstance(value, ast.AST):
+            out.append(value)
+    return out
+
+
 def _receiver(node: ast.AsyncFunctionDef) -> str | None:
     arguments = [*node.args.posonlyargs, *node.args.args]
     if not arguments:
@@ -134,7 +146,7 @@ def _own_nodes(function: ast.AsyncFunctionDef) -> list[ast.AST]:
         out.append(node)
         if isinstance(node, _FUNCTIONS):
             continue
-        stack.extend(ast.iter_child_nodes(node))
+        stack.extend(_children(node))
     return out
 
 
@@ -164,14 +176,20 @@ def _facts(
                 function.awaits_self = True
         if isinstance(inner, ast.Assign):
             targets.extend(inner.targets)
-            if len(inner.targets) == 1 and _awaits(inner.value):
-                function.augmented |= _may_reread(inner.targets[0], inner.value, declared)
+            if (
+                len(inner.targets) == 1
+                and _shared_target(inner.targets[0], receiver, declared)
+                and _awaits(inner.value)
+            ):
+                function.augmented |= _may_reread(inner.targets[0], inner.value)
         elif isinstance(inner, (ast.AnnAssign, ast.AugAssign)):
             targets.append(inner.target)
-            if isinstance(inner, ast.AugAssign) and _awaits(inner.value):
-                function.augmented |= not isinstance(inner.target, ast.Name) or (
-                    inner.target.id in declared
-                )
+            if (
+                isinstance(inner, ast.AugAssign)
+                and _shared_target(inner.target, receiver, declared)
+                and _awaits(inner.value)
+            ):
+                function.augmented = True
         elif isinstance(inner, (ast.For, ast.AsyncFor)):
             targets.append(inner.target)
         elif isinstance(inner, ast.withitem) and inner.optional_vars is not None:
@@ -238,17 +256,45 @@ def _awaits(value: ast.AST | None) -> bool:
     return False
 
 
-def _may_reread(target: ast.expr, value: ast.expr, declared: set[str]) -> bool:
-    """``self.x = self.x + await f()`` / ``X = X + await f()``: the target is shared and
-    its base is read in the value."""
-    base = target.value if isinstance(target, ast.Subscript) else target
-    if isinstance(base, ast.Name):
-        if isinstance(target, ast.Name) and base.id not in declared:
-            return False
-        return any(isinstance(n, ast.Name) and n.id == base.id for n in ast.walk(value))
-    if isinstance(base, ast.Attribute):
-        return any(isinstance(n, ast.Attribute) and n.attr == base.attr for n in ast.walk(value))
-    return True
+def _shared_target(target: ast.expr, receiver: str | None, declared: set[str]) -> bool:
+    """AF403's shared targets (``shared_state._shared``): ``self.x``, ``self.x[k]`` and a
+    declared ``global``/``nonlocal`` name."""
+    if isinstance(target, ast.Name):
+        return target.id in declared
+    if isinstance(target, ast.Subscript):
+        target = target.value
+    return (
+        isinstance(target, ast.Attribute)
+        and isinstance(target.value, ast.Name)
+        and target.value.id == receiver
+    )
+
+
+def _may_reread(target: ast.expr, value: ast.expr) -> bool:
+    """``self.x = self.x + await f()``: the target spelled the same in the value, outside
+    what is awaited (``shared_state._reads_before`` stops at the first ``await``; this only
+    skips the awaited parts)."""
+    spelled: str | None = None
+    stack: list[ast.AST] = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Await, *_FUNCTIONS)):
+            continue
+        if type(node) is type(target) and _last(node) == _last(target):
+            if spelled is None:
+                spelled = ast.unparse(target)
+            if ast.unparse(node) == spelled:
+                return True
+        stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def _last(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
 
 
 # -- AF305 ------------------------------------------------------------------------------------
@@ -259,7 +305,11 @@ _CATCHES_CANCELLATION = frozenset({"BaseException", "CancelledError"})
 
 def async_functions(tree: ast.Module) -> list[ast.AsyncFunctionDef]:
     def compute() -> list[ast.AsyncFunctionDef]:
-        return [n for n in ast_nodes(tree) if isinstance(n, ast.AsyncFunctionDef)]
+        return [
+            n
+            for n in ast_of_type(tree, ast.AsyncFunctionDef)
+            if isinstance(n, ast.AsyncFunctionDef)
+        ]
 
     result: list[ast.AsyncFunctionDef] = ast_memo(tree, "async-functions", compute)
     return result
@@ -275,7 +325,7 @@ def own_nodes(function: ast.AsyncFunctionDef | ast.FunctionDef) -> list[ast.AST]
         out.append(node)
         if isinstance(node, _SCOPES):
             continue
-        stack.extend(ast.iter_child_nodes(node))
+        stack.extend(_children(node))
     return out
 
 
@@ -284,7 +334,7 @@ def may_swallow_cancellation(tree: ast.Module) -> bool:
     catch ``CancelledError`` (bare, or naming ``CancelledError``/``BaseException`` or an
     alias of either) and holds no bare ``raise`` (nor ``raise <the caught name>``)."""
     aliases = set(_CATCHES_CANCELLATION)
-    for node in ast_nodes(tree):
+    for node in ast_of_type(tree, ast.ImportFrom):
         if isinstance(node, ast.ImportFrom):
             aliases.update(a.asname for a in node.names if a.asname and a.name in aliases)
     for function in async_functions(tree):
@@ -345,7 +395,7 @@ def import_time_call(tree: ast.Module, last_names: frozenset[str]) -> bool:
     class body) from a call whose callee ends in one of ``last_names`` or is an alias
     imported for one (``from aiohttp import ClientSession as Session``)."""
     names = set(last_names)
-    for node in ast_nodes(tree):
+    for node in ast_of_type(tree, ast.ImportFrom):
         if isinstance(node, ast.ImportFrom):
             names.update(a.asname for a in node.names if a.asname and a.name in last_names)
     stack: list[ast.AST] = list(tree.body)
@@ -365,6 +415,39 @@ def import_time_call(tree: ast.Module, last_names: frozenset[str]) -> bool:
 # -- AF201-AF204 ------------------------------------------------------------------------------
 
 
+def _file_names(tree: ast.Module) -> tuple[set[str], set[str], dict[str, set[str]]]:
+    """Names the file mentions (names, attributes, imported names, words of strings), the
+    names its imports bind, and for each imported name the other names it is bound as."""
+
+    def compute() -> tuple[set[str], set[str], dict[str, set[str]]]:
+        mentioned: set[str] = set()
+        imported: set[str] = set()
+        aliases: dict[str, set[str]] = {}
+        for node in ast_of_type(tree, ast.Import, ast.ImportFrom):
+            assert isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names:
+                mentioned.add(alias.name)
+                imported.add(alias.asname or alias.name.split(".", 1)[0])
+                if alias.asname and isinstance(node, ast.ImportFrom):
+                    aliases.setdefault(alias.name, set()).add(alias.asname)
+        for node in ast_of_type(tree, ast.Name):
+            assert isinstance(node, ast.Name)
+            mentioned.add(node.id)
+        for node in ast_of_type(tree, ast.Attribute):
+            assert isinstance(node, ast.Attribute)
+            mentioned.add(node.attr)
+        for node in ast_of_type(tree, ast.Constant):
+            assert isinstance(node, ast.Constant)
+            if isinstance(node.value, str):
+                words = node.value.replace("[", " ").replace("]", " ").split()
+                mentioned.update(words)
+                mentioned.update(part for word in words for part in word.split("."))
+        return mentioned, imported, aliases
+
+    result: tuple[set[str], set[str], dict[str, set[str]]] = ast_memo(tree, "file-names", compute)
+    return result
+
+
 def may_call_blocking(
     tree: ast.Module, functions: frozenset[str], methods: dict[str, frozenset[str]]
 ) -> bool:
@@ -373,23 +456,10 @@ def may_call_blocking(
     catalogue method
     (``methods``: library class -> method names) where the file names that class: a
     receiver only has a library class when the file constructs or annotates it."""
+    mentioned, imported, import_aliases = _file_names(tree)
     aliases = set(functions)
-    mentioned: set[str] = set()
-    imported: set[str] = set()
-    for node in ast_nodes(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                mentioned.add(alias.name)
-                imported.add(alias.asname or alias.name.split(".", 1)[0])
-                if alias.asname and alias.name in functions:
-                    aliases.add(alias.asname)
-        elif isinstance(node, ast.Name):
-            mentioned.add(node.id)
-        elif isinstance(node, ast.Attribute):
-            mentioned.add(node.attr)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            mentioned.update(node.value.replace("[", " ").replace("]", " ").split())
-            mentioned.update(node.value.replace("[", " ").replace("]", " ").split("."))
+    for name in functions:
+        aliases.update(import_aliases.get(name, ()))
     called: set[str] = set()
     for cls, names in methods.items():
         if cls.rsplit(".", 1)[1] in mentioned:
@@ -419,7 +489,7 @@ def may_call_time_sleep(tree: ast.Module) -> bool:
     binds, or through a name ``import time`` binds (under any alias)."""
     functions: set[str] = set()
     modules: set[str] = set()
-    for node in ast_nodes(tree):
+    for node in ast_of_type(tree, ast.ImportFrom, ast.Import):
         if isinstance(node, ast.ImportFrom) and node.module == "time" and not node.level:
             functions.update(a.asname or a.name for a in node.names if a.name in ("sleep", "*"))
         elif isinstance(node, ast.Import):
@@ -439,4 +509,107 @@ def may_call_time_sleep(tree: ast.Module) -> bool:
             and func.value.id in modules
         ):
             return True
+    return False
+
+
+# -- AF301 ------------------------------------------------------------------------------------
+
+_TASK_FACTORY_NAMES = frozenset({"create_task", "ensure_future"})
+
+
+def may_drop_task(tree: ast.Module) -> bool:
+    """A call that may be ``asyncio.create_task``/``ensure_future`` or a loop's
+    ``create_task`` whose task is dropped: the call is a statement, or the whole value of an
+    assignment to one name. A factory is called by an imported name, through an imported
+    module, on a call's result (``asyncio.get_running_loop().create_task``) or on a name
+    ending in ``loop``."""
+    names: set[str] = set()
+    imported: set[str] = set()
+    for node in ast_of_type(tree, ast.Import, ast.ImportFrom):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                imported.add(alias.asname or alias.name.split(".", 1)[0])
+                if alias.name in _TASK_FACTORY_NAMES or alias.name == "*":
+                    names.add(alias.asname or alias.name)
+    for node, parent, _, _, _ in ast_facts(tree).calls:
+        if isinstance(parent, ast.Expr):
+            pass
+        elif isinstance(parent, ast.Assign):
+            if len(parent.targets) != 1 or not isinstance(parent.targets[0], ast.Name):
+                continue
+        elif not (isinstance(parent, ast.AnnAssign) and isinstance(parent.target, ast.Name)):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name):
+            if func.id in names or "*" in names:
+                return True
+        elif isinstance(func, ast.Attribute) and func.attr in _TASK_FACTORY_NAMES:
+            receiver = func.value
+            if isinstance(receiver, ast.Call):
+                return True
+            dotted = ast_dotted_name(receiver)
+            if dotted is not None and (
+                dotted.partition(".")[0] in imported or dotted.lower().endswith("loop")
+            ):
+                return True
+    return False
+
+
+# -- AF304 ------------------------------------------------------------------------------------
+
+
+def may_nest_loop(tree: ast.Module) -> bool:
+    """Under an ``async def``: ``<anything>.run_until_complete(...)``, or ``asyncio.run``
+    called by a name imported from ``asyncio`` or through an imported module."""
+    names: set[str] = set()
+    imported: set[str] = set()
+    for node in ast_of_type(tree, ast.Import, ast.ImportFrom):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                imported.add(alias.asname or alias.name.split(".", 1)[0])
+                if isinstance(node, ast.ImportFrom) and alias.name in ("run", "*"):
+                    names.add(alias.asname or alias.name)
+    for node, _, under_async, _, _ in ast_facts(tree).calls:
+        func = node.func
+        if not under_async:
+            continue
+        if isinstance(func, ast.Attribute):
+            if func.attr == "run_until_complete":
+                return True
+            head = func.value
+            while isinstance(head, ast.Attribute):
+                head = head.value
+            if func.attr == "run" and isinstance(head, ast.Name) and head.id in imported:
+                return True
+        elif isinstance(func, ast.Name) and (func.id in names or "*" in names):
+            return True
+    return False
+
+
+# -- AF404 ------------------------------------------------------------------------------------
+
+
+def may_hold_async_lock_in_with(tree: ast.Module, constructors: frozenset[str]) -> bool:
+    """A plain ``with`` over a name or attribute (awaited or not), and an assignment from a
+    call whose callee ends in one of ``constructors`` (or an import alias of one)."""
+    names = set(constructors)
+    with_name = False
+    for node in ast_of_type(tree, ast.ImportFrom, ast.With):
+        if isinstance(node, ast.ImportFrom):
+            names.update(a.asname for a in node.names if a.asname and a.name in constructors)
+        elif isinstance(node, ast.With) and not with_name:
+            for item in node.items:
+                expr = item.context_expr
+                if isinstance(expr, ast.Await):
+                    expr = expr.value
+                if ast_dotted_name(expr) is not None:
+                    with_name = True
+    if not with_name:
+        return False
+    for node in ast_of_type(tree, ast.Assign, ast.AnnAssign):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            last = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if last in names:
+                return True
     return False

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 
 import libcst as cst
 
-from asyncfix.codemods.base import Fix, Rule, source_of
+from asyncfix.codemods.base import Fix, Project, Rule, source_of
 from asyncfix.codemods.names import dotted_name
+from asyncfix.codemods.prefilters import may_hold_async_lock_in_with
 from asyncfix.model import Safety, Severity
 
 ASYNC_PRIMITIVES = frozenset(
     {"asyncio.Lock", "asyncio.Semaphore", "asyncio.BoundedSemaphore", "asyncio.Condition"}
 )
+
+_CONSTRUCTOR_NAMES = frozenset(name.rsplit(".", 1)[1] for name in ASYNC_PRIMITIVES)
 
 
 @dataclass
@@ -71,6 +75,10 @@ class Counter:
     severity = Severity.HIGH
     kind = "Lock misuse"
     needles = ("with", ("Lock", "Semaphore", "Condition"))
+
+    @classmethod
+    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
+        return may_hold_async_lock_in_with(tree, _CONSTRUCTOR_NAMES)
 
     def __init__(self, ctx: object) -> None:
         super().__init__(ctx)  # type: ignore[arg-type]
