@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import difflib
 import hashlib
 import marshal
@@ -26,6 +27,7 @@ from asyncfix import index as index_module
 from asyncfix.cache import ResultCache, prepare, settings_key, write_atomically
 from asyncfix.codemods import RULES, rule_by_code
 from asyncfix.codemods.base import SUPPRESS, Context, Hit, Project, Rule
+from asyncfix.codemods.walk import children
 from asyncfix.config import Config
 from asyncfix.files import SourceError, atomic_write, decode, discover, display_path, relative
 from asyncfix.imports import add_stdlib_import, is_docstring, is_stdlib
@@ -113,23 +115,89 @@ def analyse(
     if not hits:
         return Analysis(module, [], {})
     # positions only for files with findings, and only of the nodes findings point at
-    try:
-        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    except RecursionError:
-        raise TooDeep from None
-    spans: dict[int, Span] = {}
+    wanted: dict[int, cst.CSTNode] = {}
     for hit in hits:
-        spans[id(hit.node)] = _span(positions[hit.node])
+        wanted[id(hit.node)] = hit.node
         if hit.fix is not None:
             for node in hit.fix.replace:
-                spans[id(node)] = _span(positions[node])
+                wanted[id(node)] = node
         for _, site in hit.evidence:
             if site is not None:
-                spans[id(site)] = _span(positions[site])
+                wanted[id(site)] = site
+    try:
+        spans = _spans(module, tree, wanted)
+    except RecursionError:
+        raise TooDeep from None
     lines = text.splitlines()
     kept = [hit for hit in hits if not _suppressed(hit, spans[id(hit.node)], lines)]
     kept.sort(key=lambda hit: (spans[id(hit.node)].line, spans[id(hit.node)].col, hit.rule.code))
     return Analysis(module, kept, spans)
+
+
+def _spans(
+    module: cst.Module, tree: ast.Module | None, wanted: dict[int, cst.CSTNode]
+) -> dict[int, Span]:
+    """Where each wanted node is. LibCST finds positions by writing out the whole module;
+    for a large file with one finding that costs more than the analysis. So only the
+    top-level statements that hold wanted nodes are written out, each on its own, and moved
+    to where the stdlib tree says that statement starts -- checked against where it ends.
+    The whole module is used when the two trees do not line up."""
+    if tree is not None:
+        found = _spans_by_statement(module, tree, wanted)
+        if found is not None:
+            return found
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    return {key: _span(positions[node]) for key, node in wanted.items()}
+
+
+def _spans_by_statement(
+    module: cst.Module, tree: ast.Module, wanted: dict[int, cst.CSTNode]
+) -> dict[int, Span] | None:
+    # the stdlib statements of each top-level LibCST statement (`a; b` is one line, two
+    # statements)
+    lines: list[tuple[ast.stmt, ast.stmt]] = []
+    body = tree.body
+    next_ = 0
+    for statement in module.body:
+        count = len(statement.body) if isinstance(statement, cst.SimpleStatementLine) else 1
+        if count < 1 or next_ + count > len(body):
+            return None
+        lines.append((body[next_], body[next_ + count - 1]))
+        next_ += count
+    if next_ != len(body):
+        return None
+    # which top-level statement holds each wanted node
+    owner: dict[int, int] = {}
+    remaining = set(wanted)
+    for index, statement in enumerate(module.body):
+        stack: list[cst.CSTNode] = [statement]
+        while stack:
+            node = stack.pop()
+            if id(node) in remaining:
+                owner[id(node)] = index
+                remaining.discard(id(node))
+            stack.extend(children(node))
+        if not remaining:
+            break
+    if remaining:
+        return None
+    spans: dict[int, Span] = {}
+    for index in sorted(set(owner.values())):
+        statement = module.body[index]
+        alone = module.with_changes(body=[statement], header=[], footer=[])
+        positions = MetadataWrapper(alone, unsafe_skip_copy=True).resolve(PositionProvider)
+        own = positions[statement]
+        first, last = lines[index]
+        shift = first.lineno - own.start.line
+        if last.end_lineno is None or last.end_lineno - own.end.line != shift:
+            return None
+        for key, where in owner.items():
+            if where == index:
+                span = _span(positions[wanted[key]])
+                spans[key] = dataclasses.replace(
+                    span, line=span.line + shift, end_line=span.end_line + shift
+                )
+    return spans
 
 
 def _ast_parse(text: str) -> ast.Module | None:

@@ -299,3 +299,49 @@ def test_parse_ast_still_rejects_what_is_not_python() -> None:
         parse_ast("def f[\n    T,\n](x): ...\n")  # across lines: left to LibCST
     with pytest.raises(SyntaxError):
         parse_ast("type X = = 1\n")
+
+
+POSITION_CASES = [
+    "# header comment\n\nimport os; import sys\n\n\n@decorator(\n    1,\n)\nasync def f(x):\n"
+    "    if x: return os.sep\n    return [\n        sys.argv,\n    ]\n",
+    "class A:\n    '''doc'''\n\n    x = 1; y = 2\n\n    async def m(self):\n"
+    "        await g(\n            self.x,\n        )\n# trailing comment\n",
+    "type Alias = int\n\n\nclass Box[T]:\n    def get[U](self, x: U) -> U:\n"
+    "        return x  # comment\n\n\nif True:\n    pass\nelse:\n    y = (\n        1\n    )\n",
+    "\ufeffx = 'é'; z = \"ü\" + 'ö'\nasync def h():\n    return  f'{x}'\n",
+]
+
+
+@pytest.mark.parametrize("number", range(len(POSITION_CASES)))
+def test_positions_by_statement_are_the_module_positions(number: int) -> None:
+    _assert_positions(POSITION_CASES[number].lstrip("\ufeff"))
+
+
+def test_positions_by_statement_on_every_fixture() -> None:
+    root = Path(__file__).parent.parent
+    sources = [*(root / "tests" / "fixtures").rglob("*.py"), *(root / "examples").rglob("*.py")]
+    for source in sorted(sources):
+        _assert_positions(source.read_text(encoding="utf-8"))
+
+
+def _assert_positions(text: str) -> None:
+    """Every node's span from the statement-by-statement path equals LibCST's whole-module
+    positions."""
+    import libcst as cst
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    from asyncfix.codemods.walk import children
+
+    module = cst.parse_module(text)
+    tree = engine._ast_parse(text)
+    assert tree is not None
+    wanted: dict[int, cst.CSTNode] = {}
+    stack: list[cst.CSTNode] = list(module.body)
+    while stack:
+        node = stack.pop()
+        wanted[id(node)] = node
+        stack.extend(children(node))
+    fast = engine._spans_by_statement(module, tree, wanted)
+    assert fast is not None
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    assert fast == {key: engine._span(positions[node]) for key, node in wanted.items()}

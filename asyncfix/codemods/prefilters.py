@@ -34,11 +34,14 @@ class _Function:
     #: the class whose body holds the function directly (a method), if any
     owner: ast.ClassDef | None
     receiver: str | None
-    suspends: bool = False
-    #: awaits ``<receiver>.m(...)``
-    awaits_self: bool = False
-    reads: set[str] = field(default_factory=set)
-    writes: set[str] = field(default_factory=set)
+    #: where the function first suspends (``await``, ``async for``/``with``), if it does
+    suspends: tuple[int, int] | None = None
+    #: where the last ``await <receiver>.m(...)`` ends, if there is one
+    awaits_self: tuple[int, int] | None = None
+    #: key -> where it is first read
+    reads: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: key -> where the last statement that writes it ends
+    writes: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: AF403's shape: an assignment whose value awaits, to a target that may be shared
     augmented: bool = False
 
@@ -72,11 +75,11 @@ def _race_shapes(tree: ast.Module, serialized_bases: frozenset[str]) -> RaceShap
     class_writes: dict[int, set[str]] = {}
     for function in functions:
         if function.owner is not None:
-            class_writes.setdefault(id(function.owner), set()).update(function.writes)
+            class_writes.setdefault(id(function.owner), set()).update(function.writes.keys())
     race = augmented = False
     for function in functions:
         augmented = augmented or function.augmented
-        if race or not function.suspends:
+        if race or function.suspends is None:
             continue
         if (
             function.owner is not None
@@ -84,10 +87,22 @@ def _race_shapes(tree: ast.Module, serialized_bases: frozenset[str]) -> RaceShap
             and _serialized(function.owner, serialized_bases)
         ):
             continue  # `races.module_races` skips its methods (a static one is a function)
-        if function.reads & function.writes:
+        # `races.MethodWalk` goes through a function in source order (each loop body once):
+        # a race writes after both the read or test and a suspension (on any path)
+        suspends = function.suspends
+        if any(
+            function.reads[key] < written and suspends < written
+            for key, written in function.writes.items()
+            if key in function.reads
+        ):
             race = True
-        elif function.awaits_self and function.owner is not None:
-            race = bool(function.reads & class_writes.get(id(function.owner), set()))
+        elif function.awaits_self is not None and function.owner is not None:
+            # an awaited `self.m()` suspends, then writes what `m` writes
+            awaited = function.awaits_self
+            written_by_methods = class_writes.get(id(function.owner), set())
+            race = any(
+                function.reads[key] < awaited for key in written_by_methods & function.reads.keys()
+            )
     return RaceShapes(race, augmented)
 
 
@@ -161,11 +176,14 @@ def _facts(
         if isinstance(inner, (ast.Global, ast.Nonlocal)):
             declared.update(inner.names)
     shared = module_names | declared
-    targets: list[ast.expr] = []
+    #: assignment targets and where the statement that assigns them ends
+    targets: list[tuple[ast.expr, tuple[int, int]]] = []
     target_ids: set[int] = set()
     for inner in nodes:
         if isinstance(inner, (ast.Await, ast.AsyncFor, ast.AsyncWith)):
-            function.suspends = True
+            where = _start(inner)
+            if function.suspends is None or where < function.suspends:
+                function.suspends = where
             if (
                 isinstance(inner, ast.Await)
                 and isinstance(inner.value, ast.Call)
@@ -173,9 +191,11 @@ def _facts(
                 and isinstance(inner.value.func.value, ast.Name)
                 and inner.value.func.value.id == receiver
             ):
-                function.awaits_self = True
+                end = _end(inner)
+                if function.awaits_self is None or end > function.awaits_self:
+                    function.awaits_self = end
         if isinstance(inner, ast.Assign):
-            targets.extend(inner.targets)
+            targets.extend((target, _end(inner)) for target in inner.targets)
             if (
                 len(inner.targets) == 1
                 and _shared_target(inner.targets[0], receiver, declared)
@@ -183,7 +203,7 @@ def _facts(
             ):
                 function.augmented |= _may_reread(inner.targets[0], inner.value)
         elif isinstance(inner, (ast.AnnAssign, ast.AugAssign)):
-            targets.append(inner.target)
+            targets.append((inner.target, _end(inner)))
             if (
                 isinstance(inner, ast.AugAssign)
                 and _shared_target(inner.target, receiver, declared)
@@ -191,25 +211,39 @@ def _facts(
             ):
                 function.augmented = True
         elif isinstance(inner, (ast.For, ast.AsyncFor)):
-            targets.append(inner.target)
+            targets.append((inner.target, _end(inner)))
         elif isinstance(inner, ast.withitem) and inner.optional_vars is not None:
-            targets.append(inner.optional_vars)
-    for target in targets:
+            targets.append((inner.optional_vars, _end(inner.optional_vars)))
+    for target, end in targets:
         for element in _flatten(target):
             target_ids.update(id(n) for n in ast.walk(element))
             key = _written(element, receiver, shared, declared)
-            if key is not None:
-                function.writes.add(key)
+            if key is not None and (key not in function.writes or function.writes[key] < end):
+                function.writes[key] = end
+    reads = function.reads
     for inner in nodes:
         if id(inner) in target_ids:
             continue
+        key = None
         if isinstance(inner, ast.Attribute):
             value = inner.value
             if isinstance(value, ast.Name) and value.id == receiver:
-                function.reads.add(inner.attr)
+                key = inner.attr
         elif isinstance(inner, ast.Name) and inner.id in shared:
-            function.reads.add(_NAME + inner.id)
+            key = _NAME + inner.id
+        if key is not None:
+            where = _start(inner)
+            if key not in reads or where < reads[key]:
+                reads[key] = where
     return function
+
+
+def _start(node: ast.AST) -> tuple[int, int]:
+    return node.lineno, node.col_offset  # type: ignore[attr-defined]
+
+
+def _end(node: ast.AST) -> tuple[int, int]:
+    return node.end_lineno or node.lineno, node.end_col_offset or 0  # type: ignore[attr-defined]
 
 
 def _flatten(target: ast.expr) -> list[ast.expr]:
