@@ -53,6 +53,62 @@ CASES: dict[str, tuple[dict[str, str], dict[str, list[str]]]] = {
         },
         {"app/use.py": ["AF101"]},
     ),
+    "coroutine methods of receivers typed by annotation and by attribute": (
+        {
+            "app/api.py": """
+                class Client:
+                    async def get(self):
+                        return 1
+            """,
+            "app/annotated.py": """
+                from app.api import Client
+
+
+                async def main(client: "Client"):
+                    client.get()
+            """,
+            "app/attribute.py": """
+                from app import api
+
+
+                class Service:
+                    def __init__(self):
+                        self.client = api.Client()
+
+                    async def run(self):
+                        self.client.get()
+            """,
+        },
+        {"app/annotated.py": ["AF101"], "app/attribute.py": ["AF101"]},
+    ),
+    "library coroutine through a module imported under another name": (
+        {
+            "app/files.py": """
+                async def clean(path):
+                    from aiofiles import os as aos
+
+                    aos.remove(path)
+            """,
+        },
+        {"app/files.py": ["AF101"]},
+    ),
+    "async callback annotated through an alias": (
+        {
+            "app/hooks.py": """
+                from collections.abc import Callable
+                from typing import Awaitable as Aw
+
+
+                class Hooks:
+                    def __init__(self, on_stop: Callable[[], Aw[None]]) -> None:
+                        self.on_stop = on_stop
+
+                    async def stop(self):
+                        self.on_stop()
+            """,
+        },
+        {"app/hooks.py": ["AF101"]},
+    ),
     "async callback stored on self": (
         {
             "app/hooks.py": """

@@ -179,13 +179,13 @@ class _Candidates:
     functions: frozenset[str]
     #: names a called method ``x.m()`` must have to possibly be a coroutine method
     methods: frozenset[str]
-    #: ``self.m()`` of a method the index cannot find may still be an async callback
-    #: stored on the object (annotated ``Callable[..., Awaitable]``) or name a method of an
-    #: annotated ``self``: the file mentions ``Awaitable``/``Coroutine`` or annotates
-    #: ``self``/``cls``
-    unknown_self_methods: bool
-    #: names bound by an import anywhere in the file (in a function too)
-    imported: frozenset[str]
+    #: ``self.m()`` of a method the index cannot find may still be an async callback stored
+    #: on the object: attributes annotated with ``Awaitable``/``Coroutine`` or assigned an
+    #: async callback parameter (all of them when ``self`` is annotated)
+    callback_attributes: frozenset[str]
+    annotated_self: bool
+    #: bound name -> what the file's imports bind it to (``.api.Client``), at any depth
+    imports: dict[str, frozenset[str]]
     #: the project classes the file names (``Client``, ``api.Client``, in a string too):
     #: the only ones a receiver can be known to be an instance of
     classes: tuple[ClassFact, ...] = ()
@@ -205,41 +205,67 @@ def _compute_candidate_names(tree: ast.Module, project: Project | None) -> _Cand
 
     A function call ``f()`` is one only when ``f`` is bound by an ``async def``, by an
     import of a library coroutine (``LIBRARY_FUNCTIONS``) or of a project coroutine, or is
-    a parameter annotated as an async callback. A method call ``x.m()`` is a coroutine call
-    only if ``x`` is an instance of a known class, and that class has to be named in this
-    file (a constructor, an annotation) or be this file's own; so only the coroutine methods
-    of classes this file mentions count.
+    a parameter annotated as an async callback. A method call ``x.m()`` (``x`` not ``self``)
+    is one only if ``receivers`` knows the class of ``x``: it is built by a call of the class
+    (``Client(...)``, ``await connect(...)`` of a library factory) or named in an annotation
+    -- so only the coroutine methods of classes the file calls or names in annotations (or
+    in strings, which may be annotations) count.
     """
     functions: set[str] = set()
-    methods: set[str] = set()
+    #: last names and dotted names of what the file calls or annotates with
+    typed: set[str] = set()
     mentioned: set[str] = set()
-    #: dotted names (``api.Client``), resolved through the file's imports below
-    qualified: set[str] = set()
-    annotated_self = False
-    #: bound name -> what imports bind it to (``.api.Client``), at any depth of the file
+    awaitable_hint = False
     imports: dict[str, set[str]] = {}
-    for node in ast_of_type(tree, ast.Name):
-        assert isinstance(node, ast.Name)
-        mentioned.add(node.id)
-    for node in ast_of_type(tree, ast.Attribute):
-        assert isinstance(node, ast.Attribute)
-        mentioned.add(node.attr)
-        dotted = ast_dotted_name(node)
-        if dotted is not None and not dotted.startswith(("self.", "cls.")):
-            qualified.add(dotted)  # `api.Client`: a class reached through a module
+
+    def name_of(node: ast.AST) -> None:
+        if isinstance(node, ast.Name):
+            typed.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            typed.add(node.attr)
+            dotted = ast_dotted_name(node)
+            if dotted is not None:
+                typed.add(dotted)
+
+    for call, *_ in ast_facts(tree).calls:
+        name_of(call.func)
+    annotations: list[ast.expr] = []
+    for node in ast_of_type(tree, ast.arg):
+        assert isinstance(node, ast.arg)
+        if node.annotation is not None:
+            annotations.append(node.annotation)
+    for node in ast_of_type(tree, ast.AnnAssign):
+        assert isinstance(node, ast.AnnAssign)
+        annotations.append(node.annotation)
+    for annotation in annotations:
+        for node in ast.walk(annotation):
+            name_of(node)
     for node in ast_of_type(tree, ast.Constant):
         assert isinstance(node, ast.Constant)
         if isinstance(node.value, str):
-            words = node.value.replace("[", " ").replace("]", " ").split()
-            qualified.update(word for word in words if "." in word)
-            mentioned.update(part for word in words for part in word.split("."))
+            words = node.value.replace("[", " ").replace("]", " ").replace(",", " ").split()
+            typed.update(words)
+            typed.update(part for word in words for part in word.split("."))
+    # what `Awaitable`/`Coroutine` are called here (`from typing import Awaitable as A`)
+    awaitable = {"Awaitable", "Coroutine"}
+    for node in ast_of_type(tree, ast.ImportFrom):
+        assert isinstance(node, ast.ImportFrom)
+        awaitable.update(a.asname for a in node.names if a.asname and a.name in awaitable)
+    for node in ast_of_type(tree, ast.Name):
+        assert isinstance(node, ast.Name)
+        if node.id in awaitable:
+            awaitable_hint = True
+    for node in ast_of_type(tree, ast.Attribute):
+        assert isinstance(node, ast.Attribute)
+        if node.attr in awaitable:
+            awaitable_hint = True
     for node in ast_of_type(tree, ast.AsyncFunctionDef):
         assert isinstance(node, ast.AsyncFunctionDef)
         functions.add(node.name)
-        methods.add(node.name)
     for node in ast_of_type(tree, ast.Import, ast.ImportFrom):
         assert isinstance(node, (ast.Import, ast.ImportFrom))
         for alias in node.names:
+            mentioned.add(alias.name)
             if alias.name == "*":
                 functions |= _LIBRARY_FUNCTION_NAMES  # `from asyncio import *`
                 continue
@@ -253,34 +279,78 @@ def _compute_candidate_names(tree: ast.Module, project: Project | None) -> _Cand
             imports.setdefault(bound, set()).add(target)
             if project is None or _import_may_be_coroutine(node, alias, project):
                 functions.add(bound)
+    callbacks: set[str] = set()
+    annotated_self = False
     for node in ast_of_type(tree, ast.arg):
         assert isinstance(node, ast.arg)
         if node.annotation is not None:
             if node.arg in ("self", "cls"):
                 annotated_self = True
-            spelled = ast.dump(node.annotation)
-            if "Awaitable" in spelled or "Coroutine" in spelled:
+            if awaitable_hint and _names_awaitable(node.annotation, awaitable):
                 functions.add(node.arg)  # an async callback parameter
+    if awaitable_hint:
+        for node in ast_of_type(tree, ast.AnnAssign):
+            assert isinstance(node, ast.AnnAssign)
+            if _names_awaitable(node.annotation, awaitable):
+                assigned = node.target
+                if isinstance(assigned, ast.Name):
+                    callbacks.add(assigned.id)
+                elif isinstance(assigned, ast.Attribute):
+                    callbacks.add(assigned.attr)
+        for node in ast_of_type(tree, ast.Assign):
+            assert isinstance(node, ast.Assign)
+            if isinstance(node.value, ast.Name) and node.value.id in functions:
+                callbacks.update(t.attr for t in node.targets if isinstance(t, ast.Attribute))
+    methods: set[str] = set()
+    # a class of this file: its own `async def` methods (a class inside a function is not in
+    # the index)
+    for cls in ast_of_type(tree, ast.ClassDef):
+        assert isinstance(cls, ast.ClassDef)
+        if cls.name in typed:
+            methods.update(s.name for s in cls.body if isinstance(s, ast.AsyncFunctionDef))
     for name, coroutine_methods in LIBRARY_METHODS.items():
-        if name.rsplit(".", 1)[1] in mentioned:
+        if name.rsplit(".", 1)[1] in typed:
             methods |= coroutine_methods
     for factory, name in LIBRARY_FACTORIES.items():
-        if factory.rsplit(".", 1)[1] in mentioned:
+        if factory.rsplit(".", 1)[1] in typed:
             methods |= LIBRARY_METHODS[name]
-    unknown_self = annotated_self or "Awaitable" in mentioned or "Coroutine" in mentioned
-    imported = frozenset(imports)
+    frozen_imports = {name: frozenset(targets) for name, targets in imports.items()}
     if project is None:
         # without the index every function and method may be one
         return _Candidates(
             frozenset(functions | _LIBRARY_FUNCTION_NAMES),
-            frozenset(methods | mentioned),
+            frozenset(methods | typed | mentioned),
+            frozenset(callbacks),
             True,
-            imported,
+            frozen_imports,
         )
-    classes = _named_classes(project, mentioned | qualified, imports)
+    classes = _named_classes(project, typed, imports)
     for fact in classes:
         methods |= project.index.coroutine_methods(fact)
-    return _Candidates(frozenset(functions), frozenset(methods), unknown_self, imported, classes)
+    return _Candidates(
+        frozenset(functions),
+        frozenset(methods),
+        frozenset(callbacks),
+        annotated_self,
+        frozen_imports,
+        classes,
+    )
+
+
+def _names_awaitable(annotation: ast.expr, names: set[str]) -> bool:
+    """The annotation mentions ``Awaitable``/``Coroutine`` (under one of ``names``)."""
+    for node in ast.walk(annotation):
+        if (isinstance(node, ast.Name) and node.id in names) or (
+            isinstance(node, ast.Attribute) and node.attr in names
+        ):
+            return True
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and any(name in node.value for name in names)
+        ):
+            return True
+    return False
 
 
 def _named_classes(
@@ -336,13 +406,13 @@ def _method_may_be_coroutine(
 ) -> bool:
     receiver = func.value
     if isinstance(receiver, (ast.Name, ast.Attribute)) and _is_module_function(
-        func, project, candidates.imported
+        func, project, candidates.imports
     ):
         return True
     is_self = isinstance(receiver, ast.Name) and receiver.id in ("self", "cls")
-    if func.attr not in candidates.methods and not is_self:
-        return False
-    if project is not None and owner is not None and is_self:
+    if not is_self:
+        return func.attr in candidates.methods
+    if project is not None and owner is not None:
         fact = project.index.class_(f"{project.module.name}.{owner}")
         if fact is not None:
             found = project.index.method_lookup(fact, func.attr)
@@ -350,8 +420,8 @@ def _method_may_be_coroutine(
                 return found.is_coroutine
             if found == "missing":
                 # not a method: an attribute holding a callable (an async callback only if
-                # annotated as one) -- unless it is a coroutine method of a mentioned class
-                return func.attr in candidates.methods or candidates.unknown_self_methods
+                # annotated as one), or `self` is annotated with another class
+                return func.attr in candidates.callback_attributes or candidates.annotated_self
             return True
     return True
 
@@ -360,32 +430,27 @@ _LIBRARY_FUNCTION_NAMES = frozenset(name.rsplit(".", 1)[1] for name in LIBRARY_F
 
 
 def _is_module_function(
-    func: ast.Attribute, project: Project | None, imported: frozenset[str]
+    func: ast.Attribute, project: Project | None, imports: dict[str, frozenset[str]]
 ) -> bool:
-    """``asyncio.sleep`` / ``api.fetch_state``: a coroutine function reached through a
-    module name (a library one, or one the index knows)."""
-    if func.attr in _LIBRARY_FUNCTION_NAMES:
-        return True  # the import may be local to a function, where the index does not look
-    if project is None:
-        return True
+    """``asyncio.sleep`` / ``api.fetch_state``: a coroutine function reached through a name
+    an import binds (anywhere in the file): a library one, or one the index knows."""
     dotted = ast_dotted_name(func.value)
     if dotted is None:
         return False
     head, _, rest = dotted.partition(".")
-    target = project.module.imports.get(head)
-    if target is None:
-        # the index knows top-level imports; one inside a function may be a module too
-        return head in imported
-    absolute = project.absolute(target)
-    if absolute is None:
-        return True
-    qualified = ".".join(part for part in (absolute, rest, func.attr) if part)
-    if qualified in LIBRARY_FUNCTIONS:
-        return True
-    found = project.index.function(qualified)
+    for target in imports.get(head, ()):
+        spelled = ".".join(part for part in (target, rest, func.attr) if part)
+        if spelled in LIBRARY_FUNCTIONS or project is None:
+            return True
+        absolute = project.absolute(spelled)
+        if absolute is None or absolute in LIBRARY_FUNCTIONS:
+            return True
+        found = project.index.function(absolute)
+        if found is not None and found.is_coroutine:
+            return True
     # anything else is a method call on an object (`LOGGER.info`, `vol.Schema`): the
     # caller's method test decides it
-    return found is not None and found.is_coroutine
+    return False
 
 
 def may_call_coroutine(
@@ -467,7 +532,7 @@ def may_call_blocking_helper(tree: ast.Module, project: Project | None) -> bool:
         if dotted is not None:
             head, _, rest = dotted.partition(".")
             target = project.module.imports.get(head)
-            if target is None and head in candidates.imported:
+            if target is None and head in candidates.imports:
                 return True  # a module imported inside a function
             absolute = project.absolute(target) if target is not None else None
             if target is not None and absolute is None:
