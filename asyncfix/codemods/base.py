@@ -309,7 +309,7 @@ class Context:
             frame = Frame("offload", node, node)
         if frame is not None:
             self.frames.append(frame)
-        if isinstance(node, cst.Call) and self._is_offloading_call(node):
+        if type(node) is cst.Call and self._is_offloading_call(node):
             # only the callable runs in the worker thread: the other arguments are evaluated
             # here, on the loop (`to_thread(write, path.read_bytes())` reads on the loop)
             position = 1 if _is_run_in_executor(node) else 0
@@ -524,17 +524,29 @@ class Context:
 
 def _frame_for(node: cst.CSTNode, owner: cst.CSTNode | None) -> Frame | None:
     """The frame ``node`` opens: the body of a function, lambda or class (their decorators,
-    defaults, annotations and bases belong to the enclosing scope), or a generator expression."""
-    if isinstance(owner, cst.FunctionDef) and node is owner.body:
-        return Frame("async" if owner.asynchronous is not None else "def", owner, node)
-    if isinstance(owner, cst.Lambda) and node is owner.body:
-        return Frame("lambda", owner, node)
-    if isinstance(owner, cst.ClassDef) and node is owner.body:
-        return Frame("class", owner, node)
-    if isinstance(node, cst.GeneratorExp):
+    defaults, annotations and bases belong to the enclosing scope), or a generator expression.
+
+    Exact type tests: ``isinstance`` against LibCST's node classes goes through ``ABCMeta``,
+    and this runs for every node of every walk."""
+    kind = type(owner)
+    if kind is cst.FunctionDef:
+        assert isinstance(owner, cst.FunctionDef)
+        if node is owner.body:
+            return Frame("async" if owner.asynchronous is not None else "def", owner, node)
+    elif kind is cst.Lambda:
+        assert isinstance(owner, cst.Lambda)
+        if node is owner.body:
+            return Frame("lambda", owner, node)
+    elif kind is cst.ClassDef:
+        assert isinstance(owner, cst.ClassDef)
+        if node is owner.body:
+            return Frame("class", owner, node)
+    elif kind is cst.If:
+        assert isinstance(owner, cst.If)
+        if node is owner.body and _is_type_checking(owner.test):
+            return Frame("typecheck", owner, node)  # never runs: no rule looks inside
+    if type(node) is cst.GeneratorExp:
         return Frame("genexp", node, node)
-    if isinstance(owner, cst.If) and node is owner.body and _is_type_checking(owner.test):
-        return Frame("typecheck", owner, node)  # never runs: no rule looks inside
     return None
 
 

@@ -108,15 +108,12 @@ def walk(
     while stack:
         item = stack.pop()
         if item is marker:
-            assert leave is not None
             node = stack.pop()
-            assert isinstance(node, cst.CSTNode)
-            leave(node)
+            leave(node)  # type: ignore[misc,arg-type]
             continue
-        assert isinstance(item, cst.CSTNode)
-        descend = visit(item)
+        descend = visit(item)  # type: ignore[arg-type]
         if leave is not None:
             stack.append(item)
             stack.append(marker)
         if descend:
-            stack.extend(reversed(children(item)))
+            stack.extend(reversed(children(item)))  # type: ignore[arg-type]
