@@ -255,6 +255,34 @@ CASES: dict[str, tuple[dict[str, str], dict[str, list[str]]]] = {
             "app/by_module.py": ["AF205"],
         },
     ),
+    "locks made under other names": (
+        {
+            "app/locks.py": """
+                import asyncio
+                from asyncio import Lock as AsyncLock
+                from threading import RLock as ThreadLock
+
+
+                class Store:
+                    def __init__(self):
+                        self._lock = AsyncLock()
+                        self._guard = ThreadLock()
+
+                    async def save(self):
+                        async with self._lock:
+                            await self.flush()
+
+                    async def flush(self):
+                        async with self._lock:
+                            await asyncio.sleep(0)
+
+                    async def read(self):
+                        with self._guard:
+                            await asyncio.sleep(0)
+            """,
+        },
+        {"app/locks.py": ["AF405", "AF406"]},
+    ),
     "loop-bound object under another name": (
         {
             "app/session.py": """

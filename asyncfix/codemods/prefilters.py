@@ -178,7 +178,9 @@ def _facts(
     shared = module_names | declared
     #: assignment targets and where the statement that assigns them ends
     targets: list[tuple[ast.expr, tuple[int, int]]] = []
-    target_ids: set[int] = set()
+    #: where `races.MethodWalk` reads shared state: the tests of `if`/`while` (AF402) and
+    #: the values of assignments to locals that do not await (AF401, and locals tested later)
+    read_from: list[ast.expr] = []
     for inner in nodes:
         if isinstance(inner, (ast.Await, ast.AsyncFor, ast.AsyncWith)):
             where = _start(inner)
@@ -194,48 +196,79 @@ def _facts(
                 end = _end(inner)
                 if function.awaits_self is None or end > function.awaits_self:
                     function.awaits_self = end
-        if isinstance(inner, ast.Assign):
-            targets.extend((target, _end(inner)) for target in inner.targets)
+        if isinstance(inner, (ast.If, ast.While)):
+            read_from.append(inner.test)
+        elif isinstance(inner, ast.Assign):
+            if not _resets(inner.value):
+                # a reset (`self.x = None` after awaiting) is neither the update nor the act
+                targets.extend((target, _end(inner)) for target in inner.targets)
+            if _assigns_local(inner.targets) and not _awaits(inner.value):
+                read_from.append(inner.value)
             if (
                 len(inner.targets) == 1
                 and _shared_target(inner.targets[0], receiver, declared)
                 and _awaits(inner.value)
             ):
                 function.augmented |= _may_reread(inner.targets[0], inner.value)
-        elif isinstance(inner, (ast.AnnAssign, ast.AugAssign)):
-            targets.append((inner.target, _end(inner)))
+        elif isinstance(inner, ast.AnnAssign):
+            if inner.value is None or not _resets(inner.value):
+                targets.append((inner.target, _end(inner)))
             if (
-                isinstance(inner, ast.AugAssign)
-                and _shared_target(inner.target, receiver, declared)
-                and _awaits(inner.value)
+                inner.value is not None
+                and _assigns_local([inner.target])
+                and not _awaits(inner.value)
             ):
+                read_from.append(inner.value)
+        elif isinstance(inner, ast.AugAssign):
+            if not _resets(inner.value):
+                targets.append((inner.target, _end(inner)))
+            if _shared_target(inner.target, receiver, declared) and _awaits(inner.value):
                 function.augmented = True
-        elif isinstance(inner, (ast.For, ast.AsyncFor)):
-            targets.append((inner.target, _end(inner)))
-        elif isinstance(inner, ast.withitem) and inner.optional_vars is not None:
-            targets.append((inner.optional_vars, _end(inner.optional_vars)))
     for target, end in targets:
         for element in _flatten(target):
-            target_ids.update(id(n) for n in ast.walk(element))
             key = _written(element, receiver, shared, declared)
             if key is not None and (key not in function.writes or function.writes[key] < end):
                 function.writes[key] = end
     reads = function.reads
-    for inner in nodes:
-        if id(inner) in target_ids:
-            continue
-        key = None
-        if isinstance(inner, ast.Attribute):
-            value = inner.value
-            if isinstance(value, ast.Name) and value.id == receiver:
-                key = inner.attr
-        elif isinstance(inner, ast.Name) and inner.id in shared:
-            key = _NAME + inner.id
-        if key is not None:
-            where = _start(inner)
-            if key not in reads or where < reads[key]:
-                reads[key] = where
+    for expression in read_from:
+        stack: list[ast.AST] = [expression]
+        while stack:
+            inner = stack.pop()
+            if isinstance(inner, _FUNCTIONS):
+                continue
+            key = None
+            if isinstance(inner, ast.Attribute):
+                value = inner.value
+                if isinstance(value, ast.Name) and value.id == receiver:
+                    key = inner.attr
+            elif isinstance(inner, ast.Name) and inner.id in shared:
+                key = _NAME + inner.id
+            if key is not None:
+                where = _start(inner)
+                if key not in reads or where < reads[key]:
+                    reads[key] = where
+            stack.extend(_children(inner))
     return function
+
+
+def _assigns_local(targets: list[ast.expr]) -> bool:
+    """Some target is a plain name, alone or unpacked (``races.MethodWalk`` remembers what a
+    local was read from)."""
+    return any(isinstance(e, ast.Name) for target in targets for e in _flatten(target))
+
+
+def _resets(value: ast.expr | None) -> bool:
+    """``races._resets`` on the stdlib tree: ``None``, ``False``, an empty literal, ``list()``
+    and its kin."""
+    if isinstance(value, ast.Constant):
+        return value.value is None or value.value is False
+    if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+        return not value.elts
+    if isinstance(value, ast.Dict):
+        return not value.keys
+    if isinstance(value, ast.Call) and not value.args and not value.keywords:
+        return ast_dotted_name(value.func) in ("list", "dict", "set", "tuple")
+    return False
 
 
 def _start(node: ast.AST) -> tuple[int, int]:
@@ -645,5 +678,58 @@ def may_hold_async_lock_in_with(tree: ast.Module, constructors: frozenset[str]) 
             func = node.value.func
             last = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
             if last in names:
+                return True
+    return False
+
+
+# -- AF405, AF406 -----------------------------------------------------------------------------
+
+
+def _assigned_from_call(tree: ast.Module, last_names: frozenset[str]) -> bool:
+    """An assignment from a call whose callee ends in one of ``last_names`` (or an import
+    alias of one): how a lock attribute or name gets its kind in ``races.class_facts`` and
+    ``ThreadLockAcrossAwait._thread_lock``."""
+    names = set(last_names)
+    for node in ast_of_type(tree, ast.ImportFrom):
+        assert isinstance(node, ast.ImportFrom)
+        names.update(a.asname for a in node.names if a.asname and a.name in last_names)
+    for node in ast_of_type(tree, ast.Assign, ast.AnnAssign):
+        assert isinstance(node, (ast.Assign, ast.AnnAssign))
+        if isinstance(node.value, ast.Call):
+            func = node.value.func
+            last = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if last in names:
+                return True
+    return False
+
+
+def may_reenter_lock(tree: ast.Module) -> bool:
+    """AF405: an ``async with <attribute>:`` whose body acquires again or awaits, in a file
+    that makes a ``Lock``."""
+    if not _assigned_from_call(tree, frozenset({"Lock"})):
+        return False
+    for node in ast_of_type(tree, ast.AsyncWith):
+        assert isinstance(node, ast.AsyncWith)
+        if any(isinstance(item.context_expr, ast.Attribute) for item in node.items) and any(
+            isinstance(inner, (ast.AsyncWith, ast.Await))
+            for statement in node.body
+            for inner in ast.walk(statement)
+        ):
+            return True
+    return False
+
+
+def may_hold_thread_lock_across_await(tree: ast.Module) -> bool:
+    """AF406: a plain ``with`` over a name or attribute straight in an ``async def`` whose
+    body suspends, in a file that makes a ``Lock``/``RLock``."""
+    if not _assigned_from_call(tree, frozenset({"Lock", "RLock"})):
+        return False
+    for function in async_functions(tree):
+        for node in own_nodes(function):
+            if (
+                isinstance(node, ast.With)
+                and any(isinstance(i.context_expr, (ast.Name, ast.Attribute)) for i in node.items)
+                and _suspends(node.body)
+            ):
                 return True
     return False

@@ -12,7 +12,11 @@ import libcst as cst
 
 from asyncfix.codemods.base import Context, Fix, ImportItem, Project, Rule, fresh_name, source_of
 from asyncfix.codemods.names import dotted_name
-from asyncfix.codemods.prefilters import race_shapes
+from asyncfix.codemods.prefilters import (
+    may_hold_thread_lock_across_await,
+    may_reenter_lock,
+    race_shapes,
+)
 from asyncfix.codemods.races import (
     MUTABLE,
     NAME_KEY,
@@ -776,6 +780,10 @@ class Store:
     kind = "Deadlock"
     needles = ("async with", "Lock")
 
+    @classmethod
+    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
+        return may_reenter_lock(tree)
+
     def finish(self) -> None:
         _, facts_by_class = _analysis(self.ctx)
         for facts in facts_by_class.values():
@@ -865,6 +873,10 @@ class Cache:
     severity = Severity.HIGH
     kind = "Deadlock"
     needles = ("with", ("Lock", "RLock"), "await")
+
+    @classmethod
+    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
+        return may_hold_thread_lock_across_await(tree)
 
     def visit_With(self, node: cst.With) -> None:
         ctx = self.ctx
