@@ -427,6 +427,8 @@ def _method_may_be_coroutine(
 
 
 _LIBRARY_FUNCTION_NAMES = frozenset(name.rsplit(".", 1)[1] for name in LIBRARY_FUNCTIONS)
+#: every name a library coroutine function or method has
+_LIBRARY_NAMES = _LIBRARY_FUNCTION_NAMES.union(*LIBRARY_METHODS.values())
 
 
 def _is_module_function(
@@ -463,19 +465,64 @@ def may_call_coroutine(
     (``in_async``) or a sync ``def`` (not ``in_async``), whose callee might be a coroutine
     function: a name bound to an ``async def``, a library coroutine, an async callback
     parameter or an import of a project coroutine; ``self.m()`` where the class's ``m`` is a
-    coroutine; ``x.m()`` where ``m`` is a coroutine method of a class this file mentions?"""
-    candidates = _candidate_names(tree, project)
+    coroutine; ``x.m()`` where ``m`` is a coroutine method of a class this file calls or
+    annotates with?
+
+    Most calls are ruled out by their name alone (``_call_gates``) before the file's
+    candidates, which cost index lookups, are worked out."""
+    candidates: _Candidates | None = None
+    gates = _call_gates(tree, project)
     for node, parent, under_async, under_sync, owner in ast_facts(tree).calls:
         wanted = under_async if in_async else under_sync
-        if wanted and isinstance(parent, contexts) and _consumer_ok(node, parent):
-            func = node.func
-            if isinstance(func, ast.Name) and func.id in candidates.functions:
+        if not (wanted and isinstance(parent, contexts) and _consumer_ok(node, parent)):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name):
+            if gates is not None and func.id not in gates[0]:
+                continue
+            if candidates is None:
+                candidates = _candidate_names(tree, project)
+            if func.id in candidates.functions:
                 return True
-            if isinstance(func, ast.Attribute) and _method_may_be_coroutine(
-                func, owner, candidates, project
-            ):
+        elif isinstance(func, ast.Attribute):
+            receiver = func.value
+            is_self = isinstance(receiver, ast.Name) and receiver.id in ("self", "cls")
+            if gates is not None and not is_self and func.attr not in gates[1]:
+                continue
+            if candidates is None:
+                candidates = _candidate_names(tree, project)
+            if _method_may_be_coroutine(func, owner, candidates, project):
                 return True
     return False
+
+
+def _call_gates(
+    tree: ast.Module, project: Project | None
+) -> tuple[frozenset[str], frozenset[str]] | None:
+    """Names a called function, and a method called on anything but ``self``, must have for
+    ``_candidate_names`` to possibly count it: a function is an ``async def`` of the file, a
+    parameter or bound by an import (under any alias); a method or module function is named
+    like a coroutine of the project or a library, or an ``async def`` of the file. None
+    without the project (then every name may be one)."""
+    if project is None:
+        return None
+
+    def compute() -> tuple[frozenset[str], frozenset[str]]:
+        local = {n.name for n in ast_of_type(tree, ast.AsyncFunctionDef)}  # type: ignore[attr-defined]
+        functions = set(local)
+        functions.update(n.arg for n in ast_of_type(tree, ast.arg))  # type: ignore[attr-defined]
+        for node in ast_of_type(tree, ast.Import, ast.ImportFrom):
+            assert isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names:
+                if alias.name == "*":
+                    functions |= _LIBRARY_FUNCTION_NAMES
+                else:
+                    functions.add(alias.asname or alias.name.split(".", 1)[0])
+        methods = local | project.index.coroutine_names() | _LIBRARY_NAMES
+        return frozenset(functions), frozenset(methods)
+
+    result: tuple[frozenset[str], frozenset[str]] = ast_memo(tree, "call-gates", compute)
+    return result
 
 
 def _consumer_ok(node: ast.Call, parent: ast.AST) -> bool:
