@@ -1,17 +1,17 @@
 """Stdlib-``ast`` pre-filters: can a rule find anything in this file at all?
 
 Parsing a file with LibCST costs several times what ``ast.parse`` does, and most files hold
-no finding. Each function here answers, on the stdlib tree, whether a rule's shape is
-present at all. They may say yes wrongly, never no (``tests/test_project_fixtures.py`` and
-``scripts/prefilter_check.py`` hold them to it).
+no finding. Each function here answers, on the stdlib tree, whether a rule's shape is present
+at all. They may say yes wrongly, never no: ``tests/test_prefilters.py``,
+``tests/test_project_fixtures.py`` and ``scripts/prefilter_check.py`` (a whole corpus,
+findings with the pre-filters on and off) hold them to it.
 
-Races (AF401, AF402, AF403): ``races.py`` finds a race with a walk over the LibCST tree. A
-race needs, in one ``async def`` that suspends, a read of some
-shared location (``self.x``, a module variable) and a write of the same location: in the
-function itself, or in another async method of its class that it awaits (``await
-self.refresh()``). This module looks for that on the stdlib tree. It may say yes wrongly,
-never no: where it is unsure (a loop target, a tuple target) it counts a write; it ignores
-the order of the read, the ``await`` and the write, and every lock.
+Races (AF401, AF402, AF403): ``races.py`` finds a race with a walk over the LibCST tree that
+goes through each ``async def`` in source order. A race needs a read of some shared location
+(``self.x``, a module variable) where that walk reads -- a test of ``if``/``while``, or the
+value of a local that does not await -- and, after both that read and a suspension, a write of
+the same location in the function, or an awaited ``self.m()`` of a class method that writes it.
+Where it is unsure (a tuple target, a lock) this counts the race as possible.
 """
 
 from __future__ import annotations
