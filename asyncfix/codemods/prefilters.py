@@ -152,25 +152,12 @@ def _receiver(node: ast.AsyncFunctionDef) -> str | None:
     return arguments[0].arg
 
 
-def _own_nodes(function: ast.AsyncFunctionDef) -> list[ast.AST]:
-    """The nodes of ``function``'s body, not of the functions and lambdas nested in it."""
-    out: list[ast.AST] = []
-    stack: list[ast.AST] = list(function.body)
-    while stack:
-        node = stack.pop()
-        out.append(node)
-        if isinstance(node, _FUNCTIONS):
-            continue
-        stack.extend(_children(node))
-    return out
-
-
 def _facts(
     node: ast.AsyncFunctionDef, owner: ast.ClassDef | None, module_names: frozenset[str]
 ) -> _Function:
     receiver = _receiver(node)
     function = _Function(node, owner, receiver)
-    nodes = _own_nodes(node)
+    nodes = own_nodes(node, _FUNCTIONS)
     declared: set[str] = set()
     for inner in nodes:
         if isinstance(inner, (ast.Global, ast.Nonlocal)):
@@ -382,15 +369,19 @@ def async_functions(tree: ast.Module) -> list[ast.AsyncFunctionDef]:
     return result
 
 
-def own_nodes(function: ast.AsyncFunctionDef | ast.FunctionDef) -> list[ast.AST]:
+def own_nodes(
+    function: ast.AsyncFunctionDef | ast.FunctionDef,
+    stop: tuple[type[ast.AST], ...] = _SCOPES,
+) -> list[ast.AST]:
     """The nodes of ``function``'s body, not of the functions, lambdas and classes nested in
-    it (``races.in_order``)."""
+    it (``races.in_order``); with ``stop=_FUNCTIONS``, those of nested classes too (the race
+    walk's ``suspensions`` and ``reads_of`` enter class bodies)."""
     out: list[ast.AST] = []
     stack: list[ast.AST] = list(function.body)
     while stack:
         node = stack.pop()
         out.append(node)
-        if isinstance(node, _SCOPES):
+        if isinstance(node, stop):
             continue
         stack.extend(_children(node))
     return out
