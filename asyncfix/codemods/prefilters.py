@@ -581,14 +581,13 @@ def may_drop_task(tree: ast.Module) -> bool:
     assignment to one name. A factory is called by an imported name, through an imported
     module, on a call's result (``asyncio.get_running_loop().create_task``) or on a name
     ending in ``loop``."""
+    imported = _file_names(tree)[1]
     names: set[str] = set()
-    imported: set[str] = set()
     for node in ast_of_type(tree, ast.Import, ast.ImportFrom):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                imported.add(alias.asname or alias.name.split(".", 1)[0])
-                if alias.name in _TASK_FACTORY_NAMES or alias.name == "*":
-                    names.add(alias.asname or alias.name)
+        assert isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names:
+            if alias.name in _TASK_FACTORY_NAMES or alias.name == "*":
+                names.add(alias.asname or alias.name)
     for node, parent, _, _, _ in ast_facts(tree).calls:
         if isinstance(parent, ast.Expr):
             pass
@@ -619,14 +618,11 @@ def may_drop_task(tree: ast.Module) -> bool:
 def may_nest_loop(tree: ast.Module) -> bool:
     """Under an ``async def``: ``<anything>.run_until_complete(...)``, or ``asyncio.run``
     called by a name imported from ``asyncio`` or through an imported module."""
+    imported = _file_names(tree)[1]
     names: set[str] = set()
-    imported: set[str] = set()
-    for node in ast_of_type(tree, ast.Import, ast.ImportFrom):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                imported.add(alias.asname or alias.name.split(".", 1)[0])
-                if isinstance(node, ast.ImportFrom) and alias.name in ("run", "*"):
-                    names.add(alias.asname or alias.name)
+    for node in ast_of_type(tree, ast.ImportFrom):
+        assert isinstance(node, ast.ImportFrom)
+        names.update(a.asname or a.name for a in node.names if a.name in ("run", "*"))
     for node, _, under_async, _, _ in ast_facts(tree).calls:
         func = node.func
         if not under_async:
