@@ -14,7 +14,7 @@ import hashlib
 import marshal
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Any
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata.position_provider import PositionProvidingCodegenState
 
 from asyncfix import __version__
 from asyncfix import index as index_module
@@ -145,9 +146,9 @@ def _spans(
 ) -> dict[int, Span]:
     """Where each wanted node is. LibCST finds positions by writing out the whole module;
     for a large file with one finding that costs more than the analysis. So only the
-    top-level statements that hold wanted nodes are written out, each on its own, and moved
-    to where the stdlib tree says that statement starts -- checked against where it ends.
-    The whole module is used when the two trees do not line up."""
+    innermost statements that hold wanted nodes are written out (``_place``), and moved to
+    where the stdlib tree says they start -- checked against where they end. The whole
+    module is used when the two trees do not line up."""
     if tree is not None:
         found = _spans_by_statement(module, tree, wanted)
         if found is not None:
@@ -159,51 +160,150 @@ def _spans(
 def _spans_by_statement(
     module: cst.Module, tree: ast.Module, wanted: dict[int, cst.CSTNode]
 ) -> dict[int, Span] | None:
-    # the stdlib statements of each top-level LibCST statement (`a; b` is one line, two
-    # statements)
-    lines: list[tuple[ast.stmt, ast.stmt]] = []
-    body = tree.body
-    next_ = 0
-    for statement in module.body:
-        count = len(statement.body) if isinstance(statement, cst.SimpleStatementLine) else 1
-        if count < 1 or next_ + count > len(body):
-            return None
-        lines.append((body[next_], body[next_ + count - 1]))
-        next_ += count
-    if next_ != len(body):
+    spans: dict[int, Span] = {}
+    placed = _place(module, module.body, tree.body, (), wanted, spans)
+    if placed is None or len(placed) != len(wanted):
         return None
-    # which top-level statement holds each wanted node
-    owner: dict[int, int] = {}
+    return spans
+
+
+def _suites(statement: cst.BaseStatement, node: ast.stmt) -> list[tuple[cst.BaseSuite, Any]]:
+    """The indented blocks of a compound statement, each with the stdlib statements of the
+    same block (an ``elif`` chain and ``try``/``except*`` are not descended into)."""
+    kind = type(statement)
+    if kind is cst.ClassDef and type(node) is ast.ClassDef:
+        return [(statement.body, node.body)]  # type: ignore[attr-defined]
+    if kind is cst.FunctionDef and type(node) in (ast.FunctionDef, ast.AsyncFunctionDef):
+        return [(statement.body, node.body)]  # type: ignore[attr-defined]
+    if kind is cst.With and type(node) in (ast.With, ast.AsyncWith):
+        return [(statement.body, node.body)]  # type: ignore[attr-defined]
+    suites: list[tuple[cst.BaseSuite, Any]] = []
+    if (kind is cst.For and type(node) in (ast.For, ast.AsyncFor)) or (
+        kind is cst.While and type(node) is ast.While
+    ):
+        suites.append((statement.body, node.body))  # type: ignore[attr-defined]
+        orelse = statement.orelse  # type: ignore[attr-defined]
+        if orelse is not None:
+            suites.append((orelse.body, node.orelse))  # type: ignore[attr-defined]
+    elif kind is cst.If and type(node) is ast.If:
+        suites.append((statement.body, node.body))  # type: ignore[attr-defined]
+        orelse = statement.orelse  # type: ignore[attr-defined]
+        if type(orelse) is cst.Else:
+            suites.append((orelse.body, node.orelse))
+    elif kind is cst.Try and type(node) is ast.Try:
+        suites.append((statement.body, node.body))  # type: ignore[attr-defined]
+        handlers = statement.handlers  # type: ignore[attr-defined]
+        if len(handlers) == len(node.handlers):
+            suites.extend((h.body, n.body) for h, n in zip(handlers, node.handlers, strict=True))
+        orelse, final = statement.orelse, statement.finalbody  # type: ignore[attr-defined]
+        if orelse is not None:
+            suites.append((orelse.body, node.orelse))
+        if final is not None:
+            suites.append((final.body, node.finalbody))
+    return suites
+
+
+def _place(
+    module: cst.Module,
+    statements: Sequence[cst.BaseStatement],
+    nodes: list[ast.stmt],
+    indents: tuple[str, ...],
+    wanted: dict[int, cst.CSTNode],
+    spans: dict[int, Span],
+) -> set[int] | None:
+    """Put into ``spans`` the spans of the wanted nodes that lie inside ``statements`` (a
+    block whose stdlib statements are ``nodes``, indented by ``indents``); returns their
+    keys, or None when the two trees do not line up. A statement whose wanted nodes all lie
+    in its indented blocks is not written out itself: its blocks are placed the same way."""
+    # the stdlib statements of each LibCST statement (`a; b` is one line, two statements)
+    lines: list[tuple[ast.stmt, ast.stmt]] = []
+    next_ = 0
+    for statement in statements:
+        count = len(statement.body) if type(statement) is cst.SimpleStatementLine else 1
+        if count < 1 or next_ + count > len(nodes):
+            return None
+        lines.append((nodes[next_], nodes[next_ + count - 1]))
+        next_ += count
+    if next_ != len(nodes):
+        return None
+    # which statement holds each wanted node
+    owned: dict[int, dict[int, cst.CSTNode]] = {}
     remaining = set(wanted)
-    for index, statement in enumerate(module.body):
+    for index, statement in enumerate(statements):
         stack: list[cst.CSTNode] = [statement]
         while stack:
             node = stack.pop()
-            if id(node) in remaining:
-                owner[id(node)] = index
-                remaining.discard(id(node))
+            key = id(node)
+            if key in remaining:
+                owned.setdefault(index, {})[key] = wanted[key]
+                remaining.discard(key)
             stack.extend(children(node))
         if not remaining:
             break
-    if remaining:
-        return None
-    spans: dict[int, Span] = {}
-    for index in sorted(set(owner.values())):
-        statement = module.body[index]
-        alone = module.with_changes(body=[statement], header=[], footer=[])
-        positions = MetadataWrapper(alone, unsafe_skip_copy=True).resolve(PositionProvider)
-        own = positions[statement]
+    for index, keys in owned.items():
+        statement = statements[index]
         first, last = lines[index]
+        if id(statement) not in keys and _place_inside(
+            module, statement, first, indents, keys, spans
+        ):
+            continue
+        positions = _positions(module, statement, indents)
+        own = positions[statement]
         shift = first.lineno - own.start.line
         if last.end_lineno is None or last.end_lineno - own.end.line != shift:
             return None
-        for key, where in owner.items():
-            if where == index:
-                span = _span(positions[wanted[key]])
-                spans[key] = dataclasses.replace(
-                    span, line=span.line + shift, end_line=span.end_line + shift
-                )
-    return spans
+        for key, node in keys.items():
+            span = _span(positions[node])
+            spans[key] = dataclasses.replace(
+                span, line=span.line + shift, end_line=span.end_line + shift
+            )
+    return set(wanted) - remaining
+
+
+def _place_inside(
+    module: cst.Module,
+    statement: cst.BaseStatement,
+    node: ast.stmt,
+    indents: tuple[str, ...],
+    keys: dict[int, cst.CSTNode],
+    spans: dict[int, Span],
+) -> bool:
+    """Place ``keys`` through the indented blocks of ``statement``; False (and ``spans``
+    untouched) unless every one of them lies in one and the trees line up."""
+    left = dict(keys)
+    inner: dict[int, Span] = {}
+    for block, inside in _suites(statement, node):
+        if not left:
+            break
+        if type(block) is not cst.IndentedBlock:
+            continue
+        indent = module.default_indent if block.indent is None else block.indent
+        placed = _place(module, block.body, inside, (*indents, indent), left, inner)
+        if placed is None:
+            return False
+        for key in placed:
+            del left[key]
+    if left:
+        return False
+    spans.update(inner)
+    return True
+
+
+def _positions(
+    module: cst.Module, statement: cst.BaseStatement, indents: tuple[str, ...]
+) -> Mapping[cst.CSTNode, Any]:
+    """LibCST's positions of the nodes of ``statement``, written out alone with the
+    indentation of the blocks around it (so columns are right; lines count from its first
+    leading line). ``MetadataWrapper`` would also walk the tree once for nothing."""
+    provider = PositionProvider()
+    state = PositionProvidingCodegenState(
+        default_indent=module.default_indent,
+        default_newline=module.default_newline,
+        provider=provider,
+        indent_tokens=list(indents),
+    )
+    statement._codegen(state)
+    return provider._computed
 
 
 def _ast_parse(text: str) -> ast.Module | None:

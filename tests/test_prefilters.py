@@ -10,6 +10,7 @@ import ast
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -393,12 +394,58 @@ POSITION_CASES = [
     "type Alias = int\n\n\nclass Box[T]:\n    def get[U](self, x: U) -> U:\n"
     "        return x  # comment\n\n\nif True:\n    pass\nelse:\n    y = (\n        1\n    )\n",
     "\ufeffx = 'é'; z = \"ü\" + 'ö'\nasync def h():\n    return  f'{x}'\n",
+    # nested blocks with their own indentation, tabs, CRLF, continuation lines, strings
+    "class Outer:\r\n  class Inner:\r\n     async def m(self):  # c\r\n         async with a(\r\n"
+    " 1) as b:\r\n          x = '''\r\nline'''; y = b\r\n         # footer\r\n"
+    "  @property\r\n  def p(self): return 1\r\ndef t():\r\n\tif x:\r\n\t\treturn 1\r\n",
+    "def f():\n    try:\n        pass\n    except E as e:\n        g(e)\n    else:\n"
+    "        for i in x:\n            while i:\n                if i: h(\n   i)\n"
+    "                elif j: k()\n                else:\n                    m()\n"
+    "    finally:\n        async def n():\n            async for z in w:\n"
+    "                await z\n",
 ]
 
 
 @pytest.mark.parametrize("number", range(len(POSITION_CASES)))
 def test_positions_by_statement_are_the_module_positions(number: int) -> None:
     _assert_positions(POSITION_CASES[number].lstrip("\ufeff"))
+
+
+def test_positions_write_out_only_the_innermost_statement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import libcst as cst
+
+    text = POSITION_CASES[-1]
+    module = cst.parse_module(text)
+    tree = engine._ast_parse(text)
+    assert tree is not None
+    written: list[cst.CSTNode] = []
+    real = engine._positions
+
+    def spy(module: cst.Module, statement: cst.BaseStatement, indents: tuple[str, ...]) -> Any:
+        written.append(statement)
+        return real(module, statement, indents)
+
+    monkeypatch.setattr(engine, "_positions", spy)
+    awaited = [node for node in _nodes(module) if isinstance(node, cst.SimpleStatementLine)]
+    statement = next(node for node in awaited if isinstance(node.body[0].value, cst.Await))
+    wanted = {id(node): node for node in _nodes(statement)}
+    spans = engine._spans_by_statement(module, tree, wanted)
+    assert written == [statement]
+    assert spans is not None
+    assert (spans[id(statement)].line, spans[id(statement)].col) == (17, 17)
+
+
+def _nodes(root: Any) -> list[Any]:
+    from asyncfix.codemods.walk import children
+
+    found, stack = [], [root]
+    while stack:
+        node = stack.pop()
+        found.append(node)
+        stack.extend(children(node))
+    return found
 
 
 def test_positions_by_statement_on_every_fixture() -> None:
@@ -410,22 +457,30 @@ def test_positions_by_statement_on_every_fixture() -> None:
 
 def _assert_positions(text: str) -> None:
     """Every node's span from the statement-by-statement path equals LibCST's whole-module
-    positions."""
+    positions: with every node wanted at once, and with only the nodes of one statement
+    (at any depth: the path then writes out only the innermost statements) at a time."""
     import libcst as cst
     from libcst.metadata import MetadataWrapper, PositionProvider
 
     from asyncfix.codemods.walk import children
 
+    def subtree(root: cst.CSTNode) -> dict[int, cst.CSTNode]:
+        found: dict[int, cst.CSTNode] = {}
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            found[id(node)] = node
+            stack.extend(children(node))
+        return found
+
     module = cst.parse_module(text)
     tree = engine._ast_parse(text)
     assert tree is not None
-    wanted: dict[int, cst.CSTNode] = {}
-    stack: list[cst.CSTNode] = list(module.body)
-    while stack:
-        node = stack.pop()
-        wanted[id(node)] = node
-        stack.extend(children(node))
-    fast = engine._spans_by_statement(module, tree, wanted)
-    assert fast is not None
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    assert fast == {key: engine._span(positions[node]) for key, node in wanted.items()}
+    everything = subtree(module)
+    del everything[id(module)]
+    statements = [node for node in everything.values() if isinstance(node, cst.BaseStatement)]
+    for wanted in [everything, *(subtree(statement) for statement in statements)]:
+        fast = engine._spans_by_statement(module, tree, wanted)
+        assert fast is not None
+        assert fast == {key: engine._span(positions[node]) for key, node in wanted.items()}
