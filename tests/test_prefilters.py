@@ -54,6 +54,96 @@ CASES: dict[str, tuple[dict[str, str], dict[str, list[str]]]] = {
         },
         {"app/use.py": ["AF101"]},
     ),
+    "self under another name, in a class the file never calls": (
+        {
+            "app/agent.py": """
+                class Agent:
+                    async def connect(this):
+                        return 1
+
+                    async def start(this):
+                        this.connect()
+            """,
+        },
+        {"app/agent.py": ["AF101"]},
+    ),
+    "receivers typed by a class-level annotation, a walrus and a sync caller": (
+        {
+            "app/api.py": """
+                class Client:
+                    async def get(self):
+                        return 1
+            """,
+            "app/attribute.py": """
+                from app.api import Client
+
+
+                class Service:
+                    client: "Client"
+
+                    async def run(self):
+                        self.client.get()
+            """,
+            "app/walrus.py": """
+                from app.api import Client
+
+
+                async def main():
+                    if (c := Client()) is not None:
+                        c.get()
+            """,
+            "app/sync.py": """
+                from app.api import Client
+
+
+                def sync():
+                    other = Client()
+                    other.get()
+            """,
+        },
+        {"app/attribute.py": ["AF101"], "app/walrus.py": ["AF101"], "app/sync.py": ["AF102"]},
+    ),
+    "async def the module binds inside an if": (
+        {
+            "app/mod.py": """
+                import sys
+
+                if sys.version_info >= (3, 11):
+                    async def fetch():
+                        return 1
+                else:
+                    def fetch():
+                        return 1
+
+
+                async def helper():
+                    async def fetch():
+                        return 2
+                    return await fetch()
+
+
+                async def main():
+                    fetch()
+            """,
+        },
+        {"app/mod.py": []},
+    ),
+    "async def the module binds inside a try": (
+        {
+            "app/mod.py": """
+                try:
+                    async def fetch():
+                        return 1
+                finally:
+                    pass
+
+
+                async def main():
+                    fetch()
+            """,
+        },
+        {"app/mod.py": ["AF101"]},
+    ),
     "coroutine methods of receivers typed by annotation and by attribute": (
         {
             "app/api.py": """

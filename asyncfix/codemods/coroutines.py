@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import ast
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import libcst as cst
@@ -24,7 +25,7 @@ from asyncfix.codemods.base import (
     source_of,
 )
 from asyncfix.codemods.receivers import LIBRARY_FACTORIES, LIBRARY_FUNCTIONS, LIBRARY_METHODS
-from asyncfix.index import ClassFact, FunctionFact, ast_dotted_name
+from asyncfix.index import SAME_TYPE, ClassFact, FunctionFact, ast_dotted_name
 
 if TYPE_CHECKING:
     from asyncfix.codemods.base import Context, Project
@@ -189,6 +190,17 @@ class _Candidates:
     #: the project classes the file names (``Client``, ``api.Client``, in a string too):
     #: the only ones a receiver can be known to be an instance of
     classes: tuple[ClassFact, ...] = ()
+    #: names ``ctx.is_self`` may take: ``self``, ``cls`` and the first parameter of every
+    #: method
+    self_names: frozenset[str] = frozenset({"self", "cls"})
+    #: local name -> what every value the file gives a name of that name could be an
+    #: instance of (``receivers._local``: ``x = Client()``, ``x: Client``), as names
+    receiver_types: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: attribute -> the same for every ``<obj>.attribute`` the file assigns or annotates
+    #: (``receivers.self_attribute``)
+    attribute_types: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: the coroutine method names of the classes a set of names can mean
+    methods_for: Callable[[frozenset[str]], frozenset[str]] | None = None
 
 
 def _candidate_names(tree: ast.Module, project: Project | None) -> _Candidates:
@@ -259,9 +271,11 @@ def _compute_candidate_names(tree: ast.Module, project: Project | None) -> _Cand
         assert isinstance(node, ast.Attribute)
         if node.attr in awaitable:
             awaitable_hint = True
-    for node in ast_of_type(tree, ast.AsyncFunctionDef):
-        assert isinstance(node, ast.AsyncFunctionDef)
-        functions.add(node.name)
+    # `_module_coroutine`: an `async def` counts where the module's scope binds it (one in a
+    # function or class is reached through another scope's name)
+    for statement in _scope_statements(tree.body):
+        if isinstance(statement, ast.AsyncFunctionDef):
+            functions.add(statement.name)
     for node in ast_of_type(tree, ast.Import, ast.ImportFrom):
         assert isinstance(node, (ast.Import, ast.ImportFrom))
         for alias in node.names:
@@ -301,20 +315,47 @@ def _compute_candidate_names(tree: ast.Module, project: Project | None) -> _Cand
             assert isinstance(node, ast.Assign)
             if isinstance(node.value, ast.Name) and node.value.id in functions:
                 callbacks.update(t.attr for t in node.targets if isinstance(t, ast.Attribute))
-    methods: set[str] = set()
-    # a class of this file: its own `async def` methods (a class inside a function is not in
-    # the index)
+    local_classes: dict[str, set[str]] = {}
+    self_names = {"self", "cls"}
     for cls in ast_of_type(tree, ast.ClassDef):
         assert isinstance(cls, ast.ClassDef)
-        if cls.name in typed:
-            methods.update(s.name for s in cls.body if isinstance(s, ast.AsyncFunctionDef))
-    for name, coroutine_methods in LIBRARY_METHODS.items():
-        if name.rsplit(".", 1)[1] in typed:
-            methods |= coroutine_methods
-    for factory, name in LIBRARY_FACTORIES.items():
-        if factory.rsplit(".", 1)[1] in typed:
-            methods |= LIBRARY_METHODS[name]
+        local_classes.setdefault(cls.name, set()).update(
+            s.name for s in cls.body if isinstance(s, ast.AsyncFunctionDef)
+        )
+        for statement in _scope_statements(cls.body):
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                params = [*statement.args.posonlyargs, *statement.args.args]
+                if params:
+                    self_names.add(params[0].arg)
     frozen_imports = {name: frozenset(targets) for name, targets in imports.items()}
+    classes = _named_classes(project, typed, imports) if project is not None else ()
+    memo: dict[frozenset[str], frozenset[str]] = {}
+
+    def methods_for(names: frozenset[str]) -> frozenset[str]:
+        """The coroutine methods of the classes ``names`` can mean here: classes of this
+        file (their own ``async def`` methods; a class inside a function is not in the
+        index), library classes and factories (by last name), project classes."""
+        found = memo.get(names)
+        if found is not None:
+            return found
+        methods: set[str] = set()
+        for name, own in local_classes.items():
+            if name in names:
+                methods |= own
+        for name, coroutine_methods in LIBRARY_METHODS.items():
+            if name.rsplit(".", 1)[1] in names:
+                methods |= coroutine_methods
+        for factory, name in LIBRARY_FACTORIES.items():
+            if factory.rsplit(".", 1)[1] in names:
+                methods |= LIBRARY_METHODS[name]
+        if project is not None:
+            for fact in classes if names is all_typed else _named_classes(project, names, imports):
+                methods |= project.index.coroutine_methods(fact)
+        found = memo[names] = frozenset(methods)
+        return found
+
+    all_typed = frozenset(typed)
+    methods = methods_for(all_typed)
     if project is None:
         # without the index every function and method may be one
         return _Candidates(
@@ -324,16 +365,131 @@ def _compute_candidate_names(tree: ast.Module, project: Project | None) -> _Cand
             True,
             frozen_imports,
         )
-    classes = _named_classes(project, typed, imports)
-    for fact in classes:
-        methods |= project.index.coroutine_methods(fact)
+    receivers, attributes = _receiver_types(tree)
     return _Candidates(
         frozenset(functions),
-        frozenset(methods),
+        methods,
         frozenset(callbacks),
         annotated_self,
         frozen_imports,
         classes,
+        frozenset(self_names),
+        receivers,
+        attributes,
+        methods_for,
+    )
+
+
+def _scope_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """The statements of a block and of the blocks nested in it, up to (and including) the
+    nested ``def``/``class`` statements: those of one scope."""
+    stack = list(reversed(body))
+    while stack:
+        statement = stack.pop()
+        yield statement
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        inner: list[ast.stmt] = []
+        for name in ("body", "orelse", "finalbody"):
+            inner.extend(getattr(statement, name, ()))
+        for handler in getattr(statement, "handlers", ()):
+            inner.extend(handler.body)
+        for case in getattr(statement, "cases", ()):
+            inner.extend(case.body)
+        stack.extend(reversed(inner))
+
+
+#: last names of the library classes an attribute, method or operator can keep
+#: (``receivers._same_type``: ``path.parent``, ``folder / "x"``)
+_SAME_TYPE_NAMES = frozenset(name.rsplit(".", 1)[-1] for name in SAME_TYPE)
+
+
+def _type_names(node: ast.AST) -> set[str]:
+    """Names an annotation (or a called class) may name a class by: ``Client``,
+    ``api.Client`` and ``Client`` of it, words of strings."""
+    names: set[str] = set()
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Name):
+            names.add(inner.id)
+        elif isinstance(inner, ast.Attribute):
+            names.add(inner.attr)
+            dotted = ast_dotted_name(inner)
+            if dotted is not None:
+                names.add(dotted)
+        elif isinstance(inner, ast.Constant) and isinstance(inner.value, str):
+            words = inner.value.replace("[", " ").replace("]", " ").replace(",", " ").split()
+            names.update(words)
+            names.update(part for word in words for part in word.split("."))
+    return names
+
+
+def _value_types(value: ast.expr | None) -> set[str]:
+    """Names of the classes ``receivers._value`` may give a value: the class called, a
+    library factory awaited, or a library class kept by an attribute, method or ``/``."""
+    if isinstance(value, ast.Call):
+        names = (
+            _type_names(value.func) if isinstance(value.func, (ast.Name, ast.Attribute)) else set()
+        )
+        if isinstance(value.func, ast.Attribute):
+            names |= _SAME_TYPE_NAMES
+        return names
+    if isinstance(value, ast.Await) and isinstance(value.value, ast.Call):
+        func = value.value.func
+        return _type_names(func) if isinstance(func, (ast.Name, ast.Attribute)) else set()
+    if isinstance(value, ast.Attribute) or (
+        isinstance(value, ast.BinOp) and isinstance(value.op, ast.Div)
+    ):
+        return set(_SAME_TYPE_NAMES)
+    return set()
+
+
+def _receiver_types(
+    tree: ast.Module,
+) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+    """What ``receivers`` could find a local name (``x.m()``) or an attribute of ``self``
+    (``self.x.m()``) to be an instance of, as names, over the whole file: a superset of
+    what it finds in any one function or class. A name bound only in other ways (``for``,
+    ``with``, an import) gets nothing: ``receivers`` knows no type for it."""
+    locals_: dict[str, set[str]] = {}
+    attributes: dict[str, set[str]] = {}
+    annotated_args: dict[str, set[str]] = {}
+    for node in ast_of_type(tree, ast.arg):
+        assert isinstance(node, ast.arg)
+        if node.annotation is not None:
+            names = _type_names(node.annotation)
+            locals_.setdefault(node.arg, set()).update(names)
+            annotated_args.setdefault(node.arg, set()).update(names)
+
+    def assigned(target: ast.expr, value: ast.expr | None, annotation: ast.expr | None) -> None:
+        if isinstance(target, ast.Name) and value is not None:
+            locals_.setdefault(target.id, set()).update(_value_types(value))
+        elif isinstance(target, ast.Attribute):
+            names = attributes.setdefault(target.attr, set())
+            if annotation is not None:
+                names.update(_type_names(annotation))
+            if isinstance(value, ast.Name):
+                names.update(annotated_args.get(value.id, ()))
+            else:
+                names.update(_value_types(value))
+
+    for node in ast_of_type(tree, ast.Assign):
+        assert isinstance(node, ast.Assign)
+        for target in node.targets:
+            if len(node.targets) == 1 or isinstance(target, ast.Attribute):
+                assigned(target, node.value, None)
+    for node in ast_of_type(tree, ast.AnnAssign):
+        assert isinstance(node, ast.AnnAssign)
+        target = node.target
+        if isinstance(target, ast.Name):
+            # a class-level `client: Client` is how `self.client` is annotated
+            attributes.setdefault(target.id, set()).update(_type_names(node.annotation))
+        assigned(target, node.value, node.annotation)
+    for node in ast_of_type(tree, ast.NamedExpr):
+        assert isinstance(node, ast.NamedExpr)
+        assigned(node.target, node.value, None)
+    return (
+        {name: frozenset(names) for name, names in locals_.items()},
+        {name: frozenset(names) for name, names in attributes.items()},
     )
 
 
@@ -354,7 +510,7 @@ def _names_awaitable(annotation: ast.expr, names: set[str]) -> bool:
 
 
 def _named_classes(
-    project: Project, names: set[str], imports: dict[str, set[str]]
+    project: Project, names: Collection[str], imports: dict[str, set[str]]
 ) -> tuple[ClassFact, ...]:
     """The project classes that names (``Client``, ``api.Client``) point to in this file:
     through the module's own bindings (as ``receivers.class_named`` resolves them) or an
@@ -409,9 +565,36 @@ def _method_may_be_coroutine(
         func, project, candidates.imports
     ):
         return True
-    is_self = isinstance(receiver, ast.Name) and receiver.id in ("self", "cls")
-    if not is_self:
+    methods_for = candidates.methods_for
+    if methods_for is None:  # no index: every name may be one
+        if isinstance(receiver, ast.Name) and receiver.id in ("self", "cls"):
+            return True
         return func.attr in candidates.methods
+    if isinstance(receiver, ast.Name):
+        if receiver.id in candidates.self_names and _own_method_may_be_coroutine(
+            func, owner, candidates, project
+        ):
+            return True
+        # `x.m()`: `x` is a local whose class `receivers` may know
+        names = candidates.receiver_types.get(receiver.id, frozenset())
+    elif (
+        isinstance(receiver, ast.Attribute)
+        and isinstance(receiver.value, ast.Name)
+        and receiver.value.id in candidates.self_names
+    ):
+        # `self.client.m()`
+        names = candidates.attribute_types.get(receiver.attr, frozenset()) | _SAME_TYPE_NAMES
+    else:
+        # `Client().m()`, `(await connect()).m()`, `path.parent.m()`
+        names = frozenset(_value_types(receiver))
+    return bool(names) and func.attr in methods_for(names)
+
+
+def _own_method_may_be_coroutine(
+    func: ast.Attribute, owner: str | None, candidates: _Candidates, project: Project | None
+) -> bool:
+    """``self.m()``: a coroutine method of the class (or a base), or an async callback
+    stored on the object."""
     if project is not None and owner is not None:
         fact = project.index.class_(f"{project.module.name}.{owner}")
         if fact is not None:
