@@ -7,7 +7,10 @@ An entry holds one file's result, valid while four things stay the same:
 - the facts of every project module the analysis used from the project index, and of
   every module the file imports. Editing ``client.py`` so that a function becomes a
   coroutine changes its facts and re-checks the files that import it; editing a comment
-  changes no fact and re-checks nothing else.
+  changes no fact and re-checks nothing else;
+- for each call a pre-filter ruled out by name alone (no project coroutine is called
+  ``get``), that no project function of that kind has the name yet: adding
+  ``async def get`` anywhere re-checks the files that call a ``get``, and nothing else.
 
 All entries live in one ``pickle`` file in the cache directory (``.asyncfix_cache``, which
 tells git to ignore it), named after the format, so that another asyncfix version never
@@ -22,7 +25,7 @@ import hashlib
 import os
 import pickle
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -44,19 +47,25 @@ def _code_digest() -> str:
 FORMAT = f"results-{__version__}-{_code_digest()}"
 
 
-#: (content digest, settings key, modules the result depends on, digest of their facts,
-#: the result -- None for a file with nothing to report, the commonest by far)
+#: (content digest, settings key, what the result depends on (module names and
+#: ``kind:name`` keys), a digest of what those were, the result -- None for a file with
+#: nothing to report, the commonest by far)
 Entry = tuple[str, str, tuple[str, ...], str, FileResult | None]
 
 
-def _combined(modules: tuple[str, ...], digests: Mapping[str, str]) -> str:
-    """One digest of the facts of ``modules`` (a module that is not there counts as "")."""
+#: what the results cache compares for a dependency (``ProjectIndex.dependency_digest``):
+#: the digest of a module's facts ("" when the module is not there), or for ``kind:name``
+#: whether the project has a function of that kind so named
+Digests = Callable[[str], str]
+
+
+def _combined(modules: tuple[str, ...], digest_of: Digests) -> str:
+    """One digest of what ``modules`` (the dependencies) are now."""
     if not modules:
         return ""
-    get = digests.get
-    return hashlib.sha256("\0".join([get(module, "") for module in modules]).encode()).hexdigest()[
-        :16
-    ]
+    return hashlib.sha256(
+        "\0".join([digest_of(module) for module in modules]).encode()
+    ).hexdigest()[:16]
 
 
 class ResultCache:
@@ -95,9 +104,7 @@ class ResultCache:
             return {}
         return entries
 
-    def get(
-        self, path: str, content: str, settings: str, digests: Mapping[str, str]
-    ) -> FileResult | None:
+    def get(self, path: str, content: str, settings: str, digests: Digests) -> FileResult | None:
         """The cached result for this content and settings, if nothing it used has changed
         (a fresh object the caller may change)."""
         entry = self.entries.get(path)
@@ -114,7 +121,7 @@ class ResultCache:
         content: str,
         settings: str,
         depends: list[str],
-        digests: Mapping[str, str],
+        digests: Digests,
         result: FileResult,
     ) -> None:
         stored: FileResult | None = None

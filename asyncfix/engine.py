@@ -877,7 +877,7 @@ def _analyse_all(
     cache = None
     if use_cache and tasks:
         cache = ResultCache((project_root(files, config) or config.root) / INDEX_CACHE)
-    digests = index.digests if index is not None else {}
+    digests = index.dependency_digest if index is not None else _no_dependency
     contents = index.contents if index is not None else {}
     results: list[FileResult | None] = [None] * len(tasks)
     # the module a file is (its package structure can change while its text does not)
@@ -925,6 +925,10 @@ def _settings(task: Task, module: str) -> str:
 
 
 def _no_module(path: str) -> str:
+    return ""
+
+
+def _no_dependency(key: str) -> str:
     return ""
 
 

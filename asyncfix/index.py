@@ -771,18 +771,46 @@ class ProjectIndex:
         self._chains: dict[str, tuple[str, ...] | None] = {}
         self._blocking_names: frozenset[str] | None = None
         self._resource_names: frozenset[str] | None = None
+        #: while recording, the ``kind:name`` keys of ``passed_over``
+        self._passed_over: set[str] | None = None
 
     def __len__(self) -> int:
         return len(self.modules)
 
     def record(self) -> set[str]:
-        """Start recording the modules lookups touch; returns the set that fills up."""
+        """Start recording the modules lookups touch; returns the set that fills up (the
+        names pre-filters pass over are recorded too, for ``dependencies``)."""
         consulted: set[str] = set()
         self.modules.consulted = consulted
+        self._passed_over = set()
         return consulted
 
     def stop_recording(self) -> None:
         self.modules.consulted = None
+
+    def passed_over(self, kind: str, name: str) -> None:
+        """A pre-filter ruled out a call because no project function of this ``kind``
+        ("coroutine", "blocking", "resource": the project-wide name sets) has ``name``. The
+        file's result then depends on that staying so, whichever module would define it:
+        recorded as the dependency ``kind:name`` (see ``dependency_digest``)."""
+        if self._passed_over is not None:
+            self._passed_over.add(f"{kind}:{name}")
+
+    def dependency_digest(self, key: str) -> str:
+        """What the results cache compares for a dependency: the digest of a module's facts,
+        or for ``kind:name``, whether the project-wide name set of that kind has the name."""
+        kind, separator, name = key.partition(":")
+        if not separator:
+            return self.digests.get(key, "")
+        if kind == "coroutine":
+            names = self.coroutine_names()
+        elif kind == "blocking":
+            names = self.blocking_names()
+        elif kind == "resource":
+            names = self.resource_names()
+        else:
+            return "?"
+        return "named" if name in names else ""
 
     def dependencies(self, module: ModuleFact, consulted: set[str]) -> list[str]:
         """The project modules an analysis of ``module`` depends on: those it looked up, and
@@ -796,7 +824,8 @@ class ProjectIndex:
             parts = absolute.split(".") if absolute else []
             found.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
         found.discard(module.name)
-        return sorted(found)
+        passed_over, self._passed_over = self._passed_over or set(), None
+        return sorted(found) + sorted(passed_over)
 
     def set_names(
         self, coroutine_names: list[str], blocking_names: list[str], resource_names: list[str]

@@ -106,6 +106,50 @@ def test_a_new_module_rechecks_the_files_that_import_it(project: Path) -> None:
     assert ("app/uses.py", "AF101") in {(f, code) for f, code, _, _ in _shown(second)}
 
 
+PASSED_OVER = {
+    # `c.refresh_state()` is ruled out by name: no project coroutine is called so
+    "AF101": (
+        "async def main(c: Client):\n    c.refresh_state()\n",
+        "    async def refresh_state(self):\n        return 1\n",
+    ),
+    # `c.load_config()` is ruled out by name: no project function that blocks is called so
+    "AF205": (
+        "async def main(c: Client):\n    c.load_config()\n",
+        "    def load_config(self):\n        time.sleep(1)\n",
+    ),
+    # `c = Client()` is ruled out by name: no resource class is called `Client`
+    "AF501": (
+        "async def main():\n    c = Client()\n    await c.fetch()\n",
+        "    async def fetch(self):\n        return 1\n\n"
+        "    async def aclose(self):\n        await asyncio.sleep(0)\n\n"
+        "    async def __aenter__(self):\n        return self\n\n"
+        "    async def __aexit__(self, *exc):\n        await self.aclose()\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("code", sorted(PASSED_OVER))
+def test_a_name_a_pre_filter_passed_over_rechecks_its_callers_only(
+    project: Path, code: str
+) -> None:
+    """The method is added to a base class, in a module the caller does not import: only
+    the project-wide name sets connect them."""
+    use, base = PASSED_OVER[code]
+    app = project / "app"
+    (app / "base.py").write_text("import asyncio\nimport time\n\n\nclass Base:\n    pass\n")
+    (app / "api.py").write_text("from app.base import Base\n\n\nclass Client(Base):\n    pass\n")
+    (app / "use.py").write_text(f"from app.api import Client\n\n\n{use}")
+    first = _run(project, select=[code])
+    assert not any(f.endswith("use.py") for f, _, _, _ in _shown(first))
+    (app / "base.py").write_text(f"import asyncio\nimport time\n\n\nclass Base:\n{base}")
+    second = _run(project, select=[code])
+    # api.py imports base.py; use.py only calls a name that is now a coroutine's or a
+    # resource class's; the other files call none
+    assert _analysed(second) == {"base.py", "api.py", "use.py"}
+    assert ("app/use.py", code) in {(f, c) for f, c, _, _ in _shown(second)}
+    assert _shown(second) == _shown(_run(project, select=[code], use_cache=False))
+
+
 def test_settings_are_part_of_the_key(project: Path) -> None:
     _run(project)
     config = Config(path=project / "pyproject.toml", root=project, unsafe_fixes=True)

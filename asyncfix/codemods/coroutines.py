@@ -670,7 +670,15 @@ def may_call_coroutine(
         elif isinstance(func, ast.Attribute):
             receiver = func.value
             is_self = isinstance(receiver, ast.Name) and receiver.id in ("self", "cls")
-            if gates is not None and not is_self and func.attr not in gates[1]:
+            if (
+                project is not None
+                and gates is not None
+                and not is_self
+                and func.attr not in gates[1]
+                and func.attr not in project.index.coroutine_names()
+            ):
+                # a later run must look again if the project gets a coroutine so named
+                project.index.passed_over("coroutine", func.attr)
                 continue
             if candidates is None:
                 candidates = _candidate_names(tree, project)
@@ -685,8 +693,9 @@ def _call_gates(
     """Names a called function, and a method called on anything but ``self``, must have for
     ``_candidate_names`` to possibly count it: a function is an ``async def`` of the file, a
     parameter or bound by an import (under any alias); a method or module function is named
-    like a coroutine of the project or a library, or an ``async def`` of the file. None
-    without the project (then every name may be one)."""
+    like a coroutine of a library or an ``async def`` of the file -- or of the project
+    (``coroutine_names``, checked apart: it is large). None without the project (then every
+    name may be one)."""
     if project is None:
         return None
 
@@ -701,8 +710,7 @@ def _call_gates(
                     functions |= _LIBRARY_FUNCTION_NAMES
                 else:
                     functions.add(alias.asname or alias.name.split(".", 1)[0])
-        methods = local | project.index.coroutine_names() | _LIBRARY_NAMES
-        return frozenset(functions), frozenset(methods)
+        return frozenset(functions), frozenset(local | _LIBRARY_NAMES)
 
     result: tuple[frozenset[str], frozenset[str]] = ast_memo(tree, "call-gates", compute)
     return result
@@ -729,9 +737,7 @@ def may_call_blocking_helper(tree: ast.Module, project: Project | None) -> bool:
         return False
     index = project.index
     names = index.blocking_names()
-    if not names:
-        return False
-    candidates = _candidate_names(tree, project)
+    candidates: _Candidates | None = None
 
     def blocks(fact: FunctionFact | str | None) -> bool:
         return (
@@ -747,9 +753,15 @@ def may_call_blocking_helper(tree: ast.Module, project: Project | None) -> bool:
         if isinstance(func, ast.Name):
             if func.id in names:
                 return True
+            index.passed_over("blocking", func.id)
             continue
-        if not isinstance(func, ast.Attribute) or func.attr not in names:
+        if not isinstance(func, ast.Attribute):
             continue
+        if func.attr not in names:
+            index.passed_over("blocking", func.attr)
+            continue
+        if candidates is None:
+            candidates = _candidate_names(tree, project)
         receiver = func.value
         if isinstance(receiver, ast.Name) and receiver.id in ("self", "cls") and owner is None:
             return True

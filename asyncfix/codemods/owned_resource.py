@@ -17,7 +17,12 @@ import libcst as cst
 
 from asyncfix.codemods.base import Context, Project, Rule, ast_nodes, source_of
 from asyncfix.codemods.races import in_order, self_name
-from asyncfix.codemods.unclosed_resource import call_name, resource_names, resource_of
+from asyncfix.codemods.unclosed_resource import (
+    call_name,
+    passed_over_resource,
+    resource_names,
+    resource_of,
+)
 from asyncfix.codemods.walk import descendants
 from asyncfix.index import NEUTRAL_BASES
 from asyncfix.model import Safety, Severity
@@ -79,13 +84,16 @@ class Weather:
     def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
         """``self.<x> = <resource constructor>(...)`` somewhere in a class."""
         names = resource_names(project, tree)
-        return any(
-            isinstance(node, (ast.Assign, ast.AnnAssign))
-            and node.value is not None
-            and call_name(node.value) in names
-            and any(isinstance(target, ast.Attribute) for target in _ast_targets(node))
-            for node in ast_nodes(tree)
-        )
+        for node in ast_nodes(tree):
+            if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+                continue
+            if not any(isinstance(target, ast.Attribute) for target in _ast_targets(node)):
+                continue
+            name = call_name(node.value)
+            if name in names:
+                return True
+            passed_over_resource(project, name)
+        return False
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

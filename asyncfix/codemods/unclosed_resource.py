@@ -206,10 +206,13 @@ async def status(url):
         """An assignment in an ``async def`` from a call whose name is that of a resource
         constructor (under any alias), or of one of the project's resource classes."""
         names = resource_names(project, tree)
-        return any(
-            isinstance(node, ast.Assign) and call_name(node.value) in names
-            for node in ast_async_nodes(tree)
-        )
+        for node in ast_async_nodes(tree):
+            if isinstance(node, ast.Assign):
+                name = call_name(node.value)
+                if name in names:
+                    return True
+                passed_over_resource(project, name)
+        return False
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         if node.asynchronous is None:
@@ -319,6 +322,13 @@ def resource_names(project: Project | None, tree: ast.Module) -> set[str]:
 
     result: set[str] = ast_memo(tree, "resource-names", compute)
     return result
+
+
+def passed_over_resource(project: Project | None, name: str | None) -> None:
+    """A call a pre-filter passed over because ``name`` is no resource class's: a later run
+    must look again if the project gets one so named (``ProjectIndex.passed_over``)."""
+    if project is not None and name is not None:
+        project.index.passed_over("resource", name)
 
 
 def call_name(value: ast.expr) -> str | None:
