@@ -3,7 +3,8 @@
 In one run, with the same number of processes throughout, each figure the median of
 ``--runs`` runs (at least 3):
 
-- the floor: ``libcst.parse_module`` on every Home Assistant file, nothing else;
+- the floor: ``libcst.parse_module`` on every Home Assistant file, nothing else; and the
+  same with the garbage collector set as asyncfix sets it while it parses (for comparison);
 - asyncfix on Home Assistant: a cold check and a cold ``--diff`` (no caches), a warm check
   (nothing changed), a check after a comment is added to a module that hundreds of files
   import (its facts do not change), and one after a function is added to a module a few
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -111,14 +113,31 @@ def _parse_chunk(paths: list[str]) -> int:
     return len(paths)
 
 
-def _floor(files: list[str], jobs: int) -> tuple[float, int, int]:
+def _tuned() -> None:
+    """The garbage collector as asyncfix sets it while it parses (``engine._tune_gc``)."""
+    from asyncfix.engine import _tune_gc
+
+    _tune_gc()
+
+
+def _floor(files: list[str], jobs: int, tuned: bool = False) -> tuple[float, int, int]:
+    """``tuned``: with the collector as asyncfix sets it, which the plain floor does not do
+    (a figure to compare with, not the target's floor)."""
     chunks = [files[i : i + 64] for i in range(0, len(files), 64)]
     start = time.perf_counter()
     if jobs <= 1:
-        for chunk in chunks:
-            _parse_chunk(chunk)
+        previous = gc.get_threshold()
+        if tuned:
+            _tuned()
+        try:
+            for chunk in chunks:
+                _parse_chunk(chunk)
+        finally:
+            gc.set_threshold(*previous)
+            gc.unfreeze()
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        initializer = _tuned if tuned else None
+        with ProcessPoolExecutor(max_workers=jobs, initializer=initializer) as pool:
             list(pool.map(_parse_chunk, chunks))
     return time.perf_counter() - start, 0, 0
 
@@ -228,6 +247,11 @@ def main() -> None:
             len(ha_files),
         )
         record(
+            "libcst parse only, collector tuned as asyncfix's, HA",
+            _median(args.runs, lambda: _floor(absolute, jobs, tuned=True)),
+            len(ha_files),
+        )
+        record(
             "asyncfix cold check, HA",
             _median(args.runs, lambda: _run([*asyncfix, "."], ha), cold),
             len(ha_files),
@@ -331,6 +355,9 @@ def main() -> None:
     results["ratios"] = {
         "cold check / parse floor (target <= 1.5)": ratio(
             "asyncfix cold check, HA", "libcst parse only (floor), HA"
+        ),
+        "cold check / parse floor with asyncfix's collector settings": ratio(
+            "asyncfix cold check, HA", "libcst parse only, collector tuned as asyncfix's, HA"
         ),
         "flake8-async / asyncfix cold, libs (target >= 20)": ratio(
             "flake8-async (--select ASYNC), libs", "asyncfix cold check, libs"
