@@ -150,7 +150,10 @@ def _spans(
     where the stdlib tree says they start -- checked against where they end. The whole
     module is used when the two trees do not line up."""
     if tree is not None:
-        found = _spans_by_statement(module, tree, wanted)
+        try:
+            found = _spans_by_statement(module, tree, wanted)
+        except (AttributeError, TypeError, KeyError):
+            found = None  # LibCST's internals (``_positions``) changed: the public way
         if found is not None:
             return found
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
@@ -170,36 +173,34 @@ def _spans_by_statement(
 def _suites(statement: cst.BaseStatement, node: ast.stmt) -> list[tuple[cst.BaseSuite, Any]]:
     """The indented blocks of a compound statement, each with the stdlib statements of the
     same block (an ``elif`` chain and ``try``/``except*`` are not descended into)."""
-    kind = type(statement)
-    if kind is cst.ClassDef and type(node) is ast.ClassDef:
-        return [(statement.body, node.body)]  # type: ignore[attr-defined]
-    if kind is cst.FunctionDef and type(node) in (ast.FunctionDef, ast.AsyncFunctionDef):
-        return [(statement.body, node.body)]  # type: ignore[attr-defined]
-    if kind is cst.With and type(node) in (ast.With, ast.AsyncWith):
-        return [(statement.body, node.body)]  # type: ignore[attr-defined]
-    suites: list[tuple[cst.BaseSuite, Any]] = []
-    if (kind is cst.For and type(node) in (ast.For, ast.AsyncFor)) or (
-        kind is cst.While and type(node) is ast.While
+    if isinstance(statement, cst.ClassDef) and isinstance(node, ast.ClassDef):
+        return [(statement.body, node.body)]
+    if isinstance(statement, cst.FunctionDef) and isinstance(
+        node, (ast.FunctionDef, ast.AsyncFunctionDef)
     ):
-        suites.append((statement.body, node.body))  # type: ignore[attr-defined]
-        orelse = statement.orelse  # type: ignore[attr-defined]
-        if orelse is not None:
-            suites.append((orelse.body, node.orelse))  # type: ignore[attr-defined]
-    elif kind is cst.If and type(node) is ast.If:
-        suites.append((statement.body, node.body))  # type: ignore[attr-defined]
-        orelse = statement.orelse  # type: ignore[attr-defined]
-        if type(orelse) is cst.Else:
-            suites.append((orelse.body, node.orelse))
-    elif kind is cst.Try and type(node) is ast.Try:
-        suites.append((statement.body, node.body))  # type: ignore[attr-defined]
-        handlers = statement.handlers  # type: ignore[attr-defined]
-        if len(handlers) == len(node.handlers):
-            suites.extend((h.body, n.body) for h, n in zip(handlers, node.handlers, strict=True))
-        orelse, final = statement.orelse, statement.finalbody  # type: ignore[attr-defined]
-        if orelse is not None:
-            suites.append((orelse.body, node.orelse))
-        if final is not None:
-            suites.append((final.body, node.finalbody))
+        return [(statement.body, node.body)]
+    if isinstance(statement, cst.With) and isinstance(node, (ast.With, ast.AsyncWith)):
+        return [(statement.body, node.body)]
+    suites: list[tuple[cst.BaseSuite, Any]] = []
+    if (isinstance(statement, cst.For) and isinstance(node, (ast.For, ast.AsyncFor))) or (
+        isinstance(statement, cst.While) and isinstance(node, ast.While)
+    ):
+        suites.append((statement.body, node.body))
+        if statement.orelse is not None:
+            suites.append((statement.orelse.body, node.orelse))
+    elif isinstance(statement, cst.If) and isinstance(node, ast.If):
+        suites.append((statement.body, node.body))
+        if isinstance(statement.orelse, cst.Else):
+            suites.append((statement.orelse.body, node.orelse))
+    elif isinstance(statement, cst.Try) and isinstance(node, ast.Try):
+        suites.append((statement.body, node.body))
+        if len(statement.handlers) == len(node.handlers):
+            pairs = zip(statement.handlers, node.handlers, strict=True)
+            suites.extend((handler.body, twin.body) for handler, twin in pairs)
+        if statement.orelse is not None:
+            suites.append((statement.orelse.body, node.orelse))
+        if statement.finalbody is not None:
+            suites.append((statement.finalbody.body, node.finalbody))
     return suites
 
 
@@ -294,7 +295,8 @@ def _positions(
 ) -> Mapping[cst.CSTNode, Any]:
     """LibCST's positions of the nodes of ``statement``, written out alone with the
     indentation of the blocks around it (so columns are right; lines count from its first
-    leading line). ``MetadataWrapper`` would also walk the tree once for nothing."""
+    leading line). ``MetadataWrapper`` would also walk the tree once for nothing. This uses
+    LibCST's internals; ``_spans`` falls back to the public way if they change."""
     provider = PositionProvider()
     state = PositionProvidingCodegenState(
         default_indent=module.default_indent,

@@ -793,7 +793,7 @@ class ProjectIndex:
         ("coroutine", "blocking", "resource": the project-wide name sets) has ``name``. The
         file's result then depends on that staying so, whichever module would define it:
         recorded as the dependency ``kind:name`` (see ``dependency_digest``)."""
-        if self._passed_over is not None:
+        if self.modules.consulted is not None and self._passed_over is not None:
             self._passed_over.add(f"{kind}:{name}")
 
     def dependency_digest(self, key: str) -> str:
@@ -813,9 +813,10 @@ class ProjectIndex:
         return "named" if name in names else ""
 
     def dependencies(self, module: ModuleFact, consulted: set[str]) -> list[str]:
-        """The project modules an analysis of ``module`` depends on: those it looked up, and
-        those it imports (with their packages), looked up or not -- a file a pre-filter
-        passed over still depends on what it imports."""
+        """What the last recorded analysis of ``module`` depends on: the project modules it
+        looked up, and those it imports (with their packages), looked up or not -- a file a
+        pre-filter passed over still depends on what it imports; then the ``kind:name``
+        keys of the names its pre-filters passed over (``passed_over``)."""
         # a lookup tries many dotted names that are no module (`pkg.mod.Class.method`):
         # only the modules it found count
         found = {name for name in consulted if name in self.modules}
@@ -824,8 +825,7 @@ class ProjectIndex:
             parts = absolute.split(".") if absolute else []
             found.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
         found.discard(module.name)
-        passed_over, self._passed_over = self._passed_over or set(), None
-        return sorted(found) + sorted(passed_over)
+        return sorted(found) + sorted(self._passed_over or ())
 
     def set_names(
         self, coroutine_names: list[str], blocking_names: list[str], resource_names: list[str]
