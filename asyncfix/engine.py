@@ -28,7 +28,7 @@ from asyncfix import __version__
 from asyncfix import index as index_module
 from asyncfix.cache import ResultCache, prepare, settings_key, write_atomically
 from asyncfix.codemods import RULES, rule_by_code
-from asyncfix.codemods.base import SUPPRESS, Context, Hit, Project, Rule
+from asyncfix.codemods.base import SUPPRESS, Context, Hit, Project, Rule, forget_ast_memo
 from asyncfix.codemods.walk import children
 from asyncfix.config import Config
 from asyncfix.files import SourceError, atomic_write, decode, discover, display_path, relative
@@ -110,6 +110,7 @@ def analyse(
     tree = _ast_parse(text)
     if tree is not None:
         active = [rule for rule in active if rule.may_apply_to_ast(tree, project)]
+        forget_ast_memo(tree)
         if not active:
             return Analysis(None, [], {})
     try:

@@ -86,6 +86,13 @@ def ast_memo(tree: ast.Module, key: str, compute: Callable[[], Any]) -> Any:
     return memo[key]
 
 
+def forget_ast_memo(tree: ast.Module) -> None:
+    """Drop what ``ast_memo`` keeps on ``tree``: it refers back to the tree's nodes, and
+    without it the tree is freed as soon as it is no longer used, not at the collector's
+    next pass."""
+    tree.__dict__.pop("_asyncfix_memo", None)
+
+
 @dataclass
 class AstFacts:
     """What the pre-filters look at in a stdlib syntax tree, gathered in one traversal."""
@@ -347,10 +354,15 @@ class Context:
         return self.qualified_name(node.func) in self.offload
 
     def run(self) -> list[Hit]:
+        """The findings of every rule, in one walk. The context is spent afterwards: the rules
+        and helpers it holds refer back to it, and that cycle would keep the whole tree
+        alive until the collector's next pass."""
         walk(self.module, self.on_visit, self.on_leave)
         for rule in self.rules:
             rule.finish()
-        return self.hits
+        hits = self.hits
+        self.__dict__.clear()
+        return hits
 
     # -- where am I ------------------------------------------------------------------
 
