@@ -31,7 +31,15 @@ from asyncfix.codemods import RULES, rule_by_code
 from asyncfix.codemods.base import SUPPRESS, Context, Hit, Project, Rule, forget_ast_memo
 from asyncfix.codemods.walk import children
 from asyncfix.config import Config
-from asyncfix.files import SourceError, atomic_write, decode, discover, display_path, relative
+from asyncfix.files import (
+    SourceError,
+    atomic_write,
+    decode,
+    discover,
+    display_path,
+    is_test_path,
+    relative,
+)
 from asyncfix.imports import add_stdlib_import, is_docstring, is_stdlib
 from asyncfix.index import (
     ModuleFact,
@@ -73,6 +81,8 @@ class Task:
     preview: bool = False
     #: the project's own offloading helpers (config ``offload-functions``)
     offload: tuple[str, ...] = ()
+    #: the file is test code (``files.is_test_path``)
+    test_code: bool = False
 
 
 @dataclass
@@ -98,6 +108,7 @@ def analyse(
     target: tuple[int, int],
     project: Project | None = None,
     offload: tuple[str, ...] = (),
+    test_code: bool = False,
 ) -> Analysis:
     """Parse ``text`` once and run every rule in one walk; suppressed findings are dropped.
 
@@ -119,7 +130,7 @@ def analyse(
         raise TooDeep from None
     if not active:
         return Analysis(module, [], {})
-    hits = Context(module, active, target, project, offload).run()
+    hits = Context(module, active, target, project, offload, test_code).run()
     if not hits:
         return Analysis(module, [], {})
     # positions only for files with findings, and only of the nodes findings point at
@@ -617,7 +628,7 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
     rules = [rule_by_code(code) for code in sorted(task.codes)]
     project = _project_for(task.path, rules)
     try:
-        analysis = analyse(text, rules, task.target, project, task.offload)
+        analysis = analyse(text, rules, task.target, project, task.offload, task.test_code)
     except cst.ParserSyntaxError as exc:
         result.error = _syntax_error(text, exc)
         return
@@ -734,7 +745,7 @@ def _fix_to_fixpoint(
         new_text = module.code
         validation.rounds += 1
         try:
-            current = analyse(new_text, rules, task.target, project, task.offload)
+            current = analyse(new_text, rules, task.target, project, task.offload, task.test_code)
         except cst.ParserSyntaxError as exc:
             validation.reparse = False
             result.validation = validation
@@ -839,6 +850,7 @@ def run(
     files, errors = plan(paths, config, force_exclude)
     cwd = Path.cwd()
     codes = all_codes()
+    root = project_root(files, config) or config.root
     tasks = []
     for file in files:
         rel = relative(file, config.root) or file.as_posix()
@@ -852,6 +864,7 @@ def run(
                 target=config.target,
                 preview=fix_for_report,
                 offload=tuple(config.offload_functions),
+                test_code=is_test_path(relative(file, root) or rel),
             )
         )
     index = None
@@ -920,7 +933,16 @@ _SETTINGS: dict[tuple[Any, ...], str] = {}
 
 
 def _settings(task: Task, module: str) -> str:
-    parts = (task.codes, task.unsafe, task.fix, task.target, task.preview, task.offload, module)
+    parts = (
+        task.codes,
+        task.unsafe,
+        task.fix,
+        task.target,
+        task.preview,
+        task.offload,
+        task.test_code,
+        module,
+    )
     key = _SETTINGS.get(parts)
     if key is None:
         key = _SETTINGS[parts] = settings_key((sorted(task.codes), *parts[1:]))

@@ -274,6 +274,20 @@ def relative(path: Path, base: Path) -> str | None:
     return rest if os.sep == "/" else rest.replace(os.sep, "/")
 
 
+#: directories whose files are test code
+TEST_DIRECTORIES = frozenset({"tests", "test"})
+
+
+def is_test_path(rel: str) -> bool:
+    """Test code, by where it lives (``rel``: the path relative to the project root): under
+    a ``tests`` or ``test`` directory, ``test_*.py``, ``*_test.py``, ``conftest.py``.
+    Fixes must not change what a test measures (a test may block the loop on purpose)."""
+    *folders, name = rel.split("/")
+    if any(folder in TEST_DIRECTORIES for folder in folders):
+        return True
+    return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+
+
 def display_path(path: Path, cwd: Path) -> str:
     rel = relative(path, cwd)
     return path.as_posix() if rel is None else rel

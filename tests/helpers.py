@@ -19,6 +19,7 @@ def run_text(
     target: tuple[int, int] = (3, 10),
     path: str = "fixture.py",
     offload: tuple[str, ...] = (),
+    test_code: bool = False,
 ) -> FileResult:
     """Analyse (and fix) ``text`` as a one-module project: the index holds just this file."""
     task = Task(
@@ -29,6 +30,7 @@ def run_text(
         fix=fix,
         target=target,
         offload=offload,
+        test_code=test_code,
     )
     result = FileResult(path=path, display=path)
     facts = facts_from_source(text, Path(path))

@@ -49,7 +49,8 @@ def _read(path: Path) -> str:
 
 def _options(text: str) -> dict[str, Any]:
     """Settings a fixture asks for on its first line, e.g.
-    ``# fixture: target-version=py38 offload-functions=hass.async_add_executor_job``."""
+    ``# fixture: target-version=py38 offload-functions=hass.async_add_executor_job``;
+    ``test-code`` analyses it as a file of the project's tests."""
     first = text.split("\n", 1)[0]
     if not first.startswith("# fixture:"):
         return {}
@@ -60,6 +61,8 @@ def _options(text: str) -> dict[str, Any]:
             options["target"] = TARGET_VERSIONS[value]
         elif key == "offload-functions":
             options["offload"] = tuple(value.split(","))
+        elif key == "test-code":
+            options["test_code"] = True
         else:
             raise ValueError(f"unknown fixture option {key!r}")
     return options

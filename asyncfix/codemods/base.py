@@ -279,9 +279,12 @@ class Context:
         target: tuple[int, int],
         project: Project | None = None,
         offload: Sequence[str] = (),
+        test_code: bool = False,
     ) -> None:
         self.module = module
         self.target = target
+        #: the file is test code (``files.is_test_path``): fixes must not change what it tests
+        self.test_code = test_code
         #: the project's own offloading helpers (config ``offload-functions``)
         self.offload = frozenset(offload)
         self._offload_last = frozenset(name.rsplit(".", 1)[-1] for name in offload)

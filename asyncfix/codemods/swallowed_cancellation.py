@@ -7,10 +7,10 @@ import ast
 
 import libcst as cst
 
-from asyncfix.codemods.base import Fix, ImportItem, Project, Rule, source_of
+from asyncfix.codemods.base import Fix, ImportItem, Project, Rule, fresh_name, source_of
 from asyncfix.codemods.names import dotted_name
 from asyncfix.codemods.prefilters import may_swallow_cancellation
-from asyncfix.codemods.races import in_order, suspensions
+from asyncfix.codemods.races import in_order, parent_map, suspensions
 from asyncfix.model import Safety, Severity
 
 CANCELLED = frozenset({"asyncio.CancelledError", "asyncio.exceptions.CancelledError"})
@@ -29,6 +29,9 @@ class SwallowedCancellation(Rule):
     )
     example_before = """\
 import asyncio
+import logging
+
+_LOGGER = logging.getLogger(__name__)
 
 
 async def pump(queue, sink):
@@ -37,10 +40,13 @@ async def pump(queue, sink):
             item = await queue.get()
             await sink.send(item)
         except:
-            sink.log_failure()
+            _LOGGER.exception("send failed")
 """
     example_after = """\
 import asyncio
+import logging
+
+_LOGGER = logging.getLogger(__name__)
 
 
 async def pump(queue, sink):
@@ -49,20 +55,23 @@ async def pump(queue, sink):
             item = await queue.get()
             await sink.send(item)
         except Exception:
-            sink.log_failure()
+            _LOGGER.exception("send failed")
 """
     fix_safety = Safety.UNSAFE
     fix_safety_note = (
-        "Unsafe: cancellation now propagates out of the handler, which is what `cancel()` "
-        "asks for, but code after the handler no longer runs when the task is cancelled. A "
-        "bare `except:` becomes `except Exception:`; `except asyncio.CancelledError:` gets a "
-        "final `raise`; `CancelledError` is dropped from a tuple of exceptions; `except "
-        "BaseException:` gets an `except asyncio.CancelledError: raise` handler before it, so "
-        "its other errors are handled as before. No fix when the handler ends in `return`, "
-        "`break`, `continue` or another `raise` (it turns the cancellation into something else: "
-        "decide what it should do). Not reported: handlers that re-raise, try bodies that "
-        "never suspend (cancellation arrives at an `await`), and a task awaited right after "
-        "the same function cancelled it."
+        "Unsafe, and offered only where the coroutine goes on after swallowing the "
+        "cancellation (a loop that continues, or more `await`s after the handler): a "
+        "catch-all handler that only logs or passes becomes `except Exception:`; one that "
+        "does more keeps doing it and then re-raises cancellation at its end (`if "
+        "isinstance(exc, asyncio.CancelledError): raise`), so its cleanup still runs. Report "
+        "only: a handler that names `CancelledError` (a decision someone made), one that ends "
+        "the coroutine right away (it returns normally: only whoever cancelled it is not "
+        "told), one that awaits or ends in `return`/`break`/`continue`/another exception, "
+        "and every handler in test code. Not reported: handlers that re-raise, that hand the "
+        "exception on (`future.set_exception(exc)`, a queue, a callback, an attribute), try "
+        "bodies that never suspend (cancellation arrives at an `await`), a task awaited "
+        "right after the same function cancelled it, `CancelledError` caught by name in test "
+        "code (tests check what cancellation does), and trio code."
     )
     severity = Severity.HIGH
     kind = "Swallowed cancellation"
@@ -73,7 +82,7 @@ async def pump(queue, sink):
         return may_swallow_cancellation(tree)
 
     def visit_Try(self, node: cst.Try) -> None:
-        if not self.ctx.in_async_body():
+        if not self.ctx.in_async_body() or self._trio_code():
             return
         if not any(
             isinstance(n, (cst.Await, cst.For, cst.With)) and _suspends(n)
@@ -90,22 +99,108 @@ async def pump(queue, sink):
     def _handler(self, node: cst.Try, handler: cst.ExceptHandler, caught: str) -> None:
         if _reraises(handler) or self._raises_cancelled(handler):
             return
-        if caught == "CancelledError" and self._cancels_own_task(node, handler):
-            return
+        by_name = caught in ("CancelledError", "named tuple")
+        if by_name and (self.ctx.test_code or self._cancels_own_task(node, handler)):
+            return  # a test of what cancellation does, or waiting for a task it cancelled
+        if not by_name and _hands_on(handler):
+            return  # the waiting side (a future, a queue, a callback) raises it there
         spelled = "except:" if handler.type is None else f"except {source_of(handler.type)}:"
         ending = _ending(handler)
-        message = (
-            f"`{spelled}` in a coroutine catches `CancelledError` and "
-            + (f"turns it into `{ending}`" if ending else "does not re-raise it")
-            + ": the task cannot be cancelled"
-        )
-        if ending:
-            self.report(handler, f"{message} (no fix: decide what cancellation should do)")
+        goes_on = self._goes_on(node)
+        head = f"`{spelled}` in a coroutine catches `CancelledError`"
+        if ending == "continue" or (ending is None and goes_on == "loop"):
+            message = f"{head} and the loop goes on: the task cannot be cancelled"
+        elif ending == "return" or (ending is None and goes_on is None):
+            message = (
+                f"{head} and the coroutine returns normally: whoever cancelled it (`cancel()`, "
+                "`asyncio.timeout()`, a `TaskGroup`) is not told"
+            )
+        elif ending == "break":
+            message = f"{head} and turns it into `break`: whoever cancelled it is not told"
+        elif ending is not None:
+            message = f"{head} and turns it into `{ending}`: the caller sees an error instead"
+        else:
+            message = f"{head} and carries on: the task goes on running after it was cancelled"
+        reason = self._no_fix_reason(handler, caught, by_name, ending, goes_on)
+        if reason is not None:
+            self.report(handler, f"{message} (no fix: {reason})")
             return
         self.report(handler, message, self._fix(handler, caught))
 
+    def _no_fix_reason(
+        self,
+        handler: cst.ExceptHandler,
+        caught: str,
+        by_name: bool,
+        ending: str | None,
+        goes_on: str | None,
+    ) -> str | None:
+        if self.ctx.test_code:
+            return "test code: the swallow may be what the test is about"
+        if by_name:
+            return (
+                "`CancelledError` is caught by name, so this may be deliberate; end the handler "
+                "with `raise` if it is not"
+            )
+        if ending is not None:
+            return "decide what cancellation should do"
+        if goes_on is None:
+            return (
+                "the coroutine ends right after it; re-raise if callers must see the cancellation"
+            )
+        if caught == "tuple" or not isinstance(handler.body, cst.IndentedBlock):
+            return "decide what cancellation should do"
+        if not _trivial(handler) and any(
+            isinstance(n, (cst.Return, cst.Break, cst.Continue)) or _suspends(n)
+            for n in in_order(handler.body)
+        ):
+            return "the handler awaits or leaves early; decide what it should do when cancelled"
+        return None
+
+    def _trio_code(self) -> bool:
+        """A module that imports trio and not asyncio (nor anyio): trio cancels differently."""
+        if "trio" not in self.ctx.shared:
+            imported: set[str] = set()
+            for statement in self.ctx.module.body:
+                if isinstance(statement, cst.SimpleStatementLine):
+                    for small in statement.body:
+                        if isinstance(small, cst.Import):
+                            imported.update(
+                                (dotted_name(a.name) or "").split(".")[0] for a in small.names
+                            )
+                        elif isinstance(small, cst.ImportFrom) and small.module is not None:
+                            imported.add((dotted_name(small.module) or "").split(".")[0])
+            self.ctx.shared["trio"] = "trio" in imported and not imported & {"asyncio", "anyio"}
+        return bool(self.ctx.shared["trio"])
+
+    def _goes_on(self, node: cst.Try) -> str | None:
+        """What the coroutine does after the handler swallowed the cancellation: "loop" (the
+        try is in a loop that comes round again), "later" (code after it suspends), None (it
+        ends without suspending again: it returns)."""
+        function = self.ctx.enclosing_function()
+        path = self.ctx.path
+        at = len(path) - 1
+        assert path[at] is node
+        later = False
+        while at > 0:
+            child, parent = path[at], path[at - 1]
+            if parent is function:
+                break
+            if isinstance(parent, (cst.For, cst.While)) and child is parent.body:
+                return "loop"
+            if isinstance(parent, (cst.IndentedBlock, cst.SimpleStatementSuite)):
+                siblings = list(parent.body)
+                if child in siblings:
+                    after = siblings[siblings.index(child) + 1 :]
+                    later = later or any(_suspends_anywhere(s) for s in after)
+            if isinstance(parent, cst.Try) and child is parent.body and parent.orelse:
+                later = later or _suspends_anywhere(parent.orelse)
+            at -= 1
+        return "later" if later else None
+
     def _catches(self, expr: cst.BaseExpression | None) -> str | None:
-        """What catches cancellation: "bare", "BaseException", "CancelledError", "tuple"."""
+        """What catches cancellation: "bare", "BaseException", "CancelledError", "tuple" (one
+        with BaseException), "named tuple" (one with CancelledError)."""
         if expr is None:
             return "bare"
         names = expr.elements if isinstance(expr, cst.Tuple) else None
@@ -119,7 +214,9 @@ async def pump(queue, sink):
                 kinds.append("CancelledError")
         if not kinds:
             return None
-        return kinds[0] if names is None else "tuple"
+        if names is None:
+            return kinds[0]
+        return "tuple" if "BaseException" in kinds else "named tuple"
 
     def _raises_cancelled(self, handler: cst.ExceptHandler) -> bool:
         """``raise asyncio.CancelledError("...") from None``: still a cancellation."""
@@ -154,68 +251,136 @@ async def pump(queue, sink):
         return False
 
     def _fix(self, handler: cst.ExceptHandler, caught: str) -> Fix | None:
-        asyncio_name = self.ctx.module_name_for("asyncio")
-        add = [] if asyncio_name else [ImportItem("asyncio")]
-        if caught == "bare":
+        """A catch-all handler in a coroutine that goes on: one that only logs or passes
+        stops catching cancellation; one that does more re-raises it at its end."""
+        body = handler.body
+        assert isinstance(body, cst.IndentedBlock)
+        exception = cst.Name("Exception")
+        if _trivial(handler):
             new = handler.with_changes(
-                type=cst.Name("Exception"), whitespace_after_except=cst.SimpleWhitespace(" ")
+                type=exception, whitespace_after_except=cst.SimpleWhitespace(" ")
             )
             return Fix(
-                Safety.UNSAFE, ["Replaced `except:` with `except Exception:`"], {handler: new}
+                Safety.UNSAFE,
+                [
+                    f"Replaced `{_spelled(handler)}` with `except Exception:` (the handler only "
+                    "logs): cancellation is no longer caught"
+                ],
+                {handler: new},
             )
-        if caught == "CancelledError":
-            body = handler.body
-            if not isinstance(body, cst.IndentedBlock):
-                return None
-            raise_line = cst.SimpleStatementLine([cst.Raise()])
-            new = handler.with_changes(body=body.with_changes(body=[*body.body, raise_line]))
-            return Fix(Safety.UNSAFE, ["Added `raise` at the end of the handler"], {handler: new})
-        if caught == "tuple" and isinstance(handler.type, cst.Tuple):
-            kept = [
-                element
-                for element in handler.type.elements
-                if self.ctx.qualified_name(element.value) not in CANCELLED
-            ]
-            if kept and all(
-                self.ctx.qualified_name(e.value) != "builtins.BaseException" for e in kept
-            ):
-                # `except (asyncio.CancelledError, TimeoutError):` -> `except TimeoutError:`
-                new_type: cst.BaseExpression = (
-                    kept[0].value
-                    if len(kept) == 1
-                    else handler.type.with_changes(
-                        elements=[
-                            *kept[:-1],
-                            kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT),
-                        ]
+        asyncio_name = self.ctx.module_name_for("asyncio")
+        add = [] if asyncio_name else [ImportItem("asyncio")]
+        changes = []
+        if handler.name is not None and isinstance(handler.name.name, cst.Name):
+            name = handler.name.name.value
+            new = handler
+        else:
+            function = self.ctx.enclosing_function()
+            taken = set(self.ctx.names.occurrences(function)) if function is not None else set()
+            name = fresh_name("exc", taken)
+            new = handler.with_changes(
+                type=handler.type or cst.Name("BaseException"),
+                whitespace_after_except=cst.SimpleWhitespace(" "),
+                name=cst.AsName(name=cst.Name(name)),
+            )
+            changes.append(f"Named the caught exception `{name}`")
+        test = cst.Call(
+            func=cst.Name("isinstance"),
+            args=[
+                cst.Arg(
+                    cst.Name(name), comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+                ),
+                cst.Arg(
+                    cst.Attribute(
+                        value=cst.Name(asyncio_name or "asyncio"), attr=cst.Name("CancelledError")
                     )
-                )
-                return Fix(
-                    Safety.UNSAFE,
-                    ["Removed `CancelledError` from the caught exceptions"],
-                    {handler: handler.with_changes(type=new_type)},
-                )
-        # BaseException (alone or in a tuple): let cancellation through first
-        cancelled = cst.Attribute(
-            value=cst.Name(asyncio_name or "asyncio"), attr=cst.Name("CancelledError")
+                ),
+            ],
         )
-        first = cst.ExceptHandler(
-            body=cst.IndentedBlock(body=[cst.SimpleStatementLine([cst.Raise()])]),
-            type=cancelled,
-            leading_lines=handler.leading_lines,
+        reraise = cst.If(
+            test=test, body=cst.IndentedBlock(body=[cst.SimpleStatementLine([cst.Raise()])])
         )
-        return Fix(
-            Safety.UNSAFE,
-            ["Added `except asyncio.CancelledError: raise` before the handler"],
-            {handler: cst.FlattenSentinel([first, handler.with_changes(leading_lines=[])])},
-            add_imports=add,
+        new = new.with_changes(body=body.with_changes(body=[*body.body, reraise]))
+        changes.append(
+            f"Added `if isinstance({name}, asyncio.CancelledError): raise` at the end of the "
+            "handler: it still runs, then cancellation goes on"
         )
+        return Fix(Safety.UNSAFE, changes, {handler: new}, add_imports=add)
 
 
 def _suspends(node: cst.CSTNode) -> bool:
     if isinstance(node, cst.Await):
         return True
     return isinstance(node, (cst.For, cst.With)) and node.asynchronous is not None
+
+
+def _suspends_anywhere(node: cst.CSTNode) -> bool:
+    """An ``await``, ``async for``/``async with`` or ``yield`` in ``node`` (not in nested
+    functions)."""
+    return any(_suspends(n) or isinstance(n, cst.Yield) for n in in_order(node))
+
+
+def _spelled(handler: cst.ExceptHandler) -> str:
+    return "except:" if handler.type is None else f"except {source_of(handler.type)}:"
+
+
+#: method names of a logger (``_LOGGER.exception``, ``self.logger.warning``, ``logging.info``)
+LOGGING = frozenset(
+    {"debug", "info", "warning", "warn", "error", "exception", "critical", "fatal", "log"}
+)
+
+
+def _logging_call(node: cst.CSTNode) -> bool:
+    """``logger.error(...)``, ``print(...)``, ``traceback.print_exc()``: it only reports."""
+    if not isinstance(node, cst.Call):
+        return False
+    func = node.func
+    if isinstance(func, cst.Attribute):
+        return func.attr.value in LOGGING or func.attr.value.startswith("print_")
+    return isinstance(func, cst.Name) and func.value == "print"
+
+
+def _trivial(handler: cst.ExceptHandler) -> bool:
+    """A handler body of ``pass``, ``...``, strings and logging calls only."""
+    body = handler.body
+    statements = body.body if isinstance(body, cst.IndentedBlock) else [body]
+    for statement in statements:
+        if not isinstance(statement, cst.SimpleStatementLine | cst.SimpleStatementSuite):
+            return False
+        for small in statement.body:
+            if isinstance(small, cst.Pass):
+                continue
+            if isinstance(small, cst.Expr) and (
+                isinstance(small.value, (cst.Ellipsis, cst.SimpleString, cst.ConcatenatedString))
+                or _logging_call(small.value)
+            ):
+                continue
+            return False
+    return True
+
+
+def _hands_on(handler: cst.ExceptHandler) -> bool:
+    """The caught exception is handed on to whoever waits for the outcome: its name is used
+    in the handler other than in a logging call or a ``raise`` (``future.set_exception(exc)``,
+    ``queue.put_nowait(exc)``, ``callback(exc)``, ``self._error = exc``, ``isinstance(exc,
+    ...)``). The waiting side raises it there: the cancellation is not lost."""
+    if handler.name is None or not isinstance(handler.name.name, cst.Name):
+        return False
+    name = handler.name.name.value
+    parents = parent_map(handler.body)
+    for node in in_order(handler.body):
+        if not (isinstance(node, cst.Name) and node.value == name):
+            continue
+        up: cst.CSTNode | None = parents.get(id(node))
+        reported = False
+        while up is not None and up is not handler.body:
+            if _logging_call(up) or isinstance(up, cst.Raise):
+                reported = True
+                break
+            up = parents.get(id(up))
+        if not reported:
+            return True
+    return False
 
 
 def _reraises(handler: cst.ExceptHandler) -> bool:

@@ -42,10 +42,17 @@ class EventStream:
         with self._send_lock:  # AF406: a thread lock held while suspended
             await ws.send_json(payload)
 
+    async def relay(self, ws: aiohttp.ClientWebSocketResponse, queue: asyncio.Queue) -> None:
+        while True:
+            try:
+                await ws.send_json(await queue.get())
+            except:  # AF305: also catches the task's cancellation, and the loop goes on
+                _LOGGER.debug("send failed")
+
     async def drain(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         try:
             await ws.close()
-        except:  # AF305: also catches the task's cancellation and carries on
+        except Exception:  # correct: errors only; cancellation still ends the task
             _LOGGER.debug("close failed")
 
     async def notify_desktop(self, text: str) -> None:
