@@ -211,6 +211,9 @@ class Rule:
     #: codes of other tools' equivalent rules: a `noqa` comment for RUF006 also silences
     #: AF301, since it records the same decision about the same line
     equivalent_codes: ClassVar[tuple[str, ...]] = ()
+    #: in test code the finding is reported without its fix: what the fix changes may be what
+    #: the test measures (a test that holds the event loop on purpose)
+    no_fix_in_tests: ClassVar[bool] = False
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -222,6 +225,9 @@ class Rule:
         fix: Fix | None = None,
         evidence: Sequence[tuple[str, cst.CSTNode | None]] = (),
     ) -> None:
+        if fix is not None and self.no_fix_in_tests and self.ctx.test_code:
+            message += " (no fix in test code: the test may block the loop on purpose)"
+            fix = None
         self.ctx.hits.append(Hit(type(self), node, message, fix, list(evidence)))
 
     @classmethod

@@ -59,6 +59,7 @@ async def handle(request):
     )
     severity = Severity.MEDIUM
     kind = "Blocking call on the event loop"
+    no_fix_in_tests = True
     needles = ("async",)
     needs_index = True
 

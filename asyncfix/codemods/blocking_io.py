@@ -49,6 +49,7 @@ class _BlockingCall(Rule):
     advice: ClassVar[str]
     fix_safety = Safety.UNSAFE
     kind = "Blocking call on the event loop"
+    no_fix_in_tests = True
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

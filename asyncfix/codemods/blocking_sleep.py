@@ -53,6 +53,7 @@ async def poll(device):
     kind = "Blocking call on the event loop"
     needles = ("async", "sleep")
     equivalent_codes = ("ASYNC251",)
+    no_fix_in_tests = True
 
     @classmethod
     def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:

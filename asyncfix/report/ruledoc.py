@@ -35,7 +35,14 @@ def rule_doc(code: str) -> str:
             "",
             f"## Fix safety: {rule.fix_safety.value}",
             "",
-            rule.fix_safety_note,
+            rule.fix_safety_note + (TEST_CODE_NOTE if rule.no_fix_in_tests else ""),
             "",
         ]
     )
+
+
+TEST_CODE_NOTE = (
+    " In test code (files under a `tests` or `test` directory, `test_*.py`, `*_test.py`, "
+    "`conftest.py`) the finding is reported without a fix: a test may hold the event loop on "
+    "purpose, and a fix must not change what a test measures."
+)

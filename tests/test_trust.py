@@ -1,0 +1,76 @@
+"""Fixes a maintainer can merge: what the engine knows about a file (test code, the target
+Python) and how it keeps a wrong fix out of the output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from asyncfix.cli import main
+from asyncfix.files import is_test_path
+
+BLOCKING = """\
+import time
+
+
+async def poll():
+    time.sleep(1)
+"""
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture()
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "demo"\n')
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("tests/test_api.py", True),
+        ("tests/helpers.py", True),
+        ("src/pkg/test/fixtures.py", True),
+        ("test_api.py", True),
+        ("pkg/api_test.py", True),
+        ("conftest.py", True),
+        ("pkg/sub/conftest.py", True),
+        ("pkg/testing.py", False),
+        ("pkg/contest.py", False),
+        ("pkg/latest_api.py", False),
+        ("pkg/attest/api.py", False),
+    ],
+)
+def test_test_code_is_known_by_where_it_lives(path: str, expected: bool) -> None:
+    assert is_test_path(path) is expected
+
+
+def test_blocking_fixes_are_not_offered_in_test_code(project: Path) -> None:
+    """The same sleep: fixed in the package, reported without a fix in its tests (measured
+    relative to the project root, so a project that itself lives under a `tests` folder is
+    not all test code)."""
+    (project / "pkg").mkdir()
+    (project / "pkg" / "poll.py").write_text(BLOCKING)
+    (project / "tests").mkdir()
+    (project / "tests" / "test_poll.py").write_text(BLOCKING)
+    result = invoke("--write", "--unsafe-fixes", ".")
+    assert result.exit_code == 1, result.output
+    assert "await asyncio.sleep(1)" in (project / "pkg" / "poll.py").read_text()
+    assert (project / "tests" / "test_poll.py").read_text() == BLOCKING
+    assert "no fix in test code" in result.output
+
+
+def test_a_project_under_a_tests_folder_is_not_all_test_code(tmp_path: Path) -> None:
+    root = tmp_path / "tests" / "demo"
+    root.mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[project]\nname = "demo"\n')
+    (root / "poll.py").write_text(BLOCKING)
+    result = CliRunner().invoke(main, ["--write", str(root)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "await asyncio.sleep(1)" in (root / "poll.py").read_text()
