@@ -11,7 +11,13 @@ import click
 
 from asyncfix import __version__
 from asyncfix.codemods import RULES
-from asyncfix.config import ConfigError, check_selectors, find_pyproject, load
+from asyncfix.config import (
+    ConfigError,
+    check_selectors,
+    find_pyproject,
+    find_requires_python,
+    load,
+)
 from asyncfix.engine import all_codes, run
 from asyncfix.model import RunResult
 from asyncfix.report import diff as diff_renderer
@@ -96,7 +102,8 @@ def _style(ascii_: bool, no_color: bool) -> Style:
 @click.option(
     "--target-version",
     type=click.Choice([f"py3{m}" for m in range(8, 15)]),
-    help="Oldest Python the fixed code must run on.",
+    help="Oldest Python the fixed code must run on (default: from the project's "
+    "requires-python, else py310).",
 )
 @click.option(
     "--force-exclude", is_flag=True, help="Apply excludes to files named on the command line too."
@@ -159,6 +166,16 @@ def check(
         sys.exit(EXIT_ERROR)
     if target_version:
         config.target_version = target_version
+        config.target_source = "--target-version"
+    elif config.target_source == "default":
+        # as ruff does: the oldest Python the project says it supports
+        try:
+            declared = find_requires_python(config.path or paths[0])
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+        if declared is not None:
+            config.target_version, config.target_source = declared
     mode = "diff" if diff_mode else "write" if write_mode else "check"
     started = time.perf_counter()
     bar = _ProgressBar() if _wants_progress(quiet) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -49,6 +50,9 @@ class Config:
     extend_exclude: list[str] = field(default_factory=list)
     unsafe_fixes: bool = False
     target_version: str = DEFAULT_TARGET
+    #: where ``target_version`` comes from: "default", "--target-version", the configuration
+    #: file, or the project's ``requires-python`` / ``python_requires``
+    target_source: str = "default"
     respect_gitignore: bool = True
     #: the project's own helpers that run their callable argument in a worker thread
     offload_functions: list[str] = field(default_factory=list)
@@ -127,6 +131,54 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
+_LOWER_BOUND = re.compile(r"(>=|~=|==|>|\^)\s*(\d+)\.(\d+)")
+
+
+def target_from_requires(spec: str) -> str | None:
+    """The oldest Python a ``requires-python`` specifier admits, as a target version:
+    ``>=3.9`` and ``~=3.9`` give py39, ``>=3.8,<4`` py38; clamped to py38..py314. None when
+    the specifier names no lower bound."""
+    bounds = [
+        (int(major), int(minor))
+        for _, major, minor in _LOWER_BOUND.findall(spec)
+        if int(major) == 3
+    ]
+    if not bounds:
+        return None
+    minor = min(max(max(bounds)[1], 8), 14)
+    return f"py3{minor}"
+
+
+def find_requires_python(start: Path) -> tuple[str, str] | None:
+    """The target version the nearest project above ``start`` declares, and where: the
+    ``requires-python`` of a ``pyproject.toml``, else the ``python_requires`` of a
+    ``setup.cfg`` (read as data; ``setup.py`` is never run). The search stops at the first
+    directory with either file or a ``.git``."""
+    start = start.absolute()
+    if not start.is_dir():
+        start = start.parent
+    for directory in (start, *start.parents):
+        pyproject = directory / "pyproject.toml"
+        setup_cfg = directory / "setup.cfg"
+        if pyproject.is_file():
+            project = _read_toml(pyproject).get("project", {})
+            spec = project.get("requires-python") if isinstance(project, dict) else None
+            if isinstance(spec, str) and (target := target_from_requires(spec)):
+                return target, f"{pyproject.name} requires-python {spec!r}"
+        if setup_cfg.is_file():
+            parser = configparser.ConfigParser(interpolation=None)
+            try:
+                parser.read(setup_cfg, encoding="utf-8")
+                spec = parser.get("options", "python_requires", fallback=None)
+            except (configparser.Error, UnicodeDecodeError, OSError):
+                spec = None
+            if spec and (target := target_from_requires(spec)):
+                return target, f"{setup_cfg.name} python_requires {spec.strip()!r}"
+        if pyproject.is_file() or setup_cfg.is_file() or (directory / ".git").exists():
+            return None
+    return None
+
+
 def load(path: Path | None, all_codes: Sequence[str]) -> Config:
     """Read and validate ``[tool.asyncfix]`` of ``path`` (None: defaults, rooted at the cwd)."""
     if path is None:
@@ -180,4 +232,5 @@ def load(path: Path | None, all_codes: Sequence[str]) -> Config:
                 f"{where}: target-version {value!r} is not one of {', '.join(TARGET_VERSIONS)}"
             )
         config.target_version = value
+        config.target_source = f"{path.name} [tool.asyncfix] target-version"
     return config

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from asyncfix.cli import main
+from asyncfix.config import target_from_requires
 from asyncfix.files import is_test_path
 
 BLOCKING = """\
@@ -74,3 +75,78 @@ def test_a_project_under_a_tests_folder_is_not_all_test_code(tmp_path: Path) -> 
     result = CliRunner().invoke(main, ["--write", str(root)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "await asyncio.sleep(1)" in (root / "poll.py").read_text()
+
+
+LAZY_INIT = """\
+class Client:
+    def __init__(self, connector):
+        self._connector = connector
+        self._connection = None
+
+    async def connect(self):
+        if self._connection is None:
+            self._connection = await self._connector()
+        return self._connection
+"""
+
+
+@pytest.mark.parametrize(
+    ("files", "options", "fixed"),
+    [
+        ({"pyproject.toml": '[project]\nname = "d"\nrequires-python = ">=3.9"\n'}, [], False),
+        ({"setup.cfg": "[options]\npython_requires = >=3.8\n"}, [], False),
+        ({"pyproject.toml": '[project]\nname = "d"\nrequires-python = ">=3.10"\n'}, [], True),
+        ({"pyproject.toml": '[project]\nname = "d"\n'}, [], True),
+        (
+            {"pyproject.toml": '[project]\nname = "d"\nrequires-python = ">=3.9"\n'},
+            ["--target-version", "py311"],
+            True,
+        ),
+        (
+            {
+                "pyproject.toml": '[project]\nname = "d"\nrequires-python = ">=3.9"\n'
+                '[tool.asyncfix]\ntarget-version = "py312"\n'
+            },
+            [],
+            True,
+        ),
+    ],
+    ids=["requires-python 3.9", "setup.cfg 3.8", "3.10", "none", "option wins", "config wins"],
+)
+def test_target_version_comes_from_requires_python(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    files: dict[str, str],
+    options: list[str],
+    fixed: bool,
+) -> None:
+    """A lock made in `__init__` is offered only when the project runs on 3.10+ (before, it
+    binds to the loop of whatever thread builds the object)."""
+    monkeypatch.chdir(tmp_path)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "client.py").write_text(LAZY_INIT)
+    result = invoke("--write", "--unsafe-fixes", *options, "client.py")
+    changed = (tmp_path / "client.py").read_text() != LAZY_INIT
+    assert changed is fixed, result.output
+    if not fixed and not options:
+        assert "before Python 3.10" in result.output
+
+
+@pytest.mark.parametrize(
+    ("spec", "target"),
+    [
+        (">=3.9", "py39"),
+        ("~=3.8", "py38"),
+        (">= 3.10", "py310"),
+        (">=3.8,<4.0", "py38"),
+        ("^3.11", "py311"),
+        ("==3.12.*", "py312"),
+        (">=3.6", "py38"),
+        (">=3.15", "py314"),
+        ("<4", None),
+        (">=3.10, !=3.11.1", "py310"),
+    ],
+)
+def test_target_from_requires_python(spec: str, target: str | None) -> None:
+    assert target_from_requires(spec) == target

@@ -111,6 +111,8 @@ class ClassFacts:
     #: attribute -> lock attributes some method holds (``async with self.<lock>``) while
     #: writing it
     guarded_by: dict[str, set[str]] = field(default_factory=dict)
+    #: attributes some method sets to ``None`` (a lock made lazily may not exist yet)
+    nullable: set[str] = field(default_factory=set)
 
     def lock_kind(self, attribute: str) -> str | None:
         """``asyncio.Lock`` etc. when every value ``self.<attribute>`` gets is that."""
@@ -317,6 +319,7 @@ def class_facts(node: cst.ClassDef, qualified: Callable[[cst.CSTNode], str | Non
     methods: dict[str, MethodFacts] = {}
     constructors: dict[str, set[str]] = {}
     guarded: dict[str, set[str]] = {}
+    nullable: set[str] = set()
     body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
     for statement in body:
         if not isinstance(statement, cst.FunctionDef):
@@ -362,10 +365,11 @@ def class_facts(node: cst.ClassDef, qualified: Callable[[cst.CSTNode], str | Non
                     elif isinstance(value, (cst.Set, cst.SetComp)):
                         made = "builtins.set"
                     elif isinstance(value, cst.Name) and value.value == "None":
+                        nullable.add(attribute)
                         continue
                     constructors.setdefault(attribute, set()).add(made)
         methods[statement.name.value] = facts
-    return ClassFacts(node, methods, constructors, guarded)
+    return ClassFacts(node, methods, constructors, guarded, nullable)
 
 
 def _assignments(

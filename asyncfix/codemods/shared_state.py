@@ -41,8 +41,10 @@ LOCK_FIX_NOTE = (
     "`async with self._<name>_lock:`, and the lock is created at the start of `__init__`; "
     "an `__init__(self)` is added to a class that has none and no base classes. A lock "
     "that already guards the attribute elsewhere in the class is reused. Module state "
-    "(`global` names, module dicts) gets a module-level `_<name>_lock` (Python 3.10+ "
-    "targets only: before 3.10 a lock made at import binds to that loop). Callers of the "
+    "(`global` names, module dicts) gets a module-level `_<name>_lock`. A new lock is "
+    "offered only for Python 3.10+ targets (`target-version`, else the project's "
+    "`requires-python`): before 3.10 an `asyncio.Lock()` binds to the event loop current "
+    "when it is made, at import or in `__init__`. Callers of the "
     "region now wait for each other: that is the point, but one lock for a cache keyed by "
     "request serialises every miss, where a lock per key would not. No fix when the region "
     "awaits a method that takes the same lock (it would deadlock), when the read and the "
@@ -291,6 +293,13 @@ def lock_fix(
     init = facts.methods.get("__init__")
     fix = Fix(Safety.UNSAFE, [])
     asyncio_name = ctx.module_name_for("asyncio", leading_only=True)
+    if create and ctx.target < (3, 10):
+        return (
+            f"before Python 3.10 an `asyncio.Lock()` made in `__init__` binds to the event "
+            f"loop of the thread that builds the object (and raises in a thread with none); "
+            f"the project supports Python {ctx.target[0]}.{ctx.target[1]}, so create the lock "
+            "where the loop runs"
+        )
     if create:
         if init is None:
             reason = _cannot_add_init(cls)
@@ -456,13 +465,18 @@ def _choose_lock(facts: ClassFacts, attribute: str) -> tuple[str | None, str | b
         for lock in facts.guarded_by.get(attribute, set())
         if facts.lock_kind(lock) == "asyncio.Lock"
     )
-    if len(guards) == 1:
-        return guards[0], False
     if len(guards) > 1:
         return None, f"`self.{attribute}` is written under several locks ({', '.join(guards)})"
     name = f"_{attribute.lstrip('_')}_lock"
-    if facts.lock_kind(name) == "asyncio.Lock":
-        return name, False
+    if not guards and facts.lock_kind(name) == "asyncio.Lock":
+        guards = [name]
+    if guards and guards[0] in facts.nullable:
+        return None, (
+            f"`self.{guards[0]}` is made lazily (it is `None` until then): take it where it is "
+            "made, not here"
+        )
+    if guards:
+        return guards[0], False
     taken = set(facts.constructors) | set(facts.methods) | _class_attributes(facts.node)
     return fresh_name(name, taken), True
 
