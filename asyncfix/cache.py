@@ -12,18 +12,21 @@ An entry holds one file's result, valid while four things stay the same:
   ``get``), that no project function of that kind has the name yet: adding
   ``async def get`` anywhere re-checks the files that call a ``get``, and nothing else.
 
-All entries live in one ``pickle`` file in the cache directory (``.asyncfix_cache``, which
-tells git to ignore it), named after the format, so that another asyncfix version never
-reads it. It is read once and written once per run, through a temporary file and an atomic
-rename: two runs at once each leave a whole cache, the last one wins, and nothing is ever
-half written. A cache that cannot be read or does not have the expected shape is discarded.
+All entries live in one JSON file in the cache directory (``.asyncfix_cache``, which tells
+git to ignore it), named after the format, so that another asyncfix version never reads it.
+JSON, never ``pickle`` or ``marshal``: the cache sits in the repository's tree, and asyncfix
+runs on repositories it does not own (a bot on pull requests); reading a cache someone
+crafted must never run code. It is read once and written once per run, through a temporary
+file and an atomic rename: two runs at once each leave a whole cache, the last one wins, and
+nothing is ever half written. A cache that cannot be read or does not have the expected
+shape -- the file, an entry, or a stored result -- is discarded, never trusted.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import pickle
 import tempfile
 from collections.abc import Callable
 from dataclasses import replace
@@ -48,9 +51,9 @@ FORMAT = f"results-{__version__}-{_code_digest()}"
 
 
 #: (content digest, settings key, what the result depends on (module names and
-#: ``kind:name`` keys), a digest of what those were, the result -- None for a file with
-#: nothing to report, the commonest by far)
-Entry = tuple[str, str, tuple[str, ...], str, FileResult | None]
+#: ``kind:name`` keys), a digest of what those were, the result as plain data
+#: (``FileResult.to_cache``) -- None for a file with nothing to report, the commonest by far)
+Entry = tuple[str, str, list[str], str, dict[str, Any] | None]
 
 
 #: what the results cache compares for a dependency (``ProjectIndex.dependency_digest``):
@@ -59,7 +62,20 @@ Entry = tuple[str, str, tuple[str, ...], str, FileResult | None]
 Digests = Callable[[str], str]
 
 
-def _combined(modules: tuple[str, ...], digest_of: Digests) -> str:
+def _is_entry(entry: Any) -> bool:
+    return (
+        isinstance(entry, list)
+        and len(entry) == 5
+        and isinstance(entry[0], str)
+        and isinstance(entry[1], str)
+        and isinstance(entry[2], list)
+        and all(isinstance(module, str) for module in entry[2])
+        and isinstance(entry[3], str)
+        and (entry[4] is None or isinstance(entry[4], dict))
+    )
+
+
+def _combined(modules: list[str], digest_of: Digests) -> str:
     """One digest of what ``modules`` (the dependencies) are now."""
     if not modules:
         return ""
@@ -72,13 +88,11 @@ class ResultCache:
     """The cached results of one cache directory."""
 
     def __init__(self, directory: Path) -> None:
-        self.path = directory / f"{FORMAT}.pickle"
+        self.path = directory / f"{FORMAT}.json"
         self.directory = directory
         self._loaded_stamp: tuple[int, int] | None = None
         self.entries = self._load()
         self._new: dict[str, Entry] = {}
-        #: one string object per module name, so that pickle stores each name once
-        self._names: dict[str, str] = {}
 
     def _stamp(self) -> tuple[int, int] | None:
         try:
@@ -90,30 +104,33 @@ class ResultCache:
     def _load(self) -> dict[str, Entry]:
         self._loaded_stamp = self._stamp()
         try:
-            data = pickle.loads(self.path.read_bytes())
-        except FileNotFoundError:
-            return {}
-        except Exception:  # corrupt, truncated, or written by something else: never trusted
+            data = json.loads(self.path.read_bytes())
+        except (OSError, ValueError, RecursionError):  # missing, corrupt, truncated
             return {}
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             return {}
         entries = data.get("entries")
-        if not isinstance(entries, dict) or not all(
-            isinstance(entry, tuple) and len(entry) == 5 for entry in entries.values()
-        ):
+        if not isinstance(entries, dict) or not all(_is_entry(e) for e in entries.values()):
             return {}
-        return entries
+        return {path: tuple(entry) for path, entry in entries.items()}
 
     def get(self, path: str, content: str, settings: str, digests: Digests) -> FileResult | None:
         """The cached result for this content and settings, if nothing it used has changed
-        (a fresh object the caller may change)."""
+        (a fresh object the caller may change). A stored result that is not a result (the
+        file was edited) is a miss, and the whole cache is dropped when it is saved."""
         entry = self.entries.get(path)
         if entry is None or entry[0] != content or entry[1] != settings:
             return None
         if _combined(entry[2], digests) != entry[3]:
             return None
-        result = entry[4]
-        return FileResult(path=path, display=path) if result is None else result
+        stored = entry[4]
+        if stored is None:
+            return FileResult(path=path, display=path)
+        try:
+            return FileResult.from_cache(stored)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self.entries = {}
+            return None
 
     def put(
         self,
@@ -124,10 +141,11 @@ class ResultCache:
         digests: Digests,
         result: FileResult,
     ) -> None:
-        stored: FileResult | None = None
+        stored: dict[str, Any] | None = None
         if result.findings or result.error or result.fixed is not None:
-            stored = replace(result, written=False, write_skipped=None, cached=False, depends=[])
-        modules = tuple(self._names.setdefault(module, module) for module in depends)
+            kept = replace(result, written=False, write_skipped=None, cached=False, depends=[])
+            stored = kept.to_cache()
+        modules = list(depends)
         self._new[path] = (content, settings, modules, _combined(modules, digests), stored)
 
     def save(self) -> None:
@@ -139,10 +157,10 @@ class ResultCache:
         current = self.entries if self._stamp() == self._loaded_stamp else self._load()
         entries = {**current, **self._new}
         try:
-            prepare(self.directory, "results-*.pickle", {self.path.name})
-            data = pickle.dumps({"format": FORMAT, "entries": entries}, pickle.HIGHEST_PROTOCOL)
-            write_atomically(self.path, data)
-        except (OSError, pickle.PicklingError):
+            prepare(self.directory, "results-*", {self.path.name})
+            data = json.dumps({"format": FORMAT, "entries": entries}, separators=(",", ":"))
+            write_atomically(self.path, data.encode())
+        except (OSError, ValueError, TypeError):
             return
 
 

@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import gc
 import hashlib
-import marshal
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -47,6 +47,7 @@ from asyncfix.index import (
     Raw,
     Stub,
     facts_from_source,
+    from_raw,
     module_name,
     parse_ast,
     to_raw,
@@ -1017,9 +1018,9 @@ def build_index(processed: Sequence[Path], config: Config, jobs: int | None) -> 
     """Facts of the processed files and of the project's other Python files, reusing the
     on-disk cache (``<project root>/.asyncfix_cache``) for files whose content is unchanged.
 
-    The cache holds each file's facts as plain tuples (``marshal``: fast to load) that become
-    facts only when a rule asks about that module, and the project-wide name sets the
-    pre-filters use, valid while no file changed.
+    The cache holds each file's facts as plain lists and dicts (JSON: reading a cache never
+    runs code) that become facts only when a rule asks about that module, and the
+    project-wide name sets the pre-filters use, valid while no file changed.
     """
     root = project_root(processed, config)
     others = (
@@ -1085,7 +1086,7 @@ def build_index(processed: Sequence[Path], config: Config, jobs: int | None) -> 
         if raw is not None:
             raws.append(raw)
             fact_digests.append(facts_digest)
-    loader = FactsLoader(cache_dir / f"{_FACTS_FORMAT}.marshal")
+    loader = FactsLoader(cache_dir / f"{_FACTS_FORMAT}.json")
     index = ProjectIndex(raws=raws, digests=fact_digests, loader=loader)
     index.contents = contents
     if same_facts and cached_names is not None:
@@ -1102,9 +1103,9 @@ def build_index(processed: Sequence[Path], config: Config, jobs: int | None) -> 
 
 
 def _facts_digest(raw: Raw) -> str:
-    """A digest of a module's facts that only their values decide. Not ``marshal``: its bytes
-    depend on which objects happen to be shared or interned, so the same facts made in
-    another process would look changed (and re-check every module that imports them)."""
+    """A digest of a module's facts that only their values decide (the same facts made in
+    another process must not look changed, or every module that imports them is checked
+    again)."""
     return hashlib.sha256(repr(raw).encode()).hexdigest()[:16]
 
 
@@ -1121,19 +1122,25 @@ class FactsLoader:
         if self._facts is None:
             self._facts = {}
             try:
-                data = marshal.loads(self.path.read_bytes())
-            except (OSError, EOFError, ValueError, TypeError):
+                data = json.loads(self.path.read_bytes())
+            except (OSError, ValueError, RecursionError):
                 data = None
             if isinstance(data, dict) and data.get("format") == _FACTS_FORMAT:
                 facts = data.get("facts")
-                if isinstance(facts, dict):
-                    self._facts = facts
+                if isinstance(facts, dict) and all(
+                    isinstance(found, list)
+                    and len(found) == 2
+                    and isinstance(found[0], str)
+                    and isinstance(found[1], list)
+                    for found in facts.values()
+                ):
+                    self._facts = {path: (found[0], found[1]) for path, found in facts.items()}
         return self._facts
 
     def __call__(self, stub: Stub) -> Raw | None:
         _, path, facts_digest = stub
         found = self.all().get(path)
-        if found is not None and found[0] == facts_digest:
+        if found is not None and found[0] == facts_digest and _raw_shape(found[1]):
             return found[1]
         try:
             fact = facts_from_source(decode(Path(path).read_bytes()).text, Path(path))
@@ -1142,6 +1149,16 @@ class FactsLoader:
         except Exception:  # as in _index_one: the module is left out
             return None
         return to_raw(fact) if fact is not None else None
+
+
+def _raw_shape(raw: Raw) -> bool:
+    """Raw facts read from the cache have the shape ``index.from_raw`` takes (anything else:
+    the module is indexed again from its source)."""
+    try:
+        from_raw(raw)
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return False
+    return True
 
 
 def _index_one(item: tuple[Path, bytes]) -> ModuleFact | None:
@@ -1169,9 +1186,9 @@ def _index_files(items: list[tuple[Path, bytes]], jobs: int | None) -> list[Modu
 def _cache_format() -> str:
     """Changes whenever the facts could: with the version and with the code that extracts them."""
     extractor = hashlib.sha256(Path(index_module.__file__).read_bytes()).hexdigest()[:12]
-    # v3: entries are (content digest, module name, facts digest, (size, mtime_ns)); the
-    # facts themselves are in the facts file
-    return f"index-{__version__}-{extractor}-v3"
+    # v4: JSON; entries are [content digest, module name, facts digest, [size, mtime_ns]];
+    # the facts themselves are in the facts file
+    return f"index-{__version__}-{extractor}-v4"
 
 
 _CACHE_FORMAT = _cache_format()
@@ -1187,15 +1204,37 @@ def _load_index_cache(
     """The cached facts and names, or nothing when the cache is missing, corrupt or from
     another version."""
     try:
-        data = marshal.loads((cache_dir / f"{_CACHE_FORMAT}.marshal").read_bytes())
-    except (OSError, EOFError, ValueError, TypeError):
+        data = json.loads((cache_dir / f"{_CACHE_FORMAT}.json").read_bytes())
+    except (OSError, ValueError, RecursionError):
         return {}, None
     if not isinstance(data, dict) or data.get("format") != _CACHE_FORMAT:
         return {}, None
-    entries, names = data.get("entries"), data.get("names")
-    if not isinstance(entries, dict):
+    stored, names = data.get("entries"), data.get("names")
+    if not isinstance(stored, dict):
         return {}, None
-    return entries, names if isinstance(names, tuple) and len(names) == 3 else None
+    entries: dict[str, IndexEntry] = {}
+    for path, entry in stored.items():
+        if not (
+            isinstance(entry, list)
+            and len(entry) == 4
+            and isinstance(entry[0], str)
+            and (entry[1] is None or isinstance(entry[1], str))
+            and isinstance(entry[2], str)
+            and isinstance(entry[3], list)
+            and len(entry[3]) == 2
+            and all(isinstance(n, int) for n in entry[3])
+        ):
+            return {}, None  # not what asyncfix writes: nothing in it is trusted
+        entries[path] = (entry[0], entry[1], entry[2], (entry[3][0], entry[3][1]))
+    if not (
+        isinstance(names, list)
+        and len(names) == 3
+        and all(
+            isinstance(group, list) and all(isinstance(n, str) for n in group) for group in names
+        )
+    ):
+        return entries, None
+    return entries, (names[0], names[1], names[2])
 
 
 def _save_index_cache(
@@ -1210,9 +1249,9 @@ def _save_index_cache(
     new one, never half of one; the facts file first, so that an index file never names
     facts that are not there yet (and ``FactsLoader`` checks them anyway)."""
     try:
-        current = {f"{_CACHE_FORMAT}.marshal", f"{_FACTS_FORMAT}.marshal"}
-        prepare(cache_dir, "index-*.marshal", current)
-        prepare(cache_dir, "facts-*.marshal", current)
+        current = {f"{_CACHE_FORMAT}.json", f"{_FACTS_FORMAT}.json"}
+        prepare(cache_dir, "index-*", current)
+        prepare(cache_dir, "facts-*", current)
         if loader is not None:  # some module's facts changed: the facts file with them
             facts = {
                 path: made.get(path) or loader.all().get(path)
@@ -1220,11 +1259,16 @@ def _save_index_cache(
                 if entry[1] is not None
             }
             kept = {path: found for path, found in facts.items() if found is not None}
-            write_atomically(loader.path, marshal.dumps({"format": _FACTS_FORMAT, "facts": kept}))
+            facts_data = {"format": _FACTS_FORMAT, "facts": kept}
+            write_atomically(loader.path, _json_bytes(facts_data))
         index = {"format": _CACHE_FORMAT, "entries": entries, "names": names}
-        write_atomically(cache_dir / f"{_CACHE_FORMAT}.marshal", marshal.dumps(index))
-    except (OSError, ValueError):
+        write_atomically(cache_dir / f"{_CACHE_FORMAT}.json", _json_bytes(index))
+    except (OSError, ValueError, TypeError):
         return
+
+
+def _json_bytes(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
 
 
 def _write(result: FileResult) -> None:

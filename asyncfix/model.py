@@ -7,7 +7,7 @@ serialises to JSON (see ``docs/json.md`` for the stable schema).
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -62,6 +62,23 @@ class Finding:
         data["fix_safety"] = self.fix_safety.value
         return data
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Finding:
+        """The inverse of ``to_json``; ``ValueError`` (or ``KeyError``/``TypeError``) when
+        ``data`` is not one."""
+        return cls(
+            code=_str(data["code"]),
+            name=_str(data["name"]),
+            message=_str(data["message"]),
+            severity=Severity(data["severity"]),
+            span=Span(*(_int(data["span"][key]) for key in ("line", "col", "end_line", "end_col"))),
+            fix_safety=Safety(data["fix_safety"]),
+            fix_changes=_strings(data["fix_changes"]),
+            fix_preview=_strings(data["fix_preview"]),
+            evidence=_strings(data["evidence"]),
+            fixed=_bool(data["fixed"]),
+        )
+
 
 @dataclass
 class Validation:
@@ -109,6 +126,36 @@ class FileResult:
     def changed(self) -> bool:
         return self.fixed is not None and self.fixed != self.original
 
+    def to_cache(self) -> dict[str, Any]:
+        """Plain data for the results cache (JSON: reading a cache never runs code)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["findings"] = [finding.to_json() for finding in self.findings]
+        data["remaining"] = [finding.to_json() for finding in self.remaining]
+        data["validation"] = asdict(self.validation) if self.validation is not None else None
+        return data
+
+    @classmethod
+    def from_cache(cls, data: dict[str, Any]) -> FileResult:
+        """The inverse of ``to_cache``; ``ValueError``/``KeyError``/``TypeError`` when the
+        data is not one (a cache someone edited is discarded, never trusted)."""
+        validation = data["validation"]
+        return cls(
+            path=_str(data["path"]),
+            display=_str(data["display"]),
+            findings=[Finding.from_json(item) for item in data["findings"]],
+            remaining=[Finding.from_json(item) for item in data["remaining"]],
+            error=_optional_str(data["error"]),
+            internal_error=_optional_str(data["internal_error"]),
+            original=_optional_str(data["original"]),
+            fixed=_optional_str(data["fixed"]),
+            validation=None if validation is None else _validation(validation),
+            written=_bool(data["written"]),
+            write_skipped=_optional_str(data["write_skipped"]),
+            cached=_bool(data["cached"]),
+            depends=_strings(data["depends"]),
+            content=_optional_str(data["content"]),
+        )
+
 
 @dataclass
 class RunResult:
@@ -124,3 +171,49 @@ class RunResult:
 
     def has_errors(self) -> bool:
         return bool(self.errors) or any(f.error or f.internal_error for f in self.files)
+
+
+def _validation(data: dict[str, Any]) -> Validation:
+    recheck = data["recheck"]
+    if not isinstance(recheck, dict):
+        raise TypeError("recheck")
+    return Validation(
+        reparse=_optional_bool(data["reparse"]),
+        compile=_optional_bool(data["compile"]),
+        compile_note=_str(data["compile_note"]),
+        recheck={_str(key): _int(value) for key, value in recheck.items()},
+        second_run_clean=_optional_bool(data["second_run_clean"]),
+        rounds=_int(data["rounds"]),
+    )
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else _str(value)
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {type(value).__name__}")
+    return value
+
+
+def _optional_bool(value: Any) -> bool | None:
+    return None if value is None else _bool(value)
+
+
+def _strings(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    return [_str(item) for item in value]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -180,8 +181,8 @@ def test_diff_and_write_from_the_cache(project: Path) -> None:
 
 def test_a_corrupt_or_foreign_cache_is_discarded(project: Path) -> None:
     cold = _run(project)
-    (stored,) = (project / engine.INDEX_CACHE).glob("results-*.pickle")
-    assert stored.name == f"{FORMAT}.pickle"
+    (stored,) = (project / engine.INDEX_CACHE).glob("results-*.json")
+    assert stored.name == f"{FORMAT}.json"
     stored.write_bytes(b"\x80\x04garbage")
     again = _run(project)
     assert len(_analysed(again)) == 4
@@ -220,3 +221,44 @@ def test_facts_made_in_another_process_do_not_look_changed(
     _run(project, jobs=2)
     (project / "app" / "client.py").write_text(CLIENT + "# a comment\n")
     assert _analysed(_run(project, jobs=1)) == {"client.py"}
+
+
+class _Payload:
+    """Unpickling this runs ``open(marker, "w")``: what a crafted cache would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_crafted_cache_never_runs_code(project: Path, tmp_path: Path) -> None:
+    """A repository may ship its own `.asyncfix_cache/` (the bot runs on repositories it does
+    not own): a pickle under every name the caches use is never loaded, let alone run, and a
+    JSON cache whose entries or stored results are not what asyncfix writes is discarded."""
+    import pickle
+
+    cold = _run(project)
+    folder = project / engine.INDEX_CACHE
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps(_Payload(marker))
+    for path in folder.iterdir():
+        if path.suffix == ".json":
+            path.write_bytes(payload)
+            path.with_suffix(".pickle").write_bytes(payload)
+            path.with_suffix(".marshal").write_bytes(payload)
+    again = _run(project)
+    assert not marker.exists()
+    assert _shown(again) == _shown(cold)
+    assert len(_analysed(again)) == 4
+    # well-formed JSON, but a stored result that is not one: a miss, never trusted
+    (stored,) = folder.glob("results-*.json")
+    data = json.loads(stored.read_text())
+    for entry in data["entries"].values():
+        if entry[4] is not None:
+            entry[4]["findings"] = [{"code": ["not", "a", "string"]}]
+    stored.write_text(json.dumps(data))
+    tampered = _run(project)
+    assert _shown(tampered) == _shown(cold)
+    assert not marker.exists()

@@ -85,7 +85,7 @@ def test_index_cache_is_reused_and_survives_corruption(
     second = engine.build_index([], config, 1)
     assert calls == []  # everything came from the cache
     assert set(second.modules) == set(first.modules) == {"app", "app.client", "app.handlers"}
-    facts_file, index_file = sorted(cache.glob("*.marshal"))  # facts-..., index-...
+    facts_file, index_file = sorted(cache.glob("*.json"))  # facts-..., index-...
     assert facts_file.name.startswith("facts-") and index_file.name.startswith("index-")
     index_file.write_bytes(b"not a cache")
     third = engine.build_index([], config, 1)
