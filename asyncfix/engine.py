@@ -38,6 +38,7 @@ from asyncfix.files import (
     discover,
     display_path,
     is_test_path,
+    patch_path,
     relative,
 )
 from asyncfix.imports import add_stdlib_import, is_docstring, is_stdlib
@@ -603,6 +604,7 @@ def process_file(task: Task) -> FileResult:
     except SourceError as exc:
         result.error = str(exc)
         return result
+    result.encoding, result.bom = source.encoding, source.bom
     index = _INDEX
     if index is None:
         process_text(source.text, task, result)
@@ -872,6 +874,8 @@ def run(
     if any(rule_by_code(code).needs_index for task in tasks for code in task.codes):
         index = build_index(files, config, jobs)
     results = _analyse_all(tasks, files, config, jobs, index, use_cache, progress)
+    for result in results:
+        result.patch_path = patch_path(Path(result.path), cwd, root)
     run_result = RunResult(files=results, mode=mode, unsafe_fixes=unsafe, errors=errors)
     if mode == "write":
         for result in results:

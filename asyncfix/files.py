@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import tempfile
@@ -286,6 +287,33 @@ def is_test_path(rel: str) -> bool:
     if any(folder in TEST_DIRECTORIES for folder in folders):
         return True
     return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+
+
+@functools.lru_cache(maxsize=1024)
+def _work_tree(directory: str) -> str | None:
+    """The top of the git work tree holding ``directory`` (the nearest ``.git`` above it)."""
+    current = directory
+    while True:
+        if os.path.exists(os.path.join(current, ".git")):
+            return current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+
+
+def patch_path(path: Path, cwd: Path, root: Path | None) -> str:
+    """How a diff names ``path`` so that it applies where people apply patches: relative to
+    the top of its git work tree (``git apply`` reads paths from there, wherever it runs),
+    else to the working directory, else to the project root (never ``../x.py``)."""
+    absolute = path.absolute()
+    top = _work_tree(str(absolute.parent))
+    for base in (top, str(cwd), str(root) if root is not None else None):
+        if base is not None:
+            rel = relative(absolute, Path(base))
+            if rel is not None:
+                return rel
+    return absolute.as_posix().lstrip("/")
 
 
 def display_path(path: Path, cwd: Path) -> str:

@@ -121,6 +121,13 @@ class FileResult:
     depends: list[str] = field(default_factory=list)
     #: SHA-256 of the bytes analysed (for the results cache)
     content: str | None = None
+    #: how the file is encoded (PEP 263) and whether it starts with a BOM: a diff is written
+    #: in the file's own bytes
+    encoding: str = "utf-8"
+    bom: bool = False
+    #: the path a diff names (relative to the top of the git work tree, see
+    #: ``files.patch_path``); the display path when unset
+    patch_path: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -154,6 +161,9 @@ class FileResult:
             cached=_bool(data["cached"]),
             depends=_strings(data["depends"]),
             content=_optional_str(data["content"]),
+            encoding=_str(data["encoding"]),
+            bom=_bool(data["bom"]),
+            patch_path=_optional_str(data["patch_path"]),
         )
 
 

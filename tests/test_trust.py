@@ -3,6 +3,7 @@ Python) and how it keeps a wrong fix out of the output."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,55 @@ def test_target_version_comes_from_requires_python(
 )
 def test_target_from_requires_python(spec: str, target: str | None) -> None:
     assert target_from_requires(spec) == target
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [
+        (
+            b"# -*- coding: latin-1 -*-\n" + BLOCKING.encode() + b"    print('d\xe9j\xe0 vu')\n",
+            "latin1",
+        ),
+        (b"\xef\xbb\xbf" + BLOCKING.encode() + "    print('déjà')\n".encode(), "bom"),
+        (BLOCKING.replace("\n", "\r\n").encode(), "crlf"),
+        (BLOCKING.rstrip("\n").encode(), "no final newline"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_diff_applies_with_git_apply_in_the_files_own_bytes(
+    project: Path, raw: bytes, name: str
+) -> None:
+    """The diff is in the file's bytes (its encoding, BOM and line endings), so `git apply`
+    gives exactly what `--write` writes."""
+    subprocess.run(["git", "init", "-q"], check=True)
+    (project / "pkg").mkdir()
+    target = project / "pkg" / "poll.py"
+    target.write_bytes(raw)
+    diff = CliRunner().invoke(main, ["--diff", "pkg"], catch_exceptions=False)
+    assert diff.exit_code == 1, diff.output
+    patch = diff.stdout_bytes
+    assert patch.startswith(b"--- a/pkg/poll.py\n+++ b/pkg/poll.py\n")
+    (project / "fix.patch").write_bytes(patch)
+    subprocess.run(["git", "apply", "--check", "fix.patch"], check=True)
+    subprocess.run(["git", "apply", "fix.patch"], check=True)
+    applied = target.read_bytes()
+    target.write_bytes(raw)
+    assert invoke("--write", "pkg").exit_code == 0
+    assert applied == target.read_bytes()
+    assert applied != raw
+
+
+def test_diff_paths_are_relative_to_the_work_tree_from_a_subdirectory(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    subprocess.run(["git", "init", "-q"], check=True)
+    (project / "pkg").mkdir()
+    (project / "pkg" / "poll.py").write_text(BLOCKING)
+    (project / "docs").mkdir()
+    monkeypatch.chdir(project / "docs")
+    diff = invoke("--diff", "../pkg/poll.py")
+    assert diff.stdout.startswith("--- a/pkg/poll.py\n+++ b/pkg/poll.py\n")
+    (project / "fix.patch").write_bytes(diff.stdout_bytes)
+    monkeypatch.chdir(project)
+    subprocess.run(["git", "apply", "fix.patch"], check=True)
+    assert "await asyncio.sleep(1)" in (project / "pkg" / "poll.py").read_text()

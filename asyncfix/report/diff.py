@@ -1,29 +1,40 @@
-"""Unified diffs of the fixes, ``git apply``-able."""
+"""Unified diffs of the fixes, ``git apply``-able: in each file's own bytes (its encoding,
+its BOM, its line endings), with paths relative to the top of the git work tree."""
 
 from __future__ import annotations
 
 import difflib
 
+from asyncfix.files import BOM
 from asyncfix.model import FileResult, RunResult
 
+_NO_NEWLINE = b"\\ No newline at end of file\n"
 
-def file_diff(result: FileResult) -> str:
+
+def _bytes(result: FileResult, text: str) -> bytes:
+    data = text.encode(result.encoding)
+    return BOM + data if result.bom else data
+
+
+def file_diff(result: FileResult) -> bytes:
     assert result.original is not None and result.fixed is not None
-    old = result.original.splitlines(keepends=True)
-    new = result.fixed.splitlines(keepends=True)
-    lines = list(difflib.unified_diff(old, new, f"a/{result.display}", f"b/{result.display}", n=3))
-    out: list[str] = []
+    old = _bytes(result, result.original).splitlines(keepends=True)
+    new = _bytes(result, result.fixed).splitlines(keepends=True)
+    path = (result.patch_path or result.display).encode("utf-8", "surrogateescape")
+    lines = difflib.diff_bytes(
+        difflib.unified_diff, old, new, b"a/" + path, b"b/" + path, n=3, lineterm=b"\n"
+    )
+    out: list[bytes] = []
     for line in lines:
-        if line.endswith(("\n", "\r")):
+        if line.endswith((b"\n", b"\r")):
             out.append(line)
         else:  # the last line of a file without a final newline
-            out.append(line + "\n\\ No newline at end of file\n")
-    # difflib's header lines end with "\n" already; nothing else to adjust
-    return "".join(out)
+            out.append(line + b"\n" + _NO_NEWLINE)
+    return b"".join(out)
 
 
-def render(run: RunResult) -> str:
-    return "".join(
+def render(run: RunResult) -> bytes:
+    return b"".join(
         file_diff(result)
         for result in sorted(run.files, key=lambda r: r.display)
         if result.changed and not result.internal_error
