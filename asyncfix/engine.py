@@ -653,6 +653,8 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
     result.findings = [to_finding(hit, analysis) for hit in analysis.hits]
     if result.findings:
         result.original = text
+    if task.preview:
+        _previews(text, analysis, result)
     fixable = [hit for hit in analysis.hits if _fixable(hit, task.unsafe)]
     if not task.fix or not fixable:
         result.remaining = [f for f in result.findings if not f.fixable(task.unsafe)]
@@ -663,6 +665,20 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
         result.internal_error = f"fix failed: {type(exc).__name__}: {exc}"
         result.fixed = None
         result.remaining = list(result.findings)
+
+
+def _previews(text: str, analysis: Analysis, result: FileResult) -> None:
+    """Each finding's own fix as changed lines, for the report: the unsafe ones a run does
+    not apply too (a suggestion shows what it would do). A fix that cannot be applied alone
+    gets no preview."""
+    for hit, finding in zip(analysis.hits, result.findings, strict=True):
+        if hit.fix is None:
+            continue
+        try:
+            module, _ = apply_fixes(analysis, [hit])
+        except Exception:  # shown without its lines; the fixpoint reports what failed
+            continue
+        finding.fix_preview = _preview(text, module.code, finding.span)
 
 
 def _syntax_error(text: str, exc: cst.ParserSyntaxError) -> str:
@@ -800,11 +816,6 @@ def _fix_to_fixpoint(
     result.fixed = new_text
     for finding in result.findings:
         finding.fixed = finding.fixable(task.unsafe)
-    if task.preview:
-        for hit, finding in zip(analysis.hits, result.findings, strict=True):
-            if finding.fixed:
-                module, _ = apply_fixes(analysis, [hit])
-                finding.fix_preview = _preview(text, module.code, finding.span)
     result.remaining = [to_finding(hit, current) for hit in current.hits]
 
 

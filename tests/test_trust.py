@@ -203,3 +203,37 @@ def test_diff_paths_are_relative_to_the_work_tree_from_a_subdirectory(
     monkeypatch.chdir(project)
     subprocess.run(["git", "apply", "fix.patch"], check=True)
     assert "await asyncio.sleep(1)" in (project / "pkg" / "poll.py").read_text()
+
+
+TWO_SLEEPS_AND_A_REQUEST = """\
+import time
+
+import requests
+
+
+async def poll():
+    time.sleep(1)
+
+
+async def wait():
+    time.sleep(2)
+
+
+async def fetch(url):
+    return requests.get(url)
+"""
+
+
+def test_the_report_says_only_what_happened(project: Path) -> None:
+    """In check mode nothing is fixed: the other findings are "fixable", not "fixed"; an
+    unsafe suggestion shows the lines it would change; after --write "fixed" means written."""
+    (project / "app.py").write_text(TWO_SLEEPS_AND_A_REQUEST)
+    checked = invoke("--output-format", "report", "app.py").output
+    assert "  fixed" not in checked
+    assert "app.py:11  AF201  fixable with --write" in checked
+    assert "SUGGESTED FIX - not applied: unsafe" in checked.replace("—", "-")
+    assert "    +     return await asyncio.to_thread(requests.get, url)" in checked
+    written = invoke("--write", "--output-format", "report", "app.py").output
+    assert "app.py:11  AF201  fixed" in written
+    assert "suggested (unsafe: --unsafe-fixes)" not in written  # AF202 has no twin here
+    assert (project / "app.py").read_text() != TWO_SLEEPS_AND_A_REQUEST

@@ -68,7 +68,12 @@ class _BlockingCall(Rule):
             return
         spelled = source_of(node.func)
         message = f"`{spelled}()` blocks the event loop ({self.category}); {self.advice}"
-        evidence = [(f"`{spelled}` is `{qualified.removeprefix('builtins.')}`", None)]
+        plain = qualified.removeprefix("builtins.")
+        evidence: list[tuple[str, cst.CSTNode | None]] = [
+            (f"`{spelled}` is `{plain}`", None)
+            if spelled != plain
+            else (f"`{plain}` is a blocking call ({self.category})", None)
+        ]
         if isinstance(self.ctx.parent(), cst.WithItem):
             # offloading `open()` alone would leave every read of the block on the loop
             found = self._block_fix(node)

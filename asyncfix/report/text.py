@@ -178,7 +178,7 @@ def render_report(run: RunResult, style: Style) -> list[str]:
         ]
         lines += _fix_section(result, finding, run, style, light)
         lines += _validation_section(result, finding, style, light)
-        lines += _additional(result, finding, found, style, light)
+        lines += _additional(run, result, finding, style, light)
         lines.append("")
     return lines
 
@@ -261,20 +261,20 @@ def _validation_section(
 
 
 def _additional(
+    run: RunResult,
     result: FileResult,
     finding: Finding,
-    found: list[tuple[FileResult, Finding]],
     style: Style,
     light: str,
     limit: int = 10,
 ) -> list[str]:
+    found = run.findings
     same = [(r, f) for r, f in found if f.code == finding.code and f is not finding]
     lines = [style.paint(f"{style.glyph('📋 ', '')}ADDITIONAL FINDINGS", bold=True), light]
     if same:
         lines.append("Same pattern elsewhere:")
         for other, f in same[:limit]:
-            state = "fixed" if f.fixed else _state(f)
-            lines.append(f"  {other.display}:{f.span.line}  {f.code}  {state}")
+            lines.append(f"  {other.display}:{f.span.line}  {f.code}  {_state(run, other, f)}")
         if len(same) > limit:
             lines.append(f"  ... and {len(same) - limit} more")
     else:
@@ -286,9 +286,18 @@ def _additional(
     return lines
 
 
-def _state(finding: Finding) -> str:
-    if finding.fix_safety is Safety.SAFE:
-        return "fixable"
-    if finding.fix_safety is Safety.UNSAFE:
-        return "suggested (unsafe)"
-    return "report only"
+def _state(run: RunResult, result: FileResult, finding: Finding) -> str:
+    """What happened to a finding's fix in this run, and only that: "fixed" means written."""
+    if finding.fixed and run.mode == "write" and result.written:
+        return "fixed"
+    if finding.fixed and run.mode == "diff":
+        return "fixed in the diff (not written)"
+    if finding.fix_safety is Safety.NONE:
+        return "report only"
+    if result.internal_error and finding.fixable(run.unsafe_fixes):
+        return "not fixed: the fixed file did not verify"
+    if finding.fix_safety is Safety.UNSAFE and not run.unsafe_fixes:
+        return "suggested (unsafe: --unsafe-fixes)"
+    if run.mode == "write":
+        return "not fixed"
+    return "fixable with --write"
