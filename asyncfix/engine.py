@@ -735,6 +735,101 @@ def _fixable(hit: Hit, unsafe: bool) -> bool:
     )
 
 
+#: how a fix is known across rounds (positions move as other fixes land): its rule, its
+#: message and the text of the node it reports
+FixKey = tuple[str, str, str]
+
+
+def _key(hit: Hit) -> FixKey:
+    return (hit.rule.code, hit.message, cst.Module(body=[]).code_for_node(hit.node))
+
+
+@dataclass
+class _Attempt:
+    """One run of the fix-verify loop with some fixes left out."""
+
+    validation: Validation
+    #: the verified text, or None when it did not verify
+    text: str | None
+    #: the analysis of the last round's output
+    current: Analysis | None
+    #: the fixes applied over all rounds
+    applied: list[FixKey]
+    #: why it did not verify ("" when it did)
+    error: str = ""
+
+
+def _attempt(
+    task: Task,
+    text: str,
+    analysis: Analysis,
+    rules: Sequence[type[Rule]],
+    project: Project | None,
+    excluded: set[FixKey],
+) -> _Attempt:
+    """Apply the fixable findings (but ``excluded``) to a fixpoint, then verify: the output
+    re-parses and re-checks with nothing left to fix, and compiles."""
+    validation = Validation()
+    applied: list[FixKey] = []
+    applied_codes: set[str] = set()
+    current = analysis
+    new_text = text
+
+    def fixable_in(found: Analysis) -> list[Hit]:
+        return [h for h in found.hits if _fixable(h, task.unsafe) and _key(h) not in excluded]
+
+    def failed(error: str) -> _Attempt:
+        return _Attempt(validation, None, None, applied, error)
+
+    fixable = fixable_in(current)
+    while fixable and validation.rounds < MAX_ROUNDS:
+        try:
+            module, chosen = apply_fixes(current, fixable)
+        except RecursionError:
+            return failed("the file nests too deeply to rewrite")
+        except Exception as exc:  # a fix that cannot be applied
+            applied.extend(_key(hit) for hit in fixable)
+            return failed(f"applying the fixes failed ({type(exc).__name__}: {exc}); a bug")
+        applied.extend(_key(hit) for hit in chosen)
+        applied_codes.update(hit.rule.code for hit in chosen)
+        new_text = module.code
+        validation.rounds += 1
+        try:
+            current = analyse(new_text, rules, task.target, project, task.offload, task.test_code)
+        except cst.ParserSyntaxError as exc:
+            validation.reparse = False
+            return failed(f"fixed code does not re-parse: {exc.message}")
+        except (TooDeep, RecursionError):
+            return failed("fixed code could not be re-checked (nested too deeply)")
+        except Exception as exc:  # a bug in a rule
+            return failed(f"re-checking the fixed code failed ({type(exc).__name__}: {exc}); a bug")
+        fixable = fixable_in(current)
+    validation.reparse = True
+    validation.recheck = {
+        code: sum(1 for hit in fixable if hit.rule.code == code) for code in sorted(applied_codes)
+    }
+    validation.second_run_clean = not fixable
+    if fixable:
+        still = ", ".join(sorted({hit.rule.code for hit in fixable}))
+        return failed(
+            f"fixes did not reach a fixpoint in {MAX_ROUNDS} rounds ({still} still fixable)"
+        )
+    ok, why = _compiles(new_text, task.path)
+    if ok:
+        validation.compile = True
+    else:
+        original_ok, _ = _compiles(text, task.path)
+        if original_ok:
+            validation.compile = False
+            return failed(f"fixed code does not compile: {why}")
+        validation.compile = None
+        validation.compile_note = (
+            f"not run: the file uses syntax Python {sys.version_info[0]}.{sys.version_info[1]} "
+            "cannot compile"
+        )
+    return _Attempt(validation, new_text, current, applied)
+
+
 def _fix_to_fixpoint(
     task: Task,
     text: str,
@@ -744,79 +839,46 @@ def _fix_to_fixpoint(
     rules: Sequence[type[Rule]],
     project: Project | None,
 ) -> None:
-    validation = Validation()
-    applied_codes: set[str] = set()
-    current = analysis
-    new_text = text
-    while fixable and validation.rounds < MAX_ROUNDS:
-        try:
-            module, chosen = apply_fixes(current, fixable)
-        except RecursionError:
-            result.internal_error = "the file nests too deeply to rewrite; file left as it was"
-            return
-        except Exception as exc:  # a fix that cannot be applied: keep the file as it was
-            result.internal_error = (
-                f"applying the fixes failed ({type(exc).__name__}: {exc}); a bug, please "
-                "report it; file left as it was"
-            )
-            return
-        applied_codes.update(hit.rule.code for hit in chosen)
-        new_text = module.code
-        validation.rounds += 1
-        try:
-            current = analyse(new_text, rules, task.target, project, task.offload, task.test_code)
-        except cst.ParserSyntaxError as exc:
-            validation.reparse = False
-            result.validation = validation
-            result.internal_error = (
-                f"fixed code does not re-parse: {exc.message}; file left as it was"
-            )
-            return
-        except (TooDeep, RecursionError):
-            result.validation = validation
-            result.internal_error = (
-                "fixed code could not be re-checked (nested too deeply); file left as it was"
-            )
-            return
-        except Exception as exc:  # a bug in a rule: keep the file as it was
-            result.validation = validation
-            result.internal_error = (
-                f"re-checking the fixed code failed ({type(exc).__name__}: {exc}); a bug, "
-                "please report it; file left as it was"
-            )
-            return
-        fixable = [hit for hit in current.hits if _fixable(hit, task.unsafe)]
-    validation.reparse = True
-    validation.recheck = {
-        code: sum(1 for hit in fixable if hit.rule.code == code) for code in sorted(applied_codes)
-    }
-    validation.second_run_clean = not fixable
-    result.validation = validation
-    if fixable:
-        result.internal_error = (
-            f"fixes did not reach a fixpoint in {MAX_ROUNDS} rounds "
-            f"({', '.join(sorted({hit.rule.code for hit in fixable}))} still fixable); "
-            "file left as it was"
-        )
+    """Fix and verify; when the output does not verify, find the fixes that break it, leave
+    them out (their findings stay, unfixed, with the reason) and apply the others."""
+    excluded: set[FixKey] = set()
+    attempt = _attempt(task, text, analysis, rules, project, excluded)
+    first_error = attempt.error
+    budget = 2 * len(set(attempt.applied)) + 2
+    while attempt.text is None and budget > 0:
+        suspects = [k for k in dict.fromkeys(attempt.applied) if k not in excluded]
+        culprit = None
+        for key in suspects:  # one fix that breaks the file on its own account
+            budget -= 1
+            if _attempt(task, text, analysis, rules, project, excluded | {key}).text is not None:
+                culprit = key
+                break
+            if budget <= 0:
+                break
+        if culprit is not None:
+            excluded.add(culprit)
+        else:  # several together: keep each one that still verifies with those kept so far
+            kept: set[FixKey] = set()
+            for key in suspects:
+                budget -= 1
+                others = {k for k in suspects if k not in kept and k != key}
+                if _attempt(task, text, analysis, rules, project, excluded | others).text:
+                    kept.add(key)
+            excluded.update(k for k in suspects if k not in kept)
+        attempt = _attempt(task, text, analysis, rules, project, excluded)
+    result.validation = attempt.validation
+    if attempt.text is None or attempt.current is None:
+        result.internal_error = f"{first_error}; please report it; file left as it was"
         return
-    ok, why = _compiles(new_text, task.path)
-    if ok:
-        validation.compile = True
-    else:
-        original_ok, _ = _compiles(text, task.path)
-        if original_ok:
-            validation.compile = False
-            result.internal_error = f"fixed code does not compile: {why}; file left as it was"
-            return
-        validation.compile = None
-        validation.compile_note = (
-            f"not run: the file uses syntax Python {sys.version_info[0]}.{sys.version_info[1]} "
-            "cannot compile"
-        )
-    result.fixed = new_text
-    for finding in result.findings:
-        finding.fixed = finding.fixable(task.unsafe)
-    result.remaining = [to_finding(hit, current) for hit in current.hits]
+    result.fixed = attempt.text
+    for hit, finding in zip(analysis.hits, result.findings, strict=True):
+        finding.fixed = finding.fixable(task.unsafe) and _key(hit) not in excluded
+        if finding.fixable(task.unsafe) and not finding.fixed:
+            result.dropped.append(
+                f"the {finding.code} fix at line {finding.span.line} was left out: with it "
+                f"the file did not verify ({first_error}); a bug, please report it"
+            )
+    result.remaining = [to_finding(hit, attempt.current) for hit in attempt.current.hits]
 
 
 # -- the run --------------------------------------------------------------------------------

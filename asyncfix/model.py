@@ -107,6 +107,9 @@ class FileResult:
     error: str | None = None
     #: a fix that failed verification (internal error); file left untouched
     internal_error: str | None = None
+    #: fixes left out because the file did not verify with them (the others were applied):
+    #: one warning each
+    dropped: list[str] = field(default_factory=list)
     original: str | None = None
     fixed: str | None = None
     validation: Validation | None = None
@@ -153,6 +156,7 @@ class FileResult:
             remaining=[Finding.from_json(item) for item in data["remaining"]],
             error=_optional_str(data["error"]),
             internal_error=_optional_str(data["internal_error"]),
+            dropped=_strings(data["dropped"]),
             original=_optional_str(data["original"]),
             fixed=_optional_str(data["fixed"]),
             validation=None if validation is None else _validation(validation),

@@ -69,31 +69,55 @@ def with_rules(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("with_rules")
 def test_fix_that_does_not_compile_is_dropped() -> None:
     result = run_text(SOURCE, {"AF999"})
-    assert result.fixed is None
-    assert result.internal_error is not None
-    assert "does not compile" in result.internal_error
-    assert result.validation is not None and result.validation.compile is False
+    assert not result.changed
+    assert [f.fixed for f in result.findings] == [False]
+    assert len(result.dropped) == 1 and "does not compile" in result.dropped[0]
 
 
 @pytest.mark.usefixtures("with_rules")
 def test_fix_without_fixpoint_is_dropped() -> None:
     result = run_text(SOURCE, {"AF998"})
-    assert result.fixed is None
-    assert result.internal_error is not None
-    assert "did not reach a fixpoint" in result.internal_error
-    assert result.validation is not None and result.validation.rounds == engine.MAX_ROUNDS
+    assert not result.changed
+    assert len(result.dropped) == 1 and "did not reach a fixpoint" in result.dropped[0]
 
 
 @pytest.mark.usefixtures("with_rules")
-def test_unverified_file_is_not_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unverified_fix_is_not_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "m.py"
     path.write_text(SOURCE)
     monkeypatch.setattr(engine, "all_codes", lambda: ["AF999"])
     run = engine.run([path], Config(select=["AF999"]), "write")
-    assert run.has_errors()
     assert path.read_text() == SOURCE
     assert not run.files[0].written
+    assert run.files[0].dropped and run.files[0].findings[0].fixed is False
+
+
+BROKEN_AND_GOOD = """\
+import time
+
+
+async def f():
+    marker()
+    time.sleep(1)
+
+
+async def g():
+    time.sleep(2)
+"""
+
+
+@pytest.mark.usefixtures("with_rules")
+def test_a_fix_that_does_not_verify_drops_that_fix_alone() -> None:
+    """The file's other fixes are applied and verified again without it."""
+    result = run_text(BROKEN_AND_GOOD, {"AF999", "AF201"})
+    assert result.internal_error is None
+    assert result.fixed is not None
+    assert "marker()" in result.fixed and "return 1" not in result.fixed
+    assert result.fixed.count("await asyncio.sleep(") == 2
+    assert {f.code: f.fixed for f in result.findings} == {"AF999": False, "AF201": True}
+    assert len(result.dropped) == 1 and result.dropped[0].startswith("the AF999 fix at line 5")
+    assert result.validation is not None and result.validation.compile is True
 
 
 def test_newer_syntax_is_not_rejected_by_the_compile_check() -> None:

@@ -92,6 +92,12 @@ class _BlockingCall(Rule):
         block = ctx.parent(level=2)
         function = ctx.enclosing_function()
         assert isinstance(block, cst.With) and function is not None
+        if block.asynchronous is not None:
+            opener = source_of(node.func)
+            return (
+                f"`async with {opener}(...)`: `{opener}()` is not an async context manager "
+                "(this raises TypeError); use `aiofiles.open`, or a plain `with` offloaded whole"
+            )
         if not isinstance(ctx.parent(level=3), cst.IndentedBlock):
             return "the `with` is not a statement of its own block"
         for item in block.items:

@@ -59,6 +59,7 @@ def render_errors(run: RunResult) -> list[str]:
             lines.append(f"internal error: {result.display}: {result.internal_error}")
         if result.write_skipped:
             lines.append(f"warning: {result.display}: {result.write_skipped}")
+        lines.extend(f"warning: {result.display}: {reason}" for reason in result.dropped)
     return lines
 
 
@@ -133,9 +134,14 @@ def _summary(run: RunResult) -> str:
     )
     fixable = safe + (unsafe if run.unsafe_fixes else 0)
     extra = []
-    if fixable:
-        verb = "would be fixed" if run.mode == "diff" else "fixable with `--write`"
-        extra.append(f"{fixable} {verb}")
+    if run.mode == "diff":
+        fixed = sum(1 for _, f in found if f.fixed)
+        if fixed:
+            extra.append(f"{fixed} fixed in the diff")
+        if fixable > fixed:
+            extra.append(f"{fixable - fixed} fixable but left out (see the warnings)")
+    elif fixable:
+        extra.append(f"{fixable} fixable with `--write`")
     if unsafe and not run.unsafe_fixes:
         extra.append(f"{unsafe} more with `--unsafe-fixes`")
     return text + (f" ({', '.join(extra)})." if extra else ".")
