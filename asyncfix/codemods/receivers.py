@@ -17,6 +17,7 @@ Anything else is unknown, and unknown means no finding.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -118,12 +119,16 @@ class Receivers:
 
     # -- class expressions ------------------------------------------------------------
 
-    def class_named(self, expr: cst.BaseExpression) -> Type | None:
+    def class_named(
+        self, expr: cst.BaseExpression, scopes: Sequence[cst.CSTNode] | None = None
+    ) -> Type | None:
         """The class an expression like ``Client`` / ``api.Client`` / ``httpx.AsyncClient``
-        names here."""
+        names, seen from ``scopes`` (where the expression is; the module by default): a
+        function's own ``from trio import Path`` hides the module's ``pathlib.Path``."""
         ctx = self.ctx
+        scopes = scopes or [ctx.module]
         if isinstance(expr, cst.Name):
-            found = ctx.names.lookup(expr.value, [ctx.module])
+            found = ctx.names.lookup(expr.value, scopes)
             local = ctx.classes.get(expr.value)
             if (
                 found is not None
@@ -131,7 +136,7 @@ class Receivers:
                 and all(binding.node is local.node for binding in found[1])
             ):
                 return Type("local", expr.value, local=local)
-        qualified = ctx.names.qualified_name(expr, [ctx.module])
+        qualified = ctx.names.qualified_name(expr, scopes)
         if qualified is None:
             return None
         if qualified in LIBRARY_METHODS or qualified in BLOCKING_METHODS:
@@ -202,7 +207,8 @@ class Receivers:
         ):
             cls = self.ctx.enclosing_class()
             return self.self_attribute(cls, receiver.attr.value) if cls is not None else None
-        return self._value(receiver)  # `Path(p).read_text()`, `(folder / "x").mkdir()`
+        # `Path(p).read_text()`, `(folder / "x").mkdir()`, where the walk is
+        return self._value(receiver, self.ctx.scopes())
 
     def _local(self, name: cst.Name) -> Type | None:
         found = self.ctx.lookup(name.value)
@@ -219,29 +225,32 @@ class Receivers:
                     annotation = binding.node.annotation
                     types.add(self.annotation(annotation.annotation) if annotation else None)
                 elif binding.kind == "assign":
-                    types.add(self._value(binding.value))
+                    types.add(self._value(binding.value, self.ctx.scopes()))
                 else:
                     return None
         finally:
             self._resolving.discard(name.value)
         return types.pop() if len(types) == 1 else None
 
-    def _value(self, value: cst.BaseExpression | None) -> Type | None:
+    def _value(
+        self, value: cst.BaseExpression | None, scopes: Sequence[cst.CSTNode]
+    ) -> Type | None:
         """The class of ``Client(...)``, of ``await <library factory>(...)``, or of an
         expression the catalogue says keeps its operand's class (``folder / "x"``,
-        ``path.parent``, ``Path.home()``)."""
+        ``path.parent``, ``Path.home()``); names are looked up from ``scopes``, where the
+        expression is."""
         if isinstance(value, cst.Call):
-            made = self.class_named(value.func)
+            made = self.class_named(value.func, scopes)
             if made is not None:
                 return made
             func = value.func
             if isinstance(func, cst.Attribute):
                 # `path.with_suffix(".bak")` on an instance, `Path.home()` on the class
-                owner = self.class_named(func.value) or self._operand(func.value)
+                owner = self.class_named(func.value, scopes) or self._operand(func.value)
                 return _same_type(owner, "method", func.attr.value)
             return None
         if isinstance(value, cst.Await) and isinstance(value.expression, cst.Call):
-            qualified = self.ctx.names.qualified_name(value.expression.func, [self.ctx.module])
+            qualified = self.ctx.names.qualified_name(value.expression.func, scopes)
             if qualified in LIBRARY_FACTORIES:
                 return Type("library", LIBRARY_FACTORIES[qualified])
             return None
@@ -292,10 +301,13 @@ class Receivers:
                             self._annotated(small.annotation.annotation)
                         )
             elif isinstance(statement, cst.FunctionDef):
-                self._collect_method(statement, table)
+                self._collect_method(cls, statement, table)
         return table
 
-    def _collect_method(self, method: cst.FunctionDef, table: dict[str, list[Source]]) -> None:
+    def _collect_method(
+        self, cls: cst.ClassDef, method: cst.FunctionDef, table: dict[str, list[Source]]
+    ) -> None:
+        scopes = [self.ctx.module, cls, method]
         params = [*method.params.posonly_params, *method.params.params]
         if not params:
             return
@@ -337,7 +349,7 @@ class Receivers:
                     elif isinstance(value, cst.Name) and value.value in annotated:
                         table.setdefault(name, []).append(self._annotated(annotated[value.value]))
                     else:
-                        table.setdefault(name, []).append(Source(self._value(value), False))
+                        table.setdefault(name, []).append(Source(self._value(value, scopes), False))
             return True
 
         walk(method.body, visit)
