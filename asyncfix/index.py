@@ -70,8 +70,9 @@ class FunctionFact:
     #: the body (after a docstring) is ``return <first parameter>``: ``__aenter__`` that
     #: does nothing but hand out the object itself
     returns_self_only: bool = False
-    #: for ``__aexit__``: the methods it awaits on its first parameter, as paths from it
-    #: ("close", "session.close"): how the object is closed
+    #: for a coroutine method: the methods it awaits on its first parameter, as paths from
+    #: it ("close", "session.close"): how ``__aexit__`` closes the object, and which other
+    #: methods (``stop()`` awaiting ``self.close()``) close it too
     awaits_on_self: tuple[str, ...] = ()
     #: the body does nothing: ``pass``, ``...`` or only a docstring
     empty: bool = False
@@ -302,7 +303,8 @@ def _function_fact(
             node.lineno,
             returns=returns,
             returns_self_only=_returns_self_only(node),
-            awaits_on_self=_awaits_on_self(node) if node.name == "__aexit__" else (),
+            # how `__aexit__` closes the object, and which other methods close it too
+            awaits_on_self=_awaits_on_self(node) if cls else (),
             empty=_is_empty(node),
         )
     receiver = node.args.args[0].arg if cls and node.args.args else None
@@ -1003,6 +1005,20 @@ class ProjectIndex:
             # a close that does nothing (a test double) leaves nothing open
             return own[:1] if fact is not None and fact.is_coroutine and not fact.empty else ()
         return closing
+
+    def resource_closers(self, cls: ClassFact, closes: tuple[str, ...]) -> frozenset[str]:
+        """The coroutine methods of ``cls`` (its own and inherited) that close an instance by
+        awaiting one of ``closes`` on it (``async def stop(self): await self.close()``)."""
+        found: set[str] = set()
+        for name in self.coroutine_methods(cls):
+            method = self.method(cls, name)
+            if (
+                name not in closes
+                and method is not None
+                and any(path in closes for path in method.awaits_on_self)
+            ):
+                found.add(name)
+        return frozenset(found)
 
     def resource_names(self) -> frozenset[str]:
         """Names of the project's async resource classes (a cheap pre-filter for AF501)."""

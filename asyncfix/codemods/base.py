@@ -212,7 +212,8 @@ class Rule:
     #: AF301, since it records the same decision about the same line
     equivalent_codes: ClassVar[tuple[str, ...]] = ()
     #: in test code the finding is reported without its fix: what the fix changes may be what
-    #: the test measures (a test that holds the event loop on purpose)
+    #: the test measures (a test that holds the event loop on purpose, or checks the warning
+    #: a resource left open gives)
     no_fix_in_tests: ClassVar[bool] = False
 
     def __init__(self, ctx: Context) -> None:
@@ -226,7 +227,7 @@ class Rule:
         evidence: Sequence[tuple[str, cst.CSTNode | None]] = (),
     ) -> None:
         if fix is not None and self.no_fix_in_tests and self.ctx.test_code:
-            message += " (no fix in test code: the test may block the loop on purpose)"
+            message += " (no fix in test code: a fix must not change what a test checks)"
             fix = None
         self.ctx.hits.append(Hit(type(self), node, message, fix, list(evidence)))
 

@@ -56,6 +56,9 @@ class Resource:
     #: keyword arguments whose value closing the resource closes too -> the keyword that
     #: says it does not own it (``connector`` -> ``connector_owner``)
     closes_given: dict[str, str] = field(default_factory=dict, compare=False)
+    #: other methods that close it too, awaited or not (aiosqlite's ``stop()``): the code
+    #: closes it its own way, and nothing is reported
+    closed_by: frozenset[str] = frozenset()
     #: a project class (found through the index), and its ``__aexit__``
     project: ClassFact | None = field(default=None, compare=False)
     exit_fact: FunctionFact | None = field(default=None, compare=False)
@@ -84,6 +87,7 @@ def _catalogue(data: dict[str, Any]) -> dict[str, Resource]:
             entry["async-with"],
             frozenset(entry.get("detached", ())),
             dict(entry.get("closes-given", {})),
+            frozenset(entry.get("closed-by", ())),
         )
         for name, entry in data["resources"].items()
     }
@@ -197,6 +201,7 @@ async def status(url):
         "close (`Bot(token, session=shared)`)."
     )
     severity = Severity.HIGH
+    no_fix_in_tests = True
     kind = "Resource leak"
     needles = ("async",)
     needs_index = True
@@ -301,6 +306,7 @@ def _project_resource(ctx: Context, call: cst.Call) -> tuple[str, Resource] | No
         awaited=False,
         async_with=enter is not None and enter.returns_self_only,
         detached=detached,
+        closed_by=index.resource_closers(cls, closes),
         project=cls,
         exit_fact=index.method(cls, "__aexit__"),
     )
@@ -375,6 +381,10 @@ def _problem(
                 return None  # rebound: which value is closed is not clear
             continue
         if isinstance(parent, cst.Attribute) and parent.value is node:
+            if parent.attr.value in resource.closed_by and isinstance(
+                parents.get(id(parent)), cst.Call
+            ):
+                return None  # `db.stop()`: closed its own way
             call = _close_call(node, resource, parents)
             if call is not None:
                 closes.append(call)
