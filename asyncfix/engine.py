@@ -410,16 +410,22 @@ def _add_init(cls: cst.ClassDef, statements: list[cst.BaseStatement]) -> cst.Cla
     at = next((i for i, s in enumerate(existing) if isinstance(s, cst.FunctionDef)), len(existing))
     blank = [cst.EmptyLine(indent=False)]
     first = existing[at] if at < len(existing) else None
+    leading: Sequence[cst.EmptyLine] = blank
+    if isinstance(first, cst.FunctionDef):
+        # the blank lines before the method go before `__init__`; the comments that explain
+        # the method (and its decorators) stay with it
+        lines = list(first.leading_lines)
+        cut = next((i for i, line in enumerate(lines) if line.comment is not None), len(lines))
+        leading = lines[:cut]
+        existing[at] = first.with_changes(leading_lines=[*blank, *lines[cut:]])
     init = cst.FunctionDef(
         name=cst.Name("__init__"),
         params=cst.Parameters(params=[cst.Param(cst.Name("self"))]),
         returns=cst.Annotation(cst.Name("None")),
         body=cst.IndentedBlock(body=unique),
-        leading_lines=first.leading_lines if isinstance(first, cst.FunctionDef) else blank,
+        leading_lines=leading,
     )
-    if isinstance(first, cst.FunctionDef):
-        existing[at] = first.with_changes(leading_lines=blank)
-    elif at == 0:
+    if not isinstance(first, cst.FunctionDef) and at == 0:
         init = init.with_changes(leading_lines=[])
     return cls.with_changes(body=body.with_changes(body=[*existing[:at], init, *existing[at:]]))
 

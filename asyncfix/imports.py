@@ -10,7 +10,6 @@ alphabetical. Everything else still goes through AddImportsVisitor.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
 import libcst as cst
 
@@ -106,14 +105,24 @@ def _insert(
     separate: bool = False,
 ) -> cst.Module:
     following = body[position] if position < len(body) else None
-    if at_section_start and isinstance(following, cst.SimpleStatementLine):
-        new = new.with_changes(leading_lines=following.leading_lines)
-        lines: Sequence[cst.EmptyLine] = [cst.EmptyLine()] if separate else []
-        body[position] = following.with_changes(leading_lines=lines)
-    elif at_section_start and separate and isinstance(following, (cst.FunctionDef, cst.ClassDef)):
-        # code right after the docstring: keep the blank lines a definition wants
-        new = new.with_changes(leading_lines=following.leading_lines)
-        body[position] = following.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
+    if at_section_start and isinstance(
+        following, cst.SimpleStatementLine | cst.FunctionDef | cst.ClassDef
+    ):
+        lines = list(following.leading_lines)
+        if _imported_module(following) is not None:
+            # a comment heading the import section now heads it above the new import
+            new = new.with_changes(leading_lines=lines)
+            following = following.with_changes(leading_lines=[cst.EmptyLine()] if separate else [])
+        elif separate:
+            # code right after the docstring: the comments that explain it stay with it, with
+            # the blank lines a definition wants before them
+            cut = next((i for i, line in enumerate(lines) if line.comment is not None), len(lines))
+            new = new.with_changes(leading_lines=[cst.EmptyLine()] if position else [])
+            wanted = 2 if isinstance(following, cst.FunctionDef | cst.ClassDef) else 1
+            following = following.with_changes(
+                leading_lines=[*([cst.EmptyLine()] * wanted), *lines[cut:]]
+            )
+        body[position] = following
     return module.with_changes(body=[*body[:position], new, *body[position:]])
 
 

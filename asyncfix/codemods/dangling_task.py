@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 
 import libcst as cst
 
@@ -187,7 +188,9 @@ async def on_message(msg):
             changes.append(f"Kept the task in a local `{var}`")
         else:
             var = target.value
-            first = statement
+            first = _without_noqa(statement, "F841")
+            if first is not statement:
+                changes.append(f"Dropped `F841` from the `noqa` comment: `{var}` is used now")
         keep = cst.SimpleStatementLine(
             body=[cst.Expr(_method_call(set_name, "add", cst.Name(var)))]
         )
@@ -242,6 +245,30 @@ async def on_message(msg):
         else:
             code = f"{TASK_SET}: set = set()\n"
         return TASK_SET, {TASK_SET: cst.parse_statement(code)}, add
+
+
+_NOQA = re.compile(r"#\s*noqa\s*:\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*)(?P<rest>.*)")
+
+
+def _without_noqa(statement: cst.SimpleStatementLine, code: str) -> cst.SimpleStatementLine:
+    """``statement`` without ``code`` in its trailing ``# noqa: ...`` (the fix makes the
+    suppression stale: a linter would flag it as unused); the comment goes when it named
+    nothing else. The statement itself when there is nothing to drop."""
+    comment = statement.trailing_whitespace.comment
+    match = _NOQA.match(comment.value) if comment is not None else None
+    if comment is None or match is None:
+        return statement
+    codes = [c for c in re.split(r"[\s,]+", match.group("codes")) if c]
+    if code not in codes:
+        return statement
+    kept = [c for c in codes if c != code]
+    whitespace = statement.trailing_whitespace
+    if kept:
+        text = f"# noqa: {', '.join(kept)}{match.group('rest')}"
+        whitespace = whitespace.with_changes(comment=cst.Comment(text))
+    else:
+        whitespace = whitespace.with_changes(whitespace=cst.SimpleWhitespace(""), comment=None)
+    return statement.with_changes(trailing_whitespace=whitespace)
 
 
 def _first_arg_is_call(node: cst.Call) -> bool:
