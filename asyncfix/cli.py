@@ -28,6 +28,7 @@ from asyncfix.report.text import (
     render_concise,
     render_errors,
     render_report,
+    render_validation,
     statistics,
     summary,
 )
@@ -123,6 +124,25 @@ def _style(ascii_: bool, no_color: bool) -> Style:
     is_flag=True,
     help="Analyse every file again; do not read or write the results cache.",
 )
+@click.option(
+    "--validate",
+    "validate",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="CMD",
+    help="With --write: run CMD (the project's tests) before and after the fixes and revert "
+    "the fixes that break something. Alone: the `validate` command of the configuration.",
+)
+@click.option(
+    "--validate-timeout",
+    type=click.FloatRange(min=1),
+    default=600.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="The longest CMD may run before the fixes (after them: 3 times what it took, at "
+    "least 60 s); its process group is killed then.",
+)
 def check(
     paths: tuple[Path, ...],
     diff_mode: bool,
@@ -139,6 +159,8 @@ def check(
     quiet: bool,
     jobs: int | None,
     no_cache: bool,
+    validate: str | None,
+    validate_timeout: float,
 ) -> None:
     """Check PATHS (files or directories; default: the current directory).
 
@@ -176,6 +198,7 @@ def check(
             sys.exit(EXIT_ERROR)
         if declared is not None:
             config.target_version, config.target_source = declared
+    command = _validation_command(validate, config.validate, write_mode)
     mode = "diff" if diff_mode else "write" if write_mode else "check"
     started = time.perf_counter()
     bar = _ProgressBar() if _wants_progress(quiet) else None
@@ -191,6 +214,8 @@ def check(
         jobs=jobs,
         use_cache=not no_cache,
         progress=bar,
+        validate=command,
+        validate_timeout=validate_timeout,
     )
     if bar is not None:
         bar.close()
@@ -199,6 +224,27 @@ def check(
     if not quiet and output_format != "json":
         click.echo(statistics(result, time.perf_counter() - started), err=True)
     sys.exit(_exit_code(result))
+
+
+def _validation_command(given: str | None, configured: str | None, write: bool) -> str | None:
+    """The command ``--validate`` runs: its own, else the configuration's. Only what is on
+    the command line makes asyncfix run anything."""
+    if given is None:
+        return None
+    if not write:
+        raise click.UsageError("--validate needs --write (it runs the tests on written fixes)")
+    if given == "":
+        if configured is None:
+            raise click.UsageError(
+                '--validate without a command needs `validate = "CMD"` in [tool.asyncfix]'
+            )
+        return configured
+    if not any(c.isspace() for c in given) and Path(given).exists():
+        raise click.UsageError(
+            f"--validate took {given!r} as the command to run; give the command as "
+            f'--validate="CMD", or put the paths first'
+        )
+    return given
 
 
 def _wants_progress(quiet: bool) -> bool:
@@ -253,6 +299,9 @@ def _print(result: RunResult, output_format: str, style: Style, quiet: bool) -> 
         lines = render_concise(result, style, quiet)
     for line in lines:
         click.echo(line, color=style.color)
+    if result.validation is not None:
+        for line in render_validation(result.validation, style):
+            click.echo(line, color=style.color)
     if not quiet:
         click.echo(summary(result))
 

@@ -27,6 +27,7 @@ KNOWN_KEYS = {
     "target-version",
     "respect-gitignore",
     "offload-functions",
+    "validate",
 }
 TARGET_VERSIONS = {f"py3{minor}": (3, minor) for minor in range(8, 15)}
 DEFAULT_TARGET = "py310"
@@ -56,6 +57,9 @@ class Config:
     respect_gitignore: bool = True
     #: the project's own helpers that run their callable argument in a worker thread
     offload_functions: list[str] = field(default_factory=list)
+    #: the command ``--validate`` runs when given no command of its own; never run unless
+    #: ``--validate`` is on the command line (a repository's configuration runs nothing)
+    validate: str | None = None
     #: enabled_codes' work that does not depend on the file, by the settings it came from
     _enabled: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -220,6 +224,11 @@ def load(path: Path | None, all_codes: Sequence[str]) -> Config:
                 raise ConfigError(f"{where}: per-file-ignores[{pattern!r}] must be a list of codes")
             check_selectors(codes, all_codes, f"{where} per-file-ignores[{pattern!r}]")
             config.per_file_ignores[pattern] = list(codes)
+    if "validate" in data:
+        value = data["validate"]
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{where}: 'validate' must be a command (a non-empty string)")
+        config.validate = value
     for key in ("unsafe-fixes", "respect-gitignore"):
         if key in data:
             if not isinstance(data[key], bool):

@@ -85,6 +85,8 @@ class Task:
     offload: tuple[str, ...] = ()
     #: the file is test code (``files.is_test_path``)
     test_code: bool = False
+    #: fixes to leave out, by ``Finding.fix_id`` (``--validate`` found they break the tests)
+    excluded: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -364,6 +366,7 @@ def to_finding(hit: Hit, analysis: Analysis) -> Finding:
         span=span,
         fix_safety=fix.safety if fix is not None else Safety.NONE,
         fix_changes=list(fix.changes) if fix is not None else [],
+        fix_id=fix_id(hit) if fix is not None else "",
         evidence=[
             text.replace("{line}", str(analysis.spans[id(node)].line)) if node is not None else text
             for text, node in hit.evidence
@@ -741,13 +744,17 @@ def _fixable(hit: Hit, unsafe: bool) -> bool:
     )
 
 
-#: how a fix is known across rounds (positions move as other fixes land): its rule, its
-#: message and the text of the node it reports
-FixKey = tuple[str, str, str]
+#: how a fix is known across rounds and runs (positions move as other fixes land): a digest
+#: of its rule, its message and the text of the node it reports (``Finding.fix_id``)
+FixKey = str
 
 
-def _key(hit: Hit) -> FixKey:
-    return (hit.rule.code, hit.message, cst.Module(body=[]).code_for_node(hit.node))
+def fix_id(hit: Hit) -> FixKey:
+    spelled = cst.Module(body=[]).code_for_node(hit.node)
+    return hashlib.sha256(repr((hit.rule.code, hit.message, spelled)).encode()).hexdigest()[:16]
+
+
+_key = fix_id
 
 
 @dataclass
@@ -847,7 +854,7 @@ def _fix_to_fixpoint(
 ) -> None:
     """Fix and verify; when the output does not verify, find the fixes that break it, leave
     them out (their findings stay, unfixed, with the reason) and apply the others."""
-    excluded: set[FixKey] = set()
+    excluded: set[FixKey] = set(task.excluded)
     attempt = _attempt(task, text, analysis, rules, project, excluded)
     first_error = attempt.error
     budget = 2 * len(set(attempt.applied)) + 2
@@ -879,7 +886,11 @@ def _fix_to_fixpoint(
     result.fixed = attempt.text
     for hit, finding in zip(analysis.hits, result.findings, strict=True):
         finding.fixed = finding.fixable(task.unsafe) and _key(hit) not in excluded
-        if finding.fixable(task.unsafe) and not finding.fixed:
+        if (
+            finding.fixable(task.unsafe)
+            and not finding.fixed
+            and finding.fix_id not in task.excluded
+        ):
             result.dropped.append(
                 f"the {finding.code} fix at line {finding.span.line} was left out: with it "
                 f"the file did not verify ({first_error}); a bug, please report it"
@@ -919,8 +930,11 @@ def run(
     jobs: int | None = None,
     use_cache: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    validate: str | None = None,
+    validate_timeout: float = 600.0,
 ) -> RunResult:
-    """Analyse ``paths``; in diff/write mode compute verified fixes; in write mode write them.
+    """Analyse ``paths``; in diff/write mode compute verified fixes; in write mode write them
+    (with ``validate``: judged by that command, see ``validate.py``).
 
     Files whose result is in the results cache (``cache.py``) are not analysed again;
     ``progress(done, total)`` is called as files finish."""
@@ -956,11 +970,53 @@ def run(
     for result in results:
         result.patch_path = patch_path(Path(result.path), cwd, root)
     run_result = RunResult(files=results, mode=mode, unsafe_fixes=unsafe, errors=errors)
-    if mode == "write":
+    if mode == "write" and validate:
+        _validated_write(run_result, tasks, index, validate, validate_timeout, cwd)
+    elif mode == "write":
         for result in results:
             if result.changed and not result.internal_error:
                 _write(result)
     return run_result
+
+
+def _validated_write(
+    run: RunResult,
+    tasks: list[Task],
+    index: ProjectIndex | None,
+    command: str,
+    timeout: float,
+    cwd: Path,
+) -> None:
+    """Write the fixes the project's tests accept (``validate.Validator``)."""
+    from asyncfix.validate import Validator
+
+    changed = [r for r in run.files if r.changed and not r.internal_error]
+    task_of = {task.path: task for task in tasks}
+
+    def refix(result: FileResult, excluded: frozenset[str]) -> FileResult:
+        assert result.original is not None
+        task = dataclasses.replace(task_of[result.path], excluded=excluded)
+        fresh = FileResult(path=result.path, display=result.display)
+        fresh.encoding, fresh.bom, fresh.patch_path = result.encoding, result.bom, result.patch_path
+        process_text(result.original, task, fresh)
+        return fresh
+
+    validator = Validator(command, cwd, changed, refix, timeout)
+    _set_index(index)
+    try:
+        run.validation = validator.run()
+    finally:
+        _set_index(None)
+    if run.validation.with_fixes is None:  # nothing was written
+        run.errors.append(f"--validate: {run.validation.note}")
+        return
+    final = validator.final_results()
+    for position, result in enumerate(run.files):
+        if result.path in final:
+            done = final[result.path]
+            done.written = done.changed and not done.internal_error
+            done.content = result.content
+            run.files[position] = done
 
 
 def _analyse_all(

@@ -52,6 +52,12 @@ class Finding:
     evidence: list[str] = field(default_factory=list)
     #: set by the engine once the fixed file verified and the fix is part of the output
     fixed: bool = False
+    #: names this finding's fix across runs (a digest of the rule, message and code): how
+    #: ``--validate`` leaves one fix out; "" when there is no fix
+    fix_id: str = ""
+    #: why the fix is not in the output although it verified: ``--validate`` found that it
+    #: breaks the project's tests (the tests and an excerpt of their output)
+    reverted: str | None = None
 
     def fixable(self, unsafe: bool) -> bool:
         return self.fix_safety is Safety.SAFE or (unsafe and self.fix_safety is Safety.UNSAFE)
@@ -77,6 +83,8 @@ class Finding:
             fix_preview=_strings(data["fix_preview"]),
             evidence=_strings(data["evidence"]),
             fixed=_bool(data["fixed"]),
+            fix_id=_str(data["fix_id"]),
+            reverted=_optional_str(data["reverted"]),
         )
 
 
@@ -172,12 +180,75 @@ class FileResult:
 
 
 @dataclass
+class TestRun:
+    """One run of the validation command."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    exit_code: int | None
+    seconds: float
+    #: the tests it named as failing (pytest's or unittest's summary)
+    failing: list[str] = field(default_factory=list)
+    #: pytest's closing counts, as it printed them ("118 passed, 2 failed")
+    counts: str = ""
+    timed_out: bool = False
+    #: the end of what it printed
+    excerpt: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    def describe(self) -> str:
+        if self.timed_out:
+            return f"timed out after {self.seconds:.0f} s (killed)"
+        state = "passed" if self.exit_code == 0 else f"failed (exit status {self.exit_code})"
+        extra = f": {self.counts}" if self.counts else ""
+        return f"{state}{extra} in {self.seconds:.1f} s"
+
+
+@dataclass
+class Reverted:
+    """A fix the tests rejected."""
+
+    path: str
+    line: int
+    code: str
+    message: str
+    fix_id: str
+    #: the tests that passed before and failed with it
+    tests: list[str]
+    excerpt: str
+
+
+@dataclass
+class ValidationReport:
+    command: str
+    baseline: TestRun | None = None
+    #: with every fix written
+    with_fixes: TestRun | None = None
+    #: after the reverts (None when nothing was reverted: ``with_fixes`` is final)
+    final: TestRun | None = None
+    reverted: list[Reverted] = field(default_factory=list)
+    #: runs of the command in all
+    runs: int = 0
+    #: why nothing was written, or what could not be told
+    note: str = ""
+
+    @property
+    def last(self) -> TestRun | None:
+        return self.final or self.with_fixes
+
+
+@dataclass
 class RunResult:
     files: list[FileResult]
     mode: str  # "check" | "diff" | "write"
     unsafe_fixes: bool
     #: problems not tied to a file we could read (vanished paths, config problems)
     errors: list[str] = field(default_factory=list)
+    #: what ``--validate`` ran and found (None: not asked for)
+    validation: ValidationReport | None = None
 
     @property
     def findings(self) -> list[tuple[FileResult, Finding]]:

@@ -147,6 +147,8 @@ def test_json_output(project: Path) -> None:
     (finding,) = file["findings"]
     assert finding["code"] == "AF201"
     assert finding["location"] == {"line": 5, "column": 5, "end_line": 5, "end_column": 18}
+    fix_id = finding["fix"].pop("id")
+    assert isinstance(fix_id, str) and len(fix_id) == 16
     assert finding["fix"] == {
         "safety": "safe",
         "applicable": True,
@@ -155,7 +157,9 @@ def test_json_output(project: Path) -> None:
             "Replaced `time.sleep(...)` with `await asyncio.sleep(...)`",
             "Added `import asyncio`",
         ],
+        "reverted": None,
     }
+    assert data["validation"] is None
 
 
 def test_report_output_utf8_and_ascii(project: Path) -> None:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from asyncfix import __version__
-from asyncfix.model import FileResult, Finding, RunResult
+from asyncfix.model import FileResult, Finding, RunResult, TestRun, ValidationReport
 
 SCHEMA_VERSION = 1
 
@@ -28,6 +28,8 @@ def _finding(finding: Finding, unsafe: bool) -> dict[str, Any]:
             "applicable": finding.fixable(unsafe),
             "applied": finding.fixed,
             "changes": finding.fix_changes,
+            "id": finding.fix_id or None,
+            "reverted": finding.reverted,
         },
         "evidence": finding.evidence,
     }
@@ -59,6 +61,45 @@ def _file(result: FileResult, run: RunResult) -> dict[str, Any]:
     }
 
 
+def _test_run(run: TestRun | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "exit_code": run.exit_code,
+        "passed": run.passed,
+        "timed_out": run.timed_out,
+        "seconds": round(run.seconds, 3),
+        "failing": run.failing,
+        "counts": run.counts or None,
+        "excerpt": run.excerpt,
+    }
+
+
+def _validation(report: ValidationReport | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    return {
+        "command": report.command,
+        "runs": report.runs,
+        "baseline": _test_run(report.baseline),
+        "with_fixes": _test_run(report.with_fixes),
+        "final": _test_run(report.final),
+        "reverted": [
+            {
+                "path": r.path,
+                "line": r.line,
+                "code": r.code,
+                "message": r.message,
+                "fix_id": r.fix_id,
+                "tests": r.tests,
+                "excerpt": r.excerpt,
+            }
+            for r in report.reverted
+        ],
+        "note": report.note or None,
+    }
+
+
 def render(run: RunResult) -> str:
     files = [r for r in run.files if r.findings or r.error or r.internal_error or r.write_skipped]
     counts: dict[str, int] = {}
@@ -71,6 +112,7 @@ def render(run: RunResult) -> str:
         "unsafe_fixes": run.unsafe_fixes,
         "files": [_file(r, run) for r in sorted(files, key=lambda r: r.display)],
         "errors": run.errors,
+        "validation": _validation(run.validation),
         "summary": {
             "files_checked": len(run.files),
             "findings": sum(counts.values()),

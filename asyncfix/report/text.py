@@ -6,7 +6,7 @@ import textwrap
 from dataclasses import dataclass
 
 from asyncfix.codemods import rule_by_code
-from asyncfix.model import FileResult, Finding, RunResult, Safety
+from asyncfix.model import FileResult, Finding, RunResult, Safety, ValidationReport
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,34 @@ def render_errors(run: RunResult) -> list[str]:
         if result.write_skipped:
             lines.append(f"warning: {result.display}: {result.write_skipped}")
         lines.extend(f"warning: {result.display}: {reason}" for reason in result.dropped)
+    return lines
+
+
+def render_validation(report: ValidationReport, style: Style) -> list[str]:
+    """What ``--validate`` ran and found: the command, before, with the fixes, each fix the
+    tests rejected (with the tests and the end of their output), after the reverts."""
+    arrow = style.glyph("→", "->")
+    lines = [style.paint(f"Validation: `{report.command}` ({report.runs} runs)", bold=True)]
+    if report.baseline is not None:
+        lines.append(f"  before the fixes: {report.baseline.describe()}")
+    if report.with_fixes is not None:
+        lines.append(f"  with the fixes:   {report.with_fixes.describe()}")
+    for reverted in report.reverted:
+        tests = ", ".join(reverted.tests[:5]) + (" ..." if len(reverted.tests) > 5 else "")
+        lines.append(
+            style.paint(
+                f"  {arrow} reverted {reverted.path}:{reverted.line} {reverted.code}: "
+                f"{tests} failed with it",
+                fg="yellow",
+            )
+        )
+        lines += [f"      | {line}" for line in reverted.excerpt.splitlines()]
+    if report.final is not None:
+        lines.append(f"  after reverting:  {report.final.describe()}")
+    if report.note:
+        lines.append(f"  {report.note}")
+    elif report.with_fixes is not None and not report.reverted:
+        lines.append("  no test that passed before fails with the fixes")
     return lines
 
 
@@ -183,7 +211,7 @@ def render_report(run: RunResult, style: Style) -> list[str]:
             "",
         ]
         lines += _fix_section(result, finding, run, style, light)
-        lines += _validation_section(result, finding, style, light)
+        lines += _validation_section(run, result, finding, style, light)
         lines += _additional(run, result, finding, style, light)
         lines.append("")
     return lines
@@ -235,7 +263,7 @@ def _fix_section(
 
 
 def _validation_section(
-    result: FileResult, finding: Finding, style: Style, light: str
+    run: RunResult, result: FileResult, finding: Finding, style: Style, light: str
 ) -> list[str]:
     validation = result.validation
     if validation is None or not finding.fixable(True) or finding.fix_safety is Safety.NONE:
@@ -263,7 +291,21 @@ def _validation_section(
     ]
     if result.internal_error:
         lines.append(f"Not applied: {result.internal_error}")
+    lines += _tests_line(run, finding)
     return [*lines, ""]
+
+
+def _tests_line(run: RunResult, finding: Finding) -> list[str]:
+    """What the project's tests said, or that they were not run."""
+    report = run.validation
+    if report is None:
+        return ['Tests: not run (`--write --validate "CMD"` runs them before and after)']
+    if finding.reverted:
+        return [f"Tests ({report.command}): {finding.reverted}"]
+    before = report.baseline.describe() if report.baseline else "not run"
+    last = report.last
+    after = last.describe() if last is not None else "not run"
+    return [f"Tests ({report.command}): before {before}; after {after}"]
 
 
 def _additional(
