@@ -255,7 +255,10 @@ def guard_tests(
         elif isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Not):
             visit(node.expression)
         elif isinstance(node, cst.Comparison):
-            for operand in [node.left, *(target.comparator for target in node.comparisons)]:
+            operands = [node.left, *(target.comparator for target in node.comparisons)]
+            if _state_comparison(node, receiver):
+                return  # `self.state == State.OPEN`: a state machine's step, not a guard
+            for operand in operands:
                 name = direct(operand)
                 if name is not None:
                     found.add(name)
@@ -266,6 +269,38 @@ def guard_tests(
 
     visit(test)
     return found
+
+
+_EQUALITY = (cst.Equal, cst.NotEqual, cst.Is, cst.IsNot, cst.In, cst.NotIn)
+
+
+def _state_comparison(node: cst.Comparison, receiver: str | None) -> bool:
+    """``self.state == State.OPEN``, ``self.phase in ("idle", "done")``: the attribute
+    compared for equality with named constants or strings. Such tests step a state machine
+    (a protocol's connection state), whose object one task drives; they are not the guard
+    of lazy initialisation or a cache that AF402 is about (``is None`` still is)."""
+    if not all(isinstance(target.operator, _EQUALITY) for target in node.comparisons):
+        return False
+    others = [
+        operand
+        for operand in [node.left, *(target.comparator for target in node.comparisons)]
+        if _own_attribute(operand, receiver) is None
+    ]
+    return bool(others) and all(_state_constant(other) for other in others)
+
+
+def _state_constant(node: cst.BaseExpression) -> bool:
+    if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
+        return True
+    if isinstance(node, (cst.Tuple, cst.List, cst.Set)):
+        return bool(node.elements) and all(_state_constant(e.value) for e in node.elements)
+    if isinstance(node, cst.Attribute):
+        spelled = dotted_name(node)
+        head = (spelled or "").split(".", 1)[0]
+        return spelled is not None and head[:1].isupper()  # `State.OPEN`, `HTTPState.X`
+    if isinstance(node, cst.Name):
+        return node.value.isupper() and len(node.value) > 1  # `CONNECTED`
+    return False
 
 
 def names_read(node: cst.CSTNode) -> set[str]:
@@ -444,6 +479,8 @@ class MethodWalk:
         #: inside an ``except`` handler or ``finally`` block: a write there restores state or
         #: reacts to a failure; it is not the update or the act of a race
         self._in_handler = 0
+        #: the method's nodes' parents, made when a write needs them
+        self._parents: dict[int, cst.CSTNode] | None = None
 
     def run(self) -> list[Race]:
         self._block(self.method.body, State())
@@ -627,8 +664,18 @@ class MethodWalk:
         return state
 
     def _expression(self, node: cst.CSTNode, state: State) -> State:
+        released = _lock_call(node, "release")
+        if released is not None:
+            for acquisition, spelled in list(state.held.items()):
+                if spelled == released:
+                    del state.held[acquisition]
         for suspension in suspensions(node):
             state = self._suspend(state, suspension)
+            acquired = _lock_call(suspension, "acquire")
+            if acquired is not None:
+                # `await self._lock.acquire()`: held until `self._lock.release()`
+                self._acquisitions += 1
+                state.held[self._acquisitions] = acquired
             method = awaited_self_method(suspension, self.receiver) if self.receiver else None
             if method is not None and self.follow and self.facts is not None:
                 callee = self.facts.methods.get(method)
@@ -679,9 +726,42 @@ class MethodWalk:
             and not (test.held & held)  # tested and written in one acquisition of a lock
             and not (held - test.held)  # a lock taken since the test serialises the writers
             and not _resets(value)
+            and self._acts_on_test(test, node, line, value)
         ):
             self._found("AF402", attribute, test, line, via)
         self._forget(attribute, state)
+
+    def _acts_on_test(
+        self, test: Mark, node: cst.CSTNode, line: cst.CSTNode, value: cst.BaseExpression | None
+    ) -> bool:
+        """The write is the act the test guards: it stores what the awaited work made
+        (``self.token = await fetch()``, a value computed after it), updates the tested value
+        (``self.balance -= amount``), or sets a flag in the block the test guards (``if not
+        self.connected: await connect(); self.connected = True``) or after the early exit it
+        guards (``if self.connected: return``, then the same). A flag set in another branch of
+        the test (``if self.closed: return`` / ``elif ...: ...; self.closed = True``) steps a
+        protocol object one task drives; not reported."""
+        if isinstance(node, cst.AugAssign):
+            return True
+        if value is not None and not _constant(value):
+            return True
+        guarded = test.node
+        if not isinstance(guarded, (cst.If, cst.While)):
+            return False
+        if any(inner is line for inner in in_order(guarded.body)):
+            return True
+        if self._parents is None:
+            self._parents = parent_map(self.method.body)
+        block = self._parents.get(id(guarded))
+        if not isinstance(block, cst.IndentedBlock):
+            return False
+        siblings = list(block.body)
+        at = next((i for i, statement in enumerate(siblings) if statement is guarded), None)
+        if at is None:
+            return False
+        return any(
+            inner is line for statement in siblings[at + 1 :] for inner in in_order(statement)
+        )
 
     def _forget(self, attribute: str, state: State) -> None:
         """After a write the attribute is fresh again: nothing read or tested before counts."""
@@ -697,6 +777,32 @@ class MethodWalk:
         self.races.append(
             Race(code, attribute, self.method, first, write, self._last_suspension, via)
         )
+
+
+def _constant(value: cst.BaseExpression) -> bool:
+    if isinstance(value, cst.Name):
+        return value.value in ("True", "False", "None") or value.value.isupper()
+    if isinstance(value, (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString)):
+        return True
+    if isinstance(value, cst.UnaryOperation):
+        return _constant(value.expression)
+    return isinstance(value, cst.Attribute) and _state_constant(value)
+
+
+def _lock_call(node: cst.CSTNode, method: str) -> str | None:
+    """``x.y`` for ``await x.y.acquire()`` / ``x.y.release()`` (with ``method``)."""
+    if isinstance(node, cst.Await):
+        node = node.expression
+    if isinstance(node, cst.Expr):
+        node = node.value
+    if (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and node.func.attr.value == method
+        and not node.args
+    ):
+        return dotted_name(node.func.value)
+    return None
 
 
 def _resets(value: cst.BaseExpression | None) -> bool:
@@ -752,6 +858,17 @@ def serialized(cls: cst.ClassDef) -> bool:
     return False
 
 
+#: methods that together make a class a synchronisation primitive of its own
+_PRIMITIVE_METHODS = (("acquire", "release"), ("wait", "notify"), ("wait", "set"))
+
+
+def _primitive(facts: ClassFacts) -> bool:
+    """The class implements a lock, semaphore, event or condition (``acquire``/``release``):
+    it tests its own state, awaits a waiter, then updates the state by design, and callers
+    use it to serialise themselves. Its methods are not races."""
+    return any(all(name in facts.methods for name in pair) for pair in _PRIMITIVE_METHODS)
+
+
 def module_races(
     module: cst.Module,
     classes: Sequence[cst.ClassDef],
@@ -782,7 +899,7 @@ def module_races(
                 )
                 found[name] = first.run()
                 method.writes_after_suspending = first.writes_after
-        if serialized(cls):
+        if serialized(cls) or _primitive(facts):
             continue
         for name, method in facts.methods.items():
             if name not in found:

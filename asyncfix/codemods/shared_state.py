@@ -290,6 +290,31 @@ def lock_fix(
                     f"the region awaits {path}, which takes `self.{lock}` too: a lock here "
                     "would deadlock"
                 )
+    if create:
+        takers = sorted(
+            {
+                r.method.name.value
+                for r in races
+                if r.attribute == race.attribute and _class_of(r.method, facts_by_class) is cls
+            }
+        )
+        if len(takers) > 1:
+            return (
+                f"the lock would be taken in {', '.join(f'{m}()' for m in takers)}: one task "
+                "holding it while it awaits work another of them does would deadlock; decide "
+                "where the lock belongs"
+            )
+    for statement in statements:
+        for node in in_order(statement):
+            if (
+                isinstance(node, cst.Await)
+                and attribute_of(node.expression, receiver) is not None
+                and not isinstance(node.expression, cst.Call)
+            ):
+                return (
+                    f"the region awaits `{source_of(node.expression)}`, which another task "
+                    "completes: holding a lock while waiting for it may deadlock"
+                )
     init = facts.methods.get("__init__")
     fix = Fix(Safety.UNSAFE, [])
     asyncio_name = ctx.module_name_for("asyncio", leading_only=True)

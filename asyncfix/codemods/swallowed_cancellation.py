@@ -102,7 +102,7 @@ async def pump(queue, sink):
         by_name = caught in ("CancelledError", "named tuple")
         if by_name and (self.ctx.test_code or self._cancels_own_task(node, handler)):
             return  # a test of what cancellation does, or waiting for a task it cancelled
-        if not by_name and _hands_on(handler):
+        if _hands_on(handler):
             return  # the waiting side (a future, a queue, a callback) raises it there
         spelled = "except:" if handler.type is None else f"except {source_of(handler.type)}:"
         ending = _ending(handler)
