@@ -34,7 +34,7 @@ from asyncfix.codemods.coroutines import project_class, shown
 from asyncfix.codemods.names import dotted_name
 from asyncfix.codemods.races import in_order, parent_map, suspensions
 from asyncfix.codemods.walk import descendants
-from asyncfix.index import ClassFact, FunctionFact
+from asyncfix.index import ClassFact, FunctionFact, ProjectIndex
 from asyncfix.model import Safety, Severity
 
 if sys.version_info >= (3, 11):
@@ -295,6 +295,8 @@ def _project_resource(ctx: Context, call: cst.Call) -> tuple[str, Resource] | No
         # `Bot(token, session=shared)` closes by closing its `session`: one the caller gave
         # it and may still use, so this object does not own what closing it closes
         return None
+    if _wraps_what_it_is_given(index, cls, closes, call):
+        return None
     enter = index.method(cls, "__aenter__")
     detached = frozenset(
         name
@@ -311,6 +313,25 @@ def _project_resource(ctx: Context, call: cst.Call) -> tuple[str, Resource] | No
         exit_fact=index.method(cls, "__aexit__"),
     )
     return cls.qualified, resource
+
+
+def _wraps_what_it_is_given(
+    index: ProjectIndex, cls: ClassFact, closes: tuple[str, ...], call: cst.Call
+) -> bool:
+    """A wrapper (``BufferedByteReceiveStream(receive_stream)``): its own close only closes
+    what it holds (``await self.receive_stream.aclose()``), and the call hands it an object
+    the caller made. Whoever made that object closes it; the wrapper holds nothing else."""
+    if len(closes) != 1 or "." in closes[0]:
+        return False
+    close = index.method(cls, closes[0])
+    if close is None or not close.awaits_on_self:
+        return False
+    if not all("." in path for path in close.awaits_on_self):
+        return False
+    return any(
+        isinstance(arg.value, (cst.Name, cst.Attribute)) and arg.star == ""
+        for arg in call.args
+    )
 
 
 def resource_names(project: Project | None, tree: ast.Module) -> set[str]:
