@@ -329,8 +329,7 @@ def _wraps_what_it_is_given(
     if not all("." in path for path in close.awaits_on_self):
         return False
     return any(
-        isinstance(arg.value, (cst.Name, cst.Attribute)) and arg.star == ""
-        for arg in call.args
+        isinstance(arg.value, (cst.Name, cst.Attribute)) and arg.star == "" for arg in call.args
     )
 
 
