@@ -769,6 +769,7 @@ class ProjectIndex:
             self._paths[raw[1]] = raw[0]
         self.modules = _Modules(by_name, ready, loader)
         self._coroutine_names: frozenset[str] | None = None
+        self._subclassed: set[str] | None = None
         self._coroutine_methods: dict[str, frozenset[str]] = {}
         self._chains: dict[str, tuple[str, ...] | None] = {}
         self._blocking_names: frozenset[str] | None = None
@@ -810,6 +811,8 @@ class ProjectIndex:
             names = self.blocking_names()
         elif kind == "resource":
             names = self.resource_names()
+        elif kind == "subclassed":
+            return "named" if name in self._subclasses() else ""
         else:
             return "?"
         return "named" if name in names else ""
@@ -959,6 +962,25 @@ class ProjectIndex:
 
     def _resolve_base(self, base: str, module: ModuleFact) -> ClassFact | None:
         return self.class_(f"{module.name}.{base}") if base else None
+
+    def has_subclasses(self, cls: ClassFact) -> bool:
+        """Some project class names ``cls`` as a base (it reads every module's facts the first
+        time it is asked). The answer is a dependency of the file asking, ``subclassed:<the
+        class>``: a subclass added in any module checks that file again."""
+        self.passed_over("subclassed", cls.qualified)
+        return cls.qualified in self._subclasses()
+
+    def _subclasses(self) -> set[str]:
+        if self._subclassed is None:
+            found: set[str] = set()
+            for module in self.modules.all():
+                for fact in module.classes.values():
+                    for base in fact.bases:
+                        resolved = self._resolve_base(base, module)
+                        if resolved is not None:
+                            found.add(resolved.qualified)
+            self._subclassed = found
+        return self._subclassed
 
     def blocking_chain(self, fact: FunctionFact) -> tuple[str, ...] | None:
         """How a sync project function blocks: ``("load_config", "_read", "builtins.open")``

@@ -262,3 +262,33 @@ def test_a_crafted_cache_never_runs_code(project: Path, tmp_path: Path) -> None:
     tampered = _run(project)
     assert _shown(tampered) == _shown(cold)
     assert not marker.exists()
+
+
+LOADER = """\
+class Loader:
+    async def config(self, source):
+        if not self.loaded:
+            self.data = await source.read()
+            self.loaded = True
+        return self.data
+"""
+
+
+def test_a_subclass_added_elsewhere_rechecks_a_class_that_would_get_an_init(
+    project: Path,
+) -> None:
+    """A new `__init__` is offered only for a class nothing subclasses: a subclass added in
+    another module (one the class's module never imports) re-checks that file."""
+    (project / "app" / "loader.py").write_text(LOADER)
+    cold = _run(project, "diff")
+    loader = next(f for f in cold.files if f.display.endswith("loader.py"))
+    assert loader.fixed is not None and "def __init__" in loader.fixed
+    (project / "app" / "files.py").write_text(
+        "from app.loader import Loader\n\n\nclass FileLoader(Loader):\n"
+        "    def __init__(self):\n        self.loaded = False\n"
+    )
+    warm = _run(project, "diff")
+    assert "loader.py" in _analysed(warm)
+    loader = next(f for f in warm.files if f.display.endswith("loader.py"))
+    assert not loader.changed
+    assert "has subclasses" in loader.findings[0].message

@@ -101,6 +101,8 @@ class _RaceRule(Rule):
     severity = Severity.HIGH
     fix_safety = Safety.UNSAFE
     needles = ("async", "await")
+    #: a new `__init__` is not added to a class the project subclasses
+    needs_index = True
 
     @classmethod
     def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
@@ -327,7 +329,7 @@ def lock_fix(
         )
     if create:
         if init is None:
-            reason = _cannot_add_init(cls)
+            reason = _cannot_add_init(ctx, cls)
             if reason:
                 return reason
             made = _lock_statement("self", lock, asyncio_name)
@@ -523,7 +525,20 @@ def _class_attributes(cls: cst.ClassDef) -> set[str]:
     return names
 
 
-def _cannot_add_init(cls: cst.ClassDef) -> str | None:
+def _cannot_add_init(ctx: Context, cls: cst.ClassDef) -> str | None:
+    name = cls.name.value
+    if name.endswith("Mixin") or name.startswith(("Base", "Abstract")) or name.endswith("Base"):
+        return (
+            f"`{name}` is made to be subclassed: a new `__init__` would not run for subclasses "
+            "that define their own without `super().__init__()`"
+        )
+    project = ctx.project
+    fact = project.index.class_(f"{project.module.name}.{name}") if project else None
+    if fact is not None and project is not None and project.index.has_subclasses(fact):
+        return (
+            f"`{name}` has subclasses: a new `__init__` would not run for those that define "
+            "their own without `super().__init__()`"
+        )
     bases = [dotted_name(arg.value) for arg in cls.bases]
     if any(base not in ("object",) for base in bases) or cls.keywords:
         return (
