@@ -39,7 +39,9 @@ from asyncfix.model import Safety, Severity
 LOCK_FIX_NOTE = (
     "Unsafe: the statements from the read (or test) to the write are wrapped in "
     "`async with self._<name>_lock:`, and the lock is created at the start of `__init__`; "
-    "an `__init__(self)` is added to a class that has none and no base classes. A lock "
+    "an `__init__(self)` is added to a class that has none and no base classes, unless it "
+    "is made to be subclassed (a mixin, a base) or the project subclasses it (a subclass "
+    "with its own `__init__` would never create the lock). A lock "
     "that already guards the attribute elsewhere in the class is reused. Module state "
     "(`global` names, module dicts) gets a module-level `_<name>_lock`. A new lock is "
     "offered only for Python 3.10+ targets (`target-version`, else the project's "
@@ -47,7 +49,9 @@ LOCK_FIX_NOTE = (
     "when it is made, at import or in `__init__`. Callers of the "
     "region now wait for each other: that is the point, but one lock for a cache keyed by "
     "request serialises every miss, where a lock per key would not. No fix when the region "
-    "awaits a method that takes the same lock (it would deadlock), when the read and the "
+    "awaits a method that takes the same lock (it would deadlock), when a new lock would be "
+    "taken in several methods (one task holding it while it awaits another's work would "
+    "deadlock), when the region awaits a future another task completes, when the read and the "
     "write are not in one block, when the class cannot get an `__init__`, or for class "
     "state through `cls` and `nonlocal` names (the lock belongs elsewhere)."
 )
