@@ -441,6 +441,27 @@ class Totals:
     broken: int = 0
     flaky: int = 0
     errors: int = 0
+    #: TOML entries to fill in for the findings not read yet
+    stubs: list[str] = field(default_factory=list)
+
+
+def _stub(
+    project: str, path: str, finding: dict[str, Any], text: str, applied: bool, mode: str
+) -> str:
+    """A ``[[finding]]`` entry for ``realproj_verdicts.toml``, to be filled in."""
+    lines = [
+        "[[finding]]",
+        f"project = {json.dumps(project)}",
+        f"path = {json.dumps(path)}",
+        f"code = {json.dumps(finding['code'])}",
+        f"line = {json.dumps(text)}",
+        f'verdict = ""  # {" | ".join(FINDING_VERDICTS)}',
+    ]
+    if applied:
+        lines.append(f'edit = ""  # {" | ".join(EDIT_VERDICTS)}; {mode}')
+    lines.append('note = ""')
+    lines.append(f"# {finding['location']['line']}: {finding['message'][:200]}")
+    return "\n".join(lines)
 
 
 def report(
@@ -485,6 +506,7 @@ def report(
         if entry is None:
             totals.unread += 1
             verdict = "UNREAD"
+            totals.stubs.append(_stub(project.name, path, finding, text, applied, mode))
         else:
             totals.read += 1
             totals.false_positives += entry["verdict"] == "false positive"
@@ -590,6 +612,10 @@ def main() -> int:
         f"{totals.errors}; {time.perf_counter() - started:.0f} s"
     )
     print(f"reports: {cache / 'report'}/<project>.md")
+    if totals.stubs:
+        unread = cache / "report" / "unread.toml"
+        unread.write_text("\n\n".join(totals.stubs) + "\n", encoding="utf-8")
+        print(f"entries to fill in for the findings not read yet: {unread}")
     bad = totals.broken or totals.wrong_edits or totals.unread or totals.edits_unread
     return 1 if bad or totals.errors else 0
 

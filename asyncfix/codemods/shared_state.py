@@ -51,7 +51,9 @@ LOCK_FIX_NOTE = (
     "request serialises every miss, where a lock per key would not. No fix when the region "
     "awaits a method that takes the same lock (it would deadlock), when a new lock would be "
     "taken in several methods (one task holding it while it awaits another's work would "
-    "deadlock), when the region awaits a future another task completes, when the read and the "
+    "deadlock), when the region awaits a future another task completes, when the method "
+    "races on another attribute too (the locks would nest), in a module that uses anyio or "
+    "trio and not asyncio (an `asyncio.Lock` does not work on trio), when the read and the "
     "write are not in one block, when the class cannot get an `__init__`, or for class "
     "state through `cls` and `nonlocal` names (the lock belongs elsewhere)."
 )
@@ -258,6 +260,24 @@ def lock_fix(
     """Wrap the statements from the read or test to the write in ``async with self.<lock>:``,
     creating the lock in ``__init__`` unless one already guards the attribute; or say why
     that is not offered."""
+    other_loop = _other_event_loop(ctx)
+    if other_loop is not None:
+        return (
+            f"the module uses {other_loop}, which may run on trio: an `asyncio.Lock` does not "
+            f"work there (`{other_loop}.Lock`, made where the event loop runs, does)"
+        )
+    others = sorted(
+        {
+            _shown(r)
+            for r in races
+            if r.method is race.method and r.attribute != race.attribute and r.code in LOCKED
+        }
+    )
+    if others:
+        return (
+            f"`{race.method.name.value}()` races on {', '.join(f'`{o}`' for o in others)} too: "
+            "a lock for each would nest; decide which one lock guards them"
+        )
     if race.attribute.startswith(NAME_KEY):
         return _module_lock_fix(ctx, race, races)
     if any(dotted_name(d.decorator) == "classmethod" for d in race.method.decorators):
@@ -353,6 +373,31 @@ def lock_fix(
         f"`async with self.{lock}:`",
     )
     return fix
+
+
+#: the race rules whose fix is a lock
+LOCKED = frozenset({"AF401", "AF402"})
+
+
+def _other_event_loop(ctx: Context) -> str | None:
+    """ "anyio" or "trio" when the module imports one of them and not asyncio: its code may
+    run on trio, where an `asyncio.Lock` does not work."""
+    if "loops" not in ctx.shared:
+        imported: set[str] = set()
+        for statement in in_order(ctx.module):
+            if isinstance(statement, cst.Import):
+                imported.update((dotted_name(a.name) or "").split(".")[0] for a in statement.names)
+            elif (
+                isinstance(statement, cst.ImportFrom)
+                and statement.module is not None
+                and not statement.relative
+            ):
+                imported.add((dotted_name(statement.module) or "").split(".")[0])
+        ctx.shared["loops"] = imported
+    imported = ctx.shared["loops"]
+    if "asyncio" in imported:
+        return None
+    return next((name for name in ("anyio", "trio") if name in imported), None)
 
 
 def _module_lock_fix(ctx: Context, race: Race, races: list[Race]) -> Fix | str:
