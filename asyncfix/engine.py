@@ -526,12 +526,25 @@ def _no_leading_blank_lines(module: cst.Module, first_before: cst.CSTNode | None
 
 
 def _is_import_block(statement: cst.BaseStatement) -> bool:
+    """Imports only: a line of them, or a ``try``/``if`` whose every block holds only imports
+    (``if sys.version_info >= (3, 11): from asyncio import Runner`` / ``else: <a backport>``
+    is not: what follows its ``else`` is code)."""
     if isinstance(statement, cst.SimpleStatementLine):
         return all(isinstance(small, (cst.Import, cst.ImportFrom)) for small in statement.body)
     if isinstance(statement, (cst.Try, cst.If)):
+        blocks: list[cst.BaseSuite] = [statement.body]
+        if isinstance(statement, cst.Try):
+            blocks += [handler.body for handler in statement.handlers]
+            if statement.orelse is not None:
+                blocks.append(statement.orelse.body)
+        elif isinstance(statement.orelse, cst.Else):
+            blocks.append(statement.orelse.body)
+        elif isinstance(statement.orelse, cst.If):
+            blocks.append(cst.IndentedBlock(body=[statement.orelse]))
         return all(
             _is_import_block(inner)
-            for inner in statement.body.body
+            for block in blocks
+            for inner in (block.body if isinstance(block, cst.IndentedBlock) else [])
             if isinstance(inner, cst.BaseStatement)
         )
     return False

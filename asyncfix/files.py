@@ -275,14 +275,15 @@ def relative(path: Path, base: Path) -> str | None:
     return rest if os.sep == "/" else rest.replace(os.sep, "/")
 
 
-#: directories whose files are test code
-TEST_DIRECTORIES = frozenset({"tests", "test"})
+#: directories whose files are tests, or documentation (examples that may show a bug)
+TEST_DIRECTORIES = frozenset({"tests", "test", "docs", "doc"})
 
 
 def is_test_path(rel: str) -> bool:
-    """Test code, by where it lives (``rel``: the path relative to the project root): under
-    a ``tests`` or ``test`` directory, ``test_*.py``, ``*_test.py``, ``conftest.py``.
-    Fixes must not change what a test measures (a test may block the loop on purpose)."""
+    """Tests or documentation, by where the file lives (``rel``: the path relative to the
+    project root): under a ``tests``, ``test``, ``docs`` or ``doc`` directory, ``test_*.py``,
+    ``*_test.py``, ``conftest.py``. Fixes must not change what a test measures (a test may
+    block the loop on purpose) nor what an example shows (a snippet of the bug it explains)."""
     *folders, name = rel.split("/")
     if any(folder in TEST_DIRECTORIES for folder in folders):
         return True

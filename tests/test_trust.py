@@ -47,6 +47,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ("pkg/contest.py", False),
         ("pkg/latest_api.py", False),
         ("pkg/attest/api.py", False),
+        ("docs/snippets/why/cancellation.py", True),
+        ("doc/example.py", True),
+        ("pkg/docstring.py", False),
+        ("examples/service.py", False),
     ],
 )
 def test_test_code_is_known_by_where_it_lives(path: str, expected: bool) -> None:
@@ -65,7 +69,7 @@ def test_blocking_fixes_are_not_offered_in_test_code(project: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "await asyncio.sleep(1)" in (project / "pkg" / "poll.py").read_text()
     assert (project / "tests" / "test_poll.py").read_text() == BLOCKING
-    assert "no fix in test code" in result.output
+    assert "no fix in tests and docs" in result.output
 
 
 def test_a_project_under_a_tests_folder_is_not_all_test_code(tmp_path: Path) -> None:

@@ -227,7 +227,7 @@ class Rule:
         evidence: Sequence[tuple[str, cst.CSTNode | None]] = (),
     ) -> None:
         if fix is not None and self.no_fix_in_tests and self.ctx.test_code:
-            message += " (no fix in test code: a fix must not change what a test checks)"
+            message += " (no fix in tests and docs: a fix must not change what they check or show)"
             fix = None
         self.ctx.hits.append(Hit(type(self), node, message, fix, list(evidence)))
 

@@ -67,11 +67,11 @@ async def pump(queue, sink):
         "only: a handler that names `CancelledError` (a decision someone made), one that ends "
         "the coroutine right away (it returns normally: only whoever cancelled it is not "
         "told), one that awaits or ends in `return`/`break`/`continue`/another exception, "
-        "and every handler in test code. Not reported: handlers that re-raise, that hand the "
+        "and every handler in tests and docs. Not reported: handlers that re-raise, that hand the "
         "exception on (`future.set_exception(exc)`, a queue, a callback, an attribute), try "
         "bodies that never suspend (cancellation arrives at an `await`), a task awaited "
-        "right after the same function cancelled it, `CancelledError` caught by name in test "
-        "code (tests check what cancellation does), and trio code."
+        "right after the same function cancelled it, `CancelledError` caught by name in tests "
+        "and docs (they check or show what cancellation does), and trio code."
     )
     severity = Severity.HIGH
     kind = "Swallowed cancellation"
@@ -136,7 +136,7 @@ async def pump(queue, sink):
         goes_on: str | None,
     ) -> str | None:
         if self.ctx.test_code:
-            return "test code: the swallow may be what the test is about"
+            return "tests and docs: the swallow may be what they are about"
         if by_name:
             return (
                 "`CancelledError` is caught by name, so this may be deliberate; end the handler "

@@ -42,7 +42,8 @@ def rule_doc(code: str) -> str:
 
 
 TEST_CODE_NOTE = (
-    " In test code (files under a `tests` or `test` directory, `test_*.py`, `*_test.py`, "
-    "`conftest.py`) the finding is reported without a fix: a fix must not change what a test "
-    "measures (a test may hold the event loop, or leave a resource open, on purpose)."
+    " In tests and docs (files under a `tests`, `test`, `docs` or `doc` directory, "
+    "`test_*.py`, `*_test.py`, `conftest.py`) the finding is reported without a fix: a fix "
+    "must not change what a test measures (a test may hold the event loop, or leave a "
+    "resource open, on purpose) nor what an example shows."
 )
