@@ -748,7 +748,10 @@ class MethodWalk:
         guarded = test.node
         if not isinstance(guarded, (cst.If, cst.While)):
             return False
-        if any(inner is line for inner in in_order(guarded.body)):
+        blocks: list[cst.CSTNode] = [guarded.body]
+        if isinstance(guarded, cst.If) and isinstance(guarded.orelse, cst.Else):
+            blocks.append(guarded.orelse)  # `if self.done: ... else: act; self.done = True`
+        if any(inner is line for block in blocks for inner in in_order(block)):
             return True
         if self._parents is None:
             self._parents = parent_map(self.method.body)
