@@ -1018,6 +1018,10 @@ def _validated_write(
     _set_index(index)
     try:
         run.validation = validator.run()
+    except OSError as exc:  # a file could not be written back: all were put back as they were
+        run.errors.append(f"--validate: {exc}; the files were left as they were")
+        run.validation = validator.report
+        return
     finally:
         _set_index(None)
     if run.validation.with_fixes is None:  # nothing was written

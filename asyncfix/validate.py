@@ -179,7 +179,7 @@ class Validator:
                 )
             return report
         except BaseException:
-            self._apply(frozenset())  # interrupted: the files as they were
+            self._restore()  # interrupted, or a write failed: the files as they were
             raise
 
     def units(self) -> list[Unit]:
@@ -288,6 +288,17 @@ class Validator:
                 raise OSError(f"{result.display}: {reason}")
             self.on_disk[path] = data
         self.current = units
+
+    def _restore(self) -> None:
+        """Put back every file's original bytes, as far as possible (a file someone changed
+        meanwhile is left as they made it)."""
+        for path, result in self.results.items():
+            assert result.original is not None
+            original = _encoded(result, result.original)
+            current = self.on_disk.get(path, original)
+            if current != original and atomic_write(Path(path), current, original) is None:
+                self.on_disk[path] = original
+        self.current = frozenset()
 
     def _excluded(self, path: str, units: frozenset[Unit]) -> frozenset[str]:
         return frozenset(fix for file, fix in self.units() if file == path) - frozenset(

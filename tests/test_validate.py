@@ -195,3 +195,26 @@ def test_what_counts_as_newly_failing(
     before: TestRun, after: TestRun, expected: list[str] | None
 ) -> None:
     assert new_failures(before, after) == expected
+
+
+def test_an_interrupted_validation_puts_the_files_back(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """^C while the tests run with the fixes written: every file is as it was."""
+    from asyncfix import validate
+
+    real = validate.run_command
+    calls: list[str] = []
+
+    def interrupted(command: str, cwd: Path, timeout: float) -> TestRun:
+        calls.append(command)
+        if len(calls) == 2:  # the run with every fix written
+            raise KeyboardInterrupt
+        return real(command, cwd, timeout)
+
+    monkeypatch.setattr(validate, "run_command", interrupted)
+    before = {p: p.read_bytes() for p in (project / "app").glob("*.py")}
+    result = CliRunner().invoke(main, ["--write", "--validate", _command("checks"), "app"])
+    assert result.exit_code != 0 and "Aborted" in result.output  # click's ^C
+    assert len(calls) == 2
+    assert {p: p.read_bytes() for p in (project / "app").glob("*.py")} == before
