@@ -160,11 +160,22 @@ class Validator:
         if report.baseline.timed_out:
             report.note = "the command did not finish before the fixes: nothing written"
             return report
+        if report.baseline.exit_code in (126, 127):
+            report.note = (
+                f"the command could not run (exit status {report.baseline.exit_code}: "
+                "not found or not executable): nothing written"
+            )
+            return report
         every = frozenset(self.units())
         try:
             report.with_fixes = self._apply_and_test(every)
             broken = new_failures(report.baseline, report.with_fixes)
             if broken is None:
+                if not report.baseline.passed and not report.baseline.failing:
+                    report.note = (
+                        "the command failed before the fixes and named no failing test: "
+                        "only a change of its exit status could be seen"
+                    )
                 return report
             self.breaking.append((every, report.with_fixes, broken))
             culprits = self._culprits(every)

@@ -218,3 +218,11 @@ def test_an_interrupted_validation_puts_the_files_back(
     assert result.exit_code != 0 and "Aborted" in result.output  # click's ^C
     assert len(calls) == 2
     assert {p: p.read_bytes() for p in (project / "app").glob("*.py")} == before
+
+
+def test_a_command_that_cannot_run_writes_nothing(project: Path) -> None:
+    before = (project / "app" / "timing.py").read_text()
+    result = invoke("--write", "--validate", "no-such-command-here --flag", "app")
+    assert result.exit_code == 2
+    assert "could not run" in result.output
+    assert (project / "app" / "timing.py").read_text() == before
