@@ -66,9 +66,21 @@ class State:
     held: dict[int, str] = field(default_factory=dict)
     #: the path ends here (return/raise/break/continue)
     ended: bool = False
+    #: tests (by node) whose work the method claimed before suspending: after them it tested
+    #: an attribute and set it before any ``await`` (``if self._pending is None:
+    #: self._pending = fut``, ``self._connecting = True``); other callers see the claim and
+    #: do not repeat the work
+    claims: set[int] = field(default_factory=set)
 
     def copy(self) -> State:
-        return State(self.epoch, dict(self.locals), dict(self.known), dict(self.held), self.ended)
+        return State(
+            self.epoch,
+            dict(self.locals),
+            dict(self.known),
+            dict(self.held),
+            self.ended,
+            set(self.claims),
+        )
 
 
 @dataclass
@@ -706,7 +718,12 @@ class MethodWalk:
         fresh = state.known.get(attribute)
         if fresh is not None and fresh.epoch == state.epoch:
             # tested again since the last suspension (`if key not in self.cache:` right
-            # before the write): the write acts on what is true now
+            # before the write): the write acts on what is true now -- and when it sets
+            # something, it claims the work for this task
+            if not _resets(value):
+                state.claims.update(
+                    id(mark.node) for mark in state.known.values() if mark.epoch == state.epoch
+                )
             self._forget(attribute, state)
             return
         if value is not None and not self._in_handler:
@@ -726,6 +743,7 @@ class MethodWalk:
             and not (test.held & held)  # tested and written in one acquisition of a lock
             and not (held - test.held)  # a lock taken since the test serialises the writers
             and not _resets(value)
+            and id(test.node) not in state.claims  # claimed before suspending: none repeats it
             and self._acts_on_test(test, node, line, value)
         ):
             self._found("AF402", attribute, test, line, via)
@@ -824,6 +842,7 @@ def _resets(value: cst.BaseExpression | None) -> bool:
 def _merge(a: State, b: State) -> State:
     """Both paths: what either may have read or tested (a finding needs one path)."""
     merged = State(max(a.epoch, b.epoch), dict(a.locals), dict(a.known), dict(a.held))
+    merged.claims = a.claims & b.claims  # claimed on every path
     for name, source in b.locals.items():
         merged.locals.setdefault(name, source)
     for attribute, mark in b.known.items():
