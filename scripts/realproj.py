@@ -460,7 +460,8 @@ def _stub(
     if applied:
         lines.append(f'edit = ""  # {" | ".join(EDIT_VERDICTS)}; {mode}')
     lines.append('note = ""')
-    lines.append(f"# {finding['location']['line']}: {finding['message'][:200]}")
+    message = " ".join(finding["message"].split())
+    lines.append(f"# {finding['location']['line']}: {message[:200]}")
     return "\n".join(lines)
 
 

@@ -95,6 +95,10 @@ async def pump(queue, sink):
                 # the first handler that can catch cancellation is the only one that sees it
                 self._handler(node, handler, caught)
                 return
+            if _computed(handler.type):
+                # `except (Broken, get_cancelled_exc_class()): raise`: it may catch
+                # cancellation (anyio's class for it), so a later handler may never see it
+                return
 
     def _handler(self, node: cst.Try, handler: cst.ExceptHandler, caught: str) -> None:
         if _reraises(handler) or self._raises_cancelled(handler):
@@ -312,6 +316,15 @@ def _suspends(node: cst.CSTNode) -> bool:
     if isinstance(node, cst.Await):
         return True
     return isinstance(node, (cst.For, cst.With)) and node.asynchronous is not None
+
+
+def _computed(caught: cst.BaseExpression | None) -> bool:
+    """An ``except`` whose class is computed (``get_cancelled_exc_class()``, a subscript):
+    what it catches is not known."""
+    if caught is None:
+        return False
+    parts = [e.value for e in caught.elements] if isinstance(caught, cst.Tuple) else [caught]
+    return any(not isinstance(part, (cst.Name, cst.Attribute)) for part in parts)
 
 
 def _suspends_anywhere(node: cst.CSTNode) -> bool:
