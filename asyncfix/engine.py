@@ -48,7 +48,6 @@ from asyncfix.index import (
     Raw,
     Stub,
     facts_from_source,
-    from_raw,
     module_name,
     parse_ast,
     to_raw,
@@ -682,7 +681,7 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
         result.remaining = [f for f in result.findings if not f.fixable(task.unsafe)]
         return
     try:
-        _fix_to_fixpoint(task, text, analysis, fixable, result, rules, project)
+        _fix_to_fixpoint(task, text, analysis, result, rules, project)
     except Exception as exc:  # a fix crashed: never let it take the file (or the run) down
         result.internal_error = f"fix failed: {type(exc).__name__}: {exc}"
         result.fixed = None
@@ -767,9 +766,6 @@ def fix_id(hit: Hit) -> FixKey:
     return hashlib.sha256(repr((hit.rule.code, hit.message, spelled)).encode()).hexdigest()[:16]
 
 
-_key = fix_id
-
-
 @dataclass
 class _Attempt:
     """One run of the fix-verify loop with some fixes left out."""
@@ -802,7 +798,7 @@ def _attempt(
     new_text = text
 
     def fixable_in(found: Analysis) -> list[Hit]:
-        return [h for h in found.hits if _fixable(h, task.unsafe) and _key(h) not in excluded]
+        return [h for h in found.hits if _fixable(h, task.unsafe) and fix_id(h) not in excluded]
 
     def failed(error: str) -> _Attempt:
         return _Attempt(validation, None, None, applied, error)
@@ -814,9 +810,9 @@ def _attempt(
         except RecursionError:
             return failed("the file nests too deeply to rewrite")
         except Exception as exc:  # a fix that cannot be applied
-            applied.extend(_key(hit) for hit in fixable)
+            applied.extend(fix_id(hit) for hit in fixable)
             return failed(f"applying the fixes failed ({type(exc).__name__}: {exc}); a bug")
-        applied.extend(_key(hit) for hit in chosen)
+        applied.extend(fix_id(hit) for hit in chosen)
         applied_codes.update(hit.rule.code for hit in chosen)
         new_text = module.code
         validation.rounds += 1
@@ -860,7 +856,6 @@ def _fix_to_fixpoint(
     task: Task,
     text: str,
     analysis: Analysis,
-    fixable: list[Hit],
     result: FileResult,
     rules: Sequence[type[Rule]],
     project: Project | None,
@@ -897,8 +892,8 @@ def _fix_to_fixpoint(
         result.internal_error = f"{first_error}; please report it; file left as it was"
         return
     result.fixed = attempt.text
-    for hit, finding in zip(analysis.hits, result.findings, strict=True):
-        finding.fixed = finding.fixable(task.unsafe) and _key(hit) not in excluded
+    for finding in result.findings:
+        finding.fixed = finding.fixable(task.unsafe) and finding.fix_id not in excluded
         if (
             finding.fixable(task.unsafe)
             and not finding.fixed
@@ -1296,7 +1291,7 @@ class FactsLoader:
     def __call__(self, stub: Stub) -> Raw | None:
         _, path, facts_digest = stub
         found = self.all().get(path)
-        if found is not None and found[0] == facts_digest and _raw_shape(found[1]):
+        if found is not None and found[0] == facts_digest:
             return found[1]
         try:
             fact = facts_from_source(decode(Path(path).read_bytes()).text, Path(path))
@@ -1305,16 +1300,6 @@ class FactsLoader:
         except Exception:  # as in _index_one: the module is left out
             return None
         return to_raw(fact) if fact is not None else None
-
-
-def _raw_shape(raw: Raw) -> bool:
-    """Raw facts read from the cache have the shape ``index.from_raw`` takes (anything else:
-    the module is indexed again from its source)."""
-    try:
-        from_raw(raw)
-    except (TypeError, ValueError, AttributeError, KeyError):
-        return False
-    return True
 
 
 def _index_one(item: tuple[Path, bytes]) -> ModuleFact | None:

@@ -717,7 +717,12 @@ class _Modules(dict[str, ModuleFact]):
             raw = self._raws[key] = self._loader(raw)
         if raw is None:
             return None
-        module = from_raw(raw)
+        try:
+            module = from_raw(raw)
+        except (TypeError, ValueError, AttributeError, KeyError):
+            # facts read from a cache someone edited: the module is unknown, never trusted
+            self._raws[key] = None
+            return None
         self[key] = module
         return module
 

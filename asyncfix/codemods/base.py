@@ -496,6 +496,27 @@ class Context:
                                     return asname.value
         return None
 
+    def imported_packages(self) -> frozenset[str]:
+        """The top-level packages the module imports at module level (``asyncio``, ``anyio``,
+        ``trio``): which event loops its code may run on."""
+        found = self.shared.get("imported-packages")
+        if found is None:
+            names: set[str] = set()
+            for statement in top_level_statements(self.module.body):
+                if not isinstance(statement, cst.SimpleStatementLine):
+                    continue
+                for small in statement.body:
+                    if isinstance(small, cst.Import):
+                        names.update((dotted_name(a.name) or "").split(".")[0] for a in small.names)
+                    elif (
+                        isinstance(small, cst.ImportFrom)
+                        and small.module is not None
+                        and not small.relative
+                    ):
+                        names.add((dotted_name(small.module) or "").split(".")[0])
+            found = self.shared["imported-packages"] = frozenset(names)
+        return found
+
     # -- classes of this module --------------------------------------------------------
 
     @property

@@ -382,19 +382,7 @@ LOCKED = frozenset({"AF401", "AF402"})
 def _other_event_loop(ctx: Context) -> str | None:
     """ "anyio" or "trio" when the module imports one of them and not asyncio: its code may
     run on trio, where an `asyncio.Lock` does not work."""
-    if "loops" not in ctx.shared:
-        imported: set[str] = set()
-        for statement in in_order(ctx.module):
-            if isinstance(statement, cst.Import):
-                imported.update((dotted_name(a.name) or "").split(".")[0] for a in statement.names)
-            elif (
-                isinstance(statement, cst.ImportFrom)
-                and statement.module is not None
-                and not statement.relative
-            ):
-                imported.add((dotted_name(statement.module) or "").split(".")[0])
-        ctx.shared["loops"] = imported
-    imported = ctx.shared["loops"]
+    imported = ctx.imported_packages()
     if "asyncio" in imported:
         return None
     return next((name for name in ("anyio", "trio") if name in imported), None)

@@ -163,19 +163,8 @@ async def pump(queue, sink):
 
     def _trio_code(self) -> bool:
         """A module that imports trio and not asyncio (nor anyio): trio cancels differently."""
-        if "trio" not in self.ctx.shared:
-            imported: set[str] = set()
-            for statement in self.ctx.module.body:
-                if isinstance(statement, cst.SimpleStatementLine):
-                    for small in statement.body:
-                        if isinstance(small, cst.Import):
-                            imported.update(
-                                (dotted_name(a.name) or "").split(".")[0] for a in small.names
-                            )
-                        elif isinstance(small, cst.ImportFrom) and small.module is not None:
-                            imported.add((dotted_name(small.module) or "").split(".")[0])
-            self.ctx.shared["trio"] = "trio" in imported and not imported & {"asyncio", "anyio"}
-        return bool(self.ctx.shared["trio"])
+        imported = self.ctx.imported_packages()
+        return "trio" in imported and not imported & {"asyncio", "anyio"}
 
     def _goes_on(self, node: cst.Try) -> str | None:
         """What the coroutine does after the handler swallowed the cancellation: "loop" (the
