@@ -41,7 +41,7 @@ from asyncfix.files import (
     patch_path,
     relative,
 )
-from asyncfix.imports import add_stdlib_import, is_docstring, is_stdlib
+from asyncfix.imports import add_stdlib_import, is_docstring, is_stdlib, split_at_comments
 from asyncfix.index import (
     ModuleFact,
     ProjectIndex,
@@ -416,10 +416,8 @@ def _add_init(cls: cst.ClassDef, statements: list[cst.BaseStatement]) -> cst.Cla
     if isinstance(first, cst.FunctionDef):
         # the blank lines before the method go before `__init__`; the comments that explain
         # the method (and its decorators) stay with it
-        lines = list(first.leading_lines)
-        cut = next((i for i, line in enumerate(lines) if line.comment is not None), len(lines))
-        leading = lines[:cut]
-        existing[at] = first.with_changes(leading_lines=[*blank, *lines[cut:]])
+        leading, comments = split_at_comments(list(first.leading_lines))
+        existing[at] = first.with_changes(leading_lines=[*blank, *comments])
     init = cst.FunctionDef(
         name=cst.Name("__init__"),
         params=cst.Parameters(params=[cst.Param(cst.Name("self"))]),

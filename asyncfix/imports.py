@@ -116,14 +116,23 @@ def _insert(
         elif separate:
             # code right after the docstring: the comments that explain it stay with it, with
             # the blank lines a definition wants before them
-            cut = next((i for i, line in enumerate(lines) if line.comment is not None), len(lines))
+            _, comments = split_at_comments(lines)
             new = new.with_changes(leading_lines=[cst.EmptyLine()] if position else [])
             wanted = 2 if isinstance(following, cst.FunctionDef | cst.ClassDef) else 1
             following = following.with_changes(
-                leading_lines=[*([cst.EmptyLine()] * wanted), *lines[cut:]]
+                leading_lines=[*([cst.EmptyLine()] * wanted), *comments]
             )
         body[position] = following
     return module.with_changes(body=[*body[:position], new, *body[position:]])
+
+
+def split_at_comments(
+    lines: list[cst.EmptyLine],
+) -> tuple[list[cst.EmptyLine], list[cst.EmptyLine]]:
+    """A statement's leading lines: the blank ones before its first comment, and the rest
+    (the comments that explain it stay with it when code is inserted before it)."""
+    cut = next((i for i, line in enumerate(lines) if line.comment is not None), len(lines))
+    return lines[:cut], lines[cut:]
 
 
 def is_docstring(statement: cst.BaseStatement) -> bool:
