@@ -44,6 +44,7 @@ from asyncfix.files import (
 from asyncfix.imports import add_stdlib_import, is_docstring, is_stdlib, split_at_comments
 from asyncfix.index import (
     ModuleFact,
+    Names,
     ProjectIndex,
     Raw,
     Stub,
@@ -974,7 +975,8 @@ def run(
         index = build_index(files, config, jobs)
     results = _analyse_all(tasks, files, config, jobs, index, use_cache, progress)
     for result in results:
-        result.patch_path = patch_path(Path(result.path), cwd, root)
+        if result.changed:  # only a diff names it
+            result.patch_path = patch_path(Path(result.path), cwd, root)
     run_result = RunResult(files=results, mode=mode, unsafe_fixes=unsafe, errors=errors)
     if mode == "write" and validate:
         _validated_write(run_result, tasks, index, validate, validate_timeout, cwd)
@@ -1325,9 +1327,9 @@ def _index_files(items: list[tuple[Path, bytes]], jobs: int | None) -> list[Modu
 def _cache_format() -> str:
     """Changes whenever the facts could: with the version and with the code that extracts them."""
     extractor = hashlib.sha256(Path(index_module.__file__).read_bytes()).hexdigest()[:12]
-    # v4: JSON; entries are [content digest, module name, facts digest, [size, mtime_ns]];
-    # the facts themselves are in the facts file
-    return f"index-{__version__}-{extractor}-v4"
+    # v5: JSON; entries are [content digest, module name, facts digest, [size, mtime_ns]];
+    # the facts themselves are in the facts file; four name sets
+    return f"index-{__version__}-{extractor}-v5"
 
 
 _CACHE_FORMAT = _cache_format()
@@ -1339,7 +1341,7 @@ IndexEntry = tuple[str, str | None, str, tuple[int, int]]
 
 def _load_index_cache(
     cache_dir: Path,
-) -> tuple[dict[str, IndexEntry], tuple[list[str], list[str], list[str]] | None]:
+) -> tuple[dict[str, IndexEntry], Names | None]:
     """The cached facts and names, or nothing when the cache is missing, corrupt or from
     another version."""
     try:
@@ -1367,19 +1369,19 @@ def _load_index_cache(
         entries[path] = (entry[0], entry[1], entry[2], (entry[3][0], entry[3][1]))
     if not (
         isinstance(names, list)
-        and len(names) == 3
+        and len(names) == 4
         and all(
             isinstance(group, list) and all(isinstance(n, str) for n in group) for group in names
         )
     ):
         return entries, None
-    return entries, (names[0], names[1], names[2])
+    return entries, (names[0], names[1], names[2], names[3])
 
 
 def _save_index_cache(
     cache_dir: Path,
     entries: dict[str, IndexEntry],
-    names: tuple[list[str], list[str], list[str]],
+    names: Names,
     made: dict[str, tuple[str, Raw]],
     loader: FactsLoader | None,
 ) -> None:

@@ -669,6 +669,9 @@ def from_raw(raw: Raw) -> ModuleFact:
     return module
 
 
+#: the project-wide name sets: coroutine, blocking, resource and base class names
+Names = tuple[list[str], list[str], list[str], list[str]]
+
 #: a module whose facts are still on disk: (name, path, digest of its facts)
 Stub = tuple[str, str, str]
 #: gives the raw facts of a stub (``engine`` reads them from the index cache)
@@ -774,7 +777,7 @@ class ProjectIndex:
             self._paths[raw[1]] = raw[0]
         self.modules = _Modules(by_name, ready, loader)
         self._coroutine_names: frozenset[str] | None = None
-        self._subclassed: set[str] | None = None
+        self._base_names: frozenset[str] | None = None
         self._coroutine_methods: dict[str, frozenset[str]] = {}
         self._chains: dict[str, tuple[str, ...] | None] = {}
         self._blocking_names: frozenset[str] | None = None
@@ -817,7 +820,7 @@ class ProjectIndex:
         elif kind == "resource":
             names = self.resource_names()
         elif kind == "subclassed":
-            return "named" if name in self._subclasses() else ""
+            names = self.base_names()
         else:
             return "?"
         return "named" if name in names else ""
@@ -838,19 +841,25 @@ class ProjectIndex:
         return sorted(found) + sorted(self._passed_over or ())
 
     def set_names(
-        self, coroutine_names: list[str], blocking_names: list[str], resource_names: list[str]
+        self,
+        coroutine_names: list[str],
+        blocking_names: list[str],
+        resource_names: list[str],
+        base_names: list[str],
     ) -> None:
         """The project-wide name sets, from a cache that is still valid."""
         self._coroutine_names = frozenset(coroutine_names)
         self._blocking_names = frozenset(blocking_names)
         self._resource_names = frozenset(resource_names)
+        self._base_names = frozenset(base_names)
 
-    def names(self) -> tuple[list[str], list[str], list[str]]:
+    def names(self) -> Names:
         """The project-wide name sets, for ``set_names`` in a later run or another process."""
         return (
             sorted(self.coroutine_names()),
             sorted(self.blocking_names()),
             sorted(self.resource_names()),
+            sorted(self.base_names()),
         )
 
     def module_name_of(self, path: str) -> str:
@@ -969,23 +978,26 @@ class ProjectIndex:
         return self.class_(f"{module.name}.{base}") if base else None
 
     def has_subclasses(self, cls: ClassFact) -> bool:
-        """Some project class names ``cls`` as a base (it reads every module's facts the first
-        time it is asked). The answer is a dependency of the file asking, ``subclassed:<the
-        class>``: a subclass added in any module checks that file again."""
-        self.passed_over("subclassed", cls.qualified)
-        return cls.qualified in self._subclasses()
+        """Some project class may name ``cls`` as a base: its name is the last part of a base
+        of some class (a same-named class elsewhere counts too: a fix is then not offered).
+        The answer is a dependency of the file asking, ``subclassed:<name>``: a subclass
+        added in any module checks that file again."""
+        name = cls.qualified.rsplit(".", 1)[-1]
+        self.passed_over("subclassed", name)
+        return name in self.base_names()
 
-    def _subclasses(self) -> set[str]:
-        if self._subclassed is None:
-            found: set[str] = set()
-            for module in self.modules.all():
-                for fact in module.classes.values():
-                    for base in fact.bases:
-                        resolved = self._resolve_base(base, module)
-                        if resolved is not None:
-                            found.add(resolved.qualified)
-            self._subclassed = found
-        return self._subclassed
+    def base_names(self) -> frozenset[str]:
+        """The last part of every base class some project class names (a project-wide name
+        set, like the others: made once and kept in the index cache)."""
+        if self._base_names is None:
+            self._base_names = frozenset(
+                base.rsplit(".", 1)[-1]
+                for module in self.modules.all()
+                for cls in module.classes.values()
+                for base in cls.bases
+                if base
+            )
+        return self._base_names
 
     def blocking_chain(self, fact: FunctionFact) -> tuple[str, ...] | None:
         """How a sync project function blocks: ``("load_config", "_read", "builtins.open")``
