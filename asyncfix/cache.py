@@ -68,8 +68,7 @@ def _is_entry(entry: Any) -> bool:
         and len(entry) == 5
         and isinstance(entry[0], str)
         and isinstance(entry[1], str)
-        and isinstance(entry[2], list)
-        and all(isinstance(module, str) for module in entry[2])
+        and isinstance(entry[2], list)  # of strings: checked when used (``get``)
         and isinstance(entry[3], str)
         and (entry[4] is None or isinstance(entry[4], dict))
     )
@@ -121,7 +120,11 @@ class ResultCache:
         entry = self.entries.get(path)
         if entry is None or entry[0] != content or entry[1] != settings:
             return None
-        if _combined(entry[2], digests) != entry[3]:
+        try:
+            if _combined(entry[2], digests) != entry[3]:
+                return None
+        except (TypeError, AttributeError):  # a dependency that is no module name
+            self.entries = {}
             return None
         stored = entry[4]
         if stored is None:

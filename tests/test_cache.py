@@ -262,6 +262,13 @@ def test_a_crafted_cache_never_runs_code(project: Path, tmp_path: Path) -> None:
     tampered = _run(project)
     assert _shown(tampered) == _shown(cold)
     assert not marker.exists()
+    # dependencies that are no module names: a miss too
+    (stored,) = folder.glob("results-*.json")
+    data = json.loads(stored.read_text())
+    for entry in data["entries"].values():
+        entry[2] = [1, ["x"]]
+    stored.write_text(json.dumps(data))
+    assert _shown(_run(project)) == _shown(cold)
 
 
 LOADER = """\
