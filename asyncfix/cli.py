@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -338,3 +339,123 @@ def rule_command(code: str) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+_AUTHOR = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<email>[^<>\s]+)>\s*$")
+
+
+@main.command("bot", short_help="Open or update pull requests with the fixes.")
+@click.argument(
+    "path", required=False, default=".", type=click.Path(path_type=Path, file_okay=False)
+)
+@click.option("--repo", metavar="OWNER/NAME", help="The GitHub repository (default: origin's).")
+@click.option(
+    "--api-url",
+    default="https://api.github.com",
+    show_default=True,
+    metavar="URL",
+    help="GitHub's REST API (GitHub Enterprise: https://HOST/api/v3).",
+)
+@click.option("--push-url", metavar="URL", help="Where branches are pushed (default: origin).")
+@click.option(
+    "--base", metavar="BRANCH", help="The pull requests' base (default: the default branch)."
+)
+@click.option(
+    "--group",
+    type=click.Choice(["all", "rule", "family"]),
+    default="family",
+    show_default=True,
+    help="One pull request for everything, per rule code, or per family (AF2, ...).",
+)
+@click.option("--unsafe-fixes", is_flag=True, help="Also make the unsafe fixes.")
+@click.option(
+    "--validate",
+    metavar="CMD",
+    help="Run CMD (the project's tests) before and after the fixes; leave out those that "
+    "break it. Without it, no code of the repository runs.",
+)
+@click.option("--validate-timeout", type=click.FloatRange(min=1), default=600.0, show_default=True)
+@click.option("--labels", multiple=True, metavar="LABELS", help="Labels for new pull requests.")
+@click.option(
+    "--max-prs",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Open at most this many asyncfix pull requests.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the branches, commits and pull request bodies; push and change nothing.",
+)
+@click.option(
+    "--author",
+    default="asyncfix[bot] <asyncfix-bot@users.noreply.github.com>",
+    show_default=True,
+    metavar="NAME <EMAIL>",
+    help="Author and committer of the bot's commits.",
+)
+@click.option(
+    "--select", multiple=True, metavar="CODES", help="Only these codes or prefixes (AF2,AF301)."
+)
+@click.option("--ignore", multiple=True, metavar="CODES", help="Skip these codes or prefixes.")
+def bot_command(
+    path: Path,
+    repo: str | None,
+    api_url: str,
+    push_url: str | None,
+    base: str | None,
+    group: str,
+    unsafe_fixes: bool,
+    validate: str | None,
+    validate_timeout: float,
+    labels: tuple[str, ...],
+    max_prs: int,
+    dry_run: bool,
+    author: str,
+    select: tuple[str, ...],
+    ignore: tuple[str, ...],
+) -> None:
+    """Fix the repository at PATH (a clean clone) on branches asyncfix/<group> and open a
+    pull request for each, or update the open one. GITHUB_TOKEN gives access; it is never
+    printed or stored.
+
+    Exit status: 0 nothing to do; 1 a pull request was opened or updated (--dry-run: would
+    be); 2 error.
+    """
+    from asyncfix.bot.git import Identity
+    from asyncfix.bot.run import Options, run_bot
+
+    if repo is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+        raise click.UsageError(f"--repo {repo!r}: expected OWNER/NAME")
+    match = _AUTHOR.match(author)
+    if match is None:
+        raise click.UsageError(f"--author {author!r}: expected 'Name <email>'")
+    codes = all_codes()
+    try:
+        for option, values in (("--select", _split(select)), ("--ignore", _split(ignore))):
+            if values:
+                check_selectors(values, codes, option)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    if validate is not None and not validate.strip():
+        raise click.UsageError("--validate needs a command")
+    options = Options(
+        path=path,
+        repo=repo,
+        api_url=api_url,
+        push_url=push_url,
+        base=base,
+        group=group,
+        unsafe_fixes=unsafe_fixes,
+        validate=validate,
+        validate_timeout=validate_timeout,
+        labels=tuple(_split(labels)),
+        max_prs=max_prs,
+        dry_run=dry_run,
+        identity=Identity(match["name"], match["email"]),
+        token=os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN") or None,
+        select=tuple(_split(select)),
+        ignore=tuple(_split(ignore)),
+    )
+    sys.exit(run_bot(options, lambda line: click.echo(line, err=True), click.echo))
