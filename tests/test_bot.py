@@ -391,3 +391,24 @@ def test_identity_is_configurable(repo: Path, github: tuple[FakeGitHub, str]) ->
     assert bot(repo, url, identity=me, select=("AF201",))[0] == 1
     sha = remote_branches(repo)["asyncfix/af2-blocking-calls"]
     assert git(repo, "log", "-1", "--format=%an <%ae>", sha).strip() == "Fixer <fixer@example.com>"
+
+
+def test_the_token_reaches_git_only_through_the_askpass_environment(tmp_path: Path) -> None:
+    from asyncfix.bot.git import Git
+
+    helper_git = Git(tmp_path, token=TOKEN)
+    helper = Path(helper_git._askpass())
+    assert TOKEN not in helper.read_text(encoding="utf-8")
+    env = {**os.environ, "ASYNCFIX_BOT_TOKEN": TOKEN}
+    ask = [str(helper)]
+    user = subprocess.run(
+        [*ask, "Username for 'https://github.com': "], env=env, capture_output=True, text=True
+    )
+    password = subprocess.run(
+        [*ask, "Password for 'https://x@github.com': "], env=env, capture_output=True, text=True
+    )
+    assert (user.stdout, password.stdout) == ("x-access-token\n", f"{TOKEN}\n")
+    helper_git.close()
+    assert not helper.exists()
+    # an error message from git never shows it
+    assert helper_git._scrub(f"fatal: https://x:{TOKEN}@host") == "fatal: https://x:***@host"
