@@ -26,6 +26,7 @@ SLUG = "acme/service"
 
 SERVICE = """\
 import asyncio
+import subprocess
 import time
 
 
@@ -37,6 +38,10 @@ async def poll(sensor):
 
 async def start(job):
     asyncio.create_task(job())
+
+
+async def version():
+    return subprocess.run(["git", "--version"], capture_output=True)
 """
 
 
@@ -139,6 +144,11 @@ def test_one_pull_request_per_family_on_its_own_branch(
     assert fingerprint_of(blocking.body) is not None
     assert "| AF201 blocking-sleep | 1 | 1 | 1 |" in blocking.body
     assert "+         await asyncio.sleep(1)  # blocks the loop" in blocking.body
+    assert "**Safe fix**: it changes behaviour only in the intended way" in blocking.body
+    assert "Tests: not run" in blocking.body
+    # what has no fix here is listed with its place: the unsafe offload, not enabled
+    additional = blocking.body.split("### Additional findings", 1)[1]
+    assert "`service.py:17` AF204" in additional
     # the commit: the bot's identity, rules and counts, the fingerprint trailer
     log = git(
         repo,
@@ -412,3 +422,26 @@ def test_the_token_reaches_git_only_through_the_askpass_environment(tmp_path: Pa
     assert not helper.exists()
     # an error message from git never shows it
     assert helper_git._scrub(f"fatal: https://x:{TOKEN}@host") == "fatal: https://x:***@host"
+
+
+def test_unsafe_fixes_ask_for_a_careful_read(repo: Path, github: tuple[FakeGitHub, str]) -> None:
+    fake, url = github
+    assert bot(repo, url, unsafe_fixes=True, select=("AF204",))[0] == 1
+    (pull,) = fake.pulls
+    assert "**Unsafe fix**: read it carefully; the call now runs in a worker thread" in pull.body
+    assert "--unsafe-fixes" in pull.body  # how to see the same fixes locally
+
+
+def test_no_code_of_the_repository_runs(repo: Path, github: tuple[FakeGitHub, str]) -> None:
+    _, url = github
+    marker = repo.parent / "ran"
+    planted = f"open({str(marker)!r}, 'w').close()\n"
+    for name in ("conftest.py", "setup.py", "sitecustomize.py"):
+        (repo / name).write_text(planted, encoding="utf-8")
+    (repo / "pyproject.toml").write_text(
+        f'[tool.asyncfix]\nvalidate = "touch {marker}"\n', encoding="utf-8"
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "--quiet", "-m", "plant")
+    assert bot(repo, url)[0] == 1
+    assert not marker.exists()
