@@ -367,7 +367,11 @@ _AUTHOR = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<email>[^<>\s]+)>\s*$")
     show_default=True,
     help="One pull request for everything, per rule code, or per family (AF2, ...).",
 )
-@click.option("--unsafe-fixes", is_flag=True, help="Also make the unsafe fixes.")
+@click.option(
+    "--unsafe-fixes",
+    is_flag=True,
+    help="Also make the unsafe fixes (default: as the project's configuration says).",
+)
 @click.option(
     "--validate",
     metavar="CMD",
@@ -447,7 +451,7 @@ def bot_command(
         push_url=push_url,
         base=base,
         group=group,
-        unsafe_fixes=unsafe_fixes,
+        unsafe_fixes=unsafe_fixes or None,
         validate=validate,
         validate_timeout=validate_timeout,
         labels=tuple(_split(labels)),

@@ -939,6 +939,7 @@ def run(
     progress: Callable[[int, int], None] | None = None,
     validate: str | None = None,
     validate_timeout: float = 600.0,
+    cwd: Path | None = None,
 ) -> RunResult:
     """Analyse ``paths``; in diff/write mode compute verified fixes; in write mode write them
     (with ``validate``: judged by that command, see ``validate.py``).
@@ -951,7 +952,7 @@ def run(
         config.ignore = [*config.ignore, *ignore]
     unsafe = config.unsafe_fixes if unsafe_fixes is None else unsafe_fixes
     files, errors = plan(paths, config, force_exclude)
-    cwd = Path.cwd()
+    cwd = cwd or Path.cwd()  # paths are shown, and --validate runs, relative to it
     codes = all_codes()
     root = project_root(files, config) or config.root
     tasks = []

@@ -111,12 +111,14 @@ class FakeGitHub:
         self.remote: Path | None = None
         self.pulls: list[Pull] = []
         self.requests: list[tuple[str, str, Any]] = []
+        #: head branches GitHub refuses a pull request for (as for a branch without commits)
+        self.refused: set[str] = set()
         self.lock = threading.Lock()
 
     def reset(self, slug: str, remote: Path) -> None:
         with self.lock:
             self.slug, self.remote = slug, remote
-            self.pulls, self.requests = [], []
+            self.pulls, self.requests, self.refused = [], [], set()
 
     def writes(self) -> list[tuple[str, str, Any]]:
         return [r for r in self.requests if r[0] != "GET"]
@@ -207,7 +209,7 @@ class FakeGitHub:
 
     def _create(self, body: dict[str, Any]) -> tuple[int, Any]:
         head, base = body["head"], body["base"]
-        if not self._branch_exists(head):
+        if head in self.refused or not self._branch_exists(head):
             return 422, {"message": "Validation Failed", "documentation_url": "https://docs"}
         if any(p.head == head and p.state == "open" for p in self.pulls):
             return 422, {"message": "A pull request already exists", "documentation_url": "x"}

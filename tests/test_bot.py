@@ -445,3 +445,36 @@ def test_no_code_of_the_repository_runs(repo: Path, github: tuple[FakeGitHub, st
     git(repo, "commit", "--quiet", "-m", "plant")
     assert bot(repo, url)[0] == 1
     assert not marker.exists()
+
+
+def test_validation_runs_on_the_fixed_tree_and_leaves_out_what_breaks(
+    repo: Path, github: tuple[FakeGitHub, str]
+) -> None:
+    """A "test suite" that fails once the sleep is fixed: the fix is left out, so no pull
+    request; run anywhere but the scratch tree, it would pass and one would be opened."""
+    fake, url = github
+    command = "! grep -q 'await asyncio.sleep' service.py"
+    status, out = bot(repo, url, validate=command, select=("AF201",))
+    assert status == 0, out
+    assert fake.pulls == [] and set(remote_branches(repo)) == {"main"}
+
+
+def test_dry_run_without_a_token_consults_no_api(
+    repo: Path, github: tuple[FakeGitHub, str]
+) -> None:
+    fake, url = github
+    status, out = bot(repo, url, dry_run=True, token=None)
+    assert status == 1
+    assert fake.requests == [] and set(remote_branches(repo)) == {"main"}
+    assert "asyncfix/af2-blocking-calls: would open" in out
+
+
+def test_a_branch_that_fails_does_not_stop_the_others(
+    repo: Path, github: tuple[FakeGitHub, str]
+) -> None:
+    fake, url = github
+    fake.refused.add("asyncfix/af2-blocking-calls")
+    status, out = bot(repo, url)
+    assert status == 2
+    assert "asyncfix/af2-blocking-calls: failed: opening a pull request" in out
+    assert [p.head for p in fake.pulls] == ["asyncfix/af3-tasks-and-the-event-loop"]

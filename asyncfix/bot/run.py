@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +40,8 @@ class Options:
     push_url: str | None = None
     base: str | None = None
     group: str = "family"  # all | rule | family
-    unsafe_fixes: bool = False
+    #: None: as the project's configuration says (``unsafe-fixes``)
+    unsafe_fixes: bool | None = None
     validate: str | None = None
     validate_timeout: float = 600.0
     labels: tuple[str, ...] = ()
@@ -101,6 +101,8 @@ def run_bot(
         (show or say)(f"{outcome.branch}: {outcome.action}{number}: {outcome.detail}")
     if not outcomes:
         (show or say)("nothing to fix: no pull request needed")
+    if any(o.action == "failed" for o in outcomes):
+        return EXIT_ERROR
     return EXIT_CHANGED if any(o.changed for o in outcomes) else EXIT_NOTHING
 
 
@@ -184,7 +186,7 @@ def _config(tree: Path) -> Config:
 
 def _fix(tree: Path, options: Options, codes: Sequence[str], mode: str) -> RunResult:
     config = _config(tree)
-    result = run(
+    return run(
         [tree],
         config,
         mode,
@@ -195,16 +197,8 @@ def _fix(tree: Path, options: Options, codes: Sequence[str], mode: str) -> RunRe
         use_cache=False,
         validate=options.validate if mode == "write" else None,
         validate_timeout=options.validate_timeout,
+        cwd=tree,  # paths as in the repository; the tests run on this tree, not the clone
     )
-    root = tree.resolve()
-    for file in result.files:  # paths as in the repository, not in the scratch tree
-        with contextlib.suppress(ValueError):
-            file.display = Path(file.path).resolve().relative_to(root).as_posix()
-    if result.validation is not None:
-        for reverted in result.validation.reverted:
-            with contextlib.suppress(ValueError):
-                reverted.path = Path(reverted.path).resolve().relative_to(root).as_posix()
-    return result
 
 
 def _plan(git: Git, head: str, options: Options, say: Callable[[str], None]) -> list[Planned]:
@@ -276,86 +270,83 @@ def _deliver(
     push_url: str | None,
     options: Options,
 ) -> list[Outcome]:
-    outcomes: list[Outcome] = []
     pulls = {p.branch: (api.pulls(p.branch) if api else []) for p in planned}
     open_count = sum(1 for found in pulls.values() if any(pr.state == "open" for pr in found))
+    outcomes: list[Outcome] = []
     for plan in planned:
-        found = pulls[plan.branch]
-        tip = git.fetch_branch(push_url, plan.branch) if push_url else None
-        if tip is not None and _someone_pushed(git, head, tip, options.identity):
-            outcomes.append(
-                Outcome(
-                    plan.branch,
-                    "left alone",
-                    f"someone else pushed to it ({tip[:12]}); delete the branch to let the bot "
-                    "use it again",
-                )
+        step = _Step(git, api, base, head, push_url, options)
+        try:
+            outcome = step.deliver(plan, pulls[plan.branch], open_count)
+        except (GitError, GitHubError) as exc:  # that branch fails; the others go on
+            outcome = Outcome(plan.branch, "failed", str(exc))
+        if outcome.action in ("opened", "would open"):
+            open_count += 1
+        outcomes.append(outcome)
+    return outcomes
+
+
+@dataclass
+class _Step:
+    git: Git
+    api: GitHub | None
+    base: str
+    head: str
+    push_url: str | None
+    options: Options
+
+    def deliver(self, plan: Planned, found: list[PullInfo], open_count: int) -> Outcome:
+        """Open, update or leave the pull request of one branch."""
+        git, options = self.git, self.options
+        tip = git.fetch_branch(self.push_url, plan.branch) if self.push_url else None
+        if tip is not None and _someone_pushed(git, self.head, tip, options.identity):
+            return Outcome(
+                plan.branch,
+                "left alone",
+                f"someone else pushed to it ({tip[:12]}); delete the branch to let the bot use "
+                "it again",
             )
-            continue
         # the same fixes (on this base or an older one): no push, nothing to update
-        same_content = tip is not None and (
+        same = tip is not None and (
             git.fingerprint(tip) == plan.fingerprint or git.tree(tip) == git.tree(plan.commit)
         )
         current = next((pr for pr in found if pr.state == "open"), None)
-        closed = next(
-            (
-                pr
-                for pr in found
-                if pr.state == "closed"
+        if current is not None:
+            if same and fingerprint_of(current.body) == plan.fingerprint:
+                return Outcome(plan.branch, "unchanged", "already up to date", current.number)
+            if options.dry_run:
+                return _would(plan, "would update", same, current.number)
+            if not same:
+                self._push(plan, force=True)
+            self._api().update_pull(current.number, plan.title, plan.body)
+            what = "updated the description" if same else "pushed the new fixes and updated it"
+            return Outcome(plan.branch, "updated", what, current.number)
+        for pr in found:
+            if (
+                pr.state == "closed"
                 and not pr.merged
                 and fingerprint_of(pr.body) == plan.fingerprint
-            ),
-            None,
-        )
-        if current is not None:
-            unchanged = same_content and fingerprint_of(current.body) == plan.fingerprint
-            if unchanged:
-                outcomes.append(
-                    Outcome(plan.branch, "unchanged", "already up to date", current.number)
-                )
-                continue
-            if options.dry_run:
-                outcomes.append(_would(plan, "would update", same_content, current.number))
-                continue
-            if not same_content:
-                git.push(push_url or "", plan.commit, plan.branch, force=True)
-            assert api is not None
-            api.update_pull(current.number, plan.title, plan.body)
-            what = (
-                "pushed the new fixes and updated the description"
-                if not same_content
-                else ("updated the description")
-            )
-            outcomes.append(Outcome(plan.branch, "updated", what, current.number))
-            continue
-        if closed is not None:
-            outcomes.append(
-                Outcome(
-                    plan.branch,
-                    "skipped",
-                    f"#{closed.number} with these fixes was closed without merging",
-                    closed.number,
-                )
-            )
-            continue
+            ):
+                detail = f"#{pr.number} with these fixes was closed without merging"
+                return Outcome(plan.branch, "skipped", detail, pr.number)
         if open_count >= options.max_prs:
-            outcomes.append(
-                Outcome(
-                    plan.branch, "skipped", f"--max-prs {options.max_prs} pull requests are open"
-                )
-            )
-            continue
-        open_count += 1
+            detail = f"--max-prs {options.max_prs} pull requests are open"
+            return Outcome(plan.branch, "skipped", detail)
         if options.dry_run:
-            outcomes.append(_would(plan, "would open", same_content, None))
-            continue
-        if not same_content:
-            git.push(push_url or "", plan.commit, plan.branch, force=tip is not None)
-        assert api is not None
-        pull = api.open_pull(plan.branch, base, plan.title, plan.body)
+            return _would(plan, "would open", same, None)
+        if not same:
+            self._push(plan, force=tip is not None)
+        api = self._api()
+        pull = api.open_pull(plan.branch, self.base, plan.title, plan.body)
         api.add_labels(pull.number, options.labels)
-        outcomes.append(Outcome(plan.branch, "opened", pull.url or plan.title, pull.number))
-    return outcomes
+        return Outcome(plan.branch, "opened", pull.url or plan.title, pull.number)
+
+    def _push(self, plan: Planned, force: bool) -> None:
+        assert self.push_url is not None
+        self.git.push(self.push_url, plan.commit, plan.branch, force=force)
+
+    def _api(self) -> GitHub:
+        assert self.api is not None
+        return self.api
 
 
 def _would(plan: Planned, action: str, same_content: bool, number: int | None) -> Outcome:
