@@ -139,7 +139,7 @@ def test_one_pull_request_per_family_on_its_own_branch(
     assert set(heads) == set(branches) - {"main"}
     blocking = heads["asyncfix/af2-blocking-calls"]
     assert blocking.base == "main" and blocking.state == "open"
-    assert blocking.title == "asyncfix: AF2 blocking calls (1 fixes)"
+    assert blocking.title == "asyncfix: AF2 blocking calls (1 fix)"
     assert blocking.labels == ["asyncio", "bot"]
     assert fingerprint_of(blocking.body) is not None
     assert "| AF201 blocking-sleep | 1 | 1 | 1 |" in blocking.body

@@ -219,7 +219,7 @@ def _plan(git: Git, head: str, options: Options, say: Callable[[str], None]) -> 
                 continue
             fingerprint = _fingerprint(result, tree)
             message = _message(group, result, fingerprint)
-            title = f"asyncfix: {group.title} ({_fixed_count(result)} fixes)"
+            title = f"asyncfix: {group.title} ({_fixes(_fixed_count(result))})"
             body = render_body(group, result, fingerprint, __version__)
             paths = [str(Path(r.path).resolve().relative_to(tree.resolve())) for r in written]
             commit = git.commit_files(tree, paths, message, options.identity)
@@ -236,6 +236,10 @@ def _fixed_count(result: RunResult) -> int:
     return sum(1 for r, f in result.findings if f.fixed and r.written)
 
 
+def _fixes(n: int) -> str:
+    return f"{n} fix" if n == 1 else f"{n} fixes"
+
+
 def _fingerprint(result: RunResult, tree: Path) -> str:
     """The same fixes (file, rule, fix) give the same fingerprint on any later commit."""
     root = tree.resolve()
@@ -249,7 +253,7 @@ def _fingerprint(result: RunResult, tree: Path) -> str:
 
 def _message(group: Group, result: RunResult, fingerprint: str) -> str:
     fixed = [(r, f) for r, f in result.findings if f.fixed and r.written]
-    lines = [f"asyncfix: fix {group.title} ({len(fixed)} fixes)", ""]
+    lines = [f"asyncfix: fix {group.title} ({_fixes(len(fixed))})", ""]
     for code in sorted({f.code for _, f in fixed}):
         mine = [(r, f) for r, f in fixed if f.code == code]
         files = len({r.path for r, _ in mine})
