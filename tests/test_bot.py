@@ -478,3 +478,23 @@ def test_a_branch_that_fails_does_not_stop_the_others(
     assert status == 2
     assert "asyncfix/af2-blocking-calls: failed: opening a pull request" in out
     assert [p.head for p in fake.pulls] == ["asyncfix/af3-tasks-and-the-event-loop"]
+
+
+def test_a_shallow_clone_knows_its_own_branches(repo: Path, github: tuple[FakeGitHub, str]) -> None:
+    """As actions/checkout makes it (depth 1): the bot's branch is still the bot's."""
+    _, url = github
+    assert bot(repo, url)[0] == 1
+    commit_on_main(repo, "notes.txt", "unrelated\n")
+    shallow = repo.parent / "shallow"
+    git(
+        repo.parent,
+        "clone",
+        "--quiet",
+        "--depth",
+        "1",
+        f"file://{repo.parent / 'remote.git'}",
+        str(shallow),
+    )
+    status, out = bot(shallow, url)
+    assert status == 0, out
+    assert "left alone" not in out and out.count("unchanged") == 2

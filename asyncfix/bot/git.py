@@ -134,16 +134,10 @@ class Git:
         self.run("fetch", "--quiet", "--no-tags", url, f"+refs/heads/{branch}:{ref}", remote=True)
         return self.run("rev-parse", ref).strip()
 
-    def commits_between(self, base: str, tip: str) -> list[tuple[str, str, str]]:
-        """(sha, committer email, message) of each commit on ``tip`` that ``base`` lacks."""
-        out = self.run("log", "--format=%H%x00%ce%x00%B%x01", f"{base}..{tip}")
-        commits = []
-        for record in out.split("\x01"):
-            record = record.strip("\n")
-            if record:
-                sha, email, message = record.split("\x00", 2)
-                commits.append((sha, email, message))
-        return commits
+    def commit_info(self, commit: str) -> tuple[str, str]:
+        """(committer email, message) of ``commit``."""
+        email, _, message = self.run("log", "-1", "--format=%ce%x00%B", commit).partition("\0")
+        return email, message
 
     def fingerprint(self, commit: str) -> str | None:
         """The ``Asyncfix-Fingerprint`` trailer of ``commit``'s message, if any."""
@@ -154,10 +148,6 @@ class Git:
 
     def tree(self, commit: str) -> str:
         return self.run("rev-parse", f"{commit}^{{tree}}").strip()
-
-    def merge_base(self, a: str, b: str) -> str | None:
-        out = self.run("merge-base", a, b, check=False).strip()
-        return out or None
 
     def push(self, url: str, commit: str, branch: str, force: bool) -> None:
         args = ["push", "--quiet", "--no-verify"]

@@ -139,7 +139,7 @@ def _run(options: Options, say: Callable[[str], None]) -> list[Outcome]:
             if local != base:
                 say(f"note: HEAD is {local or 'detached'}, not {base}; fixing what HEAD holds")
             planned = _plan(git, head, options, say)
-            return _deliver(git, api, planned, base, head, push_url, options)
+            return _deliver(git, api, planned, base, push_url, options)
         finally:
             if api is not None:
                 api.close()
@@ -270,15 +270,14 @@ def _deliver(
     api: GitHub | None,
     planned: list[Planned],
     base: str,
-    head: str,
     push_url: str | None,
     options: Options,
 ) -> list[Outcome]:
     pulls = {p.branch: (api.pulls(p.branch) if api else []) for p in planned}
     open_count = sum(1 for found in pulls.values() if any(pr.state == "open" for pr in found))
     outcomes: list[Outcome] = []
+    step = _Step(git, api, base, push_url, options)
     for plan in planned:
-        step = _Step(git, api, base, head, push_url, options)
         try:
             outcome = step.deliver(plan, pulls[plan.branch], open_count)
         except (GitError, GitHubError) as exc:  # that branch fails; the others go on
@@ -294,7 +293,6 @@ class _Step:
     git: Git
     api: GitHub | None
     base: str
-    head: str
     push_url: str | None
     options: Options
 
@@ -302,7 +300,7 @@ class _Step:
         """Open, update or leave the pull request of one branch."""
         git, options = self.git, self.options
         tip = git.fetch_branch(self.push_url, plan.branch) if self.push_url else None
-        if tip is not None and _someone_pushed(git, self.head, tip, options.identity):
+        if tip is not None and _someone_pushed(git, tip, options.identity):
             return Outcome(
                 plan.branch,
                 "left alone",
@@ -368,16 +366,12 @@ def _would(plan: Planned, action: str, same_content: bool, number: int | None) -
     return Outcome(plan.branch, action, detail, number)
 
 
-def _someone_pushed(git: Git, head: str, tip: str, identity: Identity) -> bool:
-    """A commit on the remote branch that the bot did not make (by its committer and its
-    trailer), since where the branch left ``head``'s history."""
-    since = git.merge_base(head, tip)
-    if since is None:
-        return True
-    return any(
-        email != identity.email or f"\n{TRAILER}: " not in f"\n{message}"
-        for _, email, message in git.commits_between(since, tip)
-    )
+def _someone_pushed(git: Git, tip: str, identity: Identity) -> bool:
+    """The branch's last commit is not the bot's (by its committer and its trailer). The bot
+    only ever pushes its own commit on the base, so anything else on top is a person's (or
+    GitHub's "update branch"). Only the tip is read: a shallow clone has no more."""
+    email, message = git.commit_info(tip)
+    return email != identity.email or f"\n{TRAILER}: " not in f"\n{message}"
 
 
 __all__ = ["EXIT_CHANGED", "EXIT_ERROR", "EXIT_NOTHING", "Options", "PullInfo", "run_bot"]
