@@ -498,3 +498,14 @@ def test_a_shallow_clone_knows_its_own_branches(repo: Path, github: tuple[FakeGi
     status, out = bot(shallow, url)
     assert status == 0, out
     assert "left alone" not in out and out.count("unchanged") == 2
+
+
+def test_a_file_that_does_not_parse_is_named_and_the_rest_fixed(
+    repo: Path, github: tuple[FakeGitHub, str]
+) -> None:
+    fake, url = github
+    commit_on_main(repo, "broken.py", "def oops(:\n")
+    status, out = bot(repo, url, select=("AF201",))
+    assert status == 1, out
+    assert "warning: broken.py: syntax error" in out
+    assert [p.head for p in fake.pulls] == ["asyncfix/af2-blocking-calls"]

@@ -172,9 +172,12 @@ class Git:
 
     def commit_files(
         self, tree: Path, paths: Sequence[str], message: str, identity: Identity
-    ) -> str:
-        """Commit ``paths`` (relative to ``tree``) in the work tree; the new commit's sha."""
+    ) -> str | None:
+        """Commit ``paths`` (relative to ``tree``) in the work tree; the new commit's sha, or
+        None when they hold no change."""
         self.run("add", "--", *paths, cwd=tree)
+        if not self.run("diff", "--cached", "--name-only", cwd=tree).strip():
+            return None
         env = {
             "GIT_AUTHOR_NAME": identity.name,
             "GIT_AUTHOR_EMAIL": identity.email,

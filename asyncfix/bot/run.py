@@ -205,6 +205,11 @@ def _plan(git: Git, head: str, options: Options, say: Callable[[str], None]) -> 
     with git.worktree(head) as tree:
         survey = _fix(tree, options, (), "diff")
     _raise_on_errors(survey)
+    unreadable = [r for r in survey.files if r.error or r.internal_error]
+    for bad in unreadable[:10]:
+        say(f"warning: {bad.display}: {bad.error or bad.internal_error} (skipped)")
+    if len(unreadable) > 10:
+        say(f"warning: {len(unreadable) - 10} more files could not be checked (skipped)")
     fixable = [f.code for _, f in survey.findings if f.fixed]
     found = [f.code for _, f in survey.findings]
     planned = []
@@ -223,6 +228,8 @@ def _plan(git: Git, head: str, options: Options, say: Callable[[str], None]) -> 
             body = render_body(group, result, fingerprint, __version__)
             paths = [str(Path(r.path).resolve().relative_to(tree.resolve())) for r in written]
             commit = git.commit_files(tree, paths, message, options.identity)
+            if commit is None:
+                continue
         planned.append(Planned(group, branch, commit, message, title, body, fingerprint, result))
     return planned
 
