@@ -3,8 +3,10 @@
 In one run, with the same number of processes throughout, each figure the median of
 ``--runs`` runs (at least 3):
 
-- the floor: ``libcst.parse_module`` on every Home Assistant file, nothing else; and the
-  same with the garbage collector set as asyncfix sets it while it parses (for comparison);
+- the floors: ``libcst.parse_module`` on every Home Assistant file, nothing else; the same
+  with the garbage collector set as asyncfix sets it while it parses (for comparison); and
+  the stdlib's ``ast.parse`` on every file of both corpora, the floor a check on the stdlib
+  tree is measured against;
 - asyncfix on Home Assistant: a cold check and a cold ``--diff`` (no caches), a warm check
   (nothing changed), a check after a comment is added to a module that hundreds of files
   import (its facts do not change), and one after a function is added to a module a few
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -113,6 +116,16 @@ def _parse_chunk(paths: list[str]) -> int:
     return len(paths)
 
 
+def _ast_chunk(paths: list[str]) -> int:
+    """The stdlib floor: ``ast.parse`` of every file (what a check on the stdlib tree pays)."""
+    import ast
+
+    for path in paths:
+        with contextlib.suppress(Exception):
+            ast.parse(Path(path).read_bytes())
+    return len(paths)
+
+
 def _tuned() -> None:
     """The garbage collector as asyncfix sets it while it parses (``engine._tune_gc``)."""
     from asyncfix.engine import _tune_gc
@@ -120,10 +133,14 @@ def _tuned() -> None:
     _tune_gc()
 
 
-def _floor(files: list[str], jobs: int, tuned: bool = False) -> tuple[float, int, int]:
+def _floor(
+    files: list[str], jobs: int, tuned: bool = False, stdlib: bool = False
+) -> tuple[float, int, int]:
     """``tuned``: with the collector as asyncfix sets it, which the plain floor does not do
-    (a figure to compare with, not the target's floor)."""
+    (a figure to compare with, not the target's floor). ``stdlib``: ``ast.parse`` instead of
+    LibCST's parser."""
     chunks = [files[i : i + 64] for i in range(0, len(files), 64)]
+    parse = _ast_chunk if stdlib else _parse_chunk
     start = time.perf_counter()
     if jobs <= 1:
         previous = gc.get_threshold()
@@ -131,14 +148,14 @@ def _floor(files: list[str], jobs: int, tuned: bool = False) -> tuple[float, int
             _tuned()
         try:
             for chunk in chunks:
-                _parse_chunk(chunk)
+                parse(chunk)
         finally:
             gc.set_threshold(*previous)
             gc.unfreeze()
     else:
         initializer = _tuned if tuned else None
         with ProcessPoolExecutor(max_workers=jobs, initializer=initializer) as pool:
-            list(pool.map(_parse_chunk, chunks))
+            list(pool.map(parse, chunks))
     return time.perf_counter() - start, 0, 0
 
 
@@ -251,10 +268,22 @@ def main() -> None:
             _median(args.runs, lambda: _floor(absolute, jobs, tuned=True)),
             len(ha_files),
         )
+        lib_absolute = [str(libs / name) for name in lib_files]
+        for name, paths in (("HA", absolute), ("libs", lib_absolute)):
+            record(
+                f"stdlib ast.parse only (floor), {name}",
+                _median(args.runs, functools.partial(_floor, paths, jobs, stdlib=True)),
+                len(paths),
+            )
         record(
             "asyncfix cold check, HA",
             _median(args.runs, lambda: _run([*asyncfix, "."], ha), cold),
             len(ha_files),
+        )
+        record(
+            "asyncfix cold check, libs",
+            _median(args.runs, lambda: _run([*asyncfix, "."], libs), lambda: _forget(libs)),
+            len(lib_files),
         )
         record(
             "asyncfix cold --diff, HA",
@@ -312,15 +341,6 @@ def main() -> None:
                 ),
                 len(lib_files),
             )
-            record(
-                "asyncfix cold check, libs",
-                _median(
-                    args.runs,
-                    lambda: _run([*asyncfix, "."], libs),
-                    lambda: _forget(libs),
-                ),
-                len(lib_files),
-            )
             fixit = [str(tools / "fixit"), "--rules", "fixit.rules:UseAsyncSleepInAsyncDef", "lint"]
             ruff = [str(tools / "ruff"), "check", "--isolated", "--no-cache", "--exit-zero"]
             ruff += ["--select", "ASYNC,RUF006", "--preview", "-q"]
@@ -359,7 +379,13 @@ def main() -> None:
         "cold check / parse floor with asyncfix's collector settings": ratio(
             "asyncfix cold check, HA", "libcst parse only, collector tuned as asyncfix's, HA"
         ),
-        "flake8-async / asyncfix cold, libs (target >= 20)": ratio(
+        "cold check / stdlib ast.parse floor, HA (target <= 2.0)": ratio(
+            "asyncfix cold check, HA", "stdlib ast.parse only (floor), HA"
+        ),
+        "cold check / stdlib ast.parse floor, libs (target <= 2.0)": ratio(
+            "asyncfix cold check, libs", "stdlib ast.parse only (floor), libs"
+        ),
+        "flake8-async / asyncfix cold, libs (target >= 100)": ratio(
             "flake8-async (--select ASYNC), libs", "asyncfix cold check, libs"
         ),
         "asyncfix cold / ruff, HA": ratio(
