@@ -127,8 +127,8 @@ def _ast_chunk(paths: list[str]) -> int:
 
 
 def _tuned() -> None:
-    """The garbage collector as asyncfix sets it while it parses (``engine._tune_gc``)."""
-    from asyncfix.engine import _tune_gc
+    """The garbage collector as asyncfix sets it while it parses (``engine.process._tune_gc``)."""
+    from asyncfix.engine.process import _tune_gc
 
     _tune_gc()
 

@@ -26,13 +26,15 @@ from asyncfix import engine  # noqa: E402
 from asyncfix.codemods import RULES  # noqa: E402
 from asyncfix.codemods.base import Rule  # noqa: E402
 from asyncfix.config import Config  # noqa: E402
+from asyncfix.engine import detect as detect_module  # noqa: E402
+from asyncfix.engine import process as process_module  # noqa: E402
 from asyncfix.files import SourceError, decode  # noqa: E402
 
 Outcome = tuple[str, list[tuple[int, str]], list[tuple[int, str]], list[str], str | None]
 
 
 def _findings(text: str, path: str) -> list[tuple[int, str]]:
-    project = engine._project_for(path, RULES)
+    project = process_module._project_for(path, RULES)
     analysis = engine.analyse(text, RULES, (3, 10), project)
     return [(analysis.span(hit).line, hit.rule.code) for hit in analysis.hits]
 
@@ -43,8 +45,8 @@ def _check(path: str) -> Outcome:
     except (OSError, SourceError) as exc:
         return path, [], [], [], str(exc)
     try:
-        tree = engine._ast_parse(text)
-        project = engine._project_for(path, RULES)
+        tree = detect_module._ast_parse(text)
+        project = process_module._project_for(path, RULES)
         passed = [
             rule.code
             for rule in RULES
@@ -83,7 +85,7 @@ def main() -> None:
     differences = errors = parsed = 0
     passes: Counter[str] = Counter()
     with ProcessPoolExecutor(
-        max_workers=args.jobs, initializer=engine._set_index, initargs=(index,)
+        max_workers=args.jobs, initializer=process_module._set_index, initargs=(index,)
     ) as pool:
         for path, filtered, unfiltered, passed, error in pool.map(_check, files, chunksize=8):
             if error is not None:

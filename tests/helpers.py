@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from asyncfix import engine
 from asyncfix.engine import Task, process_text
+from asyncfix.engine import process as process_module
 from asyncfix.index import ProjectIndex, facts_from_source
 from asyncfix.model import FileResult
 
@@ -36,11 +36,11 @@ def run_text(
     facts = facts_from_source(text, Path(path))
     if facts is not None:
         facts.path = path
-    engine._set_index(ProjectIndex([facts]) if facts is not None else None)
+    process_module._set_index(ProjectIndex([facts]) if facts is not None else None)
     try:
         process_text(text, task, result)
     finally:
-        engine._set_index(None)
+        process_module._set_index(None)
     if result.original is None:
         result.original = text
     return result

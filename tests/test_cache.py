@@ -10,6 +10,7 @@ import pytest
 from asyncfix import engine
 from asyncfix.cache import FORMAT
 from asyncfix.config import Config
+from asyncfix.engine import process as process_module
 from asyncfix.model import RunResult
 
 CLIENT = """\
@@ -201,7 +202,7 @@ def test_jobs_and_cache_do_not_change_results(
     # enough files for the process pool to be used
     for number in range(40):
         (project / "app" / f"extra_{number}.py").write_text(OTHER + HANDLERS)
-    monkeypatch.setattr(engine, "POOL_THRESHOLD", 4)
+    monkeypatch.setattr(process_module, "POOL_THRESHOLD", 4)
     one = _run(project, mode, jobs=1, use_cache=False)
     two = _run(project, mode, jobs=2, use_cache=False)
     cold = _run(project, mode, jobs=2)
@@ -217,7 +218,7 @@ def test_facts_made_in_another_process_do_not_look_changed(
 ) -> None:
     """The cold run indexes in a process pool; a later edit re-indexes one file in the main
     process: a comment added must still re-check that file alone."""
-    monkeypatch.setattr(engine, "POOL_THRESHOLD", 1)
+    monkeypatch.setattr(process_module, "POOL_THRESHOLD", 1)
     _run(project, jobs=2)
     (project / "app" / "client.py").write_text(CLIENT + "# a comment\n")
     assert _analysed(_run(project, jobs=1)) == {"client.py"}

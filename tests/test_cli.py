@@ -337,6 +337,7 @@ def test_file_changed_on_disk_is_not_written(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from asyncfix import engine
+    from asyncfix.engine import runner as runner_module
 
     path = project / "pkg" / "buggy.py"
     real = engine.process_file
@@ -347,7 +348,7 @@ def test_file_changed_on_disk_is_not_written(
             path.write_text(BUGGY + "# edited meanwhile\n")
         return result
 
-    monkeypatch.setattr(engine, "process_file", edit_after_read)
+    monkeypatch.setattr(runner_module, "process_file", edit_after_read)
     result = CliRunner().invoke(main, ["--write", "pkg"])
     assert result.exit_code == 1  # a warning; the finding is still there
     assert "warning: pkg/buggy.py: file changed on disk since it was read" in result.stderr

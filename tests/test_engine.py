@@ -11,6 +11,8 @@ import pytest
 from asyncfix import engine
 from asyncfix.codemods.base import Fix, Rule
 from asyncfix.config import Config
+from asyncfix.engine import process as process_module
+from asyncfix.engine import runner as runner_module
 from asyncfix.model import Safety, Severity
 from tests.helpers import run_text
 
@@ -63,7 +65,12 @@ def with_rules(monkeypatch: pytest.MonkeyPatch) -> None:
 
     table = {"AF999": _Broken, "AF998": _NeverDone}
     real = codemods.rule_by_code
-    monkeypatch.setattr(engine, "rule_by_code", lambda code: table.get(code) or real(code))
+
+    def fake(code: str) -> Any:
+        return table.get(code) or real(code)
+
+    monkeypatch.setattr(process_module, "rule_by_code", fake)
+    monkeypatch.setattr(runner_module, "rule_by_code", fake)
 
 
 @pytest.mark.usefixtures("with_rules")
@@ -86,7 +93,7 @@ def test_unverified_fix_is_not_written(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "m.py"
     path.write_text(SOURCE)
-    monkeypatch.setattr(engine, "all_codes", lambda: ["AF999"])
+    monkeypatch.setattr(runner_module, "all_codes", lambda: ["AF999"])
     run = engine.run([path], Config(select=["AF999"]), "write")
     assert path.read_text() == SOURCE
     assert not run.files[0].written

@@ -18,6 +18,7 @@ from asyncfix import engine
 from asyncfix.codemods import RULES
 from asyncfix.codemods.base import Project, Rule
 from asyncfix.config import Config
+from asyncfix.engine import detect as detect_module
 from asyncfix.index import parse_ast
 
 CASES: dict[str, tuple[dict[str, str], dict[str, list[str]]]] = {
@@ -508,20 +509,20 @@ def test_positions_write_out_only_the_innermost_statement(
 
     text = POSITION_CASES[-1]
     module = cst.parse_module(text)
-    tree = engine._ast_parse(text)
+    tree = detect_module._ast_parse(text)
     assert tree is not None
     written: list[cst.CSTNode] = []
-    real = engine._positions
+    real = detect_module._positions
 
     def spy(module: cst.Module, statement: cst.BaseStatement, indents: tuple[str, ...]) -> Any:
         written.append(statement)
         return real(module, statement, indents)
 
-    monkeypatch.setattr(engine, "_positions", spy)
+    monkeypatch.setattr(detect_module, "_positions", spy)
     awaited = [node for node in _nodes(module) if isinstance(node, cst.SimpleStatementLine)]
     statement = next(node for node in awaited if isinstance(node.body[0].value, cst.Await))
     wanted = {id(node): node for node in _nodes(statement)}
-    spans = engine._spans_by_statement(module, tree, wanted)
+    spans = detect_module._spans_by_statement(module, tree, wanted)
     assert written == [statement]
     assert spans is not None
     assert (spans[id(statement)].line, spans[id(statement)].col) == (17, 17)
@@ -564,13 +565,13 @@ def _assert_positions(text: str) -> None:
         return found
 
     module = cst.parse_module(text)
-    tree = engine._ast_parse(text)
+    tree = detect_module._ast_parse(text)
     assert tree is not None
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     everything = subtree(module)
     del everything[id(module)]
     statements = [node for node in everything.values() if isinstance(node, cst.BaseStatement)]
     for wanted in [everything, *(subtree(statement) for statement in statements)]:
-        fast = engine._spans_by_statement(module, tree, wanted)
+        fast = detect_module._spans_by_statement(module, tree, wanted)
         assert fast is not None
-        assert fast == {key: engine._span(positions[node]) for key, node in wanted.items()}
+        assert fast == {key: detect_module._span(positions[node]) for key, node in wanted.items()}

@@ -13,6 +13,7 @@ import pytest
 
 from asyncfix import engine
 from asyncfix.config import Config
+from asyncfix.engine import project as project_module
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PROJECTS = sorted(p for p in FIXTURES.glob("*/*") if p.is_dir())
@@ -80,8 +81,8 @@ def test_index_cache_is_reused_and_survives_corruption(
     cache = tmp_path / engine.INDEX_CACHE
     assert (cache / ".gitignore").read_text().endswith("*\n")
     calls: list[object] = []
-    real = engine._index_one
-    monkeypatch.setattr(engine, "_index_one", lambda item: calls.append(item) or real(item))
+    real = project_module._index_one
+    monkeypatch.setattr(project_module, "_index_one", lambda item: calls.append(item) or real(item))
     second = engine.build_index([], config, 1)
     assert calls == []  # everything came from the cache
     assert set(second.modules) == set(first.modules) == {"app", "app.client", "app.handlers"}

@@ -1,0 +1,239 @@
+"""Applying fixes to a LibCST module: replacements, a new ``__init__``, statements a function
+or the module gains, imports."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import libcst as cst
+
+from asyncfix.codemods.base import Hit
+from asyncfix.engine.detect import Analysis
+from asyncfix.imports import add_stdlib_import, is_docstring, is_stdlib, split_at_comments
+from asyncfix.model import Span
+
+#: LibCST writes code recursively (several frames per nesting level). CPython itself parses
+#: at most 200 nested brackets, so this is room for every file Python can run
+RECURSION_LIMIT = 4000
+sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
+
+
+class _Replace(cst.CSTTransformer):
+    def __init__(
+        self,
+        replace: dict[cst.CSTNode, Any],
+        function_prelude: dict[cst.FunctionDef, list[cst.BaseStatement]],
+        class_init: dict[cst.ClassDef, list[cst.BaseStatement]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.replace = replace
+        self.function_prelude = function_prelude
+        self.class_init = class_init or {}
+
+    def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> Any:
+        if isinstance(original_node, cst.FunctionDef) and original_node in self.function_prelude:
+            assert isinstance(updated_node, cst.FunctionDef)
+            updated_node = _prepend(updated_node, self.function_prelude[original_node])
+        if isinstance(original_node, cst.ClassDef) and original_node in self.class_init:
+            assert isinstance(updated_node, cst.ClassDef)
+            updated_node = _add_init(updated_node, self.class_init[original_node])
+        return self.replace.get(original_node, updated_node)
+
+
+def _add_init(cls: cst.ClassDef, statements: list[cst.BaseStatement]) -> cst.ClassDef:
+    """A new ``def __init__(self) -> None:`` holding ``statements`` (each once), before the
+    class's first method."""
+    body = cls.body
+    if not isinstance(body, cst.IndentedBlock):
+        return cls
+    unique: list[cst.BaseStatement] = []
+    for statement in statements:
+        if not any(statement.deep_equals(other) for other in unique):
+            unique.append(statement)
+    existing = list(body.body)
+    at = next((i for i, s in enumerate(existing) if isinstance(s, cst.FunctionDef)), len(existing))
+    blank = [cst.EmptyLine(indent=False)]
+    first = existing[at] if at < len(existing) else None
+    leading: Sequence[cst.EmptyLine] = blank
+    if isinstance(first, cst.FunctionDef):
+        # the blank lines before the method go before `__init__`; the comments that explain
+        # the method (and its decorators) stay with it
+        leading, comments = split_at_comments(list(first.leading_lines))
+        existing[at] = first.with_changes(leading_lines=[*blank, *comments])
+    init = cst.FunctionDef(
+        name=cst.Name("__init__"),
+        params=cst.Parameters(params=[cst.Param(cst.Name("self"))]),
+        returns=cst.Annotation(cst.Name("None")),
+        body=cst.IndentedBlock(body=unique),
+        leading_lines=leading,
+    )
+    if not isinstance(first, cst.FunctionDef) and at == 0:
+        init = init.with_changes(leading_lines=[])
+    return cls.with_changes(body=body.with_changes(body=[*existing[:at], init, *existing[at:]]))
+
+
+def _prepend(function: cst.FunctionDef, statements: list[cst.BaseStatement]) -> cst.FunctionDef:
+    """``statements`` at the start of ``function``'s body, after its docstring; each once."""
+    body = function.body
+    if not isinstance(body, cst.IndentedBlock):
+        return function  # one-line body: the fix's own statement is there, nothing to share
+    existing = list(body.body)
+    at = 1 if existing and function.get_docstring(clean=False) is not None else 0
+    new: list[cst.BaseStatement] = []
+    for statement in statements:
+        if not any(statement.deep_equals(other) for other in [*existing, *new]):
+            new.append(statement)
+    return function.with_changes(
+        body=body.with_changes(body=[*existing[:at], *new, *existing[at:]])
+    )
+
+
+def _overlaps(a: Span, b: Span) -> bool:
+    return (a.line, a.col) < (b.end_line, b.end_col) and (b.line, b.col) < (a.end_line, a.end_col)
+
+
+def apply_fixes(analysis: Analysis, fixable: list[Hit]) -> tuple[cst.Module, list[Hit]]:
+    """Apply the fixes whose replaced nodes do not overlap; the rest wait for the next round."""
+    chosen: list[Hit] = []
+    taken: list[Span] = []
+    replace: dict[cst.CSTNode, Any] = {}
+    for hit in fixable:
+        assert hit.fix is not None
+        spans = [analysis.spans[id(node)] for node in hit.fix.replace]
+        if any(_overlaps(span, other) for span in spans for other in taken):
+            continue
+        chosen.append(hit)
+        taken.extend(spans)
+        replace.update(hit.fix.replace)
+    assert analysis.module is not None  # there are hits, so the file was parsed
+    function_prelude: dict[cst.FunctionDef, list[cst.BaseStatement]] = {}
+    class_init: dict[cst.ClassDef, list[cst.BaseStatement]] = {}
+    for hit in chosen:
+        assert hit.fix is not None
+        for function, statement in hit.fix.function_prelude:
+            function_prelude.setdefault(function, []).append(statement)
+        for cls, statement in hit.fix.class_init:
+            class_init.setdefault(cls, []).append(statement)
+    module = analysis.module.visit(_Replace(replace, function_prelude, class_init))
+    prelude: dict[str, cst.BaseStatement] = {}
+    for hit in chosen:
+        assert hit.fix is not None
+        prelude.update(hit.fix.prelude)
+    if prelude:
+        module = _insert_prelude(module, list(prelude.values()))
+    # imported here: only runs that fix pay for LibCST's codemod machinery (0.2 s to import)
+    from libcst.codemod import CodemodContext
+    from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
+
+    context = CodemodContext()
+    adds = []
+    for hit in chosen:
+        assert hit.fix is not None
+        for item in hit.fix.add_imports:
+            if item.obj is None and item.asname is None and is_stdlib(item.module):
+                module = add_stdlib_import(module, item.module)
+            else:
+                adds.append(item)
+    removes = [item for hit in chosen if hit.fix for item in hit.fix.remove_unused]
+    for item in adds:
+        AddImportsVisitor.add_needed_import(context, item.module, item.obj, item.asname)
+    if adds:
+        module = AddImportsVisitor(context).transform_module(module)
+    if removes:
+        context = CodemodContext()
+        for item in removes:
+            RemoveImportsVisitor.remove_unused_import(context, item.module, item.obj, item.asname)
+        before = module.body[0] if module.body else None
+        module = RemoveImportsVisitor(context).transform_module(module)
+        module = _no_leading_blank_lines(module, before)
+    return module, chosen
+
+
+def _no_leading_blank_lines(module: cst.Module, first_before: cst.CSTNode | None) -> cst.Module:
+    """When the file's first statement was an import the fix removed, the blank lines that
+    separated it from the next statement would now open the file: drop them."""
+    if not module.body or first_before is None:
+        return module
+    first = module.body[0]
+    if first.deep_equals(first_before) or not isinstance(
+        first, cst.SimpleStatementLine | cst.BaseCompoundStatement
+    ):
+        return module
+    if module.header or not all(line.comment is None for line in first.leading_lines):
+        return module
+    return module.with_changes(body=[first.with_changes(leading_lines=[]), *module.body[1:]])
+
+
+def _is_import_block(statement: cst.BaseStatement) -> bool:
+    """Imports only: a line of them, or a ``try``/``if`` whose every block holds only imports
+    (``if sys.version_info >= (3, 11): from asyncio import Runner`` / ``else: <a backport>``
+    is not: what follows its ``else`` is code)."""
+    if isinstance(statement, cst.SimpleStatementLine):
+        return all(isinstance(small, (cst.Import, cst.ImportFrom)) for small in statement.body)
+    if isinstance(statement, (cst.Try, cst.If)):
+        blocks: list[cst.BaseSuite] = [statement.body]
+        if isinstance(statement, cst.Try):
+            blocks += [handler.body for handler in statement.handlers]
+            if statement.orelse is not None:
+                blocks.append(statement.orelse.body)
+        elif isinstance(statement.orelse, cst.Else):
+            blocks.append(statement.orelse.body)
+        elif isinstance(statement.orelse, cst.If):
+            blocks.append(cst.IndentedBlock(body=[statement.orelse]))
+        return all(
+            _is_import_block(inner)
+            for block in blocks
+            for inner in (block.body if isinstance(block, cst.IndentedBlock) else [])
+            if isinstance(inner, cst.BaseStatement)
+        )
+    return False
+
+
+def _insert_prelude(module: cst.Module, statements: list[cst.BaseStatement]) -> cst.Module:
+    """Insert module-level definitions after the leading imports (or the docstring), with a
+    blank line before them and the two a following ``def``/``class`` wants."""
+    body = list(module.body)
+    index = 0
+    for position, statement in enumerate(body):
+        if _is_import_block(statement):
+            index = position + 1
+        elif isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
+            break
+        elif position == 0 and is_docstring(statement):
+            index = 1
+    new = [
+        statement.with_changes(leading_lines=[cst.EmptyLine()] if index and at == 0 else [])
+        if isinstance(statement, cst.SimpleStatementLine)
+        else statement
+        for at, statement in enumerate(statements)
+    ]
+    if index < len(body):
+        following = body[index]
+        wanted = 2 if isinstance(following, (cst.FunctionDef, cst.ClassDef)) else 1
+        if isinstance(following, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+            blanks = sum(1 for line in following.leading_lines if line.comment is None)
+            if blanks < wanted:
+                blank = [cst.EmptyLine()] * (wanted - blanks)
+                body[index] = following.with_changes(
+                    leading_lines=[*blank, *following.leading_lines]
+                )
+    return module.with_changes(body=[*body[:index], *new, *body[index:]])
+
+
+def _preview(old_text: str, new_text: str, span: Span) -> list[str]:
+    """The changed lines of ``new_text`` next to (or in) the finding's lines."""
+    old = old_text.splitlines()
+    new = new_text.splitlines()
+    lines: list[str] = []
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        first, last = i1 + 1, max(i1 + 1, i2)
+        if first <= span.end_line + 1 and last >= span.line:
+            lines += [f"- {line}" for line in old[i1:i2]]
+            lines += [f"+ {line}" for line in new[j1:j2]]
+    return lines

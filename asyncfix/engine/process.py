@@ -1,0 +1,344 @@
+"""One file in a worker: read, decode, analyse, fix to a verified fixpoint (``process_file``),
+and the worker's state (the run's project index, the collector tuned for parsing)."""
+
+from __future__ import annotations
+
+import ast
+import gc
+import hashlib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import libcst as cst
+
+from asyncfix.codemods import rule_by_code
+from asyncfix.codemods.base import Hit, Project, Rule
+from asyncfix.engine.apply import _preview, apply_fixes
+from asyncfix.engine.detect import (
+    Analysis,
+    FixKey,
+    Task,
+    TooDeep,
+    analyse,
+    fix_id,
+    to_finding,
+)
+from asyncfix.files import (
+    SourceError,
+    decode,
+)
+from asyncfix.index import (
+    ProjectIndex,
+)
+from asyncfix.model import FileResult, Safety, Validation
+
+MAX_ROUNDS = 5
+#: below this many files the pool costs more than it saves
+POOL_THRESHOLD = 16
+#: the collector's youngest-generation threshold while files are parsed (Python's is 700).
+#: Parsers allocate millions of objects that live until the file is done and form few
+#: cycles; at 700 the collector runs every few lines of source and, at each older-generation
+#: pass, scans the project index too -- a fifth of a cold run
+GC_THRESHOLD = 50_000
+
+
+def _compiles(text: str, path: str) -> tuple[bool, str]:
+    try:
+        compile(text, path, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return False, f"{exc.msg} (line {exc.lineno})"
+    except ValueError as exc:
+        return False, str(exc)
+    return True, ""
+
+
+def process_file(task: Task) -> FileResult:
+    """Read, decode and process one file; every problem becomes ``FileResult.error``."""
+    result = FileResult(path=task.path, display=task.display)
+    try:
+        raw = Path(task.path).read_bytes()
+        result.content = hashlib.sha256(raw).hexdigest()
+        source = decode(raw)
+    except FileNotFoundError:
+        result.error = "file vanished before it could be read"
+        return result
+    except IsADirectoryError:
+        result.error = "is a directory"
+        return result
+    except OSError as exc:
+        result.error = f"cannot read: {exc.strerror or exc}"
+        return result
+    except SourceError as exc:
+        result.error = str(exc)
+        return result
+    result.encoding, result.bom = source.encoding, source.bom
+    index = _INDEX
+    if index is None:
+        process_text(source.text, task, result)
+    else:
+        consulted = index.record()
+        try:
+            process_text(source.text, task, result)
+        finally:
+            index.stop_recording()
+        module = index.module_of(task.path)
+        if module is not None and any(rule_by_code(c).needs_index for c in task.codes):
+            result.depends = index.dependencies(module, consulted)
+    if result.fixed is not None:
+        try:
+            source.encode(result.fixed)
+        except UnicodeEncodeError as exc:
+            result.internal_error = f"fixed text cannot be encoded as {source.encoding}: {exc}"
+            result.fixed = None
+    return result
+
+
+def process_text(text: str, task: Task, result: FileResult) -> None:
+    """Analyse ``text`` and, when ``task.fix``, fix it to a verified fixpoint."""
+    rules = [rule_by_code(code) for code in sorted(task.codes)]
+    project = _project_for(task.path, rules)
+    try:
+        analysis = analyse(text, rules, task.target, project, task.offload, task.test_code)
+    except cst.ParserSyntaxError as exc:
+        result.error = _syntax_error(text, exc)
+        return
+    except TooDeep:
+        result.error = "too deeply nested to parse"
+        return
+    except RecursionError:
+        result.internal_error = (
+            "asyncfix's analysis recursed too deeply on this file (a bug: please report it); "
+            "file left as it was"
+        )
+        return
+    except Exception as exc:  # a bug in a rule must not stop the run or lose other files
+        result.internal_error = (
+            f"asyncfix failed on this file ({type(exc).__name__}: {exc}); a bug, please report "
+            "it; file left as it was"
+        )
+        return
+    result.findings = [to_finding(hit, analysis) for hit in analysis.hits]
+    if result.findings:
+        result.original = text
+    if task.preview:
+        _previews(text, analysis, result)
+    fixable = [hit for hit in analysis.hits if _fixable(hit, task.unsafe)]
+    if not task.fix or not fixable:
+        result.remaining = [f for f in result.findings if not f.fixable(task.unsafe)]
+        return
+    try:
+        _fix_to_fixpoint(task, text, analysis, result, rules, project)
+    except Exception as exc:  # a fix crashed: never let it take the file (or the run) down
+        result.internal_error = f"fix failed: {type(exc).__name__}: {exc}"
+        result.fixed = None
+        result.remaining = list(result.findings)
+
+
+def _previews(text: str, analysis: Analysis, result: FileResult) -> None:
+    """Each finding's own fix as changed lines, for the report: the unsafe ones a run does
+    not apply too (a suggestion shows what it would do). A fix that cannot be applied alone
+    gets no preview."""
+    for hit, finding in zip(analysis.hits, result.findings, strict=True):
+        if hit.fix is None:
+            continue
+        try:
+            module, _ = apply_fixes(analysis, [hit])
+        except Exception:  # shown without its lines; the fixpoint reports what failed
+            continue
+        finding.fix_preview = _preview(text, module.code, finding.span)
+
+
+def _syntax_error(text: str, exc: cst.ParserSyntaxError) -> str:
+    """Python's own message where it has one (its positions are the ones people know)."""
+    try:
+        ast.parse(text)
+    except SyntaxError as error:
+        return f"syntax error at line {error.lineno}, column {error.offset}: {error.msg}"
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    first = exc.message.splitlines()[0] if exc.message else "cannot parse"
+    return f"LibCST cannot parse this file (line {exc.raw_line}): {first}"
+
+
+#: the project index of this run, set in each worker process (see ``_map``)
+_INDEX: ProjectIndex | None = None
+
+
+def _set_index(index: ProjectIndex | None) -> None:
+    global _INDEX
+    _INDEX = index
+
+
+def _start_worker(index: ProjectIndex | None = None) -> None:
+    """A pool worker's set-up: the run's index, and the collector tuned for parsing."""
+    _set_index(index)
+    _tune_gc()
+
+
+def _tune_gc() -> tuple[int, int, int]:
+    """Collect less often while parsing, and never scan again what exists now (the index,
+    the rules); returns the thresholds to restore (``_restore_gc``)."""
+    previous = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *previous[1:])
+    return previous
+
+
+def _restore_gc(previous: tuple[int, int, int]) -> None:
+    gc.set_threshold(*previous)
+    gc.unfreeze()
+
+
+def _project_for(path: str, rules: Sequence[type[Rule]]) -> Project | None:
+    if _INDEX is None or not any(rule.needs_index for rule in rules):
+        return None
+    module = _INDEX.module_of(path)
+    return Project(_INDEX, module) if module is not None else None
+
+
+def _fixable(hit: Hit, unsafe: bool) -> bool:
+    return hit.fix is not None and (
+        hit.fix.safety is Safety.SAFE or (unsafe and hit.fix.safety is Safety.UNSAFE)
+    )
+
+
+@dataclass
+class _Attempt:
+    """One run of the fix-verify loop with some fixes left out."""
+
+    validation: Validation
+    #: the verified text, or None when it did not verify
+    text: str | None
+    #: the analysis of the last round's output
+    current: Analysis | None
+    #: the fixes applied over all rounds
+    applied: list[FixKey]
+    #: why it did not verify ("" when it did)
+    error: str = ""
+
+
+def _attempt(
+    task: Task,
+    text: str,
+    analysis: Analysis,
+    rules: Sequence[type[Rule]],
+    project: Project | None,
+    excluded: set[FixKey],
+) -> _Attempt:
+    """Apply the fixable findings (but ``excluded``) to a fixpoint, then verify: the output
+    re-parses and re-checks with nothing left to fix, and compiles."""
+    validation = Validation()
+    applied: list[FixKey] = []
+    applied_codes: set[str] = set()
+    current = analysis
+    new_text = text
+
+    def fixable_in(found: Analysis) -> list[Hit]:
+        return [h for h in found.hits if _fixable(h, task.unsafe) and fix_id(h) not in excluded]
+
+    def failed(error: str) -> _Attempt:
+        return _Attempt(validation, None, None, applied, error)
+
+    fixable = fixable_in(current)
+    while fixable and validation.rounds < MAX_ROUNDS:
+        try:
+            module, chosen = apply_fixes(current, fixable)
+        except RecursionError:
+            return failed("the file nests too deeply to rewrite")
+        except Exception as exc:  # a fix that cannot be applied
+            applied.extend(fix_id(hit) for hit in fixable)
+            return failed(f"applying the fixes failed ({type(exc).__name__}: {exc}); a bug")
+        applied.extend(fix_id(hit) for hit in chosen)
+        applied_codes.update(hit.rule.code for hit in chosen)
+        new_text = module.code
+        validation.rounds += 1
+        try:
+            current = analyse(new_text, rules, task.target, project, task.offload, task.test_code)
+        except cst.ParserSyntaxError as exc:
+            validation.reparse = False
+            return failed(f"fixed code does not re-parse: {exc.message}")
+        except (TooDeep, RecursionError):
+            return failed("fixed code could not be re-checked (nested too deeply)")
+        except Exception as exc:  # a bug in a rule
+            return failed(f"re-checking the fixed code failed ({type(exc).__name__}: {exc}); a bug")
+        fixable = fixable_in(current)
+    validation.reparse = True
+    validation.recheck = {
+        code: sum(1 for hit in fixable if hit.rule.code == code) for code in sorted(applied_codes)
+    }
+    validation.second_run_clean = not fixable
+    if fixable:
+        still = ", ".join(sorted({hit.rule.code for hit in fixable}))
+        return failed(
+            f"fixes did not reach a fixpoint in {MAX_ROUNDS} rounds ({still} still fixable)"
+        )
+    ok, why = _compiles(new_text, task.path)
+    if ok:
+        validation.compile = True
+    else:
+        original_ok, _ = _compiles(text, task.path)
+        if original_ok:
+            validation.compile = False
+            return failed(f"fixed code does not compile: {why}")
+        validation.compile = None
+        validation.compile_note = (
+            f"not run: the file uses syntax Python {sys.version_info[0]}.{sys.version_info[1]} "
+            "cannot compile"
+        )
+    return _Attempt(validation, new_text, current, applied)
+
+
+def _fix_to_fixpoint(
+    task: Task,
+    text: str,
+    analysis: Analysis,
+    result: FileResult,
+    rules: Sequence[type[Rule]],
+    project: Project | None,
+) -> None:
+    """Fix and verify; when the output does not verify, find the fixes that break it, leave
+    them out (their findings stay, unfixed, with the reason) and apply the others."""
+    excluded: set[FixKey] = set(task.excluded)
+    attempt = _attempt(task, text, analysis, rules, project, excluded)
+    first_error = attempt.error
+    budget = 2 * len(set(attempt.applied)) + 2
+    while attempt.text is None and budget > 0:
+        suspects = [k for k in dict.fromkeys(attempt.applied) if k not in excluded]
+        culprit = None
+        for key in suspects:  # one fix that breaks the file on its own account
+            budget -= 1
+            if _attempt(task, text, analysis, rules, project, excluded | {key}).text is not None:
+                culprit = key
+                break
+            if budget <= 0:
+                break
+        if culprit is not None:
+            excluded.add(culprit)
+        else:  # several together: keep each one that still verifies with those kept so far
+            kept: set[FixKey] = set()
+            for key in suspects:
+                budget -= 1
+                others = {k for k in suspects if k not in kept and k != key}
+                if _attempt(task, text, analysis, rules, project, excluded | others).text:
+                    kept.add(key)
+            excluded.update(k for k in suspects if k not in kept)
+        attempt = _attempt(task, text, analysis, rules, project, excluded)
+    result.validation = attempt.validation
+    if attempt.text is None or attempt.current is None:
+        result.internal_error = f"{first_error}; please report it; file left as it was"
+        return
+    result.fixed = attempt.text
+    for finding in result.findings:
+        finding.fixed = finding.fixable(task.unsafe) and finding.fix_id not in excluded
+        if (
+            finding.fixable(task.unsafe)
+            and not finding.fixed
+            and finding.fix_id not in task.excluded
+        ):
+            result.dropped.append(
+                f"the {finding.code} fix at line {finding.span.line} was left out: with it "
+                f"the file did not verify ({first_error}); a bug, please report it"
+            )
+    result.remaining = [to_finding(hit, attempt.current) for hit in attempt.current.hits]

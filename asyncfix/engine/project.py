@@ -1,0 +1,304 @@
+"""The project index of a run: the facts of every module, cached between runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from asyncfix import __version__
+from asyncfix import index as index_module
+from asyncfix.cache import prepare, write_atomically
+from asyncfix.config import Config
+from asyncfix.engine import process as worker
+from asyncfix.engine.process import _restore_gc, _start_worker, _tune_gc
+from asyncfix.files import (
+    SourceError,
+    decode,
+    discover,
+)
+from asyncfix.index import (
+    ModuleFact,
+    Names,
+    ProjectIndex,
+    Raw,
+    Stub,
+    facts_from_source,
+    module_name,
+    to_raw,
+)
+
+# -- the project index ------------------------------------------------------------------------
+
+INDEX_CACHE = ".asyncfix_cache"
+
+
+PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+
+
+def project_root(processed: Sequence[Path], config: Config) -> Path | None:
+    """Where the project of this run starts: the directory of the configuration file, else the
+    nearest directory above the first path with a ``pyproject.toml``/``setup.py``/``.git``.
+    None when there is none: then only the files named are indexed (never a home directory)."""
+    if config.path is not None:
+        return config.root
+    if not processed:
+        return None
+    start = processed[0].absolute().parent
+    for directory in (start, *start.parents):
+        if (directory / "__init__.py").exists():
+            continue  # inside a package (Home Assistant has a `setup.py` module)
+        if any((directory / marker).exists() for marker in PROJECT_MARKERS):
+            return directory
+    return None
+
+
+def build_index(processed: Sequence[Path], config: Config, jobs: int | None) -> ProjectIndex:
+    """Facts of the processed files and of the project's other Python files, reusing the
+    on-disk cache (``<project root>/.asyncfix_cache``) for files whose content is unchanged.
+
+    The cache holds each file's facts as plain lists and dicts (JSON: reading a cache never
+    runs code) that become facts only when a rule asks about that module, and the
+    project-wide name sets the pre-filters use, valid while no file changed.
+    """
+    root = project_root(processed, config)
+    others = (
+        discover([root], root, config.exclude_spec(), config.respect_gitignore).files
+        if root is not None
+        else []
+    )
+    files = sorted({*processed, *others}, key=lambda path: path.parts)
+    cache_dir = (root or config.root) / INDEX_CACHE
+    cache, cached_names = _load_index_cache(cache_dir)
+    raws: list[Raw] = []
+    fact_digests: list[str] = []
+    contents: dict[str, str] = {}
+    missing: list[tuple[Path, str, bytes, tuple[int, int]]] = []
+    fresh: dict[str, IndexEntry] = {}
+    restamped = False
+    for path in files:
+        cached = cache.get(str(path))
+        try:
+            status = os.stat(path)
+            stamp = (status.st_size, status.st_mtime_ns)
+            if cached is not None and cached[3] == stamp:
+                # same size and modification time (in nanoseconds): the same content, as
+                # black and ruff assume; nothing to read
+                digest, data = cached[0], b""
+            else:
+                data = path.read_bytes()
+                digest = hashlib.sha256(data).hexdigest()
+        except OSError:
+            continue
+        contents[str(path)] = digest
+        if (
+            cached is not None
+            and cached[0] == digest
+            and (cached[1] is None or cached[1] == module_name(path)[0])
+        ):
+            if cached[3] != stamp:
+                cached = (*cached[:3], stamp)
+                restamped = True
+            fresh[str(path)] = cached
+            if cached[1] is not None:
+                raws.append((cached[1], str(path), cached[2]))  # a stub: read when needed
+                fact_digests.append(cached[2])
+        else:
+            if not data:
+                data = path.read_bytes()
+            missing.append((path, digest, data, stamp))
+    facts = _index_files([(path, data) for path, _, data, _ in missing], jobs)
+    made: dict[str, tuple[str, Raw]] = {}
+    same_facts = len(fresh) + len(missing) == len(cache)
+    for (path, digest, _, stamp), fact in zip(missing, facts, strict=True):
+        raw = to_raw(fact) if fact is not None else None
+        # what dependents see of this module: its facts, not its text (a comment edited in
+        # client.py re-checks nothing else)
+        facts_digest = _facts_digest(raw) if raw else ""
+        entry = (digest, raw[0] if raw else None, facts_digest, stamp)
+        before = cache.get(str(path))
+        if before is None or before[1:3] != entry[1:3]:
+            same_facts = False
+            if raw is not None:
+                made[str(path)] = (facts_digest, raw)
+        fresh[str(path)] = entry
+        if raw is not None:
+            raws.append(raw)
+            fact_digests.append(facts_digest)
+    loader = FactsLoader(cache_dir / f"{_FACTS_FORMAT}.json")
+    index = ProjectIndex(raws=raws, digests=fact_digests, loader=loader)
+    index.contents = contents
+    if same_facts and cached_names is not None:
+        # no module's facts changed (files edited without changing what the index records
+        # of them, or only touched): the project-wide names still hold
+        index.set_names(*cached_names)
+        if missing or restamped:
+            _save_index_cache(cache_dir, fresh, cached_names, {}, None)
+    else:
+        # computed once here, before the workers start, so that they share them
+        names = index.names()
+        _save_index_cache(cache_dir, fresh, names, made, loader)
+    return index
+
+
+def _facts_digest(raw: Raw) -> str:
+    """A digest of a module's facts that only their values decide (the same facts made in
+    another process must not look changed, or every module that imports them is checked
+    again)."""
+    return hashlib.sha256(repr(raw).encode()).hexdigest()[:16]
+
+
+class FactsLoader:
+    """The raw facts of a module whose entry in the index cache is unchanged, read from the
+    cache's facts file on first use. When the file does not hold them for that content (a
+    concurrent run rewrote it, or it is gone), the module is indexed again from its source."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._facts: dict[str, tuple[str, Raw]] | None = None
+
+    def all(self) -> dict[str, tuple[str, Raw]]:
+        if self._facts is None:
+            self._facts = {}
+            try:
+                data = json.loads(self.path.read_bytes())
+            except (OSError, ValueError, RecursionError):
+                data = None
+            if isinstance(data, dict) and data.get("format") == _FACTS_FORMAT:
+                facts = data.get("facts")
+                if isinstance(facts, dict) and all(
+                    isinstance(found, list)
+                    and len(found) == 2
+                    and isinstance(found[0], str)
+                    and isinstance(found[1], list)
+                    for found in facts.values()
+                ):
+                    self._facts = {path: (found[0], found[1]) for path, found in facts.items()}
+        return self._facts
+
+    def __call__(self, stub: Stub) -> Raw | None:
+        _, path, facts_digest = stub
+        found = self.all().get(path)
+        if found is not None and found[0] == facts_digest:
+            return found[1]
+        try:
+            fact = facts_from_source(decode(Path(path).read_bytes()).text, Path(path))
+        except (OSError, SourceError):
+            return None
+        except Exception:  # as in _index_one: the module is left out
+            return None
+        return to_raw(fact) if fact is not None else None
+
+
+def _index_one(item: tuple[Path, bytes]) -> ModuleFact | None:
+    path, raw = item
+    try:
+        return facts_from_source(decode(raw).text, path)
+    except SourceError:
+        return None
+    except Exception:  # an index entry is never worth the run: the file is left out of it
+        return None
+
+
+def _index_files(items: list[tuple[Path, bytes]], jobs: int | None) -> list[ModuleFact | None]:
+    workers = jobs or os.cpu_count() or 1
+    if workers <= 1 or len(items) < worker.POOL_THRESHOLD * 4:
+        previous = _tune_gc()
+        try:
+            return [_index_one(item) for item in items]
+        finally:
+            _restore_gc(previous)
+    with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker) as pool:
+        return list(pool.map(_index_one, items, chunksize=64))
+
+
+def _cache_format() -> str:
+    """Changes whenever the facts could: with the version and with the code that extracts them."""
+    extractor = hashlib.sha256(Path(index_module.__file__).read_bytes()).hexdigest()[:12]
+    # v5: JSON; entries are [content digest, module name, facts digest, [size, mtime_ns]];
+    # the facts themselves are in the facts file; four name sets
+    return f"index-{__version__}-{extractor}-v5"
+
+
+_CACHE_FORMAT = _cache_format()
+_FACTS_FORMAT = _CACHE_FORMAT.replace("index-", "facts-", 1)
+
+#: (content digest, module name or None, digest of its facts, (size, mtime_ns))
+IndexEntry = tuple[str, str | None, str, tuple[int, int]]
+
+
+def _load_index_cache(
+    cache_dir: Path,
+) -> tuple[dict[str, IndexEntry], Names | None]:
+    """The cached facts and names, or nothing when the cache is missing, corrupt or from
+    another version."""
+    try:
+        data = json.loads((cache_dir / f"{_CACHE_FORMAT}.json").read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return {}, None
+    if not isinstance(data, dict) or data.get("format") != _CACHE_FORMAT:
+        return {}, None
+    stored, names = data.get("entries"), data.get("names")
+    if not isinstance(stored, dict):
+        return {}, None
+    entries: dict[str, IndexEntry] = {}
+    for path, entry in stored.items():
+        if not (
+            isinstance(entry, list)
+            and len(entry) == 4
+            and isinstance(entry[0], str)
+            and (entry[1] is None or isinstance(entry[1], str))
+            and isinstance(entry[2], str)
+            and isinstance(entry[3], list)
+            and len(entry[3]) == 2
+            and all(isinstance(n, int) for n in entry[3])
+        ):
+            return {}, None  # not what asyncfix writes: nothing in it is trusted
+        entries[path] = (entry[0], entry[1], entry[2], (entry[3][0], entry[3][1]))
+    if not (
+        isinstance(names, list)
+        and len(names) == 4
+        and all(
+            isinstance(group, list) and all(isinstance(n, str) for n in group) for group in names
+        )
+    ):
+        return entries, None
+    return entries, (names[0], names[1], names[2], names[3])
+
+
+def _save_index_cache(
+    cache_dir: Path,
+    entries: dict[str, IndexEntry],
+    names: Names,
+    made: dict[str, tuple[str, Raw]],
+    loader: FactsLoader | None,
+) -> None:
+    """Best effort: a cache that cannot be written is simply not written. Each file is
+    written to a temporary file and moved into place, so a concurrent run reads an old or a
+    new one, never half of one; the facts file first, so that an index file never names
+    facts that are not there yet (and ``FactsLoader`` checks them anyway)."""
+    try:
+        current = {f"{_CACHE_FORMAT}.json", f"{_FACTS_FORMAT}.json"}
+        prepare(cache_dir, "index-*", current)
+        prepare(cache_dir, "facts-*", current)
+        if loader is not None:  # some module's facts changed: the facts file with them
+            facts = {
+                path: made.get(path) or loader.all().get(path)
+                for path, entry in entries.items()
+                if entry[1] is not None
+            }
+            kept = {path: found for path, found in facts.items() if found is not None}
+            facts_data = {"format": _FACTS_FORMAT, "facts": kept}
+            write_atomically(loader.path, _json_bytes(facts_data))
+        index = {"format": _CACHE_FORMAT, "entries": entries, "names": names}
+        write_atomically(cache_dir / f"{_CACHE_FORMAT}.json", _json_bytes(index))
+    except (OSError, ValueError, TypeError):
+        return
+
+
+def _json_bytes(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()

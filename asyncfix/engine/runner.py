@@ -1,0 +1,299 @@
+"""A run: discover files, fan them out (the pool, the results cache), validate, write."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from asyncfix.cache import ResultCache, settings_key
+from asyncfix.codemods import RULES, rule_by_code
+from asyncfix.config import Config
+from asyncfix.engine import process as worker
+from asyncfix.engine.detect import Task
+from asyncfix.engine.process import (
+    _restore_gc,
+    _set_index,
+    _start_worker,
+    _tune_gc,
+    process_file,
+    process_text,
+)
+from asyncfix.engine.project import INDEX_CACHE, build_index, project_root
+from asyncfix.files import (
+    SourceError,
+    atomic_write,
+    decode,
+    discover,
+    display_path,
+    is_test_path,
+    patch_path,
+    relative,
+)
+from asyncfix.index import (
+    ProjectIndex,
+)
+from asyncfix.model import FileResult, RunResult
+
+# -- the run --------------------------------------------------------------------------------
+
+
+def all_codes() -> list[str]:
+    return [rule.code for rule in RULES]
+
+
+def plan(
+    paths: Sequence[Path], config: Config, force_exclude: bool = False
+) -> tuple[list[Path], list[str]]:
+    found = discover(
+        paths,
+        config.root,
+        config.exclude_spec(),
+        respect_gitignore=config.respect_gitignore,
+        force_exclude=force_exclude,
+    )
+    return found.files, found.errors
+
+
+def run(
+    paths: Sequence[Path],
+    config: Config,
+    mode: str,
+    select: Sequence[str] | None = None,
+    ignore: Sequence[str] | None = None,
+    unsafe_fixes: bool | None = None,
+    fix_for_report: bool = False,
+    force_exclude: bool = False,
+    jobs: int | None = None,
+    use_cache: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    validate: str | None = None,
+    validate_timeout: float = 600.0,
+    cwd: Path | None = None,
+) -> RunResult:
+    """Analyse ``paths``; in diff/write mode compute verified fixes; in write mode write them
+    (with ``validate``: judged by that command, see ``validate.py``).
+
+    Files whose result is in the results cache (``cache.py``) are not analysed again;
+    ``progress(done, total)`` is called as files finish."""
+    if select is not None:
+        config.select = list(select)
+    if ignore is not None:
+        config.ignore = [*config.ignore, *ignore]
+    unsafe = config.unsafe_fixes if unsafe_fixes is None else unsafe_fixes
+    files, errors = plan(paths, config, force_exclude)
+    cwd = cwd or Path.cwd()  # paths are shown, and --validate runs, relative to it
+    codes = all_codes()
+    root = project_root(files, config) or config.root
+    tasks = []
+    for file in files:
+        rel = relative(file, config.root) or file.as_posix()
+        tasks.append(
+            Task(
+                path=str(file),
+                display=display_path(file, cwd),
+                codes=config.enabled_codes(codes, rel),
+                unsafe=unsafe,
+                fix=mode in ("diff", "write") or fix_for_report,
+                target=config.target,
+                preview=fix_for_report,
+                offload=tuple(config.offload_functions),
+                test_code=is_test_path(relative(file, root) or rel),
+            )
+        )
+    index = None
+    if any(rule_by_code(code).needs_index for task in tasks for code in task.codes):
+        index = build_index(files, config, jobs)
+    results = _analyse_all(tasks, files, config, jobs, index, use_cache, progress)
+    for result in results:
+        if result.changed:  # only a diff names it
+            result.patch_path = patch_path(Path(result.path), cwd, root)
+    run_result = RunResult(files=results, mode=mode, unsafe_fixes=unsafe, errors=errors)
+    if mode == "write" and validate:
+        _validated_write(run_result, tasks, index, validate, validate_timeout, cwd)
+    elif mode == "write":
+        for result in results:
+            if result.changed and not result.internal_error:
+                _write(result)
+    return run_result
+
+
+def _validated_write(
+    run: RunResult,
+    tasks: list[Task],
+    index: ProjectIndex | None,
+    command: str,
+    timeout: float,
+    cwd: Path,
+) -> None:
+    """Write the fixes the project's tests accept (``validate.Validator``)."""
+    from asyncfix.validate import Validator
+
+    changed = [r for r in run.files if r.changed and not r.internal_error]
+    task_of = {task.path: task for task in tasks}
+
+    def refix(result: FileResult, excluded: frozenset[str]) -> FileResult:
+        assert result.original is not None
+        task = dataclasses.replace(task_of[result.path], excluded=excluded)
+        fresh = FileResult(path=result.path, display=result.display)
+        fresh.encoding, fresh.bom, fresh.patch_path = result.encoding, result.bom, result.patch_path
+        process_text(result.original, task, fresh)
+        return fresh
+
+    validator = Validator(command, cwd, changed, refix, timeout)
+    _set_index(index)
+    try:
+        run.validation = validator.run()
+    except OSError as exc:  # a file could not be written back: all were put back as they were
+        run.errors.append(f"--validate: {exc}; the files were left as they were")
+        run.validation = validator.report
+        return
+    finally:
+        _set_index(None)
+    if run.validation.with_fixes is None:  # nothing was written
+        run.errors.append(f"--validate: {run.validation.note}")
+        return
+    final = validator.final_results()
+    for position, result in enumerate(run.files):
+        if result.path in final:
+            done = final[result.path]
+            done.written = done.changed and not done.internal_error
+            done.content = result.content
+            run.files[position] = done
+
+
+def _analyse_all(
+    tasks: list[Task],
+    files: list[Path],
+    config: Config,
+    jobs: int | None,
+    index: ProjectIndex | None,
+    use_cache: bool,
+    progress: Callable[[int, int], None] | None,
+) -> list[FileResult]:
+    """Every task's result, in task order: from the results cache where it is still valid,
+    else analysed (in a process pool when there are enough)."""
+    cache = None
+    if use_cache and tasks:
+        cache = ResultCache((project_root(files, config) or config.root) / INDEX_CACHE)
+    digests = index.dependency_digest if index is not None else _no_dependency
+    contents = index.contents if index is not None else {}
+    results: list[FileResult | None] = [None] * len(tasks)
+    # the module a file is (its package structure can change while its text does not)
+    module_of = index.module_name_of if index is not None else _no_module
+    keys = [_settings(task, module_of(task.path)) for task in tasks]
+    misses: list[int] = []
+    for position, task in enumerate(tasks):
+        hit = None
+        if cache is not None:
+            content = contents.get(task.path) or _content_digest(task.path)
+            if content is not None:
+                hit = cache.get(_cache_path(task), content, keys[position], digests)
+        if hit is None:
+            misses.append(position)
+        else:
+            hit.path, hit.display, hit.cached = task.path, task.display, True
+            results[position] = hit
+    done, total = len(tasks) - len(misses), len(tasks)
+    if progress is not None:
+        progress(done, total)
+    for position, result in zip(misses, _map([tasks[i] for i in misses], jobs, index), strict=True):
+        results[position] = result
+        task = tasks[position]
+        if cache is not None and result.content is not None and not result.internal_error:
+            cache.put(
+                _cache_path(task), result.content, keys[position], result.depends, digests, result
+            )
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    if cache is not None:
+        cache.save()
+    return [result for result in results if result is not None]
+
+
+_SETTINGS: dict[tuple[Any, ...], str] = {}
+
+
+def _settings(task: Task, module: str) -> str:
+    parts = (
+        task.codes,
+        task.unsafe,
+        task.fix,
+        task.target,
+        task.preview,
+        task.offload,
+        task.test_code,
+        module,
+    )
+    key = _SETTINGS.get(parts)
+    if key is None:
+        key = _SETTINGS[parts] = settings_key((sorted(task.codes), *parts[1:]))
+    return key
+
+
+def _no_module(path: str) -> str:
+    return ""
+
+
+def _no_dependency(key: str) -> str:
+    return ""
+
+
+def _cache_path(task: Task) -> str:
+    return str(Path(task.path).absolute())
+
+
+def _content_digest(path: str) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _map(
+    tasks: list[Task], jobs: int | None, index: ProjectIndex | None = None
+) -> Iterator[FileResult]:
+    workers = jobs or os.cpu_count() or 1
+    if workers <= 1 or len(tasks) < worker.POOL_THRESHOLD:
+        _set_index(index)
+        previous = _tune_gc()
+        try:
+            yield from map(process_file, tasks)
+        finally:
+            _set_index(None)
+            _restore_gc(previous)
+        return
+    chunk = max(1, min(32, len(tasks) // (workers * 8)))
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=_start_worker, initargs=(index,)
+    ) as pool:
+        yield from pool.map(process_file, tasks, chunksize=chunk)
+
+
+def _write(result: FileResult) -> None:
+    """Write a verified result; a file edited meanwhile is skipped with a warning."""
+    assert result.fixed is not None and result.original is not None
+    path = Path(result.path)
+    try:
+        source = decode(path.read_bytes())
+    except OSError as exc:
+        result.error = f"cannot re-read before writing: {exc.strerror or exc}"
+        return
+    except SourceError as exc:
+        result.error = str(exc)
+        return
+    if source.text != result.original:
+        result.write_skipped = "file changed on disk since it was read; not written"
+        return
+    reason = atomic_write(path, source.raw, source.encode(result.fixed))
+    if reason is None:
+        result.written = True
+    elif reason.startswith("file changed"):
+        result.write_skipped = reason
+    else:
+        result.error = reason
