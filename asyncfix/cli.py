@@ -346,7 +346,10 @@ _AUTHOR = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<email>[^<>\s]+)>\s*$")
 
 @main.command("bot", short_help="Open or update pull requests with the fixes.")
 @click.argument(
-    "path", required=False, default=".", type=click.Path(path_type=Path, file_okay=False)
+    "path",
+    required=False,
+    default=".",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
 )
 @click.option("--repo", metavar="OWNER/NAME", help="The GitHub repository (default: origin's).")
 @click.option(
