@@ -509,3 +509,19 @@ def test_a_file_that_does_not_parse_is_named_and_the_rest_fixed(
     assert status == 1, out
     assert "warning: broken.py: syntax error" in out
     assert [p.head for p in fake.pulls] == ["asyncfix/af2-blocking-calls"]
+
+
+def test_a_push_never_overwrites_what_it_did_not_see(
+    repo: Path, github: tuple[FakeGitHub, str]
+) -> None:
+    """Someone pushes between the bot's look at the branch and its push: the push fails."""
+    from asyncfix.bot.git import Git, GitError
+
+    remote = str(repo.parent / "remote.git")
+    git(repo, "push", "--quiet", "origin", "main:asyncfix/af2-blocking-calls")
+    seen = remote_branches(repo)["asyncfix/af2-blocking-calls"]
+    commit_on_main(repo, "person.txt", "a person's push\n")
+    git(repo, "push", "--quiet", "--force", "origin", "main:asyncfix/af2-blocking-calls")
+    with pytest.raises(GitError, match="push failed"):
+        Git(repo).push(remote, seen, "asyncfix/af2-blocking-calls", replaces=seen)
+    assert remote_branches(repo)["asyncfix/af2-blocking-calls"] != seen

@@ -149,10 +149,12 @@ class Git:
     def tree(self, commit: str) -> str:
         return self.run("rev-parse", f"{commit}^{{tree}}").strip()
 
-    def push(self, url: str, commit: str, branch: str, force: bool) -> None:
+    def push(self, url: str, commit: str, branch: str, replaces: str | None) -> None:
+        """Push ``commit`` as ``branch``: over ``replaces`` (the tip the bot saw, which only
+        it made) and nothing else -- if someone pushed meanwhile, the push fails."""
         args = ["push", "--quiet", "--no-verify"]
-        if force:
-            args.append("--force")
+        if replaces is not None:
+            args.append(f"--force-with-lease=refs/heads/{branch}:{replaces}")
         self.run(*args, url, f"{commit}:refs/heads/{branch}", remote=True)
 
     # -- scratch work trees --------------------------------------------------------------

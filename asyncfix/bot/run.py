@@ -325,7 +325,7 @@ class _Step:
             if options.dry_run:
                 return _would(plan, "would update", same, current.number)
             if not same:
-                self._push(plan, force=True)
+                self._push(plan, tip)
             self._api().update_pull(current.number, plan.title, plan.body)
             what = "updated the description" if same else "pushed the new fixes and updated it"
             return Outcome(plan.branch, "updated", what, current.number)
@@ -343,15 +343,15 @@ class _Step:
         if options.dry_run:
             return _would(plan, "would open", same, None)
         if not same:
-            self._push(plan, force=tip is not None)
+            self._push(plan, tip)
         api = self._api()
         pull = api.open_pull(plan.branch, self.base, plan.title, plan.body)
         api.add_labels(pull.number, options.labels)
         return Outcome(plan.branch, "opened", pull.url or plan.title, pull.number)
 
-    def _push(self, plan: Planned, force: bool) -> None:
+    def _push(self, plan: Planned, tip: str | None) -> None:
         assert self.push_url is not None
-        self.git.push(self.push_url, plan.commit, plan.branch, force=force)
+        self.git.push(self.push_url, plan.commit, plan.branch, replaces=tip)
 
     def _api(self) -> GitHub:
         assert self.api is not None
