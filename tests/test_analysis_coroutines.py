@@ -1,0 +1,133 @@
+"""The stdlib model's second layer: is a call's callee a coroutine function?"""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+from asyncfix.analysis.coroutines import Coroutines
+from asyncfix.analysis.scopes import Scopes
+
+
+def known(source: str, library: frozenset[str] = frozenset()) -> dict[str, bool]:
+    """``"line: call"`` -> whether its callee is known to be a coroutine function."""
+    text = textwrap.dedent(source)
+    tree = ast.parse(text)
+    model = Coroutines(tree, Scopes(tree), None, library)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            spelled = ast.get_source_segment(text, node)
+            key = f"{node.lineno}: {spelled}"
+            found.append((node.lineno, node.col_offset, key, model.callee(node) is not None))
+    return {key: yes for _, _, key, yes in sorted(found)}
+
+
+def test_module_async_defs_and_what_shadows_them() -> None:
+    assert known(
+        """
+        async def fetch(): ...
+        def sync(): ...
+        async def main():
+            fetch()
+            sync()
+        def other(fetch):
+            fetch()
+        """
+    ) == {"5: fetch()": True, "6: sync()": False, "8: fetch()": False}
+
+
+def test_a_name_bound_twice_or_decorated_is_not_known() -> None:
+    assert known(
+        """
+        import functools
+        async def twice(): ...
+        twice = functools.partial(twice)
+        @functools.lru_cache
+        async def cached(): ...
+        @staticmethod
+        async def kept(): ...
+        async def main():
+            twice()
+            cached()
+            kept()
+        """
+    ) == {
+        "4: functools.partial(twice)": False,
+        "10: twice()": False,
+        "11: cached()": False,
+        "12: kept()": True,
+    }
+
+
+def test_the_library_catalogue() -> None:
+    found = known(
+        """
+        import asyncio as aio
+        from asyncio import sleep
+        async def main():
+            aio.sleep(1)
+            sleep(2)
+            aio.get_running_loop()
+        """,
+        library=frozenset({"asyncio.sleep"}),
+    )
+    assert found == {
+        "5: aio.sleep(1)": True,
+        "6: sleep(2)": True,
+        "7: aio.get_running_loop()": False,
+    }
+
+
+def test_methods_of_the_enclosing_class_by_the_mro() -> None:
+    found = known(
+        """
+        class Base:
+            async def close(self): ...
+            def name(self): ...
+        class Sync:
+            def close(self): ...
+        class Child(Base):
+            async def run(self):
+                self.close()
+                self.name()
+                def inner(self):
+                    self.close()
+                other = self
+                other.close()
+            @staticmethod
+            async def helper(self):
+                self.close()
+        class Mixed(Sync, Base):
+            async def stop(self):
+                self.close()
+        class Elsewhere(Imported):
+            async def go(self):
+                self.close()
+        """
+    )
+    assert found == {
+        "9: self.close()": True,  # Base.close, through the MRO
+        "10: self.name()": False,
+        "12: self.close()": False,  # a nested function's self is not the method's
+        "14: other.close()": False,
+        "17: self.close()": False,  # a staticmethod has no self
+        "20: self.close()": False,  # Sync.close comes first
+        "23: self.close()": False,  # a base from elsewhere (no index here)
+    }
+
+
+def test_a_class_attribute_or_a_conditional_def_makes_a_method_unknown() -> None:
+    found = known(
+        """
+        import sys
+        class C:
+            close = None
+            if sys.version_info >= (3, 11):
+                async def stop(self): ...
+            async def run(self):
+                self.close()
+                self.stop()
+        """
+    )
+    assert found == {"8: self.close()": False, "9: self.stop()": False}
