@@ -14,9 +14,9 @@ from asyncfix import __version__
 from asyncfix.codemods import RULES
 from asyncfix.config import (
     ConfigError,
+    apply_requires_python,
     check_selectors,
     find_pyproject,
-    find_requires_python,
     load,
 )
 from asyncfix.engine import all_codes, run
@@ -60,6 +60,21 @@ def main() -> None:
 
 def _split(values: tuple[str, ...]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _selectors(
+    select: tuple[str, ...], ignore: tuple[str, ...]
+) -> tuple[list[str] | None, list[str] | None]:
+    """``--select`` and ``--ignore`` as lists of known codes or prefixes (None: not given)."""
+    selected = _split(select) or None
+    ignored = _split(ignore) or None
+    try:
+        for option, values in (("--select", selected), ("--ignore", ignored)):
+            if values:
+                check_selectors(values, all_codes(), option)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    return selected, ignored
 
 
 def _style(ascii_: bool, no_color: bool) -> Style:
@@ -172,33 +187,22 @@ def check(
         raise click.UsageError("--diff and --write cannot be used together")
     if not paths:
         paths = (Path("."),)
-    codes = all_codes()
-    selected = _split(select) or None
-    ignored = _split(ignore) or None
-    try:
-        for option, values in (("--select", selected), ("--ignore", ignored)):
-            if values:
-                check_selectors(values, codes, option)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    selected, ignored = _selectors(select, ignore)
     try:
         pyproject = config_path if config_path is not None else find_pyproject(paths[0])
-        config = load(pyproject, codes)
+        config = load(pyproject, all_codes())
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_ERROR)
     if target_version:
         config.target_version = target_version
         config.target_source = "--target-version"
-    elif config.target_source == "default":
-        # as ruff does: the oldest Python the project says it supports
+    else:
         try:
-            declared = find_requires_python(config.path or paths[0])
+            apply_requires_python(config, config.path or paths[0])
         except ConfigError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_ERROR)
-        if declared is not None:
-            config.target_version, config.target_source = declared
     command = _validation_command(validate, config.validate, write_mode)
     mode = "diff" if diff_mode else "write" if write_mode else "check"
     started = time.perf_counter()
@@ -438,13 +442,7 @@ def bot_command(
     match = _AUTHOR.match(author)
     if match is None:
         raise click.UsageError(f"--author {author!r}: expected 'Name <email>'")
-    codes = all_codes()
-    try:
-        for option, values in (("--select", _split(select)), ("--ignore", _split(ignore))):
-            if values:
-                check_selectors(values, codes, option)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    selected, ignored = _selectors(select, ignore)
     if validate is not None and not validate.strip():
         raise click.UsageError("--validate needs a command")
     options = Options(
@@ -462,7 +460,7 @@ def bot_command(
         dry_run=dry_run,
         identity=Identity(match["name"], match["email"]),
         token=os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN") or None,
-        select=tuple(_split(select)),
-        ignore=tuple(_split(ignore)),
+        select=tuple(selected or ()),
+        ignore=tuple(ignored or ()),
     )
     sys.exit(run_bot(options, lambda line: click.echo(line, err=True), click.echo))

@@ -183,6 +183,15 @@ def find_requires_python(start: Path) -> tuple[str, str] | None:
     return None
 
 
+def apply_requires_python(config: Config, start: Path) -> None:
+    """As ruff does: when no target version is configured, the oldest Python the project
+    above ``start`` says it supports (``find_requires_python``)."""
+    if config.target_source == "default":
+        declared = find_requires_python(start)
+        if declared is not None:
+            config.target_version, config.target_source = declared
+
+
 def load(path: Path | None, all_codes: Sequence[str]) -> Config:
     """Read and validate ``[tool.asyncfix]`` of ``path`` (None: defaults, rooted at the cwd)."""
     if path is None:

@@ -18,6 +18,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import libcst as cst
 
 from asyncfix import engine
@@ -30,6 +32,7 @@ from asyncfix.config import Config
 from asyncfix.engine import process as process_module
 from asyncfix.files import SourceError, decode
 from asyncfix.model import Safety, Severity
+from scripts.scopes_check import char_span
 
 
 class _Probe(Rule):
@@ -46,23 +49,6 @@ class _Probe(Rule):
     def visit_Call(self, node: cst.Call) -> None:
         if coroutine_callee(self.ctx, node) is not None:
             self.report(node, "coroutine callee")
-
-
-Where = tuple[int, int, int, int]
-
-
-def _where(lines: list[str], node: ast.expr) -> Where:
-    assert node.end_lineno is not None and node.end_col_offset is not None
-
-    def column(line: int, offset: int) -> int:
-        return len(lines[line - 1].encode("utf-8")[:offset].decode("utf-8", "replace"))
-
-    return (
-        node.lineno,
-        column(node.lineno, node.col_offset),
-        node.end_lineno,
-        column(node.end_lineno, node.end_col_offset),
-    )
 
 
 def check(path: Path, counts: Counter[str], shown: list[str], show: int) -> None:
@@ -90,7 +76,7 @@ def check(path: Path, counts: Counter[str], shown: list[str], show: int) -> None
         if isinstance(node, ast.Call):
             counts["calls"] += 1
             if model.callee(node) is not None:
-                ours.add(_where(lines, node))
+                ours.add(char_span(lines, node))
     # a suppression comment hides the LibCST side's report: those lines are not compared
     hidden = {w for w in ours - theirs if SUPPRESS.search(lines[w[0] - 1])}
     counts["suppressed by a comment (not compared)"] += len(hidden)

@@ -28,7 +28,7 @@ from asyncfix.codemods.names import Resolver
 from asyncfix.files import SourceError, decode
 
 
-def _key(lines: list[str], node: ast.expr) -> tuple[int, int, int, int]:
+def char_span(lines: list[str], node: ast.expr) -> tuple[int, int, int, int]:
     """Where a callee starts and ends, in characters (``f(x).g()``: two callees start there)."""
     assert node.end_lineno is not None and node.end_col_offset is not None
 
@@ -111,7 +111,7 @@ def check(path: Path, counts: Counter[str], shown: list[str], show: int) -> None
         if not isinstance(node, ast.Call):
             continue
         counts["calls"] += 1
-        key = _key(lines, node.func)
+        key = char_span(lines, node.func)
         if key not in visitor.found:
             counts["calls LibCST placed elsewhere"] += 1
             continue

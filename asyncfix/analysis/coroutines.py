@@ -42,11 +42,7 @@ def is_coroutine_function(node: ast.AST) -> bool:
     """An ``async def`` whose decorators are all known to keep it a coroutine function."""
     if not isinstance(node, ast.AsyncFunctionDef):
         return False
-    return all(_decorator_name(d) in PASS_THROUGH_DECORATORS for d in node.decorator_list)
-
-
-def _decorator_name(node: ast.expr) -> str | None:
-    return ast_dotted_name(node)
+    return all(ast_dotted_name(d) in PASS_THROUGH_DECORATORS for d in node.decorator_list)
 
 
 class Coroutines:
@@ -132,7 +128,7 @@ class Coroutines:
         params = [*function.args.posonlyargs, *function.args.args]
         if not params or params[0].arg != receiver.id:
             return None
-        if any(_decorator_name(d) == "staticmethod" for d in function.decorator_list):
+        if any(ast_dotted_name(d) == "staticmethod" for d in function.decorator_list):
             return None
         found = self.scopes.lookup(receiver.id, scope)
         if found is None or found[0] is not scope or len(found[1]) != 1:

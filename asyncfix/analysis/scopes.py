@@ -135,9 +135,6 @@ class Scopes:
             return None
         return names.pop()
 
-    def all_scopes(self) -> Iterable[Scope]:
-        return self.opened.values()
-
 
 class _Builder:
     """One traversal: opens scopes, records bindings and where every name is evaluated."""

@@ -11,7 +11,7 @@ from asyncfix import __version__
 from asyncfix.bot.git import Git, GitError, Identity, repo_slug
 from asyncfix.bot.github import GitHub, GitHubError, PullInfo
 from asyncfix.codemods import RULES
-from asyncfix.config import Config, ConfigError, find_requires_python, load
+from asyncfix.config import Config, ConfigError, apply_requires_python, load
 from asyncfix.engine import all_codes, run
 from asyncfix.model import RunResult
 from asyncfix.report.markdown import Group, fingerprint_of, render_body
@@ -68,7 +68,6 @@ class Planned:
     title: str
     body: str
     fingerprint: str
-    run: RunResult
 
 
 @dataclass
@@ -177,10 +176,7 @@ def _config(tree: Path) -> Config:
     config = load(pyproject if pyproject.is_file() else None, all_codes())
     if not pyproject.is_file():
         config.root = tree
-    if config.target_source == "default":
-        declared = find_requires_python(tree / "pyproject.toml")
-        if declared is not None:
-            config.target_version, config.target_source = declared
+    apply_requires_python(config, tree)
     return config
 
 
@@ -230,7 +226,7 @@ def _plan(git: Git, head: str, options: Options, say: Callable[[str], None]) -> 
             commit = git.commit_files(tree, paths, message, options.identity)
             if commit is None:
                 continue
-        planned.append(Planned(group, branch, commit, message, title, body, fingerprint, result))
+        planned.append(Planned(group, branch, commit, message, title, body, fingerprint))
     return planned
 
 
