@@ -23,11 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import libcst as cst
 
 from asyncfix import engine
-from asyncfix.analysis.coroutines import Coroutines
+from asyncfix.analysis.classes import Classes
+from asyncfix.analysis.coroutines import Coroutines, SourceText
 from asyncfix.analysis.scopes import Scopes
+from asyncfix.analysis.values import Values
 from asyncfix.codemods.base import SUPPRESS, Rule
 from asyncfix.codemods.coroutines import coroutine_callee
-from asyncfix.codemods.receivers import LIBRARY_FUNCTIONS
 from asyncfix.config import Config
 from asyncfix.engine import process as process_module
 from asyncfix.files import SourceError, decode
@@ -70,7 +71,9 @@ def check(path: Path, counts: Counter[str], shown: list[str], show: int) -> None
         span = analysis.span(hit)
         theirs.add((span.line, span.col - 1, span.end_line, span.end_col - 1))  # 1-based
     lines = text.splitlines()
-    model = Coroutines(tree, Scopes(tree), project, LIBRARY_FUNCTIONS)
+    scopes = Scopes(tree)
+    classes = Classes(tree, scopes)
+    model = Coroutines(scopes, classes, Values(scopes, classes, project), SourceText(text), project)
     ours = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
@@ -86,6 +89,8 @@ def check(path: Path, counts: Counter[str], shown: list[str], show: int) -> None
     counts["ONLY STDLIB"] += len(ours - theirs)
     for where in sorted(ours - theirs)[: max(0, show - len(shown))]:
         shown.append(f"{path}:{where[0]}:{where[1]}: only the stdlib model says coroutine")
+    for where in sorted(theirs - ours)[: max(0, show - len(shown))]:
+        shown.append(f"{path}:{where[0]}:{where[1]}: only LibCST says coroutine")
 
 
 def main() -> None:

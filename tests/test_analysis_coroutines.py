@@ -1,4 +1,5 @@
-"""The stdlib model's second layer: is a call's callee a coroutine function?"""
+"""The semantic model's coroutine layer: is a call's callee a coroutine function? (the values
+layer answers for receivers and callbacks)"""
 
 from __future__ import annotations
 
@@ -6,14 +7,17 @@ import ast
 import textwrap
 
 from asyncfix.analysis.coroutines import Coroutines
-from asyncfix.analysis.scopes import Scopes
+from asyncfix.analysis.model import SemanticModel
 
 
 def known(source: str, library: frozenset[str] = frozenset()) -> dict[str, bool]:
     """``"line: call"`` -> whether its callee is known to be a coroutine function."""
     text = textwrap.dedent(source)
     tree = ast.parse(text)
-    model = Coroutines(tree, Scopes(tree), None, library)
+    semantic = SemanticModel(tree, text)
+    model = Coroutines(
+        semantic.scopes, semantic.classes, semantic.values, semantic.source, None, library
+    )
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
@@ -131,3 +135,72 @@ def test_a_class_attribute_or_a_conditional_def_makes_a_method_unknown() -> None
         """
     )
     assert found == {"8: self.close()": False, "9: self.stop()": False}
+
+
+def test_receivers_of_known_classes() -> None:
+    found = known(
+        """
+        from typing import Optional
+        class Client:
+            async def connect(self): ...
+            def close(self): ...
+        class Twin:
+            def connect(self): ...
+        class Service:
+            primary: Client
+            def __init__(self, backup: "Client", twin: Twin, flaky) -> None:
+                self.backup = backup
+                self.twin = twin
+                self.session: Optional[Client] = None
+                self.flaky = flaky
+            async def run(self, given: Client | None, other):
+                self.primary.connect()
+                self.backup.connect()
+                self.session.connect()
+                self.twin.connect()
+                self.flaky.connect()
+                given.connect()
+                given.close()
+                local = Client()
+                local.connect()
+                other.connect()
+                mixed = Client()
+                mixed = Twin()
+                mixed.connect()
+        """
+    )
+    assert {key: yes for key, yes in found.items() if "connect()" in key or "close" in key} == {
+        "16: self.primary.connect()": True,  # a class-level annotation
+        "17: self.backup.connect()": True,  # an annotated __init__ parameter, stored
+        "18: self.session.connect()": True,  # Optional[Client], None until connected
+        "19: self.twin.connect()": False,  # a sync method of the same name
+        "20: self.flaky.connect()": False,  # nothing says what it is
+        "21: given.connect()": True,
+        "22: given.close()": False,
+        "24: local.connect()": True,
+        "25: other.connect()": False,
+        "28: mixed.connect()": False,  # two classes: unknown
+    }
+
+
+def test_async_callbacks_by_their_annotations() -> None:
+    found = known(
+        """
+        from collections.abc import Awaitable, Callable
+        class Service:
+            def __init__(self, on_change: Callable[[], Awaitable[None]], plain: Callable[[], None]):
+                self.on_change = on_change
+                self.plain = plain
+            async def run(self, on_ready: Callable[[], Awaitable[None]] | None, done: Callable):
+                self.on_change("x")
+                self.plain()
+                on_ready("x")
+                done()
+        """
+    )
+    assert {key: yes for key, yes in found.items() if "(" in key and "Callable" not in key} == {
+        '8: self.on_change("x")': True,
+        "9: self.plain()": False,
+        '10: on_ready("x")': True,
+        "11: done()": False,
+    }

@@ -1,90 +1,109 @@
-"""Is this call a call of a coroutine function? The stdlib model's answer, from what is
-certain: the library catalogue, the project index, the module's own ``async def``s, and the
-methods of the enclosing class (in this module, by the MRO as far as this module shows it,
-then through the index for bases elsewhere).
+"""Is this call a call of a coroutine function? The semantic model's answer, from what is
+certain: the library catalogue, the project index, the module's own ``async def``s, the
+methods of the enclosing class (in this module by the MRO as far as it shows it, then through
+the index for bases elsewhere), async callback parameters and attributes, and receivers of
+known classes (``values``).
 
-The second layer of the semantic model; it answers as ``codemods/coroutines.py`` does for
-those sources (``scripts/coroutines_check.py`` compares the two on a corpus: where this one
-says yes, the LibCST one must too). Receivers of known classes and async callback parameters,
-which the LibCST version also knows, are not here yet.
+``scripts/coroutines_check.py`` holds it to the LibCST resolver (``codemods/coroutines.py``)
+that the rules not yet moved to the model still use.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Sequence
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from asyncfix.analysis.scopes import Scope, Scopes
-from asyncfix.index import PASS_THROUGH_DECORATORS, ast_dotted_name
+from asyncfix.analysis.catalogue import LIBRARY_FUNCTIONS
+from asyncfix.analysis.classes import Classes, Function, function_scope, is_coroutine_function
+from asyncfix.analysis.scopes import Scopes
+from asyncfix.analysis.values import Values
+from asyncfix.index import FunctionFact
 
 if TYPE_CHECKING:
     from asyncfix.codemods.base import Project
 
-Function = ast.FunctionDef | ast.AsyncFunctionDef
-
 
 @dataclass(frozen=True)
-class ClassShape:
-    """What a class body defines, as far as methods go."""
+class Callee:
+    """A callee known to be a coroutine function: as spelled, and why it is known."""
 
-    node: ast.ClassDef
-    #: method name -> its definitions in the class body (several with overloads/properties)
-    methods: dict[str, list[Function]]
-    #: names bound in the class body other than by an unconditional def
-    attributes: set[str]
-    #: base classes as dotted names ("" when not a plain name)
-    bases: list[str]
-
-
-def is_coroutine_function(node: ast.AST) -> bool:
-    """An ``async def`` whose decorators are all known to keep it a coroutine function."""
-    if not isinstance(node, ast.AsyncFunctionDef):
-        return False
-    return all(ast_dotted_name(d) in PASS_THROUGH_DECORATORS for d in node.decorator_list)
+    spelled: str
+    evidence: str
 
 
 class Coroutines:
-    """``callee(call)``: why the call's callee is known to be a coroutine function, or None."""
+    """``callee(call)``: the call's callee when it is known to be a coroutine function."""
 
     def __init__(
         self,
-        tree: ast.Module,
         scopes: Scopes,
+        classes: Classes,
+        values: Values,
+        spelled: SourceText,
         project: Project | None = None,
-        library: frozenset[str] = frozenset(),
+        library: frozenset[str] = LIBRARY_FUNCTIONS,
     ) -> None:
-        self.tree = tree
         self.scopes = scopes
+        self.classes = classes
+        self.values = values
+        self.source = spelled
         self.project = project
         self.library = library
-        self.classes = {
-            statement.name: _shape(statement)
-            for statement in top_level_statements(tree.body)
-            if isinstance(statement, ast.ClassDef)
-        }
 
-    def callee(self, call: ast.Call) -> str | None:
+    def callee(self, call: ast.Call) -> Callee | None:
         func = call.func
+        spelled = self.source.segment(func)
         qualified = self.scopes.qualified_name(func)
         if qualified in self.library:
-            return f"`{qualified}` is a library coroutine function"
+            return Callee(spelled, f"`{qualified}` is a library coroutine function")
         project = self.project
         if qualified is not None and project is not None:
             target = project.absolute(qualified)
             fact = project.index.function(target) if target else None
             if fact is not None and fact.is_coroutine:
-                return f"`{fact.qualified}` is an `async def`"
+                where = f"{shown(fact.path)}:{fact.line}"
+                return Callee(spelled, f"`{fact.qualified}` is an `async def` ({where})")
         if isinstance(func, ast.Name):
             definition = self._module_coroutine(func)
             if definition is not None:
-                return f"`{func.id}` is defined with `async def` at line {definition.lineno}"
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-            method = self._own_method(func.value, func.attr)
+                return Callee(
+                    func.id, f"`{func.id}` is defined with `async def` at line {definition.lineno}"
+                )
+            annotation = self._awaitable_callable_param(func)
+            if annotation is not None:
+                text = f"`{func.id}` is annotated `{self.source.segment(annotation)}`"
+                return Callee(func.id, text)
+        if not isinstance(func, ast.Attribute):
+            return None
+        receiver = func.value
+        cls = self.classes.method_class(receiver) if isinstance(receiver, ast.Name) else None
+        if cls is not None:
+            method = self._own_method(cls, func.attr)
+            if isinstance(method, FunctionFact):
+                where = f"{shown(method.path)}:{method.line}"
+                text = f"`{method.qualified}` is an inherited `async def` method ({where})"
+                return Callee(spelled, text)
             if method is not None:
-                return method
-        return None
+                text = f"`{func.attr}` is an `async def` method at line {method.lineno}"
+                return Callee(spelled, text)
+            if self.values.is_awaitable_callable_attribute(cls, func.attr):
+                text = f"`{spelled}` is annotated as an async callback (`Callable[..., Awaitable]`)"
+                return Callee(spelled, text)
+        owner = self.values.type_of(receiver)
+        found = self.values.coroutine_method(owner, func.attr) if owner is not None else None
+        if owner is None or found is None:
+            return None
+        text = (
+            f"`{self.source.segment(receiver)}` is a `{owner.name}`, whose `{func.attr}` is a "
+            "coroutine"
+        )
+        if isinstance(found, FunctionFact):
+            text += f" ({shown(found.path)}:{found.line})"
+        elif not isinstance(found, str):
+            text += f" (line {found.lineno})"
+        return Callee(spelled, text)
 
     def _module_coroutine(self, name: ast.Name) -> Function | None:
         """The module-level ``async def`` that is every binding of ``name``."""
@@ -99,142 +118,75 @@ class Coroutines:
             definitions.append(binding.node)
         return definitions[-1] if definitions else None
 
-    # -- self.method() -------------------------------------------------------------------
+    def _awaitable_callable_param(self, name: ast.Name) -> ast.expr | None:
+        """The annotation when ``name`` is a parameter of the function it is read in,
+        annotated ``Callable[..., Awaitable[...]]`` (calling it makes a coroutine)."""
+        scope = self.scopes.scope_of(name)
+        function = function_scope(scope)
+        if scope is None or function is None:
+            return None
+        found = self.scopes.lookup(name.id, scope)
+        if found is None or found[0] is not function or len(found[1]) != 1:
+            return None
+        param = found[1][0].node
+        if not isinstance(param, ast.arg) or param.annotation is None:
+            return None
+        annotation = param.annotation
+        return annotation if self.values.is_awaitable_callable(annotation) else None
 
-    def _own_method(self, receiver: ast.Name, method: str) -> str | None:
-        scope = self.scopes.scope_of(receiver)
-        cls = self._method_class(receiver, scope)
-        if cls is None:
+    def _own_method(self, cls: ast.ClassDef, method: str) -> Function | FunctionFact | None:
+        """The ``async def`` that ``self.method`` of ``cls`` is: in this module, or (through
+        the project index) in a base class of another module."""
+        shape = self.classes.shape(cls)
+        if shape is None:
             return None
-        shape = self.classes.get(cls.name)
-        if shape is None or shape.node is not cls:
-            return None
-        definitions = self._lookup_method(shape, method)
+        definitions = self.classes.lookup_method(shape, method)
         if definitions is None:
             return self._inherited(cls, method)
         if not definitions or not all(is_coroutine_function(d) for d in definitions):
             return None
-        return f"`{method}` is an `async def` method at line {definitions[-1].lineno}"
+        return definitions[-1]
 
-    def _method_class(self, receiver: ast.Name, scope: Scope | None) -> ast.ClassDef | None:
-        """The class whose method ``receiver`` is the ``self``/``cls`` of: the first parameter
-        of a function directly in a class body, not a ``staticmethod``, never rebound."""
-        if scope is None or scope.kind != "function" or scope.parent is None:
-            return None
-        if scope.parent.kind != "class":
-            return None
-        function = scope.node
-        assert isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
-        params = [*function.args.posonlyargs, *function.args.args]
-        if not params or params[0].arg != receiver.id:
-            return None
-        if any(ast_dotted_name(d) == "staticmethod" for d in function.decorator_list):
-            return None
-        found = self.scopes.lookup(receiver.id, scope)
-        if found is None or found[0] is not scope or len(found[1]) != 1:
-            return None
-        cls = scope.parent.node
-        assert isinstance(cls, ast.ClassDef)
-        return cls
-
-    def _lookup_method(self, shape: ClassShape, name: str) -> list[Function] | None:
-        """The definitions of ``name`` the class gets by the MRO, looking only at this
-        module; None when that cannot be known (a class attribute, or a base from
-        elsewhere that comes first)."""
-        seen: set[str] = set()
-
-        def search(current: ClassShape) -> list[Function] | bool | None:
-            if current.node.name in seen:
-                return False
-            seen.add(current.node.name)
-            if name in current.attributes:
-                return None
-            if name in current.methods:
-                return current.methods[name]
-            for base in current.bases:
-                if base in ("object", "Generic") or base.startswith(("typing.", "abc.ABC")):
-                    continue
-                if base == "ABC":
-                    continue
-                base_shape = self.classes.get(base)
-                if base_shape is None:
-                    return None
-                found = search(base_shape)
-                if found is not False:
-                    return found
-            return False
-
-        result = search(shape)
-        return None if result is False or result is True else result
-
-    def _inherited(self, cls: ast.ClassDef, method: str) -> str | None:
+    def _inherited(self, cls: ast.ClassDef, method: str) -> FunctionFact | None:
         project = self.project
         if project is None:
             return None
         fact = project.index.class_(f"{project.module.name}.{cls.name}")
         found = project.index.method(fact, method) if fact is not None else None
-        if found is None or not found.is_coroutine:
-            return None
-        return f"`{found.qualified}` is an inherited `async def` method"
+        return found if found is not None and found.is_coroutine else None
 
 
-def top_level_statements(body: Sequence[ast.stmt]) -> Iterator[ast.stmt]:
-    """Module statements, looking into top-level ``if``/``try`` blocks (import guards)."""
-    for statement in body:
-        yield statement
-        if isinstance(statement, ast.If):
-            yield from top_level_statements(statement.body)
-            yield from top_level_statements(statement.orelse)
-        elif isinstance(statement, ast.Try):
-            yield from top_level_statements(statement.body)
-            for handler in statement.handlers:
-                yield from top_level_statements(handler.body)
+class SourceText:
+    """The text of a module, to spell its nodes as written (stdlib columns are UTF-8 bytes)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.lines = text.splitlines(keepends=True)
+        self._ascii = text.isascii()
+
+    def column(self, line: int, offset: int) -> int:
+        """The character column (0-based) of a UTF-8 byte ``offset`` on ``line`` (1-based)."""
+        if self._ascii or line - 1 >= len(self.lines):
+            return offset
+        return len(self.lines[line - 1].encode()[:offset].decode(errors="replace"))
+
+    def segment(self, node: ast.AST) -> str:
+        """The source of ``node`` as written (without the parentheses around it)."""
+        lineno: int | None = getattr(node, "lineno", None)
+        end_lineno: int | None = getattr(node, "end_lineno", None)
+        if lineno is None or end_lineno is None:
+            return ""
+        start = self.column(lineno, getattr(node, "col_offset", 0))
+        end = self.column(end_lineno, getattr(node, "end_col_offset", 0))
+        if lineno == end_lineno:
+            return self.lines[lineno - 1][start:end]
+        parts = [self.lines[lineno - 1][start:]]
+        parts.extend(self.lines[lineno : end_lineno - 1])
+        parts.append(self.lines[end_lineno - 1][:end])
+        return "".join(parts)
 
 
-def _shape(node: ast.ClassDef) -> ClassShape:
-    methods: dict[str, list[Function]] = {}
-    attributes: set[str] = set()
-    for statement in node.body:
-        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            methods.setdefault(statement.name, []).append(statement)
-        elif isinstance(statement, ast.ClassDef):
-            attributes.add(statement.name)
-        elif isinstance(statement, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
-            # definitions under a condition: every name bound there is unknown
-            for sub in _nested_statements(statement):
-                if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    attributes.add(sub.name)
-                else:
-                    attributes.update(_assigned_names(sub))
-        else:
-            attributes.update(_assigned_names(statement))
-    bases = [
-        ast_dotted_name(base.value if isinstance(base, ast.Subscript) else base) or ""
-        for base in node.bases
-    ]
-    return ClassShape(node, methods, attributes, bases)
-
-
-def _nested_statements(node: ast.stmt) -> Iterator[ast.stmt]:
-    for field in ("body", "orelse", "finalbody", "handlers"):
-        for child in getattr(node, field, []):
-            if isinstance(child, ast.ExceptHandler):
-                for sub in child.body:
-                    yield sub
-                    if not isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                        yield from _nested_statements(sub)
-                continue
-            yield child
-            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                yield from _nested_statements(child)
-
-
-def _assigned_names(statement: ast.stmt) -> Iterator[str]:
-    if isinstance(statement, ast.Assign):
-        for target in statement.targets:
-            if isinstance(target, ast.Name):
-                yield target.id
-    elif isinstance(statement, (ast.AnnAssign, ast.AugAssign)) and isinstance(
-        statement.target, ast.Name
-    ):
-        yield statement.target.id
+def shown(path: str) -> str:
+    """A path as the user would write it: relative to the working directory when below it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative

@@ -118,16 +118,28 @@ class Scopes:
             self._qualified[key] = self._qualify(expr)
         return self._qualified[key]
 
+    def qualified_name_at(self, expr: ast.AST, scope: Scope) -> str | None:
+        """``qualified_name`` of an expression read in ``scope``: one that is not part of
+        the tree (the text of a string annotation, parsed), or looked up from elsewhere."""
+        if isinstance(expr, ast.Attribute):
+            base = self.qualified_name_at(expr.value, scope)
+            return f"{base}.{expr.attr}" if base is not None else None
+        if not isinstance(expr, ast.Name):
+            return None
+        return self._imported(expr.id, self.lookup(expr.id, scope))
+
     def _qualify(self, expr: ast.AST) -> str | None:
         if isinstance(expr, ast.Attribute):
             base = self.qualified_name(expr.value)
             return f"{base}.{expr.attr}" if base is not None else None
         if not isinstance(expr, ast.Name):
             return None
-        found = self.resolve(expr)
+        return self._imported(expr.id, self.resolve(expr))
+
+    def _imported(self, name: str, found: tuple[Scope, list[Binding]] | None) -> str | None:
         if found is None:
-            if expr.id in BUILTINS and "*" not in self.module.bindings:
-                return f"builtins.{expr.id}"
+            if name in BUILTINS and "*" not in self.module.bindings:
+                return f"builtins.{name}"
             return None
         _, bindings = found
         names = {b.qualified for b in bindings if b.kind == "import"}

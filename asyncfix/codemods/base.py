@@ -9,6 +9,7 @@ calls every enabled rule's handlers from that one walk (see ``Context``).
 from __future__ import annotations
 
 import ast
+import hashlib
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from asyncfix.index import PASS_THROUGH_DECORATORS, ModuleFact, ProjectIndex
 
 if TYPE_CHECKING:
     from asyncfix.codemods.receivers import Receivers
-from asyncfix.model import Safety, Severity
+from asyncfix.model import Safety, Severity, Span
 
 Replacement = cst.CSTNode | cst.FlattenSentinel[Any] | cst.RemovalSentinel
 
@@ -179,11 +180,38 @@ class Hit:
     """A finding while it still points into the tree."""
 
     rule: type[Rule]
-    node: cst.CSTNode
+    #: the LibCST node it reports, or the stdlib node for a rule that asks the semantic model
+    node: cst.CSTNode | ast.AST
     message: str
     fix: Fix | None
     #: facts for the report; "{line}" in a text is filled with the line of its node
     evidence: list[tuple[str, cst.CSTNode | None]]
+    #: where it is, when known without LibCST (a model rule's finding)
+    span: Span | None = None
+    #: a model rule's fix before it is built: ``fix`` holds its safety and changes only,
+    #: until the file is parsed with LibCST (``engine.apply``) and this builds it there
+    pending: PendingFix | None = None
+    #: ``engine.detect.fix_id`` when it is known before LibCST (a model rule's finding)
+    key: str | None = None
+
+
+@dataclass
+class PendingFix:
+    """A model rule's fix: what it replaces (as stdlib nodes, found again by position in the
+    LibCST tree) and how, once the LibCST nodes are there."""
+
+    #: the stdlib node whose LibCST twin the fix starts from, and the LibCST type it has
+    node: ast.AST
+    kind: type[cst.CSTNode]
+    #: builds the fix from the LibCST twin (``Locate`` answers where else to look)
+    build: Callable[[cst.CSTNode, Locate], Fix]
+
+
+class Locate:
+    """What a pending fix may ask of the LibCST tree it is built on (``engine.apply``)."""
+
+    def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        raise NotImplementedError
 
 
 class Rule:
@@ -247,6 +275,64 @@ class Rule:
 
     def finish(self) -> None:
         """Called after the walk, for rules that decide once they have seen the whole module."""
+
+
+class ModelRule(Rule):
+    """A rule that asks the semantic model (``asyncfix.analysis``) on the stdlib tree: its
+    handlers are ``on_<ast node type>``, called from one walk (``analysis.model.Walk``) with
+    every other model rule's; a file whose findings have no fix to apply is never parsed with
+    LibCST."""
+
+    def __init__(self, ctx: ModelContext) -> None:
+        self.context = ctx
+        self.walk = ctx.walk
+        self.model = ctx.walk.model
+
+    def report(  # type: ignore[override]
+        self,
+        node: ast.AST,
+        message: str,
+        fix: tuple[Safety, list[str], PendingFix] | None = None,
+        evidence: Sequence[str] = (),
+    ) -> None:
+        ctx = self.context
+        if fix is not None and self.no_fix_in_tests and ctx.test_code:
+            message += " (no fix in tests and docs: a fix must not change what they check or show)"
+            fix = None
+        source = self.model.source
+        end_line = getattr(node, "end_lineno", None) or node.lineno  # type: ignore[attr-defined]
+        span = Span(
+            node.lineno,  # type: ignore[attr-defined]
+            source.column(node.lineno, node.col_offset) + 1,  # type: ignore[attr-defined]
+            end_line,
+            source.column(end_line, node.end_col_offset) + 1,  # type: ignore[attr-defined]
+        )
+        hit = Hit(
+            type(self),
+            node,
+            message,
+            Fix(fix[0], list(fix[1])) if fix is not None else None,
+            [(text, None) for text in evidence],
+            span=span,
+            pending=fix[2] if fix is not None else None,
+            key=_key(self.code, message, source.segment(node)),
+        )
+        ctx.hits.append(hit)
+
+
+def _key(code: str, message: str, spelled: str) -> str:
+    return hashlib.sha256(repr((code, message, spelled)).encode()).hexdigest()[:16]
+
+
+@dataclass
+class ModelContext:
+    """What model rules share in one run over one module."""
+
+    walk: Any  # analysis.model.Walk
+    target: tuple[int, int]
+    project: Project | None
+    test_code: bool
+    hits: list[Hit] = field(default_factory=list)
 
 
 @dataclass

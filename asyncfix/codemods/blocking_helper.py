@@ -6,8 +6,9 @@ import ast
 
 import libcst as cst
 
+from asyncfix.analysis.coroutines import shown
 from asyncfix.codemods.base import Project, Rule, offload_fix, source_of
-from asyncfix.codemods.coroutines import may_call_blocking_helper, project_function, shown
+from asyncfix.codemods.coroutines import may_call_blocking_helper, project_function
 from asyncfix.index import BLOCKING_CALLS
 from asyncfix.model import Safety, Severity
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import ast
 
-import libcst as cst
-
-from asyncfix.codemods.base import Project, Rule
-from asyncfix.codemods.coroutines import coroutine_callee, may_call_coroutine
+from asyncfix.codemods.base import ModelRule
 from asyncfix.model import Safety, Severity
 
 
-class CoroutineInSyncContext(Rule):
+class CoroutineInSyncContext(ModelRule):
     code = "AF102"
     name = "coroutine-in-sync-context"
     summary = "a coroutine function is called from sync code and its coroutine dropped"
@@ -51,28 +48,24 @@ class Client:
     needles = ("def",)
     needs_index = True
 
-    @classmethod
-    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
-        return may_call_coroutine(tree, project, in_async=False, contexts=(ast.Expr,))
-
-    def visit_Call(self, node: cst.Call) -> None:
-        frame = self.ctx.innermost_scope()
-        if frame is None or frame.kind != "def" or not isinstance(self.ctx.parent(), cst.Expr):
+    def on_Call(self, node: ast.Call) -> None:
+        walk = self.walk
+        frame = walk.innermost_scope()
+        if frame is None or frame.kind != "def" or not isinstance(walk.parent(), ast.Expr):
             return
-        found = coroutine_callee(self.ctx, node)
+        found = self.model.coroutines.callee(node)
         if found is None:
             return
-        callee, evidence = found
-        function = self.ctx.enclosing_function()
-        where = f"`{function.name.value}()`" if function is not None else "sync code"
+        function = walk.enclosing_function()
+        where = f"`{function.name}()`" if function is not None else "sync code"
         message = (
-            f"`{callee}()` is a coroutine function called from sync {where}: the coroutine is "
-            "dropped and never runs"
+            f"`{found.spelled}()` is a coroutine function called from sync {where}: the "
+            "coroutine is dropped and never runs"
         )
         hint = (
             "make the caller async and await it, use `asyncio.run()`, or schedule it on the "
             "running loop"
         )
-        if function is not None and function.name.value == "__del__":
+        if function is not None and function.name == "__del__":
             hint = "move the cleanup to an async `close()`/`__aexit__` that callers await"
-        self.report(node, f"{message}; {hint}", None, evidence)
+        self.report(node, f"{message}; {hint}", None, [found.evidence])

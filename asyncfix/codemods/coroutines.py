@@ -10,13 +10,14 @@ pre-filter in front of it: it may say yes wrongly, never no.
 from __future__ import annotations
 
 import ast
-import os
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from asyncfix.analysis.catalogue import LIBRARY_FACTORIES, LIBRARY_FUNCTIONS, LIBRARY_METHODS
+from asyncfix.analysis.coroutines import shown
 from asyncfix.codemods.base import (
     ast_facts,
     ast_memo,
@@ -24,7 +25,6 @@ from asyncfix.codemods.base import (
     is_coroutine_function,
     source_of,
 )
-from asyncfix.codemods.receivers import LIBRARY_FACTORIES, LIBRARY_FUNCTIONS, LIBRARY_METHODS
 from asyncfix.index import SAME_TYPE, ClassFact, FunctionFact, ast_dotted_name
 
 if TYPE_CHECKING:
@@ -166,12 +166,6 @@ def _awaitable_callable_param(ctx: Context, name: cst.Name) -> cst.BaseExpressio
         return None
     annotation = param.annotation.annotation
     return annotation if ctx.receivers.is_awaitable_callable(annotation) else None
-
-
-def shown(path: str) -> str:
-    """A path as the user would write it: relative to the working directory when below it."""
-    relative = os.path.relpath(path)
-    return path if relative.startswith("..") else relative
 
 
 @dataclass(frozen=True)

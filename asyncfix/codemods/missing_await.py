@@ -6,32 +6,14 @@ import ast
 
 import libcst as cst
 
-from asyncfix.codemods.base import Fix, Project, Rule, await_expression, source_of
-from asyncfix.codemods.coroutines import VALUE_CONSUMERS, coroutine_callee, may_call_coroutine
+from asyncfix.codemods.base import Fix, Locate, ModelRule, PendingFix, await_expression
+from asyncfix.codemods.coroutines import VALUE_CONSUMERS
 from asyncfix.model import Safety, Severity
 
-#: parents (stdlib ast) of a call that ``_dropped_context`` may flag; a superset on purpose
-_AST_CONTEXTS = (
-    ast.Expr,
-    ast.If,
-    ast.While,
-    ast.IfExp,
-    ast.comprehension,
-    ast.UnaryOp,
-    ast.BoolOp,
-    ast.Compare,
-    ast.BinOp,
-    ast.Attribute,
-    ast.Subscript,
-    ast.Call,  # an argument: `_consumer_ok` keeps only value-using builtins (`print(f())`)
-    ast.keyword,
-    ast.Starred,
-    ast.FormattedValue,
-    ast.Return,
-)
+_CONSUMERS = frozenset(f"builtins.{name}" for name in VALUE_CONSUMERS)
 
 
-class MissingAwait(Rule):
+class MissingAwait(ModelRule):
     code = "AF101"
     name = "missing-await"
     summary = "a coroutine function is called without `await`"
@@ -73,81 +55,77 @@ class Agent:
 
     needs_index = True
 
-    @classmethod
-    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
-        return may_call_coroutine(tree, project, in_async=True, contexts=_AST_CONTEXTS)
-
-    def visit_Call(self, node: cst.Call) -> None:
-        if not self.ctx.in_async_body():
+    def on_Call(self, node: ast.Call) -> None:
+        walk = self.walk
+        if not walk.in_async_body():
             return
         context = self._dropped_context(node)
         if context is None:
             return
-        found = coroutine_callee(self.ctx, node)
+        found = self.model.coroutines.callee(node)
         if found is None:
             return
-        callee, evidence = found
-        message = f"`{callee}()` is not awaited: the coroutine is {context}"
-        if self.ctx.in_generator_expression():
-            self.report(node, message + " (no fix inside a generator expression)", None, evidence)
+        message = f"`{found.spelled}()` is not awaited: the coroutine is {context}"
+        if walk.in_generator_expression():
+            self.report(
+                node, message + " (no fix inside a generator expression)", None, [found.evidence]
+            )
             return
         safety = Safety.UNSAFE if context == "returned" else Safety.SAFE
-        fix = Fix(
-            safety=safety,
-            changes=[f"Inserted `await` before `{source_of(node.func)}(...)`"],
-            replace={node: await_expression(node, node, self.ctx.parent())},
-        )
-        self.report(node, message, fix, evidence)
+        changes = [f"Inserted `await` before `{self.model.source.segment(node.func)}(...)`"]
+
+        def build(call: cst.CSTNode, locate: Locate) -> Fix:
+            assert isinstance(call, cst.Call)
+            awaited = await_expression(call, call, locate.parent(call))
+            return Fix(safety=safety, changes=changes, replace={call: awaited})
+
+        pending = PendingFix(node, cst.Call, build)
+        self.report(node, message, (safety, changes, pending), [found.evidence])
 
     # -- is the coroutine used wrongly? ------------------------------------------------
 
-    def _dropped_context(self, node: cst.BaseExpression) -> str | None:
-        """How the coroutine is misused here, or None when this use may be legitimate.
-
-        A new context here needs its stdlib-ast parent in ``_AST_CONTEXTS`` too."""
-        parent = self.ctx.parent(node)
-        if isinstance(parent, cst.Expr):
+    def _dropped_context(self, node: ast.expr) -> str | None:
+        """How the coroutine is misused here, or None when this use may be legitimate."""
+        parent = self.walk.parent(node)
+        if isinstance(parent, ast.Expr):
             return "dropped"
-        if isinstance(parent, (cst.If, cst.While)) and parent.test is node:
+        if isinstance(parent, (ast.If, ast.While, ast.IfExp)) and parent.test is node:
             return "used as a condition (always true)"
-        if isinstance(parent, (cst.IfExp, cst.CompIf)) and parent.test is node:
+        if isinstance(parent, ast.comprehension) and any(test is node for test in parent.ifs):
             return "used as a condition (always true)"
-        if isinstance(parent, cst.UnaryOperation):
+        if isinstance(parent, ast.UnaryOp):
             return (
-                "negated (always false)"
-                if isinstance(parent.operator, cst.Not)
-                else "used as a number"
+                "negated (always false)" if isinstance(parent.op, ast.Not) else "used as a number"
             )
-        if isinstance(parent, cst.BooleanOperation):
-            if parent.left is node:
+        if isinstance(parent, ast.BoolOp):
+            if parent.values[-1] is not node:
                 return "used as a truth value (always true)"
-            # the right operand is the result: misused only where the whole is misused
+            # the last operand is the result: misused only where the whole is misused
             return self._dropped_context(parent)
-        if isinstance(parent, cst.Comparison) and not self._awaited(parent):
+        if isinstance(parent, ast.Compare) and not self._awaited(parent):
             return "compared"
-        if isinstance(parent, cst.ComparisonTarget):
-            grand = self.ctx.parent(parent)
-            return "compared" if grand is not None and not self._awaited(grand) else None
-        if isinstance(parent, cst.BinaryOperation) and not self._awaited(parent):
+        if isinstance(parent, ast.BinOp) and not self._awaited(parent):
             return "used in arithmetic"
-        if isinstance(parent, cst.Attribute) and parent.value is node:
+        if isinstance(parent, ast.Attribute) and parent.value is node:
             return "used as an object (attribute access)"
-        if isinstance(parent, cst.Subscript) and parent.value is node:
+        if isinstance(parent, ast.Subscript) and parent.value is node:
             return "subscripted"
-        if isinstance(parent, cst.Arg):
-            call = self.ctx.parent(parent)
-            if isinstance(call, cst.Call) and self.ctx.qualified_name(call.func) in {
-                f"builtins.{name}" for name in VALUE_CONSUMERS
-            }:
-                return f"passed to `{source_of(call.func)}()` as a value"
+        call = parent
+        if isinstance(parent, (ast.keyword, ast.Starred)):
+            call = self.walk.parent(parent)
+            if isinstance(parent, ast.Starred) and not (
+                isinstance(call, ast.Call) and any(arg is parent for arg in call.args)
+            ):
+                return None
+        if isinstance(call, ast.Call) and call.func is not node:
+            if self.model.scopes.qualified_name(call.func) in _CONSUMERS:
+                return f"passed to `{self.model.source.segment(call.func)}()` as a value"
             return None
-        if isinstance(parent, cst.FormattedStringExpression):
+        if isinstance(parent, ast.FormattedValue) and parent.value is node:
             return "formatted into a string"
-        if isinstance(parent, cst.Return):
+        if isinstance(parent, ast.Return):
             return "returned"
         return None
 
-    def _awaited(self, node: cst.CSTNode) -> bool:
-        return isinstance(self.ctx.parent(node), cst.Await)
-
-    # -- is the callee a coroutine function? -------------------------------------------
+    def _awaited(self, node: ast.AST) -> bool:
+        return isinstance(self.walk.parent(node), ast.Await)

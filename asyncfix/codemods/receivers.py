@@ -16,53 +16,20 @@ Anything else is unknown, and unknown means no finding.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from asyncfix.analysis.catalogue import LIBRARY_FACTORIES, LIBRARY_METHODS
+from asyncfix.analysis.values import AWAITABLE_TYPES, CALLABLE_TYPES, OPTIONAL_TYPES
 from asyncfix.codemods.names import dotted_name, flatten_target
 from asyncfix.codemods.walk import walk
 from asyncfix.index import BLOCKING_METHODS, SAME_TYPE, ClassFact, FunctionFact
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 if TYPE_CHECKING:
     from asyncfix.codemods.base import ClassFacts, Context
-
-
-def _load_catalogue() -> tuple[frozenset[str], dict[str, frozenset[str]], dict[str, str]]:
-    text = resources.files("asyncfix").joinpath("data/library_coroutines.toml").read_text("utf-8")
-    data: dict[str, Any] = tomllib.loads(text)
-    functions = frozenset(data["functions"]["names"])
-    methods: dict[str, frozenset[str]] = {}
-    returned_by: dict[str, str] = {}
-    for name, entry in data["classes"].items():
-        methods[name] = frozenset(entry["methods"])
-        for factory in entry.get("returned-by", ()):
-            returned_by[factory] = name
-    return functions, methods, returned_by
-
-
-#: the catalogue of library coroutine APIs (asyncfix/data/library_coroutines.toml)
-LIBRARY_FUNCTIONS, LIBRARY_METHODS, LIBRARY_FACTORIES = _load_catalogue()
-
-AWAITABLE_TYPES = frozenset(
-    {
-        "typing.Awaitable",
-        "typing.Coroutine",
-        "collections.abc.Awaitable",
-        "collections.abc.Coroutine",
-    }
-)
-CALLABLE_TYPES = frozenset({"typing.Callable", "collections.abc.Callable"})
-OPTIONAL_TYPES = frozenset({"typing.Optional"})
 
 
 @dataclass(frozen=True)

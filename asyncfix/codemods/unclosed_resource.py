@@ -20,6 +20,7 @@ from typing import Any
 
 import libcst as cst
 
+from asyncfix.analysis.coroutines import shown
 from asyncfix.codemods.base import (
     Context,
     Fix,
@@ -30,7 +31,7 @@ from asyncfix.codemods.base import (
     ast_nodes,
     source_of,
 )
-from asyncfix.codemods.coroutines import project_class, shown
+from asyncfix.codemods.coroutines import project_class
 from asyncfix.codemods.names import dotted_name
 from asyncfix.codemods.races import in_order, parent_map, suspensions
 from asyncfix.codemods.walk import descendants

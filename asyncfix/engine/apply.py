@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
 
-from asyncfix.codemods.base import Hit
+from asyncfix.codemods.base import Hit, Locate
+from asyncfix.codemods.walk import children
 from asyncfix.engine.detect import Analysis
 from asyncfix.imports import add_stdlib_import, is_docstring, is_stdlib, split_at_comments
 from asyncfix.model import Span
@@ -95,8 +97,73 @@ def _overlaps(a: Span, b: Span) -> bool:
     return (a.line, a.col) < (b.end_line, b.end_col) and (b.line, b.col) < (a.end_line, a.end_col)
 
 
+class _Locate(Locate):
+    """Where the LibCST twins of stdlib nodes are: by position (one write-out of the module,
+    only for a file with a model rule's fix to build)."""
+
+    def __init__(self, module: cst.Module) -> None:
+        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        self.spans: dict[int, Span] = {}
+        self._by_type: dict[type, list[tuple[Span, cst.CSTNode]]] = {}
+        for node, where in positions.items():
+            span = Span(
+                where.start.line, where.start.column + 1, where.end.line, where.end.column + 1
+            )
+            self.spans[id(node)] = span
+            self._by_type.setdefault(type(node), []).append((span, node))
+        self._parents: dict[int, cst.CSTNode] = {}
+        stack: list[cst.CSTNode] = [module]
+        while stack:
+            node = stack.pop()
+            for child in children(node):
+                self._parents[id(child)] = node
+                stack.append(child)
+
+    def find(self, span: Span, kind: type[cst.CSTNode]) -> cst.CSTNode:
+        """The innermost node of type ``kind`` whose range holds ``span`` (a LibCST node's
+        range includes its parentheses, a stdlib node's does not)."""
+        best: tuple[Span, cst.CSTNode] | None = None
+        for where, node in self._by_type.get(kind, ()):
+            if _holds(where, span) and (best is None or _holds(best[0], where)):
+                best = where, node
+        if best is None:
+            raise LookupError(f"no {kind.__name__} at line {span.line}, column {span.col}")
+        return best[1]
+
+    def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        return self._parents.get(id(node))
+
+
+def _holds(outer: Span, inner: Span) -> bool:
+    starts = (outer.line, outer.col) <= (inner.line, inner.col)
+    return starts and (inner.end_line, inner.end_col) <= (outer.end_line, outer.end_col)
+
+
+def build_pending(analysis: Analysis, hits: Sequence[Hit]) -> None:
+    """Build the fixes of model rules' findings on the LibCST tree (parsed now if no LibCST
+    rule needed it): each fix is made from the node at its finding's position."""
+    pending = [hit for hit in hits if hit.pending is not None]
+    if not pending:
+        return
+    if analysis.module is None:
+        analysis.module = cst.parse_module(analysis.text)
+    locate = _Locate(analysis.module)
+    for hit in pending:
+        wanted = hit.pending
+        assert wanted is not None and hit.fix is not None and hit.span is not None
+        node = locate.find(hit.span, wanted.kind)
+        fix = wanted.build(node, locate)
+        if fix.safety is not hit.fix.safety or fix.changes != hit.fix.changes:
+            raise ValueError(f"the {hit.rule.code} fix built differs from the one reported")
+        hit.fix = fix
+        hit.pending = None
+        for replaced in fix.replace:
+            analysis.spans[id(replaced)] = locate.spans[id(replaced)]
+
+
 def apply_fixes(analysis: Analysis, fixable: list[Hit]) -> tuple[cst.Module, list[Hit]]:
     """Apply the fixes whose replaced nodes do not overlap; the rest wait for the next round."""
+    build_pending(analysis, fixable)
     chosen: list[Hit] = []
     taken: list[Span] = []
     replace: dict[cst.CSTNode, Any] = {}

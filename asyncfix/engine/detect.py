@@ -13,7 +13,17 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 from libcst.metadata.position_provider import PositionProvidingCodegenState
 
-from asyncfix.codemods.base import SUPPRESS, Context, Hit, Project, Rule, forget_ast_memo
+from asyncfix.analysis.model import SemanticModel, Walk
+from asyncfix.codemods.base import (
+    SUPPRESS,
+    Context,
+    Hit,
+    ModelContext,
+    ModelRule,
+    Project,
+    Rule,
+    forget_ast_memo,
+)
 from asyncfix.codemods.walk import children
 from asyncfix.index import (
     parse_ast,
@@ -45,13 +55,16 @@ class Task:
 class Analysis:
     """One parse of one source and what the enabled rules found in it."""
 
-    #: None when no rule could apply and the file was never parsed with LibCST
+    #: None when no LibCST rule could apply and the file was not parsed with LibCST (yet:
+    #: ``engine.apply`` parses it to build a model rule's fix)
     module: cst.Module | None
     hits: list[Hit]
     spans: dict[int, Span]
+    #: the source analysed
+    text: str = ""
 
     def span(self, hit: Hit) -> Span:
-        return self.spans[id(hit.node)]
+        return hit.span if hit.span is not None else self.spans[id(hit.node)]
 
 
 class TooDeep(Exception):
@@ -66,32 +79,81 @@ def analyse(
     offload: tuple[str, ...] = (),
     test_code: bool = False,
 ) -> Analysis:
-    """Parse ``text`` once and run every rule in one walk; suppressed findings are dropped.
+    """Parse ``text`` and run every rule; suppressed findings are dropped.
 
-    Most files cannot hold a finding: rules first look at the text and at the stdlib ``ast``
-    (several times cheaper than LibCST), and a file that Python parses and no rule wants is
-    never parsed with LibCST. A file Python cannot parse (a syntax error, or syntax newer than
-    this interpreter) always is: LibCST tells which of the two it is.
+    The stdlib tree comes first: the rules that ask the semantic model (``ModelRule``) run
+    on it in one walk. The others (LibCST rules, until they move to the model) first look at
+    the text and at the stdlib ``ast`` (several times cheaper than LibCST), and a file that
+    Python parses and none of them wants is never parsed with LibCST. A file Python cannot
+    parse (a syntax error, or syntax newer than this interpreter) always is: LibCST tells
+    which of the two it is.
     """
     active = [rule for rule in rules if rule.may_apply(text)]
+    modelled = [rule for rule in active if issubclass(rule, ModelRule)]
+    active = [rule for rule in active if not issubclass(rule, ModelRule)]
     tree = _ast_parse(text)
+    found: list[Hit] = []
+    if tree is not None and modelled:
+        found = _model_hits(tree, text, modelled, target, project, offload, test_code)
+    spans: dict[int, Span] = {}
+    module: cst.Module | None = None
     if tree is not None:
         active = [rule for rule in active if rule.may_apply_to_ast(tree, project)]
         forget_ast_memo(tree)
-        if not active:
-            return Analysis(None, [], {})
+    if tree is None or active:
+        try:
+            module = cst.parse_module(text)
+        except RecursionError:
+            raise TooDeep from None
+    if module is not None and active:
+        hits = Context(module, active, target, project, offload, test_code).run()
+        if hits:
+            spans = _cst_spans(module, tree, hits)
+            found.extend(hits)
+    if not found:
+        return Analysis(module, [], {}, text)
+    lines = text.splitlines()
+    kept = [hit for hit in found if not _suppressed(hit, _span_of(hit, spans), lines)]
+    kept.sort(key=lambda hit: (*_order(_span_of(hit, spans)), hit.rule.code))
+    return Analysis(module, kept, spans, text)
+
+
+def _span_of(hit: Hit, spans: dict[int, Span]) -> Span:
+    return hit.span if hit.span is not None else spans[id(hit.node)]
+
+
+def _order(span: Span) -> tuple[int, int]:
+    return span.line, span.col
+
+
+def _model_hits(
+    tree: ast.Module,
+    text: str,
+    rules: Sequence[type[Rule]],
+    target: tuple[int, int],
+    project: Project | None,
+    offload: tuple[str, ...],
+    test_code: bool,
+) -> list[Hit]:
+    """The findings of the rules that ask the semantic model, from one walk of ``tree``."""
     try:
-        module = cst.parse_module(text)
+        walk = Walk(SemanticModel(tree, text, project), offload)
+        ctx = ModelContext(walk, target, project, test_code)
+        instances = [rule(ctx) for rule in rules]  # type: ignore[arg-type]
+        walk.run(instances)
+        for instance in instances:
+            instance.finish()
     except RecursionError:
         raise TooDeep from None
-    if not active:
-        return Analysis(module, [], {})
-    hits = Context(module, active, target, project, offload, test_code).run()
-    if not hits:
-        return Analysis(module, [], {})
-    # positions only for files with findings, and only of the nodes findings point at
+    return ctx.hits
+
+
+def _cst_spans(module: cst.Module, tree: ast.Module | None, hits: list[Hit]) -> dict[int, Span]:
+    """The spans of the LibCST nodes findings point at (positions only for files with
+    findings, and only of those nodes)."""
     wanted: dict[int, cst.CSTNode] = {}
     for hit in hits:
+        assert isinstance(hit.node, cst.CSTNode)
         wanted[id(hit.node)] = hit.node
         if hit.fix is not None:
             for node in hit.fix.replace:
@@ -100,13 +162,9 @@ def analyse(
             if site is not None:
                 wanted[id(site)] = site
     try:
-        spans = _spans(module, tree, wanted)
+        return _spans(module, tree, wanted)
     except RecursionError:
         raise TooDeep from None
-    lines = text.splitlines()
-    kept = [hit for hit in hits if not _suppressed(hit, spans[id(hit.node)], lines)]
-    kept.sort(key=lambda hit: (spans[id(hit.node)].line, spans[id(hit.node)].col, hit.rule.code))
-    return Analysis(module, kept, spans)
 
 
 def _spans(
@@ -332,5 +390,8 @@ FixKey = str
 
 
 def fix_id(hit: Hit) -> FixKey:
+    if hit.key is not None:
+        return hit.key
+    assert isinstance(hit.node, cst.CSTNode)
     spelled = cst.Module(body=[]).code_for_node(hit.node)
     return hashlib.sha256(repr((hit.rule.code, hit.message, spelled)).encode()).hexdigest()[:16]

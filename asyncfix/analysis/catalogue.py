@@ -1,0 +1,30 @@
+"""The catalogue of library coroutine APIs (``asyncfix/data/library_coroutines.toml``)."""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+
+def _load() -> tuple[frozenset[str], dict[str, frozenset[str]], dict[str, str]]:
+    text = resources.files("asyncfix").joinpath("data/library_coroutines.toml").read_text("utf-8")
+    data: dict[str, Any] = tomllib.loads(text)
+    functions = frozenset(data["functions"]["names"])
+    methods: dict[str, frozenset[str]] = {}
+    returned_by: dict[str, str] = {}
+    for name, entry in data["classes"].items():
+        methods[name] = frozenset(entry["methods"])
+        for factory in entry.get("returned-by", ()):
+            returned_by[factory] = name
+    return functions, methods, returned_by
+
+
+#: library coroutine functions; class -> its coroutine methods; factory -> the class it
+#: returns (``asyncpg.connect`` -> ``asyncpg.Connection``)
+LIBRARY_FUNCTIONS, LIBRARY_METHODS, LIBRARY_FACTORIES = _load()
