@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from asyncfix.analysis.catalogue import LIBRARY_FUNCTIONS
+from asyncfix.analysis.catalogue import LIBRARY_FUNCTIONS, LIBRARY_METHODS
 from asyncfix.analysis.classes import Classes, Function, function_scope, is_coroutine_function
 from asyncfix.analysis.scopes import Scopes
 from asyncfix.analysis.values import Values
@@ -23,6 +23,10 @@ from asyncfix.index import FunctionFact
 
 if TYPE_CHECKING:
     from asyncfix.codemods.base import Project
+
+
+#: every name a coroutine method of a catalogued library class has
+LIBRARY_METHOD_NAMES: frozenset[str] = frozenset().union(*LIBRARY_METHODS.values())
 
 
 @dataclass(frozen=True)
@@ -41,16 +45,24 @@ class Coroutines:
         scopes: Scopes,
         classes: Classes,
         values: Values,
-        spelled: SourceText,
+        source: SourceText,
         project: Project | None = None,
         library: frozenset[str] = LIBRARY_FUNCTIONS,
     ) -> None:
         self.scopes = scopes
         self.classes = classes
         self.values = values
-        self.source = spelled
+        self.source = source
         self.project = project
         self.library = library
+        #: an async callback is known only by an annotation that names one of these
+        self._mentions_awaitable = "Awaitable" in source.text or "Coroutine" in source.text
+        self._module_async_names = frozenset(
+            statement.name
+            for shape in classes.shapes.values()
+            for statement in shape.node.body
+            if isinstance(statement, ast.AsyncFunctionDef)
+        )
 
     def callee(self, call: ast.Call) -> Callee | None:
         func = call.func
@@ -88,9 +100,13 @@ class Coroutines:
             if method is not None:
                 text = f"`{func.attr}` is an `async def` method at line {method.lineno}"
                 return Callee(spelled, text)
-            if self.values.is_awaitable_callable_attribute(cls, func.attr):
+            if self._mentions_awaitable and self.values.is_awaitable_callable_attribute(
+                cls, func.attr
+            ):
                 text = f"`{spelled}` is annotated as an async callback (`Callable[..., Awaitable]`)"
                 return Callee(spelled, text)
+        if not self._may_be_coroutine_method(func.attr):
+            return None
         owner = self.values.type_of(receiver)
         found = self.values.coroutine_method(owner, func.attr) if owner is not None else None
         if owner is None or found is None:
@@ -104,6 +120,22 @@ class Coroutines:
         elif not isinstance(found, str):
             text += f" (line {found.lineno})"
         return Callee(spelled, text)
+
+    def _may_be_coroutine_method(self, name: str) -> bool:
+        """Could a method of this name be a coroutine on any class a receiver can be known to
+        be: a library class, a class of this module, a class of the project? (Most method
+        calls are ruled out by their name, before their receiver is looked at.) When the
+        project has none so named, the file's result depends on that staying so: recorded
+        for the results cache."""
+        if name in LIBRARY_METHOD_NAMES or name in self._module_async_names:
+            return True
+        project = self.project
+        if project is None:
+            return False
+        if name in project.index.coroutine_names():
+            return True
+        project.index.passed_over("coroutine", name)
+        return False
 
     def _module_coroutine(self, name: ast.Name) -> Function | None:
         """The module-level ``async def`` that is every binding of ``name``."""

@@ -1,10 +1,11 @@
-"""The semantic model of one module, and the one traversal that asks it on every rule's behalf.
+"""The semantic model of one module, and how rules are called on it.
 
 ``SemanticModel`` holds the layers (``scopes``, ``classes``, ``values``, ``coroutines``) built
-on the stdlib tree; ``Walk`` traverses the tree once, keeps where it is (the frames of
-functions, classes, lambdas, generator expressions, the callables handed to a worker thread,
-``if TYPE_CHECKING:`` blocks; the path of parents) and calls each rule's ``on_<NodeType>``
-handlers, so that a rule declares the node types it wants and all of them share the walk.
+on the stdlib tree. The tree is traversed once, by the scopes' builder, which also records
+every node's parent and the nodes of each type; ``Walk`` hands each rule's ``on_<NodeType>``
+handlers the nodes of that type and answers where a node is (in which function's body, in a
+generator expression, in the callable given to a worker thread, under ``if TYPE_CHECKING:``),
+worked out from the parents when a rule asks, once per node.
 """
 
 from __future__ import annotations
@@ -41,92 +42,113 @@ class SemanticModel:
         self.coroutines = Coroutines(self.scopes, self.classes, self.values, self.source, project)
 
 
-@dataclass
-class Frame:
-    #: "module" | "class" | "def" | "async" | "lambda" | "offload" | "genexp" | "typecheck"
+@dataclass(frozen=True)
+class Place:
+    """Where a node is, as the rules ask it: the innermost frame (a generator expression
+    aside), and what encloses it."""
+
+    #: "module" | "class" | "def" | "async" | "lambda" | "offload" | "typecheck": the body of
+    #: a module, class, function or lambda, the callable handed to a worker thread, or an
+    #: ``if TYPE_CHECKING:`` block (code that never runs)
     kind: str
-    #: the function, class, lambda, ... the frame belongs to
-    node: ast.AST
+    #: the function whose body this is (through offloaded callables, ``TYPE_CHECKING``
+    #: blocks and generator expressions; not through a class or a lambda)
+    function: ast.FunctionDef | ast.AsyncFunctionDef | None = None
+    #: inside a generator expression of that body: an ``await`` there would make it an
+    #: async generator
+    genexp: bool = False
+
+
+_MODULE = Place("module")
 
 
 class Walk:
-    """One traversal of the module for every rule's ``on_<NodeType>`` handlers."""
+    """Calls each rule's ``on_<NodeType>`` handlers with the nodes of that type (from the
+    scopes' one traversal), and answers where a node is (``place``) and what its parent is."""
 
     def __init__(self, model: SemanticModel, offload: Sequence[str] = ()) -> None:
         self.model = model
         #: the project's own offloading helpers (config ``offload-functions``)
         self.offload = frozenset(offload)
         self._offload_last = frozenset(name.rsplit(".", 1)[-1] for name in offload)
-        self.frames: list[Frame] = [Frame("module", model.tree)]
-        #: the nodes from the module down to the one being visited
-        self.path: list[ast.AST] = []
-        self._handlers: dict[type, list[Callable[[Any], None]]] = {}
+        self._places: dict[int, Place] = {id(model.tree): _MODULE}
 
     def run(self, rules: Sequence[object]) -> None:
+        handlers: list[tuple[type, Callable[[Any], None]]] = []
         for rule in rules:
             for attr in dir(rule):
                 if attr.startswith("on_"):
                     kind = getattr(ast, attr[3:], None)
                     if isinstance(kind, type):
-                        self._handlers.setdefault(kind, []).append(getattr(rule, attr))
-        if self._handlers:
-            self._visit(self.model.tree)
+                        handlers.append((kind, getattr(rule, attr)))
+        by_type = self.model.scopes.by_type
+        for kind, handler in handlers:
+            for node in by_type.get(kind, ()):
+                handler(node)
 
-    # -- the traversal -------------------------------------------------------------------
+    # -- where am I ----------------------------------------------------------------------
 
-    def _visit(self, node: ast.AST) -> None:
-        self.path.append(node)
-        for handler in self._handlers.get(type(node), ()):
-            handler(node)
-        kind = type(node)
+    def parent(self, node: ast.AST) -> ast.AST | None:
+        return self.model.scopes.parents.get(id(node))
+
+    def place(self, node: ast.AST) -> Place:
+        places = self._places
+        found = places.get(id(node))
+        if found is not None:
+            return found
+        parents = self.model.scopes.parents
+        # climb to the nearest node whose place is known, then come back down
+        chain = [node]
+        parent = parents.get(id(node))
+        while parent is not None and id(parent) not in places:
+            chain.append(parent)
+            parent = parents.get(id(parent))
+        place = places[id(parent)] if parent is not None else _MODULE
+        for current in reversed(chain):
+            if parent is not None:
+                place = self._step(parent, current, place)
+            places[id(current)] = place
+            parent = current
+        return place
+
+    def _step(self, parent: ast.AST, node: ast.AST, place: Place) -> Place:
+        """The place of ``node``, a child of ``parent`` whose place is ``place``."""
+        place = self._frame(parent, node, place)
+        if type(node) is ast.GeneratorExp and not place.genexp:
+            return Place(place.kind, place.function, True)
+        return place
+
+    def _frame(self, parent: ast.AST, node: ast.AST, place: Place) -> Place:
+        """The frame ``parent`` opens for ``node``: the body of a function, lambda or class
+        (their decorators, defaults, annotations and bases belong to the enclosing body), an
+        ``if TYPE_CHECKING:`` block, an offloaded callable; else ``place``."""
+        kind = type(parent)
         if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
-            assert isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-            self._all(node.decorator_list)
-            self._visit(node.args)
-            if node.returns is not None:
-                self._visit(node.returns)
-            self._inside(Frame("async" if kind is ast.AsyncFunctionDef else "def", node), node.body)
+            assert isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef))
+            if node in parent.body:
+                return Place("async" if kind is ast.AsyncFunctionDef else "def", parent)
         elif kind is ast.Lambda:
-            assert isinstance(node, ast.Lambda)
-            self._visit(node.args)
-            self._inside(Frame("lambda", node), [node.body])
+            assert isinstance(parent, ast.Lambda)
+            if node is parent.body:
+                return Place("lambda")
         elif kind is ast.ClassDef:
-            assert isinstance(node, ast.ClassDef)
-            self._all(node.decorator_list)
-            self._all(node.bases)
-            self._all(node.keywords)
-            self._inside(Frame("class", node), node.body)
-        elif kind is ast.If and _is_type_checking(node.test):  # type: ignore[attr-defined]
-            assert isinstance(node, ast.If)
-            self._visit(node.test)
-            self._inside(Frame("typecheck", node), node.body)  # never runs: no rule looks inside
-            self._all(node.orelse)
-        elif kind is ast.GeneratorExp:
-            self._inside(Frame("genexp", node), list(_children(node)))
+            assert isinstance(parent, ast.ClassDef)
+            if node in parent.body:
+                return Place("class")
+        elif kind is ast.If:
+            assert isinstance(parent, ast.If)
+            if node in parent.body and _is_type_checking(parent.test):
+                return Place("typecheck", place.function, place.genexp)
         elif kind is ast.Call:
-            assert isinstance(node, ast.Call)
-            offloaded = self._offloaded_argument(node)
-            self._visit(node.func)
-            for arg in node.args:
-                if arg is offloaded:
-                    self._inside(Frame("offload", arg), [arg])
-                else:
-                    self._visit(arg)
-            self._all(node.keywords)
-        else:
-            self._all(_children(node))
-        self.path.pop()
+            assert isinstance(parent, ast.Call)
+            if node is self._offloaded_argument(parent):
+                return Place("offload", place.function)
+        return place
 
-    def _all(self, nodes: Sequence[ast.AST] | list[ast.AST]) -> None:
-        for child in nodes:
-            self._visit(child)
-
-    def _inside(self, frame: Frame, nodes: Sequence[ast.AST]) -> None:
-        self.frames.append(frame)
-        try:
-            self._all(nodes)
-        finally:
-            self.frames.pop()
+    def in_async_body(self, node: ast.AST) -> bool:
+        """Lexically in an ``async def``, not in a nested def/lambda/class, in the callable
+        given to an offloading call, or under ``if TYPE_CHECKING:``."""
+        return self.place(node).kind == "async"
 
     def _offloaded_argument(self, call: ast.Call) -> ast.expr | None:
         """The callable an offloading call runs in a worker thread: only it does; the other
@@ -158,64 +180,6 @@ class Walk:
         ):
             return True
         return qualified(func) in self.offload
-
-    # -- where am I ----------------------------------------------------------------------
-
-    def parent(self, node: ast.AST | None = None) -> ast.AST | None:
-        """The parent of the node being visited, or of ``node`` when it is on the path."""
-        index = len(self.path) - 1 if node is None else self._index(node)
-        return self.path[index - 1] if index > 0 else None
-
-    def _index(self, node: ast.AST) -> int:
-        for index in range(len(self.path) - 1, -1, -1):
-            if self.path[index] is node:
-                return index
-        raise ValueError("node is not on the current path")
-
-    def innermost_scope(self) -> Frame | None:
-        for frame in reversed(self.frames):
-            if frame.kind != "genexp":
-                return frame
-        return None
-
-    def in_async_body(self) -> bool:
-        """Lexically in an ``async def``, not in a nested def/lambda/class, in the callable
-        given to an offloading call, or under ``if TYPE_CHECKING:``."""
-        frame = self.innermost_scope()
-        return frame is not None and frame.kind == "async"
-
-    def in_generator_expression(self) -> bool:
-        """Inside a generator expression of the current function: ``await`` there would make
-        it an async generator, so fixes that insert one must not be offered."""
-        for frame in reversed(self.frames):
-            if frame.kind == "genexp":
-                return True
-            if frame.kind in ("async", "def", "lambda", "class", "offload"):
-                return False
-        return False
-
-    def enclosing_function(self) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
-        for frame in reversed(self.frames):
-            if frame.kind in ("def", "async"):
-                assert isinstance(frame.node, (ast.FunctionDef, ast.AsyncFunctionDef))
-                return frame.node
-            if frame.kind in ("class", "lambda"):
-                return None
-        return None
-
-
-def _children(node: ast.AST) -> list[ast.AST]:
-    """``ast.iter_child_nodes`` without the ``Load``/``Store`` markers."""
-    found: list[ast.AST] = []
-    for name in node._fields:
-        if name == "ctx":
-            continue
-        value = getattr(node, name, None)
-        if type(value) is list:
-            found.extend(item for item in value if isinstance(item, ast.AST))
-        elif isinstance(value, ast.AST):
-            found.append(value)
-    return found
 
 
 def _is_type_checking(test: ast.expr) -> bool:

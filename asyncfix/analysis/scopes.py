@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import ast
 import builtins
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 BUILTINS = frozenset(dir(builtins))
 
@@ -80,8 +81,14 @@ class Scopes:
         self.opened: dict[int, Scope] = {id(tree): self.module}
         #: the scope every Name (load, store or del) is evaluated in, by id
         self.where: dict[int, Scope] = {}
+        #: the parent of every node, by id (the module has none)
+        self.parents: dict[int, ast.AST] = {}
+        #: the nodes of each type, in the order of the traversal (the source's, mostly)
+        self.by_type: dict[type, list[ast.AST]] = {}
         self._qualified: dict[int, str | None] = {}
-        _Builder(self).visit_body(tree.body, self.module)
+        builder = _Builder(self)
+        builder.stack.append(tree)
+        builder.visit_body(tree.body, self.module)
 
     # -- questions -----------------------------------------------------------------------
 
@@ -153,6 +160,9 @@ class _Builder:
 
     def __init__(self, scopes: Scopes) -> None:
         self.scopes = scopes
+        #: the nodes from the module down to the one being visited
+        self.stack: list[ast.AST] = []
+        self._methods: dict[type, Callable[[Any, Scope], None] | None] = {}
 
     def open(self, kind: str, node: ast.AST, parent: Scope) -> Scope:
         scope = Scope(kind, node, parent)
@@ -164,15 +174,39 @@ class _Builder:
             self.visit(node, scope)
 
     def visit(self, node: ast.AST, scope: Scope) -> None:
-        method = getattr(self, f"visit_{type(node).__name__}", None)
+        kind = type(node)
+        scopes = self.scopes
+        stack = self.stack
+        scopes.parents[id(node)] = stack[-1]
+        nodes = scopes.by_type.get(kind)
+        if nodes is None:
+            scopes.by_type[kind] = [node]
+        else:
+            nodes.append(node)
+        try:
+            method = self._methods[kind]
+        except KeyError:
+            method = self._methods[kind] = getattr(self, f"visit_{kind.__name__}", None)
+        stack.append(node)
         if method is not None:
             method(node, scope)
         else:
             self.generic(node, scope)
+        stack.pop()
 
     def generic(self, node: ast.AST, scope: Scope) -> None:
-        for child in ast.iter_child_nodes(node):
-            self.visit(child, scope)
+        # `ast.iter_child_nodes`, inlined (this runs for most nodes of every file); the
+        # `Load`/`Store` markers are not visited
+        for name in node._fields:
+            if name == "ctx":
+                continue
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        self.visit(item, scope)
+            elif isinstance(value, ast.AST):
+                self.visit(value, scope)
 
     # -- names ---------------------------------------------------------------------------
 
@@ -306,14 +340,16 @@ class _Builder:
         self, node: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp, scope: Scope
     ) -> None:
         generators = node.generators
-        self.visit(generators[0].iter, scope)  # evaluated outside
         inner = self.open("comprehension", node, scope)
+        stack = self.stack
         for index, generator in enumerate(generators):
-            if index:
-                self.visit(generator.iter, inner)
+            self.scopes.parents[id(generator)] = node
+            stack.append(generator)
+            self.visit(generator.iter, inner if index else scope)  # the first: outside
             self.visit(generator.target, inner)
             for condition in generator.ifs:
                 self.visit(condition, inner)
+            stack.pop()
         if isinstance(node, ast.DictComp):
             self.visit(node.key, inner)
             self.visit(node.value, inner)

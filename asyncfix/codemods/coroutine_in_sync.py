@@ -50,13 +50,13 @@ class Client:
 
     def on_Call(self, node: ast.Call) -> None:
         walk = self.walk
-        frame = walk.innermost_scope()
-        if frame is None or frame.kind != "def" or not isinstance(walk.parent(), ast.Expr):
+        place = walk.place(node)
+        if place.kind != "def" or not isinstance(walk.parent(node), ast.Expr):
             return
         found = self.model.coroutines.callee(node)
         if found is None:
             return
-        function = walk.enclosing_function()
+        function = place.function
         where = f"`{function.name}()`" if function is not None else "sync code"
         message = (
             f"`{found.spelled}()` is a coroutine function called from sync {where}: the "

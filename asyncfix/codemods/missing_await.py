@@ -57,7 +57,7 @@ class Agent:
 
     def on_Call(self, node: ast.Call) -> None:
         walk = self.walk
-        if not walk.in_async_body():
+        if not walk.in_async_body(node):
             return
         context = self._dropped_context(node)
         if context is None:
@@ -66,7 +66,7 @@ class Agent:
         if found is None:
             return
         message = f"`{found.spelled}()` is not awaited: the coroutine is {context}"
-        if walk.in_generator_expression():
+        if walk.place(node).genexp:
             self.report(
                 node, message + " (no fix inside a generator expression)", None, [found.evidence]
             )
