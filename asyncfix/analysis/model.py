@@ -41,6 +41,24 @@ class SemanticModel:
         self.values = Values(self.scopes, self.classes, project)
         self.coroutines = Coroutines(self.scopes, self.classes, self.values, self.source, project)
 
+    def module_name_for(self, module: str, leading_only: bool = False) -> str | None:
+        """The name an unconditional ``import module`` binds at module level (``aio`` after
+        ``import asyncio as aio``), or None when the module is not imported that way.
+
+        Imports under ``if`` (``TYPE_CHECKING``) do not count: the name may not exist at run
+        time. With ``leading_only``, only imports before the first ``def``/``class`` count
+        (for code a fix adds at module level, which runs at import time)."""
+        for statement in self.tree.body:
+            if leading_only and isinstance(
+                statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+            ):
+                break
+            if isinstance(statement, ast.Import):
+                for alias in statement.names:
+                    if alias.name == module:
+                        return alias.asname or module
+        return None
+
 
 @dataclass(frozen=True)
 class Place:

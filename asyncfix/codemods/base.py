@@ -205,6 +205,8 @@ class PendingFix:
     kind: type[cst.CSTNode]
     #: builds the fix from the LibCST twin (``Locate`` answers where else to look)
     build: Callable[[cst.CSTNode, Locate], Fix]
+    #: where ``node`` is (set when the finding is reported)
+    span: Span | None = None
 
 
 class Locate:
@@ -299,25 +301,32 @@ class ModelRule(Rule):
         if fix is not None and self.no_fix_in_tests and ctx.test_code:
             message += " (no fix in tests and docs: a fix must not change what they check or show)"
             fix = None
-        source = self.model.source
-        end_line = getattr(node, "end_lineno", None) or node.lineno  # type: ignore[attr-defined]
-        span = Span(
-            node.lineno,  # type: ignore[attr-defined]
-            source.column(node.lineno, node.col_offset) + 1,  # type: ignore[attr-defined]
-            end_line,
-            source.column(end_line, node.end_col_offset) + 1,  # type: ignore[attr-defined]
-        )
+        pending = fix[2] if fix is not None else None
+        if pending is not None:
+            pending.span = self.span(pending.node)
         hit = Hit(
             type(self),
             node,
             message,
             Fix(fix[0], list(fix[1])) if fix is not None else None,
             [(text, None) for text in evidence],
-            span=span,
-            pending=fix[2] if fix is not None else None,
-            key=_key(self.code, message, source.segment(node)),
+            span=self.span(node),
+            pending=pending,
+            key=_key(self.code, message, self.model.source.segment(node)),
         )
         ctx.hits.append(hit)
+
+    def span(self, node: ast.AST) -> Span:
+        """Where a stdlib node is, in characters (its columns are UTF-8 bytes)."""
+        source = self.model.source
+        line: int = getattr(node, "lineno", 1)
+        end_line: int = getattr(node, "end_lineno", None) or line
+        return Span(
+            line,
+            source.column(line, getattr(node, "col_offset", 0)) + 1,
+            end_line,
+            source.column(end_line, getattr(node, "end_col_offset", 0)) + 1,
+        )
 
 
 def _key(code: str, message: str, spelled: str) -> str:

@@ -9,17 +9,16 @@ import libcst as cst
 from asyncfix.codemods.base import (
     Fix,
     ImportItem,
-    Project,
-    Rule,
+    Locate,
+    ModelRule,
+    PendingFix,
     await_expression,
     import_item_for,
-    source_of,
 )
-from asyncfix.codemods.prefilters import may_call_time_sleep
 from asyncfix.model import Safety, Severity
 
 
-class BlockingSleep(Rule):
+class BlockingSleep(ModelRule):
     code = "AF201"
     name = "blocking-sleep"
     summary = "`time.sleep()` inside an async function blocks the event loop"
@@ -55,36 +54,38 @@ async def poll(device):
     equivalent_codes = ("ASYNC251",)
     no_fix_in_tests = True
 
-    @classmethod
-    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
-        return may_call_time_sleep(tree)
-
-    def visit_Call(self, node: cst.Call) -> None:
-        if not self.ctx.in_async_body() or self.ctx.qualified_name(node.func) != "time.sleep":
+    def on_Call(self, node: ast.Call) -> None:
+        model = self.model
+        if not self.walk.in_async_body(node):
             return
-        spelled = source_of(node.func)
+        if model.scopes.qualified_name(node.func) != "time.sleep":
+            return
+        spelled = model.source.segment(node.func)
         message = f"`{spelled}()` blocks the event loop; use `await asyncio.sleep()`"
-        evidence: list[tuple[str, cst.CSTNode | None]] = [
-            ("the call is in an `async def`, on the event loop's thread", None)
-        ]
+        evidence = ["the call is in an `async def`, on the event loop's thread"]
         if spelled != "time.sleep":
-            evidence.insert(0, (f"`{spelled}` is `time.sleep` (imported under another name)", None))
-        if self.ctx.in_generator_expression():
+            evidence.insert(0, f"`{spelled}` is `time.sleep` (imported under another name)")
+        if self.walk.place(node).genexp:
             self.report(node, message + " (no fix inside a generator expression)", None, evidence)
             return
-        asyncio_name = self.ctx.module_name_for("asyncio")
-        add = [] if asyncio_name else [ImportItem("asyncio")]
-        sleep = cst.Attribute(value=cst.Name(asyncio_name or "asyncio"), attr=cst.Name("sleep"))
-        new_call = node.with_changes(func=sleep)
-        removed = import_item_for(node.func, "time.sleep")
+        asyncio_name = model.module_name_for("asyncio")
         changes = [f"Replaced `{spelled}(...)` with `await {asyncio_name or 'asyncio'}.sleep(...)`"]
-        if add:
+        if not asyncio_name:
             changes.append("Added `import asyncio`")
-        fix = Fix(
-            safety=Safety.SAFE,
-            changes=changes,
-            replace={node: await_expression(new_call, node, self.ctx.parent())},
-            add_imports=add,
-            remove_unused=[removed] if removed else [],
-        )
-        self.report(node, message, fix, evidence)
+
+        def build(call: cst.CSTNode, locate: Locate) -> Fix:
+            assert isinstance(call, cst.Call)
+            sleep = cst.Attribute(value=cst.Name(asyncio_name or "asyncio"), attr=cst.Name("sleep"))
+            removed = import_item_for(call.func, "time.sleep")
+            return Fix(
+                safety=Safety.SAFE,
+                changes=changes,
+                replace={
+                    call: await_expression(call.with_changes(func=sleep), call, locate.parent(call))
+                },
+                add_imports=[] if asyncio_name else [ImportItem("asyncio")],
+                remove_unused=[removed] if removed else [],
+            )
+
+        pending = PendingFix(node, cst.Call, build)
+        self.report(node, message, (Safety.SAFE, changes, pending), evidence)

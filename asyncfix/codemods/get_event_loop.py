@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
-from asyncfix.codemods.base import Fix, ImportItem, Rule, import_item_for, source_of
+from asyncfix.codemods.base import Fix, ImportItem, Locate, ModelRule, PendingFix, import_item_for
 from asyncfix.model import Safety, Severity
 
 
-class GetEventLoopInCoroutine(Rule):
+class GetEventLoopInCoroutine(ModelRule):
     code = "AF303"
     name = "get-event-loop-in-coroutine"
     summary = "`asyncio.get_event_loop()` inside an async function; use `get_running_loop()`"
@@ -42,31 +44,39 @@ async def start_server(handler):
     kind = "Deprecated event-loop access"
     needles = ("async", "get_event_loop")
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def on_Call(self, node: ast.Call) -> None:
         func = node.func
-        if node.args or not self.ctx.in_async_body():
+        if node.args or node.keywords or not self.walk.in_async_body(node):
             return
-        if self.ctx.qualified_name(func) != "asyncio.get_event_loop":
+        if self.model.scopes.qualified_name(func) != "asyncio.get_event_loop":
             return
-        spelled = source_of(func)
+        spelled = self.model.source.segment(func)
         message = f"`{spelled}()` in a coroutine; use `asyncio.get_running_loop()`"
-        if isinstance(func, cst.Attribute):
-            new_func: cst.BaseExpression = func.with_changes(attr=cst.Name("get_running_loop"))
-            add: list[ImportItem] = []
-            remove: list[ImportItem] = []
-        elif isinstance(func, cst.Name) and func.value == "get_event_loop":
-            new_func = cst.Name("get_running_loop")
-            add = [ImportItem("asyncio", "get_running_loop")]
-            item = import_item_for(func, "asyncio.get_event_loop")
-            remove = [item] if item else []
+        if isinstance(func, ast.Attribute):
+            kind: type[cst.CSTNode] = cst.Attribute
+            new = spelled[: -len("get_event_loop")] + "get_running_loop"
+        elif isinstance(func, ast.Name) and func.id == "get_event_loop":
+            kind, new = cst.Name, "get_running_loop"
         else:  # an alias of the function: rewriting it would read oddly, report only
             self.report(node, message)
             return
-        fix = Fix(
-            safety=Safety.SAFE,
-            changes=[f"Replaced `{spelled}()` with `{source_of(new_func)}()`"],
-            replace={func: new_func},
-            add_imports=add,
-            remove_unused=remove,
-        )
-        self.report(node, message, fix)
+        changes = [f"Replaced `{spelled}()` with `{new}()`"]
+
+        def build(old: cst.CSTNode, locate: Locate) -> Fix:
+            if isinstance(old, cst.Attribute):
+                return Fix(
+                    safety=Safety.SAFE,
+                    changes=changes,
+                    replace={old: old.with_changes(attr=cst.Name("get_running_loop"))},
+                )
+            assert isinstance(old, cst.Name)
+            item = import_item_for(old, "asyncio.get_event_loop")
+            return Fix(
+                safety=Safety.SAFE,
+                changes=changes,
+                replace={old: cst.Name("get_running_loop")},
+                add_imports=[ImportItem("asyncio", "get_running_loop")],
+                remove_unused=[item] if item else [],
+            )
+
+        self.report(node, message, (Safety.SAFE, changes, PendingFix(func, kind, build)))

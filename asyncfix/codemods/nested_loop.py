@@ -8,17 +8,16 @@ import libcst as cst
 
 from asyncfix.codemods.base import (
     Fix,
-    Project,
-    Rule,
+    Locate,
+    ModelRule,
+    PendingFix,
     await_expression,
     import_item_for,
-    source_of,
 )
-from asyncfix.codemods.prefilters import may_nest_loop
 from asyncfix.model import Safety, Severity
 
 
-class NestedEventLoop(Rule):
+class NestedEventLoop(ModelRule):
     code = "AF304"
     name = "nested-event-loop"
     summary = "`asyncio.run()` or `loop.run_until_complete()` inside an async function"
@@ -51,46 +50,50 @@ async def refresh(client):
     kind = "Nested event loop"
     needles = ("async", ("asyncio.run", "run(", "run_until_complete"))
 
-    @classmethod
-    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
-        return may_nest_loop(tree)
-
-    def visit_Call(self, node: cst.Call) -> None:
+    def on_Call(self, node: ast.Call) -> None:
         func = node.func
-        if not self.ctx.in_async_body():
+        if not self.walk.in_async_body(node):
             return
         runner: str | None = None
-        if isinstance(func, cst.Attribute) and func.attr.value == "run_until_complete":
+        if isinstance(func, ast.Attribute) and func.attr == "run_until_complete":
             runner = "run_until_complete"
-        elif self.ctx.qualified_name(func) == "asyncio.run":
+        elif self.model.scopes.qualified_name(func) == "asyncio.run":
             runner = "asyncio.run"
         if runner is None:
             return
-        spelled = source_of(func)
+        source = self.model.source
+        spelled = source.segment(func)
         error = (
             "asyncio.run() cannot be called from a running event loop"
             if runner == "asyncio.run"
             else "this event loop is already running"
         )
         message = f"`{spelled}()` inside a coroutine raises RuntimeError ({error}); await it"
-        argument = node.args[0].value if node.args else None
+        argument = node.args[0] if node.args else None
         reason = None
-        if len(node.args) != 1 or node.args[0].keyword is not None or node.args[0].star:
+        if len(node.args) != 1 or node.keywords or isinstance(argument, ast.Starred):
             reason = "it is given options or more than one argument"
-        elif not isinstance(argument, cst.Call):
+        elif not isinstance(argument, ast.Call):
             reason = "the argument is not a coroutine call"
-        elif self.ctx.in_generator_expression():
+        elif self.walk.place(node).genexp:
             reason = "an `await` here would make the generator expression asynchronous"
-        if reason is not None or not isinstance(argument, cst.Call):
+        if reason is not None or argument is None:
             self.report(node, f"{message} (no fix: {reason})")
             return
-        removed = import_item_for(func, "asyncio.run") if runner == "asyncio.run" else None
-        fix = Fix(
-            safety=Safety.SAFE,
-            changes=[
-                f"Replaced `{spelled}({source_of(argument)})` with `await {source_of(argument)}`"
-            ],
-            replace={node: await_expression(argument, node, self.ctx.parent())},
-            remove_unused=[removed] if removed else [],
-        )
-        self.report(node, message, fix)
+        changes = [
+            f"Replaced `{spelled}({source.segment(argument)})` with "
+            f"`await {source.segment(argument)}`"
+        ]
+
+        def build(call: cst.CSTNode, locate: Locate) -> Fix:
+            assert isinstance(call, cst.Call)
+            inner = call.args[0].value
+            removed = import_item_for(call.func, "asyncio.run") if runner == "asyncio.run" else None
+            return Fix(
+                safety=Safety.SAFE,
+                changes=changes,
+                replace={call: await_expression(inner, call, locate.parent(call))},
+                remove_unused=[removed] if removed else [],
+            )
+
+        self.report(node, message, (Safety.SAFE, changes, PendingFix(node, cst.Call, build)))

@@ -542,34 +542,6 @@ def may_call_blocking(
     return False
 
 
-def may_call_time_sleep(tree: ast.Module) -> bool:
-    """``time.sleep`` called under an ``async def``: by a name ``from time import sleep``
-    binds, or through a name ``import time`` binds (under any alias)."""
-    functions: set[str] = set()
-    modules: set[str] = set()
-    for node in ast_of_type(tree, ast.ImportFrom, ast.Import):
-        if isinstance(node, ast.ImportFrom) and node.module == "time" and not node.level:
-            functions.update(a.asname or a.name for a in node.names if a.name in ("sleep", "*"))
-        elif isinstance(node, ast.Import):
-            modules.update(a.asname or a.name for a in node.names if a.name == "time")
-    if not functions and not modules:
-        return False
-    for node, _, under_async, _, _ in ast_facts(tree).calls:
-        func = node.func
-        if not under_async:
-            continue
-        if isinstance(func, ast.Name) and (func.id in functions or "*" in functions):
-            return True
-        if (
-            isinstance(func, ast.Attribute)
-            and func.attr == "sleep"
-            and isinstance(func.value, ast.Name)
-            and func.value.id in modules
-        ):
-            return True
-    return False
-
-
 # -- AF301 ------------------------------------------------------------------------------------
 
 _TASK_FACTORY_NAMES = frozenset({"create_task", "ensure_future"})
@@ -613,31 +585,6 @@ def may_drop_task(tree: ast.Module) -> bool:
 
 
 # -- AF304 ------------------------------------------------------------------------------------
-
-
-def may_nest_loop(tree: ast.Module) -> bool:
-    """Under an ``async def``: ``<anything>.run_until_complete(...)``, or ``asyncio.run``
-    called by a name imported from ``asyncio`` or through an imported module."""
-    imported = _file_names(tree)[1]
-    names: set[str] = set()
-    for node in ast_of_type(tree, ast.ImportFrom):
-        assert isinstance(node, ast.ImportFrom)
-        names.update(a.asname or a.name for a in node.names if a.name in ("run", "*"))
-    for node, _, under_async, _, _ in ast_facts(tree).calls:
-        func = node.func
-        if not under_async:
-            continue
-        if isinstance(func, ast.Attribute):
-            if func.attr == "run_until_complete":
-                return True
-            head = func.value
-            while isinstance(head, ast.Attribute):
-                head = head.value
-            if func.attr == "run" and isinstance(head, ast.Name) and head.id in imported:
-                return True
-        elif isinstance(func, ast.Name) and (func.id in names or "*" in names):
-            return True
-    return False
 
 
 # -- AF404 ------------------------------------------------------------------------------------

@@ -150,8 +150,8 @@ def build_pending(analysis: Analysis, hits: Sequence[Hit]) -> None:
     locate = _Locate(analysis.module)
     for hit in pending:
         wanted = hit.pending
-        assert wanted is not None and hit.fix is not None and hit.span is not None
-        node = locate.find(hit.span, wanted.kind)
+        assert wanted is not None and hit.fix is not None and wanted.span is not None
+        node = locate.find(wanted.span, wanted.kind)
         fix = wanted.build(node, locate)
         if fix.safety is not hit.fix.safety or fix.changes != hit.fix.changes:
             raise ValueError(f"the {hit.rule.code} fix built differs from the one reported")
