@@ -11,6 +11,7 @@ worked out from the parents when a rule asks, once per node.
 from __future__ import annotations
 
 import ast
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -198,6 +199,35 @@ class Walk:
         ):
             return True
         return qualified(func) in self.offload
+
+
+def identifiers(node: ast.AST) -> Counter[str]:
+    """How often each identifier occurs in ``node``'s subtree, nested scopes included: names,
+    parameters, the names ``def``/``class``/``import``/``except ... as``/``global`` bind;
+    not attribute names or keyword argument names."""
+    counts: Counter[str] = Counter()
+    for child in ast.walk(node):
+        if isinstance(child, ast.Name):
+            counts[child.id] += 1
+        elif isinstance(child, ast.arg):
+            counts[child.arg] += 1
+        elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            counts[child.name] += 1
+        elif isinstance(child, ast.alias):
+            counts[child.name.split(".", 1)[0]] += 1
+            if child.asname:
+                counts[child.asname] += 1
+        elif isinstance(child, ast.ImportFrom) and child.module:
+            counts[child.module.split(".", 1)[0]] += 1
+        elif isinstance(child, (ast.Global, ast.Nonlocal)):
+            counts.update(child.names)
+        elif (isinstance(child, ast.ExceptHandler) and child.name) or (
+            isinstance(child, (ast.MatchAs, ast.MatchStar)) and child.name
+        ):
+            counts[child.name] += 1
+        elif isinstance(child, ast.MatchMapping) and child.rest:
+            counts[child.rest] += 1
+    return counts
 
 
 def _is_type_checking(test: ast.expr) -> bool:

@@ -3,34 +3,46 @@ looks at, so every exception the tasks raised disappears."""
 
 from __future__ import annotations
 
-import libcst as cst
+import ast
+from collections.abc import Iterator
 
-from asyncfix.codemods.base import Rule, source_of
-from asyncfix.codemods.races import in_order
+from asyncfix.analysis.model import identifiers
+from asyncfix.codemods.base import ModelRule
 from asyncfix.model import Safety, Severity
 
 
-def _starts_work(call: cst.Call) -> bool:
+def _starts_work(call: ast.Call) -> bool:
     """Every awaitable is made right here (``f(x)``, ``*(d.refresh() for d in devices)``):
     nothing else holds them, so the returned exceptions are the only trace of a failure.
     ``gather(*tasks)`` over tasks made elsewhere is left alone (a drain at shutdown; the
     tasks keep their exceptions)."""
-    positional = [arg for arg in call.args if arg.keyword is None]
-    if not positional:
+    if not call.args:
         return False
-    for arg in positional:
-        value = arg.value
-        if arg.star == "*":
-            if not isinstance(value, (cst.GeneratorExp, cst.ListComp)) or not isinstance(
-                value.elt, cst.Call
+    for value in call.args:
+        if isinstance(value, ast.Starred):
+            inner = value.value
+            if not isinstance(inner, (ast.GeneratorExp, ast.ListComp)) or not isinstance(
+                inner.elt, ast.Call
             ):
                 return False
-        elif not isinstance(value, cst.Call):
+        elif not isinstance(value, ast.Call):
             return False
     return True
 
 
-class GatherErrorsLost(Rule):
+def _in_order(body: list[ast.stmt]) -> Iterator[ast.AST]:
+    """Every node of a function's body in source order, not entering nested functions,
+    lambdas or classes."""
+    stack: list[ast.AST] = list(reversed(body))
+    while stack:
+        current = stack.pop()
+        yield current
+        if isinstance(current, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        stack.extend(reversed(list(ast.iter_child_nodes(current))))
+
+
+class GatherErrorsLost(ModelRule):
     code = "AF302"
     name = "gather-errors-lost"
     summary = "`gather(..., return_exceptions=True)` whose results are never inspected"
@@ -68,68 +80,67 @@ async def refresh_all(devices):
     kind = "Errors lost"
     needles = ("gather", "return_exceptions")
 
-    def visit_Call(self, node: cst.Call) -> None:
+    def on_Call(self, node: ast.Call) -> None:
         if not any(
-            arg.keyword is not None
-            and arg.keyword.value == "return_exceptions"
-            and isinstance(arg.value, cst.Name)
-            and arg.value.value == "True"
-            for arg in node.args
+            keyword.arg == "return_exceptions"
+            and isinstance(keyword.value, ast.Constant)
+            and keyword.value.value is True
+            for keyword in node.keywords
         ):
             return
-        if self.ctx.qualified_name(node.func) != "asyncio.gather":
+        model = self.model
+        if model.scopes.qualified_name(node.func) != "asyncio.gather":
             return
-        awaited = self.ctx.parent()
-        if not isinstance(awaited, cst.Await) or self._after_cancel(node):
+        awaited = self.walk.parent(node)
+        if not isinstance(awaited, ast.Await) or self._after_cancel(node):
             return
         if not _starts_work(node):
             return  # existing tasks: their exceptions stay on the task objects
-        holder = self.ctx.parent(awaited)
-        spelled = source_of(node.func)
+        holder = self.walk.parent(awaited)
+        spelled = model.source.segment(node.func)
         advice = (
             "inspect the results, or use `asyncio.TaskGroup`"
-            if self.ctx.target >= (3, 11)
+            if self.context.target >= (3, 11)
             else "inspect the results"
         )
-        if isinstance(holder, cst.Expr):
+        if isinstance(holder, ast.Expr):
             self.report(
                 node,
                 f"`{spelled}(..., return_exceptions=True)` is awaited and its results dropped: "
                 f"every exception the tasks raised is lost; {advice}",
             )
             return
-        if isinstance(holder, cst.Assign) and len(holder.targets) == 1:
-            target = holder.targets[0].target
-            if isinstance(target, cst.Name) and not self._read_later(target.value, holder):
+        if isinstance(holder, ast.Assign) and len(holder.targets) == 1:
+            target = holder.targets[0]
+            if isinstance(target, ast.Name) and not self._read_later(target.id, node):
                 self.report(
                     node,
                     f"the results of `{spelled}(..., return_exceptions=True)` are bound to "
-                    f"`{target.value}` and never read: every exception the tasks raised is "
+                    f"`{target.id}` and never read: every exception the tasks raised is "
                     f"lost; {advice}",
                 )
 
-    def _after_cancel(self, node: cst.Call) -> bool:
-        """``task.cancel()`` earlier in the function: the gather waits for cancelled tasks to
-        finish, and their CancelledErrors are what it deliberately drops."""
-        function = self.ctx.enclosing_function()
+    def _after_cancel(self, node: ast.Call) -> bool:
+        """A ``.cancel()`` call comes first in the function: the gather waits for the
+        cancelled tasks to finish, and their CancelledErrors are what it deliberately drops."""
+        function = self.walk.place(node).function
         if function is None:
             return False
-        for child in in_order(function.body):
+        for child in _in_order(function.body):
             if child is node:
                 return False
             if (
-                isinstance(child, cst.Call)
-                and isinstance(child.func, cst.Attribute)
-                and child.func.attr.value == "cancel"
+                isinstance(child, ast.Call)
+                and isinstance(child.func, ast.Attribute)
+                and child.func.attr == "cancel"
             ):
                 return True
         return False
 
-    def _read_later(self, name: str, assignment: cst.Assign) -> bool:
-        """``name`` is read anywhere in the function besides this assignment (conservative:
-        any other mention counts as a read)."""
-        function = self.ctx.enclosing_function()
+    def _read_later(self, name: str, node: ast.Call) -> bool:
+        """The name is mentioned again in the function (a conservative "read": any other
+        mention counts as a read)."""
+        function = self.walk.place(node).function
         if function is None:
             return True
-        mentions = self.ctx.names.occurrences(function)[name]
-        return mentions > 1
+        return identifiers(function)[name] > 1
