@@ -102,6 +102,8 @@ class Walk:
                         handlers.append((kind, getattr(rule, attr)))
         by_type = self.model.scopes.by_type
         for kind, handler in handlers:
+            if kind is ast.Module:
+                handler(self.model.tree)
             for node in by_type.get(kind, ()):
                 handler(node)
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator, Sequence
 
-import libcst as cst
-
-from asyncfix.codemods.base import Project, Rule, source_of, top_level_statements
-from asyncfix.codemods.prefilters import import_time_call
+from asyncfix.analysis.classes import top_level_statements
+from asyncfix.codemods.base import ModelRule
 from asyncfix.model import Safety, Severity
 
 #: bound to the loop current when they are made, on every Python version
@@ -28,10 +26,8 @@ BOUND_BEFORE_310 = frozenset(
     }
 )
 
-_LAST_NAMES = frozenset(name.rsplit(".", 1)[1] for name in ALWAYS_BOUND | BOUND_BEFORE_310)
 
-
-class LoopBoundAtImport(Rule):
+class LoopBoundAtImport(ModelRule):
     code = "AF502"
     name = "loop-bound-at-import"
     summary = "an object tied to an event loop (a client session, ...) created at import time"
@@ -69,38 +65,31 @@ async def fetch(url):
     kind = "Loop-bound object at import"
     needles = (("ClientSession", "Connector", "Lock", "Event", "Condition", "Semaphore", "Queue"),)
 
-    @classmethod
-    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
-        return import_time_call(tree, _LAST_NAMES)
-
-    def visit_Module(self, node: cst.Module) -> None:
-        bound = ALWAYS_BOUND | (BOUND_BEFORE_310 if self.ctx.target < (3, 10) else frozenset())
+    def on_Module(self, node: ast.Module) -> None:
+        model = self.model
+        bound = ALWAYS_BOUND | (BOUND_BEFORE_310 if self.context.target < (3, 10) else frozenset())
         for target, value in _import_time_assignments(node.body):
-            if not isinstance(value, cst.Call):
+            if not isinstance(value, ast.Call):
                 continue
-            qualified = self.ctx.names.qualified_name(value.func, [node])
+            qualified = model.scopes.qualified_name_at(value.func, model.scopes.module)
             if qualified not in bound:
                 continue
             self.report(
                 value,
-                f"`{source_of(target)} = {source_of(value.func)}(...)` runs at import time: it "
-                "binds to the event loop current then, not the one that will use it; create "
-                "it inside the running loop (an async setup function)",
+                f"`{model.source.segment(target)} = {model.source.segment(value.func)}(...)` runs "
+                "at import time: it binds to the event loop current then, not the one that will "
+                "use it; create it inside the running loop (an async setup function)",
             )
 
 
-def _import_time_assignments(
-    body: Sequence[cst.BaseStatement],
-) -> Iterator[tuple[cst.BaseExpression, cst.BaseExpression]]:
+def _import_time_assignments(body: Sequence[ast.stmt]) -> Iterator[tuple[ast.expr, ast.expr]]:
     """``target = value`` statements that run at import: module level (also under top-level
     ``if``/``try``) and in class bodies."""
     for statement in top_level_statements(body):
-        if isinstance(statement, cst.SimpleStatementLine):
-            for small in statement.body:
-                if isinstance(small, cst.Assign):
-                    for target in small.targets:
-                        yield target.target, small.value
-                elif isinstance(small, cst.AnnAssign) and small.value is not None:
-                    yield small.target, small.value
-        elif isinstance(statement, cst.ClassDef) and isinstance(statement.body, cst.IndentedBlock):
-            yield from _import_time_assignments(statement.body.body)
+        if isinstance(statement, ast.Assign):
+            for target in statement.targets:
+                yield target, statement.value
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            yield statement.target, statement.value
+        elif isinstance(statement, ast.ClassDef):
+            yield from _import_time_assignments(statement.body)

@@ -448,28 +448,6 @@ def _reraises(handler: ast.ExceptHandler) -> bool:
 # -- AF502 ------------------------------------------------------------------------------------
 
 
-def import_time_call(tree: ast.Module, last_names: frozenset[str]) -> bool:
-    """An assignment that runs at import (module level, under top-level ``if``/``try``, in a
-    class body) from a call whose callee ends in one of ``last_names`` or is an alias
-    imported for one (``from aiohttp import ClientSession as Session``)."""
-    names = set(last_names)
-    for node in ast_of_type(tree, ast.ImportFrom):
-        if isinstance(node, ast.ImportFrom):
-            names.update(a.asname for a in node.names if a.asname and a.name in last_names)
-    stack: list[ast.AST] = list(tree.body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            continue
-        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Call):
-            func = node.value.func
-            last = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-            if last in names:
-                return True
-        stack.extend(ast.iter_child_nodes(node))
-    return False
-
-
 # -- AF201-AF204 ------------------------------------------------------------------------------
 
 
