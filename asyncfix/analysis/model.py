@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from asyncfix.analysis.classes import Classes
 from asyncfix.analysis.coroutines import Coroutines, SourceText
-from asyncfix.analysis.scopes import Scopes
+from asyncfix.analysis.scopes import Binding, Scopes
 from asyncfix.analysis.values import Values
 from asyncfix.index import ast_dotted_name
 
@@ -230,6 +230,47 @@ def identifiers(node: ast.AST) -> Counter[str]:
         elif isinstance(child, ast.MatchMapping) and child.rest:
             counts[child.rest] += 1
     return counts
+
+
+def names_in(node: ast.AST) -> set[str]:
+    """Every name spelled in ``node``'s subtree (identifiers, attribute and keyword names,
+    every part of a dotted import): to pick a fresh name that clashes with none."""
+    found = set(identifiers(node))
+    for child in ast.walk(node):
+        if isinstance(child, ast.Attribute):
+            found.add(child.attr)
+        elif isinstance(child, ast.keyword) and child.arg:
+            found.add(child.arg)
+        elif isinstance(child, ast.alias):
+            found.update(child.name.split("."))
+        elif isinstance(child, ast.ImportFrom) and child.module:
+            found.update(child.module.split("."))
+    return found
+
+
+def is_plain_assignment(scopes: Scopes, binding: Binding) -> bool:
+    """The binding is ``name = ...``, ``name: T = ...`` or ``name := ...`` (not a ``for``,
+    ``with``, unpacking, ``del`` or ``+=`` target)."""
+    if binding.kind != "assign":
+        return False
+    if binding.value is not None:
+        return True
+    parent = scopes.parents.get(id(binding.node))
+    return isinstance(parent, (ast.Assign, ast.AnnAssign, ast.NamedExpr))
+
+
+def alone_on_its_line(model: SemanticModel, statement: ast.stmt) -> bool:
+    """A simple statement that is the only one on its lines, as LibCST's
+    ``SimpleStatementLine`` with one statement: not after ``if x:`` or a ``;``, and nothing but
+    a comment after it."""
+    source = model.source
+    first = source.lines[statement.lineno - 1]
+    if first[: source.column(statement.lineno, statement.col_offset)].strip():
+        return False
+    end_line = statement.end_lineno or statement.lineno
+    last = source.lines[end_line - 1]
+    rest = last[source.column(end_line, statement.end_col_offset or 0) :].strip()
+    return not rest or rest.startswith("#")
 
 
 def _is_type_checking(test: ast.expr) -> bool:

@@ -22,6 +22,7 @@ from asyncfix.codemods.walk import walk
 from asyncfix.index import PASS_THROUGH_DECORATORS, ModuleFact, ProjectIndex
 
 if TYPE_CHECKING:
+    from asyncfix.analysis.model import Walk
     from asyncfix.codemods.receivers import Receivers
 from asyncfix.model import Safety, Severity, Span
 
@@ -337,7 +338,7 @@ def _key(code: str, message: str, spelled: str) -> str:
 class ModelContext:
     """What model rules share in one run over one module."""
 
-    walk: Any  # analysis.model.Walk
+    walk: Walk
     target: tuple[int, int]
     project: Project | None
     test_code: bool

@@ -7,18 +7,9 @@ import re
 
 import libcst as cst
 
-from asyncfix.codemods.base import (
-    Fix,
-    ImportItem,
-    Project,
-    Rule,
-    fresh_name,
-    last_name,
-    names_in,
-    source_of,
-)
-from asyncfix.codemods.names import dotted_name
-from asyncfix.codemods.prefilters import may_drop_task
+from asyncfix.analysis.model import alone_on_its_line, identifiers, is_plain_assignment, names_in
+from asyncfix.codemods.base import Fix, ImportItem, Locate, ModelRule, PendingFix, fresh_name
+from asyncfix.index import ast_dotted_name
 from asyncfix.model import Safety, Severity
 
 TASK_FACTORIES = frozenset({"asyncio.create_task", "asyncio.ensure_future"})
@@ -26,7 +17,7 @@ LOOP_GETTERS = frozenset({"asyncio.get_running_loop", "asyncio.get_event_loop"})
 TASK_SET = "_background_tasks"
 
 
-class DanglingTask(Rule):
+class DanglingTask(ModelRule):
     code = "AF301"
     name = "dangling-task"
     summary = "a task is created and its only reference dropped"
@@ -67,102 +58,86 @@ async def on_message(msg):
     needles = (("create_task", "ensure_future"),)
     equivalent_codes = ("RUF006",)
 
-    @classmethod
-    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
-        return may_drop_task(tree)
-
-    def visit_Call(self, node: cst.Call) -> None:
+    def on_Call(self, node: ast.Call) -> None:
         spelled = self._task_factory(node)
         if spelled is None:
             return
-        parent = self.ctx.parent()
-        statement = self.ctx.parent(level=2)
+        parent = self.walk.parent(node)
         message = (
             f"the task from `{spelled}()` is dropped: it can be garbage-collected before it "
             "finishes and its exception is never seen"
         )
-        if isinstance(parent, cst.Expr):
-            self._dropped(node, statement, None, message, "the call's result is not stored")
-        elif (
-            isinstance(parent, (cst.Assign, cst.AnnAssign))
-            and parent.value is node
-            and self._single_name_target(parent) is not None
-        ):
-            target = self._single_name_target(parent)
-            assert target is not None
-            if target.value == "_":
-                bound = message.replace("dropped", "bound to `_`")
-                self._dropped(node, statement, parent, bound, "`_` is a throw-away name")
-            elif self._unused_local(target):
-                unused = f"bound to `{target.value}`, which is never used"
-                self._dropped(
-                    node,
-                    statement,
-                    parent,
-                    message.replace("dropped", unused),
-                    f"`{target.value}` is never read in this function",
-                )
+        if isinstance(parent, ast.Expr):
+            self._dropped(node, parent, None, message, "the call's result is not stored")
+            return
+        if not isinstance(parent, (ast.Assign, ast.AnnAssign)) or parent.value is not node:
+            return
+        target = _single_name_target(parent)
+        if target is None:
+            return
+        if target.id == "_":
+            bound = message.replace("dropped", "bound to `_`")
+            self._dropped(node, parent, target, bound, "`_` is a throw-away name")
+        elif self._unused_local(target, parent):
+            unused = f"bound to `{target.id}`, which is never used"
+            self._dropped(
+                node,
+                parent,
+                target,
+                message.replace("dropped", unused),
+                f"`{target.id}` is never read in this function",
+            )
 
     # -- detection ---------------------------------------------------------------------
 
-    def _task_factory(self, node: cst.Call) -> str | None:
+    def _task_factory(self, node: ast.Call) -> str | None:
         func = node.func
-        if last_name(func) not in ("create_task", "ensure_future"):
+        last = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        if last not in ("create_task", "ensure_future"):
             return None
-        qualified = self.ctx.qualified_name(func)
-        if qualified in TASK_FACTORIES:
-            if qualified == "asyncio.ensure_future" and not _first_arg_is_call(node):
+        qualified = self.model.scopes.qualified_name
+        spelled = self.model.source.segment(func)
+        found = qualified(func)
+        if found in TASK_FACTORIES:
+            if found == "asyncio.ensure_future" and not _first_arg_is_call(node):
                 return None  # ensure_future(existing_future) returns the same object
-            return source_of(func)
-        if isinstance(func, cst.Attribute) and func.attr.value == "create_task":
+            return spelled
+        if isinstance(func, ast.Attribute) and func.attr == "create_task":
             receiver = func.value
-            if isinstance(receiver, cst.Call):
-                if self.ctx.qualified_name(receiver.func) in LOOP_GETTERS:
-                    return source_of(func)
-                return None
-            name = dotted_name(receiver)
+            if isinstance(receiver, ast.Call):
+                return spelled if qualified(receiver.func) in LOOP_GETTERS else None
+            name = ast_dotted_name(receiver)
             if name is not None and name.rsplit(".", 1)[-1].lower().endswith("loop"):
-                return source_of(func)
+                return spelled
         return None
 
-    @staticmethod
-    def _single_name_target(node: cst.Assign | cst.AnnAssign) -> cst.Name | None:
-        if isinstance(node, cst.AnnAssign):
-            return node.target if isinstance(node.target, cst.Name) else None
-        if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name):
-            return node.targets[0].target
-        return None
-
-    def _unused_local(self, target: cst.Name) -> bool:
-        """A local of the enclosing function that is never mentioned again (not even in a
-        nested function): the name occurs only as the target of its own assignments."""
-        function = self.ctx.enclosing_function()
-        found = self.ctx.lookup(target.value)
-        if function is None or found is None or found[0] is not function:
+    def _unused_local(self, target: ast.Name, statement: ast.stmt) -> bool:
+        """A local of the enclosing function (not global/nonlocal, not used by a nested
+        function): the name occurs only as the target of its own assignments."""
+        function = self.walk.place(statement).function
+        scopes = self.model.scopes
+        scope = scopes.scope_of(target)
+        found = scopes.lookup(target.id, scope) if scope is not None else None
+        if function is None or found is None or found[0].node is not function:
             return False
         bindings = found[1]
-        if any(binding.kind != "assign" for binding in bindings):
+        if not all(is_plain_assignment(scopes, binding) for binding in bindings):
             return False
-        occurrences = self.ctx.names.occurrences(function)[target.value]
-        return occurrences == len(bindings)
+        return identifiers(function)[target.id] == len(bindings)
 
     # -- the fix -----------------------------------------------------------------------
 
     def _dropped(
         self,
-        call: cst.Call,
-        statement: cst.CSTNode | None,
-        assign: cst.Assign | cst.AnnAssign | None,
+        call: ast.Call,
+        statement: ast.stmt,
+        target: ast.Name | None,
         message: str,
         why: str,
     ) -> None:
-        evidence = [(why, None), ("the event loop holds tasks only by weak reference", None)]
-        function = self.ctx.enclosing_function()
-        if (
-            function is None
-            or not isinstance(statement, cst.SimpleStatementLine)
-            or len(statement.body) != 1
-        ):
+        evidence = [why, "the event loop holds tasks only by weak reference"]
+        function = self.walk.place(call).function
+        if function is None or not alone_on_its_line(self.model, statement):
             self.report(call, message, None, evidence)
             return
         task_set = self._task_set()
@@ -174,77 +149,112 @@ async def on_message(msg):
                 evidence,
             )
             return
-        set_name, prelude, add = task_set
+        set_name, code, add = task_set
         changes: list[str] = []
-        if (
-            assign is None
-            or (target := self._single_name_target(assign)) is None
-            or (target.value == "_")
-        ):
+        keep_name = target is not None and target.id != "_"
+        if target is None or not keep_name:
             var = fresh_name("task", names_in(function))
-            first = statement.with_changes(
-                body=[cst.Assign(targets=[cst.AssignTarget(cst.Name(var))], value=call)]
-            )
             changes.append(f"Kept the task in a local `{var}`")
         else:
-            var = target.value
-            first = _without_noqa(statement, "F841")
-            if first is not statement:
+            var = target.id
+            if _noqa_codes(self._comment(statement), "F841") is not None:
                 changes.append(f"Dropped `F841` from the `noqa` comment: `{var}` is used now")
-        keep = cst.SimpleStatementLine(
-            body=[cst.Expr(_method_call(set_name, "add", cst.Name(var)))]
-        )
-        discard = cst.SimpleStatementLine(
-            body=[
-                cst.Expr(
-                    _method_call(
-                        var,
-                        "add_done_callback",
-                        cst.Attribute(value=cst.Name(set_name), attr=cst.Name("discard")),
-                    )
-                )
-            ]
-        )
         changes.append(f"Added it to `{set_name}` and discard it when it is done")
-        if prelude:
+        if code:
             changes.append(f"Added module-level `{set_name}` set")
-        fix = Fix(
-            safety=Safety.SAFE,
-            changes=changes,
-            replace={statement: cst.FlattenSentinel([first, keep, discard])},
-            add_imports=add,
-            prelude=prelude,
-        )
-        self.report(call, message, fix, evidence)
 
-    def _task_set(
-        self,
-    ) -> tuple[str, dict[str, cst.BaseStatement], list[ImportItem]] | None:
+        def build(line: cst.CSTNode, locate: Locate) -> Fix:
+            assert isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1
+            small = line.body[0]
+            if keep_name:
+                first = _without_noqa(line, "F841")
+            else:
+                value = small.value if isinstance(small, (cst.Expr, cst.Assign)) else None
+                if isinstance(small, cst.AnnAssign):
+                    value = small.value
+                assert value is not None
+                first = line.with_changes(
+                    body=[cst.Assign(targets=[cst.AssignTarget(cst.Name(var))], value=value)]
+                )
+            keep = cst.SimpleStatementLine(
+                body=[cst.Expr(_method_call(set_name, "add", cst.Name(var)))]
+            )
+            discard = cst.SimpleStatementLine(
+                body=[
+                    cst.Expr(
+                        _method_call(
+                            var,
+                            "add_done_callback",
+                            cst.Attribute(value=cst.Name(set_name), attr=cst.Name("discard")),
+                        )
+                    )
+                ]
+            )
+            return Fix(
+                safety=Safety.SAFE,
+                changes=changes,
+                replace={line: cst.FlattenSentinel([first, keep, discard])},
+                add_imports=add,
+                prelude={set_name: cst.parse_statement(code)} if code else {},
+            )
+
+        pending = PendingFix(statement, cst.SimpleStatementLine, build)
+        self.report(call, message, (Safety.SAFE, changes, pending), evidence)
+
+    def _comment(self, statement: ast.stmt) -> str | None:
+        """The comment at the end of a statement's last line."""
+        source = self.model.source
+        end_line = statement.end_lineno or statement.lineno
+        line = source.lines[end_line - 1]
+        rest = line[source.column(end_line, statement.end_col_offset or 0) :].strip()
+        return rest if rest.startswith("#") else None
+
+    def _task_set(self) -> tuple[str, str, list[ImportItem]] | None:
         """The module-level set to keep tasks in: an existing ``_background_tasks = set()``,
-        or a new one (returned as prelude). None when the name is taken by something else."""
-        for statement in self.ctx.module.body:
-            if isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1:
-                small = statement.body[0]
-                target = value = None
-                if isinstance(small, cst.Assign) and len(small.targets) == 1:
-                    target, value = small.targets[0].target, small.value
-                elif isinstance(small, cst.AnnAssign):
-                    target, value = small.target, small.value
-                if isinstance(target, cst.Name) and target.value == TASK_SET:
-                    if _is_empty_set(value):
-                        return TASK_SET, {}, []
-                    return None
-        if TASK_SET in names_in(self.ctx.module):
+        or a new one (its code, for the prelude). None when the name is taken by something
+        else."""
+        model = self.model
+        for statement in model.tree.body:
+            if not isinstance(statement, (ast.Assign, ast.AnnAssign)):
+                continue
+            if not alone_on_its_line(model, statement):
+                continue
+            if isinstance(statement, ast.Assign):
+                if len(statement.targets) != 1:
+                    continue
+                target = statement.targets[0]
+            else:
+                target = statement.target
+            if isinstance(target, ast.Name) and target.id == TASK_SET:
+                return (TASK_SET, "", []) if _is_empty_set(statement.value) else None
+        if TASK_SET in names_in(model.tree):
             return None
-        asyncio_name = self.ctx.module_name_for("asyncio", leading_only=True)
-        if asyncio_name is None and self.ctx.module_name_for("asyncio") is not None:
+        asyncio_name = model.module_name_for("asyncio", leading_only=True)
+        if asyncio_name is None and model.module_name_for("asyncio") is not None:
             return None  # imported only further down: the set's annotation would fail
         add = [] if asyncio_name else [ImportItem("asyncio")]
-        if self.ctx.target >= (3, 9):
+        if self.context.target >= (3, 9):
             code = f"{TASK_SET}: set[{asyncio_name or 'asyncio'}.Task[object]] = set()\n"
         else:
             code = f"{TASK_SET}: set = set()\n"
-        return TASK_SET, {TASK_SET: cst.parse_statement(code)}, add
+        return TASK_SET, code, add
+
+
+def _single_name_target(node: ast.Assign | ast.AnnAssign) -> ast.Name | None:
+    if isinstance(node, ast.AnnAssign):
+        return node.target if isinstance(node.target, ast.Name) else None
+    if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        return node.targets[0]
+    return None
+
+
+def _noqa_codes(comment: str | None, code: str) -> list[str] | None:
+    """The codes of a ``# noqa: ...`` comment when it names ``code``, else None."""
+    match = _NOQA.match(comment) if comment is not None else None
+    if match is None:
+        return None
+    codes = [c for c in re.split(r"[\s,]+", match.group("codes")) if c]
+    return codes if code in codes else None
 
 
 _NOQA = re.compile(r"#\s*noqa\s*:\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*)(?P<rest>.*)")
@@ -255,12 +265,11 @@ def _without_noqa(statement: cst.SimpleStatementLine, code: str) -> cst.SimpleSt
     suppression stale: a linter would flag it as unused); the comment goes when it named
     nothing else. The statement itself when there is nothing to drop."""
     comment = statement.trailing_whitespace.comment
-    match = _NOQA.match(comment.value) if comment is not None else None
-    if comment is None or match is None:
+    codes = _noqa_codes(comment.value if comment is not None else None, code)
+    if comment is None or codes is None:
         return statement
-    codes = [c for c in re.split(r"[\s,]+", match.group("codes")) if c]
-    if code not in codes:
-        return statement
+    match = _NOQA.match(comment.value)
+    assert match is not None
     kept = [c for c in codes if c != code]
     whitespace = statement.trailing_whitespace
     if kept:
@@ -271,16 +280,18 @@ def _without_noqa(statement: cst.SimpleStatementLine, code: str) -> cst.SimpleSt
     return statement.with_changes(trailing_whitespace=whitespace)
 
 
-def _first_arg_is_call(node: cst.Call) -> bool:
-    return bool(node.args) and isinstance(node.args[0].value, cst.Call)
+def _first_arg_is_call(node: ast.Call) -> bool:
+    first = node.args[0] if node.args else (node.keywords[0].value if node.keywords else None)
+    return isinstance(first, ast.Call)
 
 
-def _is_empty_set(value: cst.BaseExpression | None) -> bool:
+def _is_empty_set(value: ast.expr | None) -> bool:
     return (
-        isinstance(value, cst.Call)
-        and isinstance(value.func, cst.Name)
-        and value.func.value == "set"
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id == "set"
         and not value.args
+        and not value.keywords
     )
 
 

@@ -522,45 +522,6 @@ def may_call_blocking(
 
 # -- AF301 ------------------------------------------------------------------------------------
 
-_TASK_FACTORY_NAMES = frozenset({"create_task", "ensure_future"})
-
-
-def may_drop_task(tree: ast.Module) -> bool:
-    """A call that may be ``asyncio.create_task``/``ensure_future`` or a loop's
-    ``create_task`` whose task is dropped: the call is a statement, or the whole value of an
-    assignment to one name. A factory is called by an imported name, through an imported
-    module, on a call's result (``asyncio.get_running_loop().create_task``) or on a name
-    ending in ``loop``."""
-    imported = _file_names(tree)[1]
-    names: set[str] = set()
-    for node in ast_of_type(tree, ast.Import, ast.ImportFrom):
-        assert isinstance(node, (ast.Import, ast.ImportFrom))
-        for alias in node.names:
-            if alias.name in _TASK_FACTORY_NAMES or alias.name == "*":
-                names.add(alias.asname or alias.name)
-    for node, parent, _, _, _ in ast_facts(tree).calls:
-        if isinstance(parent, ast.Expr):
-            pass
-        elif isinstance(parent, ast.Assign):
-            if len(parent.targets) != 1 or not isinstance(parent.targets[0], ast.Name):
-                continue
-        elif not (isinstance(parent, ast.AnnAssign) and isinstance(parent.target, ast.Name)):
-            continue
-        func = node.func
-        if isinstance(func, ast.Name):
-            if func.id in names or "*" in names:
-                return True
-        elif isinstance(func, ast.Attribute) and func.attr in _TASK_FACTORY_NAMES:
-            receiver = func.value
-            if isinstance(receiver, ast.Call):
-                return True
-            dotted = ast_dotted_name(receiver)
-            if dotted is not None and (
-                dotted.partition(".")[0] in imported or dotted.lower().endswith("loop")
-            ):
-                return True
-    return False
-
 
 # -- AF304 ------------------------------------------------------------------------------------
 
