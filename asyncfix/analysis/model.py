@@ -76,6 +76,9 @@ class Place:
     #: inside a generator expression of that body: an ``await`` there would make it an
     #: async generator
     genexp: bool = False
+    #: the node whose body this is: the function, lambda or class, the ``if``, the callable
+    #: (the module's body: None)
+    owner: ast.AST | None = None
 
 
 _MODULE = Place("module")
@@ -93,19 +96,23 @@ class Walk:
         self._places: dict[int, Place] = {id(model.tree): _MODULE}
 
     def run(self, rules: Sequence[object]) -> None:
-        handlers: list[tuple[type, Callable[[Any], None]]] = []
+        """Each rule's handlers, called with the nodes of their types in source order."""
+        by_type = self.model.scopes.by_type
         for rule in rules:
+            handlers: dict[type, Callable[[Any], None]] = {}
             for attr in dir(rule):
                 if attr.startswith("on_"):
                     kind = getattr(ast, attr[3:], None)
                     if isinstance(kind, type):
-                        handlers.append((kind, getattr(rule, attr)))
-        by_type = self.model.scopes.by_type
-        for kind, handler in handlers:
-            if kind is ast.Module:
-                handler(self.model.tree)
-            for node in by_type.get(kind, ()):
-                handler(node)
+                        handlers[kind] = getattr(rule, attr)
+            module = handlers.pop(ast.Module, None)
+            if module is not None:
+                module(self.model.tree)
+            nodes = [node for kind in handlers for node in by_type.get(kind, ())]
+            if len(handlers) > 1:
+                nodes.sort(key=_position)
+            for node in nodes:
+                handlers[type(node)](node)
 
     # -- where am I ----------------------------------------------------------------------
 
@@ -136,7 +143,7 @@ class Walk:
         """The place of ``node``, a child of ``parent`` whose place is ``place``."""
         place = self._frame(parent, node, place)
         if type(node) is ast.GeneratorExp and not place.genexp:
-            return Place(place.kind, place.function, True)
+            return Place(place.kind, place.function, True, place.owner)
         return place
 
     def _frame(self, parent: ast.AST, node: ast.AST, place: Place) -> Place:
@@ -147,24 +154,34 @@ class Walk:
         if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
             assert isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef))
             if node in parent.body:
-                return Place("async" if kind is ast.AsyncFunctionDef else "def", parent)
+                kind_name = "async" if kind is ast.AsyncFunctionDef else "def"
+                return Place(kind_name, parent, owner=parent)
         elif kind is ast.Lambda:
             assert isinstance(parent, ast.Lambda)
             if node is parent.body:
-                return Place("lambda")
+                return Place("lambda", owner=parent)
         elif kind is ast.ClassDef:
             assert isinstance(parent, ast.ClassDef)
             if node in parent.body:
-                return Place("class")
+                return Place("class", owner=parent)
         elif kind is ast.If:
             assert isinstance(parent, ast.If)
             if node in parent.body and _is_type_checking(parent.test):
-                return Place("typecheck", place.function, place.genexp)
+                return Place("typecheck", place.function, place.genexp, parent)
         elif kind is ast.Call:
             assert isinstance(parent, ast.Call)
             if node is self._offloaded_argument(parent):
-                return Place("offload", place.function)
+                return Place("offload", place.function, owner=node)
         return place
+
+    def enclosing_class(self, node: ast.AST) -> ast.ClassDef | None:
+        """The class whose method ``node`` is in (directly, not in a nested function)."""
+        function = self.place(node).function
+        if function is None:
+            return None
+        owner = self.place(function)
+        cls = owner.owner
+        return cls if owner.kind == "class" and isinstance(cls, ast.ClassDef) else None
 
     def in_async_body(self, node: ast.AST) -> bool:
         """Lexically in an ``async def``, not in a nested def/lambda/class, in the callable
@@ -230,6 +247,10 @@ def identifiers(node: ast.AST) -> Counter[str]:
         elif isinstance(child, ast.MatchMapping) and child.rest:
             counts[child.rest] += 1
     return counts
+
+
+def _position(node: ast.AST) -> tuple[int, int]:
+    return getattr(node, "lineno", 0), getattr(node, "col_offset", 0)
 
 
 def names_in(node: ast.AST) -> set[str]:

@@ -529,32 +529,6 @@ def may_call_blocking(
 # -- AF404 ------------------------------------------------------------------------------------
 
 
-def may_hold_async_lock_in_with(tree: ast.Module, constructors: frozenset[str]) -> bool:
-    """A plain ``with`` over a name or attribute (awaited or not), and an assignment from a
-    call whose callee ends in one of ``constructors`` (or an import alias of one)."""
-    names = set(constructors)
-    with_name = False
-    for node in ast_of_type(tree, ast.ImportFrom, ast.With):
-        if isinstance(node, ast.ImportFrom):
-            names.update(a.asname for a in node.names if a.asname and a.name in constructors)
-        elif isinstance(node, ast.With) and not with_name:
-            for item in node.items:
-                expr = item.context_expr
-                if isinstance(expr, ast.Await):
-                    expr = expr.value
-                if ast_dotted_name(expr) is not None:
-                    with_name = True
-    if not with_name:
-        return False
-    for node in ast_of_type(tree, ast.Assign, ast.AnnAssign):
-        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Call):
-            func = node.value.func
-            last = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-            if last in names:
-                return True
-    return False
-
-
 # -- AF405, AF406 -----------------------------------------------------------------------------
 
 

@@ -3,34 +3,32 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import libcst as cst
 
-from asyncfix.codemods.base import Fix, Project, Rule, source_of
-from asyncfix.codemods.names import dotted_name
-from asyncfix.codemods.prefilters import may_hold_async_lock_in_with
+from asyncfix.codemods.base import Fix, Locate, ModelContext, ModelRule, PendingFix
+from asyncfix.index import ast_dotted_name
 from asyncfix.model import Safety, Severity
 
 ASYNC_PRIMITIVES = frozenset(
     {"asyncio.Lock", "asyncio.Semaphore", "asyncio.BoundedSemaphore", "asyncio.Condition"}
 )
 
-_CONSTRUCTOR_NAMES = frozenset(name.rsplit(".", 1)[1] for name in ASYNC_PRIMITIVES)
-
 
 @dataclass
 class _Candidate:
-    node: cst.With
+    node: ast.With
     #: how each item's lock is spelled ("self._lock", "LOCK", "lock"); None: not a lock reference
     locks: list[str | None]
     awaited: list[bool]
-    cls: cst.ClassDef | None
-    function: cst.FunctionDef | None
+    cls: ast.ClassDef | None
+    function: ast.FunctionDef | ast.AsyncFunctionDef | None
     in_async: bool
 
 
-class SyncWithOnAsyncLock(Rule):
+class SyncWithOnAsyncLock(ModelRule):
     code = "AF404"
     name = "sync-with-on-async-lock"
     summary = "`with` on an `asyncio.Lock`/`Semaphore`/`Condition`; it needs `async with`"
@@ -76,84 +74,76 @@ class Counter:
     kind = "Lock misuse"
     needles = ("with", ("Lock", "Semaphore", "Condition"))
 
-    @classmethod
-    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
-        return may_hold_async_lock_in_with(tree, _CONSTRUCTOR_NAMES)
-
-    def __init__(self, ctx: object) -> None:
-        super().__init__(ctx)  # type: ignore[arg-type]
+    def __init__(self, ctx: ModelContext) -> None:
+        super().__init__(ctx)
         self.candidates: list[_Candidate] = []
         #: (scope, spelled name) -> constructors assigned to it; scope is a class, function or
         #: None for the module
         self.assigned: dict[tuple[int, str], set[str]] = {}
         #: where each of those was first assigned, for the report
-        self.sites: dict[tuple[int, str], cst.CSTNode] = {}
+        self.sites: dict[tuple[int, str], ast.expr] = {}
 
     # -- what each name is assigned --------------------------------------------------
 
-    def _record(self, target: cst.BaseExpression, value: cst.BaseExpression | None) -> None:
-        spelled = dotted_name(target)
+    def _record(self, statement: ast.stmt, target: ast.expr, value: ast.expr | None) -> None:
+        spelled = ast_dotted_name(target)
         if spelled is None:
             return
         constructor = "?"
-        if isinstance(value, cst.Call):
-            constructor = self.ctx.qualified_name(value.func) or "?"
+        if isinstance(value, ast.Call):
+            constructor = self.model.scopes.qualified_name(value.func) or "?"
+        walk = self.walk
+        scope_node: ast.AST | None
         if spelled.startswith(("self.", "cls.")):
-            scope_node: cst.CSTNode | None = self.ctx.enclosing_class()
+            scope_node = walk.enclosing_class(statement)
             if scope_node is None:
                 return
             spelled = "self." + spelled.split(".", 1)[1]
         else:
-            scope_node = self.ctx.enclosing_function() or self._class_body()
+            place = walk.place(statement)
+            scope_node = place.function or (place.owner if place.kind == "class" else None)
         key = (id(scope_node) if scope_node is not None else 0, spelled)
         self.assigned.setdefault(key, set()).add(constructor)
         self.sites.setdefault(key, target)
 
-    def _class_body(self) -> cst.ClassDef | None:
-        frame = self.ctx.innermost_scope()
-        if frame is not None and frame.kind == "class":
-            assert isinstance(frame.node, cst.ClassDef)
-            return frame.node
-        return None
-
-    def visit_Assign(self, node: cst.Assign) -> None:
+    def on_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
-            self._record(target.target, node.value)
+            self._record(node, target, node.value)
 
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        self._record(node.target, node.value)
+    def on_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self._record(node, node.target, node.value)
 
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        self._record(node.target, None)
+    def on_AugAssign(self, node: ast.AugAssign) -> None:
+        self._record(node, node.target, None)
 
     # -- the with statements -----------------------------------------------------------
 
-    def visit_With(self, node: cst.With) -> None:
-        if node.asynchronous is not None:
-            return
+    def on_With(self, node: ast.With) -> None:
         locks: list[str | None] = []
         awaited: list[bool] = []
         for item in node.items:
-            expr = item.item
-            is_await = isinstance(expr, cst.Await)
-            if isinstance(expr, cst.Await):
-                expr = expr.expression
-            locks.append(dotted_name(expr))
+            expr = item.context_expr
+            is_await = isinstance(expr, ast.Await)
+            if isinstance(expr, ast.Await):
+                expr = expr.value
+            locks.append(ast_dotted_name(expr))
             awaited.append(is_await)
         if not any(locks):
             return
+        walk = self.walk
         self.candidates.append(
             _Candidate(
                 node,
                 locks,
                 awaited,
-                self.ctx.enclosing_class(),
-                self.ctx.enclosing_function(),
-                self.ctx.in_async_body(),
+                walk.enclosing_class(node),
+                walk.place(node).function,
+                walk.in_async_body(node),
             )
         )
 
     def finish(self) -> None:
+        source = self.model.source
         for candidate in self.candidates:
             found = [self._primitive(candidate, lock) for lock in candidate.locks]
             kinds = [item[0] if item else None for item in found]
@@ -163,9 +153,10 @@ class Counter:
             spelled = candidate.locks[index]
             kind, site = found[index] or ("", None)
             message = f"`with {spelled}:` on an `{kind}`; use `async with {spelled}:`"
-            evidence = [(f"`{spelled}` is assigned `{kind}()` at line {{line}}", site)]
+            assert site is not None  # a constructor was recorded with its site
+            evidence = [f"`{spelled}` is assigned `{kind}()` at line {site.lineno}"]
             # located at the lock, not the whole block (a suppression comment goes on that line)
-            where = candidate.node.items[index].item
+            where = candidate.node.items[index].context_expr
             if not candidate.in_async:
                 self.report(where, message + " (in a sync function: no fix)", None, evidence)
                 continue
@@ -177,27 +168,15 @@ class Counter:
                     evidence,
                 )
                 continue
-            items = [
-                item.with_changes(item=item.item.expression)
-                if isinstance(item.item, cst.Await)
-                else item
-                for item in candidate.node.items
-            ]
-            new = candidate.node.with_changes(asynchronous=cst.Asynchronous(), items=items)
-            if any(candidate.awaited) and len(items) == 1 and isinstance(new.lpar, cst.LeftParen):
-                # `with (await lock):` -> `async with lock:`, not `async with (lock):`
-                new = new.with_changes(
-                    lpar=cst.MaybeSentinel.DEFAULT, rpar=cst.MaybeSentinel.DEFAULT
-                )
-            changes = [f"Replaced `with {source_of(where)}:` with `async with`"]
+            changes = [f"Replaced `with {source.segment(where)}:` with `async with`"]
             if any(candidate.awaited):
                 changes.append("Dropped the `await` of the lock, which `async with` does itself")
-            fix = Fix(Safety.SAFE, changes, {candidate.node: new})
-            self.report(where, message, fix, evidence)
+            pending = PendingFix(candidate.node, cst.With, _async_with(changes))
+            self.report(where, message, (Safety.SAFE, changes, pending), evidence)
 
     def _primitive(
         self, candidate: _Candidate, spelled: str | None
-    ) -> tuple[str, cst.CSTNode | None] | None:
+    ) -> tuple[str, ast.expr | None] | None:
         """The asyncio primitive ``spelled`` certainly names here and where it is assigned."""
         if spelled is None:
             return None
@@ -232,10 +211,31 @@ class Counter:
         return constructor, site
 
 
-def _parameters(function: cst.FunctionDef) -> set[str]:
-    params = function.params
-    every = [*params.posonly_params, *params.params, *params.kwonly_params]
-    for star in (params.star_arg, params.star_kwarg):
-        if isinstance(star, cst.Param):
+def _async_with(changes: list[str]) -> Callable[[cst.CSTNode, Locate], Fix]:
+    """The fix: ``with lock:`` (or ``with (await lock):``) becomes ``async with lock:``."""
+
+    def build(node: cst.CSTNode, locate: Locate) -> Fix:
+        assert isinstance(node, cst.With)
+        awaited = any(isinstance(item.item, cst.Await) for item in node.items)
+        items = [
+            item.with_changes(item=item.item.expression)
+            if isinstance(item.item, cst.Await)
+            else item
+            for item in node.items
+        ]
+        new = node.with_changes(asynchronous=cst.Asynchronous(), items=items)
+        if awaited and len(items) == 1 and isinstance(new.lpar, cst.LeftParen):
+            # `with (await lock):` -> `async with lock:`, not `async with (lock):`
+            new = new.with_changes(lpar=cst.MaybeSentinel.DEFAULT, rpar=cst.MaybeSentinel.DEFAULT)
+        return Fix(Safety.SAFE, changes, {node: new})
+
+    return build
+
+
+def _parameters(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    args = function.args
+    every = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+    for star in (args.vararg, args.kwarg):
+        if star is not None:
             every.append(star)
-    return {param.name.value for param in every}
+    return {arg.arg for arg in every}
