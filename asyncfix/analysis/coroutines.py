@@ -203,7 +203,9 @@ class SourceText:
         return len(self.lines[line - 1].encode()[:offset].decode(errors="replace"))
 
     def segment(self, node: ast.AST) -> str:
-        """The source of ``node`` as written (without the parentheses around it)."""
+        """The source of ``node`` as written (without the parentheses around it); lines after
+        the first lose the indentation of the line it starts on, as LibCST writes a node out
+        on its own (messages and fix ids do not depend on how deep the code is nested)."""
         lineno: int | None = getattr(node, "lineno", None)
         end_lineno: int | None = getattr(node, "end_lineno", None)
         if lineno is None or end_lineno is None:
@@ -212,9 +214,14 @@ class SourceText:
         end = self.column(end_lineno, getattr(node, "end_col_offset", 0))
         if lineno == end_lineno:
             return self.lines[lineno - 1][start:end]
-        parts = [self.lines[lineno - 1][start:]]
+        first = self.lines[lineno - 1]
+        indent = first[: len(first) - len(first.lstrip(" \t"))]
+        parts = [first[start:]]
         parts.extend(self.lines[lineno : end_lineno - 1])
         parts.append(self.lines[end_lineno - 1][:end])
+        for index in range(1, len(parts)):
+            if indent and parts[index].startswith(indent):
+                parts[index] = parts[index][len(indent) :]
         return "".join(parts)
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import ast
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from asyncfix.analysis.classes import Classes
+from asyncfix.analysis.classes import Classes, top_level_statements
 from asyncfix.analysis.coroutines import Coroutines, SourceText
 from asyncfix.analysis.scopes import Binding, Scopes
 from asyncfix.analysis.values import Values
@@ -41,6 +41,17 @@ class SemanticModel:
         self.classes = Classes(tree, self.scopes)
         self.values = Values(self.scopes, self.classes, project)
         self.coroutines = Coroutines(self.scopes, self.classes, self.values, self.source, project)
+
+    def imported_packages(self) -> frozenset[str]:
+        """The top-level packages the module imports at module level (``asyncio``, ``anyio``,
+        ``trio``): which event loops its code may run on."""
+        names: set[str] = set()
+        for statement in top_level_statements(self.tree.body):
+            if isinstance(statement, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in statement.names)
+            elif isinstance(statement, ast.ImportFrom) and statement.module and not statement.level:
+                names.add(statement.module.split(".")[0])
+        return frozenset(names)
 
     def module_name_for(self, module: str, leading_only: bool = False) -> str | None:
         """The name an unconditional ``import module`` binds at module level (``aio`` after
@@ -247,6 +258,20 @@ def identifiers(node: ast.AST) -> Counter[str]:
         elif isinstance(child, ast.MatchMapping) and child.rest:
             counts[child.rest] += 1
     return counts
+
+
+def in_order(node: ast.AST | list[ast.stmt]) -> Iterator[ast.AST]:
+    """Every node of ``node`` (or of a list of statements) in source order, not entering
+    nested functions, lambdas or classes (which are yielded themselves)."""
+    stack: list[ast.AST] = list(reversed(node)) if isinstance(node, list) else [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        if current is not node and isinstance(
+            current, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        ):
+            continue
+        stack.extend(reversed(list(ast.iter_child_nodes(current))))
 
 
 def _position(node: ast.AST) -> tuple[int, int]:

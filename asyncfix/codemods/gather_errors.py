@@ -4,9 +4,8 @@ looks at, so every exception the tasks raised disappears."""
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 
-from asyncfix.analysis.model import identifiers
+from asyncfix.analysis.model import identifiers, in_order
 from asyncfix.codemods.base import ModelRule
 from asyncfix.model import Safety, Severity
 
@@ -28,18 +27,6 @@ def _starts_work(call: ast.Call) -> bool:
         elif not isinstance(value, ast.Call):
             return False
     return True
-
-
-def _in_order(body: list[ast.stmt]) -> Iterator[ast.AST]:
-    """Every node of a function's body in source order, not entering nested functions,
-    lambdas or classes."""
-    stack: list[ast.AST] = list(reversed(body))
-    while stack:
-        current = stack.pop()
-        yield current
-        if isinstance(current, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            continue
-        stack.extend(reversed(list(ast.iter_child_nodes(current))))
 
 
 class GatherErrorsLost(ModelRule):
@@ -126,7 +113,7 @@ async def refresh_all(devices):
         function = self.walk.place(node).function
         if function is None:
             return False
-        for child in _in_order(function.body):
+        for child in in_order(function.body):
             if child is node:
                 return False
             if (

@@ -387,64 +387,6 @@ def own_nodes(
     return out
 
 
-def may_swallow_cancellation(tree: ast.Module) -> bool:
-    """A ``try`` straight in an ``async def`` whose body suspends, with a handler that may
-    catch ``CancelledError`` (bare, or naming ``CancelledError``/``BaseException`` or an
-    alias of either) and holds no bare ``raise`` (nor ``raise <the caught name>``)."""
-    aliases = set(_CATCHES_CANCELLATION)
-    for node in ast_of_type(tree, ast.ImportFrom):
-        if isinstance(node, ast.ImportFrom):
-            aliases.update(a.asname for a in node.names if a.asname and a.name in aliases)
-    for function in async_functions(tree):
-        for node in own_nodes(function):
-            if not isinstance(node, ast.Try) or not _suspends(node.body):
-                continue
-            for handler in node.handlers:
-                if _may_catch(handler.type, aliases) and not _reraises(handler):
-                    return True
-    return False
-
-
-def _suspends(body: list[ast.stmt]) -> bool:
-    for statement in body:
-        for node in ast.walk(statement):
-            if isinstance(node, (ast.Await, ast.AsyncFor, ast.AsyncWith)):
-                return True
-    return False
-
-
-def _may_catch(caught: ast.expr | None, names: set[str]) -> bool:
-    if caught is None:
-        return True
-    for node in ast.walk(caught):
-        if isinstance(node, ast.Name) and node.id in names:
-            return True
-        if isinstance(node, ast.Attribute) and node.attr in _CATCHES_CANCELLATION:
-            return True
-    return False
-
-
-def _reraises(handler: ast.ExceptHandler) -> bool:
-    """A bare ``raise`` or ``raise <name>`` of the caught name, outside nested scopes (as
-    ``swallowed_cancellation._reraises`` sees it)."""
-    stack: list[ast.AST] = list(handler.body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Raise) and (
-            node.exc is None
-            or (
-                handler.name is not None
-                and isinstance(node.exc, ast.Name)
-                and node.exc.id == handler.name
-            )
-        ):
-            return True
-        if isinstance(node, _SCOPES):
-            continue
-        stack.extend(ast.iter_child_nodes(node))
-    return False
-
-
 # -- AF502 ------------------------------------------------------------------------------------
 
 
@@ -563,6 +505,14 @@ def may_reenter_lock(tree: ast.Module) -> bool:
             for inner in ast.walk(statement)
         ):
             return True
+    return False
+
+
+def _suspends(body: list[ast.stmt]) -> bool:
+    for statement in body:
+        for node in ast.walk(statement):
+            if isinstance(node, (ast.Await, ast.AsyncFor, ast.AsyncWith)):
+                return True
     return False
 
 

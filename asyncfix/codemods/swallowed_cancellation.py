@@ -4,19 +4,19 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 
 import libcst as cst
 
-from asyncfix.codemods.base import Fix, ImportItem, Project, Rule, fresh_name, source_of
-from asyncfix.codemods.names import dotted_name
-from asyncfix.codemods.prefilters import may_swallow_cancellation
-from asyncfix.codemods.races import in_order, parent_map, suspensions
+from asyncfix.analysis.model import identifiers, in_order
+from asyncfix.codemods.base import Fix, ImportItem, Locate, ModelRule, PendingFix, fresh_name
+from asyncfix.index import ast_dotted_name
 from asyncfix.model import Safety, Severity
 
 CANCELLED = frozenset({"asyncio.CancelledError", "asyncio.exceptions.CancelledError"})
 
 
-class SwallowedCancellation(Rule):
+class SwallowedCancellation(ModelRule):
     code = "AF305"
     name = "swallowed-cancellation"
     summary = "an `except` in a coroutine catches `CancelledError` and does not re-raise it"
@@ -77,17 +77,10 @@ async def pump(queue, sink):
     kind = "Swallowed cancellation"
     needles = ("async", "except")
 
-    @classmethod
-    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
-        return may_swallow_cancellation(tree)
-
-    def visit_Try(self, node: cst.Try) -> None:
-        if not self.ctx.in_async_body() or self._trio_code():
+    def on_Try(self, node: ast.Try) -> None:
+        if not self.walk.in_async_body(node) or self._trio_code():
             return
-        if not any(
-            isinstance(n, (cst.Await, cst.For, cst.With)) and _suspends(n)
-            for n in in_order(node.body)
-        ):
+        if not any(_suspends(n) for n in in_order(node.body)):
             return  # nothing in the try body suspends: no cancellation can arrive there
         for handler in node.handlers:
             caught = self._catches(handler.type)
@@ -100,16 +93,17 @@ async def pump(queue, sink):
                 # cancellation (anyio's class for it), so a later handler may never see it
                 return
 
-    def _handler(self, node: cst.Try, handler: cst.ExceptHandler, caught: str) -> None:
+    def _handler(self, node: ast.Try, handler: ast.ExceptHandler, caught: str) -> None:
         if _reraises(handler) or self._raises_cancelled(handler):
             return
         by_name = caught in ("CancelledError", "named tuple")
-        if by_name and (self.ctx.test_code or self._cancels_own_task(node, handler)):
+        test_code = self.context.test_code
+        if by_name and (test_code or self._cancels_own_task(node, handler)):
             return  # a test of what cancellation does, or waiting for a task it cancelled
-        if _hands_on(handler):
+        if self._hands_on(handler):
             return  # the waiting side (a future, a queue, a callback) raises it there
-        spelled = "except:" if handler.type is None else f"except {source_of(handler.type)}:"
-        ending = _ending(handler)
+        spelled = self._spelled(handler)
+        ending = self._ending(handler)
         goes_on = self._goes_on(node)
         head = f"`{spelled}` in a coroutine catches `CancelledError`"
         if ending == "continue" or (ending is None and goes_on == "loop"):
@@ -129,17 +123,17 @@ async def pump(queue, sink):
         if reason is not None:
             self.report(handler, f"{message} (no fix: {reason})")
             return
-        self.report(handler, message, self._fix(handler, caught))
+        self.report(handler, message, self._fix(handler))
 
     def _no_fix_reason(
         self,
-        handler: cst.ExceptHandler,
+        handler: ast.ExceptHandler,
         caught: str,
         by_name: bool,
         ending: str | None,
         goes_on: str | None,
     ) -> str | None:
-        if self.ctx.test_code:
+        if self.context.test_code:
             return "tests and docs: the swallow may be what they are about"
         if by_name:
             return (
@@ -152,55 +146,56 @@ async def pump(queue, sink):
             return (
                 "the coroutine ends right after it; re-raise if callers must see the cancellation"
             )
-        if caught == "tuple" or not isinstance(handler.body, cst.IndentedBlock):
+        if caught == "tuple" or _one_line(self.model.source.lines, handler):
             return "decide what cancellation should do"
         if not _trivial(handler) and any(
-            isinstance(n, (cst.Return, cst.Break, cst.Continue)) or _suspends(n)
+            isinstance(n, (ast.Return, ast.Break, ast.Continue)) or _suspends(n)
             for n in in_order(handler.body)
         ):
             return "the handler awaits or leaves early; decide what it should do when cancelled"
         return None
 
     def _trio_code(self) -> bool:
-        """A module that imports trio and not asyncio (nor anyio): trio cancels differently."""
-        imported = self.ctx.imported_packages()
+        imported = self.model.imported_packages()
         return "trio" in imported and not imported & {"asyncio", "anyio"}
 
-    def _goes_on(self, node: cst.Try) -> str | None:
-        """What the coroutine does after the handler swallowed the cancellation: "loop" (the
-        try is in a loop that comes round again), "later" (code after it suspends), None (it
-        ends without suspending again: it returns)."""
-        function = self.ctx.enclosing_function()
-        path = self.ctx.path
-        at = len(path) - 1
-        assert path[at] is node
+    def _goes_on(self, node: ast.Try) -> str | None:
+        """What runs after the handler: "loop" (the try is in a loop that comes round again),
+        "later" (code after it suspends), None (it ends without suspending again: it
+        returns)."""
+        function = self.walk.place(node).function
+        parents = self.model.scopes.parents
+        child: ast.AST = node
         later = False
-        while at > 0:
-            child, parent = path[at], path[at - 1]
-            if parent is function:
+        while True:
+            parent = parents.get(id(child))
+            if parent is None:
                 break
-            if isinstance(parent, (cst.For, cst.While)) and child is parent.body:
+            if isinstance(parent, (ast.For, ast.AsyncFor, ast.While)) and child in parent.body:
                 return "loop"
-            if isinstance(parent, (cst.IndentedBlock, cst.SimpleStatementSuite)):
-                siblings = list(parent.body)
-                if child in siblings:
+            for field in ("body", "orelse", "finalbody"):
+                siblings = getattr(parent, field, None)
+                if isinstance(siblings, list) and child in siblings:
                     after = siblings[siblings.index(child) + 1 :]
                     later = later or any(_suspends_anywhere(s) for s in after)
-            if isinstance(parent, cst.Try) and child is parent.body and parent.orelse:
-                later = later or _suspends_anywhere(parent.orelse)
-            at -= 1
+            if isinstance(parent, ast.Try) and child in parent.body and parent.orelse:
+                later = later or any(_suspends_anywhere(s) for s in parent.orelse)
+            if parent is function:
+                break
+            child = parent
         return "later" if later else None
 
-    def _catches(self, expr: cst.BaseExpression | None) -> str | None:
-        """What catches cancellation: "bare", "BaseException", "CancelledError", "tuple" (one
-        with BaseException), "named tuple" (one with CancelledError)."""
+    def _catches(self, expr: ast.expr | None) -> str | None:
+        """How an ``except`` clause can catch CancelledError: None (it cannot), "bare",
+        "BaseException", "CancelledError", "tuple" (a tuple with BaseException), "named
+        tuple" (one with CancelledError)."""
         if expr is None:
             return "bare"
-        names = expr.elements if isinstance(expr, cst.Tuple) else None
-        parts = [e.value for e in names] if names is not None else [expr]
+        names = expr.elts if isinstance(expr, ast.Tuple) else None
+        parts = names if names is not None else [expr]
         kinds = []
         for part in parts:
-            qualified = self.ctx.qualified_name(part)
+            qualified = self.model.scopes.qualified_name(part)
             if qualified == "builtins.BaseException":
                 kinds.append("BaseException")
             elif qualified in CANCELLED:
@@ -211,72 +206,130 @@ async def pump(queue, sink):
             return kinds[0]
         return "tuple" if "BaseException" in kinds else "named tuple"
 
-    def _raises_cancelled(self, handler: cst.ExceptHandler) -> bool:
-        """``raise asyncio.CancelledError("...") from None``: still a cancellation."""
+    def _raises_cancelled(self, handler: ast.ExceptHandler) -> bool:
         for node in in_order(handler.body):
-            if isinstance(node, cst.Raise) and node.exc is not None:
-                exc = node.exc.func if isinstance(node.exc, cst.Call) else node.exc
-                if self.ctx.qualified_name(exc) in CANCELLED:
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+                if self.model.scopes.qualified_name(exc) in CANCELLED:
                     return True
         return False
 
-    def _cancels_own_task(self, node: cst.Try, handler: cst.ExceptHandler) -> bool:
-        """``task.cancel()`` earlier in the function, then ``try: await task``: waiting for
-        the task to finish cancelling, where catching its CancelledError is the point."""
-        function = self.ctx.enclosing_function()
+    def _cancels_own_task(self, node: ast.Try, handler: ast.ExceptHandler) -> bool:
+        """``task.cancel()`` then ``await task`` in the try: the usual way to wait for the
+        task to finish cancelling, where catching its CancelledError is the point."""
+        function = self.walk.place(node).function
         if function is None:
             return False
         awaited = {
-            dotted_name(a.expression)
-            for a in suspensions(node.body)
-            if isinstance(a, cst.Await) and dotted_name(a.expression) is not None
+            ast_dotted_name(a.value)
+            for a in in_order(node.body)
+            if isinstance(a, ast.Await) and ast_dotted_name(a.value) is not None
         }
         for call in in_order(function.body):
             if call is handler:  # `task.cancel()` before the try or in its body
                 return False
             if (
-                isinstance(call, cst.Call)
-                and isinstance(call.func, cst.Attribute)
-                and call.func.attr.value == "cancel"
-                and dotted_name(call.func.value) in awaited
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Attribute)
+                and call.func.attr == "cancel"
+                and ast_dotted_name(call.func.value) in awaited
             ):
                 return True
         return False
 
-    def _fix(self, handler: cst.ExceptHandler, caught: str) -> Fix | None:
-        """A catch-all handler in a coroutine that goes on: one that only logs or passes
-        stops catching cancellation; one that does more re-raises it at its end."""
+    def _hands_on(self, handler: ast.ExceptHandler) -> bool:
+        """The caught exception is handed on to whoever waits for the outcome: its name is
+        used in the handler other than in a logging call or a ``raise``
+        (``future.set_exception(exc)``, ``queue.put_nowait(exc)``, ``callback(exc)``,
+        ``self._error = exc``, ``isinstance(exc, ...)``). The waiting side raises it there:
+        the cancellation is not lost."""
+        name = handler.name
+        if name is None:
+            return False
+        parents = self.model.scopes.parents
+        for node in in_order(handler.body):
+            if not (isinstance(node, ast.Name) and node.id == name):
+                continue
+            up = parents.get(id(node))
+            reported = False
+            while up is not None and up is not handler:
+                if _logging_call(up) or isinstance(up, ast.Raise):
+                    reported = True
+                    break
+                up = parents.get(id(up))
+            if not reported:
+                return True
+        return False
+
+    def _spelled(self, handler: ast.ExceptHandler) -> str:
+        if handler.type is None:
+            return "except:"
+        return f"except {self.model.source.segment(handler.type)}:"
+
+    def _ending(self, handler: ast.ExceptHandler) -> str | None:
+        """``return``/``break``/``continue``/``raise X`` when the handler's last statement is
+        one."""
+        last = handler.body[-1] if handler.body else None
+        if isinstance(last, ast.Return):
+            return "return"
+        if isinstance(last, ast.Break):
+            return "break"
+        if isinstance(last, ast.Continue):
+            return "continue"
+        if isinstance(last, ast.Raise):
+            return f"raise {self.model.source.segment(last.exc)}" if last.exc is not None else None
+        return None
+
+    def _fix(self, handler: ast.ExceptHandler) -> tuple[Safety, list[str], PendingFix]:
+        """The handler that only logs stops catching cancellation; one that does more
+        re-raises it at its end."""
+        if _trivial(handler):
+            changes = [
+                f"Replaced `{self._spelled(handler)}` with `except Exception:` (the handler only "
+                "logs): cancellation is no longer caught"
+            ]
+            return Safety.UNSAFE, changes, PendingFix(handler, cst.ExceptHandler, _narrow(changes))
+        asyncio_name = self.model.module_name_for("asyncio")
+        changes = []
+        name = handler.name
+        if name is None:
+            function = self.walk.place(handler).function
+            taken = set(identifiers(function)) if function is not None else set()
+            name = fresh_name("exc", taken)
+            changes.append(f"Named the caught exception `{name}`")
+        changes.append(
+            f"Added `if isinstance({name}, asyncio.CancelledError): raise` at the end of the "
+            "handler: it still runs, then cancellation goes on"
+        )
+        build = _reraise(changes, name, handler.name is None, asyncio_name)
+        return Safety.UNSAFE, changes, PendingFix(handler, cst.ExceptHandler, build)
+
+
+def _narrow(changes: list[str]) -> Callable[[cst.CSTNode, Locate], Fix]:
+    def build(handler: cst.CSTNode, locate: Locate) -> Fix:
+        assert isinstance(handler, cst.ExceptHandler)
+        new = handler.with_changes(
+            type=cst.Name("Exception"), whitespace_after_except=cst.SimpleWhitespace(" ")
+        )
+        return Fix(Safety.UNSAFE, changes, {handler: new})
+
+    return build
+
+
+def _reraise(
+    changes: list[str], name: str, unnamed: bool, asyncio_name: str | None
+) -> Callable[[cst.CSTNode, Locate], Fix]:
+    def build(handler: cst.CSTNode, locate: Locate) -> Fix:
+        assert isinstance(handler, cst.ExceptHandler)
         body = handler.body
         assert isinstance(body, cst.IndentedBlock)
-        exception = cst.Name("Exception")
-        if _trivial(handler):
-            new = handler.with_changes(
-                type=exception, whitespace_after_except=cst.SimpleWhitespace(" ")
-            )
-            return Fix(
-                Safety.UNSAFE,
-                [
-                    f"Replaced `{_spelled(handler)}` with `except Exception:` (the handler only "
-                    "logs): cancellation is no longer caught"
-                ],
-                {handler: new},
-            )
-        asyncio_name = self.ctx.module_name_for("asyncio")
-        add = [] if asyncio_name else [ImportItem("asyncio")]
-        changes = []
-        if handler.name is not None and isinstance(handler.name.name, cst.Name):
-            name = handler.name.name.value
-            new = handler
-        else:
-            function = self.ctx.enclosing_function()
-            taken = set(self.ctx.names.occurrences(function)) if function is not None else set()
-            name = fresh_name("exc", taken)
+        new = handler
+        if unnamed:
             new = handler.with_changes(
                 type=handler.type or cst.Name("BaseException"),
                 whitespace_after_except=cst.SimpleWhitespace(" "),
                 name=cst.AsName(name=cst.Name(name)),
             )
-            changes.append(f"Named the caught exception `{name}`")
         test = cst.Call(
             func=cst.Name("isinstance"),
             args=[
@@ -294,36 +347,34 @@ async def pump(queue, sink):
             test=test, body=cst.IndentedBlock(body=[cst.SimpleStatementLine([cst.Raise()])])
         )
         new = new.with_changes(body=body.with_changes(body=[*body.body, reraise]))
-        changes.append(
-            f"Added `if isinstance({name}, asyncio.CancelledError): raise` at the end of the "
-            "handler: it still runs, then cancellation goes on"
-        )
+        add = [] if asyncio_name else [ImportItem("asyncio")]
         return Fix(Safety.UNSAFE, changes, {handler: new}, add_imports=add)
 
-
-def _suspends(node: cst.CSTNode) -> bool:
-    if isinstance(node, cst.Await):
-        return True
-    return isinstance(node, (cst.For, cst.With)) and node.asynchronous is not None
+    return build
 
 
-def _computed(caught: cst.BaseExpression | None) -> bool:
+def _one_line(lines: list[str], handler: ast.ExceptHandler) -> bool:
+    """``except X: body`` on one line (no indented block to add to)."""
+    return bool(handler.body) and handler.body[0].lineno == handler.lineno
+
+
+def _suspends(node: ast.AST) -> bool:
+    return isinstance(node, (ast.Await, ast.AsyncFor, ast.AsyncWith))
+
+
+def _computed(caught: ast.expr | None) -> bool:
     """An ``except`` whose class is computed (``get_cancelled_exc_class()``, a subscript):
     what it catches is not known."""
     if caught is None:
         return False
-    parts = [e.value for e in caught.elements] if isinstance(caught, cst.Tuple) else [caught]
-    return any(not isinstance(part, (cst.Name, cst.Attribute)) for part in parts)
+    parts = caught.elts if isinstance(caught, ast.Tuple) else [caught]
+    return any(not isinstance(part, (ast.Name, ast.Attribute)) for part in parts)
 
 
-def _suspends_anywhere(node: cst.CSTNode) -> bool:
+def _suspends_anywhere(node: ast.AST) -> bool:
     """An ``await``, ``async for``/``async with`` or ``yield`` in ``node`` (not in nested
     functions)."""
-    return any(_suspends(n) or isinstance(n, cst.Yield) for n in in_order(node))
-
-
-def _spelled(handler: cst.ExceptHandler) -> str:
-    return "except:" if handler.type is None else f"except {source_of(handler.type)}:"
+    return any(_suspends(n) or isinstance(n, (ast.Yield, ast.YieldFrom)) for n in in_order(node))
 
 
 #: method names of a logger (``_LOGGER.exception``, ``self.logger.warning``, ``logging.info``)
@@ -332,88 +383,39 @@ LOGGING = frozenset(
 )
 
 
-def _logging_call(node: cst.CSTNode) -> bool:
+def _logging_call(node: ast.AST) -> bool:
     """``logger.error(...)``, ``print(...)``, ``traceback.print_exc()``: it only reports."""
-    if not isinstance(node, cst.Call):
+    if not isinstance(node, ast.Call):
         return False
     func = node.func
-    if isinstance(func, cst.Attribute):
-        return func.attr.value in LOGGING or func.attr.value.startswith("print_")
-    return isinstance(func, cst.Name) and func.value == "print"
+    if isinstance(func, ast.Attribute):
+        return func.attr in LOGGING or func.attr.startswith("print_")
+    return isinstance(func, ast.Name) and func.id == "print"
 
 
-def _trivial(handler: cst.ExceptHandler) -> bool:
+def _trivial(handler: ast.ExceptHandler) -> bool:
     """A handler body of ``pass``, ``...``, strings and logging calls only."""
-    body = handler.body
-    statements = body.body if isinstance(body, cst.IndentedBlock) else [body]
-    for statement in statements:
-        if not isinstance(statement, cst.SimpleStatementLine | cst.SimpleStatementSuite):
-            return False
-        for small in statement.body:
-            if isinstance(small, cst.Pass):
-                continue
-            if isinstance(small, cst.Expr) and (
-                isinstance(small.value, (cst.Ellipsis, cst.SimpleString, cst.ConcatenatedString))
-                or _logging_call(small.value)
+    for statement in handler.body:
+        if isinstance(statement, ast.Pass):
+            continue
+        if isinstance(statement, ast.Expr):
+            value = statement.value
+            if isinstance(value, ast.Constant) and (
+                value.value is Ellipsis or isinstance(value.value, (str, bytes))
             ):
                 continue
-            return False
+            if _logging_call(value):
+                continue
+        return False
     return True
 
 
-def _hands_on(handler: cst.ExceptHandler) -> bool:
-    """The caught exception is handed on to whoever waits for the outcome: its name is used
-    in the handler other than in a logging call or a ``raise`` (``future.set_exception(exc)``,
-    ``queue.put_nowait(exc)``, ``callback(exc)``, ``self._error = exc``, ``isinstance(exc,
-    ...)``). The waiting side raises it there: the cancellation is not lost."""
-    if handler.name is None or not isinstance(handler.name.name, cst.Name):
-        return False
-    name = handler.name.name.value
-    parents = parent_map(handler.body)
-    for node in in_order(handler.body):
-        if not (isinstance(node, cst.Name) and node.value == name):
-            continue
-        up: cst.CSTNode | None = parents.get(id(node))
-        reported = False
-        while up is not None and up is not handler.body:
-            if _logging_call(up) or isinstance(up, cst.Raise):
-                reported = True
-                break
-            up = parents.get(id(up))
-        if not reported:
-            return True
-    return False
-
-
-def _reraises(handler: cst.ExceptHandler) -> bool:
+def _reraises(handler: ast.ExceptHandler) -> bool:
     """A bare ``raise`` (or ``raise <the caught name>``) anywhere in the handler."""
-    name = (
-        handler.name.name.value
-        if handler.name and isinstance(handler.name.name, cst.Name)
-        else None
-    )
     for node in in_order(handler.body):
-        if isinstance(node, cst.Raise):
+        if isinstance(node, ast.Raise):
             if node.exc is None:
                 return True
-            if name is not None and isinstance(node.exc, cst.Name) and node.exc.value == name:
+            if isinstance(node.exc, ast.Name) and node.exc.id == handler.name:
                 return True
     return False
-
-
-def _ending(handler: cst.ExceptHandler) -> str | None:
-    """``return``/``break``/``continue``/``raise X`` when the handler's last statement is one."""
-    body = handler.body
-    statements = body.body if isinstance(body, cst.IndentedBlock) else [body]
-    last = statements[-1] if statements else None
-    if isinstance(last, cst.SimpleStatementLine | cst.SimpleStatementSuite) and last.body:
-        small = last.body[-1]
-        if isinstance(small, cst.Return):
-            return "return"
-        if isinstance(small, cst.Break):
-            return "break"
-        if isinstance(small, cst.Continue):
-            return "continue"
-        if isinstance(small, cst.Raise):
-            return f"raise {source_of(small.exc)}" if small.exc is not None else None
-    return None
