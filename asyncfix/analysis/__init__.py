@@ -1,7 +1,13 @@
-"""The semantic model rules are moving to (issue 16, ``../shared/design/semantic.md``): what
-names are bound to and what values may be, computed once per module on the stdlib ``ast``
-tree. So far: ``scopes`` (scopes, bindings, qualified names; answers exactly as
-``codemods/names.py`` does on the LibCST tree, ``scripts/scopes_check.py``) and
-``coroutines`` (is a callee a coroutine function, from the catalogue, the index, the module's
-``async def``s and the enclosing class; never more than ``codemods/coroutines.py`` knows,
-``scripts/coroutines_check.py``). No rule asks them yet."""
+"""The semantic model (issue 16, ``../shared/design/semantic.md``): what names are bound to
+and what values may be, computed once per module on the stdlib ``ast`` tree, and what the
+rules that have moved to it (``codemods.base.ModelRule``) ask.
+
+- ``scopes``: scopes, bindings and qualified names, built in the one traversal of the tree
+  (which also records every node's parent and the nodes of each type);
+- ``classes``: the module's classes and the methods their names find by the MRO;
+- ``values``: what a value may be (the class of a receiver, an async callback);
+- ``coroutines``: is a callee a coroutine function, which project function a call calls;
+- ``catalogue``: the library coroutine APIs;
+- ``model``: ``SemanticModel`` (the layers of one module) and ``Walk`` (how rules are called
+  on it, and where a node is).
+"""

@@ -2,10 +2,7 @@
 certain: the library catalogue, the project index, the module's own ``async def``s, the
 methods of the enclosing class (in this module by the MRO as far as it shows it, then through
 the index for bases elsewhere), async callback parameters and attributes, and receivers of
-known classes (``values``).
-
-``scripts/coroutines_check.py`` holds it to the LibCST resolver (``codemods/coroutines.py``)
-that the rules not yet moved to the model still use.
+known classes (``values``); and which project function a call certainly calls.
 """
 
 from __future__ import annotations
@@ -120,6 +117,42 @@ class Coroutines:
         elif not isinstance(found, str):
             text += f" (line {found.lineno})"
         return Callee(spelled, text)
+
+    def project_function(self, call: ast.Call) -> FunctionFact | None:
+        """The project function or method a call certainly calls (through the index): a
+        name imported from the project or a module-level ``def`` of this module,
+        ``self.method()``, a method of a receiver of a known project or module class."""
+        project = self.project
+        if project is None:
+            return None
+        func = call.func
+        qualified = self.scopes.qualified_name(func)
+        if qualified is not None:
+            target = project.absolute(qualified)
+            return project.index.function(target) if target else None
+        if isinstance(func, ast.Name):
+            found = self.scopes.resolve(func)
+            if found is None or found[0] is not self.scopes.module:
+                return None
+            if func.id in project.module.ambiguous:
+                return None
+            if all(binding.kind == "def" for binding in found[1]):
+                return project.module.functions.get(func.id)
+            return None
+        if not isinstance(func, ast.Attribute):
+            return None
+        receiver = func.value
+        cls = self.classes.method_class(receiver) if isinstance(receiver, ast.Name) else None
+        if cls is not None:
+            fact = project.index.class_(f"{project.module.name}.{cls.name}")
+            return project.index.method(fact, func.attr)
+        owner = self.values.type_of(receiver)
+        if owner is not None and owner.kind == "project":
+            return project.index.method(owner.project, func.attr)
+        if owner is not None and owner.kind == "local":
+            fact = project.index.class_(f"{project.module.name}.{owner.name}")
+            return project.index.method(fact, func.attr)
+        return None
 
     def _may_be_coroutine_method(self, name: str) -> bool:
         """Could a method of this name be a coroutine on any class a receiver can be known to

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import libcst as cst
 
+from asyncfix.analysis.model import identifiers as identifiers_of
 from asyncfix.codemods.names import Binding, Resolver, dotted_name
 from asyncfix.codemods.walk import walk
 from asyncfix.index import PASS_THROUGH_DECORATORS, ModuleFact, ProjectIndex
@@ -216,6 +217,10 @@ class Locate:
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
         raise NotImplementedError
 
+    def find(self, span: Span, kind: type[cst.CSTNode]) -> cst.CSTNode:
+        """The innermost node of type ``kind`` whose range holds ``span``."""
+        raise NotImplementedError
+
 
 class Rule:
     """Base of every rule: docs as class attributes, handlers, ``report``."""
@@ -328,6 +333,92 @@ class ModelRule(Rule):
             end_line,
             source.column(end_line, getattr(node, "end_col_offset", 0)) + 1,
         )
+
+    def offload(
+        self, node: ast.Call
+    ) -> tuple[list[str], Callable[[cst.CSTNode, Locate], Fix]] | None:
+        """The changes and the builder of the fix that moves the call ``node`` to a worker
+        thread (``offload_fix``): ``await asyncio.to_thread(f, ...)``, before Python 3.9
+        ``await loop.run_in_executor(None, ...)``. None in a generator expression (an
+        ``await`` there makes it an async generator) or outside a function."""
+        place = self.walk.place(node)
+        function = place.function
+        if place.genexp or function is None:
+            return None
+        model = self.model
+        target = self.context.target
+        asyncio_name = model.module_name_for("asyncio")
+        functools_name = model.module_name_for("functools")
+        loop: tuple[str, bool] | None = None
+        if target < (3, 9):
+            existing = _running_loop_of(function, asyncio_name or "asyncio")
+            loop = (
+                (existing, False)
+                if existing
+                else (fresh_name("loop", set(identifiers_of(function))), True)
+            )
+        how = "asyncio.to_thread" if target >= (3, 9) else "loop.run_in_executor"
+        changes = [
+            f"Offloaded `{model.source.segment(node.func)}(...)` to a worker thread with `{how}`"
+        ]
+        if loop is not None and loop[1]:
+            changes.append(
+                f"Added `{loop[0]} = asyncio.get_running_loop()` at the start of the function"
+            )
+        function_span = self.span(function)
+
+        def build(call: cst.CSTNode, locate: Locate) -> Fix:
+            assert isinstance(call, cst.Call)
+            definition = locate.find(function_span, cst.FunctionDef)
+            assert isinstance(definition, cst.FunctionDef)
+            where = Offload(definition, asyncio_name, functools_name, target, loop)
+            new, fix = offloaded_call(call, where)
+            fix.changes.insert(0, changes[0])
+            fix.replace[call] = await_expression(new, call, locate.parent(call))
+            return fix
+
+        return changes, build
+
+
+def _running_loop_of(
+    function: ast.FunctionDef | ast.AsyncFunctionDef, asyncio_name: str
+) -> str | None:
+    """The name ``function`` gives ``asyncio.get_running_loop()`` in the simple statements it
+    starts with, if it does (``_running_loop`` on the stdlib tree)."""
+    if function.body and function.body[0].lineno == function.lineno:
+        return None  # a one-line body
+    for statement in function.body:
+        if isinstance(statement, _COMPOUND):
+            break
+        if (
+            isinstance(statement, ast.Assign)
+            and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name)
+            and isinstance(statement.value, ast.Call)
+            and not statement.value.args
+            and not statement.value.keywords
+            and isinstance(statement.value.func, ast.Attribute)
+            and statement.value.func.attr == "get_running_loop"
+            and isinstance(statement.value.func.value, ast.Name)
+            and statement.value.func.value.id == asyncio_name
+        ):
+            return statement.targets[0].id
+    return None
+
+
+_COMPOUND = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.If,
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.With,
+    ast.AsyncWith,
+    ast.Try,
+    ast.Match,
+)
 
 
 def _key(code: str, message: str, spelled: str) -> str:
@@ -849,6 +940,21 @@ def offload_fix(ctx: Context, node: cst.Call) -> Fix | None:
 _COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
 
 
+@dataclass(frozen=True)
+class Offload:
+    """Where a call is moved to a worker thread: what the fix needs to know about the code
+    around it (from the LibCST walk, or from the semantic model)."""
+
+    function: cst.FunctionDef
+    #: the names ``import asyncio`` / ``import functools`` bind (None: not imported)
+    asyncio_name: str | None
+    functools_name: str | None
+    target: tuple[int, int]
+    #: before Python 3.9, the running loop's name in the function, and whether the fix adds
+    #: ``<name> = asyncio.get_running_loop()`` at its start
+    loop: tuple[str, bool] | None = None
+
+
 def offload_call(ctx: Context, node: cst.Call) -> tuple[cst.Call, Fix] | None:
     """The call that runs ``node`` in a worker thread, keeping its arguments as written (their
     comments and layout), and the imports and statements it needs (a Fix without
@@ -857,10 +963,23 @@ def offload_call(ctx: Context, node: cst.Call) -> tuple[cst.Call, Fix] | None:
     if function is None:
         return None
     asyncio_name = ctx.module_name_for("asyncio")
+    loop = None
+    if ctx.target < (3, 9):
+        existing = _running_loop(function, asyncio_name or "asyncio")
+        if existing is not None:
+            loop = existing, False
+        else:
+            loop = fresh_name("loop", set(ctx.names.occurrences(function))), True
+    where = Offload(function, asyncio_name, ctx.module_name_for("functools"), ctx.target, loop)
+    return offloaded_call(node, where)
+
+
+def offloaded_call(node: cst.Call, where: Offload) -> tuple[cst.Call, Fix]:
+    """``offload_call`` once it is known where the call is."""
     fix = Fix(safety=Safety.UNSAFE, changes=[])
-    if not asyncio_name:
+    if not where.asyncio_name:
         fix.add_imports.append(ImportItem("asyncio"))
-    asyncio_ref = cst.Name(asyncio_name or "asyncio")
+    asyncio_ref = cst.Name(where.asyncio_name or "asyncio")
     # in a call laid out one argument per line, the callable gets a line of its own too
     separator = (
         cst.Comma(whitespace_after=node.whitespace_before_args)
@@ -868,29 +987,38 @@ def offload_call(ctx: Context, node: cst.Call) -> tuple[cst.Call, Fix] | None:
         else _COMMA
     )
     func = cst.Arg(node.func, comma=separator if node.args else cst.MaybeSentinel.DEFAULT)
-    if ctx.target >= (3, 9):
+    if where.target >= (3, 9) or where.loop is None:
         to_thread = cst.Attribute(value=asyncio_ref, attr=cst.Name("to_thread"))
         return node.with_changes(func=to_thread, args=[func, *node.args]), fix
     # before 3.9: loop.run_in_executor(None, func, *args), keywords through functools.partial
-    loop = _running_loop(ctx, function, asyncio_ref, fix)
+    loop, new = where.loop
+    if new:
+        wanted = cst.Call(func=cst.Attribute(value=asyncio_ref, attr=cst.Name("get_running_loop")))
+        statement = cst.SimpleStatementLine(
+            [cst.Assign(targets=[cst.AssignTarget(cst.Name(loop))], value=wanted)]
+        )
+        fix.function_prelude.append((where.function, statement))
+        fix.changes.append(
+            f"Added `{loop} = asyncio.get_running_loop()` at the start of the function"
+        )
     run = cst.Attribute(value=cst.Name(loop), attr=cst.Name("run_in_executor"))
     none = cst.Arg(cst.Name("None"), comma=_COMMA)
     if any(arg.keyword is not None or arg.star == "**" for arg in node.args):
-        functools_name = ctx.module_name_for("functools")
-        if not functools_name:
+        if not where.functools_name:
             fix.add_imports.append(ImportItem("functools"))
         partial = cst.Attribute(
-            value=cst.Name(functools_name or "functools"), attr=cst.Name("partial")
+            value=cst.Name(where.functools_name or "functools"), attr=cst.Name("partial")
         )
         bound = node.with_changes(func=partial, args=[func, *node.args])
         return cst.Call(func=run, args=[none, cst.Arg(bound.with_changes(lpar=[], rpar=[]))]), fix
     return node.with_changes(func=run, args=[none, func, *node.args]), fix
 
 
-def _running_loop(ctx: Context, function: cst.FunctionDef, asyncio_ref: cst.Name, fix: Fix) -> str:
-    """The name of ``asyncio.get_running_loop()`` in ``function``: one the function already sets
-    at its start, else a new ``loop = asyncio.get_running_loop()`` there."""
-    wanted = cst.Call(func=cst.Attribute(value=asyncio_ref, attr=cst.Name("get_running_loop")))
+def _running_loop(function: cst.FunctionDef, asyncio_name: str) -> str | None:
+    """The name ``function`` gives ``asyncio.get_running_loop()`` at its start, if it does."""
+    wanted = cst.Call(
+        func=cst.Attribute(value=cst.Name(asyncio_name), attr=cst.Name("get_running_loop"))
+    )
     body = function.body.body if isinstance(function.body, cst.IndentedBlock) else ()
     for statement in body:
         if not isinstance(statement, cst.SimpleStatementLine):
@@ -903,13 +1031,7 @@ def _running_loop(ctx: Context, function: cst.FunctionDef, asyncio_ref: cst.Name
                 and small.value.deep_equals(wanted)
             ):
                 return small.targets[0].target.value
-    name = fresh_name("loop", set(ctx.names.occurrences(function)))
-    statement = cst.SimpleStatementLine(
-        [cst.Assign(targets=[cst.AssignTarget(cst.Name(name))], value=wanted)]
-    )
-    fix.function_prelude.append((function, statement))
-    fix.changes.append(f"Added `{name} = asyncio.get_running_loop()` at the start of the function")
-    return name
+    return None
 
 
 def source_of(node: cst.CSTNode) -> str:

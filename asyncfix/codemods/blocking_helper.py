@@ -7,13 +7,12 @@ import ast
 import libcst as cst
 
 from asyncfix.analysis.coroutines import shown
-from asyncfix.codemods.base import Project, Rule, offload_fix, source_of
-from asyncfix.codemods.coroutines import may_call_blocking_helper, project_function
+from asyncfix.codemods.base import ModelRule, PendingFix
 from asyncfix.index import BLOCKING_CALLS
 from asyncfix.model import Safety, Severity
 
 
-class BlockingHelper(Rule):
+class BlockingHelper(ModelRule):
     code = "AF205"
     name = "blocking-helper"
     summary = "an async function calls a project sync function that blocks"
@@ -64,28 +63,31 @@ async def handle(request):
     needles = ("async",)
     needs_index = True
 
-    @classmethod
-    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
-        return may_call_blocking_helper(tree, project)
-
-    def visit_Call(self, node: cst.Call) -> None:
-        if self.ctx.project is None or not self.ctx.in_async_body():
+    def on_Call(self, node: ast.Call) -> None:
+        project = self.context.project
+        walk = self.walk
+        if project is None or not walk.in_async_body(node):
             return
-        if isinstance(self.ctx.parent(), cst.Await):
+        if isinstance(walk.parent(node), ast.Await):
             return
-        fact = project_function(self.ctx, node)
+        fact = self.model.coroutines.project_function(node)
         if fact is None or fact.is_coroutine:
             return
-        chain = self.ctx.project.index.blocking_chain(fact)
+        chain = project.index.blocking_chain(fact)
         if chain is None:
             return
         api = chain[-1].removeprefix("builtins.")
         steps = " -> ".join([*chain[:-1], api])
-        spelled = source_of(node.func)
+        spelled = self.model.source.segment(node.func)
         message = f"`{spelled}()` blocks the event loop: {steps} ({BLOCKING_CALLS[chain[-1]]})"
         evidence = [
-            (f"`{fact.qualified}` is a sync function ({shown(fact.path)}:{fact.line})", None),
-            (f"it reaches `{api}()` through {steps}", None),
+            f"`{fact.qualified}` is a sync function ({shown(fact.path)}:{fact.line})",
+            f"it reaches `{api}()` through {steps}",
         ]
-        fix = offload_fix(self.ctx, node)
-        self.report(node, message if fix else message + " (no fix here)", fix, evidence)
+        offload = self.offload(node)
+        if offload is None:
+            self.report(node, message + " (no fix here)", None, evidence)
+            return
+        changes, build = offload
+        pending = PendingFix(node, cst.Call, build)
+        self.report(node, message, (Safety.UNSAFE, changes, pending), evidence)

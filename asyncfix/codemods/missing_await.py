@@ -7,9 +7,31 @@ import ast
 import libcst as cst
 
 from asyncfix.codemods.base import Fix, Locate, ModelRule, PendingFix, await_expression
-from asyncfix.codemods.coroutines import VALUE_CONSUMERS
 from asyncfix.model import Safety, Severity
 
+#: builtins that use the value of their argument (a coroutine there is a bug)
+VALUE_CONSUMERS = frozenset(
+    {
+        "print",
+        "str",
+        "repr",
+        "len",
+        "bool",
+        "int",
+        "float",
+        "list",
+        "tuple",
+        "set",
+        "dict",
+        "sorted",
+        "sum",
+        "min",
+        "max",
+        "any",
+        "all",
+        "format",
+    }
+)
 _CONSUMERS = frozenset(f"builtins.{name}" for name in VALUE_CONSUMERS)
 
 

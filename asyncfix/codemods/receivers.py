@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from asyncfix.analysis.catalogue import LIBRARY_FACTORIES, LIBRARY_METHODS
-from asyncfix.analysis.values import AWAITABLE_TYPES, CALLABLE_TYPES, OPTIONAL_TYPES
+from asyncfix.analysis.values import OPTIONAL_TYPES
 from asyncfix.codemods.names import dotted_name, flatten_target
 from asyncfix.codemods.walk import walk
-from asyncfix.index import BLOCKING_METHODS, SAME_TYPE, ClassFact, FunctionFact
+from asyncfix.index import BLOCKING_METHODS, SAME_TYPE, ClassFact
 
 if TYPE_CHECKING:
     from asyncfix.codemods.base import ClassFacts, Context
@@ -41,39 +41,15 @@ class Type:
     project: ClassFact | None = field(default=None, compare=False, hash=False)
     local: ClassFacts | None = field(default=None, compare=False, hash=False)
 
-    def coroutine_method(
-        self, ctx: Context, method: str
-    ) -> FunctionFact | cst.FunctionDef | str | None:
-        """The coroutine ``method`` is on this class (a library name, an index fact or a local
-        ``async def``), or None when it is not known to be one."""
-        from asyncfix.codemods.base import is_coroutine_function
-
-        if self.kind == "library":
-            known = LIBRARY_METHODS.get(self.name, frozenset())
-            return f"{self.name}.{method}" if method in known else None
-        if self.kind == "project" and ctx.project is not None:
-            found = ctx.project.index.method(self.project, method)
-            return found if found is not None and found.is_coroutine else None
-        if self.kind == "local" and self.local is not None:
-            definitions = ctx.lookup_method(self.local, method)
-            if definitions is None and ctx.project is not None:
-                fact = ctx.project.index.class_(f"{ctx.project.module.name}.{self.name}")
-                found = ctx.project.index.method(fact, method) if fact is not None else None
-                return found if found is not None and found.is_coroutine else None
-            if definitions and all(is_coroutine_function(d) for d in definitions):
-                return definitions[-1]
-        return None
-
 
 @dataclass(frozen=True)
 class Source:
-    """One way ``self.x`` gets its value: the class it holds, or an async callback."""
+    """One way ``self.x`` gets its value: the class it holds."""
 
     type: Type | None
-    awaitable_callable: bool
 
 
-UNKNOWN = Source(None, False)
+UNKNOWN = Source(None)
 
 
 class Receivers:
@@ -147,20 +123,6 @@ class Receivers:
             if qualified in OPTIONAL_TYPES and isinstance(element, cst.Index):
                 return element.value
         return node
-
-    def is_awaitable_callable(self, annotation: cst.BaseExpression) -> bool:
-        """``Callable[..., Awaitable[X]]`` / ``Callable[[A], Coroutine[...]]`` (optional too)."""
-        inner = self._unwrap_optional(annotation)
-        if not isinstance(inner, cst.Subscript) or len(inner.slice) != 2:
-            return False
-        if self.ctx.names.qualified_name(inner.value, [self.ctx.module]) not in CALLABLE_TYPES:
-            return False
-        returned = inner.slice[1].slice
-        if not isinstance(returned, cst.Index):
-            return False
-        value = returned.value
-        target = value.value if isinstance(value, cst.Subscript) else value
-        return self.ctx.names.qualified_name(target, [self.ctx.module]) in AWAITABLE_TYPES
 
     # -- receivers ----------------------------------------------------------------------
 
@@ -237,12 +199,6 @@ class Receivers:
         types = {source.type for source in self._sources(cls, attribute)}
         return types.pop() if len(types) == 1 else None
 
-    def is_awaitable_callable_attribute(self, cls: cst.ClassDef, attribute: str) -> bool:
-        """Every value ``self.<attribute>`` gets is annotated ``Callable[..., Awaitable[...]]``
-        (an async callback stored on the object)."""
-        sources = self._sources(cls, attribute)
-        return sources != [UNKNOWN] and all(source.awaitable_callable for source in sources)
-
     def _sources(self, cls: cst.ClassDef, attribute: str) -> list[Source]:
         table = self._self_attributes.get(id(cls))
         if table is None:
@@ -254,7 +210,7 @@ class Receivers:
         return table.get(attribute, [UNKNOWN])
 
     def _annotated(self, annotation: cst.BaseExpression) -> Source:
-        return Source(self.annotation(annotation), self.is_awaitable_callable(annotation))
+        return Source(self.annotation(annotation))
 
     def _collect(self, cls: cst.ClassDef) -> dict[str, list[Source]]:
         table: dict[str, list[Source]] = {}
@@ -316,7 +272,7 @@ class Receivers:
                     elif isinstance(value, cst.Name) and value.value in annotated:
                         table.setdefault(name, []).append(self._annotated(annotated[value.value]))
                     else:
-                        table.setdefault(name, []).append(Source(self._value(value, scopes), False))
+                        table.setdefault(name, []).append(Source(self._value(value, scopes)))
             return True
 
         walk(method.body, visit)
