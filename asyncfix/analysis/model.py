@@ -14,10 +14,12 @@ import ast
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from asyncfix.analysis.classes import Classes, top_level_statements
 from asyncfix.analysis.coroutines import Coroutines, SourceText
+from asyncfix.analysis.resources import Resources
 from asyncfix.analysis.scopes import Binding, Scopes
 from asyncfix.analysis.values import Values
 from asyncfix.index import ast_dotted_name
@@ -41,6 +43,11 @@ class SemanticModel:
         self.classes = Classes(tree, self.scopes)
         self.values = Values(self.scopes, self.classes, project)
         self.coroutines = Coroutines(self.scopes, self.classes, self.values, self.source, project)
+
+    @cached_property
+    def resources(self) -> Resources:
+        """Which values are async resources (asked by the resource rules only)."""
+        return Resources(self.tree, self.scopes, self.project)
 
     def imported_packages(self) -> frozenset[str]:
         """The top-level packages the module imports at module level (``asyncio``, ``anyio``,

@@ -13,25 +13,17 @@ from __future__ import annotations
 
 import ast
 
-import libcst as cst
-
-from asyncfix.codemods.base import Context, Project, Rule, ast_nodes, source_of
-from asyncfix.codemods.races import in_order, self_name
-from asyncfix.codemods.unclosed_resource import (
-    call_name,
-    passed_over_resource,
-    resource_names,
-    resource_of,
-)
-from asyncfix.codemods.walk import descendants
-from asyncfix.index import NEUTRAL_BASES
+from asyncfix.analysis.model import in_order
+from asyncfix.analysis.resources import called
+from asyncfix.codemods.base import ModelContext, ModelRule
+from asyncfix.index import NEUTRAL_BASES, ast_dotted_name
 from asyncfix.model import Safety, Severity
 
 #: methods of a resource that close it
 _CLOSERS = frozenset({"close", "aclose", "disconnect", "terminate", "shutdown", "__aexit__"})
 
 
-class StoredResourceNeverClosed(Rule):
+class StoredResourceNeverClosed(ModelRule):
     code = "AF503"
     name = "stored-resource-never-closed"
     summary = "a class stores an async client or connection on `self` and never closes it"
@@ -80,42 +72,30 @@ class Weather:
     needles = ("self",)
     needs_index = True
 
-    @classmethod
-    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
-        """``self.<x> = <resource constructor>(...)`` somewhere in a class."""
-        names = resource_names(project, tree)
-        for node in ast_nodes(tree):
-            if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
-                continue
-            if not any(isinstance(target, ast.Attribute) for target in _ast_targets(node)):
-                continue
-            name = call_name(node.value)
-            if name in names:
-                return True
-            passed_over_resource(project, name)
-        return False
-
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: ModelContext) -> None:
         super().__init__(ctx)
         self._closed_in_module: set[str] | None = None
-        self._classes: dict[str, cst.ClassDef] | None = None
+        self._classes: dict[str, ast.ClassDef] | None = None
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+    def on_ClassDef(self, node: ast.ClassDef) -> None:
         if not self._bases_visible(node):
             return
         methods = [
-            statement for statement in node.body.body if isinstance(statement, cst.FunctionDef)
+            statement
+            for statement in node.body
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef))
         ]
-        stored: dict[str, tuple[cst.BaseExpression, str]] = {}
+        resources = self.model.resources
+        stored: dict[str, tuple[ast.expr, str]] = {}
         for method in methods:
-            receiver = self_name(method)
+            receiver = _self_name(method)
             if receiver is None:
                 continue
             for statement in in_order(method.body):
                 target, value = _stored(statement, receiver)
                 if target is None or value is None or target in stored:
                     continue
-                found = resource_of(self.ctx, value)
+                found = resources.resource_of(value)
                 if found is not None:
                     stored[target] = (value, found[1].close)
         if not stored:
@@ -129,102 +109,104 @@ class Weather:
         for attribute, (value, close) in stored.items():
             if attribute in handled:
                 continue
-            call = value.expression if isinstance(value, cst.Await) else value
-            assert isinstance(call, cst.Call)
+            call = called(value)
+            assert call is not None
             self.report(
                 value,
-                f"`self.{attribute} = {source_of(call.func)}(...)` is never closed: nothing in "
-                f"`{node.name.value}` closes or hands on `self.{attribute}`; add an "
-                f"`async def close()` that awaits `self.{attribute}.{close}()`, and call it "
+                f"`self.{attribute} = {self.model.source.segment(call.func)}(...)` is never "
+                f"closed: nothing in `{node.name}` closes or hands on `self.{attribute}`; add "
+                f"an `async def close()` that awaits `self.{attribute}.{close}()`, and call it "
                 "when the object is done",
             )
 
-    def _bases_visible(self, node: cst.ClassDef) -> bool:
-        """Every base is neutral or a class of this module (whose code the module check
+    def _bases_visible(self, node: ast.ClassDef) -> bool:
+        """Every base is a class of this module (which the search of related classes
         covers); a base from elsewhere could close the attribute."""
         classes = self._module_classes()
         for base in node.bases:
-            if base.keyword is not None:
-                continue
-            name = source_of(base.value)
+            name = self.model.source.segment(base)
             if name in NEUTRAL_BASES or name in classes:
                 continue
             return False
         return True
 
-    def _module_classes(self) -> dict[str, cst.ClassDef]:
+    def _module_classes(self) -> dict[str, ast.ClassDef]:
         if self._classes is None:
             self._classes = {
-                statement.name.value: statement
-                for statement in self.ctx.module.body
-                if isinstance(statement, cst.ClassDef)
+                statement.name: statement
+                for statement in self.model.tree.body
+                if isinstance(statement, ast.ClassDef)
             }
         return self._classes
 
-    def _handled(self, node: cst.ClassDef, attributes: set[str]) -> set[str]:
-        """The attributes the class closes or hands on somewhere."""
+    def _handled(self, node: ast.ClassDef, attributes: set[str]) -> set[str]:
+        parents = self.model.scopes.parents
         handled: set[str] = set()
-        for method in node.body.body:
-            if not isinstance(method, cst.FunctionDef):
+        for method in node.body:
+            if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
-            receiver = self_name(method)
+            receiver = _self_name(method)
             if receiver is None:
                 continue
-            parents: dict[int, cst.CSTNode] = {}
-            for child in descendants(method.body, parents):
+            for child in (n for statement in method.body for n in ast.walk(statement)):
                 if not (
-                    isinstance(child, cst.Attribute)
-                    and isinstance(child.value, cst.Name)
-                    and child.value.value == receiver
-                    and child.attr.value in attributes
+                    isinstance(child, ast.Attribute)
+                    and isinstance(child.value, ast.Name)
+                    and child.value.id == receiver
+                    and child.attr in attributes
                 ):
                     continue
                 parent = parents.get(id(child))
-                if isinstance(parent, cst.Attribute) and parent.value is child:
+                if isinstance(parent, ast.Attribute) and parent.value is child:
                     continue  # self.session.get(...): a use
-                if isinstance(parent, cst.AssignTarget) or (
-                    isinstance(parent, (cst.AnnAssign, cst.AugAssign)) and parent.target is child
+                if (isinstance(parent, ast.Assign) and child in parent.targets) or (
+                    isinstance(parent, (ast.AnnAssign, ast.AugAssign)) and parent.target is child
                 ):
                     continue  # stored into, not handed on
-                if isinstance(parent, (cst.Comparison, cst.ComparisonTarget, cst.If)):
+                if isinstance(parent, (ast.Compare, ast.If)):
                     continue  # `if self.session is None`, `if self.session:`
-                if isinstance(parent, (cst.UnaryOperation, cst.BooleanOperation)):
+                if isinstance(parent, (ast.UnaryOp, ast.BoolOp)):
                     continue  # `not self.session`, `self.session and ...`
-                handled.add(child.attr.value)  # returned, passed, stored, entered: handed on
+                handled.add(child.attr)  # returned, passed, stored, entered: handed on
         return handled
 
     def _closed_anywhere(self) -> set[str]:
-        """Attributes closed anywhere in the module: ``<anything>.<attr>.close()``, and
+        """Attributes some code of the module closes: ``<anything>.<attr>.close()``, also
         ``<anything>.<attr>.session.close()`` for a resource its ``session`` closes."""
         if self._closed_in_module is None:
             closed: set[str] = set()
-            for child in descendants(self.ctx.module):
-                if isinstance(child, cst.Attribute) and child.attr.value in _CLOSERS:
+            for child in ast.walk(self.model.tree):
+                if isinstance(child, ast.Attribute) and child.attr in _CLOSERS:
                     inner = child.value
-                    while isinstance(inner, cst.Attribute):
-                        closed.add(inner.attr.value)
+                    while isinstance(inner, ast.Attribute):
+                        closed.add(inner.attr)
                         inner = inner.value
             self._closed_in_module = closed
         return self._closed_in_module
 
 
-def _ast_targets(node: ast.Assign | ast.AnnAssign) -> list[ast.expr]:
-    return list(node.targets) if isinstance(node, ast.Assign) else [node.target]
+def _self_name(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+    params = [*function.args.posonlyargs, *function.args.args]
+    if not params:
+        return None
+    if any(ast_dotted_name(d) in ("staticmethod", "classmethod") for d in function.decorator_list):
+        return None
+    return params[0].arg
 
 
-def _stored(node: cst.CSTNode, receiver: str) -> tuple[str | None, cst.BaseExpression | None]:
+def _stored(node: ast.AST, receiver: str) -> tuple[str | None, ast.expr | None]:
     """``self.<attr> = <value>`` (or annotated): the attribute and the value."""
-    if isinstance(node, cst.Assign) and len(node.targets) == 1:
-        target: cst.BaseExpression = node.targets[0].target
-        value: cst.BaseExpression | None = node.value
-    elif isinstance(node, cst.AnnAssign):
+    if isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target: ast.expr = node.targets[0]
+        value: ast.expr | None = node.value
+    elif isinstance(node, ast.AnnAssign):
         target, value = node.target, node.value
     else:
         return None, None
     if (
-        isinstance(target, cst.Attribute)
-        and isinstance(target.value, cst.Name)
-        and target.value.value == receiver
+        isinstance(target, ast.Attribute)
+        and isinstance(target.value, ast.Name)
+        and target.value.id == receiver
     ):
-        return target.attr.value, value
+        return target.attr, value
     return None, None
