@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncfix.codemods.unclosed_resource import is_value_annotation
+from asyncfix.analysis.resources import is_value_annotation
 from asyncfix.index import ProjectIndex, facts_from_source, from_raw, to_raw
 
 SOURCE = '''
