@@ -70,6 +70,15 @@ async def handle(request):
             return
         if isinstance(walk.parent(node), ast.Await):
             return
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        if name is None:
+            return
+        if name not in project.index.blocking_names():
+            # no project function of this name blocks: the file's result depends on that
+            # staying so (recorded for the results cache)
+            project.index.passed_over("blocking", name)
+            return
         fact = self.model.coroutines.project_function(node)
         if fact is None or fact.is_coroutine:
             return

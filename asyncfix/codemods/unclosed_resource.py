@@ -89,53 +89,61 @@ async def status(url):
     needles = ("async",)
     needs_index = True
 
-    def on_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
-        resources = self.model.resources
-        for statement in in_order(node.body):
-            if not isinstance(statement, ast.Assign) or len(statement.targets) != 1:
-                continue
-            target = statement.targets[0]
-            if not isinstance(target, ast.Name):
-                continue
-            found = resources.resource_of(statement.value)
-            if found is None:
-                continue
-            qualified, resource = found
-            problem = self._problem(node, statement, target.id, resource)
-            call = called(statement.value)
-            if problem is None or call is None:
-                continue
-            message = (
-                f"`{target.id} = {self.model.source.segment(call.func)}(...)` {problem}; "
-                + ("use `async with`" if resource.async_with else "close it in `finally`")
-                + f" (`await {target.id}.{resource.close}()`)"
+    def on_Assign(self, statement: ast.Assign) -> None:
+        if len(statement.targets) != 1 or not isinstance(statement.targets[0], ast.Name):
+            return
+        target = statement.targets[0]
+        found = self.model.resources.resource_of(statement.value)
+        if found is None:
+            return
+        # a local of the coroutine whose body (its blocks, not a nested def or class) holds it
+        node = self.walk.place(statement).function
+        if isinstance(node, ast.AsyncFunctionDef):
+            self._created(node, statement, target, *found)
+
+    def _created(
+        self,
+        node: ast.AsyncFunctionDef,
+        statement: ast.Assign,
+        target: ast.Name,
+        qualified: str,
+        resource: Resource,
+    ) -> None:
+        problem = self._problem(node, statement, target.id, resource)
+        call = called(statement.value)
+        if problem is None or call is None:
+            return
+        message = (
+            f"`{target.id} = {self.model.source.segment(call.func)}(...)` {problem}; "
+            + ("use `async with`" if resource.async_with else "close it in `finally`")
+            + f" (`await {target.id}.{resource.close}()`)"
+        )
+        evidence: list[str] = []
+        if resource.exit_fact is not None:
+            where = f"{shown(resource.exit_fact.path)}:{resource.exit_fact.line}"
+            closing = " and ".join(f"`self.{path}()`" for path in resource.closes)
+            evidence.append(
+                f"`{qualified}` is an async context manager whose `__aexit__` awaits "
+                f"{closing} ({where})"
             )
-            evidence: list[str] = []
-            if resource.exit_fact is not None:
-                where = f"{shown(resource.exit_fact.path)}:{resource.exit_fact.line}"
-                closing = " and ".join(f"`self.{path}()`" for path in resource.closes)
-                evidence.append(
-                    f"`{qualified}` is an async context manager whose `__aexit__` awaits "
-                    f"{closing} ({where})"
-                )
-            reason = self._no_fix_reason(node, statement, target.id, call, resource)
-            if reason is not None:
-                self.report(statement.value, f"{message} (no fix: {reason})", None, evidence)
-                continue
-            if resource.async_with:
-                change = (
-                    f"Wrapped the uses of `{target.id}` in `async with "
-                    f"{self.model.source.segment(call.func)}(...) as {target.id}:`"
-                )
-            else:
-                change = f"Closed `{target.id}` in `finally` around its uses"
-            changes = [change]
-            pending = PendingFix(
-                statement,
-                cst.SimpleStatementLine,
-                _build(changes, self.span(node), target.id, resource),
+        reason = self._no_fix_reason(node, statement, target.id, call, resource)
+        if reason is not None:
+            self.report(statement.value, f"{message} (no fix: {reason})", None, evidence)
+            return
+        if resource.async_with:
+            change = (
+                f"Wrapped the uses of `{target.id}` in `async with "
+                f"{self.model.source.segment(call.func)}(...) as {target.id}:`"
             )
-            self.report(statement.value, message, (Safety.UNSAFE, changes, pending), evidence)
+        else:
+            change = f"Closed `{target.id}` in `finally` around its uses"
+        changes = [change]
+        pending = PendingFix(
+            statement,
+            cst.SimpleStatementLine,
+            _build(changes, self.span(node), target.id, resource),
+        )
+        self.report(statement.value, message, (Safety.UNSAFE, changes, pending), evidence)
 
     # -- is it closed on every path? ---------------------------------------------------
 
