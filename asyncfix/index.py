@@ -480,13 +480,37 @@ def parse_ast(text: str) -> ast.Module:
 
 
 def _without_type_parameters(text: str) -> str | None:
-    """``text`` without PEP 695 syntax (each cut inside one line, so no line moves), or None
-    when there is none, a type-parameter list spans lines, or ``tokenize`` fails."""
+    """``text`` without PEP 695 syntax, every other character where it was (so positions in
+    the tree are the text's), or None when there is none or ``tokenize`` fails:
+
+    - ``def f[T](x):`` -> ``def f(   x):`` and ``class C[T](Base):`` -> ``class C(   Base):``
+      (the list becomes the opening parenthesis and blanks; a list may span lines, inside
+      the parenthesis);
+    - ``class C[T]:`` -> ``class C(  ):``;
+    - ``type X[T] = ...`` -> ``X         = ...`` (the name moves to where ``type`` was; the
+      parameters of an alias must stay on its line)."""
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, SyntaxError):
         return None
-    cuts: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    lines = [list(line) for line in text.splitlines(keepends=True)]
+    changed = False
+
+    def put(position: tuple[int, int], character: str) -> None:
+        row, column = position
+        lines[row - 1][column] = character
+
+    def blank(start: tuple[int, int], end: tuple[int, int]) -> None:
+        row, column = start
+        while (row, column) < end:
+            line = lines[row - 1]
+            if column >= len(line):
+                row, column = row + 1, 0
+                continue
+            if line[column] not in "\r\n":
+                line[column] = " "
+            column += 1
+
     statement_start = True
     index = 0
     count = len(tokens)
@@ -503,7 +527,14 @@ def _without_type_parameters(text: str) -> str | None:
                 end = _closing(tokens, after)
                 if end is None:
                     return None
-                cuts.append((tokens[after].start, tokens[end].end))
+                blank(tokens[after].start, tokens[end].end)
+                put(tokens[after].start, "(")
+                following = tokens[end + 1] if end + 1 < count else None
+                if following is not None and following.string == "(":
+                    put(following.start, " ")  # the bases or parameters go on inside ours
+                else:
+                    put(tokens[end].start, ")")
+                changed = True
                 index = end + 1
                 statement_start = False
                 continue
@@ -513,9 +544,13 @@ def _without_type_parameters(text: str) -> str | None:
             if end is None:
                 return None
             if end + 1 < count and tokens[end + 1].string == "=":
-                cuts.append((token.start, tokens[index + 1].start))
-                if end != after - 1:
-                    cuts.append((tokens[after].start, tokens[end].end))
+                name = tokens[index + 1]
+                if tokens[end].end[0] != token.start[0] or name.start[0] != token.start[0]:
+                    return None
+                blank(token.start, tokens[end].end)
+                row, column = token.start
+                lines[row - 1][column : column + len(name.string)] = list(name.string)
+                changed = True
                 index = end + 1
                 statement_start = False
                 continue
@@ -523,15 +558,9 @@ def _without_type_parameters(text: str) -> str | None:
             kind == tokenize.OP and string == ";"
         )
         index += 1
-    if not cuts:
+    if not changed:
         return None
-    lines = text.splitlines(keepends=True)
-    for (row, start), (end_row, end) in reversed(cuts):
-        if row != end_row:
-            return None
-        line = lines[row - 1]
-        lines[row - 1] = line[:start] + line[end:]
-    return "".join(lines)
+    return "".join("".join(line) for line in lines)
 
 
 def _closing(tokens: list[tokenize.TokenInfo], opening: int) -> int | None:

@@ -465,6 +465,42 @@ def test_parse_ast_takes_type_parameters_and_keeps_lines() -> None:
     assert lines == {"Alias = int": 1, "Pair = tuple[T, T]": 2, "Box": 3, "first": 5, "type = 3": 6}
     box = tree.body[2]
     assert isinstance(box, ast.ClassDef) and box.body[0].lineno == 4
+    # every other node is where the text has it: the rules report and fix by these positions
+    source = text.splitlines()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Call, ast.arg, ast.Subscript)):
+            line = source[node.lineno - 1]
+            assert line[node.col_offset : node.end_col_offset] == ast.unparse(node), line
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="ast parses PEP 695 itself")
+def test_parse_ast_takes_type_parameters_across_lines() -> None:
+    text = textwrap.dedent(
+        """        class Entity[
+            _DataT: Coordinator,  # a comment
+        ](Base[_DataT], Mixin):
+            async def refresh[
+                T
+            ](self, x: T = default()) -> T:
+                return await fetch(x)
+        class Plain[
+            T,
+        ]:
+            pass
+        """
+    )
+    tree = parse_ast(text)
+    entity, plain = tree.body
+    assert isinstance(entity, ast.ClassDef) and isinstance(plain, ast.ClassDef)
+    assert [ast.unparse(base) for base in entity.bases] == ["Base[_DataT]", "Mixin"]
+    assert plain.bases == [] and plain.body[0].lineno == 11
+    refresh = entity.body[0]
+    assert isinstance(refresh, ast.AsyncFunctionDef) and refresh.lineno == 4
+    call = next(
+        n for n in ast.walk(refresh) if isinstance(n, ast.Call) and ast.unparse(n) == "fetch(x)"
+    )
+    assert (call.lineno, call.col_offset) == (7, 21)
+    assert [a.arg for a in refresh.args.args] == ["self", "x"]
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="ast parses PEP 695 itself")
@@ -472,7 +508,7 @@ def test_parse_ast_still_rejects_what_is_not_python() -> None:
     with pytest.raises(SyntaxError):
         parse_ast("class Box[T](\n")
     with pytest.raises(SyntaxError):
-        parse_ast("def f[\n    T,\n](x): ...\n")  # across lines: left to LibCST
+        parse_ast("type X[\n    T,\n] = list[T]\n")  # an alias's list across lines
     with pytest.raises(SyntaxError):
         parse_ast("type X = = 1\n")
 
