@@ -504,6 +504,19 @@ def test_parse_ast_takes_type_parameters_across_lines() -> None:
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="ast parses PEP 695 itself")
+def test_a_string_that_fools_the_quick_cut_is_cut_carefully() -> None:
+    from asyncfix.index import _quick_without_type_parameters
+
+    text = 'NOTE = "def f[ is how a generic starts"\nclass Box[T]:\n    size: int = 1\n'
+    assert _quick_without_type_parameters(text) is None  # the scan cannot tell: no guess
+    tree = parse_ast(text)
+    box = tree.body[1]
+    assert isinstance(box, ast.ClassDef) and box.name == "Box" and box.lineno == 2
+    assert isinstance(tree.body[0], ast.Assign)
+    assert tree.body[0].value.value == "def f[ is how a generic starts"  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="ast parses PEP 695 itself")
 def test_parse_ast_still_rejects_what_is_not_python() -> None:
     with pytest.raises(SyntaxError):
         parse_ast("class Box[T](\n")

@@ -126,18 +126,13 @@ class Coroutines:
         if project is None:
             return None
         func = call.func
-        qualified = self.scopes.qualified_name(func)
-        if qualified is not None:
-            target = project.absolute(qualified)
-            return project.index.function(target) if target else None
-        if isinstance(func, ast.Name):
-            found = self.scopes.resolve(func)
-            if found is None or found[0] is not self.scopes.module:
-                return None
-            if func.id in project.module.ambiguous:
-                return None
-            if all(binding.kind == "def" for binding in found[1]):
-                return project.module.functions.get(func.id)
+        where = project_name(self.scopes, project, func, "def")
+        if where is not None:
+            scope, name = where
+            if scope == "global":
+                return project.index.function(name)
+            return project.module.functions.get(name)
+        if isinstance(func, ast.Name) or self.scopes.qualified_name(func) is not None:
             return None
         if not isinstance(func, ast.Attribute):
             return None
@@ -256,6 +251,26 @@ class SourceText:
             if indent and parts[index].startswith(indent):
                 parts[index] = parts[index][len(indent) :]
         return "".join(parts)
+
+
+def project_name(
+    scopes: Scopes, project: Project, func: ast.expr, kind: str
+) -> tuple[str, str] | None:
+    """Where ``func`` points in the project: ("global", "pkg.mod.name") through an import,
+    or ("local", "name") for a module-level name bound only by ``kind`` statements ("def" or
+    "class") and not ambiguous in the index."""
+    qualified = scopes.qualified_name(func)
+    if qualified is not None:
+        target = project.absolute(qualified)
+        return ("global", target) if target else None
+    if not isinstance(func, ast.Name):
+        return None
+    found = scopes.resolve(func)
+    if found is None or found[0] is not scopes.module or func.id in project.module.ambiguous:
+        return None
+    if all(binding.kind == kind for binding in found[1]):
+        return "local", func.id
+    return None
 
 
 def shown(path: str) -> str:

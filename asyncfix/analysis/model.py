@@ -138,6 +138,10 @@ class Walk:
         return self.model.scopes.parents.get(id(node))
 
     def place(self, node: ast.AST) -> Place:
+        """Where ``node`` is. It must be a node the traversal recorded a parent for: every
+        node but the name a single-target assignment (``x = ...``, ``x: T = ...``, ``x :=
+        ...``) binds and the ``arguments``/``arg`` nodes of a definition -- ask about their
+        statement or function instead."""
         places = self._places
         found = places.get(id(node))
         if found is not None:
@@ -265,6 +269,24 @@ def identifiers(node: ast.AST) -> Counter[str]:
         elif isinstance(child, ast.MatchMapping) and child.rest:
             counts[child.rest] += 1
     return counts
+
+
+#: ``try`` statements (``except*`` from Python 3.11)
+TRY: tuple[type[ast.stmt], ...] = (ast.Try, getattr(ast, "TryStar", ast.Try))
+#: statements with blocks (the others are simple statements, which LibCST puts on lines)
+COMPOUND: tuple[type[ast.stmt], ...] = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.If,
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.With,
+    ast.AsyncWith,
+    *TRY,
+    ast.Match,
+)
 
 
 def in_order(node: ast.AST | list[ast.stmt]) -> Iterator[ast.AST]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from asyncfix.analysis.coroutines import project_name
 from asyncfix.analysis.scopes import Scopes
 from asyncfix.index import ClassFact, FunctionFact, ProjectIndex
 
@@ -174,22 +175,13 @@ class Resources:
     def project_class(self, func: ast.expr) -> ClassFact | None:
         """The project class an expression certainly names (through the index), or None."""
         project = self.project
-        if project is None:
+        where = project_name(self.scopes, project, func, "class") if project else None
+        if project is None or where is None:
             return None
-        qualified = self.scopes.qualified_name(func)
-        if qualified is not None:
-            target = project.absolute(qualified)
-            return project.index.class_(target) if target else None
-        if not isinstance(func, ast.Name):
-            return None
-        found = self.scopes.resolve(func)
-        if found is None or found[0] is not self.scopes.module:
-            return None
-        if func.id in project.module.ambiguous:
-            return None
-        if all(binding.kind == "class" for binding in found[1]):
-            return project.module.classes.get(func.id)
-        return None
+        scope, name = where
+        if scope == "global":
+            return project.index.class_(name)
+        return project.module.classes.get(name)
 
     def _project_resource(self, call: ast.Call) -> tuple[str, Resource] | None:
         """An instance of a project class that is an async context manager whose

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import libcst as cst
 
+from asyncfix.analysis.model import COMPOUND
 from asyncfix.analysis.model import identifiers as identifiers_of
 from asyncfix.codemods.names import Binding, Resolver, dotted_name
 from asyncfix.codemods.walk import walk
@@ -388,7 +389,7 @@ def _running_loop_of(
     if function.body and function.body[0].lineno == function.lineno:
         return None  # a one-line body
     for statement in function.body:
-        if isinstance(statement, _COMPOUND):
+        if isinstance(statement, COMPOUND):
             break
         if (
             isinstance(statement, ast.Assign)
@@ -404,21 +405,6 @@ def _running_loop_of(
         ):
             return statement.targets[0].id
     return None
-
-
-_COMPOUND = (
-    ast.FunctionDef,
-    ast.AsyncFunctionDef,
-    ast.ClassDef,
-    ast.If,
-    ast.For,
-    ast.AsyncFor,
-    ast.While,
-    ast.With,
-    ast.AsyncWith,
-    ast.Try,
-    ast.Match,
-)
 
 
 def _key(code: str, message: str, spelled: str) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import libcst as cst
 
 from asyncfix.analysis.coroutines import shown
-from asyncfix.analysis.model import alone_on_its_line, in_order, names_in
+from asyncfix.analysis.model import COMPOUND, TRY, alone_on_its_line, in_order, names_in
 from asyncfix.analysis.resources import READ_METHODS, Resource, called
 from asyncfix.codemods.base import Fix, Locate, ModelRule, PendingFix
 from asyncfix.codemods.names import dotted_name
@@ -220,7 +220,7 @@ async def status(url):
         child: ast.AST = node
         parent = parents.get(id(child))
         while parent is not None:
-            if isinstance(parent, _TRY) and child in getattr(parent, "finalbody", ()):
+            if isinstance(parent, TRY) and child in getattr(parent, "finalbody", ()):
                 return True
             child, parent = parent, parents.get(id(parent))
         return False
@@ -242,7 +242,7 @@ async def status(url):
                 continue
             if node is close or node is holder:
                 break
-            if started and isinstance(node, ast.stmt) and not isinstance(node, _COMPOUND):
+            if started and isinstance(node, ast.stmt) and not isinstance(node, COMPOUND):
                 out.append(node)
         return out
 
@@ -361,23 +361,6 @@ async def status(url):
         previous = body[index - 1]
         above = range((previous.end_lineno or previous.lineno) + 1, statement.lineno)
         return any(source.lines[line - 1].strip().startswith("#") for line in above)
-
-
-#: ``try`` statements (``except*`` from Python 3.11)
-_TRY: tuple[type[ast.stmt], ...] = (ast.Try, getattr(ast, "TryStar", ast.Try))
-_COMPOUND = (
-    ast.FunctionDef,
-    ast.AsyncFunctionDef,
-    ast.ClassDef,
-    ast.If,
-    ast.For,
-    ast.AsyncFor,
-    ast.While,
-    ast.With,
-    ast.AsyncWith,
-    *_TRY,
-    ast.Match,
-)
 
 
 def _suspends_or_calls(statement: ast.stmt) -> bool:
