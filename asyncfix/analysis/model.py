@@ -117,12 +117,9 @@ class Walk:
         """Each rule's handlers, called with the nodes of their types in source order."""
         by_type = self.model.scopes.by_type
         for rule in rules:
-            handlers: dict[type, Callable[[Any], None]] = {}
-            for attr in dir(rule):
-                if attr.startswith("on_"):
-                    kind = getattr(ast, attr[3:], None)
-                    if isinstance(kind, type):
-                        handlers[kind] = getattr(rule, attr)
+            handlers: dict[type, Callable[[Any], None]] = {
+                kind: getattr(rule, attr) for kind, attr in _handler_names(type(rule))
+            }
             module = handlers.pop(ast.Module, None)
             if module is not None:
                 module(self.model.tree)
@@ -301,6 +298,23 @@ def in_order(node: ast.AST | list[ast.stmt]) -> Iterator[ast.AST]:
         ):
             continue
         stack.extend(reversed(list(ast.iter_child_nodes(current))))
+
+
+_HANDLERS: dict[type, tuple[tuple[type, str], ...]] = {}
+
+
+def _handler_names(rule: type) -> tuple[tuple[type, str], ...]:
+    """A rule class's ``on_<NodeType>`` handlers: (node type, method name)."""
+    found = _HANDLERS.get(rule)
+    if found is None:
+        names = []
+        for attr in dir(rule):
+            if attr.startswith("on_"):
+                kind = getattr(ast, attr[3:], None)
+                if isinstance(kind, type):
+                    names.append((kind, attr))
+        found = _HANDLERS[rule] = tuple(names)
+    return found
 
 
 def _position(node: ast.AST) -> tuple[int, int]:
