@@ -7,7 +7,8 @@ rules that have moved to it (``codemods.base.ModelRule``) ask.
 - ``classes``: the module's classes and the methods their names find by the MRO;
 - ``values``: what a value may be (the class of a receiver, an async callback);
 - ``coroutines``: is a callee a coroutine function, which project function a call calls;
-- ``catalogue``: the library coroutine APIs;
+- ``catalogue``: the library coroutine APIs; ``resources``: which values are async resources;
+- ``source``: the module's text, to spell nodes as written;
 - ``model``: ``SemanticModel`` (the layers of one module) and ``Walk`` (how rules are called
   on it, and where a node is).
 """

@@ -4,8 +4,10 @@ name finds by the MRO as far as this module shows it."""
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from asyncfix.analysis.scopes import Scope, Scopes
 from asyncfix.index import PASS_THROUGH_DECORATORS, ast_dotted_name
@@ -52,31 +54,7 @@ class Classes:
         """The definitions of ``name`` the class gets by the MRO, looking only at this
         module; None when that cannot be known (a class attribute, or a base from
         elsewhere that comes first)."""
-        seen: set[str] = set()
-
-        def search(current: ClassShape) -> list[Function] | bool | None:
-            if current.node.name in seen:
-                return False
-            seen.add(current.node.name)
-            if name in current.attributes:
-                return None
-            if name in current.methods:
-                return current.methods[name]
-            for base in current.bases:
-                if base in ("object", "Generic") or base.startswith(("typing.", "abc.ABC")):
-                    continue
-                if base == "ABC":
-                    continue
-                base_shape = self.shapes.get(base)
-                if base_shape is None:
-                    return None
-                found = search(base_shape)
-                if found is not False:
-                    return found
-            return False
-
-        result = search(shape)
-        return None if result is False or result is True else result
+        return lookup_in_bases(shape, name, self.shapes)
 
     def method_class(self, receiver: ast.Name) -> ast.ClassDef | None:
         """The class whose method ``receiver`` is the ``self``/``cls`` of: the first parameter
@@ -98,6 +76,52 @@ class Classes:
         cls = scope.parent.node
         assert isinstance(cls, ast.ClassDef)
         return cls
+
+
+class Shape(Protocol):
+    """What the MRO search needs of a class body (``ClassShape``, or the LibCST rules'
+    ``ClassFacts``)."""
+
+    @property
+    def methods(self) -> Mapping[str, Sequence[Any]]: ...
+
+    @property
+    def attributes(self) -> AbstractSet[str]: ...
+
+    @property
+    def bases(self) -> Sequence[str]: ...
+
+
+S = TypeVar("S", bound=Shape)
+
+
+def lookup_in_bases(start: S, name: str, shapes: Mapping[str, S]) -> list[Any] | None:
+    """The definitions of ``name`` that ``start`` gets by the MRO, through the classes of
+    ``shapes`` (this module's, by name); None when that cannot be known: the name is a
+    class attribute, or a base that is not in ``shapes`` comes before the one defining it."""
+    seen: set[int] = set()
+
+    def search(current: S) -> Sequence[Any] | bool | None:
+        if id(current) in seen:
+            return False
+        seen.add(id(current))
+        if name in current.attributes:
+            return None
+        if name in current.methods:
+            return current.methods[name]
+        for base in current.bases:
+            if base in ("object", "Generic", "ABC") or base.startswith(("typing.", "abc.ABC")):
+                continue
+            found_base = shapes.get(base)
+            if found_base is None:
+                return None  # unknown base: it may define the name
+            found = search(found_base)
+            if found is not False:
+                return found
+        return False
+
+    result = search(start)
+    return None if result is False or result is True or result is None else list(result)
 
 
 def function_scope(scope: Scope | None) -> Scope | None:

@@ -18,9 +18,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from asyncfix.analysis.classes import Classes, top_level_statements
-from asyncfix.analysis.coroutines import Coroutines, SourceText
+from asyncfix.analysis.coroutines import Coroutines
 from asyncfix.analysis.resources import Resources
 from asyncfix.analysis.scopes import Binding, Scopes
+from asyncfix.analysis.source import SourceText
 from asyncfix.analysis.values import Values
 from asyncfix.index import ast_dotted_name
 
@@ -49,6 +50,7 @@ class SemanticModel:
         """Which values are async resources (asked by the resource rules only)."""
         return Resources(self.tree, self.scopes, self.project)
 
+    @cached_property
     def imported_packages(self) -> frozenset[str]:
         """The top-level packages the module imports at module level (``asyncio``, ``anyio``,
         ``trio``): which event loops its code may run on."""
@@ -239,32 +241,36 @@ class Walk:
         return qualified(func) in self.offload
 
 
+def spelled_names(node: ast.AST) -> list[str]:
+    """The identifiers ``node`` itself holds as strings, not as ``Name`` children: a
+    parameter, the names ``def``/``class``/``import``/``except ... as``/``global``/
+    ``nonlocal``/a ``match`` capture bind (attribute and keyword names are not identifiers)."""
+    if isinstance(node, ast.arg):
+        return [node.arg]
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, ast.alias):
+        return [node.name.split(".", 1)[0], *([node.asname] if node.asname else [])]
+    if isinstance(node, ast.ImportFrom):
+        return [node.module.split(".", 1)[0]] if node.module else []
+    if isinstance(node, (ast.Global, ast.Nonlocal)):
+        return list(node.names)
+    if isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)):
+        return [node.name] if node.name else []
+    if isinstance(node, ast.MatchMapping):
+        return [node.rest] if node.rest else []
+    return []
+
+
 def identifiers(node: ast.AST) -> Counter[str]:
     """How often each identifier occurs in ``node``'s subtree, nested scopes included: names,
-    parameters, the names ``def``/``class``/``import``/``except ... as``/``global`` bind;
-    not attribute names or keyword argument names."""
+    and what ``spelled_names`` holds."""
     counts: Counter[str] = Counter()
     for child in ast.walk(node):
         if isinstance(child, ast.Name):
             counts[child.id] += 1
-        elif isinstance(child, ast.arg):
-            counts[child.arg] += 1
-        elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            counts[child.name] += 1
-        elif isinstance(child, ast.alias):
-            counts[child.name.split(".", 1)[0]] += 1
-            if child.asname:
-                counts[child.asname] += 1
-        elif isinstance(child, ast.ImportFrom) and child.module:
-            counts[child.module.split(".", 1)[0]] += 1
-        elif isinstance(child, (ast.Global, ast.Nonlocal)):
-            counts.update(child.names)
-        elif (isinstance(child, ast.ExceptHandler) and child.name) or (
-            isinstance(child, (ast.MatchAs, ast.MatchStar)) and child.name
-        ):
-            counts[child.name] += 1
-        elif isinstance(child, ast.MatchMapping) and child.rest:
-            counts[child.rest] += 1
+        else:
+            counts.update(spelled_names(child))
     return counts
 
 
@@ -348,6 +354,20 @@ def is_plain_assignment(scopes: Scopes, binding: Binding) -> bool:
     return isinstance(parent, (ast.Assign, ast.AnnAssign, ast.NamedExpr))
 
 
+def after_statement(model: SemanticModel, statement: ast.stmt) -> str:
+    """What follows ``statement`` on its last line (stripped): "", a comment, ``; ...``."""
+    source = model.source
+    end_line = statement.end_lineno or statement.lineno
+    last = source.lines[end_line - 1]
+    return last[source.column(end_line, statement.end_col_offset or 0) :].strip()
+
+
+def trailing_comment(model: SemanticModel, statement: ast.stmt) -> str | None:
+    """The comment at the end of ``statement``'s last line, if there is one."""
+    rest = after_statement(model, statement)
+    return rest if rest.startswith("#") else None
+
+
 def alone_on_its_line(model: SemanticModel, statement: ast.stmt) -> bool:
     """A simple statement that is the only one on its lines, as LibCST's
     ``SimpleStatementLine`` with one statement: not after ``if x:`` or a ``;``, and nothing but
@@ -356,9 +376,7 @@ def alone_on_its_line(model: SemanticModel, statement: ast.stmt) -> bool:
     first = source.lines[statement.lineno - 1]
     if first[: source.column(statement.lineno, statement.col_offset)].strip():
         return False
-    end_line = statement.end_lineno or statement.lineno
-    last = source.lines[end_line - 1]
-    rest = last[source.column(end_line, statement.end_col_offset or 0) :].strip()
+    rest = after_statement(model, statement)
     return not rest or rest.startswith("#")
 
 

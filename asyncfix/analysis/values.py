@@ -297,7 +297,7 @@ class Values:
             table.setdefault(name, []).append(source)
 
         def assigned(target: ast.expr, value: ast.expr) -> None:
-            for element in _flatten(target):
+            for element in flatten_target(target):
                 name = _self_attribute_name(element, receiver)
                 if name is None:
                     continue
@@ -348,15 +348,15 @@ def _same_type(owner: Type | None, kind: str, name: str) -> Type | None:
     return owner if (kind, name) in SAME_TYPE.get(owner.name, frozenset()) else None
 
 
-def _flatten(target: ast.expr) -> list[ast.expr]:
+def flatten_target(target: ast.expr) -> list[ast.expr]:
     """An assignment target and, for ``a, (b, *c) = ...``, every element inside it."""
     if isinstance(target, (ast.Tuple, ast.List)):
         out: list[ast.expr] = [target]
         for element in target.elts:
-            out.extend(_flatten(element))
+            out.extend(flatten_target(element))
         return out
     if isinstance(target, ast.Starred):
-        return _flatten(target.value)
+        return flatten_target(target.value)
     return [target]
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import libcst as cst
 
+from asyncfix.analysis.classes import lookup_in_bases
 from asyncfix.analysis.model import COMPOUND
 from asyncfix.analysis.model import identifiers as identifiers_of
 from asyncfix.codemods.names import Binding, Resolver, dotted_name
@@ -319,7 +320,7 @@ class ModelRule(Rule):
             [(text, None) for text in evidence],
             span=self.span(node),
             pending=pending,
-            key=_key(self.code, message, self.model.source.segment(node)),
+            key=fix_key(self.code, message, self.model.source.segment(node)),
         )
         ctx.hits.append(hit)
 
@@ -407,7 +408,9 @@ def _running_loop_of(
     return None
 
 
-def _key(code: str, message: str, spelled: str) -> str:
+def fix_key(code: str, message: str, spelled: str) -> str:
+    """A fix's id: a digest of its rule, its message and the text of the node it reports
+    (``engine.detect.fix_id``)."""
     return hashlib.sha256(repr((code, message, spelled)).encode()).hexdigest()[:16]
 
 
@@ -711,31 +714,7 @@ class Context:
         None when it cannot be known: the name is a class attribute, or a base class
         that comes before the one defining it is not from this module.
         """
-        seen: set[str] = set()
-
-        def search(facts: ClassFacts) -> list[cst.FunctionDef] | bool | None:
-            if facts.node.name.value in seen:
-                return False
-            seen.add(facts.node.name.value)
-            if name in facts.attributes:
-                return None
-            if name in facts.methods:
-                return facts.methods[name]
-            for base in facts.bases:
-                if base in ("object", "Generic") or base.startswith(("typing.", "abc.ABC")):
-                    continue
-                if base == "ABC":
-                    continue
-                base_facts = self.classes.get(base)
-                if base_facts is None:
-                    return None  # unknown base: it may define the name
-                found = search(base_facts)
-                if found is not False:
-                    return found
-            return False
-
-        result = search(cls)
-        return None if result is False or result is True else result
+        return lookup_in_bases(cls, name, self.classes)
 
 
 def _frame_for(node: cst.CSTNode, owner: cst.CSTNode | None) -> Frame | None:

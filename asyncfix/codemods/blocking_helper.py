@@ -6,7 +6,7 @@ import ast
 
 import libcst as cst
 
-from asyncfix.analysis.coroutines import shown
+from asyncfix.analysis.source import shown
 from asyncfix.codemods.base import ModelRule, PendingFix
 from asyncfix.index import BLOCKING_CALLS
 from asyncfix.model import Safety, Severity

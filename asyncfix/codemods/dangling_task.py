@@ -7,7 +7,13 @@ import re
 
 import libcst as cst
 
-from asyncfix.analysis.model import alone_on_its_line, identifiers, is_plain_assignment, names_in
+from asyncfix.analysis.model import (
+    alone_on_its_line,
+    identifiers,
+    is_plain_assignment,
+    names_in,
+    trailing_comment,
+)
 from asyncfix.codemods.base import Fix, ImportItem, Locate, ModelRule, PendingFix, fresh_name
 from asyncfix.index import ast_dotted_name
 from asyncfix.model import Safety, Severity
@@ -157,7 +163,7 @@ async def on_message(msg):
             changes.append(f"Kept the task in a local `{var}`")
         else:
             var = target.id
-            if _noqa_codes(self._comment(statement), "F841") is not None:
+            if _noqa_codes(trailing_comment(self.model, statement), "F841") is not None:
                 changes.append(f"Dropped `F841` from the `noqa` comment: `{var}` is used now")
         changes.append(f"Added it to `{set_name}` and discard it when it is done")
         if code:
@@ -200,14 +206,6 @@ async def on_message(msg):
 
         pending = PendingFix(statement, cst.SimpleStatementLine, build)
         self.report(call, message, (Safety.SAFE, changes, pending), evidence)
-
-    def _comment(self, statement: ast.stmt) -> str | None:
-        """The comment at the end of a statement's last line."""
-        source = self.model.source
-        end_line = statement.end_lineno or statement.lineno
-        line = source.lines[end_line - 1]
-        rest = line[source.column(end_line, statement.end_col_offset or 0) :].strip()
-        return rest if rest.startswith("#") else None
 
     def _task_set(self) -> tuple[str, str, list[ImportItem]] | None:
         """The module-level set to keep tasks in: an existing ``_background_tasks = set()``,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
+from asyncfix.analysis.values import flatten_target
 from asyncfix.codemods.base import ast_facts, ast_memo, ast_of_type
 from asyncfix.index import ast_dotted_name
 
@@ -212,7 +213,7 @@ def _facts(
             if _shared_target(inner.target, receiver, declared) and _awaits(inner.value):
                 function.augmented = True
     for target, end in targets:
-        for element in _flatten(target):
+        for element in flatten_target(target):
             key = _written(element, receiver, shared, declared)
             if key is not None and (key not in function.writes or function.writes[key] < end):
                 function.writes[key] = end
@@ -241,7 +242,7 @@ def _facts(
 def _assigns_local(targets: list[ast.expr]) -> bool:
     """Some target is a plain name, alone or unpacked (``races.MethodWalk`` remembers what a
     local was read from)."""
-    return any(isinstance(e, ast.Name) for target in targets for e in _flatten(target))
+    return any(isinstance(e, ast.Name) for target in targets for e in flatten_target(target))
 
 
 def _resets(value: ast.expr | None) -> bool:
@@ -264,17 +265,6 @@ def _start(node: ast.AST) -> tuple[int, int]:
 
 def _end(node: ast.AST) -> tuple[int, int]:
     return node.end_lineno or node.lineno, node.end_col_offset or 0  # type: ignore[attr-defined]
-
-
-def _flatten(target: ast.expr) -> list[ast.expr]:
-    if isinstance(target, (ast.Tuple, ast.List)):
-        out: list[ast.expr] = [target]
-        for element in target.elts:
-            out.extend(_flatten(element))
-        return out
-    if isinstance(target, ast.Starred):
-        return _flatten(target.value)
-    return [target]
 
 
 def _written(

@@ -156,7 +156,7 @@ async def pump(queue, sink):
         return None
 
     def _trio_code(self) -> bool:
-        imported = self.model.imported_packages()
+        imported = self.model.imported_packages
         return "trio" in imported and not imported & {"asyncio", "anyio"}
 
     def _goes_on(self, node: ast.Try) -> str | None:

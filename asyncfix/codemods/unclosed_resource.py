@@ -18,9 +18,17 @@ from collections.abc import Callable
 
 import libcst as cst
 
-from asyncfix.analysis.coroutines import shown
-from asyncfix.analysis.model import COMPOUND, TRY, alone_on_its_line, in_order, names_in
+from asyncfix.analysis.model import (
+    COMPOUND,
+    TRY,
+    alone_on_its_line,
+    in_order,
+    names_in,
+    spelled_names,
+    trailing_comment,
+)
 from asyncfix.analysis.resources import READ_METHODS, Resource, called
+from asyncfix.analysis.source import shown
 from asyncfix.codemods.base import Fix, Locate, ModelRule, PendingFix
 from asyncfix.codemods.names import dotted_name
 from asyncfix.index import ast_dotted_name
@@ -163,10 +171,14 @@ async def status(url):
                 node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
             ) and name in names_in(node):
                 return None  # captured by a nested function: it may close it, or outlive us
-            if (isinstance(node, ast.Attribute) and node.attr == name) or (
-                isinstance(node, ast.keyword) and node.arg == name
+            if (
+                (isinstance(node, ast.Attribute) and node.attr == name)
+                or (isinstance(node, ast.keyword) and node.arg == name)
+                or name in spelled_names(node)
             ):
-                return None  # an attribute or keyword of the same name: not followed
+                # `nonlocal db`, `global db` (someone outside owns it), `except ... as db`
+                # (rebound), an attribute or keyword of the same name: not followed
+                return None
             if not isinstance(node, ast.Name) or node.id != name:
                 continue
             if not isinstance(node.ctx, ast.Load):
@@ -354,9 +366,7 @@ async def status(url):
         """A comment at the end of ``body[index]``'s line or on the lines just above it."""
         source = self.model.source
         statement = body[index]
-        end_line = statement.end_lineno or statement.lineno
-        last = source.lines[end_line - 1]
-        if last[source.column(end_line, statement.end_col_offset or 0) :].strip().startswith("#"):
+        if trailing_comment(self.model, statement) is not None:
             return True
         previous = body[index - 1]
         above = range((previous.end_lineno or previous.lineno) + 1, statement.lineno)
@@ -397,7 +407,20 @@ def _detached_call(value: ast.expr, name: str, derived: set[str], detached: froz
 
 
 def _mentions(node: ast.AST, names: set[str]) -> bool:
-    return any(isinstance(n, ast.Name) and n.id in names for n in in_order(node))
+    """Any of ``names`` is spelled in ``node`` (not in a nested function): as a name, an
+    attribute or keyword name, or what a statement binds -- the look is by spelling."""
+    for child in in_order(node):
+        if isinstance(child, ast.Name):
+            spelled = [child.id]
+        elif isinstance(child, ast.Attribute):
+            spelled = [child.attr]
+        elif isinstance(child, ast.keyword):
+            spelled = [child.arg] if child.arg else []
+        else:
+            spelled = spelled_names(child)
+        if names.intersection(spelled):
+            return True
+    return False
 
 
 # -- the fix, on the LibCST tree ------------------------------------------------------------

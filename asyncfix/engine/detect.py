@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from asyncfix.codemods.base import (
     ModelRule,
     Project,
     Rule,
+    fix_key,
     forget_ast_memo,
 )
 from asyncfix.codemods.walk import children
@@ -393,5 +393,4 @@ def fix_id(hit: Hit) -> FixKey:
     if hit.key is not None:
         return hit.key
     assert isinstance(hit.node, cst.CSTNode)
-    spelled = cst.Module(body=[]).code_for_node(hit.node)
-    return hashlib.sha256(repr((hit.rule.code, hit.message, spelled)).encode()).hexdigest()[:16]
+    return fix_key(hit.rule.code, hit.message, cst.Module(body=[]).code_for_node(hit.node))
