@@ -145,7 +145,7 @@ class ResultCache:
         result: FileResult,
     ) -> None:
         stored: dict[str, Any] | None = None
-        if result.findings or result.error or result.fixed is not None:
+        if result.findings or result.error or result.partial or result.fixed is not None:
             kept = replace(result, written=False, write_skipped=None, cached=False, depends=[])
             stored = kept.to_cache()
         modules = list(depends)

@@ -118,6 +118,9 @@ class FileResult:
     #: fixes left out because the file did not verify with them (the others were applied):
     #: one warning each
     dropped: list[str] = field(default_factory=list)
+    #: the rules that read the stdlib tree did not run: this Python cannot parse the file
+    #: (syntax newer than it) though LibCST can -- a warning naming what was not checked
+    partial: str | None = None
     original: str | None = None
     fixed: str | None = None
     validation: Validation | None = None
@@ -165,6 +168,7 @@ class FileResult:
             error=_optional_str(data["error"]),
             internal_error=_optional_str(data["internal_error"]),
             dropped=_strings(data["dropped"]),
+            partial=_optional_str(data["partial"]),
             original=_optional_str(data["original"]),
             fixed=_optional_str(data["fixed"]),
             validation=None if validation is None else _validation(validation),

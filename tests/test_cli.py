@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -430,3 +431,49 @@ def test_progress_bar_only_for_a_person_at_a_terminal(
     assert capsys.readouterr().err == "\r[" + "#" * 15 + "-" * 15 + "] 5/10 files"
     bar.close()
     assert capsys.readouterr().err == "\r\x1b[K"
+
+
+#: PEP 701 (Python 3.12): the same quotes inside an f-string's replacement field
+NEWER_SYNTAX = """\
+import asyncio
+
+
+class Counter:
+    def __init__(self):
+        self.value = 0
+
+    async def bump(self, names):
+        current = self.value
+        await asyncio.sleep(0)
+        self.value = current + 1
+        return f"{names["a"]}"
+"""
+
+
+def test_a_file_this_python_cannot_parse_says_which_rules_did_not_check_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("newer.py").write_text(NEWER_SYNTAX, encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["check", "newer.py", "--no-cache", "--output-format", "json"]
+    )
+    data = json.loads(result.stdout)
+    files = {entry["path"]: entry for entry in data["files"]}
+    if sys.version_info >= (3, 12):
+        # read in full: the race is found, nothing is left unchecked
+        assert result.exit_code == 1
+        assert [f["code"] for f in files["newer.py"]["findings"]] == ["AF401"]
+        assert files["newer.py"]["partial"] is None
+        return
+    partial = files["newer.py"]["partial"]
+    assert "cannot parse this file" in partial and "AF401" in partial
+    assert result.exit_code == 0  # nothing found by the rules that could run; not an error
+    text = CliRunner().invoke(main, ["check", "newer.py", "--no-cache"])
+    assert f"warning: newer.py: {partial}" in text.stderr
+    assert "1 only in part: see the warning" in text.stdout
+    # a cached result keeps the warning
+    CliRunner().invoke(main, ["check", "newer.py"])
+    again = CliRunner().invoke(main, ["check", "newer.py"])
+    assert "1 from cache" in again.stderr
+    assert f"warning: newer.py: {partial}" in again.stderr

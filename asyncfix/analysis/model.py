@@ -26,6 +26,7 @@ from asyncfix.analysis.values import Values
 from asyncfix.index import ast_dotted_name
 
 if TYPE_CHECKING:
+    from asyncfix.analysis.races import Races
     from asyncfix.codemods.base import Project
 
 #: calls whose arguments run in a worker thread, not on the event loop
@@ -49,6 +50,13 @@ class SemanticModel:
     def resources(self) -> Resources:
         """Which values are async resources (asked by the resource rules only)."""
         return Resources(self.tree, self.scopes, self.project)
+
+    @cached_property
+    def races(self) -> Races:
+        """Shared state across an ``await`` (asked by the race rules only)."""
+        from asyncfix.analysis.races import Races
+
+        return Races(self)
 
     @cached_property
     def imported_packages(self) -> frozenset[str]:

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
+from asyncfix.codemods.await_in_augmented_assign import AwaitInAugmentedAssign
 from asyncfix.codemods.base import Rule
 from asyncfix.codemods.blocking_helper import BlockingHelper
 from asyncfix.codemods.blocking_io import BlockingFileIo, BlockingHttp, BlockingSubprocess
 from asyncfix.codemods.blocking_sleep import BlockingSleep
+from asyncfix.codemods.check_then_act import CheckThenAct
 from asyncfix.codemods.coroutine_in_sync import CoroutineInSyncContext
 from asyncfix.codemods.dangling_task import DanglingTask
 from asyncfix.codemods.gather_errors import GatherErrorsLost
 from asyncfix.codemods.get_event_loop import GetEventLoopInCoroutine
+from asyncfix.codemods.lock_reentry import LockReentry
 from asyncfix.codemods.loop_bound import LoopBoundAtImport
+from asyncfix.codemods.lost_update import LostUpdate
 from asyncfix.codemods.missing_await import MissingAwait
 from asyncfix.codemods.nested_loop import NestedEventLoop
 from asyncfix.codemods.owned_resource import StoredResourceNeverClosed
-from asyncfix.codemods.shared_state import (
-    AwaitInAugmentedAssign,
-    CheckThenAct,
-    LockReentry,
-    LostUpdate,
-    ThreadLockAcrossAwait,
-)
 from asyncfix.codemods.swallowed_cancellation import SwallowedCancellation
 from asyncfix.codemods.sync_with_async_lock import SyncWithOnAsyncLock
+from asyncfix.codemods.thread_lock import ThreadLockAcrossAwait
 from asyncfix.codemods.unclosed_resource import UnclosedAsyncResource
 
 RULES: tuple[type[Rule], ...] = tuple(

@@ -62,6 +62,9 @@ class Analysis:
     spans: dict[int, Span]
     #: the source analysed
     text: str = ""
+    #: the rules that ask the semantic model and did not run: this Python cannot parse the
+    #: text though LibCST can (syntax newer than the interpreter)
+    unchecked: tuple[str, ...] = ()
 
     def span(self, hit: Hit) -> Span:
         return hit.span if hit.span is not None else self.spans[id(hit.node)]
@@ -110,12 +113,13 @@ def analyse(
         if hits:
             spans = _cst_spans(module, tree, hits)
             found.extend(hits)
+    unchecked = tuple(rule.code for rule in modelled) if tree is None else ()
     if not found:
-        return Analysis(module, [], {}, text)
+        return Analysis(module, [], {}, text, unchecked)
     lines = text.splitlines()
     kept = [hit for hit in found if not _suppressed(hit, _span_of(hit, spans), lines)]
     kept.sort(key=lambda hit: (*_order(_span_of(hit, spans)), hit.rule.code))
-    return Analysis(module, kept, spans, text)
+    return Analysis(module, kept, spans, text, unchecked)
 
 
 def _span_of(hit: Hit, spans: dict[int, Span]) -> Span:

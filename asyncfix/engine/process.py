@@ -119,6 +119,13 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
             "it; file left as it was"
         )
         return
+    if analysis.unchecked:
+        version = ".".join(map(str, sys.version_info[:2]))
+        result.partial = (
+            f"Python {version}, which runs asyncfix, cannot parse this file (syntax newer than "
+            f"it, such as PEP 701 f-strings), so {', '.join(analysis.unchecked)} did not check "
+            "it; run asyncfix on a newer Python to check it fully"
+        )
     result.findings = [to_finding(hit, analysis) for hit in analysis.hits]
     if result.findings:
         result.original = text

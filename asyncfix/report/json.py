@@ -48,6 +48,7 @@ def _file(result: FileResult, run: RunResult) -> dict[str, Any]:
         "changed": result.changed and not result.internal_error,
         "written": result.written,
         "write_skipped": result.write_skipped,
+        "partial": result.partial,
         "validation": None
         if validation is None
         else {
@@ -101,7 +102,11 @@ def _validation(report: ValidationReport | None) -> dict[str, Any] | None:
 
 
 def render(run: RunResult) -> str:
-    files = [r for r in run.files if r.findings or r.error or r.internal_error or r.write_skipped]
+    files = [
+        r
+        for r in run.files
+        if r.findings or r.error or r.internal_error or r.write_skipped or r.partial
+    ]
     counts: dict[str, int] = {}
     for _, finding in run.findings:
         counts[finding.code] = counts.get(finding.code, 0) + 1

@@ -60,6 +60,8 @@ def render_errors(run: RunResult) -> list[str]:
         if result.write_skipped:
             lines.append(f"warning: {result.display}: {result.write_skipped}")
         lines.extend(f"warning: {result.display}: {reason}" for reason in result.dropped)
+        if result.partial:
+            lines.append(f"warning: {result.display}: {result.partial}")
     return lines
 
 
@@ -151,8 +153,12 @@ def _summary(run: RunResult) -> str:
         text += f"; {remaining} remaining" if remaining else "; nothing left to fix"
         return text + f" ({files} {noun} checked)."
     if not found:
-        if run.has_errors():
-            return f"No findings ({files} {noun} checked)."
+        partial = sum(1 for r in run.files if r.partial)
+        if run.has_errors() or partial:
+            checked = f"{files} {noun} checked"
+            if partial:
+                checked += f", {partial} only in part: see the warning{'s' * (partial != 1)}"
+            return f"No findings ({checked})."
         return f"All checks passed ({files} {noun} checked)."
     safe = sum(1 for _, f in found if f.fix_safety is Safety.SAFE)
     unsafe = sum(1 for _, f in found if f.fix_safety is Safety.UNSAFE)

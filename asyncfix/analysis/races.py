@@ -1,0 +1,1172 @@
+"""Shared state across an ``await``: the analysis behind AF401, AF402, AF403, AF405, AF406.
+
+asyncio switches tasks only where a coroutine suspends: ``await``, ``async for``, ``async
+with``. A race needs a path on which shared state is read (AF401) or tested (AF402), then
+the task suspends, then the same state is written from what was read or tested. Without a
+suspension in between the code is atomic, however racy it looks.
+
+Shared state here is an attribute of ``self`` (``self.x``, and ``self.x[key]`` as the same
+location ``x``) in an ``async def`` method, and the module names a function shares with
+other tasks (``global`` names, module dicts). The walk goes through a method's statements in
+order, keeping an *epoch* that grows at every suspension:
+
+- a local assigned from an expression that reads ``self.x`` remembers ``x`` and the epoch;
+- an ``if`` whose test reads ``self.x`` makes ``x`` *known* in its body (and after it, when
+  the body always leaves: ``if self.token: return self.token``), with the epoch;
+- a write of ``self.x`` (``=``, ``+=``, ``self.x[k] = ...``; or an awaited ``self.m()`` that
+  writes ``x`` after suspending itself) from a local that remembers an older epoch is a lost
+  update; a write of a known ``x`` whose test is older than the write is check-then-act.
+
+``async with <lock>:`` regions: a read or test and a write made under the same acquisition
+of the same lock are protected. Branches are walked separately and merged (a finding needs
+one path); a loop body is walked once; nested functions are not entered.
+
+Everything here reads the stdlib tree of the module's semantic model; the lock fix
+(``codemods.lock_fix``) plans on it too and is built on LibCST only when applied.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, cast
+
+from asyncfix.analysis.model import TRY, in_order, is_plain_assignment
+from asyncfix.analysis.values import flatten_target
+from asyncfix.index import ast_dotted_name
+
+if TYPE_CHECKING:
+    from asyncfix.analysis.model import SemanticModel
+
+Function = ast.FunctionDef | ast.AsyncFunctionDef
+
+#: values that ``+=``/``|=`` update in place: no update of the object is lost across an await
+MUTABLE = frozenset(
+    {
+        "builtins.list",
+        "builtins.dict",
+        "builtins.set",
+        "collections.defaultdict",
+        "collections.deque",
+        "collections.OrderedDict",
+        "collections.Counter",
+    }
+)
+THREAD_LOCKS = frozenset({"threading.Lock", "threading.RLock"})
+
+#: keys of shared module names (``global``/``nonlocal`` names, module dicts) start with this;
+#: keys of ``self`` attributes are the attribute's name
+NAME_KEY = "$"
+
+
+class Line(ast.stmt):
+    """Simple statements that share lines (``a = self.x; await f(); self.x = a``): one line
+    of code, as LibCST's ``SimpleStatementLine`` -- where a finding is and what a fix wraps.
+    Not part of the tree: it spans its statements."""
+
+    _fields = ()
+
+    def __init__(self, statements: tuple[ast.stmt, ...]) -> None:
+        super().__init__(
+            lineno=statements[0].lineno,
+            col_offset=statements[0].col_offset,
+            end_lineno=statements[-1].end_lineno,
+            end_col_offset=statements[-1].end_col_offset,
+        )
+        self.statements = statements
+
+
+#: where a write is: a statement, the line of statements it shares, or an awaited call
+Where = ast.stmt | ast.expr
+
+
+def first_node(where: Where) -> Where:
+    return where.statements[0] if isinstance(where, Line) else where
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where shared state was read or tested: the node, the epoch, the locks held."""
+
+    node: ast.stmt
+    epoch: int
+    held: frozenset[int]
+
+
+@dataclass
+class State:
+    epoch: int = 0
+    #: local name -> (attribute, where it was read)
+    locals: dict[str, tuple[str, Mark]] = field(default_factory=dict)
+    #: attribute -> where it was tested
+    known: dict[str, Mark] = field(default_factory=dict)
+    #: acquisitions of locks held now: id -> the lock's spelling
+    held: dict[int, str] = field(default_factory=dict)
+    #: the path ends here (return/raise/break/continue)
+    ended: bool = False
+    #: tests (by node) whose work the method claimed before suspending: after them it tested
+    #: an attribute and set it before any ``await`` (``if self._pending is None:
+    #: self._pending = fut``, ``self._connecting = True``); other callers see the claim and
+    #: do not repeat the work
+    claims: set[int] = field(default_factory=set)
+
+    def copy(self) -> State:
+        return State(
+            self.epoch,
+            dict(self.locals),
+            dict(self.known),
+            dict(self.held),
+            self.ended,
+            set(self.claims),
+        )
+
+
+@dataclass
+class Race:
+    """One finding: ``code`` is AF401 (lost update) or AF402 (check-then-act)."""
+
+    code: str
+    attribute: str
+    method: Function
+    #: the read or test
+    first: Mark
+    #: the write (statement, line or awaited call)
+    write: Where
+    #: the suspension in between, for the message
+    suspension: Where | None
+    #: the write happens inside this awaited method (``await self.refresh()``)
+    via: str | None = None
+
+
+@dataclass
+class MethodFacts:
+    node: Function
+    #: attributes the method writes after it may have suspended (an awaited method does this
+    #: to its caller's state)
+    writes_after_suspending: set[str]
+    #: attributes written anywhere
+    writes: set[str]
+    #: lock attributes it acquires with ``async with self.<lock>``
+    acquires: set[str]
+    #: self methods it awaits
+    awaits: set[str]
+
+
+@dataclass
+class ClassFacts:
+    node: ast.ClassDef
+    methods: dict[str, MethodFacts]
+    #: attribute -> constructors assigned to it anywhere in the class ("?" for other values)
+    constructors: dict[str, set[str]]
+    #: attribute -> lock attributes some method holds (``async with self.<lock>``) while
+    #: writing it
+    guarded_by: dict[str, set[str]] = field(default_factory=dict)
+    #: attributes some method sets to ``None`` (a lock made lazily may not exist yet)
+    nullable: set[str] = field(default_factory=set)
+
+    def lock_kind(self, attribute: str) -> str | None:
+        """``asyncio.Lock`` etc. when every value ``self.<attribute>`` gets is that."""
+        kinds = self.constructors.get(attribute, set())
+        return next(iter(kinds)) if len(kinds) == 1 else None
+
+    def acquires_transitively(self, method: str, lock: str) -> list[str] | None:
+        """The chain of awaited self methods from ``method`` to one that acquires ``lock``."""
+        return self.chain(method, lambda name: lock in self.methods[name].acquires)
+
+    def chain(self, method: str, wanted: Callable[[str], bool]) -> list[str] | None:
+        """The awaited self methods from ``method`` (itself included) to the first one
+        ``wanted`` says yes to, depth first in name order."""
+        seen: set[str] = set()
+
+        def search(name: str) -> list[str] | None:
+            if name in seen or name not in self.methods:
+                return None
+            seen.add(name)
+            if wanted(name):
+                return [name]
+            for callee in sorted(self.methods[name].awaits):
+                found = search(callee)
+                if found is not None:
+                    return [name, *found]
+            return None
+
+        return search(method)
+
+
+# -- how shared state is spelled -------------------------------------------------------------
+
+
+def self_name(function: Function) -> str | None:
+    """The name of ``self`` in a method (None for static and class methods)."""
+    params = [*function.args.posonlyargs, *function.args.args]
+    if not params:
+        return None
+    if any(ast_dotted_name(d) in ("staticmethod", "classmethod") for d in function.decorator_list):
+        return None
+    return params[0].arg
+
+
+def is_classmethod(function: Function) -> bool:
+    return any(ast_dotted_name(d) == "classmethod" for d in function.decorator_list)
+
+
+def first_parameter(function: Function) -> str | None:
+    params = [*function.args.posonlyargs, *function.args.args]
+    return params[0].arg if params else None
+
+
+def attribute_of(node: ast.AST, receiver: str) -> str | None:
+    """``x`` for ``self.x`` / ``self.x[k]`` / ``self.x.y``."""
+    while isinstance(node, (ast.Subscript, ast.Attribute)):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == receiver
+        ):
+            return node.attr
+        node = node.value
+    return None
+
+
+def spelled(key: str, receiver: str | None = "self") -> str:
+    """How a shared location is written in the source: ``self.x`` or ``COUNTER``."""
+    return key[1:] if key.startswith(NAME_KEY) else f"{receiver or 'self'}.{key}"
+
+
+def _own_attribute(node: ast.AST, receiver: str | None) -> str | None:
+    """``x`` for ``self.x`` exactly (``receiver`` is the name of ``self``)."""
+    if (
+        receiver is not None
+        and isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == receiver
+    ):
+        return node.attr
+    return None
+
+
+def write_target(
+    node: ast.AST, receiver: str | None, shared: frozenset[str] = frozenset()
+) -> str | None:
+    """The key of what an assignment target stores into: ``x`` for ``self.x``/``self.x[k]``,
+    ``$X`` for a shared name ``X`` (``global X; X = ...``) or ``X[k]``."""
+    if isinstance(node, ast.Attribute):
+        return _own_attribute(node, receiver)
+    if isinstance(node, ast.Name):
+        return NAME_KEY + node.id if node.id in shared else None
+    if isinstance(node, ast.Subscript):
+        value = node.value
+        if isinstance(value, ast.Name) and value.id in shared:
+            return NAME_KEY + value.id
+        return _own_attribute(value, receiver)
+    return None
+
+
+_SCOPES = (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def reads_of(node: ast.AST, receiver: str | None, shared: frozenset[str] = frozenset()) -> set[str]:
+    """Keys of the shared state an expression reads (not methods it calls: ``self.m()``)."""
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, _SCOPES):
+            continue
+        if isinstance(current, ast.Call) and isinstance(current.func, ast.Attribute):
+            func = current.func
+            if isinstance(func.value, ast.Name) and func.value.id == receiver:
+                stack.extend(current.args)
+                stack.extend(keyword.value for keyword in current.keywords)
+                continue  # `self.m(...)`: a method call, not a read of state
+        own = _own_attribute(current, receiver)
+        if own is not None:
+            found.add(own)
+            continue
+        if isinstance(current, ast.Name):
+            if current.id in shared:
+                found.add(NAME_KEY + current.id)
+            continue
+        if isinstance(current, ast.Attribute):
+            stack.append(current.value)  # not the attribute's own name
+            continue
+        stack.extend(ast.iter_child_nodes(current))
+    return found
+
+
+def guard_tests(
+    test: ast.expr, receiver: str | None, shared: frozenset[str] = frozenset()
+) -> set[str]:
+    """Keys a test decides on: ``self.x`` itself is tested (``if self.x``, ``not self.x``,
+    ``self.x is None``, ``key in self.x``, ``self.x <= now``, ``self.x == path``), possibly
+    inside ``and``/``or``; the same for a shared name. ``self.x.y``, ``self.x.get(k)``,
+    ``len(self.x)`` are not: they ask about something else the object holds."""
+    found: set[str] = set()
+
+    def direct(node: ast.expr) -> str | None:
+        own = _own_attribute(node, receiver)
+        if own is not None:
+            return own
+        if isinstance(node, ast.Name) and node.id in shared:
+            return NAME_KEY + node.id
+        return None
+
+    def visit(node: ast.expr) -> None:
+        if isinstance(node, ast.BoolOp):
+            for value in node.values:
+                visit(value)
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            visit(node.operand)
+        elif isinstance(node, ast.Compare):
+            if _state_comparison(node, receiver):
+                return  # `self.state == State.OPEN`: a state machine's step, not a guard
+            for operand in [node.left, *node.comparators]:
+                name = direct(operand)
+                if name is not None:
+                    found.add(name)
+        else:
+            name = direct(node)
+            if name is not None:
+                found.add(name)
+
+    visit(test)
+    return found
+
+
+_EQUALITY = (ast.Eq, ast.NotEq, ast.Is, ast.IsNot, ast.In, ast.NotIn)
+
+
+def _state_comparison(node: ast.Compare, receiver: str | None) -> bool:
+    """``self.state == State.OPEN``, ``self.phase in ("idle", "done")``: the attribute
+    compared for equality with named constants or strings. Such tests step a state machine
+    (a protocol's connection state), whose object one task drives; they are not the guard
+    of lazy initialisation or a cache that AF402 is about (``is None`` still is)."""
+    if not all(isinstance(op, _EQUALITY) for op in node.ops):
+        return False
+    others = [
+        operand
+        for operand in [node.left, *node.comparators]
+        if _own_attribute(operand, receiver) is None
+    ]
+    return bool(others) and all(state_constant(other) for other in others)
+
+
+def state_constant(node: ast.expr) -> bool:
+    """A string, a named constant (``State.OPEN``, ``CONNECTED``), or a collection of them."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, (str, bytes))
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return bool(node.elts) and all(state_constant(e) for e in node.elts)
+    if isinstance(node, ast.Attribute):
+        dotted = ast_dotted_name(node)
+        head = (dotted or "").split(".", 1)[0]
+        return dotted is not None and head[:1].isupper()  # `State.OPEN`, `HTTPState.X`
+    if isinstance(node, ast.Name):
+        return node.id.isupper() and len(node.id) > 1  # `CONNECTED`
+    return False
+
+
+def names_read(node: ast.AST) -> set[str]:
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ast.Name):
+            found.add(current.id)
+        elif isinstance(current, ast.Attribute):
+            stack.append(current.value)
+        elif isinstance(current, _SCOPES):
+            continue
+        else:
+            stack.extend(ast.iter_child_nodes(current))
+    return found
+
+
+def suspensions(node: ast.AST | list[ast.stmt]) -> list[ast.Await]:
+    """The ``await`` expressions in ``node`` (not in nested functions), in source order."""
+    if isinstance(node, _SCOPES):
+        return []
+    return [child for child in in_order(node) if isinstance(child, ast.Await)]
+
+
+def awaited_self_method(node: ast.AST, receiver: str) -> str | None:
+    """``m`` for ``await self.m(...)``."""
+    if isinstance(node, ast.Await) and isinstance(node.value, ast.Call):
+        func = node.value.func
+        if (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id == receiver
+        ):
+            return func.attr
+    return None
+
+
+# -- blocks of statements --------------------------------------------------------------------
+
+
+def holding_list(parent: ast.AST, child: ast.AST) -> list[ast.stmt] | None:
+    """The list of statements of ``parent`` (a body, ``orelse``, ``finalbody``) that holds
+    ``child``, if one does."""
+    for name in ("body", "orelse", "finalbody"):
+        value = getattr(parent, name, None)
+        if type(value) is list and any(item is child for item in value):
+            return value
+    return None
+
+
+class Blocks:
+    """Which statement lists are indented blocks (not ``if x: a; b`` on the header's line,
+    not the ``elif`` LibCST keeps in its ``if``), and the lines their statements are on."""
+
+    def __init__(self, model: SemanticModel) -> None:
+        self.model = model
+        self._lines: dict[int, Line] = {}
+        self._grouped: set[int] = set()
+
+    def parent(self, node: ast.AST) -> ast.AST | None:
+        return self.model.scopes.parents.get(id(node))
+
+    def is_elif(self, node: ast.AST) -> bool:
+        """``node`` is the ``elif`` of the ``if`` that holds it."""
+        parent = self.parent(node)
+        if not isinstance(node, ast.If) or not isinstance(parent, ast.If):
+            return False
+        if len(parent.orelse) != 1 or parent.orelse[0] is not node:
+            return False
+        source = self.model.source
+        text = source.lines[node.lineno - 1]
+        return text[source.column(node.lineno, node.col_offset) :].startswith("elif")
+
+    def is_block(self, parent: ast.AST, body: list[ast.stmt]) -> bool:
+        """``body`` (a list of ``parent``) is an indented block of statements."""
+        if not body or isinstance(parent, ast.Module):
+            return False
+        if body is getattr(parent, "orelse", None) and self.is_elif(body[0]):
+            return False
+        first = body[0]
+        source = self.model.source
+        text = source.lines[first.lineno - 1]
+        return not text[: source.column(first.lineno, first.col_offset)].strip()
+
+    def line_of(self, statement: ast.stmt, body: list[ast.stmt], indented: bool) -> Where:
+        """The line ``statement`` (of ``body``) is on: itself, or the ``Line`` of the simple
+        statements it shares lines with in an indented block."""
+        if not indented or isinstance(statement, COMPOUND_STATEMENTS):
+            return statement
+        if id(body[0]) not in self._grouped:
+            self._group(body)
+        return self._lines.get(id(statement), statement)
+
+    def _group(self, body: list[ast.stmt]) -> None:
+        self._grouped.add(id(body[0]))
+        run: list[ast.stmt] = []
+        for statement in [*body, None]:
+            joins = (
+                statement is not None
+                and run
+                and not isinstance(statement, COMPOUND_STATEMENTS)
+                and statement.lineno == run[-1].end_lineno
+            )
+            if joins:
+                assert statement is not None
+                run.append(statement)
+                continue
+            if len(run) > 1:
+                line = Line(tuple(run))
+                for member in run:
+                    self._lines[id(member)] = line
+            run = (
+                [statement]
+                if statement is not None and not isinstance(statement, COMPOUND_STATEMENTS)
+                else []
+            )
+
+    def lines(self, body: list[ast.stmt], start: int, stop: int) -> list[Where]:
+        """The lines of ``body[start:stop]``, each once."""
+        out: list[Where] = []
+        for statement in body[start:stop]:
+            line = self.line_of(statement, body, True)
+            if not out or out[-1] is not line:
+                out.append(line)
+        return out
+
+    def line_bounds(self, body: list[ast.stmt], index: int) -> tuple[int, int]:
+        """The indices in ``body`` of the first and last statement on ``body[index]``'s line."""
+        line = self.line_of(body[index], body, True)
+        if not isinstance(line, Line):
+            return index, index
+        first = next(i for i, s in enumerate(body) if s is line.statements[0])
+        return first, first + len(line.statements) - 1
+
+    def contains(self, statements: Sequence[ast.stmt], node: ast.AST, stop: ast.AST) -> bool:
+        """``node`` is one of ``statements`` or inside one (looking up to ``stop``)."""
+        wanted = {id(s) for s in statements}
+        current: ast.AST | None = node
+        while current is not None and current is not stop:
+            if id(current) in wanted:
+                return True
+            current = self.parent(current)
+        return False
+
+    def region(
+        self, method: Function, first: ast.AST, write: ast.AST
+    ) -> tuple[list[ast.stmt], int, int] | None:
+        """The indented block of ``method`` holding both nodes, and the indices of the
+        first and last statement from the line holding ``first`` to the one holding
+        ``write``."""
+        write_chain = self._chain(write, method)
+        child = first
+        for ancestor in self._chain(first, method)[1:]:
+            body = holding_list(ancestor, child)
+            if body is not None and self.is_block(ancestor, body):
+                holder = next((s for s in write_chain if any(s is b for b in body)), None)
+                if holder is not None:
+                    i = next(k for k, s in enumerate(body) if s is child)
+                    j = next(k for k, s in enumerate(body) if s is holder)
+                    if i > j:
+                        return None
+                    return body, self.line_bounds(body, i)[0], self.line_bounds(body, j)[1]
+            child = ancestor
+        return None
+
+    def _chain(self, node: ast.AST, stop: ast.AST) -> list[ast.AST]:
+        out = [node]
+        while out[-1] is not stop:
+            parent = self.parent(out[-1])
+            if parent is None:
+                break
+            out.append(parent)
+        return out
+
+
+COMPOUND_STATEMENTS: tuple[type[ast.stmt], ...] = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.If,
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.With,
+    ast.AsyncWith,
+    *TRY,
+    ast.Match,
+)
+
+
+# -- facts about a class -------------------------------------------------------------------
+
+
+def class_facts(node: ast.ClassDef, model: SemanticModel) -> ClassFacts:
+    """What each method of ``node`` writes, acquires and awaits; what each attribute holds."""
+    qualified = model.scopes.qualified_name
+    methods: dict[str, MethodFacts] = {}
+    constructors: dict[str, set[str]] = {}
+    guarded: dict[str, set[str]] = {}
+    nullable: set[str] = set()
+    for statement in node.body:
+        if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        receiver = self_name(statement)
+        if receiver is None:
+            continue
+        facts = MethodFacts(statement, set(), set(), set(), set())
+        suspended = False
+        for child in in_order(statement.body):
+            kind = type(child)
+            if kind is ast.Await or kind is ast.AsyncFor or kind is ast.AsyncWith:
+                suspended = True
+                method = awaited_self_method(child, receiver)
+                if method is not None:
+                    facts.awaits.add(method)
+            if isinstance(child, ast.AsyncWith):
+                for item in child.items:
+                    lock = attribute_of(item.context_expr, receiver)
+                    if lock is not None and isinstance(item.context_expr, ast.Attribute):
+                        facts.acquires.add(lock)
+                        for inner in in_order(child.body):
+                            for target, _ in assignments(inner):
+                                written = write_target(target, receiver)
+                                if written is not None:
+                                    guarded.setdefault(written, set()).add(lock)
+            for target, value in assignments(child):
+                attribute = write_target(target, receiver)
+                if attribute is None:
+                    continue
+                facts.writes.add(attribute)
+                if (suspended or (value is not None and suspensions(value))) and not resets(value):
+                    facts.writes_after_suspending.add(attribute)
+                if isinstance(target, ast.Attribute) and not isinstance(child, ast.AugAssign):
+                    made = "?"
+                    if isinstance(value, ast.Call):
+                        made = qualified(value.func) or "?"
+                    elif isinstance(value, (ast.List, ast.ListComp)):
+                        made = "builtins.list"
+                    elif isinstance(value, (ast.Dict, ast.DictComp)):
+                        made = "builtins.dict"
+                    elif isinstance(value, (ast.Set, ast.SetComp)):
+                        made = "builtins.set"
+                    elif isinstance(value, ast.Constant) and value.value is None:
+                        nullable.add(attribute)
+                        continue
+                    constructors.setdefault(attribute, set()).add(made)
+        methods[statement.name] = facts
+    return ClassFacts(node, methods, constructors, guarded, nullable)
+
+
+def assignments(node: ast.AST) -> Iterator[tuple[ast.expr, ast.expr | None]]:
+    """The targets ``node`` stores into, each with the value it gets when that is known."""
+    if isinstance(node, ast.Assign):
+        for target in node.targets:
+            for element in flatten_target(target):
+                yield element, node.value if element is target else None
+    elif isinstance(node, ast.AnnAssign) and node.value is not None:
+        yield node.target, node.value
+    elif isinstance(node, ast.AugAssign):
+        yield node.target, None
+    elif isinstance(node, (ast.For, ast.AsyncFor)):
+        for element in flatten_target(node.target):
+            yield element, None
+    elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+        for element in flatten_target(node.optional_vars):
+            yield element, None
+
+
+def class_attributes(cls: ast.ClassDef) -> set[str]:
+    """Names a class body assigns (``x = ...``, ``x: T = ...``, ``x: T``)."""
+    names: set[str] = set()
+    for statement in cls.body:
+        if isinstance(statement, ast.Assign):
+            names.update(t.id for t in statement.targets if isinstance(t, ast.Name))
+        elif isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+            names.add(statement.target.id)
+    return names
+
+
+# -- the walk over one method ----------------------------------------------------------------
+
+
+class MethodWalk:
+    """Finds AF401/AF402 races in one ``async def`` method of a class (or function)."""
+
+    def __init__(
+        self,
+        blocks: Blocks,
+        method: Function,
+        receiver: str | None,
+        facts: ClassFacts | None,
+        follow: bool = True,
+        shared: frozenset[str] = frozenset(),
+    ) -> None:
+        self.blocks = blocks
+        self.method = method
+        self.receiver = receiver
+        #: module names this function shares with other tasks (see ``shared_names``)
+        self.shared = shared
+        self.facts = facts
+        #: follow awaited ``self.m()`` into what ``m`` writes (off while those facts are made)
+        self.follow = follow
+        self.races: list[Race] = []
+        #: attributes written, on some path, after the method may have suspended
+        self.writes_after: set[str] = set()
+        self._acquisitions = 0
+        #: the suspension that last moved the epoch
+        self._last_suspension: Where | None = None
+        #: inside an ``except`` handler or ``finally`` block: a write there restores state or
+        #: reacts to a failure; it is not the update or the act of a race
+        self._in_handler = 0
+
+    def run(self) -> list[Race]:
+        self._block(self.method, self.method.body, State())
+        return self.races
+
+    # statements
+
+    def _block(self, parent: ast.AST, body: list[ast.stmt], state: State) -> State:
+        indented = self.blocks.is_block(parent, body)
+        for statement in body:
+            if state.ended:
+                break
+            state = self._statement(
+                statement, state, self.blocks.line_of(statement, body, indented)
+            )
+        return state
+
+    def _statement(self, node: ast.stmt, state: State, line: Where) -> State:
+        if isinstance(node, ast.If):
+            return self._if(node, state)
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+            if isinstance(node, ast.While):
+                state = self._expression(node.test, state)
+            else:
+                state = self._expression(node.iter, state)
+                if isinstance(node, ast.AsyncFor):
+                    state = self._suspend(state, node)
+            inner = self._block(node, node.body, state.copy())
+            inner.ended = False
+            merged = _merge(state, inner)
+            if isinstance(node, ast.While):
+                # the loop ends right after its test ran: what it tests is fresh
+                # (`while self.value <= 0: await ...` then `self.value -= 1`)
+                mark = Mark(node, merged.epoch, frozenset(merged.held))
+                for attribute in guard_tests(node.test, self.receiver, self.shared):
+                    merged.known[attribute] = mark
+            if node.orelse:
+                merged = self._block(node, node.orelse, merged)
+            return merged
+        if isinstance(node, (ast.With, ast.AsyncWith)):
+            return self._with(node, state)
+        if isinstance(node, TRY):
+            return self._try(cast(ast.Try, node), state)  # `TryStar` has the same fields
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            return state
+        if isinstance(node, ast.Match):
+            state = self._expression(node.subject, state)
+            outcomes = [self._block(case, case.body, state.copy()) for case in node.cases]
+            merged = state
+            for outcome in outcomes:
+                outcome.ended = False
+                merged = _merge(merged, outcome)
+            return merged
+        return self._simple(node, state, line)
+
+    def _try(self, node: ast.Try, state: State) -> State:
+        after = self._block(node, node.body, state.copy())
+        outcomes = [after]
+        for handler in node.handlers:
+            caught = _merge(state, after)
+            caught.ended = False
+            self._in_handler += 1
+            outcomes.append(self._block(handler, handler.body, caught))
+            self._in_handler -= 1
+        if node.orelse and not after.ended:
+            outcomes[0] = self._block(node, node.orelse, after)
+        # paths that left (return/raise) carry nothing to the code after the try
+        going_on = [outcome for outcome in outcomes if not outcome.ended]
+        merged = going_on[0] if going_on else outcomes[0]
+        for other in going_on[1:]:
+            merged = _merge(merged, other)
+        merged.ended = not going_on
+        if node.finalbody:
+            ended = merged.ended
+            merged.ended = False
+            self._in_handler += 1  # `finally: self.x = saved` restores
+            merged = self._block(node, node.finalbody, merged)
+            self._in_handler -= 1
+            merged.ended = merged.ended or ended
+        return merged
+
+    def _if(self, node: ast.If, state: State) -> State:
+        state = self._expression(node.test, state)
+        tested = guard_tests(node.test, self.receiver, self.shared)
+        mark = Mark(node, state.epoch, frozenset(state.held))
+        # names assigned from shared state and tested here count as tests of that state
+        for name in names_read(node.test):
+            if name in state.locals:
+                tested.add(state.locals[name][0])
+        then = state.copy()
+        for attribute in tested:
+            then.known[attribute] = mark
+        then = self._block(node, node.body, then)
+        otherwise = state.copy()
+        for attribute in tested:
+            otherwise.known[attribute] = mark
+        if node.orelse:
+            otherwise = self._block(node, node.orelse, otherwise)
+        if then.ended and otherwise.ended:
+            merged = _merge(then, otherwise)
+            merged.ended = True
+            return merged
+        if then.ended:
+            return otherwise
+        if otherwise.ended:
+            return then
+        merged = _merge(then, otherwise)
+        if not node.orelse:
+            # after `if test: <no exit>` nothing is known from the test
+            for attribute in tested:
+                if merged.known.get(attribute) is mark:
+                    del merged.known[attribute]
+        return merged
+
+    def _with(self, node: ast.With | ast.AsyncWith, state: State) -> State:
+        acquired: list[int] = []
+        for item in node.items:
+            state = self._expression(item.context_expr, state)
+        asynchronous = isinstance(node, ast.AsyncWith)
+        if asynchronous:
+            state = self._suspend(state, node)
+            for item in node.items:
+                lock = ast_dotted_name(item.context_expr)
+                if lock is not None:
+                    self._acquisitions += 1
+                    acquired.append(self._acquisitions)
+                    state.held[self._acquisitions] = lock
+        state = self._block(node, node.body, state)
+        for acquisition in acquired:
+            state.held.pop(acquisition, None)
+        if asynchronous and not state.ended:
+            state = self._suspend(state, node)
+        return state
+
+    def _simple(self, node: ast.stmt, state: State, line: Where) -> State:
+        if isinstance(node, (ast.Return, ast.Raise)):
+            value = node.value if isinstance(node, ast.Return) else node.exc
+            if value is not None:
+                state = self._expression(value, state)
+            state.ended = True
+            return state
+        if isinstance(node, (ast.Break, ast.Continue)):
+            state.ended = True
+            return state
+        if isinstance(node, ast.Expr):
+            return self._expression(node.value, state)
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            value = node.value
+            before = state.epoch
+            reads_before = (
+                reads_of(value, self.receiver, self.shared) if value is not None else set()
+            )
+            if value is not None:
+                state = self._expression(value, state)
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                attribute = write_target(target, self.receiver, self.shared)
+                if attribute is not None:
+                    self._write(attribute, node, line, value, state)
+                    continue
+                for element in flatten_target(target):
+                    if isinstance(element, ast.Name):
+                        state.locals.pop(element.id, None)
+                        shared = reads_before if value is not None else set()
+                        # `device = await connect(self.device)` fetches a new value: not a
+                        # read-modify-write of the old one
+                        fetched = value is not None and bool(suspensions(value))
+                        if len(shared) == 1 and not fetched and not isinstance(node, ast.AugAssign):
+                            (attribute,) = shared
+                            state.locals[element.id] = (
+                                attribute,
+                                Mark(node, before, frozenset(state.held)),
+                            )
+            return state
+        return state
+
+    def _expression(self, node: ast.expr, state: State) -> State:
+        released = lock_call(node, "release")
+        if released is not None:
+            for acquisition, lock in list(state.held.items()):
+                if lock == released:
+                    del state.held[acquisition]
+        for suspension in suspensions(node):
+            state = self._suspend(state, suspension)
+            acquired = lock_call(suspension, "acquire")
+            if acquired is not None:
+                # `await self._lock.acquire()`: held until `self._lock.release()`
+                self._acquisitions += 1
+                state.held[self._acquisitions] = acquired
+            method = awaited_self_method(suspension, self.receiver) if self.receiver else None
+            if method is not None and self.follow and self.facts is not None:
+                callee = self.facts.methods.get(method)
+                if callee is not None:
+                    for attribute in sorted(callee.writes_after_suspending):
+                        self._write(attribute, suspension, suspension, None, state, via=method)
+        return state
+
+    def _suspend(self, state: State, where: Where) -> State:
+        state.epoch += 1
+        self._last_suspension = where
+        return state
+
+    # writes
+
+    def _write(
+        self,
+        attribute: str,
+        node: ast.AST,
+        line: Where,
+        value: ast.expr | None,
+        state: State,
+        via: str | None = None,
+    ) -> None:
+        held = frozenset(state.held)
+        if state.epoch > 0 and via is None and not resets(value):
+            self.writes_after.add(attribute)
+        fresh = state.known.get(attribute)
+        if fresh is not None and fresh.epoch == state.epoch:
+            # tested again since the last suspension (`if key not in self.cache:` right
+            # before the write): the write acts on what is true now -- and when it sets
+            # something, it claims the work for this task
+            if not resets(value):
+                state.claims.update(
+                    id(mark.node) for mark in state.known.values() if mark.epoch == state.epoch
+                )
+            self._forget(attribute, state)
+            return
+        if value is not None and not self._in_handler:
+            for name in sorted(names_read(value)):
+                source = state.locals.get(name)
+                if source is None or source[0] != attribute:
+                    continue
+                read = source[1]
+                if read.epoch < state.epoch and not (read.held & held) and not (held - read.held):
+                    self._found("AF401", attribute, read, line, via)
+                    break
+        test = state.known.get(attribute)
+        if (
+            not self._in_handler  # an error path reacting to a failure is not the act
+            and test is not None
+            and test.epoch < state.epoch
+            and not (test.held & held)  # tested and written in one acquisition of a lock
+            and not (held - test.held)  # a lock taken since the test serialises the writers
+            and not resets(value)
+            and id(test.node) not in state.claims  # claimed before suspending: none repeats it
+            and self._acts_on_test(test, node, line, value)
+        ):
+            self._found("AF402", attribute, test, line, via)
+        self._forget(attribute, state)
+
+    def _acts_on_test(self, test: Mark, node: ast.AST, line: Where, value: ast.expr | None) -> bool:
+        """The write is the act the test guards: it stores what the awaited work made
+        (``self.token = await fetch()``, a value computed after it), updates the tested value
+        (``self.balance -= amount``), or sets a flag in the block the test guards (``if not
+        self.connected: await connect(); self.connected = True``) or after the early exit it
+        guards (``if self.connected: return``, then the same). A flag set in another branch of
+        the test (``if self.closed: return`` / ``elif ...: ...; self.closed = True``) steps a
+        protocol object one task drives; not reported."""
+        if isinstance(node, ast.AugAssign):
+            return True
+        if value is not None and not constant(value):
+            return True
+        guarded = test.node
+        if not isinstance(guarded, (ast.If, ast.While)):
+            return False
+        blocks = self.blocks
+        written = first_node(line)
+        inside = list(guarded.body)
+        if isinstance(guarded, ast.If) and guarded.orelse and not blocks.is_elif(guarded.orelse[0]):
+            inside.extend(guarded.orelse)  # `if self.done: ... else: act; self.done = True`
+        if blocks.contains(inside, written, self.method):
+            return True
+        parent = blocks.parent(guarded)
+        if parent is None or blocks.is_elif(guarded):
+            return False
+        body = holding_list(parent, guarded)
+        if body is None:
+            return False
+        at = next(i for i, statement in enumerate(body) if statement is guarded)
+        return blocks.contains(body[at + 1 :], written, self.method)
+
+    def _forget(self, attribute: str, state: State) -> None:
+        """After a write the attribute is fresh again: nothing read or tested before counts."""
+        state.known.pop(attribute, None)
+        for name in [n for n, (a, _) in state.locals.items() if a == attribute]:
+            del state.locals[name]
+
+    def _found(self, code: str, attribute: str, first: Mark, write: Where, via: str | None) -> None:
+        if any(r.first.node is first.node and r.attribute == attribute for r in self.races):
+            return
+        self.races.append(
+            Race(code, attribute, self.method, first, write, self._last_suspension, via)
+        )
+
+
+def constant(value: ast.expr) -> bool:
+    """A literal or a named constant: setting it is a flag, not a computed value."""
+    if isinstance(value, ast.Name):
+        return value.id.isupper()
+    if isinstance(value, ast.Constant):
+        inner = value.value
+        return inner is None or isinstance(inner, (bool, int, float, str, bytes))
+    if isinstance(value, ast.UnaryOp):
+        return constant(value.operand)
+    return isinstance(value, ast.Attribute) and state_constant(value)
+
+
+def lock_call(node: ast.AST, method: str) -> str | None:
+    """``x.y`` for ``await x.y.acquire()`` / ``x.y.release()`` (with ``method``)."""
+    if isinstance(node, ast.Await):
+        node = node.value
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == method
+        and not node.args
+        and not node.keywords
+    ):
+        return ast_dotted_name(node.func.value)
+    return None
+
+
+def resets(value: ast.expr | None) -> bool:
+    """``self.x = None`` / ``False`` / ``[]`` / ``{}`` after awaiting: teardown (``if
+    self.task: await self.task; self.task = None``). Two tasks doing it both clear the same
+    state; not the double initialisation AF402 is about."""
+    if isinstance(value, ast.Constant):
+        return value.value is None or value.value is False
+    if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
+        return not value.elts
+    if isinstance(value, ast.Dict):
+        return not value.keys
+    if isinstance(value, ast.Call) and not value.args and not value.keywords:
+        return ast_dotted_name(value.func) in ("list", "dict", "set", "tuple")
+    return False
+
+
+def _merge(a: State, b: State) -> State:
+    """Both paths: what either may have read or tested (a finding needs one path)."""
+    merged = State(max(a.epoch, b.epoch), dict(a.locals), dict(a.known), dict(a.held))
+    merged.claims = a.claims & b.claims  # claimed on every path
+    for name, source in b.locals.items():
+        merged.locals.setdefault(name, source)
+    for attribute, mark in b.known.items():
+        current = merged.known.get(attribute)
+        if current is None or mark.epoch < current.epoch:
+            merged.known[attribute] = mark
+    merged.ended = a.ended and b.ended
+    return merged
+
+
+def _serialized_bases() -> frozenset[str]:
+    import sys
+    from importlib import resources
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    text = resources.files("asyncfix").joinpath("data/serialized_classes.toml").read_text("utf-8")
+    return frozenset(tomllib.loads(text)["bases"]["names"])
+
+
+#: base classes whose methods a framework runs one at a time (data/serialized_classes.toml)
+SERIALIZED_BASES = _serialized_bases()
+
+
+def serialized(cls: ast.ClassDef) -> bool:
+    """A framework runs this class's methods one at a time (a Home Assistant config flow)."""
+    for base in cls.bases:
+        dotted = ast_dotted_name(base)
+        if dotted is not None and dotted.rsplit(".", 1)[-1] in SERIALIZED_BASES:
+            return True
+    return False
+
+
+#: methods that together make a class a synchronisation primitive of its own
+_PRIMITIVE_METHODS = (("acquire", "release"), ("wait", "notify"), ("wait", "set"))
+
+
+def _primitive(facts: ClassFacts) -> bool:
+    """The class implements a lock, semaphore, event or condition (``acquire``/``release``):
+    it tests its own state, awaits a waiter, then updates the state by design, and callers
+    use it to serialise themselves. Its methods are not races."""
+    return any(all(name in facts.methods for name in pair) for pair in _PRIMITIVE_METHODS)
+
+
+class Races:
+    """The module's races (AF401/AF402) and the facts of its classes, made once per module
+    when a race rule first asks (``SemanticModel.races``)."""
+
+    def __init__(self, model: SemanticModel) -> None:
+        self.model = model
+        self.blocks = Blocks(model)
+
+    @cached_property
+    def facts(self) -> dict[int, ClassFacts]:
+        """The facts of each of the module's top-level classes, by the class node's id."""
+        return {
+            id(shape.node): class_facts(shape.node, self.model)
+            for shape in self.model.classes.shapes.values()
+        }
+
+    def facts_of(self, cls: ast.ClassDef | None) -> ClassFacts | None:
+        return self.facts.get(id(cls)) if cls is not None else None
+
+    def class_of(self, method: Function) -> ClassFacts | None:
+        for facts in self.facts.values():
+            if any(m.node is method for m in facts.methods.values()):
+                return facts
+        return None
+
+    def shared_names(self, function: Function) -> frozenset[str]:
+        """Module-level names ``function`` shares with other tasks: those it declares
+        ``global``/``nonlocal``, and module variables it uses without binding them locally
+        (``CACHE[key] = ...``)."""
+        scopes = self.model.scopes
+        local = scopes.opened.get(id(function))
+        if local is None:
+            return frozenset()
+        names = set(local.declared_global) | set(local.declared_nonlocal)
+        for name, bindings in scopes.module.bindings.items():
+            if name in local.bindings or name in local.declared_nonlocal:
+                continue
+            if all(is_plain_assignment(scopes, binding) for binding in bindings):
+                names.add(name)  # a module variable, not an import, function or class
+        return frozenset(names)
+
+    @cached_property
+    def found(self) -> list[Race]:
+        """Every AF401/AF402 race in the async methods of the module's classes and in its
+        async functions."""
+        races: list[Race] = []
+        blocks = self.blocks
+        for facts in self.facts.values():
+            cls = facts.node
+            # First walk: what each async method writes after suspending, along its paths
+            # (the lexical order `class_facts` sees counts an `await` in an early-return
+            # branch too), and its races that do not go through another method.
+            found: dict[str, list[Race]] = {}
+            for name, method in facts.methods.items():
+                receiver = self_name(method.node)
+                if isinstance(method.node, ast.AsyncFunctionDef) and receiver is not None:
+                    first = MethodWalk(
+                        blocks,
+                        method.node,
+                        receiver,
+                        facts,
+                        follow=False,
+                        shared=self.shared_names(method.node),
+                    )
+                    found[name] = first.run()
+                    method.writes_after_suspending = first.writes_after
+            if serialized(cls) or _primitive(facts):
+                continue
+            for name, method in facts.methods.items():
+                if name not in found:
+                    continue
+                if any(
+                    facts.methods[c].writes_after_suspending
+                    for c in method.awaits
+                    if c in facts.methods
+                ):
+                    # it awaits a method that writes after suspending: walk again, following
+                    again = MethodWalk(
+                        blocks,
+                        method.node,
+                        self_name(method.node),
+                        facts,
+                        shared=self.shared_names(method.node),
+                    )
+                    races.extend(again.run())
+                else:
+                    races.extend(found[name])
+            # class state through `cls` in async classmethods (reported; the lock fix does
+            # not apply to class-level state)
+            for statement in cls.body:
+                if isinstance(statement, ast.AsyncFunctionDef) and is_classmethod(statement):
+                    receiver = first_parameter(statement)
+                    if receiver is not None:
+                        races.extend(
+                            MethodWalk(blocks, statement, receiver, facts, follow=False).run()
+                        )
+        methods = {id(m.node) for f in self.facts.values() for m in f.methods.values()}
+        for node in self.model.scopes.by_type.get(ast.AsyncFunctionDef, ()):
+            assert isinstance(node, ast.AsyncFunctionDef)
+            if id(node) in methods or is_classmethod(node):
+                continue
+            names = self.shared_names(node)
+            if names:
+                races.extend(MethodWalk(blocks, node, None, None, shared=names).run())
+        return races
