@@ -197,3 +197,46 @@ def test_a_fix_finds_its_node_by_position_through_parentheses_and_wide_character
     found = _Locate(module).find(span, cst.Call)
     assert isinstance(found, cst.Call)
     assert isinstance(found.func, cst.Name) and found.func.value == "g"
+
+
+def test_race_blocks_are_found_by_position_as_libcst_has_them() -> None:
+    from asyncfix.analysis.races import Blocks, Line
+
+    text = textwrap.dedent(
+        """
+        async def f(self, a, b):
+            x = 1; y = 2
+            z = 3
+            if a: p = 1; q = 2
+            if a:
+                pass
+            elif b:
+                pass
+            else:
+                if a:
+                    pass
+        """
+    )
+    model = SemanticModel(ast.parse(text), text)
+    blocks = Blocks(model)
+    function = model.tree.body[0]
+    assert isinstance(function, ast.AsyncFunctionDef)
+    body = function.body
+    x, y, z, one_line_if, chain = body
+    assert blocks.is_block(function, body)
+    line = blocks.line_of(x, body, True)
+    assert isinstance(line, Line) and line.statements == (x, y)
+    assert blocks.line_of(y, body, True) is line  # one line, however it is reached
+    assert blocks.line_of(z, body, True) is z
+    assert [len(getattr(item, "statements", [item])) for item in blocks.lines(body, 0, 3)] == [2, 1]
+    assert blocks.line_bounds(body, 1) == (0, 1)
+    # `if a: p = 1; q = 2`: a body on the header's line is no indented block
+    assert isinstance(one_line_if, ast.If)
+    assert not blocks.is_block(one_line_if, one_line_if.body)
+    # `elif` is an `if` LibCST keeps in the first one; `else:` holding an `if` is a block
+    assert isinstance(chain, ast.If)
+    elif_ = chain.orelse[0]
+    assert isinstance(elif_, ast.If)
+    assert blocks.is_elif(elif_) and not blocks.is_block(chain, chain.orelse)
+    nested = elif_.orelse[0]
+    assert not blocks.is_elif(nested) and blocks.is_block(elif_, elif_.orelse)

@@ -191,3 +191,14 @@ def _assigned_names(statement: ast.stmt) -> Iterator[str]:
         statement.target, ast.Name
     ):
         yield statement.target.id
+
+
+def self_name(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+    """The name of ``self`` in a method: its first parameter, unless it is a static or class
+    method (or has none)."""
+    params = [*function.args.posonlyargs, *function.args.args]
+    if not params:
+        return None
+    if any(ast_dotted_name(d) in ("staticmethod", "classmethod") for d in function.decorator_list):
+        return None
+    return params[0].arg

@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, cast
 
-from asyncfix.analysis.model import TRY, in_order, is_plain_assignment
-from asyncfix.analysis.values import flatten_target
+from asyncfix.analysis.classes import self_name
+from asyncfix.analysis.model import COMPOUND, TRY, in_order, is_plain_assignment
+from asyncfix.analysis.values import flatten_target, own_attribute
 from asyncfix.index import ast_dotted_name
 
 if TYPE_CHECKING:
@@ -198,16 +199,6 @@ class ClassFacts:
 # -- how shared state is spelled -------------------------------------------------------------
 
 
-def self_name(function: Function) -> str | None:
-    """The name of ``self`` in a method (None for static and class methods)."""
-    params = [*function.args.posonlyargs, *function.args.args]
-    if not params:
-        return None
-    if any(ast_dotted_name(d) in ("staticmethod", "classmethod") for d in function.decorator_list):
-        return None
-    return params[0].arg
-
-
 def is_classmethod(function: Function) -> bool:
     return any(ast_dotted_name(d) == "classmethod" for d in function.decorator_list)
 
@@ -236,15 +227,8 @@ def spelled(key: str, receiver: str | None = "self") -> str:
 
 
 def _own_attribute(node: ast.AST, receiver: str | None) -> str | None:
-    """``x`` for ``self.x`` exactly (``receiver`` is the name of ``self``)."""
-    if (
-        receiver is not None
-        and isinstance(node, ast.Attribute)
-        and isinstance(node.value, ast.Name)
-        and node.value.id == receiver
-    ):
-        return node.attr
-    return None
+    """``x`` for ``self.x`` exactly (``receiver`` is the name of ``self``, if there is one)."""
+    return own_attribute(node, receiver) if receiver is not None else None
 
 
 def write_target(
@@ -394,13 +378,7 @@ def suspensions(node: ast.AST | list[ast.stmt]) -> list[ast.Await]:
 def awaited_self_method(node: ast.AST, receiver: str) -> str | None:
     """``m`` for ``await self.m(...)``."""
     if isinstance(node, ast.Await) and isinstance(node.value, ast.Call):
-        func = node.value.func
-        if (
-            isinstance(func, ast.Attribute)
-            and isinstance(func.value, ast.Name)
-            and func.value.id == receiver
-        ):
-            return func.attr
+        return own_attribute(node.value.func, receiver)
     return None
 
 
@@ -454,7 +432,7 @@ class Blocks:
     def line_of(self, statement: ast.stmt, body: list[ast.stmt], indented: bool) -> Where:
         """The line ``statement`` (of ``body``) is on: itself, or the ``Line`` of the simple
         statements it shares lines with in an indented block."""
-        if not indented or isinstance(statement, COMPOUND_STATEMENTS):
+        if not indented or isinstance(statement, COMPOUND):
             return statement
         if id(body[0]) not in self._grouped:
             self._group(body)
@@ -467,7 +445,7 @@ class Blocks:
             joins = (
                 statement is not None
                 and run
-                and not isinstance(statement, COMPOUND_STATEMENTS)
+                and not isinstance(statement, COMPOUND)
                 and statement.lineno == run[-1].end_lineno
             )
             if joins:
@@ -479,9 +457,7 @@ class Blocks:
                 for member in run:
                     self._lines[id(member)] = line
             run = (
-                [statement]
-                if statement is not None and not isinstance(statement, COMPOUND_STATEMENTS)
-                else []
+                [statement] if statement is not None and not isinstance(statement, COMPOUND) else []
             )
 
     def lines(self, body: list[ast.stmt], start: int, stop: int) -> list[Where]:
@@ -540,21 +516,6 @@ class Blocks:
                 break
             out.append(parent)
         return out
-
-
-COMPOUND_STATEMENTS: tuple[type[ast.stmt], ...] = (
-    ast.FunctionDef,
-    ast.AsyncFunctionDef,
-    ast.ClassDef,
-    ast.If,
-    ast.For,
-    ast.AsyncFor,
-    ast.While,
-    ast.With,
-    ast.AsyncWith,
-    *TRY,
-    ast.Match,
-)
 
 
 # -- facts about a class -------------------------------------------------------------------

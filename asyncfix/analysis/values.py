@@ -298,7 +298,7 @@ class Values:
 
         def assigned(target: ast.expr, value: ast.expr) -> None:
             for element in flatten_target(target):
-                name = _self_attribute_name(element, receiver)
+                name = own_attribute(element, receiver)
                 if name is None:
                     continue
                 if element is not target:
@@ -319,17 +319,17 @@ class Values:
                 for target in node.targets:
                     assigned(target, node.value)
             elif isinstance(node, ast.AnnAssign):
-                name = _self_attribute_name(node.target, receiver)
+                name = own_attribute(node.target, receiver)
                 if name is not None:
                     add(name, self._annotated(node.annotation))
                 if node.value is not None:
                     assigned(node.target, node.value)
             elif isinstance(node, (ast.AugAssign, ast.For, ast.AsyncFor)):
-                name = _self_attribute_name(node.target, receiver)
+                name = own_attribute(node.target, receiver)
                 if name is not None:
                     add(name, UNKNOWN)
             elif isinstance(node, ast.withitem) and node.optional_vars is not None:
-                name = _self_attribute_name(node.optional_vars, receiver)
+                name = own_attribute(node.optional_vars, receiver)
                 if name is not None:
                     add(name, UNKNOWN)
             stack.extend(reversed(list(ast.iter_child_nodes(node))))
@@ -360,7 +360,8 @@ def flatten_target(target: ast.expr) -> list[ast.expr]:
     return [target]
 
 
-def _self_attribute_name(target: ast.expr, receiver: str) -> str | None:
+def own_attribute(target: ast.AST, receiver: str) -> str | None:
+    """``x`` for ``self.x`` exactly (``receiver`` is the name of ``self``)."""
     if (
         isinstance(target, ast.Attribute)
         and isinstance(target.value, ast.Name)

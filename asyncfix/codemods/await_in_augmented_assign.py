@@ -7,8 +7,9 @@ import ast
 
 import libcst as cst
 
+from asyncfix.analysis.classes import self_name
 from asyncfix.analysis.model import alone_on_its_line, identifiers, in_order
-from asyncfix.analysis.races import MUTABLE, self_name, suspensions, write_target
+from asyncfix.analysis.races import MUTABLE, suspensions, write_target
 from asyncfix.codemods.base import Fix, Locate, ModelRule, PendingFix, fresh_name
 from asyncfix.codemods.race_fix import brief
 from asyncfix.model import Safety, Severity

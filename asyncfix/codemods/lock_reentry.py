@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import ast
 
+from asyncfix.analysis.classes import self_name
 from asyncfix.analysis.model import in_order
-from asyncfix.analysis.races import ClassFacts, attribute_of, awaited_self_method, self_name
+from asyncfix.analysis.races import ClassFacts, attribute_of, awaited_self_method
 from asyncfix.codemods.base import ModelRule
 from asyncfix.codemods.race_fix import brief
 from asyncfix.model import Safety, Severity

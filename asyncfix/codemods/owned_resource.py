@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import ast
 
+from asyncfix.analysis.classes import self_name
 from asyncfix.analysis.model import in_order
 from asyncfix.analysis.resources import called
 from asyncfix.codemods.base import ModelContext, ModelRule
-from asyncfix.index import NEUTRAL_BASES, ast_dotted_name
+from asyncfix.index import NEUTRAL_BASES
 from asyncfix.model import Safety, Severity
 
 #: methods of a resource that close it
@@ -88,7 +89,7 @@ class Weather:
         resources = self.model.resources
         stored: dict[str, tuple[ast.expr, str]] = {}
         for method in methods:
-            receiver = _self_name(method)
+            receiver = self_name(method)
             if receiver is None:
                 continue
             for statement in in_order(method.body):
@@ -145,7 +146,7 @@ class Weather:
         for method in node.body:
             if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
-            receiver = _self_name(method)
+            receiver = self_name(method)
             if receiver is None:
                 continue
             for child in (n for statement in method.body for n in ast.walk(statement)):
@@ -183,15 +184,6 @@ class Weather:
                         inner = inner.value
             self._closed_in_module = closed
         return self._closed_in_module
-
-
-def _self_name(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
-    params = [*function.args.posonlyargs, *function.args.args]
-    if not params:
-        return None
-    if any(ast_dotted_name(d) in ("staticmethod", "classmethod") for d in function.decorator_list):
-        return None
-    return params[0].arg
 
 
 def _stored(node: ast.AST, receiver: str) -> tuple[str | None, ast.expr | None]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from asyncfix.analysis.classes import self_name
 from asyncfix.analysis.model import in_order
 from asyncfix.analysis.races import (
     NAME_KEY,
@@ -26,7 +27,6 @@ from asyncfix.analysis.races import (
     first_node,
     first_parameter,
     is_classmethod,
-    self_name,
     spelled,
 )
 from asyncfix.codemods.base import Fix, ImportItem, Locate, ModelRule, PendingFix, fresh_name

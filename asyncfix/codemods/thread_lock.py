@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import ast
 
-from asyncfix.analysis.races import THREAD_LOCKS, attribute_of, self_name, suspensions
+from asyncfix.analysis.classes import self_name
+from asyncfix.analysis.races import THREAD_LOCKS, attribute_of, suspensions
 from asyncfix.codemods.base import ModelRule
 from asyncfix.codemods.race_fix import brief
 from asyncfix.model import Safety, Severity
