@@ -314,6 +314,16 @@ def in_order(node: ast.AST | list[ast.stmt]) -> Iterator[ast.AST]:
         stack.extend(reversed(list(ast.iter_child_nodes(current))))
 
 
+def holding_list(parent: ast.AST, child: ast.AST) -> list[ast.stmt] | None:
+    """The list of statements of ``parent`` (a body, ``orelse``, ``finalbody``) that holds
+    ``child``, if one does."""
+    for name in ("body", "orelse", "finalbody"):
+        value = getattr(parent, name, None)
+        if type(value) is list and any(item is child for item in value):
+            return value
+    return None
+
+
 _HANDLERS: dict[type, tuple[tuple[type, str], ...]] = {}
 
 

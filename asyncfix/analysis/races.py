@@ -34,7 +34,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, cast
 
 from asyncfix.analysis.classes import self_name
-from asyncfix.analysis.model import COMPOUND, TRY, in_order, is_plain_assignment
+from asyncfix.analysis.model import COMPOUND, TRY, holding_list, in_order, is_plain_assignment
 from asyncfix.analysis.values import flatten_target, own_attribute
 from asyncfix.index import ast_dotted_name
 
@@ -383,16 +383,6 @@ def awaited_self_method(node: ast.AST, receiver: str) -> str | None:
 
 
 # -- blocks of statements --------------------------------------------------------------------
-
-
-def holding_list(parent: ast.AST, child: ast.AST) -> list[ast.stmt] | None:
-    """The list of statements of ``parent`` (a body, ``orelse``, ``finalbody``) that holds
-    ``child``, if one does."""
-    for name in ("body", "orelse", "finalbody"):
-        value = getattr(parent, name, None)
-        if type(value) is list and any(item is child for item in value):
-            return value
-    return None
 
 
 class Blocks:

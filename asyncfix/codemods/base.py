@@ -347,10 +347,27 @@ class ModelRule(Rule):
         function = place.function
         if place.genexp or function is None:
             return None
+        site = self.offload_site(function)
+        first = (
+            f"Offloaded `{self.model.source.segment(node.func)}(...)` to a worker thread with "
+            f"`{site.how}`"
+        )
+
+        def build(call: cst.CSTNode, locate: Locate) -> Fix:
+            assert isinstance(call, cst.Call)
+            new, fix = offloaded_call(call, site.where(locate))
+            fix.changes.insert(0, first)
+            fix.replace[call] = await_expression(new, call, locate.parent(call))
+            return fix
+
+        return [first, *site.added], build
+
+    def offload_site(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> OffloadSite:
+        """How a call in ``function`` moves to a worker thread: the names it uses, and before
+        Python 3.9 the running loop's name (and whether the fix makes it)."""
         model = self.model
         target = self.context.target
         asyncio_name = model.module_name_for("asyncio")
-        functools_name = model.module_name_for("functools")
         loop: tuple[str, bool] | None = None
         if target < (3, 9):
             existing = _running_loop_of(function, asyncio_name or "asyncio")
@@ -359,27 +376,37 @@ class ModelRule(Rule):
                 if existing
                 else (fresh_name("loop", set(identifiers_of(function))), True)
             )
-        how = "asyncio.to_thread" if target >= (3, 9) else "loop.run_in_executor"
-        changes = [
-            f"Offloaded `{model.source.segment(node.func)}(...)` to a worker thread with `{how}`"
-        ]
-        if loop is not None and loop[1]:
-            changes.append(
-                f"Added `{loop[0]} = asyncio.get_running_loop()` at the start of the function"
-            )
-        function_span = self.span(function)
+        return OffloadSite(
+            self.span(function), asyncio_name, model.module_name_for("functools"), target, loop
+        )
 
-        def build(call: cst.CSTNode, locate: Locate) -> Fix:
-            assert isinstance(call, cst.Call)
-            definition = locate.find(function_span, cst.FunctionDef)
-            assert isinstance(definition, cst.FunctionDef)
-            where = Offload(definition, asyncio_name, functools_name, target, loop)
-            new, fix = offloaded_call(call, where)
-            fix.changes.insert(0, changes[0])
-            fix.replace[call] = await_expression(new, call, locate.parent(call))
-            return fix
 
-        return changes, build
+@dataclass(frozen=True)
+class OffloadSite:
+    """Where a model rule's fix moves a call to a worker thread (``ModelRule.offload_site``):
+    the function, by position, and what ``Offload`` needs there."""
+
+    function: Span
+    asyncio_name: str | None
+    functools_name: str | None
+    target: tuple[int, int]
+    loop: tuple[str, bool] | None
+
+    @property
+    def how(self) -> str:
+        return "asyncio.to_thread" if self.target >= (3, 9) else "loop.run_in_executor"
+
+    @property
+    def added(self) -> list[str]:
+        """The change the fix makes besides the call: the running loop it fetches."""
+        if self.loop is None or not self.loop[1]:
+            return []
+        return [f"Added `{self.loop[0]} = asyncio.get_running_loop()` at the start of the function"]
+
+    def where(self, locate: Locate) -> Offload:
+        definition = locate.find(self.function, cst.FunctionDef)
+        assert isinstance(definition, cst.FunctionDef)
+        return Offload(definition, self.asyncio_name, self.functools_name, self.target, self.loop)
 
 
 def _running_loop_of(

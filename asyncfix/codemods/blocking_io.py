@@ -11,20 +11,18 @@ from typing import ClassVar
 
 import libcst as cst
 
+from asyncfix.analysis.extract import extract_block
+from asyncfix.analysis.model import identifiers
 from asyncfix.codemods.base import (
-    Context,
     Fix,
-    Project,
-    Rule,
+    Locate,
+    ModelContext,
+    ModelRule,
+    PendingFix,
     fresh_name,
-    offload_call,
-    offload_fix,
-    source_of,
+    offloaded_call,
 )
-from asyncfix.codemods.extract import extract_block
-from asyncfix.codemods.names import dotted_name
-from asyncfix.codemods.prefilters import may_call_blocking
-from asyncfix.index import BLOCKING_CALLS, BLOCKING_METHODS
+from asyncfix.index import BLOCKING_CALLS, BLOCKING_METHODS, ast_dotted_name
 from asyncfix.model import Safety, Severity
 
 
@@ -42,7 +40,10 @@ def _catalogue(category: str) -> tuple[frozenset[str], dict[str, frozenset[str]]
     return functions, methods
 
 
-class _BlockingCall(Rule):
+Planned = tuple[Safety, list[str], PendingFix]
+
+
+class _BlockingCall(ModelRule):
     #: the catalogue's category this rule owns
     category: ClassVar[str]
     #: what to migrate to, as advice in the message
@@ -51,142 +52,167 @@ class _BlockingCall(Rule):
     kind = "Blocking call on the event loop"
     no_fix_in_tests = True
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: ModelContext) -> None:
         super().__init__(ctx)
         #: function -> names of nested functions this walk's fixes define in it
         self._given: dict[int, set[str]] = {}
+        functions, methods = _catalogue(self.category)
+        #: the last names of the calls this rule may own, for ``module.f()``/``obj.m()``
+        self._names = functions | frozenset().union(*methods.values())
 
-    @classmethod
-    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
-        return may_call_blocking(tree, *_catalogue(cls.category))
-
-    def visit_Call(self, node: cst.Call) -> None:
-        if not self.ctx.in_async_body() or isinstance(self.ctx.parent(), cst.Await):
+    def on_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            if func.attr not in self._names:
+                return  # not a catalogue function or method (a name may be an import alias)
+        elif not isinstance(func, ast.Name):
             return
-        qualified = self._blocking_api(node.func)
+        walk = self.walk
+        parent = walk.parent(node)
+        if not walk.in_async_body(node) or isinstance(parent, ast.Await):
+            return
+        qualified = self._blocking_api(func)
         if qualified is None:
             return
-        spelled = source_of(node.func)
+        spelled = self.model.source.segment(func)
         message = f"`{spelled}()` blocks the event loop ({self.category}); {self.advice}"
         plain = qualified.removeprefix("builtins.")
-        evidence: list[tuple[str, cst.CSTNode | None]] = [
-            (f"`{spelled}` is `{plain}`", None)
+        evidence = [
+            f"`{spelled}` is `{plain}`"
             if spelled != plain
-            else (f"`{plain}` is a blocking call ({self.category})", None)
+            else f"`{plain}` is a blocking call ({self.category})"
         ]
-        if isinstance(self.ctx.parent(), cst.WithItem):
+        if isinstance(parent, ast.withitem) and parent.context_expr is node:
             # offloading `open()` alone would leave every read of the block on the loop
-            found = self._block_fix(node)
+            found = self._block_fix(node, parent)
             if isinstance(found, str):
                 self.report(node, f"{message} (no fix: {found})", None, evidence)
             else:
                 self.report(node, message, found, evidence)
             return
-        fix = offload_fix(self.ctx, node)
-        self.report(node, message if fix else message + " (no fix here)", fix, evidence)
+        offload = self.offload(node)
+        if offload is None:
+            self.report(node, message + " (no fix here)", None, evidence)
+            return
+        changes, build = offload
+        self.report(
+            node, message, (Safety.UNSAFE, changes, PendingFix(node, cst.Call, build)), evidence
+        )
 
-    def _block_fix(self, node: cst.Call) -> Fix | str:
+    def _block_fix(self, node: ast.Call, item: ast.withitem) -> Planned | str:
         """Move the ``with`` block ``node`` opens into a nested sync function and offload it
         whole, or say why that cannot be done cleanly."""
-        ctx = self.ctx
-        block = ctx.parent(level=2)
-        function = ctx.enclosing_function()
-        assert isinstance(block, cst.With) and function is not None
-        if block.asynchronous is not None:
-            opener = source_of(node.func)
+        walk = self.walk
+        block = walk.parent(item)
+        function = walk.place(node).function
+        assert isinstance(block, (ast.With, ast.AsyncWith)) and function is not None
+        segment = self.model.source.segment
+        if isinstance(block, ast.AsyncWith):
+            opener = segment(node.func)
             return (
                 f"`async with {opener}(...)`: `{opener}()` is not an async context manager "
                 "(this raises TypeError); use `aiofiles.open`, or a plain `with` offloaded whole"
             )
-        if not isinstance(ctx.parent(level=3), cst.IndentedBlock):
-            return "the `with` is not a statement of its own block"
-        for item in block.items:
+        for other in block.items:
+            entered = other.context_expr
             if (
-                not isinstance(item.item, cst.Call)
-                or self._blocking_api(item.item.func, any_category=True) is None
+                not isinstance(entered, ast.Call)
+                or self._blocking_api(entered.func, any_category=True) is None
             ):
-                entered = item.item
-                spelled = dotted_name(entered.func if isinstance(entered, cst.Call) else entered)
-                shown = f"{spelled}(...)" if isinstance(entered, cst.Call) else spelled
+                dotted = ast_dotted_name(entered.func if isinstance(entered, ast.Call) else entered)
+                shown = dotted and (f"{dotted}(...)" if isinstance(entered, ast.Call) else dotted)
                 return (
                     f"the `with` also enters `{shown or 'another context manager'}`, which may "
                     "need to stay on the event loop's thread"
                 )
-        start = next(i for i, n in enumerate(ctx.path) if n is function)
-        in_loop = any(isinstance(n, (cst.For, cst.While)) for n in ctx.path[start + 1 :])
-        found = extract_block(block, ctx.path[start:], in_loop, ctx.names.bindings(function))
+        path: list[ast.AST] = [block]
+        while path[-1] is not function:
+            up = walk.parent(path[-1])
+            assert up is not None
+            path.append(up)
+        path.reverse()
+        found = extract_block(self.model, block, function, path)
         if isinstance(found, str):
             return found
         # names handed out to earlier blocks of the function in this walk are taken too
         given = self._given.setdefault(id(function), set())
-        name = fresh_name(self._function_name(block), set(ctx.names.occurrences(function)) | given)
+        name = fresh_name(self._function_name(block), set(identifiers(function)) | given)
         given.add(name)
-        offloaded = offload_call(ctx, cst.Call(func=cst.Name(name)))
-        if offloaded is None:
-            return "the block is not in a function"
-        call, fix = offloaded
-        returns: list[cst.BaseSmallStatement] = []
-        result = _names_expression(found.returns)
-        if result is not None:
-            returns.append(cst.Return(value=result))
-        nested = cst.FunctionDef(
-            name=cst.Name(name),
-            params=cst.Parameters(),
-            body=cst.IndentedBlock(
-                body=[
-                    block.with_changes(leading_lines=[]),
-                    *([cst.SimpleStatementLine(returns)] if returns else []),
-                ]
-            ),
-            leading_lines=_blank_before(block, ctx.parent(level=3)),
-        )
-        awaited = cst.Await(expression=call)
-        statement: cst.BaseSmallStatement
-        if found.returns_value:
-            statement = cst.Return(value=awaited)
-        elif result is None:
-            statement = cst.Expr(awaited)
-        else:
-            statement = cst.Assign(targets=[cst.AssignTarget(result)], value=awaited)
-        after = cst.SimpleStatementLine([statement], leading_lines=[cst.EmptyLine(indent=False)])
-        fix.replace[block] = cst.FlattenSentinel([nested, after])
-        how = "asyncio.to_thread" if ctx.target >= (3, 9) else "loop.run_in_executor"
+        site = self.offload_site(function)
         gives = (
             f"; it returns {', '.join(f'`{n}`' for n in found.returns)}" if found.returns else ""
         )
-        fix.changes.insert(
-            0, f"Moved the `with` block into `def {name}()` and offloaded it with `{how}`{gives}"
+        moved = (
+            f"Moved the `with` block into `def {name}()` and offloaded it with `{site.how}`{gives}"
         )
-        return fix
+        returned, returns_value = list(found.returns), found.returns_value
 
-    def _function_name(self, block: cst.With) -> str:
+        def build(with_node: cst.CSTNode, locate: Locate) -> Fix:
+            assert isinstance(with_node, cst.With)
+            call, fix = offloaded_call(cst.Call(func=cst.Name(name)), site.where(locate))
+            returns: list[cst.BaseSmallStatement] = []
+            result = _names_expression(returned)
+            if result is not None:
+                returns.append(cst.Return(value=result))
+            nested = cst.FunctionDef(
+                name=cst.Name(name),
+                params=cst.Parameters(),
+                body=cst.IndentedBlock(
+                    body=[
+                        with_node.with_changes(leading_lines=[]),
+                        *([cst.SimpleStatementLine(returns)] if returns else []),
+                    ]
+                ),
+                leading_lines=_blank_before(with_node, locate.parent(with_node)),
+            )
+            awaited = cst.Await(expression=call)
+            statement: cst.BaseSmallStatement
+            if returns_value:
+                statement = cst.Return(value=awaited)
+            elif result is None:
+                statement = cst.Expr(awaited)
+            else:
+                statement = cst.Assign(targets=[cst.AssignTarget(result)], value=awaited)
+            after = cst.SimpleStatementLine(
+                [statement], leading_lines=[cst.EmptyLine(indent=False)]
+            )
+            fix.replace[with_node] = cst.FlattenSentinel([nested, after])
+            fix.changes.insert(0, moved)
+            return fix
+
+        return Safety.UNSAFE, [moved, *site.added], PendingFix(block, cst.With, build)
+
+    def _function_name(self, block: ast.With) -> str:
         if self.category != "file I/O":
             return "_blocking_io"
         for item in block.items:
-            assert isinstance(item.item, cst.Call)
-            mode = _mode_argument(item.item, self.ctx.qualified_name(item.item.func) is None)
+            call = item.context_expr
+            assert isinstance(call, ast.Call)
+            method = self.model.scopes.qualified_name(call.func) is None
+            mode = _mode_argument(call, method)
             if mode is None:
                 return "_file_io"
             if any(letter in mode for letter in "wax+"):
                 return "_write_file"
         return "_read_file"
 
-    def _blocking_api(self, func: cst.BaseExpression, any_category: bool = False) -> str | None:
+    def _blocking_api(self, func: ast.expr, any_category: bool = False) -> str | None:
         """``requests.get`` for ``requests.get``/``http.get``; ``requests.Session.get`` for
         ``session.get`` on a ``requests.Session()``; None when the call is not this rule's
         (with ``any_category``: not a blocking call the catalogue knows)."""
-        qualified = self.ctx.qualified_name(func)
+        model = self.model
+        qualified = model.scopes.qualified_name(func)
         if qualified is not None:
             kind = BLOCKING_CALLS.get(qualified)
             if kind is not None and (any_category or kind == self.category):
                 return qualified
             return None
-        if isinstance(func, cst.Attribute):
-            receiver = self.ctx.receivers.type_of(func.value)
+        if isinstance(func, ast.Attribute):
+            receiver = model.values.type_of(func.value)
             if receiver is not None and receiver.kind == "library":
-                kind = BLOCKING_METHODS.get(receiver.name, {}).get(func.attr.value)
+                kind = BLOCKING_METHODS.get(receiver.name, {}).get(func.attr)
                 if kind is not None and (any_category or kind == self.category):
-                    return f"{receiver.name}.{func.attr.value}"
+                    return f"{receiver.name}.{func.attr}"
         return None
 
 
@@ -218,24 +244,24 @@ def _blank_before(block: cst.With, parent: cst.CSTNode | None) -> Sequence[cst.E
     return lines
 
 
-def _mode_argument(call: cst.Call, method: bool) -> str | None:
+def _mode_argument(call: ast.Call, method: bool) -> str | None:
     """The mode string of ``open(path, mode)`` / ``path.open(mode)`` (``"r"`` by default), or
     None when it is not a literal."""
-    position = 0 if method else 1
-    positional = [arg for arg in call.args if arg.keyword is None]
-    value: cst.BaseExpression | None = None
-    if any(arg.star for arg in call.args):
+    if any(isinstance(arg, ast.Starred) for arg in call.args) or any(
+        keyword.arg is None for keyword in call.keywords
+    ):
         return None
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == "mode":
-            value = arg.value
-    if value is None and len(positional) > position:
-        value = positional[position].value
+    position = 0 if method else 1
+    value: ast.expr | None = None
+    for keyword in call.keywords:
+        if keyword.arg == "mode":
+            value = keyword.value
+    if value is None and len(call.args) > position:
+        value = call.args[position]
     if value is None:
         return "r"
-    if isinstance(value, cst.SimpleString):
-        evaluated = value.evaluated_value
-        return evaluated if isinstance(evaluated, str) else None
+    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+        return value.value
     return None
 
 
