@@ -464,7 +464,7 @@ def parse_ast(text: str) -> ast.Module:
     """``ast.parse``, also of the type-parameter syntax of Python 3.12 (PEP 695) on an older
     Python: when the text does not parse as it is, it is parsed without its ``type X = ...``
     keywords and the ``[T]`` after ``def``/``class`` names -- a tree for the index and the
-    pre-filters, which look at neither, with the lines where they are. Raises what
+    rules, which look at neither, with every other node where it is. Raises what
     ``ast.parse`` raises on the text as it is when that does not help."""
     try:
         return ast.parse(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import libcst as cst
 import pytest
 
 from asyncfix import engine
-from asyncfix.codemods.base import Fix, Rule
+from asyncfix.codemods.base import Fix, Locate, ModelRule, PendingFix
 from asyncfix.config import Config
 from asyncfix.engine import process as process_module
 from asyncfix.engine import runner as runner_module
@@ -19,7 +20,7 @@ from tests.helpers import run_text
 SOURCE = "async def f():\n    marker()\n"
 
 
-class _TestRule(Rule):
+class _TestRule(ModelRule):
     """Reports every ``marker()`` call with the fix ``replacement`` makes."""
 
     summary = why = example_before = example_after = fix_safety_note = kind = "test"
@@ -27,12 +28,17 @@ class _TestRule(Rule):
     severity = Severity.LOW
     needles = ("marker",)
 
-    def replacement(self, call: cst.Call) -> dict[cst.CSTNode, Any]:
+    def replacement(self, call: cst.Call, locate: Locate) -> dict[cst.CSTNode, Any]:
         raise NotImplementedError
 
-    def visit_Call(self, node: cst.Call) -> None:
-        if isinstance(node.func, cst.Name) and node.func.value == "marker":
-            self.report(node, "marker", Fix(Safety.SAFE, ["test"], self.replacement(node)))
+    def on_Call(self, node: ast.Call) -> None:
+        if isinstance(node.func, ast.Name) and node.func.id == "marker":
+
+            def build(call: cst.CSTNode, locate: Locate) -> Fix:
+                assert isinstance(call, cst.Call)
+                return Fix(Safety.SAFE, ["test"], self.replacement(call, locate))
+
+            self.report(node, "marker", (Safety.SAFE, ["test"], PendingFix(node, cst.Call, build)))
 
 
 class _Broken(_TestRule):
@@ -41,9 +47,9 @@ class _Broken(_TestRule):
     code = "AF999"
     name = "broken"
 
-    def replacement(self, call: cst.Call) -> dict[cst.CSTNode, Any]:
+    def replacement(self, call: cst.Call, locate: Locate) -> dict[cst.CSTNode, Any]:
         # `return` with a value inside an async generator is a compile-time error
-        statement = self.ctx.parent(level=2)
+        statement = locate.parent(locate.parent(call))  # type: ignore[arg-type]
         assert statement is not None
         new = [cst.parse_statement("(yield)\n"), cst.parse_statement("return 1\n")]
         return {statement: cst.FlattenSentinel(new)}
@@ -55,7 +61,7 @@ class _NeverDone(_TestRule):
     code = "AF998"
     name = "never-done"
 
-    def replacement(self, call: cst.Call) -> dict[cst.CSTNode, Any]:
+    def replacement(self, call: cst.Call, locate: Locate) -> dict[cst.CSTNode, Any]:
         return {call: call.deep_clone()}
 
 

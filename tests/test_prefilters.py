@@ -1,8 +1,8 @@
-"""The pre-filters (text needles and the stdlib-``ast`` tests in ``codemods/prefilters.py``)
-spare most files a LibCST parse; they must never hide a finding. Each case here is a small
-project whose findings depend on a shape a pre-filter has to see through (an alias, an import
-inside a function, a class named through its module, a race through another method,
-type-parameter syntax), analysed with the pre-filters on and off."""
+"""The rules' text needles (``Rule.needles``) spare most files the semantic model; they must
+never hide a finding. Each case here is a small project whose findings depend on a shape a
+needle has to see through (an alias, an import inside a function, a class named through its
+module, a race through another method, type-parameter syntax), analysed with the needles on
+and off. And ``index.parse_ast``: the stdlib tree of type-parameter syntax on older Pythons."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import ast
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,7 +17,6 @@ from asyncfix import engine
 from asyncfix.codemods import RULES
 from asyncfix.codemods.base import Project, Rule
 from asyncfix.config import Config
-from asyncfix.engine import detect as detect_module
 from asyncfix.index import parse_ast
 
 CASES: dict[str, tuple[dict[str, str], dict[str, list[str]]]] = {
@@ -414,14 +412,12 @@ def _findings(path: Path, project: Project, prefilter: bool) -> list[tuple[int, 
     else:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(Rule, "may_apply", classmethod(lambda cls, text: True))
-            for rule in RULES:
-                patch.setattr(rule, "may_apply_to_ast", classmethod(lambda *a: True))
             analysis = engine.analyse(text, RULES, (3, 10), project)
     return [(analysis.span(hit).line, hit.rule.code) for hit in analysis.hits]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_prefilters_see_through(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_needles_see_through(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files, expected = CASES[case]
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
     (tmp_path / "app").mkdir()
@@ -524,103 +520,3 @@ def test_parse_ast_still_rejects_what_is_not_python() -> None:
         parse_ast("type X[\n    T,\n] = list[T]\n")  # an alias's list across lines
     with pytest.raises(SyntaxError):
         parse_ast("type X = = 1\n")
-
-
-POSITION_CASES = [
-    "# header comment\n\nimport os; import sys\n\n\n@decorator(\n    1,\n)\nasync def f(x):\n"
-    "    if x: return os.sep\n    return [\n        sys.argv,\n    ]\n",
-    "class A:\n    '''doc'''\n\n    x = 1; y = 2\n\n    async def m(self):\n"
-    "        await g(\n            self.x,\n        )\n# trailing comment\n",
-    "type Alias = int\n\n\nclass Box[T]:\n    def get[U](self, x: U) -> U:\n"
-    "        return x  # comment\n\n\nif True:\n    pass\nelse:\n    y = (\n        1\n    )\n",
-    "\ufeffx = 'é'; z = \"ü\" + 'ö'\nasync def h():\n    return  f'{x}'\n",
-    # nested blocks with their own indentation, tabs, CRLF, continuation lines, strings
-    "class Outer:\r\n  class Inner:\r\n     async def m(self):  # c\r\n         async with a(\r\n"
-    " 1) as b:\r\n          x = '''\r\nline'''; y = b\r\n         # footer\r\n"
-    "  @property\r\n  def p(self): return 1\r\ndef t():\r\n\tif x:\r\n\t\treturn 1\r\n",
-    "def f():\n    try:\n        pass\n    except E as e:\n        g(e)\n    else:\n"
-    "        for i in x:\n            while i:\n                if i: h(\n   i)\n"
-    "                elif j: k()\n                else:\n                    m()\n"
-    "    finally:\n        async def n():\n            async for z in w:\n"
-    "                await z\n",
-]
-
-
-@pytest.mark.parametrize("number", range(len(POSITION_CASES)))
-def test_positions_by_statement_are_the_module_positions(number: int) -> None:
-    _assert_positions(POSITION_CASES[number].lstrip("\ufeff"))
-
-
-def test_positions_write_out_only_the_innermost_statement(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import libcst as cst
-
-    text = POSITION_CASES[-1]
-    module = cst.parse_module(text)
-    tree = detect_module._ast_parse(text)
-    assert tree is not None
-    written: list[cst.CSTNode] = []
-    real = detect_module._positions
-
-    def spy(module: cst.Module, statement: cst.BaseStatement, indents: tuple[str, ...]) -> Any:
-        written.append(statement)
-        return real(module, statement, indents)
-
-    monkeypatch.setattr(detect_module, "_positions", spy)
-    awaited = [node for node in _nodes(module) if isinstance(node, cst.SimpleStatementLine)]
-    statement = next(node for node in awaited if isinstance(node.body[0].value, cst.Await))
-    wanted = {id(node): node for node in _nodes(statement)}
-    spans = detect_module._spans_by_statement(module, tree, wanted)
-    assert written == [statement]
-    assert spans is not None
-    assert (spans[id(statement)].line, spans[id(statement)].col) == (17, 17)
-
-
-def _nodes(root: Any) -> list[Any]:
-    from asyncfix.codemods.walk import children
-
-    found, stack = [], [root]
-    while stack:
-        node = stack.pop()
-        found.append(node)
-        stack.extend(children(node))
-    return found
-
-
-def test_positions_by_statement_on_every_fixture() -> None:
-    root = Path(__file__).parent.parent
-    sources = [*(root / "tests" / "fixtures").rglob("*.py"), *(root / "examples").rglob("*.py")]
-    for source in sorted(sources):
-        _assert_positions(source.read_text(encoding="utf-8"))
-
-
-def _assert_positions(text: str) -> None:
-    """Every node's span from the statement-by-statement path equals LibCST's whole-module
-    positions: with every node wanted at once, and with only the nodes of one statement
-    (at any depth: the path then writes out only the innermost statements) at a time."""
-    import libcst as cst
-    from libcst.metadata import MetadataWrapper, PositionProvider
-
-    from asyncfix.codemods.walk import children
-
-    def subtree(root: cst.CSTNode) -> dict[int, cst.CSTNode]:
-        found: dict[int, cst.CSTNode] = {}
-        stack = [root]
-        while stack:
-            node = stack.pop()
-            found[id(node)] = node
-            stack.extend(children(node))
-        return found
-
-    module = cst.parse_module(text)
-    tree = detect_module._ast_parse(text)
-    assert tree is not None
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    everything = subtree(module)
-    del everything[id(module)]
-    statements = [node for node in everything.values() if isinstance(node, cst.BaseStatement)]
-    for wanted in [everything, *(subtree(statement) for statement in statements)]:
-        fast = detect_module._spans_by_statement(module, tree, wanted)
-        assert fast is not None
-        assert fast == {key: detect_module._span(positions[node]) for key, node in wanted.items()}

@@ -79,8 +79,7 @@ class Classes:
 
 
 class Shape(Protocol):
-    """What the MRO search needs of a class body (``ClassShape``, or the LibCST rules'
-    ``ClassFacts``)."""
+    """What the MRO search needs of a class body (``ClassShape``)."""
 
     @property
     def methods(self) -> Mapping[str, Sequence[Any]]: ...

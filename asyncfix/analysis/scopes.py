@@ -14,9 +14,8 @@ in. Lookups follow Python's rules as far as the rules need them:
 - otherwise the enclosing functions, then the module, then builtins.
 
 ``qualified_name`` answers what a name or dotted attribute refers to through imports
-(``t.sleep`` -> ``time.sleep`` after ``import time as t``), exactly as the LibCST resolver the
-rules use today (``codemods/names.py``) answers it, so that rules can move to this model one
-at a time: only when every binding the name has in its scope is the same import.
+(``t.sleep`` -> ``time.sleep`` after ``import time as t``): only when every binding the name
+has in its scope is the same import.
 """
 
 from __future__ import annotations

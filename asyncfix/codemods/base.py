@@ -1,9 +1,11 @@
-"""The Rule base and the traversal context every rule shares.
+"""The rule base, and what fixes share.
 
-A rule is a small class: its documentation as class attributes, then ``visit_<Node>``
-/ ``leave_<Node>`` handlers that look at nodes and call :meth:`Rule.report`, then the
-LibCST replacement that fixes what it found. The engine walks each file once and
-calls every enabled rule's handlers from that one walk (see ``Context``).
+A rule is a small class (``ModelRule``): its documentation as class attributes, then
+``on_<ast node type>`` handlers that ask the semantic model (``asyncfix.analysis``) and call
+:meth:`ModelRule.report`, each finding with the LibCST change that fixes it planned
+(``PendingFix``). The engine walks each file's stdlib tree once and calls every enabled
+rule's handlers from that one walk; a fix is built on the LibCST tree, found again by
+position, only when it is applied (``engine.apply``).
 """
 
 from __future__ import annotations
@@ -11,29 +13,21 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import libcst as cst
 
-from asyncfix.analysis.classes import lookup_in_bases
 from asyncfix.analysis.model import COMPOUND
 from asyncfix.analysis.model import identifiers as identifiers_of
-from asyncfix.codemods.names import Binding, Resolver, dotted_name
-from asyncfix.codemods.walk import walk
-from asyncfix.index import PASS_THROUGH_DECORATORS, ModuleFact, ProjectIndex
+from asyncfix.index import ModuleFact, ProjectIndex
 
 if TYPE_CHECKING:
     from asyncfix.analysis.model import Walk
-    from asyncfix.codemods.receivers import Receivers
 from asyncfix.model import Safety, Severity, Span
 
 Replacement = cst.CSTNode | cst.FlattenSentinel[Any] | cst.RemovalSentinel
-
-#: calls whose arguments run in a worker thread, not on the event loop
-OFFLOADERS = frozenset({"asyncio.to_thread", "anyio.to_thread.run_sync", "trio.to_thread.run_sync"})
-_OFFLOADER_NAMES = frozenset(name.rsplit(".", 1)[1] for name in OFFLOADERS)
 
 
 @dataclass(frozen=True)
@@ -79,124 +73,24 @@ class Project:
         return self.index.absolute(qualified, self.module)
 
 
-def ast_memo(tree: ast.Module, key: str, compute: Callable[[], Any]) -> Any:
-    """``compute()`` once per syntax tree: the rules' pre-filters share what they derive
-    from the same tree (the list of its nodes, the calls under ``async def``, ...)."""
-    memo: dict[str, Any] | None = getattr(tree, "_asyncfix_memo", None)
-    if memo is None:
-        memo = {}
-        tree._asyncfix_memo = memo  # type: ignore[attr-defined]
-    if key not in memo:
-        memo[key] = compute()
-    return memo[key]
-
-
-def forget_ast_memo(tree: ast.Module) -> None:
-    """Drop what ``ast_memo`` keeps on ``tree``: it refers back to the tree's nodes, and
-    without it the tree is freed as soon as it is no longer used, not at the collector's
-    next pass."""
-    tree.__dict__.pop("_asyncfix_memo", None)
-
-
-@dataclass
-class AstFacts:
-    """What the pre-filters look at in a stdlib syntax tree, gathered in one traversal."""
-
-    #: every node (not the ``Load``/``Store`` context markers)
-    nodes: list[ast.AST]
-    #: every node inside an ``async def`` (nested functions' included)
-    async_nodes: list[ast.AST]
-    #: every call: (call, its parent, under an ``async def``, under a ``def``, the name of
-    #: the module-level class it is in, if any)
-    calls: list[tuple[ast.Call, ast.AST | None, bool, bool, str | None]]
-    #: the nodes of each type
-    types: dict[type, list[ast.AST]]
-
-
-def ast_facts(tree: ast.Module) -> AstFacts:
-    def compute() -> AstFacts:
-        nodes: list[ast.AST] = []
-        async_nodes: list[ast.AST] = []
-        calls: list[tuple[ast.Call, ast.AST | None, bool, bool, str | None]] = []
-        types: dict[type, list[ast.AST]] = {}
-        stack: list[tuple[ast.AST, ast.AST | None, bool, bool, str | None]] = [
-            (tree, None, False, False, None)
-        ]
-        pop, push, node_type, list_type = stack.pop, stack.append, ast.AST, list
-        while stack:
-            node, parent, under_async, under_sync, owner = pop()
-            nodes.append(node)
-            kind = type(node)
-            bucket = types.get(kind)
-            if bucket is None:
-                types[kind] = [node]
-            else:
-                bucket.append(node)
-            if under_async:
-                async_nodes.append(node)
-            if kind is ast.Call:
-                assert isinstance(node, ast.Call)
-                calls.append((node, parent, under_async, under_sync, owner))
-            elif kind is ast.AsyncFunctionDef:
-                under_async = True
-            elif kind is ast.FunctionDef:
-                under_sync = True
-            elif kind is ast.ClassDef and not (under_async or under_sync):
-                assert isinstance(node, ast.ClassDef)
-                owner = node.name
-            # `ast.iter_child_nodes`, inlined: this loop runs for every node of every file
-            for name in node._fields:
-                if name == "ctx":
-                    continue
-                value = getattr(node, name, None)
-                if type(value) is list_type:
-                    for item in value:
-                        if isinstance(item, node_type):
-                            push((item, node, under_async, under_sync, owner))
-                elif isinstance(value, node_type):
-                    push((value, node, under_async, under_sync, owner))
-        return AstFacts(nodes, async_nodes, calls, types)
-
-    result: AstFacts = ast_memo(tree, "facts", compute)
-    return result
-
-
-def ast_of_type(tree: ast.Module, *kinds: type[ast.AST]) -> list[ast.AST]:
-    """The nodes of ``tree`` of these exact types."""
-    types = ast_facts(tree).types
-    if len(kinds) == 1:
-        return types.get(kinds[0], [])
-    return [node for kind in kinds for node in types.get(kind, ())]
-
-
-def ast_nodes(tree: ast.Module) -> list[ast.AST]:
-    """Every node of ``tree``, listed once for all pre-filters."""
-    return ast_facts(tree).nodes
-
-
-def ast_async_nodes(tree: ast.Module) -> list[ast.AST]:
-    """Every node inside an ``async def`` (nested functions' included), listed once."""
-    return ast_facts(tree).async_nodes
-
-
 @dataclass
 class Hit:
     """A finding while it still points into the tree."""
 
     rule: type[Rule]
-    #: the LibCST node it reports, or the stdlib node for a rule that asks the semantic model
-    node: cst.CSTNode | ast.AST
+    #: the stdlib node it reports
+    node: ast.AST
     message: str
     fix: Fix | None
-    #: facts for the report; "{line}" in a text is filled with the line of its node
-    evidence: list[tuple[str, cst.CSTNode | None]]
-    #: where it is, when known without LibCST (a model rule's finding)
-    span: Span | None = None
-    #: a model rule's fix before it is built: ``fix`` holds its safety and changes only,
-    #: until the file is parsed with LibCST (``engine.apply``) and this builds it there
+    #: facts for the report
+    evidence: list[str]
+    #: where it is
+    span: Span
+    #: how the fix is known across rounds and runs (``fix_key``)
+    key: str
+    #: the fix before it is built: ``fix`` holds its safety and changes only, until the file
+    #: is parsed with LibCST (``engine.apply``) and this builds it there
     pending: PendingFix | None = None
-    #: ``engine.detect.fix_id`` when it is known before LibCST (a model rule's finding)
-    key: str | None = None
 
 
 @dataclass
@@ -254,33 +148,12 @@ class Rule:
     #: a resource left open gives)
     no_fix_in_tests: ClassVar[bool] = False
 
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    def report(
-        self,
-        node: cst.CSTNode,
-        message: str,
-        fix: Fix | None = None,
-        evidence: Sequence[tuple[str, cst.CSTNode | None]] = (),
-    ) -> None:
-        if fix is not None and self.no_fix_in_tests and self.ctx.test_code:
-            message += " (no fix in tests and docs: a fix must not change what they check or show)"
-            fix = None
-        self.ctx.hits.append(Hit(type(self), node, message, fix, list(evidence)))
-
     @classmethod
     def may_apply(cls, text: str) -> bool:
         for needle in cls.needles:
             options = (needle,) if isinstance(needle, str) else needle
             if not any(option in text for option in options):
                 return False
-        return True
-
-    @classmethod
-    def may_apply_to_ast(cls, tree: ast.Module, project: Project | None) -> bool:
-        """A second pre-filter on the stdlib syntax tree; True unless the rule can tell that
-        nothing in ``tree`` could be a finding. It must never say False wrongly."""
         return True
 
     def finish(self) -> None:
@@ -298,7 +171,7 @@ class ModelRule(Rule):
         self.walk = ctx.walk
         self.model = ctx.walk.model
 
-    def report(  # type: ignore[override]
+    def report(
         self,
         node: ast.AST,
         message: str,
@@ -317,10 +190,10 @@ class ModelRule(Rule):
             node,
             message,
             Fix(fix[0], list(fix[1])) if fix is not None else None,
-            [(text, None) for text in evidence],
+            list(evidence),
             span=self.span(node),
-            pending=pending,
             key=fix_key(self.code, message, self.model.source.segment(node)),
+            pending=pending,
         )
         ctx.hits.append(hit)
 
@@ -452,429 +325,6 @@ class ModelContext:
     hits: list[Hit] = field(default_factory=list)
 
 
-@dataclass
-class Frame:
-    #: "module" | "class" | "def" | "async" | "lambda" | "offload" | "genexp" | "typecheck"
-    kind: str
-    #: the function, class, lambda, ... the frame belongs to
-    node: cst.CSTNode
-    #: the node whose subtree the frame covers: a function's body, not its decorators and
-    #: defaults, which run in the enclosing scope
-    covers: cst.CSTNode
-
-
-@dataclass
-class ClassFacts:
-    node: cst.ClassDef
-    #: method name -> its definitions in the class body (several with overloads/properties)
-    methods: dict[str, list[cst.FunctionDef]]
-    #: names bound in the class body other than by def (class attributes)
-    attributes: set[str]
-    #: base class expressions as dotted names ("" when not a plain name)
-    bases: list[str]
-
-
-class Context:
-    """One walk over a module (``walk.walk``), calling every enabled rule's handlers.
-
-    It keeps what several rules need to know about where they are: the stack of
-    enclosing functions, classes, lambdas and offloading calls; the parent of every
-    node on the current path; names resolved lazily (``names.py``).
-    """
-
-    def __init__(
-        self,
-        module: cst.Module,
-        rules: Sequence[type[Rule]],
-        target: tuple[int, int],
-        project: Project | None = None,
-        offload: Sequence[str] = (),
-        test_code: bool = False,
-    ) -> None:
-        self.module = module
-        self.target = target
-        #: the file is test code (``files.is_test_path``): fixes must not change what it tests
-        self.test_code = test_code
-        #: the project's own offloading helpers (config ``offload-functions``)
-        self.offload = frozenset(offload)
-        self._offload_last = frozenset(name.rsplit(".", 1)[-1] for name in offload)
-        #: the project index, when an enabled rule needs it and the file is in it
-        self.project = project
-        self.hits: list[Hit] = []
-        self.frames: list[Frame] = [Frame("module", module, module)]
-        self.path: list[cst.CSTNode] = []
-        self._offloaded: set[int] = set()
-        self._class_facts: dict[str, ClassFacts] | None = None
-        self.names = Resolver(module)
-        self._receivers: Receivers | None = None
-        #: results several rules share, computed once per module (the race analysis)
-        self.shared: dict[str, Any] = {}
-        self.rules = [rule(self) for rule in rules]
-        self._visit: dict[str, list[Callable[[Any], None]]] = {}
-        self._leave: dict[str, list[Callable[[Any], None]]] = {}
-        for instance in self.rules:
-            for attr in dir(instance):
-                if attr.startswith("visit_"):
-                    self._visit.setdefault(attr[6:], []).append(getattr(instance, attr))
-                elif attr.startswith("leave_"):
-                    self._leave.setdefault(attr[6:], []).append(getattr(instance, attr))
-
-    # -- the walk --------------------------------------------------------------------
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        owner = self.path[-1] if self.path else None
-        self.path.append(node)
-        frame = _frame_for(node, owner)
-        if frame is None and id(node) in self._offloaded:
-            frame = Frame("offload", node, node)
-        if frame is not None:
-            self.frames.append(frame)
-        if type(node) is cst.Call and self._is_offloading_call(node):
-            # only the callable runs in the worker thread: the other arguments are evaluated
-            # here, on the loop (`to_thread(write, path.read_bytes())` reads on the loop)
-            position = 1 if _is_run_in_executor(node) else 0
-            positional = [arg for arg in node.args if arg.keyword is None and not arg.star]
-            if len(positional) > position:
-                self._offloaded.add(id(positional[position]))
-        for handler in self._visit.get(type(node).__name__, ()):
-            handler(node)
-        return True
-
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        for handler in self._leave.get(type(original_node).__name__, ()):
-            handler(original_node)
-        if self.frames[-1].covers is original_node:
-            self.frames.pop()
-        self.path.pop()
-
-    def _is_offloading_call(self, node: cst.Call) -> bool:
-        """``asyncio.to_thread(...)``, ``loop.run_in_executor(...)``, ``anyio.to_thread.run_sync``
-        or one of the project's helpers named in ``offload-functions``: an entry matches the
-        call spelled that way, spelled with a longer receiver (``self.hass.add_job`` for
-        ``hass.add_job``), or an import of that name."""
-        if _is_run_in_executor(node):
-            return True
-        name = last_name(node.func)
-        if name in _OFFLOADER_NAMES and self.qualified_name(node.func) in OFFLOADERS:
-            return True
-        if name is None or name not in self._offload_last:
-            return False
-        spelled = dotted_name(node.func)
-        if spelled is not None and any(
-            spelled == entry or spelled.endswith("." + entry) for entry in self.offload
-        ):
-            return True
-        return self.qualified_name(node.func) in self.offload
-
-    def run(self) -> list[Hit]:
-        """The findings of every rule, in one walk. The context is spent afterwards: the rules
-        and helpers it holds refer back to it, and that cycle would keep the whole tree
-        alive until the collector's next pass."""
-        walk(self.module, self.on_visit, self.on_leave)
-        for rule in self.rules:
-            rule.finish()
-        hits = self.hits
-        self.__dict__.clear()
-        return hits
-
-    # -- where am I ------------------------------------------------------------------
-
-    def parent(self, node: cst.CSTNode | None = None, level: int = 1) -> cst.CSTNode | None:
-        """The parent of the node being visited (or of ``node`` when it is on the path)."""
-        index = len(self.path) - 1 if node is None else self._index(node)
-        index -= level
-        return self.path[index] if index >= 0 else None
-
-    def _index(self, node: cst.CSTNode) -> int:
-        for index in range(len(self.path) - 1, -1, -1):
-            if self.path[index] is node:
-                return index
-        raise ValueError("node is not on the current path")
-
-    def in_async_body(self) -> bool:
-        """Lexically in an ``async def``, not in a nested def/lambda/class, in the callable given
-        to an offloading call, or under ``if TYPE_CHECKING:``."""
-        frame = self.innermost_scope()
-        return frame is not None and frame.kind == "async"
-
-    def innermost_scope(self) -> Frame | None:
-        for frame in reversed(self.frames):
-            if frame.kind != "genexp":
-                return frame
-        return None
-
-    def in_generator_expression(self) -> bool:
-        """Inside a generator expression of the current function: ``await`` there would make it
-        an async generator, so fixes that insert one must not be offered."""
-        for frame in reversed(self.frames):
-            if frame.kind == "genexp":
-                return True
-            if frame.kind in ("async", "def", "lambda", "class", "offload"):
-                return False
-        return False
-
-    def enclosing_function(self) -> cst.FunctionDef | None:
-        for frame in reversed(self.frames):
-            if frame.kind in ("def", "async"):
-                assert isinstance(frame.node, cst.FunctionDef)
-                return frame.node
-            if frame.kind in ("class", "lambda"):
-                return None
-        return None
-
-    def enclosing_class(self) -> cst.ClassDef | None:
-        """The class whose method is being visited (directly, not in a nested function)."""
-        for index in range(len(self.frames) - 1, -1, -1):
-            frame = self.frames[index]
-            if frame.kind in ("def", "async"):
-                outer = self.frames[index - 1]
-                if outer.kind == "class":
-                    assert isinstance(outer.node, cst.ClassDef)
-                    return outer.node
-                return None
-            if frame.kind in ("class", "lambda"):
-                return None
-        return None
-
-    def is_self(self, receiver: cst.Name) -> bool:
-        """``receiver`` is the ``self``/``cls`` of the method being walked: its first parameter,
-        not a ``staticmethod``, never reassigned."""
-        function = self.enclosing_function()
-        if function is None or self.enclosing_class() is None:
-            return False
-        params = [*function.params.posonly_params, *function.params.params]
-        if not params or params[0].name.value != receiver.value:
-            return False
-        if any(dotted_name(d.decorator) == "staticmethod" for d in function.decorators):
-            return False
-        found = self.lookup(receiver.value)
-        return found is not None and found[0] is function and len(found[1]) == 1
-
-    # -- names -----------------------------------------------------------------------
-
-    def scopes(self) -> list[cst.CSTNode]:
-        """The module, then each enclosing class and function, outermost first."""
-        return [
-            frame.node for frame in self.frames if frame.kind in ("module", "class", "def", "async")
-        ]
-
-    def qualified_name(self, node: cst.CSTNode) -> str | None:
-        """The dotted name an expression refers to through imports (``t.sleep`` -> ``time.sleep``
-        after ``import time as t``), ``builtins.x`` for a builtin, or None."""
-        return self.names.qualified_name(node, self.scopes())
-
-    @property
-    def receivers(self) -> Receivers:
-        """What class a receiver (``client``, ``self.client``) is an instance of."""
-        if self._receivers is None:
-            from asyncfix.codemods.receivers import Receivers
-
-            self._receivers = Receivers(self)
-        return self._receivers
-
-    def lookup(self, name: str) -> tuple[cst.CSTNode, list[Binding]] | None:
-        """The scope binding ``name`` where the walk is, and its bindings there (None: builtin
-        or unbound)."""
-        return self.names.lookup(name, self.scopes())
-
-    def module_name_for(self, module: str, leading_only: bool = False) -> str | None:
-        """The name an unconditional ``import module`` binds at module level (``aio`` after
-        ``import asyncio as aio``), or None when the module is not imported that way.
-
-        Imports under ``if`` (``TYPE_CHECKING``) do not count: the name may not exist at run
-        time. With ``leading_only``, only imports before the first ``def``/``class`` count
-        (for code the fix adds at module level, which runs at import time)."""
-        for statement in self.module.body:
-            if leading_only and isinstance(statement, (cst.FunctionDef, cst.ClassDef)):
-                break
-            if isinstance(statement, cst.SimpleStatementLine):
-                for small in statement.body:
-                    if isinstance(small, cst.Import):
-                        for alias in small.names:
-                            if dotted_name(alias.name) == module:
-                                if alias.asname is None:
-                                    return module
-                                asname = alias.asname.name
-                                if isinstance(asname, cst.Name):
-                                    return asname.value
-        return None
-
-    def imported_packages(self) -> frozenset[str]:
-        """The top-level packages the module imports at module level (``asyncio``, ``anyio``,
-        ``trio``): which event loops its code may run on."""
-        found = self.shared.get("imported-packages")
-        if found is None:
-            names: set[str] = set()
-            for statement in top_level_statements(self.module.body):
-                if not isinstance(statement, cst.SimpleStatementLine):
-                    continue
-                for small in statement.body:
-                    if isinstance(small, cst.Import):
-                        names.update((dotted_name(a.name) or "").split(".")[0] for a in small.names)
-                    elif (
-                        isinstance(small, cst.ImportFrom)
-                        and small.module is not None
-                        and not small.relative
-                    ):
-                        names.add((dotted_name(small.module) or "").split(".")[0])
-            found = self.shared["imported-packages"] = frozenset(names)
-        return found
-
-    # -- classes of this module --------------------------------------------------------
-
-    @property
-    def classes(self) -> dict[str, ClassFacts]:
-        if self._class_facts is None:
-            self._class_facts = {}
-            for statement in top_level_statements(self.module.body):
-                if isinstance(statement, cst.ClassDef):
-                    self._class_facts[statement.name.value] = _class_facts(statement)
-        return self._class_facts
-
-    def class_facts(self, node: cst.ClassDef) -> ClassFacts | None:
-        facts = self.classes.get(node.name.value)
-        return facts if facts is not None and facts.node is node else None
-
-    def lookup_method(self, cls: ClassFacts, name: str) -> list[cst.FunctionDef] | None:
-        """Definitions of ``name`` that ``cls`` gets by the MRO, looking only at this module.
-
-        None when it cannot be known: the name is a class attribute, or a base class
-        that comes before the one defining it is not from this module.
-        """
-        return lookup_in_bases(cls, name, self.classes)
-
-
-def _frame_for(node: cst.CSTNode, owner: cst.CSTNode | None) -> Frame | None:
-    """The frame ``node`` opens: the body of a function, lambda or class (their decorators,
-    defaults, annotations and bases belong to the enclosing scope), or a generator expression.
-
-    Exact type tests: ``isinstance`` against LibCST's node classes goes through ``ABCMeta``,
-    and this runs for every node of every walk."""
-    kind = type(owner)
-    if kind is cst.FunctionDef:
-        assert isinstance(owner, cst.FunctionDef)
-        if node is owner.body:
-            return Frame("async" if owner.asynchronous is not None else "def", owner, node)
-    elif kind is cst.Lambda:
-        assert isinstance(owner, cst.Lambda)
-        if node is owner.body:
-            return Frame("lambda", owner, node)
-    elif kind is cst.ClassDef:
-        assert isinstance(owner, cst.ClassDef)
-        if node is owner.body:
-            return Frame("class", owner, node)
-    elif kind is cst.If:
-        assert isinstance(owner, cst.If)
-        if node is owner.body and _is_type_checking(owner.test):
-            return Frame("typecheck", owner, node)  # never runs: no rule looks inside
-    if type(node) is cst.GeneratorExp:
-        return Frame("genexp", node, node)
-    return None
-
-
-def _is_type_checking(test: cst.BaseExpression) -> bool:
-    return dotted_name(test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
-
-
-def _is_run_in_executor(call: cst.Call) -> bool:
-    func = call.func
-    return isinstance(func, cst.Attribute) and func.attr.value == "run_in_executor"
-
-
-def top_level_statements(body: Sequence[cst.BaseStatement]) -> Iterator[cst.BaseStatement]:
-    """Module statements, looking into top-level ``if``/``try`` blocks (import guards)."""
-    for statement in body:
-        yield statement
-        if isinstance(statement, (cst.If, cst.Try)):
-            blocks: list[cst.BaseSuite] = [statement.body]
-            if isinstance(statement, cst.Try):
-                blocks.extend(handler.body for handler in statement.handlers)
-            elif statement.orelse is not None:
-                blocks.append(statement.orelse.body)
-            for block in blocks:
-                if isinstance(block, cst.IndentedBlock):
-                    yield from top_level_statements(block.body)
-
-
-def _class_facts(node: cst.ClassDef) -> ClassFacts:
-    methods: dict[str, list[cst.FunctionDef]] = {}
-    attributes: set[str] = set()
-    body = node.body.body if isinstance(node.body, cst.IndentedBlock) else ()
-    for statement in body:
-        if isinstance(statement, cst.FunctionDef):
-            methods.setdefault(statement.name.value, []).append(statement)
-        elif isinstance(statement, cst.SimpleStatementLine):
-            for small in statement.body:
-                for target in _assigned_names(small):
-                    attributes.add(target)
-        elif isinstance(statement, cst.ClassDef):
-            attributes.add(statement.name.value)
-        elif isinstance(statement, (cst.If, cst.Try, cst.With, cst.For, cst.While)):
-            # definitions under a condition: treat every name bound there as unknown
-            for sub in _walk_statements(statement):
-                if isinstance(sub, cst.FunctionDef):
-                    attributes.add(sub.name.value)
-                elif isinstance(sub, cst.SimpleStatementLine):
-                    for small in sub.body:
-                        attributes.update(_assigned_names(small))
-    bases = [
-        dotted_name(arg.value.value if isinstance(arg.value, cst.Subscript) else arg.value) or ""
-        for arg in node.bases
-        if arg.keyword is None
-    ]
-    return ClassFacts(node, methods, attributes, bases)
-
-
-def _walk_statements(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    for child in node.children:
-        if isinstance(child, (cst.FunctionDef, cst.SimpleStatementLine)):
-            yield child
-        elif not isinstance(child, cst.ClassDef):
-            yield from _walk_statements(child)
-
-
-def _assigned_names(small: cst.BaseSmallStatement) -> Iterator[str]:
-    if isinstance(small, cst.Assign):
-        for target in small.targets:
-            if isinstance(target.target, cst.Name):
-                yield target.target.value
-    elif isinstance(small, (cst.AnnAssign, cst.AugAssign)) and isinstance(small.target, cst.Name):
-        yield small.target.value
-
-
-def last_name(node: cst.CSTNode) -> str | None:
-    """``sleep`` for ``time.sleep`` or ``sleep``: a cheap test before resolving a callee."""
-    if isinstance(node, cst.Name):
-        return node.value
-    if isinstance(node, cst.Attribute):
-        return node.attr.value
-    return None
-
-
-def is_coroutine_function(node: cst.FunctionDef) -> bool:
-    """An ``async def`` whose decorators are all known to keep it a coroutine function."""
-    if node.asynchronous is None:
-        return False
-    for decorator in node.decorators:
-        name = dotted_name(decorator.decorator)
-        if name not in PASS_THROUGH_DECORATORS:
-            return False
-    return True
-
-
-def names_in(node: cst.CSTNode) -> set[str]:
-    """Every identifier used in ``node`` (to pick a fresh name that clashes with none)."""
-    found: set[str] = set()
-
-    def visit(child: cst.CSTNode) -> bool:
-        if isinstance(child, cst.Name):
-            found.add(child.value)
-        return True
-
-    walk(node, visit)
-    return found
-
-
 def fresh_name(base: str, taken: set[str]) -> str:
     if base not in taken:
         return base
@@ -910,25 +360,6 @@ def await_expression(
     return node
 
 
-def offload_fix(ctx: Context, node: cst.Call) -> Fix | None:
-    """``f(a, b=1)`` -> ``await asyncio.to_thread(f, a, b=1)`` (unsafe: the call moves to a worker
-    thread); for a target before Python 3.9, which has no ``to_thread``,
-    ``await loop.run_in_executor(None, functools.partial(f, a, b=1))``. None in a generator
-    expression (an ``await`` there makes it an async generator)."""
-    if ctx.in_generator_expression():
-        return None
-    offloaded = offload_call(ctx, node)
-    if offloaded is None:
-        return None
-    call, fix = offloaded
-    how = "asyncio.to_thread" if ctx.target >= (3, 9) else "loop.run_in_executor"
-    fix.changes.insert(
-        0, f"Offloaded `{source_of(node.func)}(...)` to a worker thread with `{how}`"
-    )
-    fix.replace[node] = await_expression(call, node, ctx.parent())
-    return fix
-
-
 _COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
 
 
@@ -945,25 +376,6 @@ class Offload:
     #: before Python 3.9, the running loop's name in the function, and whether the fix adds
     #: ``<name> = asyncio.get_running_loop()`` at its start
     loop: tuple[str, bool] | None = None
-
-
-def offload_call(ctx: Context, node: cst.Call) -> tuple[cst.Call, Fix] | None:
-    """The call that runs ``node`` in a worker thread, keeping its arguments as written (their
-    comments and layout), and the imports and statements it needs (a Fix without
-    replacements yet). None outside a function."""
-    function = ctx.enclosing_function()
-    if function is None:
-        return None
-    asyncio_name = ctx.module_name_for("asyncio")
-    loop = None
-    if ctx.target < (3, 9):
-        existing = _running_loop(function, asyncio_name or "asyncio")
-        if existing is not None:
-            loop = existing, False
-        else:
-            loop = fresh_name("loop", set(ctx.names.occurrences(function))), True
-    where = Offload(function, asyncio_name, ctx.module_name_for("functools"), ctx.target, loop)
-    return offloaded_call(node, where)
 
 
 def offloaded_call(node: cst.Call, where: Offload) -> tuple[cst.Call, Fix]:
@@ -1006,28 +418,14 @@ def offloaded_call(node: cst.Call, where: Offload) -> tuple[cst.Call, Fix]:
     return node.with_changes(func=run, args=[none, func, *node.args]), fix
 
 
-def _running_loop(function: cst.FunctionDef, asyncio_name: str) -> str | None:
-    """The name ``function`` gives ``asyncio.get_running_loop()`` at its start, if it does."""
-    wanted = cst.Call(
-        func=cst.Attribute(value=cst.Name(asyncio_name), attr=cst.Name("get_running_loop"))
-    )
-    body = function.body.body if isinstance(function.body, cst.IndentedBlock) else ()
-    for statement in body:
-        if not isinstance(statement, cst.SimpleStatementLine):
-            break
-        for small in statement.body:
-            if (
-                isinstance(small, cst.Assign)
-                and len(small.targets) == 1
-                and isinstance(small.targets[0].target, cst.Name)
-                and small.value.deep_equals(wanted)
-            ):
-                return small.targets[0].target.value
+def dotted_name(node: cst.CSTNode) -> str | None:
+    """``a.b.c`` for a LibCST Name/Attribute chain, else None."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = dotted_name(node.value)
+        return f"{base}.{node.attr.value}" if base is not None else None
     return None
-
-
-def source_of(node: cst.CSTNode) -> str:
-    return cst.Module(body=[]).code_for_node(node)
 
 
 def import_item_for(func: cst.BaseExpression, qualified: str) -> ImportItem | None:

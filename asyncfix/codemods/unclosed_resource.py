@@ -29,8 +29,7 @@ from asyncfix.analysis.model import (
 )
 from asyncfix.analysis.resources import READ_METHODS, Resource, called
 from asyncfix.analysis.source import shown
-from asyncfix.codemods.base import Fix, Locate, ModelRule, PendingFix
-from asyncfix.codemods.names import dotted_name
+from asyncfix.codemods.base import Fix, Locate, ModelRule, PendingFix, dotted_name
 from asyncfix.index import ast_dotted_name
 from asyncfix.model import Safety, Severity
 

@@ -3,6 +3,7 @@ or the module gains, imports."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import sys
 from collections.abc import Sequence
@@ -12,7 +13,6 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from asyncfix.codemods.base import Hit, Locate
-from asyncfix.codemods.walk import children
 from asyncfix.engine.detect import Analysis
 from asyncfix.imports import add_stdlib_import, is_docstring, is_stdlib, split_at_comments
 from asyncfix.model import Span
@@ -95,6 +95,74 @@ def _prepend(function: cst.FunctionDef, statements: list[cst.BaseStatement]) -> 
 
 def _overlaps(a: Span, b: Span) -> bool:
     return (a.line, a.col) < (b.end_line, b.end_col) and (b.line, b.col) < (a.end_line, a.end_col)
+
+
+#: LibCST node types a walk skips: whitespace and punctuation, no code a fix looks for
+SKIPPED = (
+    cst.BaseParenthesizableWhitespace,
+    cst.Comment,
+    cst.EmptyLine,
+    cst.TrailingWhitespace,
+    cst.Newline,
+    cst.Comma,
+    cst.Dot,
+    cst.Colon,
+    cst.Semicolon,
+    cst.LeftParen,
+    cst.RightParen,
+    cst.LeftSquareBracket,
+    cst.RightSquareBracket,
+    cst.LeftCurlyBrace,
+    cst.RightCurlyBrace,
+    cst.AssignEqual,
+    cst.Asynchronous,
+    cst.ImportStar,
+)
+_FIELDS: dict[type[cst.CSTNode], tuple[str, ...]] = {}
+
+
+#: node class -> 1 (a node with code), 2 (a skipped node), 0 (not a node). Asking
+#: ``isinstance`` of LibCST's abstract classes costs more than the rest of a walk together
+_KIND: dict[type, int] = {}
+
+
+def _kind(kind: type) -> int:
+    found = _KIND.get(kind)
+    if found is None:
+        found = 0
+        if issubclass(kind, cst.CSTNode):
+            found = 2 if issubclass(kind, SKIPPED) else 1
+        _KIND[kind] = found
+    return found
+
+
+def children(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """The child nodes of ``node`` that hold code, in field order."""
+    kind = type(node)
+    names = _FIELDS.get(kind)
+    if names is None:
+        names = tuple(
+            field.name
+            for field in dataclasses.fields(kind)
+            if not field.name.startswith("whitespace") and field.name not in ("lpar", "rpar")
+        )
+        _FIELDS[kind] = names
+    found: list[cst.CSTNode] = []
+    for name in names:
+        value = getattr(node, name)
+        value_kind = _KIND.get(type(value))
+        if value_kind is None:
+            value_kind = _kind(type(value))
+        if value_kind == 1:
+            found.append(value)
+        elif value_kind == 0 and type(value) in (tuple, list):
+            for item in value:
+                item_kind = _KIND.get(type(item))
+                if item_kind is None:
+                    item_kind = _kind(type(item))
+                if item_kind == 1:
+                    found.append(item)
+    return found
 
 
 class _Locate(Locate):

@@ -1,30 +1,23 @@
-"""One parse of one source, every rule in one walk, and the findings with their positions."""
+"""One parse of one source, every rule in one walk of its semantic model, and the findings."""
 
 from __future__ import annotations
 
 import ast
-import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
-from libcst.metadata.position_provider import PositionProvidingCodegenState
 
 from asyncfix.analysis.model import SemanticModel, Walk
 from asyncfix.codemods.base import (
     SUPPRESS,
-    Context,
     Hit,
     ModelContext,
     ModelRule,
     Project,
     Rule,
-    fix_key,
-    forget_ast_memo,
 )
-from asyncfix.codemods.walk import children
 from asyncfix.index import (
     parse_ast,
     too_deep,
@@ -55,19 +48,19 @@ class Task:
 class Analysis:
     """One parse of one source and what the enabled rules found in it."""
 
-    #: None when no LibCST rule could apply and the file was not parsed with LibCST (yet:
-    #: ``engine.apply`` parses it to build a model rule's fix)
+    #: the LibCST tree, once a fix is built (``engine.apply`` parses it then)
     module: cst.Module | None
     hits: list[Hit]
+    #: where the LibCST nodes the built fixes replace are, by id
     spans: dict[int, Span]
     #: the source analysed
     text: str = ""
-    #: the rules that ask the semantic model and did not run: this Python cannot parse the
-    #: text though LibCST can (syntax newer than the interpreter)
+    #: the rules that did not run: this Python cannot parse the text though LibCST can
+    #: (syntax newer than the interpreter)
     unchecked: tuple[str, ...] = ()
 
     def span(self, hit: Hit) -> Span:
-        return hit.span if hit.span is not None else self.spans[id(hit.node)]
+        return hit.span
 
 
 class TooDeep(Exception):
@@ -82,52 +75,29 @@ def analyse(
     offload: tuple[str, ...] = (),
     test_code: bool = False,
 ) -> Analysis:
-    """Parse ``text`` and run every rule; suppressed findings are dropped.
+    """Parse ``text`` with the stdlib ``ast`` and run every rule in one walk of its semantic
+    model; suppressed findings are dropped.
 
-    The stdlib tree comes first: the rules that ask the semantic model (``ModelRule``) run
-    on it in one walk. The others (LibCST rules, until they move to the model) first look at
-    the text and at the stdlib ``ast`` (several times cheaper than LibCST), and a file that
-    Python parses and none of them wants is never parsed with LibCST. A file Python cannot
-    parse (a syntax error, or syntax newer than this interpreter) always is: LibCST tells
-    which of the two it is.
+    A rule runs only on a file whose text holds its needles. The file is parsed with LibCST
+    only when a fix is applied (``engine.apply`` builds it there) -- or when Python cannot
+    parse it: LibCST tells a syntax error (raised) from syntax newer than this interpreter,
+    which the rules cannot check (``Analysis.unchecked``).
     """
     active = [rule for rule in rules if rule.may_apply(text)]
-    modelled = [rule for rule in active if issubclass(rule, ModelRule)]
-    active = [rule for rule in active if not issubclass(rule, ModelRule)]
     tree = _ast_parse(text)
-    found: list[Hit] = []
-    if tree is not None and modelled:
-        found = _model_hits(tree, text, modelled, target, project, offload, test_code)
-    spans: dict[int, Span] = {}
-    module: cst.Module | None = None
-    if tree is not None:
-        active = [rule for rule in active if rule.may_apply_to_ast(tree, project)]
-        forget_ast_memo(tree)
-    if tree is None or active:
+    if tree is None:
         try:
             module = cst.parse_module(text)
         except RecursionError:
             raise TooDeep from None
-    if module is not None and active:
-        hits = Context(module, active, target, project, offload, test_code).run()
-        if hits:
-            spans = _cst_spans(module, tree, hits)
-            found.extend(hits)
-    unchecked = tuple(rule.code for rule in modelled) if tree is None else ()
+        return Analysis(module, [], {}, text, tuple(rule.code for rule in active))
+    found = _model_hits(tree, text, active, target, project, offload, test_code) if active else []
     if not found:
-        return Analysis(module, [], {}, text, unchecked)
+        return Analysis(None, [], {}, text)
     lines = text.splitlines()
-    kept = [hit for hit in found if not _suppressed(hit, _span_of(hit, spans), lines)]
-    kept.sort(key=lambda hit: (*_order(_span_of(hit, spans)), hit.rule.code))
-    return Analysis(module, kept, spans, text, unchecked)
-
-
-def _span_of(hit: Hit, spans: dict[int, Span]) -> Span:
-    return hit.span if hit.span is not None else spans[id(hit.node)]
-
-
-def _order(span: Span) -> tuple[int, int]:
-    return span.line, span.col
+    kept = [hit for hit in found if not _suppressed(hit, hit.span, lines)]
+    kept.sort(key=lambda hit: (hit.span.line, hit.span.col, hit.rule.code))
+    return Analysis(None, kept, {}, text)
 
 
 def _model_hits(
@@ -143,199 +113,13 @@ def _model_hits(
     try:
         walk = Walk(SemanticModel(tree, text, project), offload)
         ctx = ModelContext(walk, target, project, test_code)
-        instances = [rule(ctx) for rule in rules]  # type: ignore[arg-type]
+        instances = [cast(type[ModelRule], rule)(ctx) for rule in rules]
         walk.run(instances)
         for instance in instances:
             instance.finish()
     except RecursionError:
         raise TooDeep from None
     return ctx.hits
-
-
-def _cst_spans(module: cst.Module, tree: ast.Module | None, hits: list[Hit]) -> dict[int, Span]:
-    """The spans of the LibCST nodes findings point at (positions only for files with
-    findings, and only of those nodes)."""
-    wanted: dict[int, cst.CSTNode] = {}
-    for hit in hits:
-        assert isinstance(hit.node, cst.CSTNode)
-        wanted[id(hit.node)] = hit.node
-        if hit.fix is not None:
-            for node in hit.fix.replace:
-                wanted[id(node)] = node
-        for _, site in hit.evidence:
-            if site is not None:
-                wanted[id(site)] = site
-    try:
-        return _spans(module, tree, wanted)
-    except RecursionError:
-        raise TooDeep from None
-
-
-def _spans(
-    module: cst.Module, tree: ast.Module | None, wanted: dict[int, cst.CSTNode]
-) -> dict[int, Span]:
-    """Where each wanted node is. LibCST finds positions by writing out the whole module;
-    for a large file with one finding that costs more than the analysis. So only the
-    innermost statements that hold wanted nodes are written out (``_place``), and moved to
-    where the stdlib tree says they start -- checked against where they end. The whole
-    module is used when the two trees do not line up."""
-    if tree is not None:
-        try:
-            found = _spans_by_statement(module, tree, wanted)
-        except (AttributeError, TypeError, KeyError):
-            found = None  # LibCST's internals (``_positions``) changed: the public way
-        if found is not None:
-            return found
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    return {key: _span(positions[node]) for key, node in wanted.items()}
-
-
-def _spans_by_statement(
-    module: cst.Module, tree: ast.Module, wanted: dict[int, cst.CSTNode]
-) -> dict[int, Span] | None:
-    spans: dict[int, Span] = {}
-    placed = _place(module, module.body, tree.body, (), wanted, spans)
-    if placed is None or len(placed) != len(wanted):
-        return None
-    return spans
-
-
-def _suites(statement: cst.BaseStatement, node: ast.stmt) -> list[tuple[cst.BaseSuite, Any]]:
-    """The indented blocks of a compound statement, each with the stdlib statements of the
-    same block (an ``elif`` chain and ``try``/``except*`` are not descended into)."""
-    if isinstance(statement, cst.ClassDef) and isinstance(node, ast.ClassDef):
-        return [(statement.body, node.body)]
-    if isinstance(statement, cst.FunctionDef) and isinstance(
-        node, (ast.FunctionDef, ast.AsyncFunctionDef)
-    ):
-        return [(statement.body, node.body)]
-    if isinstance(statement, cst.With) and isinstance(node, (ast.With, ast.AsyncWith)):
-        return [(statement.body, node.body)]
-    suites: list[tuple[cst.BaseSuite, Any]] = []
-    if (isinstance(statement, cst.For) and isinstance(node, (ast.For, ast.AsyncFor))) or (
-        isinstance(statement, cst.While) and isinstance(node, ast.While)
-    ):
-        suites.append((statement.body, node.body))
-        if statement.orelse is not None:
-            suites.append((statement.orelse.body, node.orelse))
-    elif isinstance(statement, cst.If) and isinstance(node, ast.If):
-        suites.append((statement.body, node.body))
-        if isinstance(statement.orelse, cst.Else):
-            suites.append((statement.orelse.body, node.orelse))
-    elif isinstance(statement, cst.Try) and isinstance(node, ast.Try):
-        suites.append((statement.body, node.body))
-        if len(statement.handlers) == len(node.handlers):
-            pairs = zip(statement.handlers, node.handlers, strict=True)
-            suites.extend((handler.body, twin.body) for handler, twin in pairs)
-        if statement.orelse is not None:
-            suites.append((statement.orelse.body, node.orelse))
-        if statement.finalbody is not None:
-            suites.append((statement.finalbody.body, node.finalbody))
-    return suites
-
-
-def _place(
-    module: cst.Module,
-    statements: Sequence[cst.BaseStatement],
-    nodes: list[ast.stmt],
-    indents: tuple[str, ...],
-    wanted: dict[int, cst.CSTNode],
-    spans: dict[int, Span],
-) -> set[int] | None:
-    """Put into ``spans`` the spans of the wanted nodes that lie inside ``statements`` (a
-    block whose stdlib statements are ``nodes``, indented by ``indents``); returns their
-    keys, or None when the two trees do not line up. A statement whose wanted nodes all lie
-    in its indented blocks is not written out itself: its blocks are placed the same way."""
-    # the stdlib statements of each LibCST statement (`a; b` is one line, two statements)
-    lines: list[tuple[ast.stmt, ast.stmt]] = []
-    next_ = 0
-    for statement in statements:
-        count = len(statement.body) if type(statement) is cst.SimpleStatementLine else 1
-        if count < 1 or next_ + count > len(nodes):
-            return None
-        lines.append((nodes[next_], nodes[next_ + count - 1]))
-        next_ += count
-    if next_ != len(nodes):
-        return None
-    # which statement holds each wanted node
-    owned: dict[int, dict[int, cst.CSTNode]] = {}
-    remaining = set(wanted)
-    for index, statement in enumerate(statements):
-        stack: list[cst.CSTNode] = [statement]
-        while stack:
-            node = stack.pop()
-            key = id(node)
-            if key in remaining:
-                owned.setdefault(index, {})[key] = wanted[key]
-                remaining.discard(key)
-            stack.extend(children(node))
-        if not remaining:
-            break
-    for index, keys in owned.items():
-        statement = statements[index]
-        first, last = lines[index]
-        if id(statement) not in keys and _place_inside(
-            module, statement, first, indents, keys, spans
-        ):
-            continue
-        positions = _positions(module, statement, indents)
-        own = positions[statement]
-        shift = first.lineno - own.start.line
-        if last.end_lineno is None or last.end_lineno - own.end.line != shift:
-            return None
-        for key, node in keys.items():
-            span = _span(positions[node])
-            spans[key] = dataclasses.replace(
-                span, line=span.line + shift, end_line=span.end_line + shift
-            )
-    return set(wanted) - remaining
-
-
-def _place_inside(
-    module: cst.Module,
-    statement: cst.BaseStatement,
-    node: ast.stmt,
-    indents: tuple[str, ...],
-    keys: dict[int, cst.CSTNode],
-    spans: dict[int, Span],
-) -> bool:
-    """Place ``keys`` through the indented blocks of ``statement``; False (and ``spans``
-    untouched) unless every one of them lies in one and the trees line up."""
-    left = dict(keys)
-    inner: dict[int, Span] = {}
-    for block, inside in _suites(statement, node):
-        if not left:
-            break
-        if type(block) is not cst.IndentedBlock:
-            continue
-        indent = module.default_indent if block.indent is None else block.indent
-        placed = _place(module, block.body, inside, (*indents, indent), left, inner)
-        if placed is None:
-            return False
-        for key in placed:
-            del left[key]
-    if left:
-        return False
-    spans.update(inner)
-    return True
-
-
-def _positions(
-    module: cst.Module, statement: cst.BaseStatement, indents: tuple[str, ...]
-) -> Mapping[cst.CSTNode, Any]:
-    """LibCST's positions of the nodes of ``statement``, written out alone with the
-    indentation of the blocks around it (so columns are right; lines count from its first
-    leading line). ``MetadataWrapper`` would also walk the tree once for nothing. This uses
-    LibCST's internals; ``_spans`` falls back to the public way if they change."""
-    provider = PositionProvider()
-    state = PositionProvidingCodegenState(
-        default_indent=module.default_indent,
-        default_newline=module.default_newline,
-        provider=provider,
-        indent_tokens=list(indents),
-    )
-    statement._codegen(state)
-    return provider._computed
 
 
 def _ast_parse(text: str) -> ast.Module | None:
@@ -348,10 +132,6 @@ def _ast_parse(text: str) -> ast.Module | None:
         if too_deep(exc):
             raise TooDeep from None
         return None
-
-
-def _span(range_: Any) -> Span:
-    return Span(range_.start.line, range_.start.column + 1, range_.end.line, range_.end.column + 1)
 
 
 def _suppressed(hit: Hit, span: Span, lines: list[str]) -> bool:
@@ -381,10 +161,7 @@ def to_finding(hit: Hit, analysis: Analysis) -> Finding:
         fix_safety=fix.safety if fix is not None else Safety.NONE,
         fix_changes=list(fix.changes) if fix is not None else [],
         fix_id=fix_id(hit) if fix is not None else "",
-        evidence=[
-            text.replace("{line}", str(analysis.spans[id(node)].line)) if node is not None else text
-            for text, node in hit.evidence
-        ],
+        evidence=list(hit.evidence),
     )
 
 
@@ -394,7 +171,4 @@ FixKey = str
 
 
 def fix_id(hit: Hit) -> FixKey:
-    if hit.key is not None:
-        return hit.key
-    assert isinstance(hit.node, cst.CSTNode)
-    return fix_key(hit.rule.code, hit.message, cst.Module(body=[]).code_for_node(hit.node))
+    return hit.key
