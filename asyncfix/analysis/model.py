@@ -300,18 +300,33 @@ COMPOUND: tuple[type[ast.stmt], ...] = (
 )
 
 
+#: the nodes ``in_order`` yields without entering
+_NESTED = frozenset({ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
+
+
 def in_order(node: ast.AST | list[ast.stmt]) -> Iterator[ast.AST]:
     """Every node of ``node`` (or of a list of statements) in source order, not entering
-    nested functions, lambdas or classes (which are yielded themselves)."""
+    nested functions, lambdas or classes (which are yielded themselves); not the ``Load``/
+    ``Store`` markers."""
     stack: list[ast.AST] = list(reversed(node)) if isinstance(node, list) else [node]
+    AST = ast.AST
     while stack:
         current = stack.pop()
         yield current
-        if current is not node and isinstance(
-            current, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-        ):
+        if type(current) in _NESTED and current is not node:
             continue
-        stack.extend(reversed(list(ast.iter_child_nodes(current))))
+        # `ast.iter_child_nodes`, inlined (the race analysis walks every method with it)
+        children: list[ast.AST] = []
+        for name in current._fields:
+            if name == "ctx":
+                continue
+            value = getattr(current, name, None)
+            if type(value) is list:
+                children.extend(item for item in value if isinstance(item, AST))
+            elif isinstance(value, AST):
+                children.append(value)
+        children.reverse()
+        stack.extend(children)
 
 
 def holding_list(parent: ast.AST, child: ast.AST) -> list[ast.stmt] | None:

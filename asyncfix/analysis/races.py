@@ -511,9 +511,19 @@ class Blocks:
 # -- facts about a class -------------------------------------------------------------------
 
 
-def class_facts(node: ast.ClassDef, model: SemanticModel) -> ClassFacts:
+#: where a climb from a suspension to the function it suspends stops
+_BOUNDARIES = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef})
+#: the nodes ``class_facts`` looks at
+_SUSPENDING = frozenset({ast.Await, ast.AsyncFor, ast.AsyncWith})
+_ASSIGNING = frozenset(
+    {ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.AsyncFor, ast.withitem}
+)
+
+
+def class_facts(node: ast.ClassDef, races: Races) -> ClassFacts:
     """What each method of ``node`` writes, acquires and awaits; what each attribute holds."""
-    qualified = model.scopes.qualified_name
+    qualified = races.model.scopes.qualified_name
+    awaits = races.awaits
     methods: dict[str, MethodFacts] = {}
     constructors: dict[str, set[str]] = {}
     guarded: dict[str, set[str]] = {}
@@ -528,11 +538,13 @@ def class_facts(node: ast.ClassDef, model: SemanticModel) -> ClassFacts:
         suspended = False
         for child in in_order(statement.body):
             kind = type(child)
-            if kind is ast.Await or kind is ast.AsyncFor or kind is ast.AsyncWith:
+            if kind in _SUSPENDING:
                 suspended = True
                 method = awaited_self_method(child, receiver)
                 if method is not None:
                     facts.awaits.add(method)
+            elif kind not in _ASSIGNING:
+                continue
             if isinstance(child, ast.AsyncWith):
                 for item in child.items:
                     lock = attribute_of(item.context_expr, receiver)
@@ -548,7 +560,7 @@ def class_facts(node: ast.ClassDef, model: SemanticModel) -> ClassFacts:
                 if attribute is None:
                     continue
                 facts.writes.add(attribute)
-                if (suspended or (value is not None and suspensions(value))) and not resets(value):
+                if (suspended or (value is not None and awaits(value))) and not resets(value):
                     facts.writes_after_suspending.add(attribute)
                 if isinstance(target, ast.Attribute) and not isinstance(child, ast.AugAssign):
                     made = "?"
@@ -605,14 +617,15 @@ class MethodWalk:
 
     def __init__(
         self,
-        blocks: Blocks,
+        races: Races,
         method: Function,
         receiver: str | None,
         facts: ClassFacts | None,
         follow: bool = True,
         shared: frozenset[str] = frozenset(),
     ) -> None:
-        self.blocks = blocks
+        self.blocks = races.blocks
+        self.awaits = races.awaits
         self.method = method
         self.receiver = receiver
         #: module names this function shares with other tasks (see ``shared_names``)
@@ -795,7 +808,7 @@ class MethodWalk:
                         shared = reads_before if value is not None else set()
                         # `device = await connect(self.device)` fetches a new value: not a
                         # read-modify-write of the old one
-                        fetched = value is not None and bool(suspensions(value))
+                        fetched = value is not None and bool(self.awaits(value))
                         if len(shared) == 1 and not fetched and not isinstance(node, ast.AugAssign):
                             (attribute,) = shared
                             state.locals[element.id] = (
@@ -811,7 +824,7 @@ class MethodWalk:
             for acquisition, lock in list(state.held.items()):
                 if lock == released:
                     del state.held[acquisition]
-        for suspension in suspensions(node):
+        for suspension in self.awaits(node):
             state = self._suspend(state, suspension)
             acquired = lock_call(suspension, "acquire")
             if acquired is not None:
@@ -1023,13 +1036,53 @@ class Races:
     def __init__(self, model: SemanticModel) -> None:
         self.model = model
         self.blocks = Blocks(model)
+        #: the nodes holding an ``await`` of their own body (not a nested function's), by id;
+        #: and those holding any suspension (also ``async for``/``async with``)
+        self._awaiting: set[int] = set()
+        self._suspending: set[int] = set()
+        by_type = model.scopes.by_type
+        parents = model.scopes.parents
+        for kind, marked in (
+            (ast.Await, (self._awaiting, self._suspending)),
+            (ast.AsyncFor, (self._suspending,)),
+            (ast.AsyncWith, (self._suspending,)),
+        ):
+            for node in by_type.get(kind, ()):
+                current: ast.AST | None = node
+                while current is not None:
+                    key = id(current)
+                    if all(key in into for into in marked):
+                        break  # marked on the way from another suspension
+                    for into in marked:
+                        into.add(key)
+                    if type(current) in _BOUNDARIES:
+                        break
+                    current = parents.get(key)
+
+    def awaits(self, node: ast.AST | list[ast.stmt]) -> list[ast.Await]:
+        """The ``await`` expressions in ``node`` (not in nested functions), in source order."""
+        if isinstance(node, list):
+            return [found for statement in node for found in self.awaits(statement)]
+        if id(node) not in self._awaiting:
+            return []
+        return suspensions(node)
+
+    def suspends(self, function: Function) -> bool:
+        """``function``'s own body suspends somewhere (``await``, ``async for``/``with``)."""
+        return id(function) in self._suspending
 
     @cached_property
     def facts(self) -> dict[int, ClassFacts]:
-        """The facts of each of the module's top-level classes, by the class node's id."""
+        """The facts of each of the module's top-level classes that has an ``async def``
+        that suspends (in the others nothing races, holds a lock across an ``await`` or takes
+        one twice), by the class node's id."""
         return {
-            id(shape.node): class_facts(shape.node, self.model)
+            id(shape.node): class_facts(shape.node, self)
             for shape in self.model.classes.shapes.values()
+            if any(
+                isinstance(statement, ast.AsyncFunctionDef) and self.suspends(statement)
+                for statement in shape.node.body
+            )
         }
 
     def facts_of(self, cls: ast.ClassDef | None) -> ClassFacts | None:
@@ -1045,24 +1098,32 @@ class Races:
         """Module-level names ``function`` shares with other tasks: those it declares
         ``global``/``nonlocal``, and module variables it uses without binding them locally
         (``CACHE[key] = ...``)."""
-        scopes = self.model.scopes
-        local = scopes.opened.get(id(function))
+        local = self.model.scopes.opened.get(id(function))
         if local is None:
             return frozenset()
         names = set(local.declared_global) | set(local.declared_nonlocal)
-        for name, bindings in scopes.module.bindings.items():
-            if name in local.bindings or name in local.declared_nonlocal:
-                continue
-            if all(is_plain_assignment(scopes, binding) for binding in bindings):
-                names.add(name)  # a module variable, not an import, function or class
+        names.update(
+            name
+            for name in self._module_variables
+            if name not in local.bindings and name not in local.declared_nonlocal
+        )
         return frozenset(names)
+
+    @cached_property
+    def _module_variables(self) -> list[str]:
+        """The module's names bound by assignment only (not imports, functions, classes)."""
+        scopes = self.model.scopes
+        return [
+            name
+            for name, bindings in scopes.module.bindings.items()
+            if all(is_plain_assignment(scopes, binding) for binding in bindings)
+        ]
 
     @cached_property
     def found(self) -> list[Race]:
         """Every AF401/AF402 race in the async methods of the module's classes and in its
         async functions."""
         races: list[Race] = []
-        blocks = self.blocks
         for facts in self.facts.values():
             cls = facts.node
             # First walk: what each async method writes after suspending, along its paths
@@ -1072,8 +1133,13 @@ class Races:
             for name, method in facts.methods.items():
                 receiver = self_name(method.node)
                 if isinstance(method.node, ast.AsyncFunctionDef) and receiver is not None:
+                    if not self.suspends(method.node):
+                        # a body that never suspends is atomic: no race, no write after
+                        found[name] = []
+                        method.writes_after_suspending = set()
+                        continue
                     first = MethodWalk(
-                        blocks,
+                        self,
                         method.node,
                         receiver,
                         facts,
@@ -1094,7 +1160,7 @@ class Races:
                 ):
                     # it awaits a method that writes after suspending: walk again, following
                     again = MethodWalk(
-                        blocks,
+                        self,
                         method.node,
                         self_name(method.node),
                         facts,
@@ -1106,18 +1172,22 @@ class Races:
             # class state through `cls` in async classmethods (reported; the lock fix does
             # not apply to class-level state)
             for statement in cls.body:
-                if isinstance(statement, ast.AsyncFunctionDef) and is_classmethod(statement):
+                if (
+                    isinstance(statement, ast.AsyncFunctionDef)
+                    and is_classmethod(statement)
+                    and self.suspends(statement)
+                ):
                     receiver = first_parameter(statement)
                     if receiver is not None:
                         races.extend(
-                            MethodWalk(blocks, statement, receiver, facts, follow=False).run()
+                            MethodWalk(self, statement, receiver, facts, follow=False).run()
                         )
         methods = {id(m.node) for f in self.facts.values() for m in f.methods.values()}
         for node in self.model.scopes.by_type.get(ast.AsyncFunctionDef, ()):
             assert isinstance(node, ast.AsyncFunctionDef)
-            if id(node) in methods or is_classmethod(node):
+            if id(node) in methods or is_classmethod(node) or not self.suspends(node):
                 continue
             names = self.shared_names(node)
             if names:
-                races.extend(MethodWalk(blocks, node, None, None, shared=names).run())
+                races.extend(MethodWalk(self, node, None, None, shared=names).run())
         return races

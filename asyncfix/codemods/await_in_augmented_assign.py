@@ -9,7 +9,7 @@ import libcst as cst
 
 from asyncfix.analysis.classes import self_name
 from asyncfix.analysis.model import alone_on_its_line, identifiers, in_order
-from asyncfix.analysis.races import MUTABLE, suspensions, write_target
+from asyncfix.analysis.races import MUTABLE, write_target
 from asyncfix.codemods.base import Fix, Locate, ModelRule, PendingFix, fresh_name
 from asyncfix.codemods.race_fix import brief
 from asyncfix.model import Safety, Severity
@@ -67,7 +67,7 @@ class Meter:
         place = self.walk.place(node)
         if place.kind != "async" or place.function is None:
             return
-        awaits = suspensions(value)
+        awaits = self.model.races.awaits(value)
         if not awaits:
             return
         shared = self._shared(node, target, place.function)

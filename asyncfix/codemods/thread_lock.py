@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 
 from asyncfix.analysis.classes import self_name
-from asyncfix.analysis.races import THREAD_LOCKS, attribute_of, suspensions
+from asyncfix.analysis.races import THREAD_LOCKS, attribute_of
 from asyncfix.codemods.base import ModelRule
 from asyncfix.codemods.race_fix import brief
 from asyncfix.model import Safety, Severity
@@ -66,7 +66,7 @@ class Cache:
             kind = self._thread_lock(expr)
             if kind is None:
                 continue
-            awaits = suspensions(node.body)
+            awaits = self.model.races.awaits(node.body)
             if not awaits:
                 continue
             spelled = self.model.source.segment(expr)
