@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-import libcst as cst
+from asyncfix.lazy import libcst as cst
 
 STDLIB = frozenset(sys.stdlib_module_names)
 

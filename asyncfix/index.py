@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import libcst as cst
+from asyncfix.lazy import libcst as cst
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -477,3 +477,24 @@ def test_a_file_this_python_cannot_parse_says_which_rules_did_not_check_it(
     again = CliRunner().invoke(main, ["check", "newer.py"])
     assert "1 from cache" in again.stderr
     assert f"warning: newer.py: {partial}" in again.stderr
+
+
+def test_a_check_with_nothing_to_fix_never_loads_libcst(tmp_path: Path) -> None:
+    """Every rule reads the stdlib tree: LibCST is loaded only to build a fix."""
+    (tmp_path / "clean.py").write_text("import asyncio\n\n\nasync def f():\n    await g()\n")
+    (tmp_path / "reported.py").write_text(
+        "import asyncio\n\n\nasync def f(q):\n    try:\n        await q.get()\n"
+        "    except asyncio.CancelledError:\n        pass\n"
+    )
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from asyncfix.cli import main\n"
+        "result = CliRunner().invoke(main, ['check', '--no-cache', '--jobs', '1', '.'])\n"
+        "print(result.exit_code, 'libcst._nodes' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    # one finding (AF305, reported without a fix), and LibCST never loaded
+    assert done.stdout.split() == ["1", "False"]

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import ast
 
-import libcst as cst
-
 from asyncfix.analysis.classes import self_name
 from asyncfix.analysis.model import alone_on_its_line, identifiers, in_order
 from asyncfix.analysis.races import MUTABLE, write_target
 from asyncfix.codemods.base import Fix, Locate, ModelRule, PendingFix, fresh_name
 from asyncfix.codemods.race_fix import brief
+from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
 

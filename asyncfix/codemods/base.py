@@ -17,17 +17,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import libcst as cst
-
 from asyncfix.analysis.model import COMPOUND
 from asyncfix.analysis.model import identifiers as identifiers_of
 from asyncfix.index import ModuleFact, ProjectIndex
+from asyncfix.lazy import libcst as cst
 
 if TYPE_CHECKING:
     from asyncfix.analysis.model import Walk
 from asyncfix.model import Safety, Severity, Span
 
-Replacement = cst.CSTNode | cst.FlattenSentinel[Any] | cst.RemovalSentinel
+if TYPE_CHECKING:
+    Replacement = cst.CSTNode | cst.FlattenSentinel[Any] | cst.RemovalSentinel
 
 
 @dataclass(frozen=True)
@@ -334,9 +334,6 @@ def fresh_name(base: str, taken: set[str]) -> str:
     return f"{base}_{index}"
 
 
-_PRECEDENCE_PARENTS = (cst.Attribute, cst.Subscript, cst.Call, cst.Await)
-
-
 def await_expression(
     expr: cst.BaseExpression, original: cst.CSTNode, parent: cst.CSTNode | None
 ) -> cst.Await:
@@ -360,7 +357,8 @@ def await_expression(
     return node
 
 
-_COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+def _comma() -> cst.Comma:
+    return cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
 
 
 @dataclass(frozen=True)
@@ -388,7 +386,7 @@ def offloaded_call(node: cst.Call, where: Offload) -> tuple[cst.Call, Fix]:
     separator = (
         cst.Comma(whitespace_after=node.whitespace_before_args)
         if isinstance(node.whitespace_before_args, cst.ParenthesizedWhitespace)
-        else _COMMA
+        else _comma()
     )
     func = cst.Arg(node.func, comma=separator if node.args else cst.MaybeSentinel.DEFAULT)
     if where.target >= (3, 9) or where.loop is None:
@@ -406,7 +404,7 @@ def offloaded_call(node: cst.Call, where: Offload) -> tuple[cst.Call, Fix]:
             f"Added `{loop} = asyncio.get_running_loop()` at the start of the function"
         )
     run = cst.Attribute(value=cst.Name(loop), attr=cst.Name("run_in_executor"))
-    none = cst.Arg(cst.Name("None"), comma=_COMMA)
+    none = cst.Arg(cst.Name("None"), comma=_comma())
     if any(arg.keyword is not None or arg.star == "**" for arg in node.args):
         if not where.functools_name:
             fix.add_imports.append(ImportItem("functools"))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import ast
 
-import libcst as cst
-
 from asyncfix.analysis.source import shown
 from asyncfix.codemods.base import ModelRule, PendingFix
 from asyncfix.index import BLOCKING_CALLS
+from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
 

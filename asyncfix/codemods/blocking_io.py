@@ -9,8 +9,6 @@ import functools
 from collections.abc import Sequence
 from typing import ClassVar
 
-import libcst as cst
-
 from asyncfix.analysis.extract import extract_block
 from asyncfix.analysis.model import identifiers
 from asyncfix.codemods.base import (
@@ -23,6 +21,7 @@ from asyncfix.codemods.base import (
     offloaded_call,
 )
 from asyncfix.index import BLOCKING_CALLS, BLOCKING_METHODS, ast_dotted_name
+from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
 

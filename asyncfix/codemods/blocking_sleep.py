@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import ast
 
-import libcst as cst
-
 from asyncfix.codemods.base import (
     Fix,
     ImportItem,
@@ -15,6 +13,7 @@ from asyncfix.codemods.base import (
     await_expression,
     import_item_for,
 )
+from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import ast
 import re
 
-import libcst as cst
-
 from asyncfix.analysis.model import (
     alone_on_its_line,
     identifiers,
@@ -16,6 +14,7 @@ from asyncfix.analysis.model import (
 )
 from asyncfix.codemods.base import Fix, ImportItem, Locate, ModelRule, PendingFix, fresh_name
 from asyncfix.index import ast_dotted_name
+from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
 TASK_FACTORIES = frozenset({"asyncio.create_task", "asyncio.ensure_future"})

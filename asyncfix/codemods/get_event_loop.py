@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import ast
 
-import libcst as cst
-
 from asyncfix.codemods.base import Fix, ImportItem, Locate, ModelRule, PendingFix, import_item_for
+from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import ast
 
-import libcst as cst
-
 from asyncfix.codemods.base import Fix, Locate, ModelRule, PendingFix, await_expression
+from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
 #: builtins that use the value of their argument (a coroutine there is a bug)

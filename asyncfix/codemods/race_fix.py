@@ -11,14 +11,11 @@ import ast
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import libcst as cst
-
 from asyncfix.analysis.classes import self_name
 from asyncfix.analysis.model import in_order
 from asyncfix.analysis.races import (
     NAME_KEY,
     ClassFacts,
-    Line,
     Race,
     Where,
     attribute_of,
@@ -31,6 +28,7 @@ from asyncfix.analysis.races import (
 )
 from asyncfix.codemods.base import Fix, ImportItem, Locate, ModelRule, PendingFix, fresh_name
 from asyncfix.index import ast_dotted_name
+from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity, Span
 
 LOCK_FIX_NOTE = (
@@ -59,21 +57,27 @@ LOCK_FIX_NOTE = (
 LOCKED = frozenset({"AF401", "AF402"})
 
 #: the LibCST statement each stdlib compound statement is (simple ones are on lines)
-_CST_STATEMENT: dict[type[ast.AST], type[cst.CSTNode]] = {
-    ast.FunctionDef: cst.FunctionDef,
-    ast.AsyncFunctionDef: cst.FunctionDef,
-    ast.ClassDef: cst.ClassDef,
-    ast.If: cst.If,
-    ast.For: cst.For,
-    ast.AsyncFor: cst.For,
-    ast.While: cst.While,
-    ast.With: cst.With,
-    ast.AsyncWith: cst.With,
-    ast.Try: cst.Try,
-    ast.Match: cst.Match,
+_CST_STATEMENT: dict[str, str] = {
+    "FunctionDef": "FunctionDef",
+    "AsyncFunctionDef": "FunctionDef",
+    "ClassDef": "ClassDef",
+    "If": "If",
+    "For": "For",
+    "AsyncFor": "For",
+    "While": "While",
+    "With": "With",
+    "AsyncWith": "With",
+    "Try": "Try",
+    "TryStar": "TryStar",
+    "Match": "Match",
 }
-if hasattr(ast, "TryStar"):
-    _CST_STATEMENT[ast.TryStar] = cst.TryStar
+
+
+def _cst_statement(line: Where) -> type[cst.CSTNode]:
+    """The type of ``line``'s LibCST twin."""
+    name = _CST_STATEMENT.get(type(line).__name__, "SimpleStatementLine")
+    found: type[cst.CSTNode] = getattr(cst, name)
+    return found
 
 
 def shown(race: Race) -> str:
@@ -388,15 +392,7 @@ class LockFix:
 
     def _located(self, region: _Region) -> list[tuple[Span, type[cst.CSTNode]]]:
         """Where each line of the region is, and the LibCST statement it is."""
-        return [
-            (
-                self.rule.span(line),
-                _CST_STATEMENT.get(type(line), cst.SimpleStatementLine)
-                if not isinstance(line, Line)
-                else cst.SimpleStatementLine,
-            )
-            for line in region.lines
-        ]
+        return [(self.rule.span(line), _cst_statement(line)) for line in region.lines]
 
     def _wrapper(self, region: _Region) -> Callable[[Fix, Locate, cst.BaseExpression], None]:
         located = self._located(region)

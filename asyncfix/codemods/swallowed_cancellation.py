@@ -6,11 +6,10 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 
-import libcst as cst
-
 from asyncfix.analysis.model import identifiers, in_order
 from asyncfix.codemods.base import Fix, ImportItem, Locate, ModelRule, PendingFix, fresh_name
 from asyncfix.index import ast_dotted_name
+from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
 CANCELLED = frozenset({"asyncio.CancelledError", "asyncio.exceptions.CancelledError"})

@@ -6,10 +6,9 @@ import ast
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import libcst as cst
-
 from asyncfix.codemods.base import Fix, Locate, ModelContext, ModelRule, PendingFix
 from asyncfix.index import ast_dotted_name
+from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
 ASYNC_PRIMITIVES = frozenset(

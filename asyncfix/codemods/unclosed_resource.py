@@ -16,8 +16,6 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 
-import libcst as cst
-
 from asyncfix.analysis.model import (
     COMPOUND,
     TRY,
@@ -31,6 +29,7 @@ from asyncfix.analysis.resources import READ_METHODS, Resource, called
 from asyncfix.analysis.source import shown
 from asyncfix.codemods.base import Fix, Locate, ModelRule, PendingFix, dotted_name
 from asyncfix.index import ast_dotted_name
+from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef

@@ -7,8 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-import libcst as cst
-
 from asyncfix.analysis.model import SemanticModel, Walk
 from asyncfix.codemods.base import (
     SUPPRESS,
@@ -22,6 +20,7 @@ from asyncfix.index import (
     parse_ast,
     too_deep,
 )
+from asyncfix.lazy import libcst as cst
 from asyncfix.model import Finding, Safety, Span
 
 

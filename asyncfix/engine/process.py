@@ -11,11 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import libcst as cst
-
 from asyncfix.codemods import rule_by_code
 from asyncfix.codemods.base import Hit, Project, Rule
-from asyncfix.engine.apply import _preview, apply_fixes
 from asyncfix.engine.detect import (
     Analysis,
     FixKey,
@@ -32,6 +29,7 @@ from asyncfix.files import (
 from asyncfix.index import (
     ProjectIndex,
 )
+from asyncfix.lazy import libcst as cst
 from asyncfix.model import FileResult, Safety, Validation
 
 MAX_ROUNDS = 5
@@ -144,6 +142,8 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
 
 
 def _previews(text: str, analysis: Analysis, result: FileResult) -> None:
+    from asyncfix.engine.apply import _preview, apply_fixes  # LibCST: only to fix
+
     """Each finding's own fix as changed lines, for the report: the unsafe ones a run does
     not apply too (a suggestion shows what it would do). A fix that cannot be applied alone
     gets no preview."""
@@ -236,6 +236,8 @@ def _attempt(
 ) -> _Attempt:
     """Apply the fixable findings (but ``excluded``) to a fixpoint, then verify: the output
     re-parses and re-checks with nothing left to fix, and compiles."""
+    from asyncfix.engine.apply import apply_fixes  # LibCST: only to fix
+
     validation = Validation()
     applied: list[FixKey] = []
     applied_codes: set[str] = set()
