@@ -125,6 +125,24 @@ def _package_of(directory: str) -> str:
     return f"{outer}.{base}" if outer else base
 
 
+def child_nodes(node: ast.AST) -> list[ast.AST]:
+    """``ast.iter_child_nodes(node)`` as a list, without the ``Load``/``Store`` markers, and
+    several times faster (inlined: the walks over every function body use it)."""
+    found: list[ast.AST] = []
+    for name in node._fields:
+        if name == "ctx":
+            continue
+        value = getattr(node, name, None)
+        if type(value) is list:
+            found.extend(item for item in value if isinstance(item, _AST))
+        elif isinstance(value, _AST):
+            found.append(value)
+    return found
+
+
+_AST = ast.AST
+
+
 def ast_dotted_name(node: ast.expr) -> str | None:
     """``a.b.c`` for a Name/Attribute chain of the stdlib ast, else None."""
     if isinstance(node, ast.Name):
@@ -371,7 +389,7 @@ def _awaits_on_self(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str, 
             head, _, rest = (dotted or "").partition(".")
             if head == receiver and rest:
                 found.append(rest)
-        stack.extend(ast.iter_child_nodes(current))
+        stack.extend(child_nodes(current))
     return tuple(sorted(set(found)))
 
 
@@ -423,7 +441,7 @@ def _direct_calls(function: ast.FunctionDef) -> list[ast.Call]:
         elif isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
             stack.extend(node.generators[:1])
         else:
-            stack.extend(ast.iter_child_nodes(node))
+            stack.extend(child_nodes(node))
     return found
 
 

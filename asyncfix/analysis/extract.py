@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from asyncfix.analysis.model import TRY, holding_list, identifiers
+from asyncfix.index import child_nodes
 
 if TYPE_CHECKING:
     from asyncfix.analysis.model import SemanticModel
@@ -104,7 +105,7 @@ def reads(node: ast.AST | Sequence[ast.AST]) -> Counter[str]:
             assert isinstance(current, (ast.MatchAs, ast.MatchStar))
             if current.name:
                 counts[current.name] += 1
-        stack.extend(ast.iter_child_nodes(current))
+        stack.extend(child_nodes(current))
     return counts
 
 
@@ -169,7 +170,7 @@ def _own_nodes(node: ast.AST) -> Iterable[ast.AST]:
             current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
         ):
             continue
-        stack.extend(ast.iter_child_nodes(current))
+        stack.extend(child_nodes(current))
 
 
 def _bound_in(model: SemanticModel, block: ast.With, function: Function) -> set[str]:
@@ -402,7 +403,7 @@ def _reads(node: ast.AST, assigned: set[str], bound: set[str], flow: _Flow) -> N
             continue
         if isinstance(current, ast.ClassDef):
             _read_name(current.name, assigned, bound, flow)
-        stack.extend(ast.iter_child_nodes(current))
+        stack.extend(child_nodes(current))
 
 
 def _read_name(name: str, assigned: set[str], bound: set[str], flow: _Flow) -> None:

@@ -23,7 +23,7 @@ from asyncfix.analysis.resources import Resources
 from asyncfix.analysis.scopes import Binding, Scopes
 from asyncfix.analysis.source import SourceText
 from asyncfix.analysis.values import Values
-from asyncfix.index import ast_dotted_name
+from asyncfix.index import ast_dotted_name, child_nodes
 
 if TYPE_CHECKING:
     from asyncfix.analysis.races import Races
@@ -309,22 +309,12 @@ def in_order(node: ast.AST | list[ast.stmt]) -> Iterator[ast.AST]:
     nested functions, lambdas or classes (which are yielded themselves); not the ``Load``/
     ``Store`` markers."""
     stack: list[ast.AST] = list(reversed(node)) if isinstance(node, list) else [node]
-    AST = ast.AST
     while stack:
         current = stack.pop()
         yield current
         if type(current) in _NESTED and current is not node:
             continue
-        # `ast.iter_child_nodes`, inlined (the race analysis walks every method with it)
-        children: list[ast.AST] = []
-        for name in current._fields:
-            if name == "ctx":
-                continue
-            value = getattr(current, name, None)
-            if type(value) is list:
-                children.extend(item for item in value if isinstance(item, AST))
-            elif isinstance(value, AST):
-                children.append(value)
+        children = child_nodes(current)
         children.reverse()
         stack.extend(children)
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, cast
 from asyncfix.analysis.classes import self_name
 from asyncfix.analysis.model import COMPOUND, TRY, holding_list, in_order, is_plain_assignment
 from asyncfix.analysis.values import flatten_target, own_attribute
-from asyncfix.index import ast_dotted_name
+from asyncfix.index import ast_dotted_name, child_nodes
 
 if TYPE_CHECKING:
     from asyncfix.analysis.model import SemanticModel
@@ -276,7 +276,7 @@ def reads_of(node: ast.AST, receiver: str | None, shared: frozenset[str] = froze
         if isinstance(current, ast.Attribute):
             stack.append(current.value)  # not the attribute's own name
             continue
-        stack.extend(ast.iter_child_nodes(current))
+        stack.extend(child_nodes(current))
     return found
 
 
@@ -364,7 +364,7 @@ def names_read(node: ast.AST) -> set[str]:
         elif isinstance(current, _SCOPES):
             continue
         else:
-            stack.extend(ast.iter_child_nodes(current))
+            stack.extend(child_nodes(current))
     return found
 
 

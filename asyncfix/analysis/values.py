@@ -32,7 +32,7 @@ from asyncfix.analysis.classes import (
     is_coroutine_function,
 )
 from asyncfix.analysis.scopes import Scope, Scopes
-from asyncfix.index import BLOCKING_METHODS, SAME_TYPE, ClassFact, FunctionFact
+from asyncfix.index import BLOCKING_METHODS, SAME_TYPE, ClassFact, FunctionFact, child_nodes
 
 if TYPE_CHECKING:
     from asyncfix.codemods.base import Project
@@ -332,7 +332,7 @@ class Values:
                 name = own_attribute(node.optional_vars, receiver)
                 if name is not None:
                     add(name, UNKNOWN)
-            stack.extend(reversed(list(ast.iter_child_nodes(node))))
+            stack.extend(reversed(child_nodes(node)))
 
 
 def _parse_annotation(text: str) -> ast.expr | None:
