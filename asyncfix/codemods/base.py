@@ -136,7 +136,7 @@ class Rule:
     #: the report's "Type:" line
     kind: ClassVar[str]
     #: the rule only runs on files whose text contains every needle (a tuple: any one of
-    #: its strings) -- a cheap pre-filter that spares most files a parse
+    #: its strings) -- a cheap test that spares most files the semantic model
     needles: ClassVar[tuple[str | tuple[str, ...], ...]]
     #: the rule asks the project index about other modules (the engine builds it only then)
     needs_index: ClassVar[bool] = False
