@@ -10,7 +10,7 @@ import libcst as cst
 import pytest
 
 from asyncfix import engine
-from asyncfix.codemods.base import Fix, Locate, ModelRule, PendingFix
+from asyncfix.codemods.base import Fix, Locate, PendingFix, Rule
 from asyncfix.config import Config
 from asyncfix.engine import process as process_module
 from asyncfix.engine import runner as runner_module
@@ -20,7 +20,7 @@ from tests.helpers import run_text
 SOURCE = "async def f():\n    marker()\n"
 
 
-class _TestRule(ModelRule):
+class _TestRule(Rule):
     """Reports every ``marker()`` call with the fix ``replacement`` makes."""
 
     summary = why = example_before = example_after = fix_safety_note = kind = "test"

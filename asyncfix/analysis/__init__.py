@@ -1,6 +1,6 @@
 """The semantic model (issue 16, ``../shared/design/semantic.md``): what names are bound to
 and what values may be, computed once per module on the stdlib ``ast`` tree, and what the
-rules that have moved to it (``codemods.base.ModelRule``) ask.
+rules (``codemods.base.Rule``) ask.
 
 - ``scopes``: scopes, bindings and qualified names, built in the one traversal of the tree
   (which also records every node's parent and the nodes of each type);

@@ -8,13 +8,13 @@ import ast
 from asyncfix.analysis.classes import self_name
 from asyncfix.analysis.model import alone_on_its_line, identifiers, in_order
 from asyncfix.analysis.races import MUTABLE, write_target
-from asyncfix.codemods.base import Fix, Locate, ModelRule, PendingFix, fresh_name
+from asyncfix.codemods.base import Fix, Locate, PendingFix, Rule, fresh_name
 from asyncfix.codemods.race_fix import brief
 from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
 
-class AwaitInAugmentedAssign(ModelRule):
+class AwaitInAugmentedAssign(Rule):
     code = "AF403"
     name = "await-in-augmented-assign"
     summary = "`self.x += await f()`: the old value is read before the `await`"

@@ -1,8 +1,8 @@
 """The rule base, and what fixes share.
 
-A rule is a small class (``ModelRule``): its documentation as class attributes, then
+A rule is a small class (``Rule``): its documentation as class attributes, then
 ``on_<ast node type>`` handlers that ask the semantic model (``asyncfix.analysis``) and call
-:meth:`ModelRule.report`, each finding with the LibCST change that fixes it planned
+:meth:`Rule.report`, each finding with the LibCST change that fixes it planned
 (``PendingFix``). The engine walks each file's stdlib tree once and calls every enabled
 rule's handlers from that one walk; a fix is built on the LibCST tree, found again by
 position, only when it is applied (``engine.apply``).
@@ -95,7 +95,7 @@ class Hit:
 
 @dataclass
 class PendingFix:
-    """A model rule's fix: what it replaces (as stdlib nodes, found again by position in the
+    """A rule's fix: what it replaces (as stdlib nodes, found again by position in the
     LibCST tree) and how, once the LibCST nodes are there."""
 
     #: the stdlib node whose LibCST twin the fix starts from, and the LibCST type it has
@@ -119,7 +119,10 @@ class Locate:
 
 
 class Rule:
-    """Base of every rule: docs as class attributes, handlers, ``report``."""
+    """Base of every rule: its docs as class attributes, then ``on_<ast node type>`` handlers
+    that ask the semantic model (``asyncfix.analysis``) on the stdlib tree, called from one
+    walk (``analysis.model.Walk``) with every other rule's, and ``report``. A file whose
+    findings have no fix to apply is never parsed with LibCST."""
 
     code: ClassVar[str]
     name: ClassVar[str]
@@ -155,16 +158,6 @@ class Rule:
             if not any(option in text for option in options):
                 return False
         return True
-
-    def finish(self) -> None:
-        """Called after the walk, for rules that decide once they have seen the whole module."""
-
-
-class ModelRule(Rule):
-    """A rule that asks the semantic model (``asyncfix.analysis``) on the stdlib tree: its
-    handlers are ``on_<ast node type>``, called from one walk (``analysis.model.Walk``) with
-    every other model rule's; a file whose findings have no fix to apply is never parsed with
-    LibCST."""
 
     def __init__(self, ctx: ModelContext) -> None:
         self.context = ctx
@@ -235,6 +228,9 @@ class ModelRule(Rule):
 
         return [first, *site.added], build
 
+    def finish(self) -> None:
+        """Called after the walk, for rules that decide once they have seen the whole module."""
+
     def offload_site(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> OffloadSite:
         """How a call in ``function`` moves to a worker thread: the names it uses, and before
         Python 3.9 the running loop's name (and whether the fix makes it)."""
@@ -256,7 +252,7 @@ class ModelRule(Rule):
 
 @dataclass(frozen=True)
 class OffloadSite:
-    """Where a model rule's fix moves a call to a worker thread (``ModelRule.offload_site``):
+    """Where a rule's fix moves a call to a worker thread (``Rule.offload_site``):
     the function, by position, and what ``Offload`` needs there."""
 
     function: Span
@@ -316,7 +312,7 @@ def fix_key(code: str, message: str, spelled: str) -> str:
 
 @dataclass
 class ModelContext:
-    """What model rules share in one run over one module."""
+    """What the rules share in one run over one module."""
 
     walk: Walk
     target: tuple[int, int]

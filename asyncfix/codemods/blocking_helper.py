@@ -5,13 +5,13 @@ from __future__ import annotations
 import ast
 
 from asyncfix.analysis.source import shown
-from asyncfix.codemods.base import ModelRule, PendingFix
+from asyncfix.codemods.base import PendingFix, Rule
 from asyncfix.index import BLOCKING_CALLS
 from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
 
-class BlockingHelper(ModelRule):
+class BlockingHelper(Rule):
     code = "AF205"
     name = "blocking-helper"
     summary = "an async function calls a project sync function that blocks"

@@ -15,8 +15,8 @@ from asyncfix.codemods.base import (
     Fix,
     Locate,
     ModelContext,
-    ModelRule,
     PendingFix,
+    Rule,
     fresh_name,
     offloaded_call,
 )
@@ -42,7 +42,7 @@ def _catalogue(category: str) -> tuple[frozenset[str], dict[str, frozenset[str]]
 Planned = tuple[Safety, list[str], PendingFix]
 
 
-class _BlockingCall(ModelRule):
+class _BlockingCall(Rule):
     #: the catalogue's category this rule owns
     category: ClassVar[str]
     #: what to migrate to, as advice in the message

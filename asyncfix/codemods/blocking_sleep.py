@@ -8,8 +8,8 @@ from asyncfix.codemods.base import (
     Fix,
     ImportItem,
     Locate,
-    ModelRule,
     PendingFix,
+    Rule,
     await_expression,
     import_item_for,
 )
@@ -17,7 +17,7 @@ from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
 
-class BlockingSleep(ModelRule):
+class BlockingSleep(Rule):
     code = "AF201"
     name = "blocking-sleep"
     summary = "`time.sleep()` inside an async function blocks the event loop"

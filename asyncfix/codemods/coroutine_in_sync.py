@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ast
 
-from asyncfix.codemods.base import ModelRule
+from asyncfix.codemods.base import Rule
 from asyncfix.model import Safety, Severity
 
 
-class CoroutineInSyncContext(ModelRule):
+class CoroutineInSyncContext(Rule):
     code = "AF102"
     name = "coroutine-in-sync-context"
     summary = "a coroutine function is called from sync code and its coroutine dropped"

@@ -12,7 +12,7 @@ from asyncfix.analysis.model import (
     names_in,
     trailing_comment,
 )
-from asyncfix.codemods.base import Fix, ImportItem, Locate, ModelRule, PendingFix, fresh_name
+from asyncfix.codemods.base import Fix, ImportItem, Locate, PendingFix, Rule, fresh_name
 from asyncfix.index import ast_dotted_name
 from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
@@ -22,7 +22,7 @@ LOOP_GETTERS = frozenset({"asyncio.get_running_loop", "asyncio.get_event_loop"})
 TASK_SET = "_background_tasks"
 
 
-class DanglingTask(ModelRule):
+class DanglingTask(Rule):
     code = "AF301"
     name = "dangling-task"
     summary = "a task is created and its only reference dropped"

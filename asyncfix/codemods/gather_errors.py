@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 
 from asyncfix.analysis.model import identifiers, in_order
-from asyncfix.codemods.base import ModelRule
+from asyncfix.codemods.base import Rule
 from asyncfix.model import Safety, Severity
 
 
@@ -29,7 +29,7 @@ def _starts_work(call: ast.Call) -> bool:
     return True
 
 
-class GatherErrorsLost(ModelRule):
+class GatherErrorsLost(Rule):
     code = "AF302"
     name = "gather-errors-lost"
     summary = "`gather(..., return_exceptions=True)` whose results are never inspected"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ast
 
-from asyncfix.codemods.base import Fix, ImportItem, Locate, ModelRule, PendingFix, import_item_for
+from asyncfix.codemods.base import Fix, ImportItem, Locate, PendingFix, Rule, import_item_for
 from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
 
-class GetEventLoopInCoroutine(ModelRule):
+class GetEventLoopInCoroutine(Rule):
     code = "AF303"
     name = "get-event-loop-in-coroutine"
     summary = "`asyncio.get_event_loop()` inside an async function; use `get_running_loop()`"

@@ -8,12 +8,12 @@ import ast
 from asyncfix.analysis.classes import self_name
 from asyncfix.analysis.model import in_order
 from asyncfix.analysis.races import ClassFacts, attribute_of, awaited_self_method
-from asyncfix.codemods.base import ModelRule
+from asyncfix.codemods.base import Rule
 from asyncfix.codemods.race_fix import brief
 from asyncfix.model import Safety, Severity
 
 
-class LockReentry(ModelRule):
+class LockReentry(Rule):
     code = "AF405"
     name = "lock-reentry"
     summary = "awaiting, under an `asyncio.Lock`, a method that acquires the same lock: deadlock"

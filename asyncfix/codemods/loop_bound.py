@@ -7,7 +7,7 @@ import ast
 from collections.abc import Iterator, Sequence
 
 from asyncfix.analysis.classes import top_level_statements
-from asyncfix.codemods.base import ModelRule
+from asyncfix.codemods.base import Rule
 from asyncfix.model import Safety, Severity
 
 #: bound to the loop current when they are made, on every Python version
@@ -27,7 +27,7 @@ BOUND_BEFORE_310 = frozenset(
 )
 
 
-class LoopBoundAtImport(ModelRule):
+class LoopBoundAtImport(Rule):
     code = "AF502"
     name = "loop-bound-at-import"
     summary = "an object tied to an event loop (a client session, ...) created at import time"

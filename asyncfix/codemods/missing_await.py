@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from asyncfix.codemods.base import Fix, Locate, ModelRule, PendingFix, await_expression
+from asyncfix.codemods.base import Fix, Locate, PendingFix, Rule, await_expression
 from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
@@ -34,7 +34,7 @@ VALUE_CONSUMERS = frozenset(
 _CONSUMERS = frozenset(f"builtins.{name}" for name in VALUE_CONSUMERS)
 
 
-class MissingAwait(ModelRule):
+class MissingAwait(Rule):
     code = "AF101"
     name = "missing-await"
     summary = "a coroutine function is called without `await`"

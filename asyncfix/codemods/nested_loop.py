@@ -7,8 +7,8 @@ import ast
 from asyncfix.codemods.base import (
     Fix,
     Locate,
-    ModelRule,
     PendingFix,
+    Rule,
     await_expression,
     import_item_for,
 )
@@ -16,7 +16,7 @@ from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
 
-class NestedEventLoop(ModelRule):
+class NestedEventLoop(Rule):
     code = "AF304"
     name = "nested-event-loop"
     summary = "`asyncio.run()` or `loop.run_until_complete()` inside an async function"

@@ -16,7 +16,7 @@ import ast
 from asyncfix.analysis.classes import self_name
 from asyncfix.analysis.model import in_order
 from asyncfix.analysis.resources import called
-from asyncfix.codemods.base import ModelContext, ModelRule
+from asyncfix.codemods.base import ModelContext, Rule
 from asyncfix.index import NEUTRAL_BASES
 from asyncfix.model import Safety, Severity
 
@@ -24,7 +24,7 @@ from asyncfix.model import Safety, Severity
 _CLOSERS = frozenset({"close", "aclose", "disconnect", "terminate", "shutdown", "__aexit__"})
 
 
-class StoredResourceNeverClosed(ModelRule):
+class StoredResourceNeverClosed(Rule):
     code = "AF503"
     name = "stored-resource-never-closed"
     summary = "a class stores an async client or connection on `self` and never closes it"

@@ -26,7 +26,7 @@ from asyncfix.analysis.races import (
     is_classmethod,
     spelled,
 )
-from asyncfix.codemods.base import Fix, ImportItem, Locate, ModelRule, PendingFix, fresh_name
+from asyncfix.codemods.base import Fix, ImportItem, Locate, PendingFix, Rule, fresh_name
 from asyncfix.index import ast_dotted_name
 from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity, Span
@@ -86,12 +86,12 @@ def shown(race: Race) -> str:
     return spelled(race.attribute, receiver)
 
 
-def brief(rule: ModelRule, node: ast.AST) -> str:
+def brief(rule: Rule, node: ast.AST) -> str:
     text = " ".join(rule.model.source.segment(node).split())
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-class RaceRule(ModelRule):
+class RaceRule(Rule):
     """AF401/AF402: each reports the module's races of its code, with the lock fix."""
 
     kind = "Race on shared state"
@@ -146,7 +146,7 @@ class _Region:
 class LockFix:
     """The lock fix of one race, planned on the stdlib tree."""
 
-    def __init__(self, rule: ModelRule, race: Race) -> None:
+    def __init__(self, rule: Rule, race: Race) -> None:
         self.rule = rule
         self.race = race
         self.model = rule.model

@@ -7,7 +7,7 @@ import ast
 from collections.abc import Callable
 
 from asyncfix.analysis.model import identifiers, in_order
-from asyncfix.codemods.base import Fix, ImportItem, Locate, ModelRule, PendingFix, fresh_name
+from asyncfix.codemods.base import Fix, ImportItem, Locate, PendingFix, Rule, fresh_name
 from asyncfix.index import ast_dotted_name
 from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
@@ -15,7 +15,7 @@ from asyncfix.model import Safety, Severity
 CANCELLED = frozenset({"asyncio.CancelledError", "asyncio.exceptions.CancelledError"})
 
 
-class SwallowedCancellation(ModelRule):
+class SwallowedCancellation(Rule):
     code = "AF305"
     name = "swallowed-cancellation"
     summary = "an `except` in a coroutine catches `CancelledError` and does not re-raise it"

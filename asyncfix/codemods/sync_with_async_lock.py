@@ -6,7 +6,7 @@ import ast
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from asyncfix.codemods.base import Fix, Locate, ModelContext, ModelRule, PendingFix
+from asyncfix.codemods.base import Fix, Locate, ModelContext, PendingFix, Rule
 from asyncfix.index import ast_dotted_name
 from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
@@ -27,7 +27,7 @@ class _Candidate:
     in_async: bool
 
 
-class SyncWithOnAsyncLock(ModelRule):
+class SyncWithOnAsyncLock(Rule):
     code = "AF404"
     name = "sync-with-on-async-lock"
     summary = "`with` on an `asyncio.Lock`/`Semaphore`/`Condition`; it needs `async with`"

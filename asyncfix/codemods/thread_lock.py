@@ -7,12 +7,12 @@ import ast
 
 from asyncfix.analysis.classes import self_name
 from asyncfix.analysis.races import THREAD_LOCKS, attribute_of
-from asyncfix.codemods.base import ModelRule
+from asyncfix.codemods.base import Rule
 from asyncfix.codemods.race_fix import brief
 from asyncfix.model import Safety, Severity
 
 
-class ThreadLockAcrossAwait(ModelRule):
+class ThreadLockAcrossAwait(Rule):
     code = "AF406"
     name = "thread-lock-across-await"
     summary = "a `threading.Lock` held across an `await`: blocks the event loop, deadlocks"

@@ -27,7 +27,7 @@ from asyncfix.analysis.model import (
 )
 from asyncfix.analysis.resources import READ_METHODS, Resource, called
 from asyncfix.analysis.source import shown
-from asyncfix.codemods.base import Fix, Locate, ModelRule, PendingFix, dotted_name
+from asyncfix.codemods.base import Fix, Locate, PendingFix, Rule, dotted_name
 from asyncfix.index import ast_dotted_name
 from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
@@ -35,7 +35,7 @@ from asyncfix.model import Safety, Severity
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 
 
-class UnclosedAsyncResource(ModelRule):
+class UnclosedAsyncResource(Rule):
     code = "AF501"
     name = "unclosed-async-resource"
     summary = "an async client, connection or file made in a coroutine and not always closed"

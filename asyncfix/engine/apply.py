@@ -167,7 +167,7 @@ def children(node: cst.CSTNode) -> list[cst.CSTNode]:
 
 class _Locate(Locate):
     """Where the LibCST twins of stdlib nodes are: by position (one write-out of the module,
-    only for a file with a model rule's fix to build)."""
+    only for a file with a fix to build)."""
 
     def __init__(self, module: cst.Module) -> None:
         positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
@@ -208,8 +208,8 @@ def _holds(outer: Span, inner: Span) -> bool:
 
 
 def build_pending(analysis: Analysis, hits: Sequence[Hit]) -> None:
-    """Build the fixes of model rules' findings on the LibCST tree (parsed now if no LibCST
-    rule needed it): each fix is made from the node at its finding's position."""
+    """Build the fixes of the findings on the LibCST tree (parsed now, if an earlier round
+    did not): each fix is made from the node at its finding's position."""
     pending = [hit for hit in hits if hit.pending is not None]
     if not pending:
         return

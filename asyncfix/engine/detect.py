@@ -5,14 +5,12 @@ from __future__ import annotations
 import ast
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
 
 from asyncfix.analysis.model import SemanticModel, Walk
 from asyncfix.codemods.base import (
     SUPPRESS,
     Hit,
     ModelContext,
-    ModelRule,
     Project,
     Rule,
 )
@@ -112,7 +110,7 @@ def _model_hits(
     try:
         walk = Walk(SemanticModel(tree, text, project), offload)
         ctx = ModelContext(walk, target, project, test_code)
-        instances = [cast(type[ModelRule], rule)(ctx) for rule in rules]
+        instances = [rule(ctx) for rule in rules]
         walk.run(instances)
         for instance in instances:
             instance.finish()
