@@ -8,6 +8,9 @@ rules (``codemods.base.Rule``) ask.
 - ``values``: what a value may be (the class of a receiver, an async callback);
 - ``coroutines``: is a callee a coroutine function, which project function a call calls;
 - ``catalogue``: the library coroutine APIs; ``resources``: which values are async resources;
+- ``races``: shared state across an ``await`` (reads, tests and writes around suspensions,
+  locks held), for AF401-AF406; ``extract``: whether a ``with`` block can move into a
+  nested function (AF203's fix);
 - ``source``: the module's text, to spell nodes as written;
 - ``model``: ``SemanticModel`` (the layers of one module) and ``Walk`` (how rules are called
   on it, and where a node is).

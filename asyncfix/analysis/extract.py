@@ -40,7 +40,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from asyncfix.analysis.model import TRY, holding_list, identifiers
+from asyncfix.analysis.model import TRY, holding_list, identifiers, in_order
 from asyncfix.index import child_nodes
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def extract_block(
     ``path`` runs from ``function`` down to the block."""
     scope = model.scopes.opened.get(id(function))
     assert scope is not None
-    for node in _own_nodes(block):
+    for node in in_order(block):
         if isinstance(node, (ast.Global, ast.Nonlocal)):
             return "the block declares `global`/`nonlocal` names"
     bound = _bound_in(model, block, function)
@@ -158,19 +158,6 @@ def extract_block(
     if missing:
         return f"`{missing[0]}` is used after the block but not assigned on every path through it"
     return Extraction(returns=needed)
-
-
-def _own_nodes(node: ast.AST) -> Iterable[ast.AST]:
-    """The nodes of ``node``, not those of the functions, lambdas and classes in it."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        if current is not node and isinstance(
-            current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-        ):
-            continue
-        stack.extend(child_nodes(current))
 
 
 def _bound_in(model: SemanticModel, block: ast.With, function: Function) -> set[str]:

@@ -301,7 +301,7 @@ COMPOUND: tuple[type[ast.stmt], ...] = (
 
 
 #: the nodes ``in_order`` yields without entering
-_NESTED = frozenset({ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
+NESTED = frozenset({ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
 
 
 def in_order(node: ast.AST | list[ast.stmt]) -> Iterator[ast.AST]:
@@ -312,7 +312,7 @@ def in_order(node: ast.AST | list[ast.stmt]) -> Iterator[ast.AST]:
     while stack:
         current = stack.pop()
         yield current
-        if type(current) in _NESTED and current is not node:
+        if type(current) in NESTED and current is not node:
             continue
         children = child_nodes(current)
         children.reverse()

@@ -34,7 +34,14 @@ from functools import cached_property
 from typing import TYPE_CHECKING, cast
 
 from asyncfix.analysis.classes import self_name
-from asyncfix.analysis.model import COMPOUND, TRY, holding_list, in_order, is_plain_assignment
+from asyncfix.analysis.model import (
+    COMPOUND,
+    NESTED,
+    TRY,
+    holding_list,
+    in_order,
+    is_plain_assignment,
+)
 from asyncfix.analysis.values import flatten_target, own_attribute
 from asyncfix.index import ast_dotted_name, child_nodes
 
@@ -511,8 +518,6 @@ class Blocks:
 # -- facts about a class -------------------------------------------------------------------
 
 
-#: where a climb from a suspension to the function it suspends stops
-_BOUNDARIES = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef})
 #: the nodes ``class_facts`` looks at
 _SUSPENDING = frozenset({ast.Await, ast.AsyncFor, ast.AsyncWith})
 _ASSIGNING = frozenset(
@@ -1055,7 +1060,7 @@ class Races:
                         break  # marked on the way from another suspension
                     for into in marked:
                         into.add(key)
-                    if type(current) in _BOUNDARIES:
+                    if type(current) in NESTED:  # the function it suspends
                         break
                     current = parents.get(key)
 
