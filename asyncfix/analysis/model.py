@@ -26,6 +26,7 @@ from asyncfix.analysis.values import Values
 from asyncfix.index import ast_dotted_name, child_nodes
 
 if TYPE_CHECKING:
+    from asyncfix.analysis.flow import Flow
     from asyncfix.analysis.races import Races
     from asyncfix.codemods.base import Project
 
@@ -50,6 +51,13 @@ class SemanticModel:
     def resources(self) -> Resources:
         """Which values are async resources (asked by the resource rules only)."""
         return Resources(self.tree, self.scopes, self.project)
+
+    @cached_property
+    def flow(self) -> Flow:
+        """Where the values of functions' locals go (asked by rules that follow one)."""
+        from asyncfix.analysis.flow import Flow
+
+        return Flow(self.scopes)
 
     @cached_property
     def races(self) -> Races:

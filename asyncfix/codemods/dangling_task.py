@@ -7,7 +7,6 @@ import re
 
 from asyncfix.analysis.model import (
     alone_on_its_line,
-    identifiers,
     is_plain_assignment,
     names_in,
     trailing_comment,
@@ -117,18 +116,17 @@ async def on_message(msg):
         return None
 
     def _unused_local(self, target: ast.Name, statement: ast.stmt) -> bool:
-        """A local of the enclosing function (not global/nonlocal, not used by a nested
-        function): the name occurs only as the target of its own assignments."""
+        """A local of the enclosing function (not global/nonlocal) bound only by plain
+        assignments, and never read -- in nested functions neither (the model's value
+        flow)."""
         function = self.walk.place(statement).function
         scopes = self.model.scopes
-        scope = scopes.scope_of(target)
-        found = scopes.lookup(target.id, scope) if scope is not None else None
-        if function is None or found is None or found[0].node is not function:
+        local = self.model.flow.local(target)
+        if function is None or local is None or local.function is not function:
             return False
-        bindings = found[1]
-        if not all(is_plain_assignment(scopes, binding) for binding in bindings):
+        if not all(is_plain_assignment(scopes, binding) for binding in local.bindings):
             return False
-        return identifiers(function)[target.id] == len(bindings)
+        return not local.uses
 
     # -- the fix -----------------------------------------------------------------------
 

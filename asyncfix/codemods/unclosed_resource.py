@@ -21,7 +21,6 @@ from asyncfix.analysis.model import (
     TRY,
     alone_on_its_line,
     in_order,
-    names_in,
     spelled_names,
     trailing_comment,
 )
@@ -157,47 +156,31 @@ async def status(url):
         self, function: Function, creation: ast.Assign, name: str, resource: Resource
     ) -> str | None:
         """Why the resource may stay open, or None when it is closed (or owned) on every
-        path."""
+        path. Where its value goes is the model's value flow: used only through its
+        attributes and methods, or compared, it stays this function's to close; returned,
+        stored, passed on, captured by a nested function, entered, rebound -- someone else
+        owns it, or which value is closed is not clear."""
         parents = self.model.scopes.parents
-        closes: list[ast.Call] = []
-        seen_creation = False
-        for node in in_order(function.body):
-            if node is creation:
-                seen_creation = True
-                continue
-            if isinstance(
-                node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-            ) and name in names_in(node):
-                return None  # captured by a nested function: it may close it, or outlive us
-            if (
-                (isinstance(node, ast.Attribute) and node.attr == name)
-                or (isinstance(node, ast.keyword) and node.arg == name)
-                or name in spelled_names(node)
-            ):
-                # `nonlocal db`, `global db` (someone outside owns it), `except ... as db`
-                # (rebound), an attribute or keyword of the same name: not followed
-                return None
-            if not isinstance(node, ast.Name) or node.id != name:
-                continue
-            if not isinstance(node.ctx, ast.Load):
-                if node is creation.targets[0]:
-                    continue
-                return None  # rebound: which value is closed is not clear
-            parent = parents.get(id(node))
-            if isinstance(parent, ast.Attribute) and parent.value is node:
-                if parent.attr in resource.closed_by and isinstance(
-                    parents.get(id(parent)), ast.Call
-                ):
-                    return None  # `db.stop()`: closed its own way
-                call = self._close_call(node, resource)
-                if call is not None:
-                    closes.append(call)
-                continue  # a method or attribute of the resource: a use
-            if isinstance(parent, ast.Compare):
-                continue  # `if session is None`
-            return None  # returned, stored, passed on, captured, entered: someone else owns it
-        if not seen_creation:
+        target = creation.targets[0]
+        assert isinstance(target, ast.Name) and target.id == name
+        local = self.model.flow.local(target)
+        if local is None or local.function is not function or local.single is None:
             return None
+        closes: list[ast.Call] = []
+        for use in local.uses:
+            if use.kind == "compared":
+                continue  # `if session is None`
+            if use.kind != "attribute":
+                return None
+            attribute = use.node
+            assert isinstance(attribute, ast.Attribute)
+            if attribute.attr in resource.closed_by and isinstance(
+                parents.get(id(attribute)), ast.Call
+            ):
+                return None  # `db.stop()`: closed its own way
+            call = self._close_call(use.name, resource)
+            if call is not None:
+                closes.append(call)
         if not closes:
             return "is never closed"
         if any(self._in_finally(close) for close in closes):
