@@ -15,6 +15,7 @@ change what a function returns, a base class outside the project earlier in the 
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
 import io
 import os
@@ -77,6 +78,27 @@ class FunctionFact:
     awaits_on_self: tuple[str, ...] = ()
     #: the body does nothing: ``pass``, ``...`` or only a docstring
     empty: bool = False
+    #: what the body does with each parameter (a method's receiver aside): the kinds of use
+    #: (``analysis/uses.py``) of its reads, sorted, ``()`` when it never reads it. Left out:
+    #: a parameter the function (or a nested one) may rebind, and every parameter of a
+    #: function whose decorators may wrap it
+    parameters: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: for a coroutine method, in source order: the attributes of its receiver it reads
+    #: before its first suspension (``await``, ``async for``/``with``) and writes after one,
+    #: and the ones it enters with ``async with`` (the locks it may take); likewise the
+    #: module names it declares ``global``
+    reads_before: tuple[str, ...] = ()
+    writes_after: tuple[str, ...] = ()
+    enters: tuple[str, ...] = ()
+    globals_read_before: tuple[str, ...] = ()
+    globals_written_after: tuple[str, ...] = ()
+
+    def parameter_uses(self, name: str) -> tuple[str, ...] | None:
+        """The kinds of use of parameter ``name``; None when it is not known."""
+        for parameter, kinds in self.parameters:
+            if parameter == name:
+                return kinds
+        return None
 
 
 @dataclass
@@ -312,9 +334,9 @@ def _function_fact(
 ) -> FunctionFact:
     is_coroutine = _is_coroutine(node)
     returns = ast.unparse(node.returns) if node.returns is not None else ""
-    if isinstance(node, ast.AsyncFunctionDef) or any(
-        ast_dotted_name(d) not in NEUTRAL_DECORATORS for d in node.decorator_list
-    ):
+    wrapped = any(ast_dotted_name(d) not in NEUTRAL_DECORATORS for d in node.decorator_list)
+    summary = _Summary(node, imports, cls is not None, wrapped)
+    if isinstance(node, ast.AsyncFunctionDef) or wrapped:
         return FunctionFact(
             qualified,
             is_coroutine,
@@ -323,8 +345,9 @@ def _function_fact(
             returns=returns,
             returns_self_only=_returns_self_only(node),
             # how `__aexit__` closes the object, and which other methods close it too
-            awaits_on_self=_awaits_on_self(node) if cls else (),
+            awaits_on_self=tuple(sorted(set(summary.awaits_on_receiver))),
             empty=_is_empty(node),
+            **summary.fields(),
         )
     receiver = node.args.args[0].arg if cls and node.args.args else None
     blocking: list[str] = []
@@ -361,7 +384,268 @@ def _function_fact(
         returns,
         _returns_self_only(node),
         empty=_is_empty(node),
+        **summary.fields(),
     )
+
+
+Position = tuple[int, int]
+
+
+class _Summary:
+    """What the index records of a function's body beyond its calls, from one walk of it:
+    what it does with each parameter (the kinds of ``analysis/uses.py``, the classification
+    the value flow of a module's semantic model uses), and for a coroutine method the state
+    of its receiver and of its ``global`` names around its first suspension."""
+
+    def __init__(
+        self,
+        node: ast.FunctionDef | ast.AsyncFunctionDef,
+        imports: dict[str, str],
+        is_method: bool,
+        wrapped: bool,
+    ) -> None:
+        self.node = node
+        self.imports = imports
+        arguments = node.args
+        everything = [
+            *arguments.posonlyargs,
+            *arguments.args,
+            *([arguments.vararg] if arguments.vararg else []),
+            *arguments.kwonlyargs,
+            *([arguments.kwarg] if arguments.kwarg else []),
+        ]
+        static = any(ast_dotted_name(d) == "staticmethod" for d in node.decorator_list)
+        positional = [*arguments.posonlyargs, *arguments.args]
+        self.receiver = positional[0].arg if is_method and not static and positional else None
+        self.names = [] if wrapped else [a.arg for a in everything if a.arg != self.receiver]
+        self.tracks_state = isinstance(node, ast.AsyncFunctionDef) and (
+            self.receiver is not None or _declares_global(node)
+        )
+        self.parents: dict[int, ast.AST] = {}
+        self.reads: dict[str, list[ast.Name]] = {}
+        self.rebound: set[str] = set()
+        #: (position, attribute) of the receiver's attributes read / written, own body only
+        self.state_reads: list[tuple[Position, str]] = []
+        self.state_writes: list[tuple[Position, str]] = []
+        self.global_reads: list[tuple[Position, str]] = []
+        self.global_writes: list[tuple[Position, str]] = []
+        self.suspensions: list[Position] = []
+        self.entered: list[str] = []
+        #: ``await self.close()`` -> "close", ``await self.session.close()`` -> "session.close"
+        self.awaits_on_receiver: list[str] = []
+        if self.names or self.tracks_state:
+            self._walk()
+
+    def fields(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"parameters": self._parameters()}
+        if not self.tracks_state:
+            return found
+        first = min(self.suspensions) if self.suspensions else None
+
+        def before(events: list[tuple[Position, str]]) -> tuple[str, ...]:
+            return tuple(sorted({n for at, n in events if first is None or at < first}))
+
+        def after(events: list[tuple[Position, str]]) -> tuple[str, ...]:
+            return tuple(sorted({n for at, n in events if first is not None and at > first}))
+
+        found["reads_before"] = before(self.state_reads)
+        found["writes_after"] = after(self.state_writes)
+        found["enters"] = tuple(sorted(set(self.entered)))
+        found["globals_read_before"] = before(self.global_reads)
+        found["globals_written_after"] = after(self.global_writes)
+        return found
+
+    def _parameters(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        from asyncfix.analysis.uses import use_of
+
+        out: list[tuple[str, tuple[str, ...]]] = []
+        for name in self.names:
+            if name in self.rebound:
+                continue
+            kinds = {
+                use_of(read, self.node, self.parents, self._qualify)[0]
+                for read in self.reads.get(name, ())
+            }
+            out.append((name, tuple(sorted(kinds))))
+        return tuple(out)
+
+    def _qualify(self, expr: ast.expr) -> str | None:
+        dotted = ast_dotted_name(expr)
+        if dotted is None:
+            return None
+        head, _, rest = dotted.partition(".")
+        if head in self.imports:
+            return self.imports[head] + (f".{rest}" if rest else "")
+        return f"builtins.{head}" if not rest and head in _BUILTIN_NAMES else None
+
+    def _walk(self) -> None:
+        node = self.node
+        parents = self.parents
+        wanted = set(self.names)
+        declared = _declared_globals(node) if self.tracks_state else frozenset()
+        # the own body first; what nested functions and classes hold, after
+        own: list[ast.AST] = list(node.body)
+        for statement in own:
+            parents[id(statement)] = node
+        inside: list[ast.AST] = []
+        for stack, nested in ((own, False), (inside, True)):
+            while stack:
+                current = stack.pop()
+                kind = type(current)
+                pushed = inside if not nested and kind in _NESTED_KINDS else stack
+                for field_name in current._fields:
+                    value = getattr(current, field_name, None)
+                    if type(value) is list:
+                        for item in value:
+                            if isinstance(item, _AST):
+                                parents[id(item)] = current
+                                pushed.append(item)
+                    elif isinstance(value, _AST) and field_name != "ctx":
+                        parents[id(value)] = current
+                        pushed.append(value)
+                if kind in _VISITED:
+                    self._visit(current, kind, nested, wanted, declared)
+
+    def _visit(
+        self,
+        current: ast.AST,
+        kind: type,
+        nested: bool,
+        wanted: set[str],
+        declared: frozenset[str],
+    ) -> None:
+        tracks = self.tracks_state
+        receiver = self.receiver
+        parents = self.parents
+        if kind is ast.Name:
+            assert isinstance(current, ast.Name)
+            name = current.id
+            loads = isinstance(current.ctx, ast.Load)
+            if name in wanted:
+                if loads:
+                    self.reads.setdefault(name, []).append(current)
+                else:
+                    self.rebound.add(name)
+            if tracks and not nested and name in declared:
+                events = self.global_reads if loads else self.global_writes
+                events.append((self._at(current, loads), name))
+        elif kind is ast.Attribute and tracks and not nested:
+            assert isinstance(current, ast.Attribute)
+            value = current.value
+            if isinstance(value, ast.Name) and value.id == receiver:
+                if isinstance(current.ctx, ast.Load):
+                    call = parents.get(id(current))
+                    if not (isinstance(call, ast.Call) and call.func is current):
+                        at = current.lineno, current.col_offset
+                        self.state_reads.append((at, current.attr))  # not a method call
+                else:
+                    self.state_writes.append((self._at(current, False), current.attr))
+        elif kind is ast.Subscript and tracks and not nested:
+            assert isinstance(current, ast.Subscript)
+            value = current.value
+            if (
+                not isinstance(current.ctx, ast.Load)
+                and isinstance(value, ast.Attribute)
+                and isinstance(value.value, ast.Name)
+                and value.value.id == receiver
+            ):
+                self.state_writes.append((self._at(current, False), value.attr))
+        elif wanted and kind in _BINDERS:
+            self.rebound.update(wanted.intersection(_bound_by(current)))
+        if tracks and not nested and kind in _SUSPENDS:
+            self._suspends(current)
+
+    def _at(self, node: ast.AST, loads: bool) -> Position:
+        """Where a read happens (the node), or a write (the end of its statement: the value
+        is computed first)."""
+        if loads:
+            return node.lineno, node.col_offset  # type: ignore[attr-defined]
+        holder: ast.AST | None = node
+        while holder is not None and not isinstance(holder, ast.stmt):
+            holder = self.parents.get(id(holder))
+        target = holder if holder is not None else node
+        return target.end_lineno or 0, target.end_col_offset or 0  # type: ignore[attr-defined]
+
+    def _suspends(self, node: ast.AST) -> None:
+        if isinstance(node, (ast.Await, ast.Yield, ast.YieldFrom)):
+            self.suspensions.append((node.end_lineno or 0, node.end_col_offset or 0))
+            if isinstance(node, ast.Await) and isinstance(node.value, ast.Call):
+                dotted = ast_dotted_name(node.value.func)
+                head, _, rest = (dotted or "").partition(".")
+                if head and head == self.receiver and rest:
+                    self.awaits_on_receiver.append(rest)
+        elif isinstance(node, ast.AsyncFor):
+            self.suspensions.append((node.iter.end_lineno or 0, node.iter.end_col_offset or 0))
+        elif isinstance(node, ast.AsyncWith):
+            last = node.items[-1].context_expr
+            self.suspensions.append((last.end_lineno or 0, last.end_col_offset or 0))
+            for item in node.items:
+                dotted = ast_dotted_name(item.context_expr)
+                head, _, rest = (dotted or "").partition(".")
+                if head and head == self.receiver and rest:
+                    self.entered.append(rest)
+
+
+_NESTED_KINDS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef})
+_SUSPENDS = frozenset({ast.Await, ast.Yield, ast.YieldFrom, ast.AsyncFor, ast.AsyncWith})
+_BINDERS = frozenset(
+    {
+        ast.arg,
+        ast.FunctionDef,
+        ast.AsyncFunctionDef,
+        ast.ClassDef,
+        ast.ExceptHandler,
+        ast.alias,
+        ast.Global,
+        ast.Nonlocal,
+        ast.MatchAs,
+        ast.MatchStar,
+        ast.MatchMapping,
+    }
+)
+_BUILTIN_NAMES = frozenset(dir(builtins))
+#: the nodes ``_Summary._visit`` looks at
+_VISITED = frozenset({ast.Name, ast.Attribute, ast.Subscript, *_BINDERS, *_SUSPENDS})
+
+
+def _bound_by(node: ast.AST) -> list[str]:
+    """The names a binding node other than a ``Name`` binds (a nested function's parameter,
+    a ``def``, ``except ... as``, an import, ``global``/``nonlocal``, a ``match`` capture)."""
+    if isinstance(node, ast.arg):
+        return [node.arg]
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, ast.alias):
+        return [node.asname or node.name.split(".", 1)[0]]
+    if isinstance(node, (ast.Global, ast.Nonlocal)):
+        return list(node.names)
+    if isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)):
+        return [node.name] if node.name else []
+    if isinstance(node, ast.MatchMapping):
+        return [node.rest] if node.rest else []
+    return []
+
+
+def _declares_global(node: ast.AST) -> bool:
+    return bool(_declared_globals(node))
+
+
+def _declared_globals(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.AST) -> frozenset[str]:
+    """The names the function's own body (not a nested function) declares ``global``."""
+    found: set[str] = set()
+    stack = list(getattr(node, "body", ()))
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ast.Global):
+            found.update(current.names)
+        elif isinstance(current, ast.stmt) and type(current) not in _NESTED_KINDS:
+            for name in ("body", "orelse", "finalbody"):
+                stack.extend(getattr(current, name, ()))
+            for handler in getattr(current, "handlers", ()):
+                stack.extend(handler.body)
+            for case in getattr(current, "cases", ()):
+                stack.extend(case.body)
+    return frozenset(found)
 
 
 def _is_empty(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -370,27 +654,6 @@ def _is_empty(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         or (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant))
         for statement in node.body
     )
-
-
-def _awaits_on_self(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[str, ...]:
-    """``await self.close()`` -> "close", ``await self.session.close()`` -> "session.close"."""
-    positional = [*node.args.posonlyargs, *node.args.args]
-    if not positional:
-        return ()
-    receiver = positional[0].arg
-    found: list[str] = []
-    stack: list[ast.AST] = list(node.body)
-    while stack:
-        current = stack.pop()
-        if isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            continue
-        if isinstance(current, ast.Await) and isinstance(current.value, ast.Call):
-            dotted = ast_dotted_name(current.value.func)
-            head, _, rest = (dotted or "").partition(".")
-            if head == receiver and rest:
-                found.append(rest)
-        stack.extend(child_nodes(current))
-    return tuple(sorted(set(found)))
 
 
 def _returns_self_only(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -747,6 +1010,12 @@ def to_raw(module: ModuleFact) -> Raw:
             fact.returns_self_only,
             fact.awaits_on_self,
             fact.empty,
+            [[name, list(kinds)] for name, kinds in fact.parameters],
+            fact.reads_before,
+            fact.writes_after,
+            fact.enters,
+            fact.globals_read_before,
+            fact.globals_written_after,
         )
 
     classes = {
@@ -774,7 +1043,10 @@ def from_raw(raw: Raw) -> ModuleFact:
     name, path, is_package, functions, classes, imports, ambiguous, stars = raw
 
     def function(item: Raw) -> FunctionFact:
-        qualified, is_coroutine, line, blocking, calls, returns, self_only, awaits, empty = item
+        (qualified, is_coroutine, line, blocking, calls, returns, self_only, awaits, empty) = item[
+            :9
+        ]
+        parameters, reads, writes, enters, global_reads, global_writes = item[9:]
         return FunctionFact(
             qualified,
             is_coroutine,
@@ -786,6 +1058,12 @@ def from_raw(raw: Raw) -> ModuleFact:
             self_only,
             tuple(awaits),
             empty,
+            tuple((name, tuple(kinds)) for name, kinds in parameters),
+            tuple(reads),
+            tuple(writes),
+            tuple(enters),
+            tuple(global_reads),
+            tuple(global_writes),
         )
 
     module = ModuleFact(name, path, is_package)

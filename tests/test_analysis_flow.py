@@ -8,8 +8,9 @@ import textwrap
 
 import pytest
 
-from asyncfix.analysis.flow import HANDED_ON, Local
+from asyncfix.analysis.flow import Local
 from asyncfix.analysis.model import SemanticModel
+from asyncfix.analysis.uses import HANDED_ON
 
 
 def _local(source: str, name: str = "x") -> tuple[SemanticModel, Local | None]:

@@ -45,80 +45,9 @@ from dataclasses import dataclass, field
 
 from asyncfix.analysis.model import NESTED, TRY, holding_list
 from asyncfix.analysis.scopes import Binding, Scopes
+from asyncfix.analysis.uses import use_of
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
-
-#: calls that await or schedule the awaitable they are given
-SCHEDULERS = frozenset(
-    {
-        "asyncio.create_task",
-        "asyncio.ensure_future",
-        "asyncio.gather",
-        "asyncio.wait",
-        "asyncio.wait_for",
-        "asyncio.shield",
-        "asyncio.as_completed",
-        "asyncio.run",
-        "asyncio.run_coroutine_threadsafe",
-        "asyncio.timeout_at",
-        "anyio.run",
-        "trio.run",
-    }
-)
-#: methods that await or schedule the awaitable they are given, on any receiver (a loop, a
-#: ``TaskGroup``, a nursery, Home Assistant's ``hass``)
-SCHEDULING_METHODS = frozenset(
-    {
-        "create_task",
-        "run_until_complete",
-        "start_soon",
-        "async_create_task",
-        "async_create_background_task",
-        "async_run_hass_job",
-    }
-)
-#: builtins that use the value of their argument
-VALUE_BUILTINS = frozenset(
-    f"builtins.{name}"
-    for name in (
-        "print",
-        "str",
-        "repr",
-        "len",
-        "bool",
-        "int",
-        "float",
-        "list",
-        "tuple",
-        "set",
-        "dict",
-        "sorted",
-        "sum",
-        "min",
-        "max",
-        "any",
-        "all",
-        "format",
-    )
-)
-#: the kinds of use that hand the value on: someone else may await, close or keep it
-HANDED_ON = frozenset(
-    {
-        "awaited",
-        "scheduled",
-        "returned",
-        "yielded",
-        "stored",
-        "aliased",
-        "contained",
-        "passed",
-        "called",
-        "entered",
-        "raised",
-        "captured",
-    }
-)
-_DISPLAYS = (ast.Tuple, ast.List, ast.Set, ast.Dict)
 
 
 @dataclass(frozen=True)
@@ -252,126 +181,11 @@ class Flow:
         return found
 
     def _use(self, read: ast.Name, function: Function) -> Use:
-        parents = self.scopes.parents
         augmented = self._augmented.get(id(read))
-        first = augmented if augmented is not None else parents.get(id(read))
-        # read in a nested function or lambda: captured (it may run at any later time)
-        parent = first
-        while parent is not None and parent is not function:
-            if type(parent) in NESTED:
-                return Use("captured", read, parent)
-            parent = parents.get(id(parent))
-        conditional = False
-        current: ast.AST = read
-        parent = first
-        while parent is not None and not isinstance(parent, ast.stmt):
-            if _runs_only_sometimes(parent, current):
-                conditional = True
-            current, parent = parent, parents.get(id(parent))
-        if augmented is not None:
-            return Use("arithmetic", read, augmented, conditional)
-        kind, node = self._kind(read)
+        kind, node, conditional = use_of(
+            read, function, self.scopes.parents, self.scopes.qualified_name, augmented
+        )
         return Use(kind, read, node, conditional)
-
-    def _kind(self, read: ast.Name) -> tuple[str, ast.AST]:
-        parents = self.scopes.parents
-        node: ast.AST = read
-        parent = parents.get(id(node))
-        # the last operand of `and`/`or` is the whole's value: what happens to the whole
-        while isinstance(parent, ast.BoolOp) and parent.values[-1] is node:
-            node, parent = parent, parents.get(id(parent))
-        if parent is None:
-            return "other", read
-        kind = type(parent)
-        if kind is ast.Await:
-            return "awaited", parent
-        if kind is ast.Return:
-            return "returned", parent
-        if kind is ast.Yield or kind is ast.YieldFrom:
-            return "yielded", parent
-        if kind is ast.Expr:
-            return "dropped", parent
-        if kind is ast.Attribute:
-            return "attribute", parent
-        if kind is ast.Subscript:
-            assert isinstance(parent, ast.Subscript)
-            return ("subscripted", parent) if parent.value is node else ("other", parent)
-        if kind is ast.Compare:
-            return "compared", parent
-        if kind is ast.BinOp:
-            return "arithmetic", parent
-        if kind is ast.UnaryOp:
-            assert isinstance(parent, ast.UnaryOp)
-            return ("tested" if isinstance(parent.op, ast.Not) else "arithmetic"), parent
-        if kind is ast.BoolOp:
-            return "tested", parent
-        if kind in (ast.If, ast.While, ast.IfExp, ast.Assert):
-            return (
-                ("tested", parent) if getattr(parent, "test", None) is node else ("other", parent)
-            )
-        if kind is ast.comprehension:
-            assert isinstance(parent, ast.comprehension)
-            return ("iterated", parent) if parent.iter is node else ("tested", parent)
-        if kind is ast.For or kind is ast.AsyncFor:
-            assert isinstance(parent, (ast.For, ast.AsyncFor))
-            return ("iterated", parent) if parent.iter is node else ("other", parent)
-        if kind is ast.FormattedValue:
-            return "formatted", parent
-        if kind is ast.withitem:
-            return "entered", parent
-        if kind is ast.Raise:
-            return "raised", parent
-        if kind in _DISPLAYS or kind is ast.Starred:
-            return self._displayed(node, parent)
-        if kind is ast.keyword:
-            call = parents.get(id(parent))
-            return self._argument(call) if isinstance(call, ast.Call) else ("other", parent)
-        if kind is ast.Call:
-            assert isinstance(parent, ast.Call)
-            return ("called", parent) if parent.func is node else self._argument(parent)
-        if kind is ast.Assign or kind is ast.AnnAssign or kind is ast.NamedExpr:
-            return self._assigned(parent)
-        if kind is ast.AugAssign:
-            return "arithmetic", parent
-        return "other", parent
-
-    def _displayed(self, node: ast.AST, parent: ast.AST) -> tuple[str, ast.AST]:
-        """In a display (``[x]``, ``(x, y)``, ``{k: x}``) or starred (``f(*x)``, ``[*x]``)."""
-        if isinstance(parent, ast.Starred):
-            holder = self.scopes.parents.get(id(parent))
-            if isinstance(holder, ast.Call):
-                return "iterated", holder
-            return "iterated", parent
-        if isinstance(parent, ast.Tuple) and isinstance(
-            self.scopes.parents.get(id(parent)), (ast.For, ast.AsyncFor)
-        ):
-            return "other", parent
-        return "contained", parent
-
-    def _argument(self, call: ast.Call) -> tuple[str, ast.AST]:
-        qualified = self.scopes.qualified_name(call.func)
-        if qualified in SCHEDULERS:
-            return "scheduled", call
-        if qualified in VALUE_BUILTINS:
-            return "value", call
-        func = call.func
-        if isinstance(func, ast.Attribute) and func.attr in SCHEDULING_METHODS:
-            return "scheduled", call
-        return "passed", call
-
-    def _assigned(self, statement: ast.AST) -> tuple[str, ast.AST]:
-        targets: list[ast.expr]
-        if isinstance(statement, ast.Assign):
-            targets = statement.targets
-        elif isinstance(statement, (ast.AnnAssign, ast.NamedExpr)):
-            targets = [statement.target]
-        else:  # pragma: no cover - only the three are passed
-            return "other", statement
-        if all(isinstance(target, ast.Name) for target in targets):
-            return "aliased", statement
-        if all(isinstance(target, (ast.Attribute, ast.Subscript)) for target in targets):
-            return "stored", statement
-        return "iterated", statement  # unpacked into a tuple of targets
 
     def _statement_of(self, node: ast.AST) -> ast.stmt | None:
         parents = self.scopes.parents
@@ -379,21 +193,6 @@ class Flow:
         while current is not None and not isinstance(current, ast.stmt):
             current = parents.get(id(current))
         return current
-
-
-def _runs_only_sometimes(parent: ast.AST, child: ast.AST) -> bool:
-    """``child`` runs only sometimes when ``parent`` is evaluated: a branch of ``a if c else
-    b``, an operand of ``and``/``or`` after the first, all of a comprehension but its first
-    iterable."""
-    if isinstance(parent, ast.IfExp):
-        return child is not parent.test
-    if isinstance(parent, ast.BoolOp):
-        return child is not parent.values[0]
-    if isinstance(parent, ast.comprehension):
-        return child is not parent.iter
-    if isinstance(parent, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
-        return not (parent.generators and child is parent.generators[0])
-    return False
 
 
 # -- paths --------------------------------------------------------------------------------

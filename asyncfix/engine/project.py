@@ -12,6 +12,7 @@ from typing import Any
 
 from asyncfix import __version__
 from asyncfix import index as index_module
+from asyncfix.analysis import uses as uses_module
 from asyncfix.cache import prepare, write_atomically
 from asyncfix.config import Config
 from asyncfix.engine import process as worker
@@ -218,7 +219,9 @@ def _index_files(items: list[tuple[Path, bytes]], jobs: int | None) -> list[Modu
 
 def _cache_format() -> str:
     """Changes whenever the facts could: with the version and with the code that extracts them."""
-    extractor = hashlib.sha256(Path(index_module.__file__).read_bytes()).hexdigest()[:12]
+    extractor = hashlib.sha256(
+        Path(index_module.__file__).read_bytes() + Path(uses_module.__file__).read_bytes()
+    ).hexdigest()[:12]
     # v5: JSON; entries are [content digest, module name, facts digest, [size, mtime_ns]];
     # the facts themselves are in the facts file; four name sets
     return f"index-{__version__}-{extractor}-v5"

@@ -1,0 +1,144 @@
+"""The project index's function summaries (issue 16, item 3): what a function does with each
+parameter, and what a coroutine method reads of its object's state before its first
+suspension and writes after one -- the same after a trip through the index cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from asyncfix.index import FunctionFact, ModuleFact, facts_from_source, from_raw, to_raw
+
+SOURCE = """
+import asyncio
+import functools
+
+CACHE = None
+
+
+async def schedules(coro, flag, callback):
+    if flag:
+        print(flag)
+    asyncio.create_task(coro)
+    return callback
+
+
+def drops(first, second, *args, **options):
+    first
+    if second:
+        pass
+    rest = options
+
+
+def rebinds(value, other):
+    value = value or 2
+    def inner(other):
+        return other
+    return value, inner
+
+
+def captures(value):
+    return lambda: value
+
+
+@functools.wraps(print)
+def wrapped(value):
+    return value
+
+
+class Client:
+    async def refresh(self, key):
+        if self.token is None:
+            self.pending = key
+            await self.fetch()
+            self.token = await self.fetch()
+            self.cache[key] = 1
+        async with self._lock:
+            pass
+
+    async def fill(self):
+        global CACHE
+        if CACHE is None:
+            await asyncio.sleep(0)
+            CACHE = 1
+
+    async def close(self):
+        await self.session.close()
+
+    def sync(self, item):
+        self.items.append(item)
+
+    @staticmethod
+    async def helper(item):
+        await item
+"""
+
+
+@pytest.fixture(params=["facts", "cached"])
+def module(request: pytest.FixtureRequest) -> ModuleFact:
+    facts = facts_from_source(SOURCE, Path("app.py"))
+    assert facts is not None
+    if request.param == "cached":  # as a later run reads it back from the JSON cache
+        return from_raw(json.loads(json.dumps(to_raw(facts))))
+    return facts
+
+
+def _function(module: ModuleFact, name: str) -> FunctionFact:
+    if "." in name:
+        cls, method = name.split(".")
+        return module.classes[cls].methods[method]
+    return module.functions[name]
+
+
+@pytest.mark.parametrize(
+    ("function", "parameters"),
+    [
+        (
+            "schedules",
+            {"coro": ("scheduled",), "flag": ("tested", "value"), "callback": ("returned",)},
+        ),
+        (
+            "drops",
+            {"first": ("dropped",), "second": ("tested",), "args": (), "options": ("aliased",)},
+        ),
+        # `value` is rebound, and a nested function's parameter shadows `other`: not known
+        ("rebinds", {}),
+        ("captures", {"value": ("captured",)}),
+        # a decorator may wrap the function: what it does with its arguments is not known
+        ("wrapped", {}),
+        # a method's receiver is no parameter of its summary
+        ("Client.refresh", {"key": ("other", "stored")}),
+        ("Client.sync", {"item": ("passed",)}),
+        ("Client.helper", {"item": ("awaited",)}),
+    ],
+)
+def test_what_a_function_does_with_each_parameter(
+    module: ModuleFact, function: str, parameters: dict[str, tuple[str, ...]]
+) -> None:
+    fact = _function(module, function)
+    assert dict(fact.parameters) == parameters
+    for name, kinds in parameters.items():
+        assert fact.parameter_uses(name) == kinds
+    assert fact.parameter_uses("missing") is None
+
+
+def test_state_a_coroutine_method_reads_before_its_first_suspension_and_writes_after(
+    module: ModuleFact,
+) -> None:
+    refresh = _function(module, "Client.refresh")
+    # `self.fetch()` is a method call, not state; `pending` is written before the await
+    assert refresh.reads_before == ("token",)
+    assert refresh.writes_after == ("cache", "token")
+    assert refresh.enters == ("_lock",)
+    fill = _function(module, "Client.fill")
+    assert fill.globals_read_before == ("CACHE",)
+    assert fill.globals_written_after == ("CACHE",)
+    assert fill.reads_before == () and fill.writes_after == ()
+    close = _function(module, "Client.close")
+    assert close.awaits_on_self == ("session.close",)
+    assert close.reads_before == ("session",)
+    # a sync method has no suspension: nothing recorded around one
+    sync = _function(module, "Client.sync")
+    assert sync.reads_before == () and sync.writes_after == ()
