@@ -354,7 +354,7 @@ def _function_fact(
     calls: list[str] = []
     arguments = node.args
     local_names = {a.arg for a in [*arguments.args, *arguments.kwonlyargs, *arguments.posonlyargs]}
-    for call in _direct_calls(node):
+    for call in summary.direct_calls:
         dotted = ast_dotted_name(call.func)
         if dotted is None:
             continue
@@ -433,7 +433,11 @@ class _Summary:
         self.entered: list[str] = []
         #: ``await self.close()`` -> "close", ``await self.session.close()`` -> "session.close"
         self.awaits_on_receiver: list[str] = []
-        if self.names or self.tracks_state:
+        #: for a sync function that runs where it is called: the calls its body makes on every
+        #: run (``direct_calls``)
+        self.wants_calls = isinstance(node, ast.FunctionDef) and not wrapped
+        self.direct_calls: list[ast.Call] = []
+        if self.names or self.tracks_state or self.wants_calls:
             self._walk()
 
     def fields(self) -> dict[str, Any]:
@@ -505,6 +509,28 @@ class _Summary:
                         pushed.append(value)
                 if kind in _VISITED:
                     self._visit(current, kind, nested, wanted, declared)
+                elif kind is ast.Call and not nested and self.wants_calls:
+                    assert isinstance(current, ast.Call)
+                    if self._on_every_run(current):
+                        self.direct_calls.append(current)
+
+    def _on_every_run(self, node: ast.AST) -> bool:
+        """The body evaluates ``node`` on every run: not only in a branch (``if``/``else``,
+        ``match`` cases, ``except`` handlers and ``try``'s ``else``, the right of
+        ``and``/``or``, either side of ``x if c else y``, a comprehension's element).
+
+        A helper that blocks only sometimes (``if uri.startswith("http"): urlopen(uri)``)
+        may never block for the caller at hand: AF205 does not report what it cannot be
+        sure of."""
+        parents = self.parents
+        function = self.node
+        child = node
+        parent = parents.get(id(child))
+        while parent is not None and parent is not function:
+            if not _runs_with(parent, child):
+                return False
+            child, parent = parent, parents.get(id(parent))
+        return parent is function
 
     def _visit(
         self,
@@ -604,6 +630,29 @@ _BINDERS = frozenset(
     }
 )
 _BUILTIN_NAMES = frozenset(dir(builtins))
+_COMPREHENSION_KINDS = frozenset({ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp})
+
+
+def _runs_with(parent: ast.AST, child: ast.AST) -> bool:
+    """Evaluating ``parent`` always evaluates ``child`` (a branch, a handler, a later operand
+    of ``and``/``or``, a comprehension's element do not)."""
+    kind = type(parent)
+    if kind is ast.If or kind is ast.IfExp:
+        return child is parent.test  # type: ignore[attr-defined]
+    if kind is ast.Match:
+        return child is parent.subject  # type: ignore[attr-defined]
+    if kind is ast.Try:
+        assert isinstance(parent, ast.Try)
+        return any(child is s for s in parent.body) or any(child is s for s in parent.finalbody)
+    if kind is ast.BoolOp:
+        return child is parent.values[0]  # type: ignore[attr-defined]
+    if kind is ast.comprehension:
+        return child is parent.iter  # type: ignore[attr-defined]
+    if kind in _COMPREHENSION_KINDS:
+        return child is parent.generators[0]  # type: ignore[attr-defined]
+    return True
+
+
 #: the nodes ``_Summary._visit`` looks at
 _VISITED = frozenset({ast.Name, ast.Attribute, ast.Subscript, *_BINDERS, *_SUSPENDS})
 
@@ -673,39 +722,6 @@ def _returns_self_only(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         and isinstance(body[0].value, ast.Name)
         and body[0].value.id == positional[0].arg
     )
-
-
-def _direct_calls(function: ast.FunctionDef) -> list[ast.Call]:
-    """Calls the function's body makes itself on every run: not in nested functions, lambdas or
-    classes, and not only in a branch (``if``/``else``, ``match`` cases, ``except`` handlers,
-    the right of ``and``/``or``, either side of ``x if c else y``).
-
-    A helper that blocks only sometimes (``if uri.startswith("http"): urlopen(uri)``) may
-    never block for the caller at hand: AF205 does not report what it cannot be sure of.
-    """
-    found: list[ast.Call] = []
-    stack: list[ast.AST] = list(function.body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            continue
-        if isinstance(node, ast.Call):
-            found.append(node)
-        if isinstance(node, (ast.If, ast.IfExp)):
-            stack.append(node.test)
-        elif isinstance(node, ast.Match):
-            stack.append(node.subject)
-        elif isinstance(node, ast.Try):
-            stack.extend([*node.body, *node.finalbody])
-        elif isinstance(node, ast.BoolOp):
-            stack.append(node.values[0])
-        elif isinstance(node, ast.comprehension):
-            stack.append(node.iter)
-        elif isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
-            stack.extend(node.generators[:1])
-        else:
-            stack.extend(child_nodes(node))
-    return found
 
 
 #: what CPython's parser says about code nested deeper than it (or LibCST) can follow
@@ -1140,6 +1156,13 @@ class _Modules(dict[str, ModuleFact]):
             return None
         self[key] = module
         return module
+
+    def prime(self, raw: Raw, module: ModuleFact) -> None:
+        """``module`` is what ``raw`` (given to the index) makes: kept, so that it is not
+        made again from ``raw`` -- only when ``raw`` is the one the index holds under its
+        name (the first of a name wins, whichever is at hand)."""
+        if self._raws.get(module.name) is raw and not super().__contains__(module.name):
+            super().__setitem__(module.name, module)
 
     def all(self) -> list[ModuleFact]:
         """Every module (for the project-wide name sets, which are not a per-file use)."""

@@ -114,6 +114,7 @@ def build_index(processed: Sequence[Path], config: Config, jobs: int | None) -> 
             missing.append((path, digest, data, stamp))
     facts = _index_files([(path, data) for path, _, data, _ in missing], jobs)
     made: dict[str, tuple[str, Raw]] = {}
+    fresh_facts: list[tuple[Raw, ModuleFact]] = []
     same_facts = len(fresh) + len(missing) == len(cache)
     for (path, digest, _, stamp), fact in zip(missing, facts, strict=True):
         raw = to_raw(fact) if fact is not None else None
@@ -128,10 +129,14 @@ def build_index(processed: Sequence[Path], config: Config, jobs: int | None) -> 
                 made[str(path)] = (facts_digest, raw)
         fresh[str(path)] = entry
         if raw is not None:
+            assert fact is not None
             raws.append(raw)
             fact_digests.append(facts_digest)
+            fresh_facts.append((raw, fact))
     loader = FactsLoader(cache_dir / f"{_FACTS_FORMAT}.json")
     index = ProjectIndex(raws=raws, digests=fact_digests, loader=loader)
+    for raw, fact in fresh_facts:  # made just now: not made again from their raw form
+        index.modules.prime(raw, fact)
     index.contents = contents
     if same_facts and cached_names is not None:
         # no module's facts changed (files edited without changing what the index records
