@@ -1219,6 +1219,7 @@ class ProjectIndex:
         self._resource_names: frozenset[str] | None = None
         #: while recording, the ``kind:name`` keys of ``passed_over``
         self._passed_over: set[str] | None = None
+        self._dependency_digests: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self.modules)
@@ -1244,7 +1245,14 @@ class ProjectIndex:
 
     def dependency_digest(self, key: str) -> str:
         """What the results cache compares for a dependency: the digest of a module's facts,
-        or for ``kind:name``, whether the project-wide name set of that kind has the name."""
+        or for ``kind:name``, whether the project-wide name set of that kind has the name
+        (each worked out once a run: a warm run asks for every file's dependencies)."""
+        found = self._dependency_digests.get(key)
+        if found is None:
+            found = self._dependency_digests[key] = self._dependency_digest(key)
+        return found
+
+    def _dependency_digest(self, key: str) -> str:
         kind, separator, name = key.partition(":")
         if not separator:
             return self.digests.get(key, "")
@@ -1283,6 +1291,7 @@ class ProjectIndex:
         base_names: list[str],
     ) -> None:
         """The project-wide name sets, from a cache that is still valid."""
+        self._dependency_digests.clear()
         self._coroutine_names = frozenset(coroutine_names)
         self._blocking_names = frozenset(blocking_names)
         self._resource_names = frozenset(resource_names)

@@ -245,7 +245,10 @@ def _no_dependency(key: str) -> str:
 
 
 def _cache_path(task: Task) -> str:
-    return str(Path(task.path).absolute())
+    """The key of a file in the results cache: its absolute path as discovered (not
+    normalised: ``a/link/../b`` is not ``a/b``)."""
+    path = task.path
+    return path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
 
 
 def _content_digest(path: str) -> str | None:
