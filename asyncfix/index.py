@@ -78,11 +78,13 @@ class FunctionFact:
     awaits_on_self: tuple[str, ...] = ()
     #: the body does nothing: ``pass``, ``...`` or only a docstring
     empty: bool = False
-    #: what the body does with each parameter (a method's receiver aside): the kinds of use
-    #: (``analysis/uses.py``) of its reads, sorted, ``()`` when it never reads it. Left out:
-    #: a parameter the function (or a nested one) may rebind, and every parameter of a
-    #: function whose decorators may wrap it
-    parameters: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: every parameter in order: (name, how it is passed, what the body does with it). How:
+    #: "receiver" (a method's first, not of a static method), "posonly", "positional",
+    #: "vararg", "kwonly", "kwarg". What: the kinds of use (``analysis/uses.py``) of its
+    #: reads, sorted, ``()`` when it never reads it; None when it is not known (a parameter
+    #: the function or a nested one may rebind, the receiver, every parameter of a function
+    #: whose decorators may wrap it)
+    parameters: tuple[tuple[str, str, tuple[str, ...] | None], ...] = ()
     #: for a coroutine method, in source order: the attributes of its receiver it reads
     #: before its first suspension (``await``, ``async for``/``with``) and writes after one,
     #: and the ones it enters with ``async with`` (the locks it may take); likewise the
@@ -95,10 +97,26 @@ class FunctionFact:
 
     def parameter_uses(self, name: str) -> tuple[str, ...] | None:
         """The kinds of use of parameter ``name``; None when it is not known."""
-        for parameter, kinds in self.parameters:
+        for parameter, _, kinds in self.parameters:
             if parameter == name:
                 return kinds
         return None
+
+    def parameter_for(self, bound: bool, position: int | None, keyword: str | None) -> str | None:
+        """The parameter an argument of a call goes to: the ``position``-th positional one,
+        or the one named ``keyword``. ``bound``: called on an instance (``obj.method(...)``,
+        the receiver is not among the arguments). None when no one parameter takes it (it
+        goes to ``*args``/``**kwargs``, or there is no such parameter)."""
+        passed = [p for p in self.parameters if not (bound and p[1] == "receiver")]
+        if keyword is not None:
+            for name, how, _ in passed:
+                if name == keyword and how in ("positional", "kwonly"):
+                    return name
+            return None
+        positional = [p for p in passed if p[1] in ("receiver", "posonly", "positional")]
+        if position is None or position >= len(positional):
+            return None
+        return positional[position][0]
 
 
 @dataclass
@@ -178,7 +196,24 @@ def ast_dotted_name(node: ast.expr) -> str | None:
 def _is_coroutine(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     if not isinstance(node, ast.AsyncFunctionDef):
         return False
-    return all(ast_dotted_name(d) in PASS_THROUGH_DECORATORS for d in node.decorator_list)
+    if not all(ast_dotted_name(d) in PASS_THROUGH_DECORATORS for d in node.decorator_list):
+        return False
+    return not yields(node)
+
+
+def yields(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """The body (not a nested function) holds ``yield``: calling it makes a generator (an
+    ``async def``'s: an async generator, which is iterated, never awaited)."""
+    stack: list[ast.AST] = list(node.body)
+    while stack:
+        current = stack.pop()
+        kind = type(current)
+        if kind is ast.Yield or kind is ast.YieldFrom:
+            return True
+        if kind in _NESTED_KINDS:
+            continue
+        stack.extend(child_nodes(current))
+    return False
 
 
 def _dotted(node: ast.expr) -> str:
@@ -407,17 +442,21 @@ class _Summary:
         self.node = node
         self.imports = imports
         arguments = node.args
-        everything = [
-            *arguments.posonlyargs,
-            *arguments.args,
-            *([arguments.vararg] if arguments.vararg else []),
-            *arguments.kwonlyargs,
-            *([arguments.kwarg] if arguments.kwarg else []),
-        ]
         static = any(ast_dotted_name(d) == "staticmethod" for d in node.decorator_list)
         positional = [*arguments.posonlyargs, *arguments.args]
         self.receiver = positional[0].arg if is_method and not static and positional else None
-        self.names = [] if wrapped else [a.arg for a in everything if a.arg != self.receiver]
+        #: every parameter and how it is passed
+        self.signature: list[tuple[str, str]] = [
+            *((a.arg, "posonly") for a in arguments.posonlyargs),
+            *((a.arg, "positional") for a in arguments.args),
+            *([(arguments.vararg.arg, "vararg")] if arguments.vararg else []),
+            *((a.arg, "kwonly") for a in arguments.kwonlyargs),
+            *([(arguments.kwarg.arg, "kwarg")] if arguments.kwarg else []),
+        ]
+        if self.receiver is not None:
+            self.signature[0] = (self.receiver, "receiver")
+        self.wrapped = wrapped
+        self.names = [] if wrapped else [n for n, how in self.signature if how != "receiver"]
         self.tracks_state = isinstance(node, ast.AsyncFunctionDef) and (
             self.receiver is not None or _declares_global(node)
         )
@@ -459,18 +498,19 @@ class _Summary:
         found["globals_written_after"] = after(self.global_writes)
         return found
 
-    def _parameters(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    def _parameters(self) -> tuple[tuple[str, str, tuple[str, ...] | None], ...]:
         from asyncfix.analysis.uses import use_of
 
-        out: list[tuple[str, tuple[str, ...]]] = []
-        for name in self.names:
-            if name in self.rebound:
+        out: list[tuple[str, str, tuple[str, ...] | None]] = []
+        for name, how in self.signature:
+            if how == "receiver" or self.wrapped or name in self.rebound:
+                out.append((name, how, None))
                 continue
             kinds = {
                 use_of(read, self.node, self.parents, self._qualify)[0]
                 for read in self.reads.get(name, ())
             }
-            out.append((name, tuple(sorted(kinds))))
+            out.append((name, how, tuple(sorted(kinds))))
         return tuple(out)
 
     def _qualify(self, expr: ast.expr) -> str | None:
@@ -1026,7 +1066,10 @@ def to_raw(module: ModuleFact) -> Raw:
             fact.returns_self_only,
             fact.awaits_on_self,
             fact.empty,
-            [[name, list(kinds)] for name, kinds in fact.parameters],
+            [
+                [name, how, None if kinds is None else list(kinds)]
+                for name, how, kinds in fact.parameters
+            ],
             fact.reads_before,
             fact.writes_after,
             fact.enters,
@@ -1074,7 +1117,10 @@ def from_raw(raw: Raw) -> ModuleFact:
             self_only,
             tuple(awaits),
             empty,
-            tuple((name, tuple(kinds)) for name, kinds in parameters),
+            tuple(
+                (name, how, None if kinds is None else tuple(kinds))
+                for name, how, kinds in parameters
+            ),
             tuple(reads),
             tuple(writes),
             tuple(enters),

@@ -104,13 +104,13 @@ def _function(module: ModuleFact, name: str) -> FunctionFact:
             {"first": ("dropped",), "second": ("tested",), "args": (), "options": ("aliased",)},
         ),
         # `value` is rebound, and a nested function's parameter shadows `other`: not known
-        ("rebinds", {}),
+        ("rebinds", {"value": None, "other": None}),
         ("captures", {"value": ("captured",)}),
         # a decorator may wrap the function: what it does with its arguments is not known
-        ("wrapped", {}),
-        # a method's receiver is no parameter of its summary
-        ("Client.refresh", {"key": ("other", "stored")}),
-        ("Client.sync", {"item": ("passed",)}),
+        ("wrapped", {"value": None}),
+        # what a method does with its receiver is not summed up
+        ("Client.refresh", {"self": None, "key": ("other", "stored")}),
+        ("Client.sync", {"self": None, "item": ("passed",)}),
         ("Client.helper", {"item": ("awaited",)}),
     ],
 )
@@ -118,7 +118,7 @@ def test_what_a_function_does_with_each_parameter(
     module: ModuleFact, function: str, parameters: dict[str, tuple[str, ...]]
 ) -> None:
     fact = _function(module, function)
-    assert dict(fact.parameters) == parameters
+    assert {name: kinds for name, _, kinds in fact.parameters} == parameters
     for name, kinds in parameters.items():
         assert fact.parameter_uses(name) == kinds
     assert fact.parameter_uses("missing") is None
@@ -142,3 +142,24 @@ def test_state_a_coroutine_method_reads_before_its_first_suspension_and_writes_a
     # a sync method has no suspension: nothing recorded around one
     sync = _function(module, "Client.sync")
     assert sync.reads_before == () and sync.writes_after == ()
+
+
+def test_which_parameter_an_argument_goes_to(module: ModuleFact) -> None:
+    drops = _function(module, "drops")  # (first, second, *args, **options)
+    assert [(name, how) for name, how, _ in drops.parameters] == [
+        ("first", "positional"),
+        ("second", "positional"),
+        ("args", "vararg"),
+        ("options", "kwarg"),
+    ]
+    assert drops.parameter_for(False, 0, None) == "first"
+    assert drops.parameter_for(False, 1, None) == "second"
+    assert drops.parameter_for(False, 2, None) is None  # into *args
+    assert drops.parameter_for(False, None, "second") == "second"
+    assert drops.parameter_for(False, None, "other") is None  # into **options
+    sync = _function(module, "Client.sync")  # (self, item)
+    assert sync.parameter_for(True, 0, None) == "item"  # obj.sync(x)
+    assert sync.parameter_for(False, 0, None) == "self"  # Client.sync(obj, x)
+    assert sync.parameter_for(False, 1, None) == "item"
+    helper = _function(module, "Client.helper")  # a static method: (item)
+    assert helper.parameter_for(True, 0, None) == "item"

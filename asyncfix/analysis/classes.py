@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from asyncfix.analysis.scopes import Scope, Scopes
-from asyncfix.index import PASS_THROUGH_DECORATORS, ast_dotted_name
+from asyncfix.index import PASS_THROUGH_DECORATORS, ast_dotted_name, yields
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -29,10 +29,13 @@ class ClassShape:
 
 
 def is_coroutine_function(node: ast.AST) -> bool:
-    """An ``async def`` whose decorators are all known to keep it a coroutine function."""
+    """An ``async def`` whose decorators are all known to keep it a coroutine function, and
+    that does not ``yield`` (an async generator function's call is iterated, not awaited)."""
     if not isinstance(node, ast.AsyncFunctionDef):
         return False
-    return all(ast_dotted_name(d) in PASS_THROUGH_DECORATORS for d in node.decorator_list)
+    if not all(ast_dotted_name(d) in PASS_THROUGH_DECORATORS for d in node.decorator_list):
+        return False
+    return not yields(node)
 
 
 class Classes:

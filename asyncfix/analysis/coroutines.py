@@ -84,6 +84,13 @@ class Coroutines:
             if annotation is not None:
                 text = f"`{func.id}` is annotated `{self.source.segment(annotation)}`"
                 return Callee(func.id, text)
+            inner = self._lambda_coroutine(func)
+            if inner is not None:
+                text = (
+                    f"`{func.id}` is a lambda that returns the coroutine of `{inner.spelled}()`: "
+                    f"{inner.evidence}"
+                )
+                return Callee(func.id, text)
         if not isinstance(func, ast.Attribute):
             return None
         receiver = func.value
@@ -177,6 +184,21 @@ class Coroutines:
             assert isinstance(binding.node, ast.AsyncFunctionDef)
             definitions.append(binding.node)
         return definitions[-1] if definitions else None
+
+    def _lambda_coroutine(self, name: ast.Name) -> Callee | None:
+        """``name`` is bound once, to ``lambda ...: f(...)`` where ``f`` is a coroutine
+        function: calling it makes that coroutine."""
+        found = self.scopes.resolve(name)
+        if found is None or len(found[1]) != 1:
+            return None
+        scope, (binding,) = found
+        if name.id in scope.declared_global or name.id in scope.declared_nonlocal:
+            return None
+        value = binding.value
+        if binding.kind != "assign" or not isinstance(value, ast.Lambda):
+            return None
+        body = value.body
+        return self.callee(body) if isinstance(body, ast.Call) else None
 
     def _awaitable_callable_param(self, name: ast.Name) -> ast.expr | None:
         """The annotation when ``name`` is a parameter of the function it is read in,

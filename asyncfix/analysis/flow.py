@@ -40,7 +40,7 @@ control counts; a path that leaves by an exception is no path.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from asyncfix.analysis.model import NESTED, TRY, holding_list
@@ -123,10 +123,13 @@ class Flow:
             local.uses.append(self._use(read, function))
         return local
 
-    def on_every_path(self, local: Local, consumes: frozenset[str]) -> bool | None:
+    def on_every_path(
+        self, local: Local, consumes: frozenset[str] | Callable[[Use], bool]
+    ) -> bool | None:
         """Does every path from the local's one binding to the end of its function pass a use
-        of one of the ``consumes`` kinds? (None: it cannot tell; also when the name has
-        more than one binding.)"""
+        that ``consumes`` (a set of kinds, or a test of a use)? (None: it cannot tell; also
+        when the name has more than one binding.)"""
+        test = consumes if callable(consumes) else _of_kinds(consumes)
         binding = local.single
         if binding is None or binding.value is None:
             return None
@@ -138,7 +141,7 @@ class Flow:
         using = {
             id(use.name): use.conditional
             for use in local.uses
-            if use.kind in consumes and use.kind != "captured"
+            if use.kind != "captured" and test(use)
         }
         if any(use.kind == "captured" for use in local.uses):
             return None
@@ -193,6 +196,13 @@ class Flow:
         while current is not None and not isinstance(current, ast.stmt):
             current = parents.get(id(current))
         return current
+
+
+def _of_kinds(kinds: frozenset[str]) -> Callable[[Use], bool]:
+    def test(use: Use) -> bool:
+        return use.kind in kinds
+
+    return test
 
 
 # -- paths --------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ class Values:
         self.project = project
         self._self_attributes: dict[int, dict[str, list[Source]]] = {}
         self._resolving: set[tuple[int, str]] = set()
+        self._nonlocal: dict[int, frozenset[str]] = {}
 
     # -- class expressions ------------------------------------------------------------
 
@@ -171,12 +172,17 @@ class Values:
         return None
 
     def _local(self, name: ast.Name) -> Type | None:
+        """The class of a function's local or parameter, read in that function or in one
+        nested in it (a closure: then no nested function may rebind it with
+        ``nonlocal``)."""
         scope = self.scopes.scope_of(name)
-        function = function_scope(scope)
-        if scope is None or function is None:
+        if scope is None:
             return None
         found = self.scopes.lookup(name.id, scope)
-        if found is None or found[0] is not function:
+        if found is None or found[0].kind != "function":
+            return None
+        function = found[0]
+        if function is not function_scope(scope) and name.id in self._nonlocal_names(function):
             return None
         key = id(function.node), name.id
         if key in self._resolving:
@@ -195,6 +201,18 @@ class Values:
         finally:
             self._resolving.discard(key)
         return types.pop() if len(types) == 1 else None
+
+    def _nonlocal_names(self, function: Scope) -> frozenset[str]:
+        """The names functions nested in ``function`` declare ``nonlocal``."""
+        found = self._nonlocal.get(id(function.node))
+        if found is None:
+            found = self._nonlocal[id(function.node)] = frozenset(
+                name
+                for node in ast.walk(function.node)
+                if isinstance(node, ast.Nonlocal)
+                for name in node.names
+            )
+        return found
 
     def _value(self, value: ast.expr | None, scope: Scope) -> Type | None:
         """The class of ``Client(...)``, of ``await <library factory>(...)``, or of an

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import ast
 
+from asyncfix.analysis.flow import Local, Use
+from asyncfix.analysis.source import shown
+from asyncfix.analysis.uses import HANDED_ON
 from asyncfix.codemods.base import Fix, Locate, PendingFix, Rule, await_expression
+from asyncfix.index import FunctionFact
 from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
@@ -32,6 +36,40 @@ VALUE_CONSUMERS = frozenset(
     }
 )
 _CONSUMERS = frozenset(f"builtins.{name}" for name in VALUE_CONSUMERS)
+#: what a coroutine object may be asked for: closing one is how code disposes of it
+COROUTINE_ATTRIBUTES = frozenset(
+    {
+        "close",
+        "send",
+        "throw",
+        "cr_await",
+        "cr_code",
+        "cr_frame",
+        "cr_running",
+        "cr_suspended",
+        "cr_origin",
+        "__await__",
+        "__name__",
+        "__qualname__",
+        "__class__",
+    }
+)
+#: what a use of a local holding a coroutine (and nothing else) does wrong
+VALUE_USES = {
+    "tested": "used as a condition (always true)",
+    "compared": "compared",
+    "arithmetic": "used in arithmetic",
+    "attribute": "used as an object (attribute access)",
+    "subscripted": "subscripted",
+    "iterated": "iterated",
+    "formatted": "formatted into a string",
+    "value": "passed to a builtin as a value",
+    "dropped": "dropped",
+}
+#: a parameter a function uses only so (or never reads) loses a coroutine passed to it
+LOST_IN = frozenset({"dropped", "tested", "compared", "formatted", "value"})
+#: names that read a function's locals without naming them
+_DYNAMIC = frozenset({"locals", "vars", "eval", "exec"})
 
 
 class MissingAwait(Rule):
@@ -67,8 +105,14 @@ class Agent:
         "known to be a coroutine function: a same-module `async def` (undecorated or with a "
         "decorator known to keep it a coroutine function), a method of the enclosing class or "
         "its same-module bases, or a well-known library coroutine; anything else is not "
-        "reported. `return f()` from an `async def` gets an unsafe fix (a caller may await the "
-        "returned coroutine itself). Inside a generator expression no fix is offered."
+        "reported (an `async def` that yields is an async generator, which is iterated, not "
+        "awaited). `return f()` from an `async def` gets an unsafe fix (a caller may await the "
+        "returned coroutine itself). A coroutine bound to a local that is never awaited or "
+        "handed on -- only tested, compared, subscripted, formatted, or never read (the "
+        "model's value flow) -- gets `await` at the call. Reported without a fix: a "
+        "coroutine awaited on some paths only (`t = f(); if b: await t`), and one passed to a "
+        "project function whose summary says it never awaits, schedules, stores or returns "
+        "that parameter. Inside a generator expression no fix is offered."
     )
     severity = Severity.HIGH
     kind = "Coroutine never awaited"
@@ -82,6 +126,7 @@ class Agent:
             return
         context = self._dropped_context(node)
         if context is None:
+            self._handed_on(node)
             return
         found = self.model.coroutines.callee(node)
         if found is None:
@@ -102,6 +147,118 @@ class Agent:
 
         pending = PendingFix(node, cst.Call, build)
         self.report(node, message, (safety, changes, pending), [found.evidence])
+
+    # -- a coroutine bound to a local, or handed to a function -------------------------
+
+    def _handed_on(self, node: ast.Call) -> None:
+        """The call's coroutine goes into a local, or to a function, that loses it: a local
+        only tested, compared, formatted... (or never read), or awaited on some paths only
+        (the model's value flow); a project function whose summary (the index) says it
+        never awaits, schedules, stores or returns that parameter."""
+        parent = self.walk.parent(node)
+        if isinstance(parent, (ast.Assign, ast.AnnAssign)) and parent.value is node:
+            targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
+            if len(targets) == 1 and isinstance(targets[0], ast.Name):
+                self._bound(node, parent, targets[0])
+            return
+        call = self.walk.parent(parent) if isinstance(parent, ast.keyword) else parent
+        if isinstance(call, ast.Call) and call.func is not node:
+            self._passed(node, call, parent)
+
+    def _bound(self, node: ast.Call, statement: ast.stmt, target: ast.Name) -> None:
+        model = self.model
+        local = model.flow.local(target)
+        function = self.walk.place(statement).function
+        if local is None or function is None or local.function is not function:
+            return
+        if local.single is None or local.single.node is not target:
+            return
+        if any(isinstance(n, ast.Name) and n.id in _DYNAMIC for n in ast.walk(function)):
+            return  # `locals()` reads it without naming it
+        handled = [use for use in local.uses if _hands_on(use)]
+        if handled:
+            if model.flow.on_every_path(local, _hands_on) is not False:
+                return
+            found = model.coroutines.callee(node)
+            if found is None:
+                return
+            message = (
+                f"`{found.spelled}()` is not awaited on every path: the coroutine bound to "
+                f"`{target.id}` is awaited or handed on only on some paths, and lost on the others"
+            )
+            evidence = [found.evidence, _paths_evidence(local)]
+            self.report(node, message, None, evidence)
+            return
+        found = model.coroutines.callee(node)
+        if found is None:
+            return
+        if local.uses:
+            first = local.uses[0]
+            line = first.name.lineno
+            negated = isinstance(first.node, ast.UnaryOp) and isinstance(first.node.op, ast.Not)
+            what = "negated (always false)" if negated else VALUE_USES.get(first.kind, "used")
+            message = (
+                f"`{found.spelled}()` is not awaited: `{target.id}` holds the coroutine and is "
+                f"{what} (line {line})"
+            )
+        else:
+            message = (
+                f"`{found.spelled}()` is not awaited: the coroutine is bound to `{target.id}`, "
+                "which is never used"
+            )
+        evidence = [found.evidence, f"`{target.id}` is never awaited or handed on"]
+        if self.walk.place(node).genexp:
+            self.report(node, message + " (no fix inside a generator expression)", None, evidence)
+            return
+        changes = [f"Inserted `await` before `{model.source.segment(node.func)}(...)`"]
+
+        def build(call: cst.CSTNode, locate: Locate) -> Fix:
+            assert isinstance(call, cst.Call)
+            awaited = await_expression(call, call, locate.parent(call))
+            return Fix(safety=Safety.SAFE, changes=changes, replace={call: awaited})
+
+        pending = PendingFix(node, cst.Call, build)
+        self.report(node, message, (Safety.SAFE, changes, pending), evidence)
+
+    def _passed(self, node: ast.Call, call: ast.Call, argument: ast.AST | None) -> None:
+        """``g(f())`` where the project function ``g`` loses that parameter."""
+        model = self.model
+        if isinstance(argument, ast.keyword):
+            position, keyword = None, argument.arg
+            if keyword is None:
+                return  # `**f()`
+        else:
+            if any(isinstance(arg, ast.Starred) for arg in call.args):
+                return  # where the arguments land is not known
+            position = next((i for i, arg in enumerate(call.args) if arg is node), None)
+            keyword = None
+            if position is None:
+                return
+        fact = model.coroutines.project_function(call)
+        if fact is None:
+            return
+        # `obj.method(...)`: the receiver is not among the arguments (`module.function`
+        # and a class's method called on the class are spelled as names that resolve)
+        bound = isinstance(call.func, ast.Attribute) and (
+            model.scopes.qualified_name(call.func) is None
+        )
+        if bound:
+            return  # a subclass may override the method: what it does is not certain
+        parameter = fact.parameter_for(bound, position, keyword)
+        if parameter is None:
+            return
+        kinds = fact.parameter_uses(parameter)
+        if kinds is None or not set(kinds) <= LOST_IN:
+            return
+        found = model.coroutines.callee(node)
+        if found is None:
+            return
+        spelled = model.source.segment(call.func)
+        message = (
+            f"`{found.spelled}()` is not awaited: the coroutine is passed to `{spelled}()`, "
+            f"which never awaits, schedules, stores or returns its `{parameter}`"
+        )
+        self.report(node, message, None, [found.evidence, _summary_evidence(fact, parameter)])
 
     # -- is the coroutine used wrongly? ------------------------------------------------
 
@@ -150,3 +307,25 @@ class Agent:
 
     def _awaited(self, node: ast.AST) -> bool:
         return isinstance(self.walk.parent(node), ast.Await)
+
+
+def _hands_on(use: Use) -> bool:
+    """The use may await the coroutine, hand it on, or dispose of it (``coro.close()``);
+    anything the classification does not name counts so too."""
+    if use.kind == "attribute":
+        node = use.node
+        return isinstance(node, ast.Attribute) and node.attr in COROUTINE_ATTRIBUTES
+    return use.kind in HANDED_ON or use.kind == "other"
+
+
+def _paths_evidence(local: Local) -> str:
+    lines = sorted({use.name.lineno for use in local.uses if _hands_on(use)})
+    shown_lines = ", ".join(str(line) for line in lines)
+    return f"`{local.name}` is awaited or handed on only at line {shown_lines}, not on every path"
+
+
+def _summary_evidence(fact: FunctionFact, parameter: str) -> str:
+    kinds = fact.parameter_uses(parameter) or ()
+    what = ", ".join(VALUE_USES.get(kind, kind) for kind in kinds) or "never read"
+    where = f"{shown(fact.path)}:{fact.line}"
+    return f"`{fact.qualified}` ({where}): its `{parameter}` is {what}"
