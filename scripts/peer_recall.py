@@ -13,7 +13,19 @@ temporary folder with the layout they need (packages for cross-module cases), ru
   (``issues.exp``) are shown beside: which positives Infer finds and which negatives it
   reports.
 
-Usage: python scripts/peer_recall.py infer SNAPSHOT [--commit SHA] [--list]
+- ``flake8-async``: ``tests/eval_files/*.py``, the lines marked ``# ASYNCnnn: ...`` (any
+  ``_asyncio`` variant too) of the families asyncfix has a rule for; files marked
+  ``NOASYNCIO`` or ``ASYNCIO_NO_ERROR`` are skipped (they are not about asyncio).
+- ``ruff``: ``crates/ruff_linter/resources/test/fixtures/flake8_async/*.py`` and
+  ``ruff/RUF006.py``, the lines their snapshots (``*.snap``) hold a diagnostic for.
+
+For the marker-based peers a line is found when asyncfix reports that family's code on it;
+asyncfix's findings of those codes on unmarked lines are listed as extra. Their fixtures
+often call ``subprocess.run()`` without importing ``subprocess``; asyncfix resolves names
+through imports, so each file is scored as written and with the imports it lacks added at
+its end (line numbers do not move).
+
+Usage: python scripts/peer_recall.py {infer,flake8-async,ruff} SNAPSHOT [--commit SHA] [--list]
   e.g. python scripts/peer_recall.py infer /work/.mirror/facebook+infer/repo --list
 """
 
@@ -30,7 +42,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: the commits the figures in the notes were measured at
-PINNED = {"infer": "be1b9a8dc1b0f8d2aac29136f5812d117da5fcd9"}
+PINNED = {
+    "infer": "be1b9a8dc1b0f8d2aac29136f5812d117da5fcd9",
+    "flake8-async": "c695f61dd9e237375c197f20f3a3eb41885b4eca",
+    "ruff": "fca5c7cf2cd2f8338f18b9485f936b8e9f07bd0b",
+}
+#: family -> (the peers' codes, asyncfix's code)
+FAMILIES = {
+    "http": (("ASYNC210", "ASYNC211", "ASYNC212"), "AF202"),
+    "subprocess": (("ASYNC220", "ASYNC221", "ASYNC222"), "AF204"),
+    "file I/O": (("ASYNC230", "ASYNC231", "ASYNC232", "ASYNC240"), "AF203"),
+    "sleep": (("ASYNC251",), "AF201"),
+    "input": (("ASYNC250",), "AF206"),
+    "dangling task": (("ASYNC300", "RUF006"), "AF301"),
+}
+#: modules the peers' fixtures call without importing them
+MODULES = (
+    "asyncio",
+    "httpx",
+    "io",
+    "os",
+    "pathlib",
+    "requests",
+    "shutil",
+    "subprocess",
+    "time",
+    "urllib",
+    "urllib3",
+)
 INFER_DIR = "infer/tests/codetoanalyze/python/pulse"
 #: the rules a peer's positives are about
 CODES = {"infer": "AF101,AF102,AF301,AF302"}
@@ -106,6 +145,8 @@ def _asyncfix(root: Path, codes: str) -> list[tuple[str, int, str, str]]:
         capture_output=True,
         text=True,
     )
+    if not done.stdout:
+        raise SystemExit(f"asyncfix gave no report: {done.stderr.strip()}")
     found = []
     for file in json.loads(done.stdout)["files"]:
         for finding in file["findings"]:
@@ -168,6 +209,158 @@ def infer(snapshot: Path, commit: str, show: bool) -> int:
     return 0
 
 
+# -- peers that mark lines -------------------------------------------------------------------
+
+_MARK = re.compile(r"#\s*(ASYNC\d{3})(?:_asyncio)?\s*:")
+_SNAP_CODE = re.compile(r"^(ASYNC\d{3}|RUF\d{3}) ")
+_SNAP_WHERE = re.compile(r"-->\s+(\S+?):(\d+):\d+")
+
+
+def _family(code: str) -> str | None:
+    return next((name for name, (codes, _) in FAMILIES.items() if code in codes), None)
+
+
+def _with_imports(text: str) -> str:
+    """The text with an import of each of ``MODULES`` it uses and does not import, at its
+    end (a module-level import binds the name for every function; no line moves)."""
+    tree = ast.parse(text)
+    imported = {
+        alias.asname or alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    }
+    used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    missing = [m for m in MODULES if m in used and m not in imported]
+    if "urllib" in missing:
+        missing[missing.index("urllib")] = "urllib.request"
+    lines = "".join(f"import {module}\n" for module in missing)
+    return text if not lines else text.rstrip("\n") + "\n\n" + lines
+
+
+def _score(
+    name: str,
+    commit: str,
+    root: Path,
+    marked: dict[str, set[tuple[int, str]]],
+    show: bool,
+) -> None:
+    """Per family: marked lines, those asyncfix finds, and its extra findings."""
+    from asyncfix.codemods import RULES
+
+    known = {rule.code for rule in RULES}
+    codes = ",".join(sorted({code for _, code in FAMILIES.values()} & known))
+    print(f"{name} ({commit[:12]}), {len(marked)} files")
+    results: dict[str, list[tuple[str, int, str]]] = {}
+    for variant in ("as written", "with imports"):
+        if variant == "with imports":
+            for path in marked:
+                file = root / path
+                file.write_text(_with_imports(file.read_text("utf-8")), "utf-8")
+        found: dict[tuple[str, int], set[str]] = {}
+        messages: dict[tuple[str, int, str], str] = {}
+        for path, line, code, message in _asyncfix(root, codes):
+            found.setdefault((path, line), set()).add(code)
+            messages[(path, line, code)] = message
+        print(f"  {variant}:")
+        for family, (_, ours) in FAMILIES.items():
+            positives = [
+                (path, line)
+                for path, lines in marked.items()
+                for line, peer in lines
+                if _family(peer) == family
+            ]
+            hit = [p for p in positives if ours in found.get(p, set())]
+            marked_lines = {(path, line) for path, lines in marked.items() for line, _ in lines}
+            extra = [
+                (path, line, messages[(path, line, ours)])
+                for (path, line), got in sorted(found.items())
+                if ours in got and (path, line) not in marked_lines
+            ]
+            if not positives and not extra:
+                continue
+            share = f"{100 * len(hit) / len(positives):.0f}%" if positives else "-"
+            print(
+                f"    {family:13} {len(hit):3} of {len(positives):3} ({share:>4}), "
+                f"{len(extra)} extra"
+            )
+            missed = sorted(set(positives) - set(hit))
+            results[f"{variant}/{family}"] = [(p, n, "missed") for p, n in missed] + [
+                (p, n, f"extra: {m}") for p, n, m in extra
+            ]
+    if show:
+        for key, items in results.items():
+            if not items:
+                continue
+            print(f"\n{key}:")
+            for path, line, what in items:
+                text = (root / path).read_text("utf-8").splitlines()[line - 1].strip()[:90]
+                print(f"  {path}:{line} {what}\n      {text}")
+
+
+def flake8_async(snapshot: Path, commit: str, show: bool) -> int:
+    with tempfile.TemporaryDirectory(prefix="asyncfix-flake8-async-") as folder:
+        root = Path(folder)
+        _extract(snapshot, commit, "tests/eval_files", root, re.compile(r"^[^/]*\.py$"))
+        marked: dict[str, set[tuple[int, str]]] = {}
+        for file in sorted(root.glob("*.py")):
+            text = file.read_text("utf-8")
+            if "# NOASYNCIO" in text or "# ASYNCIO_NO_ERROR" in text:
+                file.unlink()
+                continue
+            lines = {
+                (number, code)
+                for number, line in enumerate(text.splitlines(), 1)
+                for code in _MARK.findall(line)
+                if _family(code) is not None
+            }
+            if lines:
+                marked[file.name] = lines
+            else:
+                file.unlink()
+        _score("flake8-async", commit, root, marked, show)
+    return 0
+
+
+def ruff(snapshot: Path, commit: str, show: bool) -> int:
+    base = "crates/ruff_linter"
+    with tempfile.TemporaryDirectory(prefix="asyncfix-ruff-") as folder:
+        root = Path(folder)
+        fixtures = f"{base}/resources/test/fixtures"
+        _extract(snapshot, commit, f"{fixtures}/flake8_async", root, re.compile(r"^[^/]*\.py$"))
+        _extract(snapshot, commit, f"{fixtures}/ruff", root, re.compile(r"^RUF006\.py$"))
+        marked: dict[str, set[tuple[int, str]]] = {}
+        snapshots = [
+            path
+            for folder_name in ("flake8_async", "ruff")
+            for path in _git(
+                snapshot,
+                "ls-tree",
+                "--name-only",
+                commit,
+                f"{base}/src/rules/{folder_name}/snapshots/",
+            ).splitlines()
+            if path.endswith(".snap") and "preview" not in path
+        ]
+        for path in snapshots:
+            code = None
+            for line in _git(snapshot, "show", f"{commit}:{path}").splitlines():
+                head = _SNAP_CODE.match(line)
+                if head:
+                    code = head.group(1)
+                    continue
+                where = _SNAP_WHERE.search(line)
+                if where and code and _family(code) is not None:
+                    if (root / where.group(1)).exists():
+                        marked.setdefault(where.group(1), set()).add((int(where.group(2)), code))
+                    code = None
+        for file in root.glob("*.py"):
+            if file.name not in marked:
+                file.unlink()
+        _score("ruff", commit, root, marked, show)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("peer", choices=sorted(PINNED))
@@ -176,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list every disagreement")
     args = parser.parse_args(argv)
     commit = args.commit or PINNED[args.peer]
-    return infer(args.snapshot, commit, args.list)
+    run = {"infer": infer, "flake8-async": flake8_async, "ruff": ruff}[args.peer]
+    return run(args.snapshot, commit, args.list)
 
 
 if __name__ == "__main__":
