@@ -60,6 +60,7 @@ FAMILIES = {
 MODULES = (
     "asyncio",
     "httpx",
+    "httpx2",
     "io",
     "os",
     "pathlib",
@@ -235,6 +236,8 @@ def _with_imports(text: str) -> str:
     if "urllib" in missing:
         missing[missing.index("urllib")] = "urllib.request"
     lines = "".join(f"import {module}\n" for module in missing)
+    if "Optional" in used and "Optional" not in imported:
+        lines += "from typing import Optional\n"
     return text if not lines else text.rstrip("\n") + "\n\n" + lines
 
 

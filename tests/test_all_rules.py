@@ -37,7 +37,7 @@ def test_example_service_is_fixed_completely(
     monkeypatch.chdir(tmp_path)
     first = CliRunner().invoke(main, ["--write", "--unsafe-fixes", "examples"])
     assert first.exit_code == 1, first.output  # report-only findings stay
-    assert "Fixed 20 findings in 3 files; 7 remaining" in first.output
+    assert "Fixed 21 findings in 3 files; 7 remaining" in first.output
     second = CliRunner().invoke(main, ["examples"])
     assert second.exit_code == 1
     left = sorted(line.split(" ")[1] for line in second.stdout.splitlines()[:-1])

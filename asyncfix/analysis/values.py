@@ -80,6 +80,7 @@ class Values:
         self._self_attributes: dict[int, dict[str, list[Source]]] = {}
         self._resolving: set[tuple[int, str]] = set()
         self._nonlocal: dict[int, frozenset[str]] = {}
+        self._globals: frozenset[str] | None = None
 
     # -- class expressions ------------------------------------------------------------
 
@@ -174,15 +175,19 @@ class Values:
     def _local(self, name: ast.Name) -> Type | None:
         """The class of a function's local or parameter, read in that function or in one
         nested in it (a closure: then no nested function may rebind it with
-        ``nonlocal``)."""
+        ``nonlocal``), or of a module-level name no function declares ``global``. An
+        annotated assignment's annotation names the class, when it is one the model knows."""
         scope = self.scopes.scope_of(name)
         if scope is None:
             return None
         found = self.scopes.lookup(name.id, scope)
-        if found is None or found[0].kind != "function":
+        if found is None or found[0].kind not in ("function", "module"):
             return None
         function = found[0]
-        if function is not function_scope(scope) and name.id in self._nonlocal_names(function):
+        if function.kind == "module":
+            if name.id in self._global_names():
+                return None  # a function rebinds it with `global`
+        elif function is not function_scope(scope) and name.id in self._nonlocal_names(function):
             return None
         key = id(function.node), name.id
         if key in self._resolving:
@@ -195,12 +200,28 @@ class Values:
                     annotation = binding.node.annotation
                     types.add(self.annotation(annotation) if annotation is not None else None)
                 elif binding.kind == "assign":
-                    types.add(self._value(binding.value, function))
+                    holder = self.scopes.parents.get(id(binding.value))
+                    declared = (
+                        self.annotation(holder.annotation)
+                        if isinstance(holder, ast.AnnAssign) and holder.value is binding.value
+                        else None
+                    )  # `client: httpx.Client = make()`
+                    types.add(declared or self._value(binding.value, function))
                 else:
                     return None
         finally:
             self._resolving.discard(key)
         return types.pop() if len(types) == 1 else None
+
+    def _global_names(self) -> frozenset[str]:
+        """The names some function of the module declares ``global``."""
+        if self._globals is None:
+            self._globals = frozenset(
+                name
+                for node in self.scopes.by_type.get(ast.Global, ())
+                for name in node.names  # type: ignore[attr-defined]
+            )
+        return self._globals
 
     def _nonlocal_names(self, function: Scope) -> frozenset[str]:
         """The names functions nested in ``function`` declare ``nonlocal``."""

@@ -5,7 +5,12 @@ from __future__ import annotations
 from asyncfix.codemods.await_in_augmented_assign import AwaitInAugmentedAssign
 from asyncfix.codemods.base import Rule
 from asyncfix.codemods.blocking_helper import BlockingHelper
-from asyncfix.codemods.blocking_io import BlockingFileIo, BlockingHttp, BlockingSubprocess
+from asyncfix.codemods.blocking_io import (
+    BlockingFileIo,
+    BlockingHttp,
+    BlockingInput,
+    BlockingSubprocess,
+)
 from asyncfix.codemods.blocking_sleep import BlockingSleep
 from asyncfix.codemods.check_then_act import CheckThenAct
 from asyncfix.codemods.coroutine_in_sync import CoroutineInSyncContext
@@ -29,6 +34,7 @@ RULES: tuple[type[Rule], ...] = tuple(
             BlockingFileIo,
             BlockingHelper,
             BlockingHttp,
+            BlockingInput,
             BlockingSubprocess,
             BlockingSleep,
             CoroutineInSyncContext,

@@ -39,6 +39,15 @@ def _catalogue(category: str) -> tuple[frozenset[str], dict[str, frozenset[str]]
     return functions, methods
 
 
+def _needles(category: str) -> tuple[str | tuple[str, ...], ...]:
+    """A file can hold a call of the category only if its text holds the call's last name:
+    at the call (``os.path.exists(p)``, ``path.stat()``) or in the import that renames it
+    (``from os.path import exists as e``). So the needles are those names, straight from the
+    catalogue."""
+    functions, methods = _catalogue(category)
+    return ("async", tuple(sorted(functions | frozenset().union(*methods.values()))))
+
+
 Planned = tuple[Safety, list[str], PendingFix]
 
 
@@ -300,10 +309,7 @@ async def weather(url):
         "repair, an async client (`httpx.AsyncClient`, `aiohttp`), is advised, never automatic."
     )
     severity = Severity.HIGH
-    needles = (
-        "async",
-        ("requests", "urlopen", "httpx", "socket", "HTTPConnection", "HTTPSConnection"),
-    )
+    needles = _needles("network I/O")
     category = "network I/O"
     advice = "use an async client (httpx.AsyncClient, aiohttp) or offload it"
 
@@ -353,7 +359,7 @@ async def version(path):
         "files. aiofiles is advised, never automatic."
     )
     severity = Severity.MEDIUM
-    needles = ("async", ("open", "shutil", "json.", "pickle", "listdir", "scandir", "walk", "Path"))
+    needles = _needles("file I/O")
     category = "file I/O"
     advice = "offload it (asyncio.to_thread) or use aiofiles"
 
@@ -386,6 +392,39 @@ async def revision():
         "`asyncio.create_subprocess_exec` is the better repair (advised, never automatic)."
     )
     severity = Severity.HIGH
-    needles = ("async", ("subprocess", "os.system", "popen", "system(", "Popen"))
+    needles = _needles("a subprocess")
     category = "a subprocess"
     advice = "use asyncio.create_subprocess_exec, or offload it"
+
+
+class BlockingInput(_BlockingCall):
+    code = "AF206"
+    name = "blocking-input"
+    summary = "`input()` in an async function waits for the terminal and stops the event loop"
+    why = (
+        "`input()` waits on the calling thread until someone types a line. In a coroutine "
+        "that thread runs the event loop: every task, timer and connection stops until "
+        "then (ruff's ASYNC250)."
+    )
+    example_before = """\
+async def ask(prompt):
+    answer = input(prompt)
+    return answer.strip()
+"""
+    example_after = """\
+import asyncio
+
+
+async def ask(prompt):
+    answer = await asyncio.to_thread(input, prompt)
+    return answer.strip()
+"""
+    fix_safety_note = (
+        "Unsafe: the prompt is read in a worker thread (`await asyncio.to_thread(input, ...)`): "
+        "the loop goes on meanwhile, and a task cancelled while it waits leaves the thread "
+        "blocked until a line comes."
+    )
+    severity = Severity.MEDIUM
+    needles = _needles("console input")
+    category = "console input"
+    advice = "read it in a worker thread (asyncio.to_thread)"

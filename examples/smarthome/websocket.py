@@ -58,5 +58,8 @@ class EventStream:
     async def notify_desktop(self, text: str) -> None:
         subprocess.run(["notify-send", text], check=False)  # AF204: waits for the process
 
+    async def confirm_reset(self) -> bool:
+        return input("reset the hub? [y/N] ") == "y"  # AF206: waits for the terminal
+
     def backoff_sync(self, delay: float) -> None:
         time.sleep(delay)  # correct: a sync method, run in a worker thread
