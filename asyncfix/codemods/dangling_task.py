@@ -19,6 +19,7 @@ from asyncfix.model import Safety, Severity
 TASK_FACTORIES = frozenset({"asyncio.create_task", "asyncio.ensure_future"})
 LOOP_GETTERS = frozenset({"asyncio.get_running_loop", "asyncio.get_event_loop"})
 TASK_SET = "_background_tasks"
+_WEAK = "the event loop holds tasks only by weak reference"
 
 
 class DanglingTask(Rule):
@@ -74,6 +75,17 @@ async def on_message(msg):
         if isinstance(parent, ast.Expr):
             self._dropped(node, parent, None, message, "the call's result is not stored")
             return
+        if isinstance(parent, (ast.List, ast.Tuple, ast.Set)) and isinstance(
+            self.walk.parent(parent), ast.Expr
+        ):
+            # `[create_task(...)]` as a statement: the display, and the task, are dropped
+            shown = message.replace("dropped", "put in a list, tuple or set that is dropped")
+            self.report(node, shown + " (no fix)", None, [_WEAK, "the display is not stored"])
+            return
+        if self._only_tested(node, parent):
+            shown = message.replace("dropped", "only tested, then dropped")
+            self.report(node, shown + " (no fix)", None, [_WEAK, "a task is always true"])
+            return
         if not isinstance(parent, (ast.Assign, ast.AnnAssign)) or parent.value is not node:
             return
         target = _single_name_target(parent)
@@ -93,6 +105,17 @@ async def on_message(msg):
             )
 
     # -- detection ---------------------------------------------------------------------
+
+    def _only_tested(self, node: ast.AST, parent: ast.AST | None) -> bool:
+        """The task is the test of an ``if``/``while``/``x if c else y``/comprehension
+        condition, or negated: its value is used as a truth value and then gone."""
+        if isinstance(parent, (ast.If, ast.While, ast.IfExp)):
+            return parent.test is node
+        if isinstance(parent, ast.comprehension):
+            return any(test is node for test in parent.ifs)
+        if isinstance(parent, ast.UnaryOp) and isinstance(parent.op, ast.Not):
+            return self._only_tested(parent, self.walk.parent(parent))
+        return False
 
     def _task_factory(self, node: ast.Call) -> str | None:
         func = node.func

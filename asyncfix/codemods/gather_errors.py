@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import ast
 
+from asyncfix.analysis.flow import Flow
 from asyncfix.analysis.model import identifiers, in_order
 from asyncfix.codemods.base import Rule
 from asyncfix.model import Safety, Severity
 
 
-def _starts_work(call: ast.Call) -> bool:
-    """Every awaitable is made right here (``f(x)``, ``*(d.refresh() for d in devices)``):
+def _starts_work(call: ast.Call, flow: Flow) -> bool:
+    """Every awaitable is made right here (``f(x)``, ``*(d.refresh() for d in devices)``,
+    or ``*aws`` for a local list this function fills with calls and gives nothing else):
     nothing else holds them, so the returned exceptions are the only trace of a failure.
     ``gather(*tasks)`` over tasks made elsewhere is left alone (a drain at shutdown; the
     tasks keep their exceptions)."""
@@ -20,13 +22,55 @@ def _starts_work(call: ast.Call) -> bool:
     for value in call.args:
         if isinstance(value, ast.Starred):
             inner = value.value
-            if not isinstance(inner, (ast.GeneratorExp, ast.ListComp)) or not isinstance(
+            if isinstance(inner, ast.Name):
+                if not _local_calls(inner, value, flow):
+                    return False
+            elif not isinstance(inner, (ast.GeneratorExp, ast.ListComp)) or not isinstance(
                 inner.elt, ast.Call
             ):
                 return False
         elif not isinstance(value, ast.Call):
             return False
     return True
+
+
+def _local_calls(name: ast.Name, starred: ast.Starred, flow: Flow) -> bool:
+    """``name`` is a local bound once to calls made here (``[f(x) for x in xs]``, ``[f(),
+    g()]``, or ``[]`` then ``name.append(f(x))``), and read nowhere but in ``starred``."""
+    local = flow.local(name)
+    binding = local.single if local is not None else None
+    if local is None or binding is None:
+        return False
+    value = binding.value
+    if isinstance(value, (ast.ListComp, ast.GeneratorExp)):
+        made = isinstance(value.elt, ast.Call)
+    elif isinstance(value, (ast.List, ast.Tuple)):
+        made = all(isinstance(item, ast.Call) for item in value.elts)
+    else:
+        made = False
+    if not made:
+        return False
+    for use in local.uses:
+        if use.name is name:
+            continue
+        appended = use.node
+        if not (
+            use.kind == "attribute"
+            and isinstance(appended, ast.Attribute)
+            and appended.attr == "append"
+            and isinstance(value, ast.List)
+        ):
+            return False
+        call = flow.scopes.parents.get(id(appended))
+        if not (
+            isinstance(call, ast.Call)
+            and call.func is appended
+            and len(call.args) == 1
+            and isinstance(call.args[0], ast.Call)
+            and isinstance(flow.scopes.parents.get(id(call)), ast.Expr)
+        ):
+            return False
+    return starred.value is name
 
 
 class GatherErrorsLost(Rule):
@@ -81,7 +125,7 @@ async def refresh_all(devices):
         awaited = self.walk.parent(node)
         if not isinstance(awaited, ast.Await) or self._after_cancel(node):
             return
-        if not _starts_work(node):
+        if not _starts_work(node, model.flow):
             return  # existing tasks: their exceptions stay on the task objects
         holder = self.walk.parent(awaited)
         spelled = model.source.segment(node.func)
