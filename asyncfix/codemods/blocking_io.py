@@ -44,8 +44,17 @@ def _needles(category: str) -> tuple[str | tuple[str, ...], ...]:
     at the call (``os.path.exists(p)``, ``path.stat()``) or in the import that renames it
     (``from os.path import exists as e``). So the needles are those names, straight from the
     catalogue."""
+    return ("async", tuple(sorted(_call_names(category))))
+
+
+@functools.cache
+def _call_names(category: str) -> frozenset[str]:
+    """The last names of the category's functions and methods (a call by another name is
+    none of them)."""
     functions, methods = _catalogue(category)
-    return ("async", tuple(sorted(functions | frozenset().union(*methods.values()))))
+    if category == "a subprocess":
+        functions |= {name.rsplit(".", 1)[1] for name in SPAWNS}
+    return functions | frozenset().union(*methods.values())
 
 
 Planned = tuple[Safety, list[str], PendingFix]
@@ -64,9 +73,8 @@ class _BlockingCall(Rule):
         super().__init__(ctx)
         #: function -> names of nested functions this walk's fixes define in it
         self._given: dict[int, set[str]] = {}
-        functions, methods = _catalogue(self.category)
         #: the last names of the calls this rule may own, for ``module.f()``/``obj.m()``
-        self._names = functions | frozenset().union(*methods.values())
+        self._names = _call_names(self.category)
 
     def on_Call(self, node: ast.Call) -> None:
         func = node.func
@@ -79,7 +87,7 @@ class _BlockingCall(Rule):
         parent = walk.parent(node)
         if not walk.in_async_body(node) or isinstance(parent, ast.Await):
             return
-        qualified = self._blocking_api(func)
+        qualified = self._blocking_api(func, call=node)
         if qualified is None:
             return
         spelled = self.model.source.segment(func)
@@ -204,14 +212,19 @@ class _BlockingCall(Rule):
                 return "_write_file"
         return "_read_file"
 
-    def _blocking_api(self, func: ast.expr, any_category: bool = False) -> str | None:
+    def _blocking_api(
+        self, func: ast.expr, any_category: bool = False, call: ast.Call | None = None
+    ) -> str | None:
         """``requests.get`` for ``requests.get``/``http.get``; ``requests.Session.get`` for
-        ``session.get`` on a ``requests.Session()``; None when the call is not this rule's
-        (with ``any_category``: not a blocking call the catalogue knows)."""
+        ``session.get`` on a ``requests.Session()``; ``os.spawnl`` for ``call`` when its
+        mode is ``os.P_WAIT``; None when the call is not this rule's (with
+        ``any_category``: not a blocking call the catalogue knows)."""
         model = self.model
         qualified = model.scopes.qualified_name(func)
         if qualified is not None:
             kind = BLOCKING_CALLS.get(qualified)
+            if kind is None and qualified in SPAWNS and call is not None:
+                kind = "a subprocess" if self._waits(call) else None
             if kind is not None and (any_category or kind == self.category):
                 return qualified
             return None
@@ -222,6 +235,23 @@ class _BlockingCall(Rule):
                 if kind is not None and (any_category or kind == self.category):
                     return f"{receiver.name}.{func.attr}"
         return None
+
+    def _waits(self, call: ast.Call) -> bool:
+        """The mode of an ``os.spawn*`` call is ``os.P_WAIT``: it returns when the child
+        exits (``P_NOWAIT``, or a mode it cannot name, does not count)."""
+        mode = call.args[0] if call.args else None
+        for keyword in call.keywords:
+            if keyword.arg == "mode":
+                mode = keyword.value
+        if mode is None or isinstance(mode, ast.Starred):
+            return False
+        return self.model.scopes.qualified_name(mode) == "os.P_WAIT"
+
+
+#: ``os.spawn*``: they wait for the child only with mode ``os.P_WAIT``
+SPAWNS = frozenset(
+    f"os.spawn{suffix}" for suffix in ("l", "le", "lp", "lpe", "v", "ve", "vp", "vpe")
+)
 
 
 def _names_expression(names: list[str]) -> cst.Name | cst.Tuple | None:
