@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 
 from asyncfix.codemods.base import Rule
+from asyncfix.codemods.missing_await import VALUE_USES, lost_local
 from asyncfix.model import Safety, Severity
 
 
@@ -41,7 +42,10 @@ class Client:
         "and await the coroutine; run it to completion with `asyncio.run()` where no loop is "
         "running; or schedule it on the running loop (`loop.create_task(...)` from the loop's "
         "thread, `asyncio.run_coroutine_threadsafe(...)` from another thread). Cleanup in "
-        "`__del__` belongs in `close()`/`__aexit__`."
+        "`__del__` belongs in `close()`/`__aexit__`. Also reported: a call at module level "
+        "(the coroutine is made at import and never run), and a coroutine bound to a local "
+        "of the sync function that is only used as a value or never read (the model's value "
+        "flow; `_ = f()` is taken to mean it, as pyright does)."
     )
     severity = Severity.HIGH
     kind = "Coroutine never awaited"
@@ -51,13 +55,28 @@ class Client:
     def on_Call(self, node: ast.Call) -> None:
         walk = self.walk
         place = walk.place(node)
-        if place.kind != "def" or not isinstance(walk.parent(node), ast.Expr):
+        parent = walk.parent(node)
+        if place.kind == "module" and isinstance(parent, ast.Expr):
+            found = self.model.coroutines.callee(node)
+            if found is not None:
+                message = (
+                    f"`{found.spelled}()` is a coroutine function called at module level: the "
+                    "coroutine is dropped and never runs; run it with `asyncio.run()`"
+                )
+                self.report(node, message, None, [found.evidence])
+            return
+        if place.kind != "def":
+            return
+        function = place.function
+        where = f"`{function.name}()`" if function is not None else "sync code"
+        if isinstance(parent, ast.Assign) and parent.value is node:
+            self._bound(node, parent, where)
+            return
+        if not isinstance(parent, ast.Expr):
             return
         found = self.model.coroutines.callee(node)
         if found is None:
             return
-        function = place.function
-        where = f"`{function.name}()`" if function is not None else "sync code"
         message = (
             f"`{found.spelled}()` is a coroutine function called from sync {where}: the "
             "coroutine is dropped and never runs"
@@ -69,3 +88,30 @@ class Client:
         if function is not None and function.name == "__del__":
             hint = "move the cleanup to an async `close()`/`__aexit__` that callers await"
         self.report(node, f"{message}; {hint}", None, [found.evidence])
+
+    def _bound(self, node: ast.Call, statement: ast.Assign, where: str) -> None:
+        """``x = f()`` in sync code, and ``x`` is only used as a value or never read: the
+        coroutine never runs (``_ = f()`` means it, as pyright says)."""
+        targets = statement.targets
+        if len(targets) != 1 or not isinstance(targets[0], ast.Name) or targets[0].id == "_":
+            return
+        target = targets[0]
+        local = lost_local(self.model, target)
+        if local is None or local.function is not self.walk.place(statement).function:
+            return
+        found = self.model.coroutines.callee(node)
+        if found is None:
+            return
+        if local.uses:
+            first = local.uses[0]
+            what = (
+                f"only {VALUE_USES.get(first.kind, 'used as a value')} (line {first.name.lineno})"
+            )
+        else:
+            what = "never used"
+        message = (
+            f"`{found.spelled}()` is a coroutine function called from sync {where}: its "
+            f"coroutine is bound to `{target.id}`, which is {what}, and never runs"
+        )
+        evidence = [found.evidence, f"`{target.id}` is never awaited or handed on"]
+        self.report(node, message, None, evidence)

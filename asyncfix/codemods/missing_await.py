@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 
 from asyncfix.analysis.flow import Local, Use
+from asyncfix.analysis.model import SemanticModel
 from asyncfix.analysis.source import shown
 from asyncfix.analysis.uses import HANDED_ON
 from asyncfix.codemods.base import Fix, Locate, PendingFix, Rule, await_expression
@@ -158,8 +159,8 @@ class Agent:
         parent = self.walk.parent(node)
         if isinstance(parent, (ast.Assign, ast.AnnAssign)) and parent.value is node:
             targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
-            if len(targets) == 1 and isinstance(targets[0], ast.Name):
-                self._bound(node, parent, targets[0])
+            if len(targets) == 1 and isinstance(targets[0], ast.Name) and targets[0].id != "_":
+                self._bound(node, parent, targets[0])  # `_ = f()` means it (as pyright)
             return
         call = self.walk.parent(parent) if isinstance(parent, ast.keyword) else parent
         if isinstance(call, ast.Call) and call.func is not node:
@@ -307,6 +308,17 @@ class Agent:
 
     def _awaited(self, node: ast.AST) -> bool:
         return isinstance(self.walk.parent(node), ast.Await)
+
+
+def lost_local(model: SemanticModel, target: ast.Name) -> Local | None:
+    """The local ``target`` binds (once, in the function the statement is in) when no use
+    of it may await, hand on or dispose of its value: only used as a value, or never read."""
+    local = model.flow.local(target)
+    if local is None or local.single is None or local.single.node is not target:
+        return None
+    if any(isinstance(n, ast.Name) and n.id in _DYNAMIC for n in ast.walk(local.function)):
+        return None  # `locals()` reads it without naming it
+    return None if any(_hands_on(use) for use in local.uses) else local
 
 
 def _hands_on(use: Use) -> bool:
