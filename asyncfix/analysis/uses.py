@@ -134,7 +134,13 @@ def runs_only_sometimes(parent: ast.AST, child: ast.AST) -> bool:
     return False
 
 
-def _kind(read: ast.Name, parents: Parents, qualify: Qualify) -> tuple[str, ast.AST]:
+def value_use(node: ast.expr, parents: Parents, qualify: Qualify) -> tuple[str, ast.AST]:
+    """What the code does with the value of any expression (``t[0]`` in ``await t[0]``):
+    the kind of use, and the node the value goes into."""
+    return _kind(node, parents, qualify)
+
+
+def _kind(read: ast.expr, parents: Parents, qualify: Qualify) -> tuple[str, ast.AST]:
     node: ast.AST = read
     parent = parents.get(id(node))
     # the last operand of `and`/`or` is the whole's value: what happens to the whole

@@ -7,7 +7,7 @@ import ast
 from asyncfix.analysis.flow import Local, Use
 from asyncfix.analysis.model import SemanticModel
 from asyncfix.analysis.source import shown
-from asyncfix.analysis.uses import HANDED_ON
+from asyncfix.analysis.uses import HANDED_ON, value_use
 from asyncfix.codemods.base import Fix, Locate, PendingFix, Rule, await_expression
 from asyncfix.index import FunctionFact
 from asyncfix.lazy import libcst as cst
@@ -165,6 +165,9 @@ class Agent:
         call = self.walk.parent(parent) if isinstance(parent, ast.keyword) else parent
         if isinstance(call, ast.Call) and call.func is not node:
             self._passed(node, call, parent)
+            return
+        if isinstance(parent, (ast.Tuple, ast.List, ast.Dict)):
+            self._contained(node, parent)
 
     def _bound(self, node: ast.Call, statement: ast.stmt, target: ast.Name) -> None:
         model = self.model
@@ -220,6 +223,57 @@ class Agent:
 
         pending = PendingFix(node, cst.Call, build)
         self.report(node, message, (Safety.SAFE, changes, pending), evidence)
+
+    def _contained(self, node: ast.Call, display: ast.Tuple | ast.List | ast.Dict) -> None:
+        """``t = (f(), g())`` (or a list, or a dict with constant keys) and only some items
+        are taken out and awaited or handed on (``await t[0]``): the others are lost. Any
+        other use of ``t`` (iterated, passed on, returned) may use them all: nothing."""
+        model = self.model
+        if isinstance(display, ast.Dict):
+            keys = display.keys
+            position = next((i for i, v in enumerate(display.values) if v is node), None)
+            if position is None:
+                return  # a dict's key
+            key = keys[position]
+            if not isinstance(key, ast.Constant):
+                return
+            wanted: object = key.value
+        else:
+            if any(isinstance(item, ast.Starred) for item in display.elts):
+                return
+            wanted = next(i for i, item in enumerate(display.elts) if item is node)
+        statement = self.walk.parent(display)
+        if not isinstance(statement, ast.Assign) or statement.value is not display:
+            return
+        if len(statement.targets) != 1 or not isinstance(statement.targets[0], ast.Name):
+            return
+        target = statement.targets[0]
+        local = model.flow.local(target)
+        function = self.walk.place(statement).function
+        if local is None or local.single is None or local.function is not function:
+            return
+        taken_out = False
+        for use in local.uses:
+            item = use.node
+            if use.kind != "subscripted" or not isinstance(item, ast.Subscript):
+                return
+            index = item.slice
+            if not isinstance(index, ast.Constant):
+                return
+            kind, _ = value_use(item, model.scopes.parents, model.scopes.qualified_name)
+            if index.value == wanted and (kind in HANDED_ON or kind == "other"):
+                taken_out = True
+        if taken_out:
+            return
+        found = model.coroutines.callee(node)
+        if found is None:
+            return
+        message = (
+            f"`{found.spelled}()` is not awaited: the coroutine is put in `{target.id}`, and "
+            f"nothing takes it out to await or hand it on"
+        )
+        evidence = [found.evidence, f"`{target.id}` is only subscripted, at other items"]
+        self.report(node, message, None, evidence)
 
     def _passed(self, node: ast.Call, call: ast.Call, argument: ast.AST | None) -> None:
         """``g(f())`` where the project function ``g`` loses that parameter."""

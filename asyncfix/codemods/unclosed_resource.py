@@ -181,6 +181,9 @@ async def status(url):
             call = self._close_call(use.name, resource)
             if call is not None:
                 closes.append(call)
+            elif self._close_call(use.name, resource, awaited=False) is not None:
+                # `ensure_future(db.close())`: the close is handed to something that runs it
+                return None
         if not closes:
             return "is never closed"
         if any(self._in_finally(close) for close in closes):
@@ -190,8 +193,11 @@ async def status(url):
             return "is not closed when the code before `close()` raises"
         return None
 
-    def _close_call(self, name: ast.Name, resource: Resource) -> ast.Call | None:
-        """The awaited call that closes the resource, when ``name`` is its receiver."""
+    def _close_call(
+        self, name: ast.Name, resource: Resource, awaited: bool = True
+    ) -> ast.Call | None:
+        """The awaited call that closes the resource, when ``name`` is its receiver (with
+        ``awaited`` false: a call that closes it, awaited here or not)."""
         parents = self.model.scopes.parents
         path: list[str] = []
         current: ast.AST = name
@@ -203,7 +209,7 @@ async def status(url):
             resource.is_close_path(".".join(path))
             and isinstance(parent, ast.Call)
             and parent.func is current
-            and isinstance(parents.get(id(parent)), ast.Await)
+            and (not awaited or isinstance(parents.get(id(parent)), ast.Await))
         ):
             return parent
         return None

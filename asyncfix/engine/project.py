@@ -224,9 +224,11 @@ def _index_files(items: list[tuple[Path, bytes]], jobs: int | None) -> list[Modu
 
 def _cache_format() -> str:
     """Changes whenever the facts could: with the version and with the code that extracts them."""
-    extractor = hashlib.sha256(
-        Path(index_module.__file__).read_bytes() + Path(uses_module.__file__).read_bytes()
-    ).hexdigest()[:12]
+    # the code that extracts the facts, and the catalogues it reads (which calls block)
+    package = Path(index_module.__file__).parent
+    sources = [Path(index_module.__file__), Path(uses_module.__file__)]
+    sources += sorted((package / "data").glob("*.toml"))
+    extractor = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:12]
     # v5: JSON; entries are [content digest, module name, facts digest, [size, mtime_ns]];
     # the facts themselves are in the facts file; four name sets
     return f"index-{__version__}-{extractor}-v5"
