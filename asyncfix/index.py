@@ -617,7 +617,7 @@ class _Summary:
             ):
                 self.state_writes.append((self._at(current, False), value.attr))
         elif wanted and kind in _BINDERS:
-            self.rebound.update(wanted.intersection(_bound_by(current)))
+            self.rebound.update(wanted.intersection(spelled_names(current)))
         if tracks and not nested and kind in _SUSPENDS:
             self._suspends(current)
 
@@ -697,15 +697,18 @@ def _runs_with(parent: ast.AST, child: ast.AST) -> bool:
 _VISITED = frozenset({ast.Name, ast.Attribute, ast.Subscript, *_BINDERS, *_SUSPENDS})
 
 
-def _bound_by(node: ast.AST) -> list[str]:
-    """The names a binding node other than a ``Name`` binds (a nested function's parameter,
-    a ``def``, ``except ... as``, an import, ``global``/``nonlocal``, a ``match`` capture)."""
+def spelled_names(node: ast.AST) -> list[str]:
+    """The identifiers ``node`` itself holds as strings, not as ``Name`` children: a
+    parameter, the names ``def``/``class``/``import``/``except ... as``/``global``/
+    ``nonlocal``/a ``match`` capture bind (attribute and keyword names are not identifiers)."""
     if isinstance(node, ast.arg):
         return [node.arg]
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return [node.name]
     if isinstance(node, ast.alias):
-        return [node.asname or node.name.split(".", 1)[0]]
+        return [node.name.split(".", 1)[0], *([node.asname] if node.asname else [])]
+    if isinstance(node, ast.ImportFrom):
+        return [node.module.split(".", 1)[0]] if node.module else []
     if isinstance(node, (ast.Global, ast.Nonlocal)):
         return list(node.names)
     if isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)):

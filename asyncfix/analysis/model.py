@@ -23,7 +23,7 @@ from asyncfix.analysis.resources import Resources
 from asyncfix.analysis.scopes import Binding, Scopes
 from asyncfix.analysis.source import SourceText
 from asyncfix.analysis.values import Values
-from asyncfix.index import ast_dotted_name, child_nodes
+from asyncfix.index import ast_dotted_name, child_nodes, spelled_names
 
 if TYPE_CHECKING:
     from asyncfix.analysis.flow import Flow
@@ -255,27 +255,6 @@ class Walk:
         ):
             return True
         return qualified(func) in self.offload
-
-
-def spelled_names(node: ast.AST) -> list[str]:
-    """The identifiers ``node`` itself holds as strings, not as ``Name`` children: a
-    parameter, the names ``def``/``class``/``import``/``except ... as``/``global``/
-    ``nonlocal``/a ``match`` capture bind (attribute and keyword names are not identifiers)."""
-    if isinstance(node, ast.arg):
-        return [node.arg]
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return [node.name]
-    if isinstance(node, ast.alias):
-        return [node.name.split(".", 1)[0], *([node.asname] if node.asname else [])]
-    if isinstance(node, ast.ImportFrom):
-        return [node.module.split(".", 1)[0]] if node.module else []
-    if isinstance(node, (ast.Global, ast.Nonlocal)):
-        return list(node.names)
-    if isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)):
-        return [node.name] if node.name else []
-    if isinstance(node, ast.MatchMapping):
-        return [node.rest] if node.rest else []
-    return []
 
 
 def identifiers(node: ast.AST) -> Counter[str]:

@@ -96,11 +96,11 @@ class Client:
         if len(targets) != 1 or not isinstance(targets[0], ast.Name) or targets[0].id == "_":
             return
         target = targets[0]
-        local = lost_local(self.model, target)
-        if local is None or local.function is not self.walk.place(statement).function:
-            return
         found = self.model.coroutines.callee(node)
         if found is None:
+            return
+        local = lost_local(self.model, target)
+        if local is None or local.function is not self.walk.place(statement).function:
             return
         if local.uses:
             first = local.uses[0]

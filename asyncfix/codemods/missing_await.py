@@ -4,39 +4,16 @@ from __future__ import annotations
 
 import ast
 
+from asyncfix.analysis.coroutines import Callee
 from asyncfix.analysis.flow import Local, Use
 from asyncfix.analysis.model import SemanticModel
 from asyncfix.analysis.source import shown
-from asyncfix.analysis.uses import HANDED_ON, value_use
+from asyncfix.analysis.uses import HANDED_ON, VALUE_BUILTINS, value_use
 from asyncfix.codemods.base import Fix, Locate, PendingFix, Rule, await_expression
 from asyncfix.index import FunctionFact
 from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
-#: builtins that use the value of their argument (a coroutine there is a bug)
-VALUE_CONSUMERS = frozenset(
-    {
-        "print",
-        "str",
-        "repr",
-        "len",
-        "bool",
-        "int",
-        "float",
-        "list",
-        "tuple",
-        "set",
-        "dict",
-        "sorted",
-        "sum",
-        "min",
-        "max",
-        "any",
-        "all",
-        "format",
-    }
-)
-_CONSUMERS = frozenset(f"builtins.{name}" for name in VALUE_CONSUMERS)
 #: what a coroutine object may be asked for: closing one is how code disposes of it
 COROUTINE_ATTRIBUTES = frozenset(
     {
@@ -155,21 +132,32 @@ class Agent:
         """The call's coroutine goes into a local, or to a function, that loses it: a local
         only tested, compared, formatted... (or never read), or awaited on some paths only
         (the model's value flow); a project function whose summary (the index) says it
-        never awaits, schedules, stores or returns that parameter."""
+        never awaits, schedules, stores or returns that parameter. The callee is asked
+        about first: most calls make no coroutine, and their values are not followed."""
         parent = self.walk.parent(node)
         if isinstance(parent, (ast.Assign, ast.AnnAssign)) and parent.value is node:
             targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
-            if len(targets) == 1 and isinstance(targets[0], ast.Name) and targets[0].id != "_":
-                self._bound(node, parent, targets[0])  # `_ = f()` means it (as pyright)
+            if len(targets) != 1 or not isinstance(targets[0], ast.Name) or targets[0].id == "_":
+                return  # `_ = f()` means it (as pyright)
+            found = self.model.coroutines.callee(node)
+            if found is not None:
+                self._bound(node, parent, targets[0], found)
             return
         call = self.walk.parent(parent) if isinstance(parent, ast.keyword) else parent
-        if isinstance(call, ast.Call) and call.func is not node:
-            self._passed(node, call, parent)
+        shape = (isinstance(call, ast.Call) and call.func is not node) or isinstance(
+            parent, (ast.Tuple, ast.List, ast.Dict)
+        )
+        if not shape:
             return
-        if isinstance(parent, (ast.Tuple, ast.List, ast.Dict)):
-            self._contained(node, parent)
+        found = self.model.coroutines.callee(node)
+        if found is None:
+            return
+        if isinstance(call, ast.Call) and call.func is not node:
+            self._passed(node, call, parent, found)
+        elif isinstance(parent, (ast.Tuple, ast.List, ast.Dict)):
+            self._contained(node, parent, found)
 
-    def _bound(self, node: ast.Call, statement: ast.stmt, target: ast.Name) -> None:
+    def _bound(self, node: ast.Call, statement: ast.stmt, target: ast.Name, found: Callee) -> None:
         model = self.model
         local = model.flow.local(target)
         function = self.walk.place(statement).function
@@ -183,18 +171,12 @@ class Agent:
         if handled:
             if model.flow.on_every_path(local, _hands_on) is not False:
                 return
-            found = model.coroutines.callee(node)
-            if found is None:
-                return
             message = (
                 f"`{found.spelled}()` is not awaited on every path: the coroutine bound to "
                 f"`{target.id}` is awaited or handed on only on some paths, and lost on the others"
             )
             evidence = [found.evidence, _paths_evidence(local)]
             self.report(node, message, None, evidence)
-            return
-        found = model.coroutines.callee(node)
-        if found is None:
             return
         if local.uses:
             first = local.uses[0]
@@ -224,7 +206,9 @@ class Agent:
         pending = PendingFix(node, cst.Call, build)
         self.report(node, message, (Safety.SAFE, changes, pending), evidence)
 
-    def _contained(self, node: ast.Call, display: ast.Tuple | ast.List | ast.Dict) -> None:
+    def _contained(
+        self, node: ast.Call, display: ast.Tuple | ast.List | ast.Dict, found: Callee
+    ) -> None:
         """``t = (f(), g())`` (or a list, or a dict with constant keys) and only some items
         are taken out and awaited or handed on (``await t[0]``): the others are lost. Any
         other use of ``t`` (iterated, passed on, returned) may use them all: nothing."""
@@ -242,6 +226,7 @@ class Agent:
             if any(isinstance(item, ast.Starred) for item in display.elts):
                 return
             wanted = next(i for i, item in enumerate(display.elts) if item is node)
+            size = len(display.elts)
         statement = self.walk.parent(display)
         if not isinstance(statement, ast.Assign) or statement.value is not display:
             return
@@ -260,13 +245,15 @@ class Agent:
             index = item.slice
             if not isinstance(index, ast.Constant):
                 return
+            taken: object = index.value
+            if not isinstance(display, ast.Dict):
+                if not isinstance(taken, int) or isinstance(taken, bool):
+                    return  # something no tuple or list is indexed by
+                taken = taken + size if taken < 0 else taken  # `t[-1]`
             kind, _ = value_use(item, model.scopes.parents, model.scopes.qualified_name)
-            if index.value == wanted and (kind in HANDED_ON or kind == "other"):
+            if taken == wanted and (kind in HANDED_ON or kind == "other"):
                 taken_out = True
         if taken_out:
-            return
-        found = model.coroutines.callee(node)
-        if found is None:
             return
         message = (
             f"`{found.spelled}()` is not awaited: the coroutine is put in `{target.id}`, and "
@@ -275,7 +262,9 @@ class Agent:
         evidence = [found.evidence, f"`{target.id}` is only subscripted, at other items"]
         self.report(node, message, None, evidence)
 
-    def _passed(self, node: ast.Call, call: ast.Call, argument: ast.AST | None) -> None:
+    def _passed(
+        self, node: ast.Call, call: ast.Call, argument: ast.AST | None, found: Callee
+    ) -> None:
         """``g(f())`` where the project function ``g`` loses that parameter."""
         model = self.model
         if isinstance(argument, ast.keyword):
@@ -304,9 +293,6 @@ class Agent:
             return
         kinds = fact.parameter_uses(parameter)
         if kinds is None or not set(kinds) <= LOST_IN:
-            return
-        found = model.coroutines.callee(node)
-        if found is None:
             return
         spelled = model.source.segment(call.func)
         message = (
@@ -351,7 +337,7 @@ class Agent:
             ):
                 return None
         if isinstance(call, ast.Call) and call.func is not node:
-            if self.model.scopes.qualified_name(call.func) in _CONSUMERS:
+            if self.model.scopes.qualified_name(call.func) in VALUE_BUILTINS:
                 return f"passed to `{self.model.source.segment(call.func)}()` as a value"
             return None
         if isinstance(parent, ast.FormattedValue) and parent.value is node:
@@ -365,8 +351,8 @@ class Agent:
 
 
 def lost_local(model: SemanticModel, target: ast.Name) -> Local | None:
-    """The local ``target`` binds (once, in the function the statement is in) when no use
-    of it may await, hand on or dispose of its value: only used as a value, or never read."""
+    """The local of a function ``target`` binds (its one binding) when no use of it may
+    await, hand on or dispose of its value: it is only used as a value, or never read."""
     local = model.flow.local(target)
     if local is None or local.single is None or local.single.node is not target:
         return None

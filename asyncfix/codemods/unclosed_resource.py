@@ -21,13 +21,12 @@ from asyncfix.analysis.model import (
     TRY,
     alone_on_its_line,
     in_order,
-    spelled_names,
     trailing_comment,
 )
 from asyncfix.analysis.resources import READ_METHODS, Resource, called
 from asyncfix.analysis.source import shown
 from asyncfix.codemods.base import Fix, Locate, PendingFix, Rule, dotted_name
-from asyncfix.index import ast_dotted_name
+from asyncfix.index import ast_dotted_name, spelled_names
 from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
