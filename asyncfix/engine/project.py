@@ -161,13 +161,18 @@ def _facts_digest(raw: Raw) -> str:
 class FactsLoader:
     """The raw facts of a module whose entry in the index cache is unchanged, read from the
     cache's facts file on first use. When the file does not hold them for that content (a
-    concurrent run rewrote it, or it is gone), the module is indexed again from its source."""
+    concurrent run rewrote it, or it is gone), the module is indexed again from its source.
+
+    The file maps each path to its facts digest and its facts as a JSON text of their own:
+    reading the file makes one string per module (fast), and only the modules a rule asks
+    about are decoded further."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._facts: dict[str, tuple[str, Raw]] | None = None
+        self._facts: dict[str, tuple[str, str]] | None = None
 
-    def all(self) -> dict[str, tuple[str, Raw]]:
+    def all(self) -> dict[str, tuple[str, str]]:
+        """Path -> (facts digest, facts as JSON text)."""
         if self._facts is None:
             self._facts = {}
             try:
@@ -180,7 +185,7 @@ class FactsLoader:
                     isinstance(found, list)
                     and len(found) == 2
                     and isinstance(found[0], str)
-                    and isinstance(found[1], list)
+                    and isinstance(found[1], str)
                     for found in facts.values()
                 ):
                     self._facts = {path: (found[0], found[1]) for path, found in facts.items()}
@@ -190,7 +195,12 @@ class FactsLoader:
         _, path, facts_digest = stub
         found = self.all().get(path)
         if found is not None and found[0] == facts_digest:
-            return found[1]
+            try:
+                raw = json.loads(found[1])
+            except (ValueError, RecursionError):
+                raw = None
+            if isinstance(raw, list):
+                return tuple(raw)
         try:
             fact = facts_from_source(decode(Path(path).read_bytes()).text, Path(path))
         except (OSError, SourceError):
@@ -229,9 +239,10 @@ def _cache_format() -> str:
     sources = [Path(index_module.__file__), Path(uses_module.__file__)]
     sources += sorted((package / "data").glob("*.toml"))
     extractor = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:12]
-    # v5: JSON; entries are [content digest, module name, facts digest, [size, mtime_ns]];
+    # v6: JSON; entries are [content digest, module name, facts digest, [size, mtime_ns]];
+    # the facts file holds each module's facts as a JSON text of its own;
     # the facts themselves are in the facts file; four name sets
-    return f"index-{__version__}-{extractor}-v5"
+    return f"index-{__version__}-{extractor}-v6"
 
 
 _CACHE_FORMAT = _cache_format()
@@ -296,11 +307,13 @@ def _save_index_cache(
         prepare(cache_dir, "index-*", current)
         prepare(cache_dir, "facts-*", current)
         if loader is not None:  # some module's facts changed: the facts file with them
-            facts = {
-                path: made.get(path) or loader.all().get(path)
-                for path, entry in entries.items()
-                if entry[1] is not None
-            }
+            stored = loader.all()
+            facts: dict[str, tuple[str, str] | None] = {}
+            for path, entry in entries.items():
+                if entry[1] is None:
+                    continue
+                new = made.get(path)
+                facts[path] = (new[0], _json_text(new[1])) if new else stored.get(path)
             kept = {path: found for path, found in facts.items() if found is not None}
             facts_data = {"format": _FACTS_FORMAT, "facts": kept}
             write_atomically(loader.path, _json_bytes(facts_data))
@@ -308,6 +321,10 @@ def _save_index_cache(
         write_atomically(cache_dir / f"{_CACHE_FORMAT}.json", _json_bytes(index))
     except (OSError, ValueError, TypeError):
         return
+
+
+def _json_text(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))
 
 
 def _json_bytes(data: Any) -> bytes:
