@@ -78,13 +78,9 @@ class FunctionFact:
     awaits_on_self: tuple[str, ...] = ()
     #: the body does nothing: ``pass``, ``...`` or only a docstring
     empty: bool = False
-    #: every parameter in order: (name, how it is passed, what the body does with it). How:
-    #: "receiver" (a method's first, not of a static method), "posonly", "positional",
-    #: "vararg", "kwonly", "kwarg". What: the kinds of use (``analysis/uses.py``) of its
-    #: reads, sorted, ``()`` when it never reads it; None when it is not known (a parameter
-    #: the function or a nested one may rebind, the receiver, every parameter of a function
-    #: whose decorators may wrap it)
-    parameters: tuple[tuple[str, str, tuple[str, ...] | None], ...] = ()
+    #: ``parameters`` in a compact text (``self:r:?|key:p:other,stored``), read into
+    #: tuples only when a rule asks: most functions' summaries are never asked about
+    signature: str = ""
     #: for a coroutine method, in source order: the attributes of its receiver it reads
     #: before its first suspension (``await``, ``async for``/``with``) and writes after one,
     #: and the ones it enters with ``async with`` (the locks it may take); likewise the
@@ -94,6 +90,16 @@ class FunctionFact:
     enters: tuple[str, ...] = ()
     globals_read_before: tuple[str, ...] = ()
     globals_written_after: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def parameters(self) -> tuple[tuple[str, str, tuple[str, ...] | None], ...]:
+        """Every parameter in order: (name, how it is passed, what the body does with it).
+        How: "receiver" (a method's first, not of a static method), "posonly",
+        "positional", "vararg", "kwonly", "kwarg". What: the kinds of use
+        (``analysis/uses.py``) of its reads, sorted, ``()`` when it never reads it; None
+        when it is not known (a parameter the function or a nested one may rebind, the
+        receiver, every parameter of a function whose decorators may wrap it)."""
+        return _parameters_from_text(self.signature)
 
     def parameter_uses(self, name: str) -> tuple[str, ...] | None:
         """The kinds of use of parameter ``name``; None when it is not known."""
@@ -480,7 +486,7 @@ class _Summary:
             self._walk()
 
     def fields(self) -> dict[str, Any]:
-        found: dict[str, Any] = {"parameters": self._parameters()}
+        found: dict[str, Any] = {"signature": _parameters_text(self._parameters())}
         if not self.tracks_state:
             return found
         first = min(self.suspensions) if self.suspensions else None
@@ -1069,10 +1075,7 @@ def to_raw(module: ModuleFact) -> Raw:
             fact.returns_self_only,
             fact.awaits_on_self,
             fact.empty,
-            [
-                [name, how, None if kinds is None else list(kinds)]
-                for name, how, kinds in fact.parameters
-            ],
+            fact.signature,
             fact.reads_before,
             fact.writes_after,
             fact.enters,
@@ -1109,6 +1112,8 @@ def from_raw(raw: Raw) -> ModuleFact:
             :9
         ]
         parameters, reads, writes, enters, global_reads, global_writes = item[9:]
+        if not isinstance(parameters, str):
+            raise ValueError("a signature is a text")  # an edited cache: never trusted
         return FunctionFact(
             qualified,
             is_coroutine,
@@ -1120,10 +1125,7 @@ def from_raw(raw: Raw) -> ModuleFact:
             self_only,
             tuple(awaits),
             empty,
-            tuple(
-                (name, how, None if kinds is None else tuple(kinds))
-                for name, how, kinds in parameters
-            ),
+            parameters,
             tuple(reads),
             tuple(writes),
             tuple(enters),
@@ -1144,6 +1146,43 @@ def from_raw(raw: Raw) -> ModuleFact:
     module.ambiguous = set(ambiguous)
     module.star_imports = list(stars)
     return module
+
+
+#: how a parameter is passed, as one letter in the cache
+_HOW = {
+    "receiver": "r",
+    "posonly": "o",
+    "positional": "p",
+    "vararg": "v",
+    "kwonly": "k",
+    "kwarg": "w",
+}
+_HOW_BACK = {letter: how for how, letter in _HOW.items()}
+
+
+def _parameters_text(parameters: tuple[tuple[str, str, tuple[str, ...] | None], ...]) -> str:
+    """``self:r:?|key:p:other,stored``: one string per function, not lists of lists (the
+    summaries of every function of a project are many small objects otherwise)."""
+    return "|".join(
+        f"{name}:{_HOW[how]}:{'?' if kinds is None else ','.join(kinds)}"
+        for name, how, kinds in parameters
+    )
+
+
+def _parameters_from_text(text: str) -> tuple[tuple[str, str, tuple[str, ...] | None], ...]:
+    if not text:
+        return ()
+    out: list[tuple[str, str, tuple[str, ...] | None]] = []
+    for item in text.split("|"):
+        name, how, kinds = item.split(":")
+        out.append(
+            (
+                name,
+                _HOW_BACK[how],
+                None if kinds == "?" else tuple(kinds.split(",")) if kinds else (),
+            )
+        )
+    return tuple(out)
 
 
 #: the project-wide name sets: coroutine, blocking, resource and base class names
