@@ -6,6 +6,11 @@ c`` and ``__init__.py`` re-exports resolve). It only needs definitions, so it re
 the stdlib ``ast`` (several times cheaper than LibCST); a file this Python cannot parse (newer
 syntax) is read with LibCST instead.
 
+Each function's facts include its summary (``_Summary``, one walk of its body): what it does
+with each parameter (the kinds of ``analysis/uses.py``, the classification the semantic
+model's value flow uses), the calls a sync function makes on every run, and for a coroutine
+method the state of its object read before its first suspension and written after one.
+
 Rules see it through four questions (``ProjectIndex``): ``module_of(path)``,
 ``function(qualified)``, ``class_(qualified)`` and ``method(class, name)``; they never read
 other files themselves. Every answer is "known" or None: an unknown name, a decorator that may

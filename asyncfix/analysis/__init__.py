@@ -11,6 +11,9 @@ rules (``codemods.base.Rule``) ask.
 - ``races``: shared state across an ``await`` (reads, tests and writes around suspensions,
   locks held), for AF401-AF406; ``extract``: whether a ``with`` block can move into a
   nested function (AF203's fix);
+- ``flow``: local value flow -- where a function's local goes (awaited, handed on, tested,
+  dropped...) and whether every path from its binding uses it; ``uses``: what one read does
+  with a value, the classification the project index's function summaries share;
 - ``source``: the module's text, to spell nodes as written;
 - ``model``: ``SemanticModel`` (the layers of one module) and ``Walk`` (how rules are called
   on it, and where a node is).
