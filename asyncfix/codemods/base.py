@@ -208,10 +208,11 @@ class Rule:
         """The changes and the builder of the fix that moves the call ``node`` to a worker
         thread (``offload_fix``): ``await asyncio.to_thread(f, ...)``, before Python 3.9
         ``await loop.run_in_executor(None, ...)``. None in a generator expression (an
-        ``await`` there makes it an async generator) or outside a function."""
+        ``await`` there makes it an async generator), outside a function, or in a module
+        that may run on anyio or trio (``other_event_loop``)."""
         place = self.walk.place(node)
         function = place.function
-        if place.genexp or function is None:
+        if place.genexp or function is None or self.other_event_loop() is not None:
             return None
         site = self.offload_site(function)
         first = (
@@ -230,6 +231,19 @@ class Rule:
 
     def finish(self) -> None:
         """Called after the walk, for rules that decide once they have seen the whole module."""
+
+    def other_event_loop(self) -> str | None:
+        """ "anyio" or "trio" when the module's code may run on that library and not only on
+        asyncio: it imports it and not asyncio, or it is part of that package itself (whose
+        own modules import it relatively). `asyncio.to_thread` does not work there."""
+        model = self.model
+        imported = set(model.imported_packages)
+        project = self.context.project
+        if project is not None and project.module.name:
+            imported.add(project.module.name.split(".")[0])
+        if "asyncio" in model.imported_packages:
+            return None
+        return next((name for name in ("anyio", "trio") if name in imported), None)
 
     def offload_site(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> OffloadSite:
         """How a call in ``function`` moves to a worker thread: the names it uses, and before

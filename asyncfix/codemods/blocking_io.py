@@ -123,6 +123,9 @@ class _BlockingCall(Rule):
         function = walk.place(node).function
         assert isinstance(block, (ast.With, ast.AsyncWith)) and function is not None
         segment = self.model.source.segment
+        library = self.other_event_loop()
+        if library is not None:
+            return f"the module may run on {library}, where `asyncio.to_thread` does not work"
         if isinstance(block, ast.AsyncWith):
             opener = segment(node.func)
             return (
