@@ -67,6 +67,13 @@ async def poll(device):
         if self.walk.place(node).genexp:
             self.report(node, message + " (no fix inside a generator expression)", None, evidence)
             return
+        library = self.other_event_loop()
+        if library is not None:
+            message = f"`{spelled}()` blocks the event loop; use `await {library}.sleep()`"
+            self.report(
+                node, message + f" (no fix: the module may run on {library})", None, evidence
+            )
+            return
         asyncio_name = model.module_name_for("asyncio")
         changes = [f"Replaced `{spelled}(...)` with `await {asyncio_name or 'asyncio'}.sleep(...)`"]
         if not asyncio_name:
