@@ -157,7 +157,7 @@ class LockFix:
         self.<lock>:``, creating the lock in ``__init__`` unless one already guards the
         attribute; or say why that is not offered."""
         race = self.race
-        other_loop = self._other_event_loop()
+        other_loop = self.rule.other_event_loop()
         if other_loop is not None:
             return (
                 f"the module uses {other_loop}, which may run on trio: an `asyncio.Lock` does "
@@ -421,14 +421,6 @@ class LockFix:
         return PendingFix(first_node(region.lines[0]), kind, build)
 
     # -- what the module and the class allow ------------------------------------------------
-
-    def _other_event_loop(self) -> str | None:
-        """ "anyio" or "trio" when the module imports one of them and not asyncio: its code
-        may run on trio, where an `asyncio.Lock` does not work."""
-        imported = self.model.imported_packages
-        if "asyncio" in imported:
-            return None
-        return next((name for name in ("anyio", "trio") if name in imported), None)
 
     def _cannot_add_init(self, cls: ast.ClassDef) -> str | None:
         name = cls.name
