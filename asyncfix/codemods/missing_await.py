@@ -159,14 +159,9 @@ class Agent:
 
     def _bound(self, node: ast.Call, statement: ast.stmt, target: ast.Name, found: Callee) -> None:
         model = self.model
-        local = model.flow.local(target)
-        function = self.walk.place(statement).function
-        if local is None or function is None or local.function is not function:
+        local = followed_local(model, target)
+        if local is None or local.function is not self.walk.place(statement).function:
             return
-        if local.single is None or local.single.node is not target:
-            return
-        if any(isinstance(n, ast.Name) and n.id in _DYNAMIC for n in ast.walk(function)):
-            return  # `locals()` reads it without naming it
         handled = [use for use in local.uses if _hands_on(use)]
         if handled:
             if model.flow.on_every_path(local, _hands_on) is not False:
@@ -350,15 +345,24 @@ class Agent:
         return isinstance(self.walk.parent(node), ast.Await)
 
 
-def lost_local(model: SemanticModel, target: ast.Name) -> Local | None:
-    """The local of a function ``target`` binds (its one binding) when no use of it may
-    await, hand on or dispose of its value: it is only used as a value, or never read."""
+def followed_local(model: SemanticModel, target: ast.Name) -> Local | None:
+    """The local of a function ``target`` binds, when that is its one binding and nothing
+    reads the function's locals without naming them (``locals()``)."""
     local = model.flow.local(target)
     if local is None or local.single is None or local.single.node is not target:
         return None
     if any(isinstance(n, ast.Name) and n.id in _DYNAMIC for n in ast.walk(local.function)):
-        return None  # `locals()` reads it without naming it
-    return None if any(_hands_on(use) for use in local.uses) else local
+        return None
+    return local
+
+
+def lost_local(model: SemanticModel, target: ast.Name) -> Local | None:
+    """``followed_local``, when no use of it may await, hand on or dispose of its value: it
+    is only used as a value, or never read."""
+    local = followed_local(model, target)
+    if local is None or any(_hands_on(use) for use in local.uses):
+        return None
+    return local
 
 
 def _hands_on(use: Use) -> bool:
