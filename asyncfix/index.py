@@ -33,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from asyncfix.analysis.uses import CHECKER_BUILTINS
 from asyncfix.lazy import libcst as cst
 
 if sys.version_info >= (3, 11):
@@ -680,7 +681,7 @@ _BINDERS = frozenset(
         ast.MatchMapping,
     }
 )
-_BUILTIN_NAMES = frozenset(dir(builtins))
+_BUILTIN_NAMES = frozenset(dir(builtins)) | CHECKER_BUILTINS
 _COMPREHENSION_KINDS = frozenset({ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp})
 
 

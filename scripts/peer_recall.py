@@ -25,7 +25,17 @@ often call ``subprocess.run()`` without importing ``subprocess``; asyncfix resol
 through imports, so each file is scored as written and with the imports it lacks added at
 its end (line numbers do not move).
 
-Usage: python scripts/peer_recall.py {infer,flake8-async,ruff} SNAPSHOT [--commit SHA] [--list]
+- ``mypy``: the cases of ``test-data/unit/*.test`` that expect ``Value of type
+  "Coroutine[...]" must be used`` (``unused-coroutine``), each case's program a file of its
+  own; the lines it expects the error on (an ``# E:`` comment, or ``_program.py:N`` in its
+  ``[out]``).
+- ``pyright``: ``packages/pyright-internal/src/tests/samples/unusedCoroutine*.py``, the lines
+  after a ``# This should generate an error`` comment.
+
+For the type checkers a line is found when asyncfix reports AF101 or AF102 on it.
+
+Usage: python scripts/peer_recall.py {infer,flake8-async,ruff,mypy,pyright} SNAPSHOT
+  [--commit SHA] [--list]
   e.g. python scripts/peer_recall.py infer /work/.mirror/facebook+infer/repo --list
 """
 
@@ -46,6 +56,8 @@ PINNED = {
     "infer": "be1b9a8dc1b0f8d2aac29136f5812d117da5fcd9",
     "flake8-async": "c695f61dd9e237375c197f20f3a3eb41885b4eca",
     "ruff": "fca5c7cf2cd2f8338f18b9485f936b8e9f07bd0b",
+    "mypy": "8b3e7d8b9f63543374e53d1c389ea443dd65bc46",
+    "pyright": "93a6550b2acc61d930edf54ad4621638cdc70777",
 }
 #: family -> (the peers' codes, asyncfix's code)
 FAMILIES = {
@@ -364,6 +376,106 @@ def ruff(snapshot: Path, commit: str, show: bool) -> int:
     return 0
 
 
+_MYPY_CASE = re.compile(r"^\[case ([^\]]+)\]")
+_MYPY_COROUTINE = 'Value of type "Coroutine['
+_MYPY_OUT = re.compile(r"^_program\.py:(\d+): error: Value of type \"Coroutine\[")
+
+
+def _mypy_cases(text: str) -> dict[str, tuple[list[str], set[int]]]:
+    """Each case that expects an unused coroutine: its program's lines and the expected lines."""
+    cases: dict[str, tuple[list[str], set[int]]] = {}
+    name: str | None = None
+    program: list[str] = []
+    expected: set[int] = set()
+    section = ""
+
+    def close() -> None:
+        if name is not None and expected:
+            cases[name] = (program, set(expected))
+
+    for line in text.splitlines():
+        head = _MYPY_CASE.match(line)
+        if head:
+            close()
+            name, program, expected, section = head.group(1), [], set(), "program"
+            continue
+        if name is None:
+            continue
+        if line.startswith("[") and line.rstrip().endswith("]"):
+            section = line.strip()
+            continue
+        if section == "program":
+            program.append(line)
+            if "# E:" in line and _MYPY_COROUTINE in line:
+                expected.add(len(program))
+        elif section == "[out]":
+            found = _MYPY_OUT.match(line)
+            if found:
+                expected.add(int(found.group(1)))
+    close()
+    return cases
+
+
+def _type_checker(
+    name: str, commit: str, root: Path, marked: dict[str, set[int]], show: bool
+) -> None:
+    positives = {(path, line) for path, lines in marked.items() for line in lines}
+    hit: set[tuple[str, int]] = set()
+    extra: list[tuple[str, int, str]] = []
+    for path, line, code, message in _asyncfix(root, "AF101,AF102"):
+        # a coroutine bound to a local is reported where it is made, naming the line that
+        # drops it ("... and is dropped (line 13)"): the checkers report that line
+        lines = {line, *(int(n) for n in re.findall(r"\(line (\d+)\)", message))}
+        matched = {(path, at) for at in lines} & positives
+        hit |= matched
+        if not matched:
+            extra.append((path, line, f"{code} {message}"))
+    print(f"{name} ({commit[:12]}), {len(marked)} files")
+    print(f"  unused coroutine: {len(hit)} of {len(positives)}, {len(extra)} extra")
+    if show:
+        for path, line in sorted(positives - hit):
+            text = (root / path).read_text("utf-8").splitlines()[line - 1].strip()[:90]
+            print(f"  missed {path}:{line}\n      {text}")
+        for path, line, what in extra:
+            print(f"  extra {path}:{line} {what[:120]}")
+
+
+def mypy(snapshot: Path, commit: str, show: bool) -> int:
+    with tempfile.TemporaryDirectory(prefix="asyncfix-mypy-") as folder:
+        root = Path(folder)
+        marked: dict[str, set[int]] = {}
+        listing = _git(snapshot, "ls-tree", "-r", "--name-only", commit, "test-data/unit")
+        for path in listing.splitlines():
+            if not path.endswith(".test"):
+                continue
+            text = _git(snapshot, "show", f"{commit}:{path}")
+            if _MYPY_COROUTINE not in text:
+                continue
+            for case, (program, lines) in _mypy_cases(text).items():
+                file = f"{Path(path).stem}__{re.sub(r'[^A-Za-z0-9_]', '_', case)}.py"
+                (root / file).write_text("\n".join(program) + "\n", "utf-8")
+                marked[file] = lines
+        _type_checker("mypy", commit, root, marked, show)
+    return 0
+
+
+def pyright(snapshot: Path, commit: str, show: bool) -> int:
+    samples = "packages/pyright-internal/src/tests/samples"
+    with tempfile.TemporaryDirectory(prefix="asyncfix-pyright-") as folder:
+        root = Path(folder)
+        _extract(snapshot, commit, samples, root, re.compile(r"^unusedCoroutine\d*\.py$"))
+        marked: dict[str, set[int]] = {}
+        for file in sorted(root.glob("*.py")):
+            lines = file.read_text("utf-8").splitlines()
+            marked[file.name] = {
+                number + 1
+                for number, line in enumerate(lines, 1)
+                if "should generate an error" in line and number < len(lines)
+            }
+        _type_checker("pyright", commit, root, marked, show)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("peer", choices=sorted(PINNED))
@@ -372,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list every disagreement")
     args = parser.parse_args(argv)
     commit = args.commit or PINNED[args.peer]
-    run = {"infer": infer, "flake8-async": flake8_async, "ruff": ruff}[args.peer]
+    runs = {"infer": infer, "flake8-async": flake8_async, "ruff": ruff}
+    run = {**runs, "mypy": mypy, "pyright": pyright}[args.peer]
     return run(args.snapshot, commit, args.list)
 
 

@@ -26,7 +26,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-BUILTINS = frozenset(dir(builtins))
+from asyncfix.analysis.uses import CHECKER_BUILTINS
+
+#: the builtins, and what type checkers take for builtins (``reveal_type``)
+BUILTINS = frozenset(dir(builtins)) | CHECKER_BUILTINS
 
 ScopeNode = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)

@@ -64,6 +64,13 @@ VALUE_BUILTINS = frozenset(
         "format",
     )
 )
+#: names type checkers take for builtins
+CHECKER_BUILTINS = frozenset({"reveal_type", "reveal_locals"})
+#: calls that return their one argument as it is: what happens to the call happens to it
+#: (a type checker's ``reveal_type(x)`` as a statement drops ``x``)
+TRANSPARENT = frozenset(
+    {"typing.reveal_type", "typing_extensions.reveal_type", "builtins.reveal_type"}
+)
 #: the kinds of use that hand the value on: someone else may await, close or keep it
 HANDED_ON = frozenset(
     {
@@ -178,7 +185,11 @@ def _kind(read: ast.expr, parents: Parents, qualify: Qualify) -> tuple[str, ast.
         return _argument(call, qualify) if isinstance(call, ast.Call) else ("other", parent)
     if kind is ast.Call:
         assert isinstance(parent, ast.Call)
-        return ("called", parent) if parent.func is node else _argument(parent, qualify)
+        if parent.func is node:
+            return "called", parent
+        if transparent(parent, node, qualify):
+            return _kind(parent, parents, qualify)
+        return _argument(parent, qualify)
     if kind is ast.Assign or kind is ast.AnnAssign or kind is ast.NamedExpr:
         return _assigned(parent), parent
     return "other", parent
@@ -199,6 +210,16 @@ _SIMPLE: dict[type, str] = {
     ast.Raise: "raised",
     ast.AugAssign: "arithmetic",
 }
+
+
+def transparent(call: ast.Call, argument: ast.AST, qualify: Qualify) -> bool:
+    """``call`` returns ``argument``, its one argument, as it is (``reveal_type(x)``)."""
+    return (
+        len(call.args) == 1
+        and call.args[0] is argument
+        and not call.keywords
+        and qualify(call.func) in TRANSPARENT
+    )
 
 
 def _argument(call: ast.Call, qualify: Qualify) -> tuple[str, ast.AST]:

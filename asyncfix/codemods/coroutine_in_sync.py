@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 
+from asyncfix.analysis.uses import transparent
 from asyncfix.codemods.base import Rule
 from asyncfix.codemods.missing_await import VALUE_USES, lost_local
 from asyncfix.model import Safety, Severity
@@ -56,6 +57,10 @@ class Client:
         walk = self.walk
         place = walk.place(node)
         parent = walk.parent(node)
+        holder: ast.expr = node
+        qualify = self.model.scopes.qualified_name
+        while isinstance(parent, ast.Call) and transparent(parent, holder, qualify):
+            holder, parent = parent, walk.parent(parent)  # `reveal_type(f())` drops it too
         if place.kind == "module" and isinstance(parent, ast.Expr):
             found = self.model.coroutines.callee(node)
             if found is not None:
@@ -69,7 +74,7 @@ class Client:
             return
         function = place.function
         where = f"`{function.name}()`" if function is not None else "sync code"
-        if isinstance(parent, ast.Assign) and parent.value is node:
+        if isinstance(parent, ast.Assign) and parent.value is holder:
             self._bound(node, parent, where)
             return
         if not isinstance(parent, ast.Expr):

@@ -8,7 +8,7 @@ from asyncfix.analysis.coroutines import Callee
 from asyncfix.analysis.flow import Local, Use
 from asyncfix.analysis.model import SemanticModel
 from asyncfix.analysis.source import shown
-from asyncfix.analysis.uses import HANDED_ON, VALUE_BUILTINS, value_use
+from asyncfix.analysis.uses import HANDED_ON, VALUE_BUILTINS, transparent, value_use
 from asyncfix.codemods.base import Fix, Locate, PendingFix, Rule, await_expression
 from asyncfix.index import FunctionFact
 from asyncfix.lazy import libcst as cst
@@ -332,6 +332,8 @@ class Agent:
             ):
                 return None
         if isinstance(call, ast.Call) and call.func is not node:
+            if transparent(call, node, self.model.scopes.qualified_name):
+                return self._dropped_context(call)  # `reveal_type(f())`
             if self.model.scopes.qualified_name(call.func) in VALUE_BUILTINS:
                 return f"passed to `{self.model.source.segment(call.func)}()` as a value"
             return None
