@@ -96,6 +96,11 @@ class FunctionFact:
     enters: tuple[str, ...] = ()
     globals_read_before: tuple[str, ...] = ()
     globals_written_after: tuple[str, ...] = ()
+    #: for an undecorated sync function that is no generator, when each of its returns is
+    #: ``return <call>`` or returns None: the callees, qualified as ``calls`` are, and "None"
+    #: when some path returns None (``return``, ``return None``, or the end of the body);
+    #: () when some return is anything else
+    hands_out: tuple[str, ...] = ()
 
     @functools.cached_property
     def parameters(self) -> tuple[tuple[str, str, tuple[str, ...] | None], ...]:
@@ -401,26 +406,47 @@ def _function_fact(
     calls: list[str] = []
     arguments = node.args
     local_names = {a.arg for a in [*arguments.args, *arguments.kwonlyargs, *arguments.posonlyargs]}
-    for call in summary.direct_calls:
+
+    def callee(call: ast.Call) -> str | None:
+        """The call's callee, qualified: ``Class.method`` for ``self.method()``; None for
+        one that is not a dotted name, or is read from a parameter."""
         dotted = ast_dotted_name(call.func)
         if dotted is None:
-            continue
+            return None
         head, _, rest = dotted.partition(".")
         if receiver is not None and head == receiver and rest and "." not in rest:
-            calls.append(f"{cls}.{rest}")
-            continue
+            return f"{cls}.{rest}"
         if head in local_names:
-            continue
+            return None
         if head in imports:
-            target = imports[head] + (f".{rest}" if rest else "")
-        elif dotted == "open":
-            target = "builtins.open"
-        else:
-            target = f"{module}.{dotted}"
+            return imports[head] + (f".{rest}" if rest else "")
+        if dotted == "open":
+            return "builtins.open"
+        return f"{module}.{dotted}"
+
+    for call in summary.direct_calls:
+        target = callee(call)
+        if target is None:
+            continue
         if target in BLOCKING_CALLS:
             blocking.append(target)
         else:
             calls.append(target)
+    hands_out: list[str] = []
+    for statement in summary.returned:
+        value = statement.value
+        if value is None or (isinstance(value, ast.Constant) and value.value is None):
+            hands_out.append("None")
+            continue
+        target = callee(value) if isinstance(value, ast.Call) else None
+        if target is None:
+            hands_out = []
+            break
+        hands_out.append(target)
+    if hands_out and not _always_leaves(node.body):
+        hands_out.append("None")
+    if hands_out and (hands_out == ["None"] * len(hands_out) or yields(node)):
+        hands_out = []
     return FunctionFact(
         qualified,
         is_coroutine,
@@ -431,8 +457,22 @@ def _function_fact(
         returns,
         _returns_self_only(node),
         empty=_is_empty(node),
+        hands_out=tuple(dict.fromkeys(hands_out)),
         **summary.fields(),
     )
+
+
+def _always_leaves(body: list[ast.stmt]) -> bool:
+    """The block never comes out at its end: it ends in ``return`` or ``raise``, or in an
+    ``if`` whose both branches do (anything else may come through)."""
+    if not body:
+        return False
+    last = body[-1]
+    if isinstance(last, (ast.Return, ast.Raise)):
+        return True
+    if isinstance(last, ast.If):
+        return _always_leaves(last.body) and _always_leaves(last.orelse)
+    return False
 
 
 Position = tuple[int, int]
@@ -488,6 +528,8 @@ class _Summary:
         #: run (``direct_calls``)
         self.wants_calls = isinstance(node, ast.FunctionDef) and not wrapped
         self.direct_calls: list[ast.Call] = []
+        #: ... and its ``return`` statements
+        self.returned: list[ast.Return] = []
         if self.names or self.tracks_state or self.wants_calls:
             self._walk()
 
@@ -565,6 +607,9 @@ class _Summary:
                     assert isinstance(current, ast.Call)
                     if self._on_every_run(current):
                         self.direct_calls.append(current)
+                elif kind is ast.Return and not nested and self.wants_calls:
+                    assert isinstance(current, ast.Return)
+                    self.returned.append(current)
 
     def _on_every_run(self, node: ast.AST) -> bool:
         """The body evaluates ``node`` on every run: not only in a branch (``if``/``else``,
@@ -1087,6 +1132,7 @@ def to_raw(module: ModuleFact) -> Raw:
             fact.enters,
             fact.globals_read_before,
             fact.globals_written_after,
+            fact.hands_out,
         )
 
     classes = {
@@ -1117,7 +1163,7 @@ def from_raw(raw: Raw) -> ModuleFact:
         (qualified, is_coroutine, line, blocking, calls, returns, self_only, awaits, empty) = item[
             :9
         ]
-        parameters, reads, writes, enters, global_reads, global_writes = item[9:]
+        parameters, reads, writes, enters, global_reads, global_writes, hands_out = item[9:]
         if not isinstance(parameters, str):
             raise ValueError("a signature is a text")  # an edited cache: never trusted
         return FunctionFact(
@@ -1137,6 +1183,7 @@ def from_raw(raw: Raw) -> ModuleFact:
             tuple(enters),
             tuple(global_reads),
             tuple(global_writes),
+            tuple(hands_out),
         )
 
     module = ModuleFact(name, path, is_package)
@@ -1309,6 +1356,7 @@ class ProjectIndex:
         self._base_names: frozenset[str] | None = None
         self._coroutine_methods: dict[str, frozenset[str]] = {}
         self._chains: dict[str, tuple[str, ...] | None] = {}
+        self._handing_out: dict[str, tuple[str, bool] | None] = {}
         self._blocking_names: frozenset[str] | None = None
         self._resource_names: frozenset[str] | None = None
         #: while recording, the ``kind:name`` keys of ``passed_over``
@@ -1561,6 +1609,47 @@ class ProjectIndex:
         self._chains[fact.qualified] = chain
         return chain
 
+    def hands_out_coroutine(
+        self, fact: FunctionFact, library: frozenset[str]
+    ) -> tuple[str, bool] | None:
+        """A sync project function that returns a coroutine: (the coroutine function whose
+        coroutine it returns, whether it does on every path -- else it returns None on the
+        others), or None when some path returns anything else. ``library``: the library
+        coroutine functions. Through sync functions that do the same (``return helper()``)."""
+        key = fact.qualified
+        if key in self._handing_out:
+            return self._handing_out[key]
+        self._handing_out[key] = None  # a cycle ends here
+        found: tuple[str, bool] | None = None
+        if fact.hands_out and not fact.is_coroutine:
+            module = self.modules.find(_module_part(fact.qualified, self.modules))
+            always = "None" not in fact.hands_out
+            first: str | None = None
+            for entry in fact.hands_out:
+                if entry == "None":
+                    continue
+                target = self.absolute(entry, module) if module is not None else entry
+                if target is None:
+                    first = None
+                    break
+                if target in library:
+                    first = first or target
+                    continue
+                callee = self.function(target)
+                if callee is not None and callee.is_coroutine:
+                    first = first or callee.qualified
+                    continue
+                inner = self.hands_out_coroutine(callee, library) if callee else None
+                if inner is None:
+                    first = None
+                    break
+                first = first or inner[0]
+                always = always and inner[1]
+            if first is not None:
+                found = (first, always)
+        self._handing_out[key] = found
+        return found
+
     def is_async_context_manager(self, cls: ClassFact) -> bool:
         """``async with`` works on instances: ``__aenter__`` and ``__aexit__`` are coroutines."""
         enter, exit_ = self.method(cls, "__aenter__"), self.method(cls, "__aexit__")
@@ -1639,14 +1728,19 @@ class ProjectIndex:
         return result
 
     def coroutine_names(self) -> frozenset[str]:
-        """Every name a coroutine function or method of the project is defined under (a cheap
-        pre-filter for files that might call one)."""
+        """Every name a coroutine function or method of the project is defined under, or a
+        sync one that may return a coroutine (a cheap pre-filter for files that might call
+        one)."""
         if self._coroutine_names is None:
             names: set[str] = set()
             for module in self.modules.all():
-                names.update(name for name, f in module.functions.items() if f.is_coroutine)
+                names.update(
+                    name for name, f in module.functions.items() if f.is_coroutine or f.hands_out
+                )
                 for cls in module.classes.values():
-                    names.update(name for name, f in cls.methods.items() if f.is_coroutine)
+                    names.update(
+                        name for name, f in cls.methods.items() if f.is_coroutine or f.hands_out
+                    )
             self._coroutine_names = frozenset(names)
         return self._coroutine_names
 

@@ -189,6 +189,30 @@ def test_every_path_from_a_binding_inside_a_block(source: str, expected: bool | 
     assert model.flow.on_every_path(local, EVERY_PATH) is expected
 
 
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("if x is None:\n        return\n    await x", True),
+        ("if x is not None:\n        await x", True),
+        ("if x:\n        await x", True),
+        ("if not x:\n        return\n    await x", True),
+        ("if x is None:\n        await x", False),  # awaited only where it is None
+        ("if x is None:\n        return\n    print(x)", False),
+        ("if c:\n        return\n    await x", False),  # a test of something else
+        ("if x == None:\n        return\n    await x", False),  # `==` may be overloaded
+    ],
+)
+def test_every_path_of_a_value_that_may_be_none(body: str, expected: bool | None):
+    """A value that is None or always true: the branch where a test says it is None holds
+    nothing to use."""
+    source = f"async def main(f, c):\n    x = f()\n    {body}\n"
+    model, local = _local(source)
+    assert local is not None
+    assert model.flow.on_every_path(local, EVERY_PATH, optional=True) is expected
+    if expected:  # without the knowledge, the path where it is None counts
+        assert model.flow.on_every_path(local, EVERY_PATH) is not True
+
+
 def test_a_parameter_has_a_flow_of_its_reads():
     text = "async def main(x, f):\n    f(x)\n    await x\n"
     model = SemanticModel(ast.parse(text), text)

@@ -73,6 +73,36 @@ class Client:
     @staticmethod
     async def helper(item):
         await item
+
+    def reconnect(self):
+        return self.connect()
+
+
+def pause(seconds):
+    if seconds:
+        return asyncio.sleep(seconds)
+
+
+def pause_always(seconds):
+    if seconds > 1:
+        return asyncio.sleep(1)
+    else:
+        return asyncio.sleep(seconds)
+
+
+def from_parameter(factory):
+    return factory()
+
+
+def cached_or_fetched(cache):
+    if cache:
+        return cache
+    return asyncio.sleep(0)
+
+
+def pauses_lazily():
+    yield asyncio.sleep(0)
+    return asyncio.sleep(1)
 """
 
 
@@ -163,3 +193,27 @@ def test_which_parameter_an_argument_goes_to(module: ModuleFact) -> None:
     assert sync.parameter_for(False, 1, None) == "item"
     helper = _function(module, "Client.helper")  # a static method: (item)
     assert helper.parameter_for(True, 0, None) == "item"
+
+
+@pytest.mark.parametrize(
+    ("function", "hands_out"),
+    [
+        # falls off its end on the other path: None there
+        ("pause", ("asyncio.sleep", "None")),
+        ("pause_always", ("asyncio.sleep",)),
+        ("Client.reconnect", ("app.Client.connect",)),
+        # a callee read from a parameter, a return of anything but a call or None, a
+        # generator, a coroutine function, a function that returns only None: nothing
+        ("from_parameter", ()),
+        ("cached_or_fetched", ()),
+        ("pauses_lazily", ()),
+        ("schedules", ()),
+        ("drops", ()),
+        # a decorator may wrap it
+        ("wrapped", ()),
+    ],
+)
+def test_what_a_sync_function_returns(
+    module: ModuleFact, function: str, hands_out: tuple[str, ...]
+) -> None:
+    assert _function(module, function).hands_out == hands_out

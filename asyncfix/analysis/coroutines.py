@@ -32,6 +32,9 @@ class Callee:
 
     spelled: str
     evidence: str
+    #: a sync function that returns the coroutine on some paths and None on the others: the
+    #: call's value may be None, so `await` is no fix
+    optional: bool = False
 
 
 class Coroutines:
@@ -62,6 +65,43 @@ class Coroutines:
         )
 
     def callee(self, call: ast.Call) -> Callee | None:
+        found = self._callee(call)
+        if found is None and self.project is not None and self._may_hand_out(call.func):
+            found = self._handed_out(call)
+        return found
+
+    def _may_hand_out(self, func: ast.expr) -> bool:
+        """Could the callee be a project function that returns a coroutine? (By its name,
+        as ``_may_be_coroutine_method``: most calls are ruled out before any lookup.)"""
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        project = self.project
+        if name is None or project is None:
+            return False
+        if name in project.index.coroutine_names():
+            return True
+        project.index.passed_over("coroutine", name)
+        return False
+
+    def _handed_out(self, call: ast.Call) -> Callee | None:
+        """``g()`` where ``g`` is a sync project function whose every return is the
+        coroutine of a coroutine function's call (or None: ``optional``)."""
+        project = self.project
+        fact = self.project_function(call)
+        if project is None or fact is None or fact.is_coroutine or not fact.hands_out:
+            return None
+        found = project.index.hands_out_coroutine(fact, self.library)
+        if found is None:
+            return None
+        inner, always = found
+        spelled = self.source.segment(call.func)
+        where = f"{shown(fact.path)}:{fact.line}"
+        if always:
+            text = f"`{fact.qualified}` ({where}) returns the coroutine of `{inner}()`"
+        else:
+            text = f"`{fact.qualified}` ({where}) returns the coroutine of `{inner}()`, or None"
+        return Callee(spelled, text, optional=not always)
+
+    def _callee(self, call: ast.Call) -> Callee | None:
         func = call.func
         spelled = self.source.segment(func)
         qualified = self.scopes.qualified_name(func)

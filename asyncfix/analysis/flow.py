@@ -124,11 +124,17 @@ class Flow:
         return local
 
     def on_every_path(
-        self, local: Local, consumes: frozenset[str] | Callable[[Use], bool]
+        self,
+        local: Local,
+        consumes: frozenset[str] | Callable[[Use], bool],
+        optional: bool = False,
     ) -> bool | None:
         """Does every path from the local's one binding to the end of its function pass a use
         that ``consumes`` (a set of kinds, or a test of a use)? (None: it cannot tell; also
-        when the name has more than one binding.)"""
+        when the name has more than one binding.) ``optional``: the value is None or an
+        object that is always true (a coroutine), so the branch of ``if x is None:`` (``if
+        not x:``, the ``else`` of ``if x is not None:``/``if x:``) holds nothing to use and
+        its paths do not count."""
         test = consumes if callable(consumes) else _of_kinds(consumes)
         binding = local.single
         if binding is None or binding.value is None:
@@ -145,7 +151,7 @@ class Flow:
         }
         if any(use.kind == "captured" for use in local.uses):
             return None
-        paths = _Paths(self.scopes, using)
+        paths = _Paths(self.scopes, using, local.name if optional else None)
         outcome = paths.after(statement, local.function)
         if UNKNOWN in outcome or not outcome:
             return None
@@ -215,10 +221,35 @@ CONSUMED, THROUGH, EXITED, UNKNOWN = "consumed", "through", "exited", "unknown"
 class _Paths:
     """The outcomes of the paths through statements, given the reads that count as uses."""
 
-    def __init__(self, scopes: Scopes, using: dict[int, bool]) -> None:
+    def __init__(self, scopes: Scopes, using: dict[int, bool], optional: str | None) -> None:
         self.scopes = scopes
         #: id of each read that consumes -> whether it is in a conditional part
         self.using = using
+        #: the local, when it is None or always true: tests of it tell where it is None
+        self.optional = optional
+
+    def _none_when(self, test: ast.expr) -> bool | None:
+        """True: where ``test`` is true the optional local is None (``x is None``, ``not
+        x``); False: where it is false (``x is not None``, ``x``); None: neither."""
+        name = self.optional
+        if name is None:
+            return None
+        if isinstance(test, ast.Name) and test.id == name:
+            return False
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            inner = self._none_when(test.operand)
+            return None if inner is None else not inner
+        if (
+            isinstance(test, ast.Compare)
+            and len(test.ops) == 1
+            and isinstance(test.left, ast.Name)
+            and test.left.id == name
+            and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value is None
+        ):
+            op = test.ops[0]
+            return True if isinstance(op, ast.Is) else False if isinstance(op, ast.IsNot) else None
+        return None
 
     def after(self, statement: ast.stmt, function: Function) -> set[str]:
         """The outcomes of the paths from just after ``statement`` to the function's end."""
@@ -275,7 +306,10 @@ class _Paths:
                 return head
             if isinstance(node.test, ast.Constant):
                 return {UNKNOWN}
-            return self.block(node.body) | (self.block(node.orelse) if node.orelse else {THROUGH})
+            none = self._none_when(node.test)  # the branch where it is None holds no path
+            taken = set() if none is True else self.block(node.body)
+            other = self.block(node.orelse) if node.orelse else {THROUGH}
+            return taken | (set() if none is False else other)
         if isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
             head = self._uses(node.iter if not isinstance(node, ast.While) else node.test)
             if head is not None:

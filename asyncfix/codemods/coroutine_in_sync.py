@@ -6,7 +6,12 @@ import ast
 
 from asyncfix.analysis.uses import transparent
 from asyncfix.codemods.base import Rule
-from asyncfix.codemods.missing_await import VALUE_USES, lost_local
+from asyncfix.codemods.missing_await import (
+    VALUE_USES,
+    lost_in_container,
+    lost_local,
+    may_be_contained,
+)
 from asyncfix.model import Safety, Severity
 
 
@@ -74,6 +79,16 @@ class Client:
             return
         function = place.function
         where = f"`{function.name}()`" if function is not None else "sync code"
+        if holder is node and may_be_contained(node, parent):
+            found = self.model.coroutines.callee(node)
+            lost = lost_in_container(self.model, node, parent) if found is not None else None
+            if found is not None and lost is not None:
+                message = (
+                    f"`{found.spelled}()` is a coroutine function called from sync {where}: "
+                    f"its coroutine is {lost[0]}, and never runs"
+                )
+                self.report(node, message, None, [found.evidence, lost[1]])
+            return
         if isinstance(parent, ast.Assign) and parent.value is holder:
             self._bound(node, parent, where)
             return
@@ -107,6 +122,8 @@ class Client:
         local = lost_local(self.model, target)
         if local is None or local.function is not self.walk.place(statement).function:
             return
+        if found.optional and local.uses:
+            return  # tested, it may be a test for None
         if local.uses:
             first = local.uses[0]
             what = (

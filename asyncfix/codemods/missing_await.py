@@ -110,6 +110,13 @@ class Agent:
         if found is None:
             return
         message = f"`{found.spelled}()` is not awaited: the coroutine is {context}"
+        if found.optional:
+            if context == "dropped":  # None on other paths: `await` is no fix
+                message = (
+                    f"`{found.spelled}()` is not awaited: the coroutine it may return is dropped"
+                )
+                self.report(node, message + " (no fix: it may return None)", None, [found.evidence])
+            return
         if walk.place(node).genexp:
             self.report(
                 node, message + " (no fix inside a generator expression)", None, [found.evidence]
@@ -144,17 +151,16 @@ class Agent:
                 self._bound(node, parent, targets[0], found)
             return
         call = self.walk.parent(parent) if isinstance(parent, ast.keyword) else parent
-        shape = (isinstance(call, ast.Call) and call.func is not node) or isinstance(
-            parent, (ast.Tuple, ast.List, ast.Dict)
-        )
-        if not shape:
+        passed = isinstance(call, ast.Call) and call.func is not node
+        if not passed and not may_be_contained(node, parent):
             return
         found = self.model.coroutines.callee(node)
         if found is None:
             return
-        if isinstance(call, ast.Call) and call.func is not node:
+        if passed:
+            assert isinstance(call, ast.Call)
             self._passed(node, call, parent, found)
-        elif isinstance(parent, (ast.Tuple, ast.List, ast.Dict)):
+        else:
             self._contained(node, parent, found)
 
     def _bound(self, node: ast.Call, statement: ast.stmt, target: ast.Name, found: Callee) -> None:
@@ -164,7 +170,7 @@ class Agent:
             return
         handled = [use for use in local.uses if _hands_on(use)]
         if handled:
-            if model.flow.on_every_path(local, _hands_on) is not False:
+            if model.flow.on_every_path(local, _hands_on, found.optional) is not False:
                 return
             message = (
                 f"`{found.spelled}()` is not awaited on every path: the coroutine bound to "
@@ -172,6 +178,14 @@ class Agent:
             )
             evidence = [found.evidence, _paths_evidence(local)]
             self.report(node, message, None, evidence)
+            return
+        if found.optional:
+            if not local.uses:  # tested, it may be a test for None
+                message = (
+                    f"`{found.spelled}()` is not awaited: the coroutine it may return is bound "
+                    f"to `{target.id}`, which is never used (no fix: it may return None)"
+                )
+                self.report(node, message, None, [found.evidence])
             return
         if local.uses:
             first = local.uses[0]
@@ -201,61 +215,11 @@ class Agent:
         pending = PendingFix(node, cst.Call, build)
         self.report(node, message, (Safety.SAFE, changes, pending), evidence)
 
-    def _contained(
-        self, node: ast.Call, display: ast.Tuple | ast.List | ast.Dict, found: Callee
-    ) -> None:
-        """``t = (f(), g())`` (or a list, or a dict with constant keys) and only some items
-        are taken out and awaited or handed on (``await t[0]``): the others are lost. Any
-        other use of ``t`` (iterated, passed on, returned) may use them all: nothing."""
-        model = self.model
-        if isinstance(display, ast.Dict):
-            keys = display.keys
-            position = next((i for i, v in enumerate(display.values) if v is node), None)
-            if position is None:
-                return  # a dict's key
-            key = keys[position]
-            if not isinstance(key, ast.Constant):
-                return
-            wanted: object = key.value
-        else:
-            if any(isinstance(item, ast.Starred) for item in display.elts):
-                return
-            wanted = next(i for i, item in enumerate(display.elts) if item is node)
-            size = len(display.elts)
-        statement = self.walk.parent(display)
-        if not isinstance(statement, ast.Assign) or statement.value is not display:
-            return
-        if len(statement.targets) != 1 or not isinstance(statement.targets[0], ast.Name):
-            return
-        target = statement.targets[0]
-        local = model.flow.local(target)
-        function = self.walk.place(statement).function
-        if local is None or local.single is None or local.function is not function:
-            return
-        taken_out = False
-        for use in local.uses:
-            item = use.node
-            if use.kind != "subscripted" or not isinstance(item, ast.Subscript):
-                return
-            index = item.slice
-            if not isinstance(index, ast.Constant):
-                return
-            taken: object = index.value
-            if not isinstance(display, ast.Dict):
-                if not isinstance(taken, int) or isinstance(taken, bool):
-                    return  # something no tuple or list is indexed by
-                taken = taken + size if taken < 0 else taken  # `t[-1]`
-            kind, _ = value_use(item, model.scopes.parents, model.scopes.qualified_name)
-            if taken == wanted and (kind in HANDED_ON or kind == "other"):
-                taken_out = True
-        if taken_out:
-            return
-        message = (
-            f"`{found.spelled}()` is not awaited: the coroutine is put in `{target.id}`, and "
-            f"nothing takes it out to await or hand it on"
-        )
-        evidence = [found.evidence, f"`{target.id}` is only subscripted, at other items"]
-        self.report(node, message, None, evidence)
+    def _contained(self, node: ast.Call, holder: ast.AST | None, found: Callee) -> None:
+        lost = lost_in_container(self.model, node, holder)
+        if lost is not None:
+            message = f"`{found.spelled}()` is not awaited: the coroutine is {lost[0]}"
+            self.report(node, message, None, [found.evidence, lost[1]])
 
     def _passed(
         self, node: ast.Call, call: ast.Call, argument: ast.AST | None, found: Callee
@@ -345,6 +309,103 @@ class Agent:
 
     def _awaited(self, node: ast.AST) -> bool:
         return isinstance(self.walk.parent(node), ast.Await)
+
+
+def may_be_contained(node: ast.expr, parent: ast.AST | None) -> bool:
+    """``node`` is an item of a display, or the value of ``d[k] = node``: worth asking
+    ``lost_in_container`` about."""
+    if isinstance(parent, (ast.Tuple, ast.List, ast.Dict)):
+        return True
+    return (
+        isinstance(parent, ast.Assign)
+        and parent.value is node
+        and len(parent.targets) == 1
+        and isinstance(parent.targets[0], ast.Subscript)
+    )
+
+
+def lost_in_container(
+    model: SemanticModel, node: ast.Call, holder: ast.AST | None
+) -> tuple[str, str] | None:
+    """Where the coroutine ``node`` makes is lost in a local container, as (how, evidence):
+    ``t = (f(), g())`` (or a list, or a dict with constant keys) when only other items are
+    taken out (``await t[1]``); ``d[k] = f()`` into a local dict that nothing reads. Any
+    other use of the container (iterated, passed on, returned) may use them all: None."""
+    if isinstance(holder, ast.Assign):
+        return _lost_in_item(model, holder)
+    if not isinstance(holder, (ast.Tuple, ast.List, ast.Dict)):
+        return None
+    display = holder
+    if isinstance(display, ast.Dict):
+        keys = display.keys
+        position = next((i for i, v in enumerate(display.values) if v is node), None)
+        if position is None:
+            return None  # a dict's key
+        key = keys[position]
+        if not isinstance(key, ast.Constant):
+            return None
+        wanted: object = key.value
+    else:
+        if any(isinstance(item, ast.Starred) for item in display.elts):
+            return None
+        wanted = next(i for i, item in enumerate(display.elts) if item is node)
+        size = len(display.elts)
+    statement = model.scopes.parents.get(id(display))
+    if not isinstance(statement, ast.Assign) or statement.value is not display:
+        return None
+    if len(statement.targets) != 1 or not isinstance(statement.targets[0], ast.Name):
+        return None
+    target = statement.targets[0]
+    local = followed_local(model, target)
+    if local is None:
+        return None
+    taken_out = False
+    for use in local.uses:
+        item = use.node
+        if use.kind != "subscripted" or not isinstance(item, ast.Subscript):
+            return None
+        index = item.slice
+        if not isinstance(index, ast.Constant) or not isinstance(item.ctx, ast.Load):
+            return None
+        taken: object = index.value
+        if not isinstance(display, ast.Dict):
+            if not isinstance(taken, int) or isinstance(taken, bool):
+                return None  # something no tuple or list is indexed by
+            taken = taken + size if taken < 0 else taken  # `t[-1]`
+        kind, _ = value_use(item, model.scopes.parents, model.scopes.qualified_name)
+        if taken == wanted and (kind in HANDED_ON or kind == "other"):
+            taken_out = True
+    if taken_out:
+        return None
+    how = f"put in `{target.id}`, and nothing takes it out to await or hand it on"
+    return how, f"`{target.id}` is only subscripted, at other items"
+
+
+def _lost_in_item(model: SemanticModel, statement: ast.Assign) -> tuple[str, str] | None:
+    """``d[k] = f()``, ``d`` a local bound once to a dict or list display, and every other
+    use of ``d`` stores or deletes an item: nothing ever reads what it holds."""
+    target = statement.targets[0]
+    assert isinstance(target, ast.Subscript)
+    if not isinstance(target.value, ast.Name):
+        return None
+    name = target.value
+    local = model.flow.local(name)
+    if local is None or local.single is None:
+        return None
+    bound = local.single.node
+    if not isinstance(local.single.value, (ast.Dict, ast.List)) or not isinstance(bound, ast.Name):
+        return None
+    followed = followed_local(model, bound)
+    if followed is None:
+        return None
+    for use in followed.uses:
+        item = use.node
+        if use.kind != "subscripted" or not isinstance(item, ast.Subscript):
+            return None
+        if isinstance(item.ctx, ast.Load):
+            return None
+    how = f"stored in `{name.id}`, which nothing reads"
+    return how, f"`{name.id}` is only written to"
 
 
 def followed_local(model: SemanticModel, target: ast.Name) -> Local | None:
