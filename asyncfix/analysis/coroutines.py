@@ -165,6 +165,18 @@ class Coroutines:
             text += f" (line {found.lineno})"
         return Callee(spelled, text)
 
+    def makes_coroutine(self, callable_: ast.expr) -> Callee | None:
+        """Calling ``callable_`` makes a coroutine: it names a coroutine function (``fetch``,
+        ``self.fetch``), or is a lambda that returns one's call (``lambda: fetch(1)``)."""
+        if isinstance(callable_, ast.Lambda):
+            body = callable_.body
+            return self.callee(body) if isinstance(body, ast.Call) else None
+        if not isinstance(callable_, (ast.Name, ast.Attribute)):
+            return None
+        # what a call of it would be: the same callee, asked as a call
+        probe = ast.Call(func=callable_, args=[], keywords=[])
+        return self.callee(probe)
+
     def project_function(self, call: ast.Call) -> FunctionFact | None:
         """The project function or method a call certainly calls (through the index): a
         name imported from the project or a module-level ``def`` of this module,

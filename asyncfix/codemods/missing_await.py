@@ -108,6 +108,8 @@ class Agent:
             return
         found = self.model.coroutines.callee(node)
         if found is None:
+            if context == "dropped":
+                self._callback_parameter(node)
             return
         message = f"`{found.spelled}()` is not awaited: the coroutine is {context}"
         if found.optional:
@@ -132,6 +134,54 @@ class Agent:
 
         pending = PendingFix(node, cst.Call, build)
         self.report(node, message, (safety, changes, pending), [found.evidence])
+
+    def _callback_parameter(self, node: ast.Call) -> None:
+        """``f()`` dropped, ``f`` a parameter of the enclosing module-level ``async def``,
+        and a call of that function in this module passes a coroutine function (or a
+        lambda that returns a coroutine) as ``f``: that caller's coroutine is lost. Other
+        callers may pass sync callables, so there is no fix."""
+        model = self.model
+        func = node.func
+        function = self.walk.place(node).function
+        if not isinstance(func, ast.Name) or not isinstance(function, ast.AsyncFunctionDef):
+            return
+        local = model.flow.local(func)
+        if local is None or local.function is not function:
+            return
+        if len(local.bindings) != 1 or local.bindings[0].kind != "param":
+            return
+        if model.scopes.parents.get(id(function)) is not model.tree:
+            return  # a method or a nested function: its callers are not all in sight
+        arguments = function.args
+        positional = [a.arg for a in (*arguments.posonlyargs, *arguments.args)]
+        keywords = {a.arg for a in (*arguments.args, *arguments.kwonlyargs)}
+        for call in model.scopes.by_type.get(ast.Call, ()):
+            assert isinstance(call, ast.Call)
+            if not isinstance(call.func, ast.Name) or call.func.id != function.name:
+                continue
+            found = model.scopes.resolve(call.func)
+            if found is None or found[0] is not model.scopes.module:
+                continue
+            if [binding.node for binding in found[1]] != [function]:
+                continue
+            passed: ast.expr | None = None
+            if func.id in positional and not any(isinstance(a, ast.Starred) for a in call.args):
+                at = positional.index(func.id)
+                passed = call.args[at] if at < len(call.args) else None
+            if passed is None and func.id in keywords:
+                passed = next((k.value for k in call.keywords if k.arg == func.id), None)
+            made = model.coroutines.makes_coroutine(passed) if passed is not None else None
+            if made is None or passed is None:
+                continue
+            message = (
+                f"`{func.id}()` is not awaited: `{function.name}()` is called with a "
+                f"coroutine function as `{func.id}` at line {call.lineno}, and the coroutine "
+                "is dropped"
+            )
+            evidence = [f"at line {call.lineno}, `{func.id}` is `{model.source.segment(passed)}`"]
+            message += " (no fix: other callers may pass a sync callable)"
+            self.report(node, message, None, [made.evidence, *evidence])
+            return
 
     # -- a coroutine bound to a local, or handed to a function -------------------------
 
