@@ -99,8 +99,16 @@ class FunctionFact:
     #: for an undecorated sync function that is no generator, when each of its returns is
     #: ``return <call>`` or returns None: the callees, qualified as ``calls`` are, and "None"
     #: when some path returns None (``return``, ``return None``, or the end of the body);
-    #: () when some return is anything else
+    #: ``("None",)`` when every path returns None; () when some return is anything else
     hands_out: tuple[str, ...] = ()
+    #: for a method: the methods it calls on its receiver as a statement, dropping what they
+    #: return (``self.update()`` -> "update"), own body only
+    drops_on_self: tuple[str, ...] = ()
+
+    @property
+    def may_return_coroutine(self) -> bool:
+        """A sync function whose returns are calls (a coroutine function's, maybe)."""
+        return bool(self.hands_out) and self.hands_out != ("None",)
 
     @functools.cached_property
     def parameters(self) -> tuple[tuple[str, str, tuple[str, ...] | None], ...]:
@@ -443,9 +451,9 @@ def _function_fact(
             hands_out = []
             break
         hands_out.append(target)
-    if hands_out and not _always_leaves(node.body):
+    if not summary.returned or (hands_out and not _always_leaves(node.body)):
         hands_out.append("None")
-    if hands_out and (hands_out == ["None"] * len(hands_out) or yields(node)):
+    if yields(node):
         hands_out = []
     return FunctionFact(
         qualified,
@@ -530,11 +538,15 @@ class _Summary:
         self.direct_calls: list[ast.Call] = []
         #: ... and its ``return`` statements
         self.returned: list[ast.Return] = []
+        #: ``self.update()`` as a statement -> "update"
+        self.drops_on_receiver: list[str] = []
         if self.names or self.tracks_state or self.wants_calls:
             self._walk()
 
     def fields(self) -> dict[str, Any]:
         found: dict[str, Any] = {"signature": _parameters_text(self._parameters())}
+        if self.drops_on_receiver:
+            found["drops_on_self"] = tuple(dict.fromkeys(self.drops_on_receiver))
         if not self.tracks_state:
             return found
         first = min(self.suspensions) if self.suspensions else None
@@ -610,6 +622,16 @@ class _Summary:
                 elif kind is ast.Return and not nested and self.wants_calls:
                     assert isinstance(current, ast.Return)
                     self.returned.append(current)
+                elif kind is ast.Expr and not nested and self.receiver is not None:
+                    assert isinstance(current, ast.Expr)
+                    call = current.value
+                    if (
+                        type(call) is ast.Call
+                        and isinstance(call.func, ast.Attribute)
+                        and isinstance(call.func.value, ast.Name)
+                        and call.func.value.id == self.receiver
+                    ):
+                        self.drops_on_receiver.append(call.func.attr)
 
     def _on_every_run(self, node: ast.AST) -> bool:
         """The body evaluates ``node`` on every run: not only in a branch (``if``/``else``,
@@ -1133,6 +1155,7 @@ def to_raw(module: ModuleFact) -> Raw:
             fact.globals_read_before,
             fact.globals_written_after,
             fact.hands_out,
+            fact.drops_on_self,
         )
 
     classes = {
@@ -1163,7 +1186,7 @@ def from_raw(raw: Raw) -> ModuleFact:
         (qualified, is_coroutine, line, blocking, calls, returns, self_only, awaits, empty) = item[
             :9
         ]
-        parameters, reads, writes, enters, global_reads, global_writes, hands_out = item[9:]
+        parameters, reads, writes, enters, global_reads, global_writes, hands_out, drops = item[9:]
         if not isinstance(parameters, str):
             raise ValueError("a signature is a text")  # an edited cache: never trusted
         return FunctionFact(
@@ -1184,6 +1207,7 @@ def from_raw(raw: Raw) -> ModuleFact:
             tuple(global_reads),
             tuple(global_writes),
             tuple(hands_out),
+            tuple(drops),
         )
 
     module = ModuleFact(name, path, is_package)
@@ -1560,6 +1584,42 @@ class ProjectIndex:
         result = search(cls)
         return "missing" if result is None else result
 
+    def inherited(self, cls: ClassFact, name: str) -> FunctionFact | str:
+        """What ``cls`` would get for ``name`` from its bases (what its own definition
+        overrides): as ``method_lookup``, starting after the class itself."""
+        module = self.modules.find(cls.qualified.rpartition(".")[0])
+        for base in cls.bases:
+            if base in NEUTRAL_BASES:
+                continue
+            resolved = self._resolve_base(base, module) if module is not None else None
+            if resolved is None:
+                return "unknown"
+            found = self.method_lookup(resolved, name)
+            if found != "missing":
+                return found
+        return "missing"
+
+    def ancestry(self, cls: ClassFact) -> list[ClassFact]:
+        """``cls`` and the project classes it inherits from (those that resolve), depth
+        first."""
+        found: list[ClassFact] = []
+        seen: set[str] = set()
+        stack = [cls]
+        while stack:
+            current = stack.pop()
+            if current.qualified in seen:
+                continue
+            seen.add(current.qualified)
+            found.append(current)
+            module = self.modules.find(current.qualified.rpartition(".")[0])
+            if module is None:
+                continue
+            for base in reversed(current.bases):
+                resolved = self._resolve_base(base, module) if base not in NEUTRAL_BASES else None
+                if resolved is not None:
+                    stack.append(resolved)
+        return found
+
     def _resolve_base(self, base: str, module: ModuleFact) -> ClassFact | None:
         return self.class_(f"{module.name}.{base}") if base else None
 
@@ -1621,7 +1681,7 @@ class ProjectIndex:
             return self._handing_out[key]
         self._handing_out[key] = None  # a cycle ends here
         found: tuple[str, bool] | None = None
-        if fact.hands_out and not fact.is_coroutine:
+        if fact.may_return_coroutine and not fact.is_coroutine:
             module = self.modules.find(_module_part(fact.qualified, self.modules))
             always = "None" not in fact.hands_out
             first: str | None = None
@@ -1735,11 +1795,15 @@ class ProjectIndex:
             names: set[str] = set()
             for module in self.modules.all():
                 names.update(
-                    name for name, f in module.functions.items() if f.is_coroutine or f.hands_out
+                    name
+                    for name, f in module.functions.items()
+                    if f.is_coroutine or f.may_return_coroutine
                 )
                 for cls in module.classes.values():
                     names.update(
-                        name for name, f in cls.methods.items() if f.is_coroutine or f.hands_out
+                        name
+                        for name, f in cls.methods.items()
+                        if f.is_coroutine or f.may_return_coroutine
                     )
             self._coroutine_names = frozenset(names)
         return self._coroutine_names

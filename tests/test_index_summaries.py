@@ -77,6 +77,13 @@ class Client:
     def reconnect(self):
         return self.connect()
 
+    def refresh_all(self):
+        self.update()
+        self.session.close()
+        value = self.read()
+        def inner():
+            self.nested()
+
 
 def pause(seconds):
     if seconds:
@@ -202,13 +209,14 @@ def test_which_parameter_an_argument_goes_to(module: ModuleFact) -> None:
         ("pause", ("asyncio.sleep", "None")),
         ("pause_always", ("asyncio.sleep",)),
         ("Client.reconnect", ("app.Client.connect",)),
+        # returns None on every path (it has no `return`)
+        ("drops", ("None",)),
         # a callee read from a parameter, a return of anything but a call or None, a
-        # generator, a coroutine function, a function that returns only None: nothing
+        # generator, a coroutine function: nothing
         ("from_parameter", ()),
         ("cached_or_fetched", ()),
         ("pauses_lazily", ()),
         ("schedules", ()),
-        ("drops", ()),
         # a decorator may wrap it
         ("wrapped", ()),
     ],
@@ -217,3 +225,11 @@ def test_what_a_sync_function_returns(
     module: ModuleFact, function: str, hands_out: tuple[str, ...]
 ) -> None:
     assert _function(module, function).hands_out == hands_out
+
+
+def test_what_a_method_calls_on_its_receiver_and_drops(module: ModuleFact) -> None:
+    # `self.session.close()` is a call on an attribute, `self.read()` is kept, and a nested
+    # function's calls are its own
+    assert _function(module, "Client.refresh_all").drops_on_self == ("update",)
+    assert _function(module, "Client.sync").drops_on_self == ()
+    assert _function(module, "drops").drops_on_self == ()

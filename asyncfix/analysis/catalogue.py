@@ -1,4 +1,6 @@
-"""The catalogue of library coroutine APIs (``asyncfix/data/library_coroutines.toml``)."""
+"""The catalogues of library APIs: coroutine functions and methods
+(``asyncfix/data/library_coroutines.toml``), and the methods library classes call
+synchronously on their subclasses (``asyncfix/data/sync_callbacks.toml``)."""
 
 from __future__ import annotations
 
@@ -28,3 +30,13 @@ def _load() -> tuple[frozenset[str], dict[str, frozenset[str]], dict[str, str]]:
 #: library coroutine functions; class -> its coroutine methods; factory -> the class it
 #: returns (``asyncpg.connect`` -> ``asyncpg.Connection``)
 LIBRARY_FUNCTIONS, LIBRARY_METHODS, LIBRARY_FACTORIES = _load()
+
+
+def _load_callbacks() -> dict[str, frozenset[str]]:
+    text = resources.files("asyncfix").joinpath("data/sync_callbacks.toml").read_text("utf-8")
+    data: dict[str, Any] = tomllib.loads(text)
+    return {name: frozenset(entry["methods"]) for name, entry in data["classes"].items()}
+
+
+#: library class -> the methods it calls on an instance without awaiting what they return
+SYNC_CALLBACKS = _load_callbacks()

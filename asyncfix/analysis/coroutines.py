@@ -87,7 +87,7 @@ class Coroutines:
         coroutine of a coroutine function's call (or None: ``optional``)."""
         project = self.project
         fact = self.project_function(call)
-        if project is None or fact is None or fact.is_coroutine or not fact.hands_out:
+        if project is None or fact is None or fact.is_coroutine or not fact.may_return_coroutine:
             return None
         found = project.index.hands_out_coroutine(fact, self.library)
         if found is None:

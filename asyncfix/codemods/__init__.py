@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from asyncfix.codemods.async_override import AsyncOverrideMismatch
 from asyncfix.codemods.await_in_augmented_assign import AwaitInAugmentedAssign
 from asyncfix.codemods.base import Rule
 from asyncfix.codemods.blocking_helper import BlockingHelper
@@ -31,6 +32,7 @@ from asyncfix.codemods.unclosed_resource import UnclosedAsyncResource
 RULES: tuple[type[Rule], ...] = tuple(
     sorted(
         (
+            AsyncOverrideMismatch,
             BlockingFileIo,
             BlockingHelper,
             BlockingHttp,

@@ -88,3 +88,13 @@ class SnapshotFetcher:
 
     async def close(self) -> None:
         await self.session.close()
+
+
+class DiscoveryProtocol(asyncio.DatagramProtocol):
+    """asyncio calls `datagram_received` synchronously: a sync method that hands the data on."""
+
+    def __init__(self) -> None:
+        self.seen: asyncio.Queue = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        self.seen.put_nowait((data, addr))

@@ -63,3 +63,13 @@ class EventStream:
 
     def backoff_sync(self, delay: float) -> None:
         time.sleep(delay)  # correct: a sync method, run in a worker thread
+
+
+class DiscoveryProtocol(asyncio.DatagramProtocol):
+    """Hubs announce themselves on the LAN."""
+
+    def __init__(self) -> None:
+        self.seen: asyncio.Queue = asyncio.Queue()
+
+    async def datagram_received(self, data: bytes, addr: tuple) -> None:  # AF103: never awaited
+        await self.seen.put((data, addr))
