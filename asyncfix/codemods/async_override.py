@@ -64,8 +64,9 @@ class Light(Device):
         "Report only: the fix is a design decision -- make the override match the base, or "
         "make the base (and its callers) async. Reported only with a caller that breaks: a "
         "method of the class or of a project base, not overridden on the way, that calls "
-        "`self.<name>()` as a statement (for an `async def` override of a sync method) or "
-        "awaits it (for a sync override, returning None, of a coroutine method); or a "
+        "`self.<name>()` as a statement (for an `async def` override of an undecorated sync "
+        "method that returns None) or awaits it (for an undecorated sync override returning "
+        "None of a coroutine method); or a "
         "library base that calls the method itself (asyncio protocols, `logging.Handler`, "
         "`threading.Thread.run`, `unittest.TestCase.setUp`: `data/sync_callbacks.toml`). "
         "Call sites in other modules, on a receiver typed with the base, are not searched."
@@ -122,8 +123,9 @@ class Light(Device):
         project = self.context.project
         assert project is not None
         base = project.index.inherited(cls, method.name)
-        if not isinstance(base, FunctionFact) or base.is_coroutine:
-            return
+        if not isinstance(base, FunctionFact) or base.hands_out != ("None",):
+            return  # not a plain sync `def` that returns None (an `async def` with a
+            # decorator asyncfix does not know, one that returns an awaitable, ...)
         callers = self._callers(cls, method.name, lambda f: f.drops_on_self)
         if not callers:
             return
