@@ -34,6 +34,9 @@ from asyncfix.analysis.classes import (
 from asyncfix.analysis.scopes import Scope, Scopes
 from asyncfix.index import BLOCKING_METHODS, SAME_TYPE, ClassFact, FunctionFact, child_nodes
 
+#: the calls that open a file and return its file object
+FILE_OPENERS = frozenset({"builtins.open", "io.open", "os.fdopen", "io.open_code"})
+
 if TYPE_CHECKING:
     from asyncfix.codemods.base import Project
 
@@ -242,6 +245,9 @@ class Values:
             made = self.class_named(value.func, scope)
             if made is not None:
                 return made
+            opened = self._opened(value, scope)
+            if opened is not None:
+                return opened
             func = value.func
             if isinstance(func, ast.Attribute):
                 # `path.with_suffix(".bak")` on an instance, `Path.home()` on the class
@@ -249,15 +255,47 @@ class Values:
                 return _same_type(owner, "method", func.attr)
             return None
         if isinstance(value, ast.Await) and isinstance(value.value, ast.Call):
-            qualified = self.scopes.qualified_name_at(value.value.func, scope)
+            call = value.value
+            qualified = self.scopes.qualified_name_at(call.func, scope)
             if qualified in LIBRARY_FACTORIES:
                 return Type("library", LIBRARY_FACTORIES[qualified])
+            if qualified == "asyncio.to_thread" and call.args:
+                # `await asyncio.to_thread(open, path)`: opened in a worker thread
+                first = call.args[0]
+                if self.scopes.qualified_name_at(first, scope) in FILE_OPENERS:
+                    rest = ast.Call(func=first, args=call.args[1:], keywords=call.keywords)
+                    return self._opened(rest, scope)
             return None
+        if isinstance(value, ast.Name):
+            return self._local(value)  # `f = other`: what `other` is
         if isinstance(value, ast.Attribute):
             return _same_type(self._operand(value.value), "attribute", value.attr)
         if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Div):
             return _same_type(self._operand(value.left), "operator", "/")
         return None
+
+    def _opened(self, call: ast.Call, scope: Scope) -> Type | None:
+        """The file object ``open(path, mode)`` (``io.open``, ``os.fdopen``) makes: a text
+        file, or a binary one for a ``b`` mode (reading, writing, or both); a mode that is
+        not a constant may be either, and is taken for the one with every method."""
+        if self.scopes.qualified_name_at(call.func, scope) not in FILE_OPENERS:
+            return None
+        mode: ast.expr | None = call.args[1] if len(call.args) > 1 else None
+        for keyword in call.keywords:
+            if keyword.arg == "mode":
+                mode = keyword.value
+            elif keyword.arg is None:
+                return None  # `**options` may hold the mode
+        if mode is None:
+            return Type("library", "io.TextIOWrapper")
+        if not isinstance(mode, ast.Constant) or not isinstance(mode.value, str):
+            return Type("library", "io.BufferedRandom")
+        text = mode.value
+        if "b" not in text:
+            return Type("library", "io.TextIOWrapper")
+        if "+" in text:
+            return Type("library", "io.BufferedRandom")
+        return Type("library", "io.BufferedReader" if "r" in text else "io.BufferedWriter")
 
     def _operand(self, expr: ast.expr) -> Type | None:
         """The class of an instance inside a larger expression (library classes only)."""
