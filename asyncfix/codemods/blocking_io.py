@@ -240,14 +240,17 @@ class _BlockingCall(Rule):
         return None
 
     def _waits(self, call: ast.Call) -> bool:
-        """The mode of an ``os.spawn*`` call is ``os.P_WAIT``: it returns when the child
-        exits (``P_NOWAIT``, or a mode it cannot name, does not count)."""
+        """The mode of an ``os.spawn*`` call is ``os.P_WAIT`` (0 on every platform): it
+        returns when the child exits (``P_NOWAIT``, or a mode it cannot name, does not
+        count)."""
         mode = call.args[0] if call.args else None
         for keyword in call.keywords:
             if keyword.arg == "mode":
                 mode = keyword.value
         if mode is None or isinstance(mode, ast.Starred):
             return False
+        if isinstance(mode, ast.Constant):
+            return type(mode.value) is int and mode.value == 0
         return self.model.scopes.qualified_name(mode) == "os.P_WAIT"
 
 
