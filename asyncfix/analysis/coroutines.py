@@ -124,6 +124,13 @@ class Coroutines:
             if annotation is not None:
                 text = f"`{func.id}` is annotated `{self.source.segment(annotation)}`"
                 return Callee(func.id, text)
+            attribute = self._awaitable_callable_local(func)
+            if attribute is not None:
+                text = (
+                    f"`{func.id}` is `{self.source.segment(attribute)}`, annotated as an async "
+                    "callback (`Callable[..., Awaitable]`)"
+                )
+                return Callee(func.id, text)
             inner = self._lambda_coroutine(func)
             if inner is not None:
                 text = (
@@ -267,6 +274,28 @@ class Coroutines:
             return None
         annotation = param.annotation
         return annotation if self.values.is_awaitable_callable(annotation) else None
+
+    def _awaitable_callable_local(self, name: ast.Name) -> ast.Attribute | None:
+        """``name`` is a local of the function it is read in, bound once, to
+        ``self.<attribute>`` where every value that attribute gets is an async callback
+        (``handler = self._handler`` before ``if handler: handler(event)``)."""
+        if not self._mentions_awaitable:
+            return None
+        scope = self.scopes.scope_of(name)
+        function = function_scope(scope)
+        if scope is None or function is None:
+            return None
+        found = self.scopes.lookup(name.id, scope)
+        if found is None or found[0] is not function or len(found[1]) != 1:
+            return None
+        value = found[1][0].value
+        if found[1][0].kind != "assign" or not isinstance(value, ast.Attribute):
+            return None
+        receiver = value.value
+        cls = self.classes.method_class(receiver) if isinstance(receiver, ast.Name) else None
+        if cls is None or not self.values.is_awaitable_callable_attribute(cls, value.attr):
+            return None
+        return value
 
     def _own_method(self, cls: ast.ClassDef, method: str) -> Function | FunctionFact | None:
         """The ``async def`` that ``self.method`` of ``cls`` is: in this module, or (through

@@ -127,6 +127,17 @@ class Values:
             return self.class_named(inner, module)
         return None
 
+    def _type_alias(self, name: str) -> ast.expr | None:
+        """The value of a module-level ``Name = <subscript>`` (``Name: TypeAlias = ...``, or
+        the same as a string) that is the name's one binding."""
+        bindings = self.scopes.module.bindings.get(name, [])
+        if len(bindings) != 1 or bindings[0].kind != "assign":
+            return None
+        value = bindings[0].value
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            value = _parse_annotation(value.value)  # `Name: TypeAlias = "Callable[...]"`
+        return value if isinstance(value, ast.Subscript) else None
+
     def _unwrap_optional(self, node: ast.expr) -> ast.expr | None:
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
             sides = [node.left, node.right]
@@ -138,9 +149,13 @@ class Values:
                 return node.slice
         return node
 
-    def is_awaitable_callable(self, annotation: ast.expr) -> bool:
-        """``Callable[..., Awaitable[X]]`` / ``Callable[[A], Coroutine[...]]`` (optional too)."""
+    def is_awaitable_callable(self, annotation: ast.expr, depth: int = 0) -> bool:
+        """``Callable[..., Awaitable[X]]`` / ``Callable[[A], Coroutine[...]]`` (optional too),
+        or a module-level type alias of one (``Handler = Callable[...]``)."""
         inner = self._unwrap_optional(annotation)
+        if isinstance(inner, ast.Name) and depth < 3:
+            aliased = self._type_alias(inner.id)
+            return aliased is not None and self.is_awaitable_callable(aliased, depth + 1)
         if not isinstance(inner, ast.Subscript):
             return False
         elements = inner.slice
