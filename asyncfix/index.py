@@ -167,6 +167,9 @@ class ModuleFact:
     ambiguous: set[str] = field(default_factory=set)
     #: modules whose public names ``from m import *`` brings in, in order
     star_imports: list[str] = field(default_factory=list)
+    #: module-level type aliases of an async callback, bound once:
+    #: ``Handler = Callable[[Request], Awaitable[Response]]`` (``Optional[...]`` of one too)
+    async_callbacks: set[str] = field(default_factory=set)
 
 
 def module_name(path: Path) -> tuple[str, bool]:
@@ -305,8 +308,68 @@ def facts_from_ast(tree: ast.Module, name: str, path: str, is_package: bool) -> 
                 for node in ast.walk(assigned):
                     if isinstance(node, ast.Name):
                         module.ambiguous.add(node.id)
+                        bind(node.id)
+            value = statement.value
+            if (
+                not conditional
+                and len(targets) == 1
+                and isinstance(targets[0], ast.Name)
+                and value is not None
+                and _is_async_callback_type(value, imports)
+            ):
+                module.async_callbacks.add(targets[0].id)
     module.ambiguous.update(local for local, count in seen.items() if count > 1)
+    module.async_callbacks -= {local for local, count in seen.items() if count > 1}
     return module
+
+
+_CALLABLES = frozenset({"typing.Callable", "collections.abc.Callable"})
+_AWAITABLES = frozenset(
+    {
+        "typing.Awaitable",
+        "typing.Coroutine",
+        "collections.abc.Awaitable",
+        "collections.abc.Coroutine",
+    }
+)
+_OPTIONALS = frozenset({"typing.Optional"})
+
+
+def _is_async_callback_type(value: ast.expr, imports: dict[str, str]) -> bool:
+    """``Callable[..., Awaitable[X]]`` (``Coroutine``), ``Optional[...]`` or ``... | None``
+    of one, or the same as a string, qualified through the module's imports."""
+
+    def qualified(node: ast.expr) -> str | None:
+        dotted = ast_dotted_name(node)
+        if dotted is None:
+            return None
+        head, _, rest = dotted.partition(".")
+        return imports[head] + (f".{rest}" if rest else "") if head in imports else None
+
+    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+        try:
+            parsed = ast.parse(value.value, mode="eval").body
+        except SyntaxError:
+            return False
+        return not isinstance(parsed, ast.Constant) and _is_async_callback_type(parsed, imports)
+    if isinstance(value, ast.BinOp) and isinstance(value.op, ast.BitOr):
+        sides = [v for v in (value.left, value.right) if not _is_none(v)]
+        return len(sides) == 1 and _is_async_callback_type(sides[0], imports)
+    if not isinstance(value, ast.Subscript):
+        return False
+    head = qualified(value.value)
+    if head in _OPTIONALS:
+        return _is_async_callback_type(value.slice, imports)
+    elements = value.slice
+    if head not in _CALLABLES or not isinstance(elements, ast.Tuple) or len(elements.elts) != 2:
+        return False
+    returned = elements.elts[1]
+    target = returned.value if isinstance(returned, ast.Subscript) else returned
+    return qualified(target) in _AWAITABLES
+
+
+def _is_none(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
 
 
 def _class_fact(
@@ -1176,11 +1239,12 @@ def to_raw(module: ModuleFact) -> Raw:
         module.imports,
         sorted(module.ambiguous),
         module.star_imports,
+        sorted(module.async_callbacks),
     )
 
 
 def from_raw(raw: Raw) -> ModuleFact:
-    name, path, is_package, functions, classes, imports, ambiguous, stars = raw
+    name, path, is_package, functions, classes, imports, ambiguous, stars, callbacks = raw
 
     def function(item: Raw) -> FunctionFact:
         (qualified, is_coroutine, line, blocking, calls, returns, self_only, awaits, empty) = item[
@@ -1222,6 +1286,7 @@ def from_raw(raw: Raw) -> ModuleFact:
     module.imports = dict(imports)
     module.ambiguous = set(ambiguous)
     module.star_imports = list(stars)
+    module.async_callbacks = set(callbacks)
     return module
 
 
@@ -1584,6 +1649,21 @@ class ProjectIndex:
         result = search(cls)
         return "missing" if result is None else result
 
+    def is_async_callback_alias(self, qualified: str, hops: int = 0) -> bool:
+        """``pkg.typedefs.Handler`` is a module-level type alias of an async callback
+        (``ModuleFact.async_callbacks``), there or where a module it is imported from says."""
+        owner, _, name = qualified.rpartition(".")
+        module = self.modules.find(owner) if owner else None
+        if module is None:
+            return False
+        if name in module.async_callbacks:
+            return True
+        target = module.imports.get(name)
+        if target is None or hops >= MAX_HOPS:
+            return False
+        absolute = self.absolute(target, module)
+        return absolute is not None and self.is_async_callback_alias(absolute, hops + 1)
+
     def inherited(self, cls: ClassFact, name: str) -> FunctionFact | str:
         """What ``cls`` would get for ``name`` from its bases (what its own definition
         overrides): as ``method_lookup``, starting after the class itself."""
@@ -1788,12 +1868,13 @@ class ProjectIndex:
         return result
 
     def coroutine_names(self) -> frozenset[str]:
-        """Every name a coroutine function or method of the project is defined under, or a
-        sync one that may return a coroutine (a cheap pre-filter for files that might call
-        one)."""
+        """Every name a coroutine function or method of the project is defined under, a
+        sync one that may return a coroutine, or an async callback type alias (a cheap
+        pre-filter for files that might call one)."""
         if self._coroutine_names is None:
             names: set[str] = set()
             for module in self.modules.all():
+                names.update(module.async_callbacks)
                 names.update(
                     name
                     for name, f in module.functions.items()

@@ -14,8 +14,15 @@ from asyncfix.index import FunctionFact, ModuleFact, facts_from_source, from_raw
 SOURCE = """
 import asyncio
 import functools
+from typing import Awaitable, Callable, Optional
 
 CACHE = None
+Handler = Callable[[str], Awaitable[None]]
+MaybeHandler = Optional["Callable[[str], Awaitable[None]]"]
+Either = Callable[[str], Awaitable[None]] | None
+SyncHandler = Callable[[str], None]
+Twice = Callable[[str], Awaitable[None]]
+Twice = Callable[[str], None]
 
 
 async def schedules(coro, flag, callback):
@@ -233,3 +240,8 @@ def test_what_a_method_calls_on_its_receiver_and_drops(module: ModuleFact) -> No
     assert _function(module, "Client.refresh_all").drops_on_self == ("update",)
     assert _function(module, "Client.sync").drops_on_self == ()
     assert _function(module, "drops").drops_on_self == ()
+
+
+def test_which_module_names_are_async_callback_types(module: ModuleFact) -> None:
+    # a sync callback, and an alias bound twice, are not
+    assert module.async_callbacks == {"Handler", "MaybeHandler", "Either"}

@@ -55,14 +55,26 @@ class Coroutines:
         self.source = source
         self.project = project
         self.library = library
-        #: an async callback is known only by an annotation that names one of these
-        self._mentions_awaitable = "Awaitable" in source.text or "Coroutine" in source.text
+        #: an async callback is known only by an annotation that names one of these, or an
+        #: alias of one that the module imports from the project
+        self._mentions_awaitable = (
+            "Awaitable" in source.text
+            or "Coroutine" in source.text
+            or (project is not None and self._imports_callback_alias(project))
+        )
         self._module_async_names = frozenset(
             statement.name
             for shape in classes.shapes.values()
             for statement in shape.node.body
             if isinstance(statement, ast.AsyncFunctionDef)
         )
+
+    @staticmethod
+    def _imports_callback_alias(project: Project) -> bool:
+        """The module imports a name some project module binds to an async callback type
+        (by name only: ``values`` checks what it is)."""
+        names = project.index.coroutine_names()
+        return any(target.rsplit(".", 1)[-1] in names for target in project.module.imports.values())
 
     def callee(self, call: ast.Call) -> Callee | None:
         found = self._callee(call)

@@ -155,7 +155,13 @@ class Values:
         inner = self._unwrap_optional(annotation)
         if isinstance(inner, ast.Name) and depth < 3:
             aliased = self._type_alias(inner.id)
-            return aliased is not None and self.is_awaitable_callable(aliased, depth + 1)
+            if aliased is not None:
+                return self.is_awaitable_callable(aliased, depth + 1)
+        if isinstance(inner, (ast.Name, ast.Attribute)) and self.project is not None:
+            # an alias another project module defines (`from .typedefs import Handler`)
+            dotted = self.scopes.qualified_name_at(inner, self.scopes.module)
+            target = self.project.absolute(dotted) if dotted is not None else None
+            return target is not None and self.project.index.is_async_callback_alias(target)
         if not isinstance(inner, ast.Subscript):
             return False
         elements = inner.slice
@@ -167,8 +173,8 @@ class Values:
         returned = elements.elts[1]
         if isinstance(returned, ast.Slice):
             return False
-        target = returned.value if isinstance(returned, ast.Subscript) else returned
-        return self.scopes.qualified_name_at(target, module) in AWAITABLE_TYPES
+        awaited = returned.value if isinstance(returned, ast.Subscript) else returned
+        return self.scopes.qualified_name_at(awaited, module) in AWAITABLE_TYPES
 
     # -- values -------------------------------------------------------------------------
 
