@@ -168,6 +168,19 @@ class Coroutines:
             ):
                 text = f"`{spelled}` is annotated as an async callback (`Callable[..., Awaitable]`)"
                 return Callee(spelled, text)
+        defined = self._module_class(receiver) if isinstance(receiver, ast.Name) else None
+        if defined is not None:
+            # `Client.connect(...)` on the class itself (a static method, or a method given
+            # its instance)
+            method = self._own_method(defined, func.attr)
+            if isinstance(method, FunctionFact):
+                where = f"{shown(method.path)}:{method.line}"
+                text = f"`{method.qualified}` is an inherited `async def` method ({where})"
+                return Callee(spelled, text)
+            if method is not None:
+                text = f"`{spelled}` is an `async def` method at line {method.lineno}"
+                return Callee(spelled, text)
+            return None
         if not self._may_be_coroutine_method(func.attr):
             return None
         owner = self.values.type_of(receiver)
@@ -255,6 +268,14 @@ class Coroutines:
             assert isinstance(binding.node, ast.AsyncFunctionDef)
             definitions.append(binding.node)
         return definitions[-1] if definitions else None
+
+    def _module_class(self, name: ast.Name) -> ast.ClassDef | None:
+        """The module-level class that is every binding of ``name``."""
+        found = self.scopes.resolve(name)
+        if found is None or found[0] is not self.scopes.module or len(found[1]) != 1:
+            return None
+        node = found[1][0].node
+        return node if found[1][0].kind == "class" and isinstance(node, ast.ClassDef) else None
 
     def _lambda_coroutine(self, name: ast.Name) -> Callee | None:
         """``name`` is bound once, to ``lambda ...: f(...)`` where ``f`` is a coroutine
