@@ -150,7 +150,8 @@ EVERY_PATH = frozenset({"awaited"})
         ("with c:\n        await x", True),
         ("for i in c:\n        await x", None),  # zero iterations: not followed
         ("while c:\n        pass\n    await x", True),
-        ("if True:\n        await x", None),
+        ("if True:\n        await x", True),  # a decided condition: one branch runs
+        ("if False:\n        await x", False),
         ("y = (await x) if c else 1", False),
         ("return await x", True),
         ("async def g():\n        await x\n    await g()", None),  # captured

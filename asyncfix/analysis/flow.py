@@ -43,6 +43,7 @@ import ast
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from asyncfix.analysis.conditions import Conditions
 from asyncfix.analysis.model import NESTED, TRY, holding_list
 from asyncfix.analysis.scopes import Binding, Scopes
 from asyncfix.analysis.uses import use_of
@@ -89,8 +90,9 @@ class Local:
 class Flow:
     """``local(target)``: the flow of the local a function binds at ``target``."""
 
-    def __init__(self, scopes: Scopes) -> None:
+    def __init__(self, scopes: Scopes, conditions: Conditions | None = None) -> None:
         self.scopes = scopes
+        self.conditions = conditions
         self._reads: dict[int, dict[str, list[ast.Name]]] = {}
         #: the target of each ``name += ...`` (a read the traversal records no parent for)
         self._augmented: dict[int, ast.AugAssign] = {}
@@ -151,7 +153,7 @@ class Flow:
         }
         if any(use.kind == "captured" for use in local.uses):
             return None
-        paths = _Paths(self.scopes, using, local.name if optional else None)
+        paths = _Paths(self.scopes, using, local.name if optional else None, self.conditions)
         outcome = paths.after(statement, local.function)
         if UNKNOWN in outcome or not outcome:
             return None
@@ -221,8 +223,16 @@ CONSUMED, THROUGH, EXITED, UNKNOWN = "consumed", "through", "exited", "unknown"
 class _Paths:
     """The outcomes of the paths through statements, given the reads that count as uses."""
 
-    def __init__(self, scopes: Scopes, using: dict[int, bool], optional: str | None) -> None:
+    def __init__(
+        self,
+        scopes: Scopes,
+        using: dict[int, bool],
+        optional: str | None,
+        conditions: Conditions | None,
+    ) -> None:
         self.scopes = scopes
+        #: the conditions the module decides: a branch they rule out holds no path
+        self.conditions = conditions
         #: id of each read that consumes -> whether it is in a conditional part
         self.using = using
         #: the local, when it is None or always true: tests of it tell where it is None
@@ -304,6 +314,10 @@ class _Paths:
             head = self._uses(node.test)
             if head is not None:
                 return head
+            decided = self.conditions.truth(node.test) if self.conditions else None
+            if decided is not None:
+                branch = node.body if decided else node.orelse
+                return self.block(branch) if branch else {THROUGH}
             if isinstance(node.test, ast.Constant):
                 return {UNKNOWN}
             none = self._none_when(node.test)  # the branch where it is None holds no path

@@ -26,6 +26,7 @@ from asyncfix.analysis.values import Values
 from asyncfix.index import ast_dotted_name, child_nodes, spelled_names
 
 if TYPE_CHECKING:
+    from asyncfix.analysis.conditions import Conditions
     from asyncfix.analysis.flow import Flow
     from asyncfix.analysis.races import Races
     from asyncfix.codemods.base import Project
@@ -57,7 +58,14 @@ class SemanticModel:
         """Where the values of functions' locals go (asked by rules that follow one)."""
         from asyncfix.analysis.flow import Flow
 
-        return Flow(self.scopes)
+        return Flow(self.scopes, self.conditions)
+
+    @cached_property
+    def conditions(self) -> Conditions:
+        """The conditions the module decides by itself (``x = None; if x is None:``)."""
+        from asyncfix.analysis.conditions import Conditions
+
+        return Conditions(self.scopes)
 
     @cached_property
     def races(self) -> Races:

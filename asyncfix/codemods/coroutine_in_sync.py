@@ -75,7 +75,7 @@ class Client:
                 )
                 self.report(node, message, None, [found.evidence])
             return
-        if place.kind != "def":
+        if place.kind != "def" or self.model.conditions.dead(node):
             return
         function = place.function
         where = f"`{function.name}()`" if function is not None else "sync code"

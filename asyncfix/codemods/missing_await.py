@@ -102,6 +102,8 @@ class Agent:
         walk = self.walk
         if not walk.in_async_body(node):
             return
+        if self.model.conditions.dead(node):
+            return  # a branch that never runs (`x = None` ... `if x:`)
         context = self._dropped_context(node)
         if context is None:
             self._handed_on(node)
