@@ -90,7 +90,14 @@ class Agent:
         "model's value flow) -- gets `await` at the call. Reported without a fix: a "
         "coroutine awaited on some paths only (`t = f(); if b: await t`), and one passed to a "
         "project function whose summary says it never awaits, schedules, stores or returns "
-        "that parameter. Inside a generator expression no fix is offered."
+        "that parameter. Inside a generator expression no fix is offered. A sync function "
+        "whose every return is such a call (`def fetch_later(): return fetch()`) counts as a "
+        "coroutine function; one that returns None on some path is reported without a fix "
+        "(`await` would fail there), and `if x is None:` tells which paths hold nothing. Also "
+        "reported without a fix: a coroutine put in a container nothing takes it out of, or "
+        "in a dict item nothing reads; a callback parameter called and dropped, where a "
+        "caller in the module passes a coroutine function. Nothing is reported on a branch "
+        "the module's own conditions rule out (`verbose = False` ... `if verbose:`)."
     )
     severity = Severity.HIGH
     kind = "Coroutine never awaited"
