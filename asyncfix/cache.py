@@ -56,10 +56,11 @@ FORMAT = f"results-{__version__}-{_code_digest()}"
 Entry = tuple[str, str, list[str], str, dict[str, Any] | None]
 
 
-#: what the results cache compares for a dependency (``ProjectIndex.dependency_digest``):
-#: the digest of a module's facts ("" when the module is not there), or for ``kind:name``
-#: whether the project has a function of that kind so named
-Digests = Callable[[str], str]
+#: what the results cache compares for each of a list of dependencies
+#: (``ProjectIndex.dependency_digests``): the digest of a module's facts ("" when the module
+#: is not there), or for ``kind:name`` whether the project has a function of that kind so
+#: named
+Digests = Callable[[list[str]], list[str]]
 
 
 def _is_entry(entry: Any) -> bool:
@@ -78,9 +79,7 @@ def _combined(modules: list[str], digest_of: Digests) -> str:
     """One digest of what ``modules`` (the dependencies) are now."""
     if not modules:
         return ""
-    return hashlib.sha256(
-        "\0".join([digest_of(module) for module in modules]).encode()
-    ).hexdigest()[:16]
+    return hashlib.sha256("\0".join(digest_of(modules)).encode()).hexdigest()[:16]
 
 
 class ResultCache:
@@ -112,6 +111,18 @@ class ResultCache:
         if not isinstance(entries, dict) or not all(_is_entry(e) for e in entries.values()):
             return {}
         return {path: tuple(entry) for path, entry in entries.items()}
+
+    def dependency_keys(self) -> set[str]:
+        """Every dependency some cached result has (checked as a list of strings in ``get``)."""
+        keys: set[object] = set()
+        for entry in self.entries.values():
+            try:
+                keys.update(entry[2])
+            except TypeError:  # an edited cache: `get` drops it
+                continue
+        if all(isinstance(key, str) for key in keys):
+            return keys  # type: ignore[return-value]
+        return {key for key in keys if isinstance(key, str)}
 
     def get(self, path: str, content: str, settings: str, digests: Digests) -> FileResult | None:
         """The cached result for this content and settings, if nothing it used has changed

@@ -125,17 +125,18 @@ class _IgnoreTree:
     """``.gitignore`` files met while walking, each applying to its own subtree."""
 
     def __init__(self) -> None:
-        self._specs: list[tuple[Path, pathspec.GitIgnoreSpec]] = []
+        self._specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
 
-    def load(self, directory: Path) -> None:
-        gitignore = directory / ".gitignore"
+    def load(self, directory: Path | str) -> None:
+        gitignore = os.path.join(directory, ".gitignore")
         try:
-            lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
+            with open(gitignore, encoding="utf-8", errors="replace") as handle:
+                lines = handle.read().splitlines()
         except OSError:
             return
-        self._specs.append((directory, pathspec.GitIgnoreSpec.from_lines(lines)))
+        self._specs.append((str(directory), pathspec.GitIgnoreSpec.from_lines(lines)))
 
-    def ignored(self, path: Path, is_dir: bool) -> bool:
+    def ignored(self, path: Path | str, is_dir: bool) -> bool:
         for base, spec in self._specs:
             rel = relative(path, base)
             if rel is None:
@@ -227,40 +228,47 @@ def _walk(
     def onerror(exc: OSError) -> None:
         errors.append(f"{exc.filename}: cannot list directory: {exc.strerror}")
 
+    # paths as strings while walking (a `Path` is made for each file kept, only)
     for dirpath, dirnames, filenames in os.walk(top, onerror=onerror):
-        current = Path(dirpath)
-        if respect_gitignore:
-            ignores.load(current)
+        if respect_gitignore and ".gitignore" in filenames:
+            ignores.load(dirpath)
         kept = []
         for name in sorted(dirnames):
-            sub = current / name
-            if name in DEFAULT_EXCLUDE or _matches(sub, root, exclude, True):
+            if name in DEFAULT_EXCLUDE:
+                continue
+            sub = os.path.join(dirpath, name)
+            if _matches(sub, root, exclude, True):
                 continue
             if respect_gitignore and ignores.ignored(sub, True):
                 continue
             kept.append(name)
         dirnames[:] = kept
+        folder: Path | None = None
         for name in sorted(filenames):
             if not name.endswith(".py"):
                 continue
-            file = current / name
+            file = os.path.join(dirpath, name)
             if _matches(file, root, exclude, False):
                 continue
             if respect_gitignore and ignores.ignored(file, False):
                 continue
-            yield file
+            if folder is None:
+                folder = Path(dirpath)
+            yield folder / name
 
 
-def _matches(path: Path, root: Path, exclude: pathspec.GitIgnoreSpec, is_dir: bool) -> bool:
+def _matches(
+    path: Path | str, root: Path, exclude: pathspec.GitIgnoreSpec, is_dir: bool
+) -> bool:
     if not exclude.patterns:
         return False
     rel = relative(path, root)
     if rel is None:
-        rel = path.as_posix()
+        rel = Path(path).as_posix()
     return exclude.match_file(rel + "/" if is_dir else rel)
 
 
-def relative(path: Path, base: Path) -> str | None:
+def relative(path: Path | str, base: Path | str) -> str | None:
     """``path`` relative to ``base`` in POSIX form, or None when it is not under it: what
     ``Path.relative_to`` says for absolute paths, with string operations (the walk asks
     this for every file and directory)."""

@@ -1483,6 +1483,46 @@ class ProjectIndex:
             found = self._dependency_digests[key] = self._dependency_digest(key)
         return found
 
+    def dependency_digests(self, keys: list[str]) -> list[str]:
+        """``dependency_digest`` of each key (a warm run asks for some 360,000: the ones
+        already worked out are looked up in one pass)."""
+        memo = self._dependency_digests
+        if not memo:
+            memo.update(self.digests)  # every module's, at once
+        found = list(map(memo.get, keys))  # all there after `prime_dependencies`
+        if None in found:
+            for position, value in enumerate(found):
+                if value is None:
+                    found[position] = self.dependency_digest(keys[position])
+        return found  # type: ignore[return-value]
+
+    def prime_dependencies(self, keys: set[str]) -> None:
+        """Work out the digest of every key in ``keys`` at once (the dependencies of every
+        cached result: a warm run of Home Assistant asks for some 65,000 distinct ones),
+        with set and dict operations rather than a call for each."""
+        memo = self._dependency_digests
+        if not memo:
+            memo.update(self.digests)
+        missing = keys - memo.keys()
+        plain = {key for key in missing if ":" not in key}
+        memo.update(dict.fromkeys(plain, ""))  # a dotted name that is no module (now)
+        by_kind: dict[str, list[tuple[str, str]]] = {}
+        for key in missing - plain:
+            kind, _, name = key.partition(":")
+            by_kind.setdefault(kind, []).append((key, name))
+        sets = {
+            "coroutine": self.coroutine_names,
+            "blocking": self.blocking_names,
+            "resource": self.resource_names,
+            "subclassed": self.base_names,
+        }
+        for kind, items in by_kind.items():
+            if kind not in sets:
+                memo.update((key, "?") for key, _ in items)
+                continue
+            names = sets[kind]()
+            memo.update((key, "named" if name in names else "") for key, name in items)
+
     def _dependency_digest(self, key: str) -> str:
         kind, separator, name = key.partition(":")
         if not separator:

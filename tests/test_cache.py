@@ -300,3 +300,25 @@ def test_a_subclass_added_elsewhere_rechecks_a_class_that_would_get_an_init(
     loader = next(f for f in warm.files if f.display.endswith("loader.py"))
     assert not loader.changed
     assert "has subclasses" in loader.findings[0].message
+
+
+def test_dependencies_worked_out_at_once_are_what_each_asked_alone_gives(project: Path) -> None:
+    config = Config(path=project / "pyproject.toml", root=project)
+    keys = [
+        "app.client",  # a module
+        "app.client.fetch",  # a dotted name that is no module
+        "app.missing",
+        "coroutine:fetch",  # a name of the project-wide sets, there or not
+        "coroutine:absent",
+        "blocking:helper",
+        "resource:Session",
+        "subclassed:Base",
+        "unknown:kind",
+    ]
+    alone = engine.build_index([], config, 1)
+    expected = [alone.dependency_digest(key) for key in keys]
+    assert expected[0] and expected[1:3] == ["", ""] and expected[3] == "named"
+    primed = engine.build_index([], config, 1)
+    primed.prime_dependencies(set(keys))
+    assert primed.dependency_digests(keys) == expected
+    assert engine.build_index([], config, 1).dependency_digests(keys) == expected

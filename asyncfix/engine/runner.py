@@ -180,7 +180,9 @@ def _analyse_all(
     cache = None
     if use_cache and tasks:
         cache = ResultCache((project_root(files, config) or config.root) / INDEX_CACHE)
-    digests = index.dependency_digest if index is not None else _no_dependency
+    digests = index.dependency_digests if index is not None else _no_dependency
+    if cache is not None and index is not None:
+        index.prime_dependencies(cache.dependency_keys())
     contents = index.contents if index is not None else {}
     results: list[FileResult | None] = [None] * len(tasks)
     # the module a file is (its package structure can change while its text does not)
@@ -240,8 +242,8 @@ def _no_module(path: str) -> str:
     return ""
 
 
-def _no_dependency(key: str) -> str:
-    return ""
+def _no_dependency(keys: list[str]) -> list[str]:
+    return [""] * len(keys)
 
 
 def _cache_path(task: Task) -> str:
