@@ -257,9 +257,7 @@ def _walk(
             yield folder / name
 
 
-def _matches(
-    path: Path | str, root: Path, exclude: pathspec.GitIgnoreSpec, is_dir: bool
-) -> bool:
+def _matches(path: Path | str, root: Path, exclude: pathspec.GitIgnoreSpec, is_dir: bool) -> bool:
     if not exclude.patterns:
         return False
     rel = relative(path, root)
