@@ -287,6 +287,17 @@ def reads_of(node: ast.AST, receiver: str | None, shared: frozenset[str] = froze
     return found
 
 
+def entered_lock(context: ast.expr, asynchronous: bool) -> ast.expr | None:
+    """The lock a ``with`` item takes: ``x`` of ``async with x:``, and of the pre-3.7 idiom
+    ``with (await x):`` / ``with (yield from x):`` (a TypeError since Python 3.9, which AF404
+    fixes into ``async with x:``: the region it meant to guard is taken as guarded)."""
+    if asynchronous:
+        return context
+    if isinstance(context, (ast.Await, ast.YieldFrom)):
+        return context.value
+    return None
+
+
 def guard_tests(
     test: ast.expr, receiver: str | None, shared: frozenset[str] = frozenset()
 ) -> set[str]:
@@ -550,10 +561,11 @@ def class_facts(node: ast.ClassDef, races: Races) -> ClassFacts:
                     facts.awaits.add(method)
             elif kind not in _ASSIGNING:
                 continue
-            if isinstance(child, ast.AsyncWith):
+            if isinstance(child, (ast.AsyncWith, ast.With)):
                 for item in child.items:
-                    lock = attribute_of(item.context_expr, receiver)
-                    if lock is not None and isinstance(item.context_expr, ast.Attribute):
+                    taken = entered_lock(item.context_expr, isinstance(child, ast.AsyncWith))
+                    lock = attribute_of(taken, receiver) if taken is not None else None
+                    if lock is not None and isinstance(taken, ast.Attribute):
                         facts.acquires.add(lock)
                         for inner in in_order(child.body):
                             for target, _ in assignments(inner):
@@ -768,12 +780,13 @@ class MethodWalk:
         asynchronous = isinstance(node, ast.AsyncWith)
         if asynchronous:
             state = self._suspend(state, node)
-            for item in node.items:
-                lock = ast_dotted_name(item.context_expr)
-                if lock is not None:
-                    self._acquisitions += 1
-                    acquired.append(self._acquisitions)
-                    state.held[self._acquisitions] = lock
+        for item in node.items:
+            taken = entered_lock(item.context_expr, asynchronous)
+            lock = ast_dotted_name(taken) if taken is not None else None
+            if lock is not None:
+                self._acquisitions += 1
+                acquired.append(self._acquisitions)
+                state.held[self._acquisitions] = lock
         state = self._block(node, node.body, state)
         for acquisition in acquired:
             state.held.pop(acquisition, None)

@@ -152,6 +152,11 @@ class Counter:
             spelled = candidate.locks[index]
             kind, site = found[index] or ("", None)
             message = f"`with {spelled}:` on an `{kind}`; use `async with {spelled}:`"
+            if candidate.awaited[index]:
+                message = (
+                    f"`with (await {spelled}):` on an `{kind}` (the pre-3.7 idiom) raises "
+                    f"TypeError since Python 3.9; use `async with {spelled}:`"
+                )
             assert site is not None  # a constructor was recorded with its site
             evidence = [f"`{spelled}` is assigned `{kind}()` at line {site.lineno}"]
             # located at the lock, not the whole block (a suppression comment goes on that line)
