@@ -40,11 +40,17 @@ class FakeApi:
 
     def __init__(self) -> None:
         self.calls: dict[str, int] = {}
+        #: how many calls of each are under way at once, now and at most
+        self.active: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
 
     async def _io(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
+        self.active[name] = self.active.get(name, 0) + 1
+        self.peak[name] = max(self.peak.get(name, 0), self.active[name])
         await asyncio.sleep(0)
         await asyncio.sleep(0)
+        self.active[name] -= 1
 
     async def record(self, amount: int) -> None:
         await self._io("record")
@@ -176,3 +182,26 @@ def test_module_cache_stampede(version: str, module: ModuleType) -> None:
     api = FakeApi()
     asyncio.run(_together(*(module.lookup(api, "key") for _ in range(TASKS))))
     assert api.calls["get"] == (TASKS if version == "before" else 1)
+
+
+@pytest.mark.parametrize(("version", "module"), _both("AF402", "read_into_local"))
+def test_the_lock_covers_the_read_that_feeds_the_test(version: str, module: ModuleType) -> None:
+    api = FakeApi()
+    credentials = module.Credentials(api)
+    pages = module.Pages(api)
+
+    async def scenario() -> None:
+        await _together(*(credentials.token() for _ in range(TASKS)))
+        await _together(*(pages.page("same") for _ in range(TASKS)))
+        other = api.calls.get("get", 0)
+        await _together(*(pages.page(f"page {n}") for n in range(TASKS)))
+        assert api.calls["get"] - other == TASKS  # every other page is fetched once
+
+    asyncio.run(scenario())
+    if version == "before":
+        # the lock-free code: every caller read the empty state and did the work
+        assert api.calls["login"] == TASKS and api.calls["get"] == 2 * TASKS
+    else:
+        assert api.calls["login"] == 1 and api.calls["get"] == 1 + TASKS
+        # a lock per page: fetches of different pages still overlap
+        assert api.peak["get"] > 1

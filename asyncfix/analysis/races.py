@@ -101,6 +101,9 @@ class Mark:
     node: ast.stmt
     epoch: int
     held: frozenset[int]
+    #: for a test of a local assigned from the shared state (``token = self._token`` ...
+    #: ``if token is None:``): that assignment, where a lock must begin to cover the read
+    origin: ast.stmt | None = None
 
 
 @dataclass
@@ -296,6 +299,15 @@ def entered_lock(context: ast.expr, asynchronous: bool) -> ast.expr | None:
     if isinstance(context, (ast.Await, ast.YieldFrom)):
         return context.value
     return None
+
+
+def lock_spelling(taken: ast.expr) -> str | None:
+    """How a lock taken is named: ``self._lock``; ``self._locks[key]`` for one of a dict of
+    locks (``defaultdict(asyncio.Lock)``) taken by key."""
+    if isinstance(taken, ast.Subscript):
+        base = ast_dotted_name(taken.value)
+        return f"{base}[{ast.unparse(taken.slice)}]" if base is not None else None
+    return ast_dotted_name(taken)
 
 
 def guard_tests(
@@ -564,6 +576,8 @@ def class_facts(node: ast.ClassDef, races: Races) -> ClassFacts:
             if isinstance(child, (ast.AsyncWith, ast.With)):
                 for item in child.items:
                     taken = entered_lock(item.context_expr, isinstance(child, ast.AsyncWith))
+                    if isinstance(taken, ast.Subscript):
+                        taken = taken.value  # `self._locks[key]`: one of the locks it holds
                     lock = attribute_of(taken, receiver) if taken is not None else None
                     if lock is not None and isinstance(taken, ast.Attribute):
                         facts.acquires.add(lock)
@@ -744,17 +758,21 @@ class MethodWalk:
         state = self._expression(node.test, state)
         tested = guard_tests(node.test, self.receiver, self.shared)
         mark = Mark(node, state.epoch, frozenset(state.held))
-        # names assigned from shared state and tested here count as tests of that state
+        marks = dict.fromkeys(tested, mark)
+        # names assigned from shared state and tested here count as tests of that state,
+        # read where the name was assigned
         for name in names_read(node.test):
             if name in state.locals:
-                tested.add(state.locals[name][0])
+                attribute, read = state.locals[name]
+                if attribute not in marks:
+                    marks[attribute] = Mark(node, state.epoch, frozenset(state.held), read.node)
         then = state.copy()
-        for attribute in tested:
-            then.known[attribute] = mark
+        for attribute, tested_mark in marks.items():
+            then.known[attribute] = tested_mark
         then = self._block(node, node.body, then)
         otherwise = state.copy()
-        for attribute in tested:
-            otherwise.known[attribute] = mark
+        for attribute, tested_mark in marks.items():
+            otherwise.known[attribute] = tested_mark
         if node.orelse:
             otherwise = self._block(node, node.orelse, otherwise)
         if then.ended and otherwise.ended:
@@ -768,8 +786,8 @@ class MethodWalk:
         merged = _merge(then, otherwise)
         if not node.orelse:
             # after `if test: <no exit>` nothing is known from the test
-            for attribute in tested:
-                if merged.known.get(attribute) is mark:
+            for attribute, tested_mark in marks.items():
+                if merged.known.get(attribute) is tested_mark:
                     del merged.known[attribute]
         return merged
 
@@ -782,7 +800,7 @@ class MethodWalk:
             state = self._suspend(state, node)
         for item in node.items:
             taken = entered_lock(item.context_expr, asynchronous)
-            lock = ast_dotted_name(taken) if taken is not None else None
+            lock = lock_spelling(taken) if taken is not None else None
             if lock is not None:
                 self._acquisitions += 1
                 acquired.append(self._acquisitions)

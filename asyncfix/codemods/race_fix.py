@@ -33,7 +33,14 @@ from asyncfix.model import Safety, Severity, Span
 
 LOCK_FIX_NOTE = (
     "Unsafe: the statements from the read (or test) to the write are wrapped in "
-    "`async with self._<name>_lock:`, and the lock is created at the start of `__init__`; "
+    "`async with self._<name>_lock:`, and the lock is created at the start of `__init__`. "
+    "When the test is of a local the state was read into (`token = self._token` ... `if "
+    "token is None:`), the region begins at that read: a lock from the test on would leave "
+    "every waiter with the stale value it read first. A cache the region uses by one key "
+    "only (`self._pages.get(url)`, `self._pages[url] = ...`, `url in self._pages`) gets a "
+    "lock per key, `self._pages_locks = collections.defaultdict(asyncio.Lock)` and `async "
+    "with self._pages_locks[url]:`, so callers for other keys do not wait (a lock is kept "
+    "for every key used); "
     "an `__init__(self)` is added to a class that has none and no base classes, unless it "
     "is made to be subclassed (a mixin, a base) or the project subclasses it (a subclass "
     "with its own `__init__` would never create the lock). A lock "
@@ -41,9 +48,9 @@ LOCK_FIX_NOTE = (
     "(`global` names, module dicts) gets a module-level `_<name>_lock`. A new lock is "
     "offered only for Python 3.10+ targets (`target-version`, else the project's "
     "`requires-python`): before 3.10 an `asyncio.Lock()` binds to the event loop current "
-    "when it is made, at import or in `__init__`. Callers of the "
-    "region now wait for each other: that is the point, but one lock for a cache keyed by "
-    "request serialises every miss, where a lock per key would not. No fix when the region "
+    "when it is made, at import or in `__init__` (a per-key lock is made on first use, "
+    "in a coroutine, so it is offered for any target). Callers of the region now wait for "
+    "each other: that is the point. No fix when the region "
     "awaits a method that takes the same lock (it would deadlock), when a new lock would be "
     "taken in several methods (one task holding it while it awaits another's work would "
     "deadlock), when the region awaits a future another task completes, when the method "
@@ -191,34 +198,49 @@ class LockFix:
         if lock is None:
             assert isinstance(create, str)
             return create
+        # a cache keyed by one name in the region: a lock per key, so that unrelated keys
+        # do not wait for each other
+        key = _region_key(region.statements, receiver, race.attribute) if create else None
+        if key is not None:
+            taken = set(facts.constructors) | set(facts.methods) | class_attributes(facts.node)
+            lock = fresh_name(f"_{race.attribute.lstrip('_')}_locks", taken)
         reason = self._deadlock(facts, region, receiver, lock, create)
         if reason is not None:
             return reason
         init = facts.methods.get("__init__")
         asyncio_name = self.model.module_name_for("asyncio", leading_only=True)
+        collections_name = self.model.module_name_for("collections", leading_only=True)
         target = self.rule.context.target
-        if create and target < (3, 10):
+        # a per-key lock is made on first use of its key, in a coroutine: where the loop runs
+        if create and key is None and target < (3, 10):
             return (
                 f"before Python 3.10 an `asyncio.Lock()` made in `__init__` binds to the event "
                 f"loop of the thread that builds the object (and raises in a thread with "
                 f"none); the project supports Python {target[0]}.{target[1]}, so create the "
                 "lock where the loop runs"
             )
+        held = f"self.{lock}[{key}]" if key is not None else f"self.{lock}"
+        made = "collections.defaultdict(asyncio.Lock)" if key is not None else "asyncio.Lock()"
         changes = [
             f"Wrapped the {len(region.lines)} statement(s) from the "
             f"{'read' if race.code == 'AF401' else 'test'} to the write in "
-            f"`async with self.{lock}:`"
+            f"`async with {held}:`"
         ]
+        if key is not None:
+            changes.append(
+                f"One lock per `{key}`: callers for other keys do not wait (a lock is kept for "
+                "every key used)"
+            )
         init_self = "self"
         if create:
             if init is None:
                 reason = self._cannot_add_init(facts.node)
                 if reason:
                     return reason
-                changes.append(f"Added `__init__` creating `self.{lock} = asyncio.Lock()`")
+                changes.append(f"Added `__init__` creating `self.{lock} = {made}`")
             else:
                 init_self = self_name(init.node) or "self"
-                changes.append(f"Added `{init_self}.{lock} = asyncio.Lock()` to `__init__`")
+                changes.append(f"Added `{init_self}.{lock} = {made}` to `__init__`")
         rule = self.rule
         cls_span = rule.span(facts.node)
         init_span = rule.span(init.node) if init is not None else None
@@ -227,18 +249,29 @@ class LockFix:
         def build(head: cst.CSTNode, locate: Locate) -> Fix:
             fix = Fix(Safety.UNSAFE, list(changes))
             if create:
-                made = _lock_statement(init_self, lock, asyncio_name)
+                statement = _lock_statement(
+                    init_self, lock, asyncio_name, collections_name if key else None, bool(key)
+                )
                 if init_span is None:
                     cls = locate.find(cls_span, cst.ClassDef)
                     assert isinstance(cls, cst.ClassDef)
-                    fix.class_init.append((cls, made))
+                    fix.class_init.append((cls, statement))
                 else:
                     function = locate.find(init_span, cst.FunctionDef)
                     assert isinstance(function, cst.FunctionDef)
-                    fix.function_prelude.append((function, made))
+                    fix.function_prelude.append((function, statement))
                 if asyncio_name is None:
                     fix.add_imports.append(ImportItem("asyncio"))
-            wrap(fix, locate, cst.Attribute(value=cst.Name(receiver), attr=cst.Name(lock)))
+                if key is not None and collections_name is None:
+                    fix.add_imports.append(ImportItem("collections"))
+            held_lock: cst.BaseExpression = cst.Attribute(
+                value=cst.Name(receiver), attr=cst.Name(lock)
+            )
+            if key is not None:
+                held_lock = cst.Subscript(
+                    value=held_lock, slice=[cst.SubscriptElement(cst.Index(cst.Name(key)))]
+                )
+            wrap(fix, locate, held_lock)
             return fix
 
         return changes, self._pending(region, build)
@@ -381,7 +414,10 @@ class LockFix:
         are none a lock can go around."""
         race = self.race
         blocks = self.races.blocks
-        found = blocks.region(race.method, race.first.node, first_node(race.write))
+        # a test of a local read from the state begins where it is read: a lock from the
+        # test on would leave every waiter holding the stale value it read before
+        start = race.first.origin or race.first.node
+        found = blocks.region(race.method, start, first_node(race.write))
         if found is None:
             return "the read and the write are not in one block"
         body, first, last = found
@@ -472,9 +508,78 @@ def _choose_lock(facts: ClassFacts, attribute: str) -> tuple[str | None, str | b
     return fresh_name(name, taken), True
 
 
-def _lock_statement(receiver: str, lock: str, asyncio_name: str | None) -> cst.SimpleStatementLine:
-    value = cst.Call(
+def _region_key(statements: list[ast.stmt], receiver: str, attribute: str) -> str | None:
+    """The one name the region uses ``self.<attribute>`` by (``self.cache.get(key)``,
+    ``self.cache[key] = ...``, ``key in self.cache``, ``self.cache.pop(key)``), when that
+    is every use of it there and the region never rebinds the name; else None."""
+    keys: set[str] = set()
+    parents: dict[int, ast.AST] = {}
+    for statement in statements:
+        for node in ast.walk(statement):
+            for child in ast.iter_child_nodes(node):
+                parents[id(child)] = node
+    for statement in statements:
+        for node in ast.walk(statement):
+            if not (
+                isinstance(node, ast.Attribute)
+                and node.attr == attribute
+                and isinstance(node.value, ast.Name)
+                and node.value.id == receiver
+            ):
+                continue
+            parent = parents.get(id(node))
+            key: ast.expr | None = None
+            if isinstance(parent, ast.Subscript) and parent.value is node:
+                key = parent.slice
+            elif isinstance(parent, ast.Attribute) and parent.attr in _KEYED_METHODS:
+                call = parents.get(id(parent))
+                if isinstance(call, ast.Call) and call.func is parent and call.args:
+                    key = call.args[0]
+            elif (
+                isinstance(parent, ast.Compare)
+                and len(parent.ops) == 1
+                and isinstance(parent.ops[0], (ast.In, ast.NotIn))
+                and parent.comparators[0] is node
+            ):
+                key = parent.left
+            if not isinstance(key, ast.Name):
+                return None
+            keys.add(key.id)
+    if len(keys) != 1:
+        return None
+    (name,) = keys
+    for statement in statements:
+        for node in ast.walk(statement):
+            if (
+                isinstance(node, ast.Name)
+                and node.id == name
+                and not isinstance(node.ctx, ast.Load)
+            ):
+                return None  # rebound in the region: which key is locked would change
+    return name
+
+
+#: methods of a mapping whose first argument is the key
+_KEYED_METHODS = frozenset({"get", "pop", "setdefault"})
+
+
+def _lock_statement(
+    receiver: str,
+    lock: str,
+    asyncio_name: str | None,
+    collections_name: str | None = None,
+    per_key: bool = False,
+) -> cst.SimpleStatementLine:
+    value: cst.BaseExpression = cst.Call(
         func=cst.Attribute(value=cst.Name(asyncio_name or "asyncio"), attr=cst.Name("Lock"))
     )
+    if per_key:
+        factory = cst.Attribute(value=cst.Name(asyncio_name or "asyncio"), attr=cst.Name("Lock"))
+        value = cst.Call(
+            func=cst.Attribute(
+                value=cst.Name(collections_name or "collections"), attr=cst.Name("defaultdict")
+            ),
+            args=[cst.Arg(factory)],
+        )
     target = cst.Attribute(value=cst.Name(receiver), attr=cst.Name(lock))
     return cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(target)], value)])
