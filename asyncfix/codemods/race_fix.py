@@ -201,6 +201,8 @@ class LockFix:
         # a cache keyed by one name in the region: a lock per key, so that unrelated keys
         # do not wait for each other
         key = _region_key(region.statements, receiver, race.attribute) if create else None
+        if key is not None and not self._names_the_module("collections", facts):
+            key = None  # `collections` means something else here: one lock for all keys
         if key is not None:
             taken = set(facts.constructors) | set(facts.methods) | class_attributes(facts.node)
             lock = fresh_name(f"_{race.attribute.lstrip('_')}_locks", taken)
@@ -275,6 +277,18 @@ class LockFix:
             return fix
 
         return changes, self._pending(region, build)
+
+    def _names_the_module(self, module: str, facts: ClassFacts) -> bool:
+        """``module`` spelled in the class's ``__init__`` (where a fix makes the lock)
+        means the module: no module-level binding of it but ``import module``, and no
+        binding in ``__init__``."""
+        scopes = self.model.scopes
+        for binding in scopes.module.bindings.get(module, []):
+            if binding.kind != "import" or binding.qualified != module:
+                return False
+        init = facts.methods.get("__init__")
+        scope = scopes.opened.get(id(init.node)) if init is not None else None
+        return scope is None or module not in scope.bindings
 
     def _deadlock(
         self, facts: ClassFacts, region: _Region, receiver: str, lock: str, create: str | bool
