@@ -205,3 +205,31 @@ def test_the_lock_covers_the_read_that_feeds_the_test(version: str, module: Modu
         assert api.calls["login"] == 1 and api.calls["get"] == 1 + TASKS
         # a lock per page: fetches of different pages still overlap
         assert api.peak["get"] > 1
+
+
+@pytest.mark.parametrize(("version", "module"), _both("AF406", "thread_lock"))
+def test_a_thread_lock_across_an_await_hangs_the_loop(version: str, module: ModuleType) -> None:
+    """Two tasks refresh at once: with the `threading.Lock`, the second blocks the loop's
+    thread while the first is suspended holding it, and nothing ever runs again; with the
+    `asyncio.Lock` of the fix, the second waits as a task and both finish."""
+    import threading
+
+    api = FakeApi()
+
+    async def fetch(key: str) -> bytes:
+        return await api.get(key)
+
+    cache = module.Cache(fetch)
+    finished = threading.Event()
+
+    def run() -> None:
+        asyncio.run(_together(*(cache.refresh(f"k{n}") for n in range(5))))
+        finished.set()
+
+    worker = threading.Thread(target=run, daemon=True)  # a hung loop cannot be stopped
+    worker.start()
+    worker.join(timeout=5 if version == "after" else 1)
+    if version == "before":
+        assert not finished.is_set()  # the loop's thread waits for a lock its own task holds
+    else:
+        assert finished.is_set() and sorted(cache.data) == [f"k{n}" for n in range(5)]
