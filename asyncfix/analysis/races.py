@@ -761,11 +761,20 @@ class MethodWalk:
         marks = dict.fromkeys(tested, mark)
         # names assigned from shared state and tested here count as tests of that state,
         # read where the name was assigned
+        origins: dict[str, ast.stmt] = {}
         for name in names_read(node.test):
             if name in state.locals:
                 attribute, read = state.locals[name]
-                if attribute not in marks:
-                    marks[attribute] = Mark(node, state.epoch, frozenset(state.held), read.node)
+                if attribute in tested:
+                    continue  # tested itself too: the test is where it is read
+                earlier = origins.get(attribute)
+                if earlier is None or (read.node.lineno, read.node.col_offset) < (
+                    earlier.lineno,
+                    earlier.col_offset,
+                ):
+                    origins[attribute] = read.node  # the first of the reads that feed it
+        for attribute, origin in origins.items():
+            marks[attribute] = Mark(node, state.epoch, frozenset(state.held), origin)
         then = state.copy()
         for attribute, tested_mark in marks.items():
             then.known[attribute] = tested_mark
