@@ -3,9 +3,13 @@ the test (the analysis: ``analysis/races.py``; the lock fix: ``race_fix.py``).""
 
 from __future__ import annotations
 
+import ast
+
+from asyncfix.analysis.classes import self_name
+from asyncfix.analysis.model import in_order
 from asyncfix.analysis.races import Race
 from asyncfix.codemods.base import PendingFix
-from asyncfix.codemods.race_fix import RaceRule, shown
+from asyncfix.codemods.race_fix import RaceRule, brief, shown
 
 
 class CheckThenAct(RaceRule):
@@ -16,7 +20,10 @@ class CheckThenAct(RaceRule):
         "A test of shared state (`if self.client is None`, `if not self.connected`, a cache "
         "miss, an expiry check) only holds until the task suspends. When the code awaits "
         "before acting on the test, a second task can pass the same test meanwhile: both "
-        "create the client, both refresh the token, both fetch the missing entry."
+        "create the client, both refresh the token, both fetch the missing entry. An "
+        "in-progress flag (`if self._busy: return`, then set, an `await`, reset) does not "
+        "race, but in a method that returns a value it hands a concurrent caller None at "
+        "once, not the result the call in progress computes: reported without a fix."
     )
     example_before = """\
 class Api:
@@ -58,3 +65,121 @@ class Api:
         if not race.via:
             evidence.append(f"`{spelled}` is written at line {race.write.lineno}")
         self.report_with(race, message, fix, evidence)
+
+    # -- an in-progress flag ----------------------------------------------------------------
+
+    def on_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        """``if self._busy: return`` ... ``self._busy = True`` ... an ``await`` ...
+        ``self._busy = False`` (often in ``finally``), in a method whose other path returns
+        a value: a concurrent caller gets None at once instead of the result the call in
+        progress is computing. (The test and the set do not race -- nothing suspends
+        between them -- the early return is the defect.) Report only."""
+        if self.walk.enclosing_class(node.body[0]) is None:
+            return
+        receiver = self_name(node)
+        if receiver is None or not _returns_a_value(node):
+            return
+        body = node.body
+        for position, statement in enumerate(body):
+            flag = _flag_test(statement, receiver)
+            if flag is None:
+                continue
+            found = _set_then_reset(body[position + 1 :], receiver, flag)
+            if found is None:
+                continue
+            set_at, suspension = found
+            early = statement.body[-1]  # type: ignore[attr-defined]
+            message = (
+                f"in-progress flag: while `{receiver}.{flag}` is set (line {set_at.lineno}) "
+                f"across `{brief(self, suspension)}`, a concurrent call returns None here "
+                "at once, not the result the call in progress is computing (no fix: make "
+                "callers wait for it -- a lock, or a shared future of the call in progress)"
+            )
+            evidence = [
+                f"`{receiver}.{flag}` is tested at line {statement.lineno} and set at line "
+                f"{set_at.lineno} with nothing suspending between: one call at a time "
+                "passes",
+                f"the method returns a value on its other path (line {_value_return(node)})",
+            ]
+            self.report(early, message, None, evidence)
+            return
+
+
+def _flag_test(statement: ast.stmt, receiver: str) -> str | None:
+    """``if self._busy:`` whose body ends in a bare ``return`` (or ``return None``), with no
+    ``else``: the flag's name."""
+    if not isinstance(statement, ast.If) or statement.orelse:
+        return None
+    test = statement.test
+    if not (
+        isinstance(test, ast.Attribute)
+        and isinstance(test.value, ast.Name)
+        and test.value.id == receiver
+    ):
+        return None
+    last = statement.body[-1]
+    if not isinstance(last, ast.Return):
+        return None
+    if last.value is not None and not (
+        isinstance(last.value, ast.Constant) and last.value.value is None
+    ):
+        return None
+    return test.attr
+
+
+def _assigns(statement: ast.stmt, receiver: str, flag: str, value: bool) -> bool:
+    return (
+        isinstance(statement, ast.Assign)
+        and len(statement.targets) == 1
+        and isinstance(statement.targets[0], ast.Attribute)
+        and statement.targets[0].attr == flag
+        and isinstance(statement.targets[0].value, ast.Name)
+        and statement.targets[0].value.id == receiver
+        and isinstance(statement.value, ast.Constant)
+        and statement.value.value is value
+    )
+
+
+def _set_then_reset(
+    rest: list[ast.stmt], receiver: str, flag: str
+) -> tuple[ast.stmt, ast.AST] | None:
+    """``self.<flag> = True`` with nothing suspending before it, then a suspension, then
+    ``self.<flag> = False`` (in a ``finally`` or later in the block): (the set, the first
+    suspension)."""
+    for position, statement in enumerate(rest):
+        if _assigns(statement, receiver, flag, True):
+            after = rest[position + 1 :]
+            suspension = _first_suspension(after)
+            if suspension is None:
+                return None
+            for later in after:
+                resets = [later, *getattr(later, "finalbody", [])]
+                if any(_assigns(s, receiver, flag, False) for s in resets):
+                    return statement, suspension
+            return None
+        if _first_suspension([statement]) is not None:
+            return None  # a suspension between the test and the set: AF402's own case
+    return None
+
+
+def _first_suspension(statements: list[ast.stmt]) -> ast.AST | None:
+    for statement in statements:
+        for node in in_order(statement):
+            if isinstance(node, (ast.Await, ast.AsyncFor, ast.AsyncWith)):
+                return node
+    return None
+
+
+def _value_return(function: ast.AsyncFunctionDef) -> int | None:
+    for node in in_order(function):
+        if (
+            isinstance(node, ast.Return)
+            and node.value is not None
+            and not (isinstance(node.value, ast.Constant) and node.value.value is None)
+        ):
+            return node.lineno
+    return None
+
+
+def _returns_a_value(function: ast.AsyncFunctionDef) -> bool:
+    return _value_return(function) is not None
