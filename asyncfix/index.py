@@ -792,10 +792,22 @@ class _Summary:
                 head, _, rest = (dotted or "").partition(".")
                 if head and head == self.receiver and rest:
                     self.entered.append(rest)
+        elif isinstance(node, ast.With):
+            # `with (await self._lock):`, the pre-3.7 idiom, takes the lock too (its `await`
+            # is a suspension of its own)
+            for item in node.items:
+                context = item.context_expr
+                if isinstance(context, (ast.Await, ast.YieldFrom)):
+                    dotted = ast_dotted_name(context.value)
+                    head, _, rest = (dotted or "").partition(".")
+                    if head and head == self.receiver and rest:
+                        self.entered.append(rest)
 
 
 _NESTED_KINDS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef})
-_SUSPENDS = frozenset({ast.Await, ast.Yield, ast.YieldFrom, ast.AsyncFor, ast.AsyncWith})
+_SUSPENDS = frozenset(
+    {ast.Await, ast.Yield, ast.YieldFrom, ast.AsyncFor, ast.AsyncWith, ast.With}
+)
 _BINDERS = frozenset(
     {
         ast.arg,

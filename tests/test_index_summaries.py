@@ -84,6 +84,10 @@ class Client:
     def reconnect(self):
         return self.connect()
 
+    async def legacy(self):
+        with (await self._old_lock):
+            pass
+
     def refresh_all(self):
         self.update()
         self.session.close()
@@ -176,6 +180,7 @@ def test_state_a_coroutine_method_reads_before_its_first_suspension_and_writes_a
     assert refresh.reads_before == ("token",)
     assert refresh.writes_after == ("cache", "token")
     assert refresh.enters == ("_lock",)
+    assert _function(module, "Client.legacy").enters == ("_old_lock",)  # `with (await lock)`
     fill = _function(module, "Client.fill")
     assert fill.globals_read_before == ("CACHE",)
     assert fill.globals_written_after == ("CACHE",)
