@@ -805,9 +805,7 @@ class _Summary:
 
 
 _NESTED_KINDS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef})
-_SUSPENDS = frozenset(
-    {ast.Await, ast.Yield, ast.YieldFrom, ast.AsyncFor, ast.AsyncWith, ast.With}
-)
+_SUSPENDS = frozenset({ast.Await, ast.Yield, ast.YieldFrom, ast.AsyncFor, ast.AsyncWith, ast.With})
 _BINDERS = frozenset(
     {
         ast.arg,

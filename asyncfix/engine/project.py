@@ -58,20 +58,25 @@ def project_root(processed: Sequence[Path], config: Config) -> Path | None:
     return None
 
 
-def build_index(processed: Sequence[Path], config: Config, jobs: int | None) -> ProjectIndex:
+def build_index(
+    processed: Sequence[Path], config: Config, jobs: int | None, whole_project: bool = False
+) -> ProjectIndex:
     """Facts of the processed files and of the project's other Python files, reusing the
     on-disk cache (``<project root>/.asyncfix_cache``) for files whose content is unchanged.
 
     The cache holds each file's facts as plain lists and dicts (JSON: reading a cache never
     runs code) that become facts only when a rule asks about that module, and the
     project-wide name sets the pre-filters use, valid while no file changed.
+    ``whole_project``: ``processed`` are every file the project root's discovery finds
+    (the run was given the root itself): it is not walked again.
     """
     root = project_root(processed, config)
-    others = (
-        discover([root], root, config.exclude_spec(), config.respect_gitignore).files
-        if root is not None
-        else []
-    )
+    if whole_project:
+        others: list[Path] = []  # ``processed`` were found under the root as it would be
+    elif root is not None:
+        others = discover([root], root, config.exclude_spec(), config.respect_gitignore).files
+    else:
+        others = []
     files = sorted({*processed, *others}, key=lambda path: path.parts)
     cache_dir = (root or config.root) / INDEX_CACHE
     cache, cached_names = _load_index_cache(cache_dir)

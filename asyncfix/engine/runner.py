@@ -107,7 +107,9 @@ def run(
         )
     index = None
     if any(rule_by_code(code).needs_index for task in tasks for code in task.codes):
-        index = build_index(files, config, jobs)
+        # `asyncfix .` at the project root: the files just found are the project's files
+        whole = len(paths) == 1 and not force_exclude and paths[0].absolute() == root == config.root
+        index = build_index(files, config, jobs, whole_project=whole)
     results = _analyse_all(tasks, files, config, jobs, index, use_cache, progress)
     for result in results:
         if result.changed:  # only a diff names it
