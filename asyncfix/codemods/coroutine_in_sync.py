@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from typing import Any
 
 from asyncfix.analysis.uses import transparent
 from asyncfix.codemods.base import Rule
@@ -75,7 +76,7 @@ class Client:
                 )
                 self.report(node, message, None, [found.evidence])
             return
-        if place.kind != "def" or self.model.conditions.dead(node):
+        if place.kind != "def":
             return
         function = place.function
         where = f"`{function.name}()`" if function is not None else "sync code"
@@ -108,6 +109,11 @@ class Client:
         if function is not None and function.name == "__del__":
             hint = "move the cleanup to an async `close()`/`__aexit__` that callers await"
         self.report(node, f"{message}; {hint}", None, [found.evidence])
+
+    def report(self, node: ast.AST, *args: Any, **kwargs: Any) -> None:
+        if self.model.conditions.dead(node):
+            return  # a branch that never runs (`x = None` ... `if x:`)
+        super().report(node, *args, **kwargs)
 
     def _bound(self, node: ast.Call, statement: ast.Assign, where: str) -> None:
         """``x = f()`` in sync code, and ``x`` is only used as a value or never read: the

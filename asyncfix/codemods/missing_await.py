@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from typing import Any
 
 from asyncfix.analysis.coroutines import Callee
 from asyncfix.analysis.flow import Local, Use
@@ -109,8 +110,6 @@ class Agent:
         walk = self.walk
         if not walk.in_async_body(node):
             return
-        if self.model.conditions.dead(node):
-            return  # a branch that never runs (`x = None` ... `if x:`)
         context = self._dropped_context(node)
         if context is None:
             self._handed_on(node)
@@ -191,6 +190,11 @@ class Agent:
             message += " (no fix: other callers may pass a sync callable)"
             self.report(node, message, None, [made.evidence, *evidence])
             return
+
+    def report(self, node: ast.AST, *args: Any, **kwargs: Any) -> None:
+        if self.model.conditions.dead(node):
+            return  # a branch that never runs (`x = None` ... `if x:`)
+        super().report(node, *args, **kwargs)
 
     # -- a coroutine bound to a local, or handed to a function -------------------------
 

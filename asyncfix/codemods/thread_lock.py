@@ -173,16 +173,15 @@ class Cache:
         withs: list[ast.With] = []
         for method in cls.body:
             if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if any(isinstance(n, ast.Name) and n.id == attribute for n in ast.walk(method)):
+                    return f"the class body binds `{attribute}` too"
                 continue
             receiver = self_name(method)
             for found in ast.walk(method):
-                if not (
-                    isinstance(found, ast.Attribute)
-                    and found.attr == attribute
-                    and isinstance(found.value, ast.Name)
-                    and found.value.id == receiver
-                ):
+                if not isinstance(found, ast.Attribute) or found.attr != attribute:
                     continue
+                if not (isinstance(found.value, ast.Name) and found.value.id == receiver):
+                    return f"`.{attribute}` of another object is used (line {found.lineno})"
                 parent = parents.get(id(found))
                 if (
                     method.name == "__init__"
