@@ -62,7 +62,7 @@ NEUTRAL_BASES = frozenset(
 MAX_HOPS = 8
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FunctionFact:
     qualified: str
     is_coroutine: bool
@@ -110,14 +110,16 @@ class FunctionFact:
         """A sync function whose returns are calls (a coroutine function's, maybe)."""
         return bool(self.hands_out) and self.hands_out != ("None",)
 
-    @functools.cached_property
+    @property
     def parameters(self) -> tuple[tuple[str, str, tuple[str, ...] | None], ...]:
         """Every parameter in order: (name, how it is passed, what the body does with it).
         How: "receiver" (a method's first, not of a static method), "posonly",
         "positional", "vararg", "kwonly", "kwarg". What: the kinds of use
         (``analysis/uses.py``) of its reads, sorted, ``()`` when it never reads it; None
         when it is not known (a parameter the function or a nested one may rebind, the
-        receiver, every parameter of a function whose decorators may wrap it)."""
+        receiver, every parameter of a function whose decorators may wrap it). (Read from
+        ``signature`` on each use, through a cache of texts: a fact holds no more than its
+        fields, and the index holds some 100,000 of them.)"""
         return _parameters_from_text(self.signature)
 
     def parameter_uses(self, name: str) -> tuple[str, ...] | None:
@@ -144,7 +146,7 @@ class FunctionFact:
         return positional[position][0]
 
 
-@dataclass
+@dataclass(slots=True)
 class ClassFact:
     qualified: str
     #: base classes as written, resolved to qualified names later by ``ProjectIndex``
@@ -154,7 +156,7 @@ class ClassFact:
     ambiguous: set[str] = field(default_factory=set)
 
 
-@dataclass
+@dataclass(slots=True)
 class ModuleFact:
     name: str
     path: str
@@ -1321,6 +1323,7 @@ def _parameters_text(parameters: tuple[tuple[str, str, tuple[str, ...] | None], 
     )
 
 
+@functools.lru_cache(maxsize=8192)
 def _parameters_from_text(text: str) -> tuple[tuple[str, str, tuple[str, ...] | None], ...]:
     if not text:
         return ()
@@ -1385,7 +1388,10 @@ class _Modules(dict[str, ModuleFact]):
             return super().__getitem__(key)
         raw = self._raws.get(key)
         if raw is not None and len(raw) == 3 and self._loader is not None:
-            raw = self._raws[key] = self._loader(raw)
+            # the stub stays: the facts made from what the loader reads are kept, not both
+            raw = self._loader(raw)
+            if raw is None:
+                self._raws[key] = None
         if raw is None:
             return None
         try:
