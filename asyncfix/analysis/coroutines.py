@@ -91,7 +91,11 @@ class Coroutines:
             return False
         if name in project.index.coroutine_names():
             return True
-        project.index.passed_over("coroutine", name)
+        if isinstance(func, ast.Attribute):
+            # a method of a receiver's class, which may live in a module this one does not
+            # import: the result depends on no project function getting this name (a name
+            # is defined here or imported, and those modules are dependencies already)
+            project.index.passed_over("coroutine", name)
         return False
 
     def _handed_out(self, call: ast.Call) -> Callee | None:
