@@ -23,7 +23,9 @@ class CheckThenAct(RaceRule):
         "create the client, both refresh the token, both fetch the missing entry. An "
         "in-progress flag (`if self._busy: return`, then set, an `await`, reset) does not "
         "race, but in a method that returns a value it hands a concurrent caller None at "
-        "once, not the result the call in progress computes: reported without a fix."
+        "once, not the result the call in progress computes; and a cache entry published "
+        "empty and filled after an `await` is returned half-built to a concurrent caller "
+        "that finds it: both reported without a fix."
     )
     example_before = """\
 class Api:
@@ -77,7 +79,10 @@ class Api:
         if self.walk.enclosing_class(node.body[0]) is None:
             return
         receiver = self_name(node)
-        if receiver is None or not _returns_a_value(node):
+        if receiver is None:
+            return
+        self._half_built(node, receiver)
+        if not _returns_a_value(node):
             return
         body = node.body
         for position, statement in enumerate(body):
@@ -103,6 +108,155 @@ class Api:
             ]
             self.report(early, message, None, evidence)
             return
+
+    # -- a half-built shared entry ----------------------------------------------------------
+
+    def _half_built(self, node: ast.AsyncFunctionDef, receiver: str) -> None:
+        """``if key in self.cache: return self.cache[key]``, then ``self.cache[key] = {}``
+        published empty, then filled after an ``await``: a concurrent caller passes the test
+        and returns the partial entry. Report only (build the entry in a local and publish it
+        once it is whole)."""
+        body = node.body
+        for position, statement in enumerate(body):
+            published = _published_empty(statement, receiver)
+            if published is None:
+                continue
+            attribute, key, aliases = published
+            check = _cache_check(body[:position], receiver, attribute, key)
+            if check is None:
+                continue
+            rest = body[position + 1 :]
+            suspension = _first_suspension(rest)
+            if suspension is None:
+                continue
+            # from the statement that suspends: `entry["a"] = await f()` stores after it
+            held = next(i for i, s in enumerate(rest) if _first_suspension([s]) is not None)
+            after = rest[held:]
+            filled = _fills(after, receiver, attribute, key, aliases)
+            if filled is None:
+                continue
+            spelled = f"{receiver}.{attribute}[{key}]"
+            message = (
+                f"half-built entry: `{spelled}` is published empty here and filled after "
+                f"`{brief(self, suspension)}` (line {filled.lineno}); a concurrent call passes "
+                f"the test at line {check.lineno} and returns the partial entry (no fix: build "
+                "it in a local and publish it once it is whole, or hold a lock)"
+            )
+            evidence = [
+                f"line {check.lineno} returns `{spelled}` when it is there",
+                f"the task suspends at line {getattr(suspension, 'lineno', 0)} before the entry "
+                "is whole",
+            ]
+            self.report(statement, message, None, evidence)
+            return
+
+
+def _key_of(node: ast.expr) -> str | None:
+    """A key spelled as a name or a constant: ``key``, ``"main"``."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Constant) and isinstance(node.value, (str, int)):
+        return repr(node.value)
+    return None
+
+
+def _entry(node: ast.AST, receiver: str) -> tuple[str, str] | None:
+    """``self.<attribute>[<key>]``: (attribute, key)."""
+    if not isinstance(node, ast.Subscript):
+        return None
+    owner = node.value
+    if not (
+        isinstance(owner, ast.Attribute)
+        and isinstance(owner.value, ast.Name)
+        and owner.value.id == receiver
+    ):
+        return None
+    key = _key_of(node.slice)
+    return (owner.attr, key) if key is not None else None
+
+
+_EMPTY_CALLS = frozenset({"dict", "list", "set"})
+
+
+def _published_empty(statement: ast.stmt, receiver: str) -> tuple[str, str, set[str]] | None:
+    """``self.cache[key] = {}`` (``[]``, ``set()``; ``= entry = {}`` too): (attribute, key,
+    the local names bound to the same new object)."""
+    if not isinstance(statement, ast.Assign):
+        return None
+    value = statement.value
+    empty = (isinstance(value, (ast.Dict, ast.List, ast.Set)) and not _elements(value)) or (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id in _EMPTY_CALLS
+        and not value.args
+        and not value.keywords
+    )
+    if not empty:
+        return None
+    found: tuple[str, str] | None = None
+    aliases: set[str] = set()
+    for target in statement.targets:
+        entry = _entry(target, receiver)
+        if entry is not None:
+            found = entry
+        elif isinstance(target, ast.Name):
+            aliases.add(target.id)
+        else:
+            return None
+    return (*found, aliases) if found is not None else None
+
+
+def _elements(display: ast.Dict | ast.List | ast.Set) -> list[ast.expr | None]:
+    return list(display.keys) if isinstance(display, ast.Dict) else list(display.elts)
+
+
+def _cache_check(before: list[ast.stmt], receiver: str, attribute: str, key: str) -> ast.If | None:
+    """``if key in self.<attribute>: return ...`` (or ``.get(key)`` tested) before it."""
+    for statement in before:
+        if not isinstance(statement, ast.If) or not isinstance(statement.body[-1], ast.Return):
+            continue
+        test = statement.test
+        if (
+            isinstance(test, ast.Compare)
+            and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.In)
+            and _key_of(test.left) == key
+            and isinstance(test.comparators[0], ast.Attribute)
+            and test.comparators[0].attr == attribute
+            and isinstance(test.comparators[0].value, ast.Name)
+            and test.comparators[0].value.id == receiver
+        ):
+            return statement
+    return None
+
+
+_FILLING = frozenset({"append", "extend", "update", "add", "insert", "setdefault"})
+
+
+def _fills(
+    statements: list[ast.stmt], receiver: str, attribute: str, key: str, aliases: set[str]
+) -> ast.stmt | None:
+    """The first statement that fills the entry: ``self.cache[key][k] = ...``,
+    ``entry["a"] = ...``, ``self.cache[key].append(...)``, ``entry.update(...)``."""
+
+    def is_entry(node: ast.expr) -> bool:
+        if isinstance(node, ast.Name):
+            return node.id in aliases
+        return _entry(node, receiver) == (attribute, key)
+
+    for statement in statements:
+        for node in in_order(statement):
+            stored = isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store)
+            if stored and is_entry(node.value):  # type: ignore[attr-defined]
+                return statement
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in _FILLING
+                and is_entry(node.func.value)
+            ):
+                return statement
+    return None
 
 
 def _flag_test(statement: ast.stmt, receiver: str) -> str | None:
