@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 
 from asyncfix.analysis.scopes import Binding, Scopes
+from asyncfix.analysis.values import Values
 
 #: builtin constructors whose call makes an instance of exactly that builtin
 _CONSTRUCTORS = frozenset(
@@ -27,9 +28,9 @@ Kind = tuple[object, ...]
 
 
 class Conditions:
-    def __init__(self, scopes: Scopes) -> None:
+    def __init__(self, scopes: Scopes, values: Values) -> None:
         self.scopes = scopes
-        self._globals: frozenset[str] | None = None
+        self.values = values
 
     def truth(self, test: ast.expr, depth: int = 0) -> bool | None:
         if depth > 8:
@@ -159,7 +160,7 @@ class Conditions:
             return None
         scope, (binding,) = found
         if scope.kind == "module" and binding.kind == "def":
-            return binding if name.id not in self._global_names() else None
+            return binding if name.id not in self.values.global_names() else None
         if scope.kind != "function" or self.scopes.scope_of(name) is not scope:
             return None  # a module name (a test may patch it), or read in a nested function
         if name.id in scope.declared_global or name.id in scope.declared_nonlocal:
@@ -190,13 +191,12 @@ class Conditions:
         return None
 
     def _module_class(self, name: ast.expr) -> ast.ClassDef | None:
-        if not isinstance(name, ast.Name):
+        """The module's class ``name`` names (``Values.class_named``)."""
+        scope = self.scopes.scope_of(name) if isinstance(name, ast.Name) else None
+        named = self.values.class_named(name, scope) if scope is not None else None
+        if named is None or named.kind != "local" or named.local is None:
             return None
-        found = self.scopes.resolve(name)
-        if found is None or found[0] is not self.scopes.module or len(found[1]) != 1:
-            return None
-        node = found[1][0].node
-        return node if found[1][0].kind == "class" and isinstance(node, ast.ClassDef) else None
+        return named.local.node
 
     def _constant_call(self, call: ast.Call) -> bool | None:
         """``enabled()`` where ``enabled`` is a module-level ``def`` (no decorators) whose
@@ -214,15 +214,6 @@ class Conditions:
             return None
         value = body[0].value
         return bool(value.value) if isinstance(value, ast.Constant) else None
-
-    def _global_names(self) -> frozenset[str]:
-        if self._globals is None:
-            self._globals = frozenset(
-                name
-                for node in self.scopes.by_type.get(ast.Global, ())
-                for name in node.names  # type: ignore[attr-defined]
-            )
-        return self._globals
 
 
 def _is_none(node: ast.expr) -> bool:

@@ -159,32 +159,20 @@ class Coroutines:
         receiver = func.value
         cls = self.classes.method_class(receiver) if isinstance(receiver, ast.Name) else None
         if cls is not None:
-            method = self._own_method(cls, func.attr)
-            if isinstance(method, FunctionFact):
-                where = f"{shown(method.path)}:{method.line}"
-                text = f"`{method.qualified}` is an inherited `async def` method ({where})"
-                return Callee(spelled, text)
-            if method is not None:
-                text = f"`{func.attr}` is an `async def` method at line {method.lineno}"
-                return Callee(spelled, text)
+            found_method = self._method_callee(cls, func.attr, spelled, func.attr)
+            if found_method is not None:
+                return found_method
             if self._mentions_awaitable and self.values.is_awaitable_callable_attribute(
                 cls, func.attr
             ):
                 text = f"`{spelled}` is annotated as an async callback (`Callable[..., Awaitable]`)"
                 return Callee(spelled, text)
-        defined = self._module_class(receiver) if isinstance(receiver, ast.Name) else None
-        if defined is not None:
-            # `Client.connect(...)` on the class itself (a static method, or a method given
-            # its instance)
-            method = self._own_method(defined, func.attr)
-            if isinstance(method, FunctionFact):
-                where = f"{shown(method.path)}:{method.line}"
-                text = f"`{method.qualified}` is an inherited `async def` method ({where})"
-                return Callee(spelled, text)
-            if method is not None:
-                text = f"`{spelled}` is an `async def` method at line {method.lineno}"
-                return Callee(spelled, text)
-            return None
+        scope = self.scopes.scope_of(receiver) if isinstance(receiver, ast.Name) else None
+        named = self.values.class_named(receiver, scope) if scope is not None else None
+        if named is not None and named.kind == "local" and named.local is not None:
+            # `Client.connect(...)` on the module's class itself (a static method, or a
+            # method given its instance)
+            return self._method_callee(named.local.node, func.attr, spelled, spelled)
         if not self._may_be_coroutine_method(func.attr):
             return None
         owner = self.values.type_of(receiver)
@@ -273,13 +261,19 @@ class Coroutines:
             definitions.append(binding.node)
         return definitions[-1] if definitions else None
 
-    def _module_class(self, name: ast.Name) -> ast.ClassDef | None:
-        """The module-level class that is every binding of ``name``."""
-        found = self.scopes.resolve(name)
-        if found is None or found[0] is not self.scopes.module or len(found[1]) != 1:
-            return None
-        node = found[1][0].node
-        return node if found[1][0].kind == "class" and isinstance(node, ast.ClassDef) else None
+    def _method_callee(
+        self, cls: ast.ClassDef, method: str, spelled: str, named: str
+    ) -> Callee | None:
+        """``cls``'s ``method`` when it is an ``async def`` (its own or inherited)."""
+        found = self._own_method(cls, method)
+        if isinstance(found, FunctionFact):
+            where = f"{shown(found.path)}:{found.line}"
+            return Callee(
+                spelled, f"`{found.qualified}` is an inherited `async def` method ({where})"
+            )
+        if found is not None:
+            return Callee(spelled, f"`{named}` is an `async def` method at line {found.lineno}")
+        return None
 
     def _lambda_coroutine(self, name: ast.Name) -> Callee | None:
         """``name`` is bound once, to ``lambda ...: f(...)`` where ``f`` is a coroutine

@@ -65,7 +65,7 @@ class SemanticModel:
         """The conditions the module decides by itself (``x = None; if x is None:``)."""
         from asyncfix.analysis.conditions import Conditions
 
-        return Conditions(self.scopes)
+        return Conditions(self.scopes, self.values)
 
     @cached_property
     def races(self) -> Races:

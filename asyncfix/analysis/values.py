@@ -209,7 +209,7 @@ class Values:
             return None
         function = found[0]
         if function.kind == "module":
-            if name.id in self._global_names():
+            if name.id in self.global_names():
                 return None  # a function rebinds it with `global`
         elif function is not function_scope(scope) and name.id in self._nonlocal_names(function):
             return None
@@ -237,7 +237,7 @@ class Values:
             self._resolving.discard(key)
         return types.pop() if len(types) == 1 else None
 
-    def _global_names(self) -> frozenset[str]:
+    def global_names(self) -> frozenset[str]:
         """The names some function of the module declares ``global``."""
         if self._globals is None:
             self._globals = frozenset(

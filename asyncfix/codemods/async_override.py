@@ -127,16 +127,14 @@ class Light(Device):
             return  # not a plain sync `def` that returns None (an `async def` with a
             # decorator asyncfix does not know, one that returns an awaitable, ...)
         callers = self._callers(cls, method.name, lambda f: f.drops_on_self)
-        if not callers:
-            return
-        message = (
-            f"`{cls.qualified.rsplit('.', 1)[-1]}.{method.name}` is an `async def` overriding "
-            f"the sync `{_short(base)}` ({shown(base.path)}:{base.line}), and "
-            f"{_listed(callers)} {'calls' if len(callers) == 1 else 'call'} "
-            f"`self.{method.name}()` without awaiting it: there the coroutine is dropped"
+        self._report(
+            cls,
+            method,
+            base,
+            callers,
+            ("an `async def`", "the sync"),
+            ("calls", "call", " without awaiting it: there the coroutine is dropped"),
         )
-        evidence = [_where(caller) for caller in callers]
-        self.report(method, message, None, evidence)
 
     def _sync_over_async(self, cls: ClassFact, method: ast.FunctionDef) -> None:
         if any(ast_dotted_name(d) not in _PLAIN for d in method.decorator_list):
@@ -150,16 +148,38 @@ class Light(Device):
         if not isinstance(base, FunctionFact) or not base.is_coroutine:
             return
         callers = self._callers(cls, method.name, lambda f: f.awaits_on_self)
+        self._report(
+            cls,
+            method,
+            base,
+            callers,
+            ("a sync `def`", "the coroutine method"),
+            ("awaits", "await", ": that raises TypeError (None is not awaitable)"),
+        )
+
+    def _report(
+        self,
+        cls: ClassFact,
+        method: ast.FunctionDef | ast.AsyncFunctionDef,
+        base: FunctionFact,
+        callers: list[FunctionFact],
+        kinds: tuple[str, str],
+        calling: tuple[str, str, str],
+    ) -> None:
+        """The override's finding, naming the inherited callers that break (none: nothing
+        to report). ``kinds``: what the override and the base are; ``calling``: how the
+        callers call it (one, several) and what follows."""
         if not callers:
             return
+        own, based = kinds
+        one, several, outcome = calling
+        verb = one if len(callers) == 1 else several
         message = (
-            f"`{cls.qualified.rsplit('.', 1)[-1]}.{method.name}` is a sync `def` overriding "
-            f"the coroutine method `{_short(base)}` ({shown(base.path)}:{base.line}), and "
-            f"{_listed(callers)} {'awaits' if len(callers) == 1 else 'await'} "
-            f"`self.{method.name}()`: that raises TypeError (None is not awaitable)"
+            f"`{cls.qualified.rsplit('.', 1)[-1]}.{method.name}` is {own} overriding {based} "
+            f"`{_short(base)}` ({shown(base.path)}:{base.line}), and {_listed(callers)} {verb} "
+            f"`self.{method.name}()`{outcome}"
         )
-        evidence = [_where(caller) for caller in callers]
-        self.report(method, message, None, evidence)
+        self.report(method, message, None, [_where(caller) for caller in callers])
 
     def _callers(
         self, cls: ClassFact, name: str, calls: Callable[[FunctionFact], tuple[str, ...]]
