@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import builtins
 import functools
+import hashlib
 import io
 import os
 import re
@@ -1467,9 +1468,27 @@ class ProjectIndex:
         #: while recording, the ``kind:name`` keys of ``passed_over``
         self._passed_over: set[str] | None = None
         self._dependency_digests: dict[str, str] = {}
+        self._state: str | None = None
 
     def __len__(self) -> int:
         return len(self.modules)
+
+    def state(self) -> str:
+        """A digest of everything a dependency of a cached result can be (``dependency_digest``):
+        every module's facts digest and the project-wide name sets. While it is the same, no
+        cached result's dependencies changed (``cache.ResultCache``). "" when some module's
+        facts have no digest (an index made from facts, not files): nothing is vouched for."""
+        if self._state is None:
+            if len(self.digests) != len(self.modules) or not all(self.digests.values()):
+                self._state = ""
+            else:
+                digest = hashlib.sha256()
+                for name in sorted(self.digests):
+                    digest.update(f"{name}\0{self.digests[name]}\n".encode())
+                for group in self.names():
+                    digest.update("\0".join(group).encode() + b"\n")
+                self._state = digest.hexdigest()[:16]
+        return self._state
 
     def record(self) -> set[str]:
         """Start recording the modules lookups touch; returns the set that fills up (the
@@ -1579,6 +1598,7 @@ class ProjectIndex:
     ) -> None:
         """The project-wide name sets, from a cache that is still valid."""
         self._dependency_digests.clear()
+        self._state = None
         self._coroutine_names = frozenset(coroutine_names)
         self._blocking_names = frozenset(blocking_names)
         self._resource_names = frozenset(resource_names)

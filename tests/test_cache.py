@@ -108,6 +108,28 @@ def test_a_new_module_rechecks_the_files_that_import_it(project: Path) -> None:
     assert ("app/uses.py", "AF101") in {(f, code) for f, code, _, _ in _shown(second)}
 
 
+def test_dependencies_are_read_only_when_some_facts_changed(project: Path) -> None:
+    """While no module's facts change, an entry needs its content and settings alone (the
+    index's state is the one it was checked against): the depends file is not read. When
+    some facts change, each entry is checked against its dependencies once, and stamped
+    with the new state."""
+    folder = project / engine.INDEX_CACHE
+    cold = _run(project)
+    (depends,) = folder.glob("depends-*.json")
+    depends.unlink()
+    assert _analysed(_run(project)) == set()  # the same state: no list needed
+    assert not depends.exists()  # nothing new to save
+    (project / "app" / "client.py").write_text(CLIENT + "\n\nasync def more():\n    pass\n")
+    # the lists are gone: every entry with dependencies is analysed again (__init__.py has none)
+    assert _analysed(_run(project)) == {"client.py", "handlers.py", "other.py"}
+    (project / "app" / "client.py").write_text(CLIENT + "\n\nasync def other():\n    pass\n")
+    # checked against its dependencies: other.py does not import client.py
+    assert _analysed(_run(project)) == {"client.py", "handlers.py"}
+    depends.unlink()
+    assert _analysed(_run(project)) == set()  # stamped with the state it was checked in
+    assert _shown(_run(project, use_cache=False)) == _shown(cold)
+
+
 PASSED_OVER = {
     # `c.refresh_state()` is ruled out by name: no project coroutine is called so
     "AF101": (
@@ -263,13 +285,21 @@ def test_a_crafted_cache_never_runs_code(project: Path, tmp_path: Path) -> None:
     tampered = _run(project)
     assert _shown(tampered) == _shown(cold)
     assert not marker.exists()
-    # dependencies that are no module names: a miss too
-    (stored,) = folder.glob("results-*.json")
-    data = json.loads(stored.read_text())
-    for entry in data["entries"].values():
-        entry[2] = [1, ["x"]]
-    stored.write_text(json.dumps(data))
-    assert _shown(_run(project)) == _shown(cold)
+    # dependencies that are no module names, or name no key: misses too, once the facts
+    # changed (the entries must be checked against their dependencies); a file that depends
+    # on nothing needs no list
+    _run(project)  # makes again the entries dropped with the tampered result
+    assert _analysed(_run(project)) == set()
+    (depends,) = folder.glob("depends-*.json")
+    data = json.loads(depends.read_text())
+    for number, entry in enumerate(data["entries"].values()):
+        entry[2] = [[1], "x", -1, 10**6, True][number % 5]
+    depends.write_text(json.dumps(data))
+    (project / "app" / "client.py").write_text(CLIENT + "\n\nasync def more():\n    pass\n")
+    again = _run(project)
+    assert _analysed(again) == {"client.py", "handlers.py", "other.py"}
+    assert _shown(again) == _shown(cold)
+    assert not marker.exists()
 
 
 LOADER = """\

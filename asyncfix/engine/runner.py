@@ -181,10 +181,13 @@ def _analyse_all(
     else analysed (in a process pool when there are enough)."""
     cache = None
     if use_cache and tasks:
-        cache = ResultCache((project_root(files, config) or config.root) / INDEX_CACHE)
-    digests = index.dependency_digests if index is not None else _no_dependency
-    if cache is not None and index is not None:
-        index.prime_dependencies(cache.dependency_keys())
+        directory = (project_root(files, config) or config.root) / INDEX_CACHE
+        if index is None:
+            cache = ResultCache(directory)
+        else:
+            cache = ResultCache(
+                directory, index.state(), index.dependency_digests, index.prime_dependencies
+            )
     contents = index.contents if index is not None else {}
     results: list[FileResult | None] = [None] * len(tasks)
     # the module a file is (its package structure can change while its text does not)
@@ -196,7 +199,7 @@ def _analyse_all(
         if cache is not None:
             content = contents.get(task.path) or _content_digest(task.path)
             if content is not None:
-                hit = cache.get(_cache_path(task), content, keys[position], digests)
+                hit = cache.get(_cache_path(task), content, keys[position])
         if hit is None:
             misses.append(position)
         else:
@@ -209,9 +212,7 @@ def _analyse_all(
         results[position] = result
         task = tasks[position]
         if cache is not None and result.content is not None and not result.internal_error:
-            cache.put(
-                _cache_path(task), result.content, keys[position], result.depends, digests, result
-            )
+            cache.put(_cache_path(task), result.content, keys[position], result.depends, result)
         done += 1
         if progress is not None:
             progress(done, total)
@@ -242,10 +243,6 @@ def _settings(task: Task, module: str) -> str:
 
 def _no_module(path: str) -> str:
     return ""
-
-
-def _no_dependency(keys: list[str]) -> list[str]:
-    return [""] * len(keys)
 
 
 def _cache_path(task: Task) -> str:
