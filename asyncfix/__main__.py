@@ -1,3 +1,3 @@
-from asyncfix.cli import main
+from asyncfix.cli import entry
 
-main()
+entry()

@@ -498,3 +498,35 @@ def test_a_check_with_nothing_to_fix_never_loads_libcst(tmp_path: Path) -> None:
     )
     # one finding (AF305, reported without a fix), and LibCST never loaded
     assert done.stdout.split() == ["1", "False"]
+
+
+def test_the_program_prints_all_and_exits_with_the_status_of_main(project: Path) -> None:
+    """``python -m asyncfix`` (and the console script) end without the interpreter's
+    teardown: nothing printed is lost, the status is main's, and a reader that goes away
+    early gets no traceback."""
+    expected = invoke("pkg")
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncfix", "pkg"], capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stdout) == (1, expected.stdout)
+    assert done.stderr.startswith("2 files checked in")
+    usage = subprocess.run(
+        [sys.executable, "-m", "asyncfix", "--select", "XX", "pkg"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert usage.returncode == 2 and "unknown rule code" in usage.stderr
+    for number in range(300):
+        (project / "pkg" / f"more_{number}.py").write_text(BUGGY)
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "asyncfix", "--jobs", "1", "pkg"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.readline()
+    reader.stdout.close()  # `| head -1`
+    errors = reader.stderr.read().decode()
+    assert reader.wait() in (0, 1)
+    assert "Traceback" not in errors
