@@ -17,7 +17,9 @@ the project index it was last checked against (``ProjectIndex.state``: a digest 
 module's facts and of the project-wide name sets). While that state is the run's, nothing
 any entry depends on can have changed, and an entry needs its content and settings alone.
 Only when the state differs (some module's facts changed) are its dependencies compared,
-one by one; those lists live in a file of their own that a run reads only then.
+one by one; those lists live in a file of their own that a run reads only then, each
+under a digest of the list, and that is written only when a list changed (an edit that
+leaves a file's imports and uses alone, a comment or a new function, does not).
 
 Two JSON files in the cache directory (``.asyncfix_cache``, which tells git to ignore it),
 named after the format, so that another asyncfix version never reads them: the entries
@@ -62,13 +64,11 @@ DEPENDS_FORMAT = FORMAT.replace("results-", "depends-", 1)
 
 
 #: (content digest, settings key, a digest of what the result depends on (module names and
-#: ``kind:name`` keys, in the depends file), the state of the project index the entry was
-#: last checked against, the result as plain data (``FileResult.to_cache``) -- None for a
-#: file with nothing to report, the commonest by far)
-Entry = tuple[str, str, str, str, dict[str, Any] | None]
-
-#: (content digest, settings key, what the result depends on): the entry's, in the depends file
-Depends = tuple[str, str, list[str]]
+#: ``kind:name`` keys) now, the state of the project index the entry was last checked
+#: against, a digest of the list of those dependencies (which the depends file holds under
+#: it), the result as plain data (``FileResult.to_cache``) -- None for a file with nothing
+#: to report, the commonest by far)
+Entry = tuple[str, str, str, str, str, dict[str, Any] | None]
 
 
 #: what the results cache compares for each of a list of dependencies
@@ -81,20 +81,21 @@ Digests = Callable[[list[str]], list[str]]
 def _is_entry(entry: Any) -> bool:
     return (
         isinstance(entry, list)
-        and len(entry) == 5
+        and len(entry) == 6
         and isinstance(entry[0], str)
         and isinstance(entry[1], str)
         and isinstance(entry[2], str)
         and isinstance(entry[3], str)
-        and (entry[4] is None or isinstance(entry[4], dict))
+        and isinstance(entry[4], str)
+        and (entry[5] is None or isinstance(entry[5], dict))
     )
 
 
-def _combined(modules: list[str], digest_of: Digests) -> str:
-    """One digest of what ``modules`` (the dependencies) are now."""
-    if not modules:
+def _digest(parts: list[str]) -> str:
+    """One digest of a list of strings ("" for none)."""
+    if not parts:
         return ""
-    return hashlib.sha256("\0".join(digest_of(modules)).encode()).hexdigest()[:16]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -138,12 +139,13 @@ class ResultCache:
         self._prime = prime
         self._loaded_stamp: tuple[int, int] | None = None
         self.entries = self._load()
-        self._depends: dict[str, Depends] | None = None
-        self._depends_stamp: tuple[int, int] | None = None
+        self._depends: _DependsFile | None = None
         #: entries made or checked again in this run (saved)
         self._new: dict[str, Entry] = {}
-        #: the dependencies of the entries made in this run
-        self._new_depends: dict[str, Depends] = {}
+        #: the dependencies of the entries made in this run that the depends file lacks
+        self._new_depends: dict[str, tuple[str, list[str]]] = {}
+        #: the entries whose list the depends file did not hold
+        self._unlisted: set[str] = set()
 
     def _load(self) -> dict[str, Entry]:
         self._loaded_stamp = _stamp(self.path)
@@ -153,43 +155,6 @@ class ResultCache:
             return {}
         return {path: tuple(entry) for path, entry in entries.items()}
 
-    def _load_depends(self) -> dict[str, Depends]:
-        """Path -> (content, settings, dependencies), from the depends file; a list that is
-        not one is left out (its entry is then a miss)."""
-        self._depends_stamp = _stamp(self.depends_path)
-        data = _read_json(self.depends_path, DEPENDS_FORMAT)
-        if data is None:
-            return {}
-        keys, stored = data.get("keys"), data.get("entries")
-        if not (
-            isinstance(keys, list)
-            and all(isinstance(key, str) for key in keys)
-            and isinstance(stored, dict)
-        ):
-            return {}
-        found: dict[str, Depends] = {}
-        for path, item in stored.items():
-            try:
-                content, settings, positions = item
-                if not (isinstance(content, str) and isinstance(settings, str)):
-                    continue
-                if not all(type(p) is int and p >= 0 for p in positions):
-                    continue
-                found[path] = (content, settings, [keys[p] for p in positions])
-            except (TypeError, ValueError, IndexError):
-                continue
-        return found
-
-    def _dependencies(self, path: str, content: str, settings: str) -> list[str] | None:
-        if self._depends is None:
-            self._depends = self._load_depends()
-            if self._prime is not None:
-                self._prime({key for _, _, keys in self._depends.values() for key in keys})
-        found = self._depends.get(path)
-        if found is None or found[0] != content or found[1] != settings:
-            return None
-        return found[2]
-
     def get(self, path: str, content: str, settings: str) -> FileResult | None:
         """The cached result for this content and settings, if nothing it used has changed
         (a fresh object the caller may change). A stored result that is not a result (the
@@ -197,13 +162,19 @@ class ResultCache:
         entry = self.entries.get(path)
         if entry is None or entry[0] != content or entry[1] != settings:
             return None
-        if entry[2] and entry[3] != self.state:
+        if entry[4] and entry[3] != self.state:
             # the project's facts changed since the entry was checked: its dependencies
-            depends = self._dependencies(path, content, settings)
-            if depends is None or _combined(depends, self._digests) != entry[2]:
+            if self._depends is None:
+                self._depends = _DependsFile(self.depends_path)
+                if self._prime is not None:
+                    self._prime(set(self._depends.keys))
+            now = self._depends.combined(path, entry[4], self._digests)
+            if now is None:
+                self._unlisted.add(path)
+            if now != entry[2]:
                 return None
-            self._new[path] = (*entry[:3], self.state, entry[4])
-        stored = entry[4]
+            self._new[path] = (*entry[:3], self.state, *entry[4:])
+        stored = entry[5]
         if stored is None:
             return FileResult(path=path, display=path)
         try:
@@ -221,9 +192,13 @@ class ResultCache:
             kept = replace(result, written=False, write_skipped=None, cached=False, depends=[])
             stored = kept.to_cache()
         modules = list(depends)
-        combined = _combined(modules, self._digests)
-        self._new[path] = (content, settings, combined, self.state, stored)
-        self._new_depends[path] = (content, settings, modules)
+        listed = _digest(modules)
+        combined = _digest(self._digests(modules)) if modules else ""
+        before = self.entries.get(path)
+        if listed and (before is None or before[4] != listed or path in self._unlisted):
+            # a list the depends file does not hold yet (a comment edited keeps the list)
+            self._new_depends[path] = (listed, modules)
+        self._new[path] = (content, settings, combined, self.state, listed, stored)
 
     def save(self) -> None:
         """Best effort: merged with what another run saved meanwhile, written atomically;
@@ -236,7 +211,9 @@ class ResultCache:
                 self.directory, ("results-*", "depends-*"), {self.path.name, self.depends_path.name}
             )
             if self._new_depends:
-                self._save_depends()
+                if self._depends is None or not self._depends.current():
+                    self._depends = _DependsFile(self.depends_path)
+                self._depends.save(self._new_depends)
             # another run may have saved since we read the cache: keep its entries too
             current = self.entries if _stamp(self.path) == self._loaded_stamp else self._load()
             entries = {**current, **self._new}
@@ -245,17 +222,79 @@ class ResultCache:
         except (OSError, ValueError, TypeError):
             return
 
-    def _save_depends(self) -> None:
-        if self._depends is None or _stamp(self.depends_path) != self._depends_stamp:
-            self._depends = self._load_depends()
-        merged = {**self._depends, **self._new_depends}
-        keys: dict[str, int] = {}
-        stored = {
-            path: [content, settings, [keys.setdefault(key, len(keys)) for key in modules]]
-            for path, (content, settings, modules) in merged.items()
-        }
-        data = {"format": DEPENDS_FORMAT, "keys": list(keys), "entries": stored}
-        write_atomically(self.depends_path, json.dumps(data, separators=(",", ":")).encode())
+
+class _DependsFile:
+    """What each entry depends on: ``{"keys": [every key], "entries": {path: [digest of
+    the list, [position of each key]]}}`` (a key is named once however many entries have
+    it). Read whole, an entry used when asked for; a list that is not one is a miss."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stamp = _stamp(path)
+        data = _read_json(path, DEPENDS_FORMAT)
+        keys = data.get("keys") if data is not None else None
+        entries = data.get("entries") if data is not None else None
+        if not (
+            isinstance(keys, list)
+            and all(isinstance(key, str) for key in keys)
+            and isinstance(entries, dict)
+        ):
+            keys, entries = [], {}
+        self.keys: list[str] = keys
+        self.entries: dict[str, Any] = entries
+        #: what each key of the table is now (``combined``)
+        self._now: list[str] | None = None
+
+    def current(self) -> bool:
+        """Nobody wrote the file since it was read."""
+        return _stamp(self.path) == self.stamp
+
+    def get(self, path: str, listed: str) -> list[str] | None:
+        """The dependencies of ``path``'s entry (``listed``: the digest of its list)."""
+        return self._pick(path, listed, self.keys)
+
+    def combined(self, path: str, listed: str, digests: Digests) -> str | None:
+        """The digest of what ``path``'s dependencies are now (as ``put`` makes it), or None
+        when the file does not hold its list."""
+        if self._now is None:
+            self._now = digests(self.keys)  # every key at once
+        found = self._pick(path, listed, self._now)
+        return None if found is None else _digest(found)
+
+    def _pick(self, path: str, listed: str, values: list[str]) -> list[str] | None:
+        """The item of ``values`` at each position ``path``'s list holds (a position that is
+        no position of the table: None; nothing asyncfix writes is negative, and a crafted
+        file can only make an entry a miss or name other keys)."""
+        try:
+            stored, positions = self.entries[path]
+            if stored != listed or not positions or min(positions) < 0:
+                return None
+            return [values[p] for p in positions]
+        except (KeyError, TypeError, ValueError, IndexError):
+            return None
+
+    def save(self, new: dict[str, tuple[str, list[str]]]) -> None:
+        """Add (or replace) ``new``; the table of keys is made again when many entries are
+        new (the keys only their old lists named are dropped), else the new keys are added
+        at its end (the positions the other entries hold stay right)."""
+        if len(new) * 4 > len(self.entries) or len(set(self.keys)) != len(self.keys):
+            merged: dict[str, tuple[str, list[str]]] = {}
+            for path, item in self.entries.items():
+                if path not in new and isinstance(item, list) and item:
+                    found = self.get(path, item[0])
+                    if found is not None:
+                        merged[path] = (item[0], found)
+            merged.update(new)
+            self.keys, self.entries = [], {}
+            new = merged
+        position = {key: number for number, key in enumerate(self.keys)}
+        for path, (listed, keys) in new.items():
+            self.entries[path] = [listed, [position.setdefault(key, len(position)) for key in keys]]
+        self.keys = list(position)
+        self._now = None
+        data = {"format": DEPENDS_FORMAT, "keys": self.keys, "entries": self.entries}
+        write_atomically(self.path, json.dumps(data, separators=(",", ":")).encode())
+        self.stamp = _stamp(self.path)
 
 
 def _nothing(keys: list[str]) -> list[str]:

@@ -1341,8 +1341,27 @@ def _parameters_from_text(text: str) -> tuple[tuple[str, str, tuple[str, ...] | 
     return tuple(out)
 
 
-#: the project-wide name sets: coroutine, blocking, resource and base class names
-Names = tuple[list[str], list[str], list[str], list[str]]
+#: the project-wide name sets: coroutine, blocking, resource and base class names, and the
+#: qualified names of the sync functions and methods that block (``blocking_functions``)
+Names = tuple[list[str], list[str], list[str], list[str], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one module adds to the project-wide name sets (``ProjectIndex.contribution``),
+    made from its facts and those of the modules in ``consulted`` alone: while none of them
+    changes, it holds (``engine.project`` keeps it between runs)."""
+
+    coroutines: tuple[str, ...]
+    bases: tuple[str, ...]
+    resources: tuple[str, ...]
+    #: its sync functions and methods that call a blocking API themselves (qualified)
+    blockers: tuple[str, ...]
+    #: (sync function or method, the sync project function it calls): qualified names
+    calls: tuple[tuple[str, str], ...]
+    #: the other modules looked up to make it (found or not)
+    consulted: tuple[str, ...]
+
 
 #: a module whose facts are still on disk: (name, path, digest of its facts)
 Stub = tuple[str, str, str]
@@ -1461,10 +1480,12 @@ class ProjectIndex:
         self._coroutine_names: frozenset[str] | None = None
         self._base_names: frozenset[str] | None = None
         self._coroutine_methods: dict[str, frozenset[str]] = {}
-        self._chains: dict[str, tuple[str, ...] | None] = {}
+        #: function -> (its blocking chain, the modules and dependency keys that took)
+        self._chains: dict[str, tuple[tuple[str, ...] | None, frozenset[str], frozenset[str]]] = {}
         self._handing_out: dict[str, tuple[str, bool] | None] = {}
         self._blocking_names: frozenset[str] | None = None
         self._resource_names: frozenset[str] | None = None
+        self._blocking_functions: frozenset[str] | None = None
         #: while recording, the ``kind:name`` keys of ``passed_over``
         self._passed_over: set[str] | None = None
         self._dependency_digests: dict[str, str] = {}
@@ -1550,6 +1571,7 @@ class ProjectIndex:
             "blocking": self.blocking_names,
             "resource": self.resource_names,
             "subclassed": self.base_names,
+            "blocks": self.blocking_functions,
         }
         for kind, items in by_kind.items():
             if kind not in sets:
@@ -1570,6 +1592,8 @@ class ProjectIndex:
             names = self.resource_names()
         elif kind == "subclassed":
             names = self.base_names()
+        elif kind == "blocks":
+            names = self.blocking_functions()
         else:
             return "?"
         return "named" if name in names else ""
@@ -1595,6 +1619,7 @@ class ProjectIndex:
         blocking_names: list[str],
         resource_names: list[str],
         base_names: list[str],
+        blocking_functions: list[str],
     ) -> None:
         """The project-wide name sets, from a cache that is still valid."""
         self._dependency_digests.clear()
@@ -1603,15 +1628,103 @@ class ProjectIndex:
         self._blocking_names = frozenset(blocking_names)
         self._resource_names = frozenset(resource_names)
         self._base_names = frozenset(base_names)
+        self._blocking_functions = frozenset(blocking_functions)
 
     def names(self) -> Names:
         """The project-wide name sets, for ``set_names`` in a later run or another process."""
+        if self._blocking_functions is None:
+            self.names_from([self.contribution(m) for m in self.modules.all()])
         return (
             sorted(self.coroutine_names()),
             sorted(self.blocking_names()),
             sorted(self.resource_names()),
             sorted(self.base_names()),
+            sorted(self.blocking_functions()),
         )
+
+    def contribution(self, module: ModuleFact) -> Contribution:
+        """What ``module`` adds to the project-wide name sets, and the modules that took."""
+        consulted: set[str] = set()
+        recording, self.modules.consulted = self.modules.consulted, consulted
+        try:
+            coroutines = set(module.async_callbacks)
+            bases: set[str] = set()
+            blockers: list[str] = []
+            calls: list[tuple[str, str]] = []
+            facts = list(module.functions.values())
+            for cls in module.classes.values():
+                facts.extend(cls.methods.values())
+                bases.update(base.rsplit(".", 1)[-1] for base in cls.bases if base)
+            for fact in facts:
+                if fact.is_coroutine or fact.may_return_coroutine:
+                    coroutines.add(fact.qualified.rsplit(".", 1)[1])
+                if fact.is_coroutine:
+                    continue
+                if fact.blocking:
+                    blockers.append(fact.qualified)
+                    continue
+                calls.extend(
+                    (fact.qualified, c.qualified) for c in self._sync_callees(fact, module)
+                )
+            resources = [name for name, cls in module.classes.items() if self.resource_close(cls)]
+        finally:
+            self.modules.consulted = recording
+        consulted.discard(module.name)
+        return Contribution(
+            tuple(sorted(coroutines)),
+            tuple(sorted(bases)),
+            tuple(sorted(resources)),
+            tuple(blockers),
+            tuple(calls),
+            tuple(sorted(consulted)),
+        )
+
+    def names_from(self, contributions: Iterable[Contribution]) -> None:
+        """The project-wide name sets from every module's contribution. A sync function
+        blocks when some chain of the project calls it makes leads to one that calls a
+        blocking API itself (what it reaches, whatever order it is asked in)."""
+        coroutines: set[str] = set()
+        bases: set[str] = set()
+        resources: set[str] = set()
+        blocking: set[str] = set()
+        callers: dict[str, list[str]] = {}
+        for part in contributions:
+            coroutines.update(part.coroutines)
+            bases.update(part.bases)
+            resources.update(part.resources)
+            blocking.update(part.blockers)
+            for caller, callee in part.calls:
+                callers.setdefault(callee, []).append(caller)
+        stack = list(blocking)
+        while stack:
+            for caller in callers.get(stack.pop(), ()):
+                if caller not in blocking:
+                    blocking.add(caller)
+                    stack.append(caller)
+        self._dependency_digests.clear()
+        self._state = None
+        self._coroutine_names = frozenset(coroutines)
+        self._base_names = frozenset(bases)
+        self._resource_names = frozenset(resources)
+        self._blocking_functions = frozenset(blocking)
+        self._blocking_names = frozenset(q.rsplit(".", 1)[1] for q in blocking)
+
+    def blocking_functions(self) -> frozenset[str]:
+        """The qualified names of the project's sync functions and methods that block."""
+        if self._blocking_functions is None:
+            self.names()
+        assert self._blocking_functions is not None
+        return self._blocking_functions
+
+    def _sync_callees(
+        self, fact: FunctionFact, module: ModuleFact | None
+    ) -> Iterator[FunctionFact]:
+        """The sync project functions ``fact`` calls on every run, in the order it calls them."""
+        for call in fact.calls:
+            target = self.absolute(call, module) if module is not None else call
+            callee = self.function(target) if target else None
+            if callee is not None and not callee.is_coroutine:
+                yield callee
 
     def module_name_of(self, path: str) -> str:
         """The module name the file at ``path`` has in the project, "" when it is none."""
@@ -1792,38 +1905,53 @@ class ProjectIndex:
         """The last part of every base class some project class names (a project-wide name
         set, like the others: made once and kept in the index cache)."""
         if self._base_names is None:
-            self._base_names = frozenset(
-                base.rsplit(".", 1)[-1]
-                for module in self.modules.all()
-                for cls in module.classes.values()
-                for base in cls.bases
-                if base
-            )
+            self.names()
+        assert self._base_names is not None
         return self._base_names
 
     def blocking_chain(self, fact: FunctionFact) -> tuple[str, ...] | None:
         """How a sync project function blocks: ``("load_config", "_read", "builtins.open")``
-        -- the function, the project functions it goes through, the blocking API -- or None."""
-        if fact.qualified in self._chains:
-            return self._chains[fact.qualified]
-        self._chains[fact.qualified] = None  # a cycle ends here
-        short = fact.qualified.rsplit(".", 1)[1]
-        chain: tuple[str, ...] | None = None
-        if fact.blocking:
-            chain = (short, fact.blocking[0])
-        else:
-            module = self.modules.find(_module_part(fact.qualified, self.modules))
-            for call in fact.calls:
-                target = self.absolute(call, module) if module is not None else call
-                callee = self.function(target) if target else None
-                if callee is None or callee.is_coroutine:
+        -- the function, the project functions it goes through, the blocking API -- or None.
+        The first way in the order of its calls, depth first, through functions that block
+        (``blocking_functions``): the same whichever function is asked about first. What
+        the answer took is a dependency of the file asking (``blocks:<function>``)."""
+        memo = self._chains.get(fact.qualified)
+        if memo is None:
+            # what the answer takes is kept with it, for every file that asks again
+            outer = self.modules.consulted, self._passed_over
+            self.modules.consulted, self._passed_over = set(), set()
+            try:
+                found = self._blocking_chain(fact)
+            finally:
+                touched, keys = self.modules.consulted, self._passed_over
+                self.modules.consulted, self._passed_over = outer
+            memo = self._chains[fact.qualified] = (found, frozenset(touched), frozenset(keys))
+        if self.modules.consulted is not None and self._passed_over is not None:
+            self.modules.consulted.update(memo[1])
+            self._passed_over.update(memo[2])
+        return memo[0]
+
+    def _blocking_chain(self, fact: FunctionFact) -> tuple[str, ...] | None:
+        blocking = self.blocking_functions()
+        visited: set[str] = set()
+
+        def chain(current: FunctionFact) -> tuple[str, ...] | None:
+            visited.add(current.qualified)
+            short = current.qualified.rsplit(".", 1)[1]
+            if current.blocking:
+                return (short, current.blocking[0])
+            module = self.modules.find(_module_part(current.qualified, self.modules))
+            for callee in self._sync_callees(current, module):
+                self.passed_over("blocks", callee.qualified)
+                if callee.qualified in visited or callee.qualified not in blocking:
                     continue
-                rest = self.blocking_chain(callee)
+                rest = chain(callee)
                 if rest is not None:
-                    chain = (short, *rest)
-                    break
-        self._chains[fact.qualified] = chain
-        return chain
+                    return (short, *rest)
+            return None
+
+        self.passed_over("blocks", fact.qualified)
+        return chain(fact) if fact.qualified in blocking else None
 
     def hands_out_coroutine(
         self, fact: FunctionFact, library: frozenset[str]
@@ -1905,26 +2033,15 @@ class ProjectIndex:
     def resource_names(self) -> frozenset[str]:
         """Names of the project's async resource classes (a cheap pre-filter for AF501)."""
         if self._resource_names is None:
-            self._resource_names = frozenset(
-                name
-                for module in self.modules.all()
-                for name, cls in module.classes.items()
-                if self.resource_close(cls)
-            )
+            self.names()
+        assert self._resource_names is not None
         return self._resource_names
 
     def blocking_names(self) -> frozenset[str]:
         """Names of the project's sync functions and methods that block (a cheap pre-filter)."""
         if self._blocking_names is None:
-            names: set[str] = set()
-            for module in self.modules.all():
-                facts = list(module.functions.values())
-                for cls in module.classes.values():
-                    facts.extend(cls.methods.values())
-                for fact in facts:
-                    if not fact.is_coroutine and self.blocking_chain(fact) is not None:
-                        names.add(fact.qualified.rsplit(".", 1)[1])
-            self._blocking_names = frozenset(names)
+            self.names()
+        assert self._blocking_names is not None
         return self._blocking_names
 
     def coroutine_methods(self, cls: ClassFact) -> frozenset[str]:
@@ -1948,21 +2065,8 @@ class ProjectIndex:
         sync one that may return a coroutine, or an async callback type alias (a cheap
         pre-filter for files that might call one)."""
         if self._coroutine_names is None:
-            names: set[str] = set()
-            for module in self.modules.all():
-                names.update(module.async_callbacks)
-                names.update(
-                    name
-                    for name, f in module.functions.items()
-                    if f.is_coroutine or f.may_return_coroutine
-                )
-                for cls in module.classes.values():
-                    names.update(
-                        name
-                        for name, f in cls.methods.items()
-                        if f.is_coroutine or f.may_return_coroutine
-                    )
-            self._coroutine_names = frozenset(names)
+            self.names()
+        assert self._coroutine_names is not None
         return self._coroutine_names
 
 

@@ -91,9 +91,15 @@ def test_a_coroutine_made_sync_rechecks_its_callers_only(project: Path) -> None:
 
 def test_a_comment_edited_rechecks_that_file_only(project: Path) -> None:
     _run(project)
+    (depends,) = (project / engine.INDEX_CACHE).glob("depends-*.json")
+    lists = depends.read_bytes()
     client = project / "app" / "client.py"
     client.write_text(CLIENT + "# a comment\n")
     assert _analysed(_run(project)) == {"client.py"}
+    assert depends.read_bytes() == lists  # the same dependencies: the file is not written
+    # which it still holds, under the new content: facts changed elsewhere, nothing to redo
+    (project / "app" / "other.py").write_text(OTHER + "\n\ndef more():\n    pass\n")
+    assert _analysed(_run(project)) == {"other.py"}
 
 
 def test_a_new_module_rechecks_the_files_that_import_it(project: Path) -> None:
@@ -279,8 +285,8 @@ def test_a_crafted_cache_never_runs_code(project: Path, tmp_path: Path) -> None:
     (stored,) = folder.glob("results-*.json")
     data = json.loads(stored.read_text())
     for entry in data["entries"].values():
-        if entry[4] is not None:
-            entry[4]["findings"] = [{"code": ["not", "a", "string"]}]
+        if entry[5] is not None:
+            entry[5]["findings"] = [{"code": ["not", "a", "string"]}]
     stored.write_text(json.dumps(data))
     tampered = _run(project)
     assert _shown(tampered) == _shown(cold)
@@ -293,7 +299,7 @@ def test_a_crafted_cache_never_runs_code(project: Path, tmp_path: Path) -> None:
     (depends,) = folder.glob("depends-*.json")
     data = json.loads(depends.read_text())
     for number, entry in enumerate(data["entries"].values()):
-        entry[2] = [[1], "x", -1, 10**6, True][number % 5]
+        entry[1] = [[1], "x", -1, 10**6, True][number % 5]
     depends.write_text(json.dumps(data))
     (project / "app" / "client.py").write_text(CLIENT + "\n\nasync def more():\n    pass\n")
     again = _run(project)
@@ -352,3 +358,58 @@ def test_dependencies_worked_out_at_once_are_what_each_asked_alone_gives(project
     primed.prime_dependencies(set(keys))
     assert primed.dependency_digests(keys) == expected
     assert engine.build_index([], config, 1).dependency_digests(keys) == expected
+
+
+def test_the_depends_file_keeps_every_list_when_a_few_are_added(tmp_path: Path) -> None:
+    """A few new entries add their keys at the end of the table (the other entries keep
+    their positions); many new ones make the table again. Either way every entry's list
+    reads back as it was written, checked against the digests of its dependencies."""
+    from asyncfix.cache import ResultCache
+    from asyncfix.model import FileResult
+
+    digests = {f"mod{n}": f"d{n}" for n in range(20)}
+
+    def digest_of(keys: list[str]) -> list[str]:
+        return [digests.get(key, "") for key in keys]
+
+    def lists(count: int, shift: int) -> dict[str, list[str]]:
+        return {
+            f"/p/f{n}.py": [f"mod{(n + shift + k) % 20}" for k in range(3)] for n in range(count)
+        }
+
+    def cache(state: str) -> ResultCache:
+        return ResultCache(tmp_path, state, digest_of)
+
+    first = cache("s1")
+    written = lists(12, 0)
+    for path, keys in written.items():
+        first.put(path, "c", "s", keys, FileResult(path=path, display=path))
+    first.save()
+    second = cache("s1")
+    written["/p/f3.py"] = ["mod19", "new.key", "mod0"]  # one entry replaced, a new key
+    written["/p/extra.py"] = ["another.key"]
+    for path in ("/p/f3.py", "/p/extra.py"):
+        second.put(path, "c", "s", written[path], FileResult(path=path, display=path))
+    second.save()
+    (depends,) = tmp_path.glob("depends-*.json")
+    table = json.loads(depends.read_text())["keys"]
+    assert table[:3] == ["mod0", "mod1", "mod2"] and table[-2:] == ["new.key", "another.key"]
+    # another state: every entry is checked against its own list
+    third = cache("s2")
+    assert all(third.get(path, "c", "s") is not None for path in written)
+    digests["mod19"] = "changed"
+    fourth = cache("s3")
+    missed = {path for path in written if fourth.get(path, "c", "s") is None}
+    assert missed == {path for path, keys in written.items() if "mod19" in keys}
+    # a table naming a key twice (not what asyncfix writes) is made again on the next save
+    data = json.loads(depends.read_text())
+    data["keys"].append(data["keys"][0])
+    depends.write_text(json.dumps(data))
+    fifth = cache("s4")
+    fifth.put("/p/f0.py", "c2", "s", ["mod5"], FileResult(path="/p/f0.py", display="/p/f0.py"))
+    fifth.save()
+    keys = json.loads(depends.read_text())["keys"]
+    assert len(keys) == len(set(keys))
+    sixth = cache("s5")
+    assert sixth.get("/p/f0.py", "c2", "s") is not None
+    assert sixth.get("/p/f1.py", "c", "s") is not None

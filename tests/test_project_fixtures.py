@@ -86,15 +86,18 @@ def test_index_cache_is_reused_and_survives_corruption(
     second = engine.build_index([], config, 1)
     assert calls == []  # everything came from the cache
     assert set(second.modules) == set(first.modules) == {"app", "app.client", "app.handlers"}
-    facts_file, index_file = sorted(cache.glob("*.json"))  # facts-..., index-...
-    assert facts_file.name.startswith("facts-") and index_file.name.startswith("index-")
+    (index_file,) = cache.glob("index-*.json")
+    assert len(list(cache.glob("names-*.json"))) == 1
+    facts_files = sorted(cache.glob("facts-*.json"))
+    assert 1 <= len(facts_files) <= 3  # the files that hold the three modules
     index_file.write_bytes(b"not a cache")
     third = engine.build_index([], config, 1)
     assert set(third.modules) == set(first.modules)
     assert len(calls) == 3  # rebuilt from the files, the broken cache ignored
     # the facts file broken (or rewritten by another run): a module's facts come from its
     # source again, the moment a rule asks for them
-    facts_file.write_bytes(b"not a cache either")
+    for facts_file in facts_files:
+        facts_file.write_bytes(b"not a cache either")
     fourth = engine.build_index([], config, 1)
     assert len(calls) == 3
     client = fourth.modules.find("app.client")

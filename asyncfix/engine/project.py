@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -16,6 +17,7 @@ from asyncfix.analysis import uses as uses_module
 from asyncfix.cache import prepare, write_atomically
 from asyncfix.config import Config
 from asyncfix.engine import process as worker
+from asyncfix.engine.names import project_names
 from asyncfix.engine.process import _restore_gc, _start_worker, _tune_gc
 from asyncfix.files import (
     SourceError,
@@ -138,7 +140,7 @@ def build_index(
             raws.append(raw)
             fact_digests.append(facts_digest)
             fresh_facts.append((raw, fact))
-    loader = FactsLoader(cache_dir / f"{_FACTS_FORMAT}.json")
+    loader = FactsLoader(cache_dir)
     index = ProjectIndex(raws=raws, digests=fact_digests, loader=loader)
     for raw, fact in fresh_facts:  # made just now: not made again from their raw form
         index.modules.prime(raw, fact)
@@ -150,10 +152,14 @@ def build_index(
         if missing or restamped:
             _save_index_cache(cache_dir, fresh, cached_names, {}, None)
     else:
-        # computed once here, before the workers start, so that they share them
-        names = index.names()
+        # worked out once here, before the workers start, so that they share them
+        names = project_names(index, cache_dir / f"{_NAMES_FORMAT}.json", _NAMES_FORMAT)
         _save_index_cache(cache_dir, fresh, names, made, loader)
     return index
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def _facts_digest(raw: Raw) -> str:
@@ -163,42 +169,56 @@ def _facts_digest(raw: Raw) -> str:
     return hashlib.sha256(repr(raw).encode()).hexdigest()[:16]
 
 
+#: the facts are kept in this many files, a module's by a digest of its directory (a
+#: module's imports are often its package's): an edit rewrites the few that hold what
+#: changed, and a run reads only those a rule needs
+FACT_SHARDS = 64
+
+
+def _shard(path: str) -> int:
+    return zlib.crc32(os.path.dirname(path).encode()) % FACT_SHARDS
+
+
 class FactsLoader:
     """The raw facts of a module whose entry in the index cache is unchanged, read from the
-    cache's facts file on first use. When the file does not hold them for that content (a
+    cache's facts files on first use. When the file does not hold them for that content (a
     concurrent run rewrote it, or it is gone), the module is indexed again from its source.
 
-    The file maps each path to its facts digest and its facts as a JSON text of their own:
-    reading the file makes one string per module (fast), and only the modules a rule asks
-    about are decoded further."""
+    Each file (one of ``FACT_SHARDS``) maps each path to its facts digest and its facts as a
+    JSON text of their own: reading a file makes one string per module (fast), and only the
+    modules a rule asks about are decoded further."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._facts: dict[str, tuple[str, str]] | None = None
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._shards: dict[int, dict[str, tuple[str, str]]] = {}
 
-    def all(self) -> dict[str, tuple[str, str]]:
-        """Path -> (facts digest, facts as JSON text)."""
-        if self._facts is None:
-            self._facts = {}
+    def path(self, shard: int) -> Path:
+        return self.directory / f"{_FACTS_FORMAT}-{shard:02d}.json"
+
+    def shard(self, number: int) -> dict[str, tuple[str, str]]:
+        """Path -> (facts digest, facts as JSON text), of one file."""
+        found = self._shards.get(number)
+        if found is None:
+            found = self._shards[number] = {}
             try:
-                data = json.loads(self.path.read_bytes())
+                data = json.loads(self.path(number).read_bytes())
             except (OSError, ValueError, RecursionError):
                 data = None
             if isinstance(data, dict) and data.get("format") == _FACTS_FORMAT:
                 facts = data.get("facts")
                 if isinstance(facts, dict) and all(
-                    isinstance(found, list)
-                    and len(found) == 2
-                    and isinstance(found[0], str)
-                    and isinstance(found[1], str)
-                    for found in facts.values()
+                    isinstance(item, list)
+                    and len(item) == 2
+                    and isinstance(item[0], str)
+                    and isinstance(item[1], str)
+                    for item in facts.values()
                 ):
-                    self._facts = {path: (found[0], found[1]) for path, found in facts.items()}
-        return self._facts
+                    found.update((path, (item[0], item[1])) for path, item in facts.items())
+        return found
 
     def __call__(self, stub: Stub) -> Raw | None:
         _, path, facts_digest = stub
-        found = self.all().get(path)
+        found = self.shard(_shard(path)).get(path)
         if found is not None and found[0] == facts_digest:
             try:
                 raw = json.loads(found[1])
@@ -246,12 +266,14 @@ def _cache_format() -> str:
     extractor = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:12]
     # v6: JSON; entries are [content digest, module name, facts digest, [size, mtime_ns]];
     # the facts file holds each module's facts as a JSON text of its own;
-    # the facts themselves are in the facts file; four name sets
-    return f"index-{__version__}-{extractor}-v6"
+    # the facts themselves are in the facts file; five name sets
+    # v7: five name sets; each module's contribution to them in the names file
+    return f"index-{__version__}-{extractor}-v7"
 
 
 _CACHE_FORMAT = _cache_format()
 _FACTS_FORMAT = _CACHE_FORMAT.replace("index-", "facts-", 1)
+_NAMES_FORMAT = _CACHE_FORMAT.replace("index-", "names-", 1)
 
 #: (content digest, module name or None, digest of its facts, (size, mtime_ns))
 IndexEntry = tuple[str, str | None, str, tuple[int, int]]
@@ -285,15 +307,9 @@ def _load_index_cache(
         ):
             return {}, None  # not what asyncfix writes: nothing in it is trusted
         entries[path] = (entry[0], entry[1], entry[2], (entry[3][0], entry[3][1]))
-    if not (
-        isinstance(names, list)
-        and len(names) == 4
-        and all(
-            isinstance(group, list) and all(isinstance(n, str) for n in group) for group in names
-        )
-    ):
+    if not (isinstance(names, list) and len(names) == 5 and all(_strings(g) for g in names)):
         return entries, None
-    return entries, (names[0], names[1], names[2], names[3])
+    return entries, (names[0], names[1], names[2], names[3], names[4])
 
 
 def _save_index_cache(
@@ -305,23 +321,27 @@ def _save_index_cache(
 ) -> None:
     """Best effort: a cache that cannot be written is simply not written. Each file is
     written to a temporary file and moved into place, so a concurrent run reads an old or a
-    new one, never half of one; the facts file first, so that an index file never names
-    facts that are not there yet (and ``FactsLoader`` checks them anyway)."""
+    new one, never half of one; the facts files first, so that an index file never names
+    facts that are not there yet (and ``FactsLoader`` checks them anyway). Only the facts
+    files that hold a module whose facts changed are written."""
     try:
-        current = {f"{_CACHE_FORMAT}.json", f"{_FACTS_FORMAT}.json"}
-        prepare(cache_dir, "index-*", current)
-        prepare(cache_dir, "facts-*", current)
-        if loader is not None:  # some module's facts changed: the facts file with them
-            stored = loader.all()
-            facts: dict[str, tuple[str, str] | None] = {}
+        shards = {f"{_FACTS_FORMAT}-{number:02d}.json" for number in range(FACT_SHARDS)}
+        prepare(cache_dir, ("index-*", "facts-*"), {f"{_CACHE_FORMAT}.json", *shards})
+        if loader is not None:  # some modules' facts changed: the files that hold them
+            paths: dict[int, list[str]] = {}
             for path, entry in entries.items():
-                if entry[1] is None:
-                    continue
-                new = made.get(path)
-                facts[path] = (new[0], _json_text(new[1])) if new else stored.get(path)
-            kept = {path: found for path, found in facts.items() if found is not None}
-            facts_data = {"format": _FACTS_FORMAT, "facts": kept}
-            write_atomically(loader.path, _json_bytes(facts_data))
+                if entry[1] is not None:
+                    paths.setdefault(_shard(path), []).append(path)
+            for number in sorted({_shard(path) for path in made}):
+                stored = loader.shard(number)
+                facts: dict[str, tuple[str, str]] = {}
+                for path in paths.get(number, ()):
+                    new = made.get(path)
+                    found = (new[0], _json_text(new[1])) if new else stored.get(path)
+                    if found is not None:
+                        facts[path] = found
+                data = {"format": _FACTS_FORMAT, "facts": facts}
+                write_atomically(loader.path(number), _json_bytes(data))
         index = {"format": _CACHE_FORMAT, "entries": entries, "names": names}
         write_atomically(cache_dir / f"{_CACHE_FORMAT}.json", _json_bytes(index))
     except (OSError, ValueError, TypeError):

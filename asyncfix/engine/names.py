@@ -1,0 +1,172 @@
+"""The project-wide name sets, made again after an edit from each module's part of them
+(``index.Contribution``), kept between runs in the names file of the index cache.
+
+A module's part holds while neither its facts nor those of a module it looked up changed
+(``Contribution.consulted``, names looked up and not found included: a module added under
+such a name counts). An edit makes again the parts of the modules it changed and of those
+that looked them up; the others are read back as they were. What blocks is then worked out
+over every part (``ProjectIndex.names_from``): the same sets a run that makes every part
+finds.
+
+The file names each string once (``names``) and holds each module's part as the positions
+of its strings: ``{"format", "names": [...], "modules": {module: [facts digest,
+coroutines, bases, resources, blockers, calls (caller, callee, ...), consulted]}}``. A
+run combines the parts it keeps without decoding them, and adds the parts it made at the
+end of the table. JSON, read as data: a file that is not what asyncfix writes (a position
+that is no position of the table, a part that is no list) is discarded and every part is
+made again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from asyncfix.cache import prepare, write_atomically
+from asyncfix.index import Contribution, Names, ProjectIndex
+
+#: (facts digest, coroutines, bases, resources, blockers, calls, consulted): positions
+Item = list[Any]
+
+
+class _NotOne(Exception):
+    """The names file is not what asyncfix writes."""
+
+
+def project_names(index: ProjectIndex, path: Path, form: str) -> Names:
+    """The name sets of ``index`` (set on it too), from the parts in ``path`` that still
+    hold and those made again; ``path`` is updated when a part changed."""
+    table, modules = _read(path, form)
+    try:
+        return _combine(index, path, form, table, modules)
+    except _NotOne:
+        return _combine(index, path, form, [], {})
+
+
+def _read(path: Path, form: str) -> tuple[list[str], dict[str, Item]]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return [], {}
+    if not isinstance(data, dict) or data.get("format") != form:
+        return [], {}
+    table, modules = data.get("names"), data.get("modules")
+    if not (
+        isinstance(table, list)
+        and all(isinstance(name, str) for name in table)
+        and isinstance(modules, dict)
+        and all(
+            isinstance(item, list) and len(item) == 7 and isinstance(item[0], str)
+            for item in modules.values()
+        )
+    ):
+        return [], {}
+    return table, modules
+
+
+def _combine(
+    index: ProjectIndex, path: Path, form: str, table: list[str], modules: dict[str, Item]
+) -> Names:
+    digests = index.digests
+    changed = {name for name, item in modules.items() if digests.get(name) != item[0]}
+    changed.update(name for name in digests if name not in modules)
+    position = {name: number for number, name in enumerate(table)}
+    touched = {position[name] for name in changed if name in position}
+    kept: dict[str, Item] = {}
+    made: dict[str, Contribution] = {}
+    # what the kept parts hold, as positions, without decoding them one by one
+    coroutines: set[int] = set()
+    bases: set[int] = set()
+    resources: set[int] = set()
+    blockers: set[int] = set()
+    calls: list[int] = []
+    consulted: set[int] = set()
+    try:
+        for name in index.modules:
+            item = modules.get(name)
+            if item is not None and name not in changed and touched.isdisjoint(item[6]):
+                kept[name] = item
+                coroutines.update(item[1])
+                bases.update(item[2])
+                resources.update(item[3])
+                blockers.update(item[4])
+                calls.extend(item[5])
+                consulted.update(item[6])
+                continue
+            module = index.modules.find(name)
+            if module is not None:
+                made[name] = index.contribution(module)
+    except TypeError:  # a part that is no list
+        raise _NotOne from None
+    every = coroutines | bases | resources | blockers | consulted | set(calls)
+    try:
+        if len(calls) % 2 or (every and (min(every) < 0 or max(every) >= len(table))):
+            raise _NotOne
+        held = Contribution(
+            tuple(table[p] for p in coroutines),
+            tuple(table[p] for p in bases),
+            tuple(table[p] for p in resources),
+            tuple(table[p] for p in blockers),
+            _pairs([table[p] for p in calls]),
+            (),
+        )
+        if not all(type(p) is int for p in consulted):
+            raise _NotOne
+    except (TypeError, IndexError):  # a position that is no int
+        raise _NotOne from None
+    index.names_from([held, *made.values()])
+    if (made or len(kept) != len(modules)) and all(digests.get(name) for name in made):
+        _save(path, form, table, kept, made, digests)
+    return index.names()
+
+
+def _save(
+    path: Path,
+    form: str,
+    table: list[str],
+    kept: dict[str, Item],
+    made: dict[str, Contribution],
+    digests: dict[str, str],
+) -> None:
+    """Best effort, written atomically. The table is made again when many parts are new
+    (the strings only the old parts named are dropped), else the new strings are added at
+    its end (the positions the kept parts hold stay right)."""
+    if len(made) * 4 > len(kept):
+        made = {**{name: _decoded(item, table) for name, item in kept.items()}, **made}
+        table, kept = [], {}
+    position = {name: number for number, name in enumerate(table)}
+
+    def positions(names: tuple[str, ...]) -> list[int]:
+        return [position.setdefault(name, len(position)) for name in names]
+
+    modules: dict[str, Item] = dict(kept)
+    for name, part in made.items():
+        modules[name] = [
+            digests[name],
+            positions(part.coroutines),
+            positions(part.bases),
+            positions(part.resources),
+            positions(part.blockers),
+            positions(tuple(name for call in part.calls for name in call)),
+            positions(part.consulted),
+        ]
+    data = {"format": form, "names": list(position), "modules": modules}
+    try:
+        prepare(path.parent, "names-*", {path.name})
+        write_atomically(path, json.dumps(data, separators=(",", ":")).encode())
+    except (OSError, ValueError, TypeError):
+        return
+
+
+def _pairs(names: list[str]) -> tuple[tuple[str, str], ...]:
+    return tuple(zip(names[::2], names[1::2], strict=True))
+
+
+def _decoded(item: Item, table: list[str]) -> Contribution:
+    """A kept part (its positions checked by ``_combine``) as strings."""
+    coroutines, bases, resources, blockers = (tuple(table[p] for p in item[n]) for n in range(1, 5))
+    calls = _pairs([table[p] for p in item[5]])
+    return Contribution(
+        coroutines, bases, resources, blockers, calls, tuple(table[p] for p in item[6])
+    )
