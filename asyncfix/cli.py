@@ -354,6 +354,8 @@ def entry() -> None:
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)
         code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)  # a profiler or a coverage tool writes its data at the exit
     for stream in (sys.stdout, sys.stderr):
         # the reader may have gone away (`asyncfix . | head`): nothing left to say to it
         with contextlib.suppress(BrokenPipeError, ValueError):
