@@ -178,11 +178,17 @@ class ModuleFact:
 def module_name(path: Path) -> tuple[str, bool]:
     """The dotted module name of ``path`` from its package structure (directories with an
     ``__init__.py``), and whether it is a package's ``__init__``."""
-    path = path.absolute()
-    is_package = path.name == "__init__.py"
-    package = _package_of(str(path.parent))
-    name = package if is_package else ".".join(p for p in (package, path.stem) if p)
-    return name, is_package
+    text = str(path)
+    if not os.path.isabs(text):
+        text = str(path.absolute())
+    directory, base = os.path.split(text)  # string operations: asked for every file, each run
+    is_package = base == "__init__.py"
+    package = _package_of(directory)
+    if is_package:
+        return package, True
+    dot = base.rfind(".")
+    stem = base[:dot] if 0 < dot < len(base) - 1 else base  # as `PurePath.stem`
+    return ".".join(p for p in (package, stem) if p), False
 
 
 @functools.lru_cache(maxsize=4096)

@@ -21,8 +21,13 @@ It prints a table with the ratios and writes it as JSON (``--json``). The corpus
 with ``../shared/corpus/fetch.sh`` when it is not there, and copied to a scratch directory:
 the benchmark edits files and makes caches, and never in the corpus itself.
 
+asyncfix runs from byte-compiled modules, as an installed package does (pip compiles them
+when it installs; a development checkout with ``PYTHONDONTWRITEBYTECODE`` set would compile
+every module again at each start): the script compiles them first.
+
 Usage: python scripts/bench.py [--corpus DIR] [--jobs N] [--runs 3] [--json FILE]
-                               [--skip-peers]
+                               [--skip-peers] [--only GROUP,...]
+  groups: floors, cold, warm (nothing changed, and the two edits), scale, peers
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 FETCH = ROOT.parent / "shared" / "corpus" / "fetch.sh"
+GROUPS = ("floors", "cold", "warm", "scale", "peers")
 PEERS = ["flake8==7.5.0", "flake8-async==26.8.1", "fixit==2.2.1", "ruff==0.17.6"]
 #: imported by hundreds of Home Assistant modules
 WIDELY_IMPORTED = "homeassistant/helpers/entity.py"
@@ -206,6 +212,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "docs" / "benchmark.json")
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument(
+        "--only",
+        type=lambda text: set(text.split(",")),
+        default=set(GROUPS),
+        metavar="GROUP,...",
+        help=f"measure these groups only ({', '.join(GROUPS)}; default: all)",
+    )
+    parser.add_argument(
         "--readme",
         action="store_true",
         help="only put the table of --json into README.md (between the bench markers)",
@@ -224,6 +237,11 @@ def main() -> None:
         return
     if args.runs < 3:
         parser.error("--runs: medians need at least 3 runs")
+    if not args.only <= set(GROUPS):
+        parser.error(f"--only: groups are {', '.join(GROUPS)}")
+    if args.skip_peers:
+        args.only.discard("peers")
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "asyncfix")], check=True)
     corpus = _corpus(args.corpus)
     args.cache.mkdir(parents=True, exist_ok=True)
     jobs = args.jobs
@@ -258,78 +276,84 @@ def main() -> None:
             _forget(ha)
 
         absolute = [str(ha / name) for name in ha_files]
-        record(
-            "libcst parse only (floor), HA",
-            _median(args.runs, lambda: _floor(absolute, jobs)),
-            len(ha_files),
-        )
-        record(
-            "libcst parse only, collector tuned as asyncfix's, HA",
-            _median(args.runs, lambda: _floor(absolute, jobs, tuned=True)),
-            len(ha_files),
-        )
         lib_absolute = [str(libs / name) for name in lib_files]
-        for name, paths in (("HA", absolute), ("libs", lib_absolute)):
+        if "floors" in args.only:
             record(
-                f"stdlib ast.parse only (floor), {name}",
-                _median(args.runs, functools.partial(_floor, paths, jobs, stdlib=True)),
-                len(paths),
+                "libcst parse only (floor), HA",
+                _median(args.runs, lambda: _floor(absolute, jobs)),
+                len(ha_files),
             )
-        record(
-            "asyncfix cold check, HA",
-            _median(args.runs, lambda: _run([*asyncfix, "."], ha), cold),
-            len(ha_files),
-        )
-        record(
-            "asyncfix cold check, libs",
-            _median(args.runs, lambda: _run([*asyncfix, "."], libs), lambda: _forget(libs)),
-            len(lib_files),
-        )
-        record(
-            "asyncfix cold --diff, HA",
-            _median(args.runs, lambda: _run([*asyncfix, "--diff", "."], ha), cold),
-            len(ha_files),
-        )
-        _run([*asyncfix, "."], ha)  # warm the caches
-        record(
-            "asyncfix warm check (nothing changed), HA",
-            _median(args.runs, lambda: _run([*asyncfix, "."], ha)),
-            len(ha_files),
-        )
-        edits = iter(range(1_000_000))
-
-        def comment(path: str) -> Callable[[], None]:
-            def edit() -> None:
-                with open(ha / path, "a", encoding="utf-8") as handle:
-                    handle.write(f"# benchmark edit {next(edits)}\n")
-
-            return edit
-
-        def new_function(path: str) -> Callable[[], None]:
-            def edit() -> None:
-                with open(ha / path, "a", encoding="utf-8") as handle:
-                    handle.write(f"\n\ndef _benchmark_edit_{next(edits)}():\n    return 1\n")
-
-            return edit
-
-        record(
-            f"asyncfix warm, comment added to {Path(WIDELY_IMPORTED).name}",
-            _median(args.runs, lambda: _run([*asyncfix, "."], ha), comment(WIDELY_IMPORTED)),
-            len(ha_files),
-        )
-        record(
-            "asyncfix warm, function added to hue/bridge.py",
-            _median(args.runs, lambda: _run([*asyncfix, "."], ha), new_function(NARROWLY_IMPORTED)),
-            len(ha_files),
-        )
-        for share, label in ((4, "a quarter of"), (2, "half of")):
-            subset = ha_files[::share]
             record(
-                f"asyncfix cold check, {label} HA",
-                _median(args.runs, _command([*asyncfix, *subset], ha), cold),
-                len(subset),
+                "libcst parse only, collector tuned as asyncfix's, HA",
+                _median(args.runs, lambda: _floor(absolute, jobs, tuned=True)),
+                len(ha_files),
             )
-        if not args.skip_peers:
+            for name, paths in (("HA", absolute), ("libs", lib_absolute)):
+                record(
+                    f"stdlib ast.parse only (floor), {name}",
+                    _median(args.runs, functools.partial(_floor, paths, jobs, stdlib=True)),
+                    len(paths),
+                )
+        if "cold" in args.only:
+            record(
+                "asyncfix cold check, HA",
+                _median(args.runs, lambda: _run([*asyncfix, "."], ha), cold),
+                len(ha_files),
+            )
+            record(
+                "asyncfix cold check, libs",
+                _median(args.runs, lambda: _run([*asyncfix, "."], libs), lambda: _forget(libs)),
+                len(lib_files),
+            )
+            record(
+                "asyncfix cold --diff, HA",
+                _median(args.runs, lambda: _run([*asyncfix, "--diff", "."], ha), cold),
+                len(ha_files),
+            )
+        if "warm" in args.only:
+            _run([*asyncfix, "."], ha)  # warm the caches
+            record(
+                "asyncfix warm check (nothing changed), HA",
+                _median(args.runs, lambda: _run([*asyncfix, "."], ha)),
+                len(ha_files),
+            )
+            edits = iter(range(1_000_000))
+
+            def comment(path: str) -> Callable[[], None]:
+                def edit() -> None:
+                    with open(ha / path, "a", encoding="utf-8") as handle:
+                        handle.write(f"# benchmark edit {next(edits)}\n")
+
+                return edit
+
+            def new_function(path: str) -> Callable[[], None]:
+                def edit() -> None:
+                    with open(ha / path, "a", encoding="utf-8") as handle:
+                        handle.write(f"\n\ndef _benchmark_edit_{next(edits)}():\n    return 1\n")
+
+                return edit
+
+            record(
+                f"asyncfix warm, comment added to {Path(WIDELY_IMPORTED).name}",
+                _median(args.runs, lambda: _run([*asyncfix, "."], ha), comment(WIDELY_IMPORTED)),
+                len(ha_files),
+            )
+            record(
+                "asyncfix warm, function added to hue/bridge.py",
+                _median(
+                    args.runs, lambda: _run([*asyncfix, "."], ha), new_function(NARROWLY_IMPORTED)
+                ),
+                len(ha_files),
+            )
+        if "scale" in args.only:
+            for share, label in ((4, "a quarter of"), (2, "half of")):
+                subset = ha_files[::share]
+                record(
+                    f"asyncfix cold check, {label} HA",
+                    _median(args.runs, _command([*asyncfix, *subset], ha), cold),
+                    len(subset),
+                )
+        if "peers" in args.only:
             tools = _tools(args.cache)
             record(
                 "flake8-async (--select ASYNC), libs",

@@ -79,7 +79,10 @@ def build_index(
         others = discover([root], root, config.exclude_spec(), config.respect_gitignore).files
     else:
         others = []
-    files = sorted({*processed, *others}, key=lambda path: path.parts)
+    if whole_project:  # discovery's own list: sorted, each file once
+        files = list(processed)
+    else:
+        files = sorted({*processed, *others}, key=lambda path: path.parts)
     cache_dir = (root or config.root) / INDEX_CACHE
     cache, cached_names = _load_index_cache(cache_dir)
     raws: list[Raw] = []
@@ -89,9 +92,10 @@ def build_index(
     fresh: dict[str, IndexEntry] = {}
     restamped = False
     for path in files:
-        cached = cache.get(str(path))
+        key = str(path)
+        cached = cache.get(key)
         try:
-            status = os.stat(path)
+            status = os.stat(key)
             stamp = (status.st_size, status.st_mtime_ns)
             if cached is not None and cached[3] == stamp:
                 # same size and modification time (in nanoseconds): the same content, as
@@ -102,7 +106,7 @@ def build_index(
                 digest = hashlib.sha256(data).hexdigest()
         except OSError:
             continue
-        contents[str(path)] = digest
+        contents[key] = digest
         if (
             cached is not None
             and cached[0] == digest
@@ -111,9 +115,9 @@ def build_index(
             if cached[3] != stamp:
                 cached = (*cached[:3], stamp)
                 restamped = True
-            fresh[str(path)] = cached
+            fresh[key] = cached
             if cached[1] is not None:
-                raws.append((cached[1], str(path), cached[2]))  # a stub: read when needed
+                raws.append((cached[1], key, cached[2]))  # a stub: read when needed
                 fact_digests.append(cached[2])
         else:
             if not data:

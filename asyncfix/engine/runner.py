@@ -90,19 +90,25 @@ def run(
     codes = all_codes()
     root = project_root(files, config) or config.root
     tasks = []
+    fix = mode in ("diff", "write") or fix_for_report
+    offload = tuple(config.offload_functions)
+    # the project root, the configuration's root and the working directory are most often
+    # one directory: a file's path relative to them is worked out once
+    same_root, same_cwd = root == config.root, cwd == config.root
     for file in files:
-        rel = relative(file, config.root) or file.as_posix()
+        found = relative(file, config.root)
+        rel = found or file.as_posix()
         tasks.append(
             Task(
                 path=str(file),
-                display=display_path(file, cwd),
+                display=rel if same_cwd and found else display_path(file, cwd),
                 codes=config.enabled_codes(codes, rel),
                 unsafe=unsafe,
-                fix=mode in ("diff", "write") or fix_for_report,
+                fix=fix,
                 target=config.target,
                 preview=fix_for_report,
-                offload=tuple(config.offload_functions),
-                test_code=is_test_path(relative(file, root) or rel),
+                offload=offload,
+                test_code=is_test_path(rel if same_root else relative(file, root) or rel),
             )
         )
     index = None
@@ -225,6 +231,8 @@ _SETTINGS: dict[tuple[Any, ...], str] = {}
 
 
 def _settings(task: Task, module: str) -> str:
+    """The settings key of ``task``'s file: what it is checked with, and the module it is
+    (digested once for each set of settings, then with each module's name)."""
     parts = (
         task.codes,
         task.unsafe,
@@ -233,12 +241,11 @@ def _settings(task: Task, module: str) -> str:
         task.preview,
         task.offload,
         task.test_code,
-        module,
     )
-    key = _SETTINGS.get(parts)
-    if key is None:
-        key = _SETTINGS[parts] = settings_key((sorted(task.codes), *parts[1:]))
-    return key
+    common = _SETTINGS.get(parts)
+    if common is None:
+        common = _SETTINGS[parts] = settings_key((sorted(task.codes), *parts[1:]))
+    return hashlib.sha256(f"{common}\0{module}".encode()).hexdigest()[:16]
 
 
 def _no_module(path: str) -> str:
