@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 
 from asyncfix import __version__
-from asyncfix.codemods import RULES
 from asyncfix.config import (
     ConfigError,
     apply_requires_python,
@@ -327,6 +326,8 @@ def _exit_code(result: RunResult) -> int:
 @main.command("rules")
 def rules_command() -> None:
     """List every rule: code, name, fix safety, summary."""
+    from asyncfix.codemods import RULES
+
     width = max(len(rule.name) for rule in RULES)
     for rule in RULES:
         click.echo(f"{rule.code}  {rule.name:<{width}}  {rule.fix_safety.value:<6}  {rule.summary}")

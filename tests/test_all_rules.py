@@ -46,3 +46,28 @@ def test_example_service_is_fixed_completely(
     assert left == ["AF102", "AF103", "AF203", "AF302", "AF405", "AF502", "AF503"]
     for path in (tmp_path / "examples").rglob("*.py"):
         compile(path.read_text(encoding="utf-8"), str(path), "exec")
+
+
+def test_the_registry_names_every_rule_as_it_is() -> None:
+    """The registry is a table (the rules load when first asked for): it names every rule
+    class of the package, under its own code, and knows which ones need the index."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import asyncfix.codemods as package
+    from asyncfix.codemods import CODES, NEEDS_INDEX, rule_by_code
+    from asyncfix.codemods.base import Rule
+
+    classes = set()
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        for _, value in inspect.getmembers(module, inspect.isclass):
+            own = value.__module__ == module.__name__ and "code" in vars(value)
+            if own and issubclass(value, Rule):
+                classes.add(value)
+    assert {rule_by_code(code) for code in CODES} == classes
+    assert all(rule_by_code(code).code == code for code in CODES)
+    needing = {code for code in CODES if rule_by_code(code).needs_index}
+    assert needing == NEEDS_INDEX
+    assert [rule.code for rule in RULES] == list(CODES)

@@ -338,7 +338,7 @@ def test_file_changed_on_disk_is_not_written(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from asyncfix import engine
-    from asyncfix.engine import runner as runner_module
+    from asyncfix.engine import process as process_module
 
     path = project / "pkg" / "buggy.py"
     real = engine.process_file
@@ -349,7 +349,7 @@ def test_file_changed_on_disk_is_not_written(
             path.write_text(BUGGY + "# edited meanwhile\n")
         return result
 
-    monkeypatch.setattr(runner_module, "process_file", edit_after_read)
+    monkeypatch.setattr(process_module, "process_file", edit_after_read)
     result = CliRunner().invoke(main, ["--write", "pkg"])
     assert result.exit_code == 1  # a warning; the finding is still there
     assert "warning: pkg/buggy.py: file changed on disk since it was read" in result.stderr
@@ -530,3 +530,26 @@ def test_the_program_prints_all_and_exits_with_the_status_of_main(project: Path)
     errors = reader.stderr.read().decode()
     assert reader.wait() in (0, 1)
     assert "Traceback" not in errors
+
+
+def test_a_run_from_the_cache_never_loads_the_rules(project: Path) -> None:
+    """Results that all come from the cache need neither the rules nor the semantic model
+    (nor LibCST): a warm run starts faster without them."""
+    (project / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from asyncfix.cli import main\n"
+        "result = CliRunner().invoke(main, ['check', '--jobs', '1', '.'])\n"
+        "loaded = [m for m in ('asyncfix.analysis.model', 'asyncfix.codemods.base', 'libcst')\n"
+        "          if m in sys.modules]\n"
+        "print(result.exit_code, result.stdout.count('AF201'), loaded)\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script], cwd=project, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    ]
+    assert runs[0].startswith("1 1 ['asyncfix.analysis.model', 'asyncfix.codemods.base'")
+    assert runs[1] == "1 1 []"

@@ -76,7 +76,6 @@ def with_rules(monkeypatch: pytest.MonkeyPatch) -> None:
         return table.get(code) or real(code)
 
     monkeypatch.setattr(process_module, "rule_by_code", fake)
-    monkeypatch.setattr(runner_module, "rule_by_code", fake)
 
 
 @pytest.mark.usefixtures("with_rules")

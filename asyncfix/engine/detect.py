@@ -14,6 +14,7 @@ from asyncfix.codemods.base import (
     Project,
     Rule,
 )
+from asyncfix.engine.task import Task
 from asyncfix.index import (
     parse_ast,
     too_deep,
@@ -21,24 +22,7 @@ from asyncfix.index import (
 from asyncfix.lazy import libcst as cst
 from asyncfix.model import Finding, Safety, Span
 
-
-@dataclass(frozen=True)
-class Task:
-    path: str
-    display: str
-    codes: frozenset[str]
-    unsafe: bool
-    #: compute fixes (diff, write, or a report that shows them)
-    fix: bool
-    target: tuple[int, int]
-    #: also compute each finding's own fix preview (for the report)
-    preview: bool = False
-    #: the project's own offloading helpers (config ``offload-functions``)
-    offload: tuple[str, ...] = ()
-    #: the file is test code (``files.is_test_path``)
-    test_code: bool = False
-    #: fixes to leave out, by ``Finding.fix_id`` (``--validate`` found they break the tests)
-    excluded: frozenset[str] = frozenset()
+__all__ = ["Analysis", "Task", "TooDeep", "analyse", "fix_id", "to_finding"]
 
 
 @dataclass

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from asyncfix.codemods import rule_by_code
+from asyncfix.codemods import NEEDS_INDEX, rule_by_code
 from asyncfix.codemods.base import Hit, Project, Rule
 from asyncfix.engine.detect import (
     Analysis,
@@ -82,7 +82,7 @@ def process_file(task: Task) -> FileResult:
         finally:
             index.stop_recording()
         module = index.module_of(task.path)
-        if module is not None and any(rule_by_code(c).needs_index for c in task.codes):
+        if module is not None and not NEEDS_INDEX.isdisjoint(task.codes):
             result.depends = index.dependencies(module, consulted)
     if result.fixed is not None:
         try:

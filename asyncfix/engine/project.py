@@ -7,7 +7,6 @@ import json
 import os
 import zlib
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,7 @@ from asyncfix import index as index_module
 from asyncfix.analysis import uses as uses_module
 from asyncfix.cache import prepare, write_atomically
 from asyncfix.config import Config
-from asyncfix.engine import process as worker
 from asyncfix.engine.names import project_names
-from asyncfix.engine.process import _restore_gc, _start_worker, _tune_gc
 from asyncfix.files import (
     SourceError,
     decode,
@@ -250,14 +247,20 @@ def _index_one(item: tuple[Path, bytes]) -> ModuleFact | None:
 
 
 def _index_files(items: list[tuple[Path, bytes]], jobs: int | None) -> list[ModuleFact | None]:
+    if not items:
+        return []
+    from asyncfix.engine import process as worker  # the collector's settings
+
     workers = jobs or os.cpu_count() or 1
     if workers <= 1 or len(items) < worker.POOL_THRESHOLD * 4:
-        previous = _tune_gc()
+        previous = worker._tune_gc()
         try:
             return [_index_one(item) for item in items]
         finally:
-            _restore_gc(previous)
-    with ProcessPoolExecutor(max_workers=workers, initializer=_start_worker) as pool:
+            worker._restore_gc(previous)
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, initializer=worker._start_worker) as pool:
         return list(pool.map(_index_one, items, chunksize=64))
 
 

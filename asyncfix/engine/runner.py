@@ -6,24 +6,14 @@ import dataclasses
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from asyncfix.cache import ResultCache, settings_key
-from asyncfix.codemods import RULES, rule_by_code
+from asyncfix.codemods import CODES, NEEDS_INDEX
 from asyncfix.config import Config
-from asyncfix.engine import process as worker
-from asyncfix.engine.detect import Task
-from asyncfix.engine.process import (
-    _restore_gc,
-    _set_index,
-    _start_worker,
-    _tune_gc,
-    process_file,
-    process_text,
-)
 from asyncfix.engine.project import INDEX_CACHE, build_index, project_root
+from asyncfix.engine.task import Task
 from asyncfix.files import (
     SourceError,
     atomic_write,
@@ -43,7 +33,7 @@ from asyncfix.model import FileResult, RunResult
 
 
 def all_codes() -> list[str]:
-    return [rule.code for rule in RULES]
+    return list(CODES)
 
 
 def plan(
@@ -112,7 +102,7 @@ def run(
             )
         )
     index = None
-    if any(rule_by_code(code).needs_index for task in tasks for code in task.codes):
+    if any(not NEEDS_INDEX.isdisjoint(task.codes) for task in tasks):
         # `asyncfix .` at the project root: the files just found are the project's files
         whole = len(paths) == 1 and not force_exclude and paths[0].absolute() == root == config.root
         index = build_index(files, config, jobs, whole_project=whole)
@@ -139,6 +129,7 @@ def _validated_write(
     cwd: Path,
 ) -> None:
     """Write the fixes the project's tests accept (``validate.Validator``)."""
+    from asyncfix.engine.process import _set_index, process_text
     from asyncfix.validate import Validator
 
     changed = [r for r in run.files if r.changed and not r.internal_error]
@@ -269,21 +260,28 @@ def _content_digest(path: str) -> str | None:
 def _map(
     tasks: list[Task], jobs: int | None, index: ProjectIndex | None = None
 ) -> Iterator[FileResult]:
+    if not tasks:
+        return
+    # the analysis is loaded only when some file is analysed
+    from asyncfix.engine import process as worker
+
     workers = jobs or os.cpu_count() or 1
     if workers <= 1 or len(tasks) < worker.POOL_THRESHOLD:
-        _set_index(index)
-        previous = _tune_gc()
+        worker._set_index(index)
+        previous = worker._tune_gc()
         try:
-            yield from map(process_file, tasks)
+            yield from map(worker.process_file, tasks)
         finally:
-            _set_index(None)
-            _restore_gc(previous)
+            worker._set_index(None)
+            worker._restore_gc(previous)
         return
+    from concurrent.futures import ProcessPoolExecutor
+
     chunk = max(1, min(32, len(tasks) // (workers * 8)))
     with ProcessPoolExecutor(
-        max_workers=workers, initializer=_start_worker, initargs=(index,)
+        max_workers=workers, initializer=worker._start_worker, initargs=(index,)
     ) as pool:
-        yield from pool.map(process_file, tasks, chunksize=chunk)
+        yield from pool.map(worker.process_file, tasks, chunksize=chunk)
 
 
 def _write(result: FileResult) -> None:
