@@ -130,6 +130,7 @@ class ResultCache:
         state: str = "",
         digests: Digests | None = None,
         prime: Callable[[set[str]], None] | None = None,
+        changed: tuple[str, frozenset[str]] | None = None,
     ) -> None:
         self.path = directory / f"{FORMAT}.json"
         self.depends_path = directory / f"{DEPENDS_FORMAT}.json"
@@ -137,6 +138,7 @@ class ResultCache:
         self.state = state
         self._digests = digests or _nothing
         self._prime = prime
+        self._changed = changed
         self._loaded_stamp: tuple[int, int] | None = None
         self.entries = self._load()
         self._depends: _DependsFile | None = None
@@ -166,13 +168,23 @@ class ResultCache:
             # the project's facts changed since the entry was checked: its dependencies
             if self._depends is None:
                 self._depends = _DependsFile(self.depends_path)
+            if self._changed is not None and entry[3] == self._changed[0]:
+                # checked against the index the caches were last written with: only what
+                # changed since can have changed for it
+                clear = self._depends.clear_of(path, entry[4], self._changed[1])
+                if clear is None:
+                    self._unlisted.add(path)
+                if not clear:
+                    return None
+            else:
                 if self._prime is not None:
                     self._prime(set(self._depends.keys))
-            now = self._depends.combined(path, entry[4], self._digests)
-            if now is None:
-                self._unlisted.add(path)
-            if now != entry[2]:
-                return None
+                    self._prime = None
+                now = self._depends.combined(path, entry[4], self._digests)
+                if now is None:
+                    self._unlisted.add(path)
+                if now != entry[2]:
+                    return None
             self._new[path] = (*entry[:3], self.state, *entry[4:])
         stored = entry[5]
         if stored is None:
@@ -244,6 +256,9 @@ class _DependsFile:
         self.entries: dict[str, Any] = entries
         #: what each key of the table is now (``combined``)
         self._now: list[str] | None = None
+        #: the keys ``clear_of`` was last asked about, and their positions in the table
+        self._changed: frozenset[str] | None = None
+        self._changed_positions: frozenset[int] = frozenset()
 
     def current(self) -> bool:
         """Nobody wrote the file since it was read."""
@@ -260,6 +275,24 @@ class _DependsFile:
             self._now = digests(self.keys)  # every key at once
         found = self._pick(path, listed, self._now)
         return None if found is None else _digest(found)
+
+    def clear_of(self, path: str, listed: str, changed: frozenset[str]) -> bool | None:
+        """``path``'s list names none of ``changed`` (compared as positions in the table);
+        None when the file does not hold its list."""
+        if self._changed is not changed:
+            self._changed = changed
+            self._changed_positions = frozenset(
+                number for number, key in enumerate(self.keys) if key in changed
+            )
+        try:
+            stored, positions = self.entries[path]
+            if stored != listed or type(positions) is not list or not positions:
+                return None
+            if min(positions) < 0 or max(positions) >= len(self.keys):
+                return None  # positions of no key: not a list asyncfix wrote
+            return self._changed_positions.isdisjoint(positions)
+        except (KeyError, TypeError, ValueError):
+            return None
 
     def _pick(self, path: str, listed: str, values: list[str]) -> list[str] | None:
         """The item of ``values`` at each position ``path``'s list holds (a position that is
@@ -292,6 +325,7 @@ class _DependsFile:
             self.entries[path] = [listed, [position.setdefault(key, len(position)) for key in keys]]
         self.keys = list(position)
         self._now = None
+        self._changed = None
         data = {"format": DEPENDS_FORMAT, "keys": self.keys, "entries": self.entries}
         write_atomically(self.path, json.dumps(data, separators=(",", ":")).encode())
         self.stamp = _stamp(self.path)

@@ -1350,6 +1350,9 @@ def _parameters_from_text(text: str) -> tuple[tuple[str, str, tuple[str, ...] | 
 #: the project-wide name sets: coroutine, blocking, resource and base class names, and the
 #: qualified names of the sync functions and methods that block (``blocking_functions``)
 Names = tuple[list[str], list[str], list[str], list[str], list[str]]
+#: the kind of each name set, in that order: a dependency ``kind:name`` of a cached result
+#: is whether the set of that kind has the name (``dependency_digest``)
+NAME_KINDS = ("coroutine", "blocking", "resource", "subclassed", "blocks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -1475,12 +1478,16 @@ class ProjectIndex:
                 by_name[module.name] = None
                 ready[module.name] = module
             self._paths[module.path] = module.name
+        #: module names more than one file has (the first one given is the module)
+        self.twice: set[str] = set()
         digest_list = list(digests)
         for position, raw in enumerate(raws):
             digest = digest_list[position] if position < len(digest_list) else ""
             if raw[0] not in by_name:
                 by_name[raw[0]] = raw
                 self.digests[raw[0]] = digest
+            else:
+                self.twice.add(raw[0])
             self._paths[raw[1]] = raw[0]
         self.modules = _Modules(by_name, ready, loader)
         self._coroutine_names: frozenset[str] | None = None
@@ -1496,6 +1503,9 @@ class ProjectIndex:
         self._passed_over: set[str] | None = None
         self._dependency_digests: dict[str, str] = {}
         self._state: str | None = None
+        #: (the state of the index the caches were last written with, the dependencies
+        #: whose digest may differ from what they were then), when the build knows them
+        self.changed_since: tuple[str, frozenset[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.modules)
@@ -1572,37 +1582,32 @@ class ProjectIndex:
         for key in missing - plain:
             kind, _, name = key.partition(":")
             by_kind.setdefault(kind, []).append((key, name))
-        sets = {
-            "coroutine": self.coroutine_names,
-            "blocking": self.blocking_names,
-            "resource": self.resource_names,
-            "subclassed": self.base_names,
-            "blocks": self.blocking_functions,
-        }
+        sets = dict(zip(NAME_KINDS, self._name_sets(), strict=True))
         for kind, items in by_kind.items():
             if kind not in sets:
                 memo.update((key, "?") for key, _ in items)
                 continue
-            names = sets[kind]()
+            names = sets[kind]
             memo.update((key, "named" if name in names else "") for key, name in items)
 
     def _dependency_digest(self, key: str) -> str:
         kind, separator, name = key.partition(":")
         if not separator:
             return self.digests.get(key, "")
-        if kind == "coroutine":
-            names = self.coroutine_names()
-        elif kind == "blocking":
-            names = self.blocking_names()
-        elif kind == "resource":
-            names = self.resource_names()
-        elif kind == "subclassed":
-            names = self.base_names()
-        elif kind == "blocks":
-            names = self.blocking_functions()
-        else:
+        if kind not in NAME_KINDS:
             return "?"
+        names = self._name_sets()[NAME_KINDS.index(kind)]
         return "named" if name in names else ""
+
+    def _name_sets(self) -> tuple[frozenset[str], ...]:
+        """The project-wide name sets, in the order of ``NAME_KINDS``."""
+        return (
+            self.coroutine_names(),
+            self.blocking_names(),
+            self.resource_names(),
+            self.base_names(),
+            self.blocking_functions(),
+        )
 
     def dependencies(self, module: ModuleFact, consulted: set[str]) -> list[str]:
         """What the last recorded analysis of ``module`` depends on: the project modules it

@@ -413,3 +413,75 @@ def test_the_depends_file_keeps_every_list_when_a_few_are_added(tmp_path: Path) 
     sixth = cache("s5")
     assert sixth.get("/p/f0.py", "c2", "s") is not None
     assert sixth.get("/p/f1.py", "c", "s") is not None
+
+
+EDITS = [
+    # a comment: no facts change
+    ("app/client.py", CLIENT + "# a comment\n"),
+    # a coroutine added: the client's facts and the coroutine names change
+    ("app/client.py", CLIENT + "\n\nasync def refresh():\n    pass\n"),
+    # a helper that now blocks: the blocking sets change, handlers calls it
+    ("app/client.py", CLIENT.replace("    return 1", "    import time\n    time.sleep(1)")),
+    # a new module others do not import, then one that imports the client
+    ("app/extra.py", "def nothing():\n    return 1\n"),
+    ("app/more.py", "from app import client\n\n\nasync def go():\n    client.helper()\n"),
+    # a module removed
+    ("app/extra.py", None),
+    # the coroutine made sync again
+    ("app/client.py", CLIENT.replace("async def fetch", "def fetch").replace("    await", "   ")),
+]
+
+
+def test_what_changed_since_the_last_run_decides_as_the_digests_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an edit, entries checked against the previous index are decided by the keys
+    that changed since (``ProjectIndex.changed_since``) without working out every digest:
+    the same files are analysed again, with the same findings, as when every entry's
+    dependencies are compared digest by digest."""
+    from asyncfix import cache as cache_module
+    from asyncfix.engine import runner as runner_module
+
+    roots = []
+    for name in ("by_keys", "by_digests"):
+        root = tmp_path / name
+        (root / "app").mkdir(parents=True)
+        (root / "pyproject.toml").write_text("[project]\nname = 'demo'\n")
+        for file, text in (("__init__.py", ""), ("client.py", CLIENT), ("handlers.py", HANDLERS)):
+            (root / "app" / file).write_text(text)
+        (root / "app" / "other.py").write_text(OTHER)
+        roots.append(root)
+    real_cache = cache_module.ResultCache
+    real_clear = cache_module._DependsFile.clear_of
+    decided: list[str] = []
+
+    def by_digests(*args: object, **kwargs: object) -> object:
+        return real_cache(*args[:4])  # type: ignore[arg-type]
+
+    def clear_of(self: object, path: str, *args: object) -> object:
+        decided.append(Path(path).name)
+        return real_clear(self, path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cache_module._DependsFile, "clear_of", clear_of)
+
+    def run(root: Path, by_keys: bool) -> tuple[set[str], list[tuple[str, str, int, str]]]:
+        with monkeypatch.context() as patch:
+            patch.chdir(root)
+            if not by_keys:
+                patch.setattr(runner_module, "ResultCache", by_digests)
+            result = _run(root)
+        return _analysed(result), [(Path(f).name, c, n, m) for f, c, n, m in _shown(result)]
+
+    for root, by_keys in zip(roots, (True, False), strict=True):
+        run(root, by_keys)
+    for file, text in EDITS:
+        for root in roots:
+            target = root / file
+            if text is None:
+                target.unlink()
+            else:
+                target.write_text(text)
+        decided.clear()
+        assert run(roots[0], True) == run(roots[1], False), file
+        if file == "app/client.py" and "comment" not in text:
+            assert "other.py" in decided  # kept without a digest worked out

@@ -10,6 +10,7 @@ import pytest
 
 from asyncfix import engine
 from asyncfix.config import Config
+from asyncfix.engine import names as names_module
 from asyncfix.index import ProjectIndex
 
 # f and g call each other; g also calls h, which sleeps; k calls f
@@ -173,3 +174,48 @@ def test_a_names_file_that_is_not_one_is_made_again(project: Path) -> None:
         (project / "app" / "c.py").write_text(C + more)
         assert _index(project).names() == _names_afresh(project)
     assert expected[3] == _index(project).names()[3]
+
+
+def test_names_hold_when_every_part_made_again_is_what_it_was(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A function that changes no set (it calls nothing, blocks nowhere) changes the
+    module's facts, not its part: the sets hold, and the names file is not written again
+    until enough such modules wait (their parts are made again meanwhile)."""
+    expected = _index(project).names()
+    (names,) = (project / engine.INDEX_CACHE).glob("names-*.json")
+    written = names.read_bytes()
+    made: list[str] = []
+    real = ProjectIndex.contribution
+
+    def counting(self: ProjectIndex, module: object) -> object:
+        made.append(module.name)  # type: ignore[attr-defined]
+        return real(self, module)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ProjectIndex, "contribution", counting)
+    for number in range(2):
+        made.clear()
+        (project / "app" / "c.py").write_text(C + f"\n\ndef more_{number}():\n    return 1\n")
+        assert _index(project).names() == expected
+        assert names.read_bytes() == written  # nothing to write: the part is the same
+        assert made == ["app.c"]  # and it is made again while the file has its old digest
+    monkeypatch.setattr(names_module, "STALE", 0)
+    (project / "app" / "c.py").write_text(C + "\n\ndef third():\n    return 3\n")
+    assert _index(project).names() == expected
+    assert names.read_bytes() != written  # the new digest written
+    made.clear()
+    assert _index(project).names() == expected
+    assert made == []
+    assert expected == _names_afresh(project)
+
+
+def test_sets_another_run_found_for_other_parts_are_not_taken(project: Path) -> None:
+    """The index cache's sets are taken as they are only when the names file says its
+    parts give them (two runs at once may each write one of the files)."""
+    expected = _index(project).names()
+    (cached,) = (project / engine.INDEX_CACHE).glob("index-*.json")
+    data = json.loads(cached.read_text())
+    data["names"] = [["other"], [], [], [], []]  # well formed, and not what the parts give
+    cached.write_text(json.dumps(data))
+    (project / "app" / "c.py").write_text(C + "\n\ndef other():\n    return 2\n")
+    assert _index(project).names() == expected

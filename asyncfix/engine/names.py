@@ -19,6 +19,7 @@ made again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -34,23 +35,38 @@ class _NotOne(Exception):
     """The names file is not what asyncfix writes."""
 
 
-def project_names(index: ProjectIndex, path: Path, form: str) -> Names:
+#: modules whose facts changed while their part did not, left with the old digest in the
+#: file (each run makes their parts again, cheaply) until this many: then it is written
+STALE = 32
+
+
+def project_names(
+    index: ProjectIndex, path: Path, form: str, previous: Names | None = None
+) -> Names:
     """The name sets of ``index`` (set on it too), from the parts in ``path`` that still
-    hold and those made again; ``path`` is updated when a part changed."""
-    table, modules = _read(path, form)
+    hold and those made again; ``path`` is updated when a part changed. ``previous``: the
+    sets the last run found (the index cache's): when every part made again is what it was,
+    they still hold."""
+    table, modules, made_for = _read(path, form)
+    if previous is not None and made_for != _digest(previous):
+        previous = None  # the sets another run found for other parts
     try:
-        return _combine(index, path, form, table, modules)
+        return _combine(index, path, form, table, modules, previous)
     except _NotOne:
-        return _combine(index, path, form, [], {})
+        return _combine(index, path, form, [], {}, None)
 
 
-def _read(path: Path, form: str) -> tuple[list[str], dict[str, Item]]:
+def _digest(names: Names) -> str:
+    return hashlib.sha256(json.dumps(names).encode()).hexdigest()[:16]
+
+
+def _read(path: Path, form: str) -> tuple[list[str], dict[str, Item], str]:
     try:
         data = json.loads(path.read_bytes())
     except (OSError, ValueError, RecursionError):
-        return [], {}
+        return [], {}, ""
     if not isinstance(data, dict) or data.get("format") != form:
-        return [], {}
+        return [], {}, ""
     table, modules = data.get("names"), data.get("modules")
     if not (
         isinstance(table, list)
@@ -61,12 +77,18 @@ def _read(path: Path, form: str) -> tuple[list[str], dict[str, Item]]:
             for item in modules.values()
         )
     ):
-        return [], {}
-    return table, modules
+        return [], {}, ""
+    made_for = data.get("sets")
+    return table, modules, made_for if isinstance(made_for, str) else ""
 
 
 def _combine(
-    index: ProjectIndex, path: Path, form: str, table: list[str], modules: dict[str, Item]
+    index: ProjectIndex,
+    path: Path,
+    form: str,
+    table: list[str],
+    modules: dict[str, Item],
+    previous: Names | None,
 ) -> Names:
     digests = index.digests
     changed = {name for name, item in modules.items() if digests.get(name) != item[0]}
@@ -75,6 +97,31 @@ def _combine(
     touched = {position[name] for name in changed if name in position}
     kept: dict[str, Item] = {}
     made: dict[str, Contribution] = {}
+    try:
+        for name in index.modules:
+            item = modules.get(name)
+            if item is not None and name not in changed and touched.isdisjoint(item[6]):
+                kept[name] = item
+                continue
+            module = index.modules.find(name)
+            if module is not None:
+                made[name] = index.contribution(module)
+    except TypeError:  # a part that is no list
+        raise _NotOne from None
+    if (
+        previous is not None
+        and len(kept) + len(made) == len(modules)
+        and all(
+            name in modules and _same(modules[name], part, table) for name, part in made.items()
+        )
+    ):
+        # every part made again is what it was (a comment, a function that changes no set):
+        # the sets hold; the new digests are written once enough of them wait
+        index.set_names(*previous)
+        stale = [name for name in made if digests.get(name) != modules[name][0]]
+        if len(stale) > STALE and all(digests.get(name) for name in made):
+            _save(path, form, table, kept, made, digests, previous)
+        return previous
     # what the kept parts hold, as positions, without decoding them one by one
     coroutines: set[int] = set()
     bases: set[int] = set()
@@ -83,20 +130,13 @@ def _combine(
     calls: list[int] = []
     consulted: set[int] = set()
     try:
-        for name in index.modules:
-            item = modules.get(name)
-            if item is not None and name not in changed and touched.isdisjoint(item[6]):
-                kept[name] = item
-                coroutines.update(item[1])
-                bases.update(item[2])
-                resources.update(item[3])
-                blockers.update(item[4])
-                calls.extend(item[5])
-                consulted.update(item[6])
-                continue
-            module = index.modules.find(name)
-            if module is not None:
-                made[name] = index.contribution(module)
+        for item in kept.values():
+            coroutines.update(item[1])
+            bases.update(item[2])
+            resources.update(item[3])
+            blockers.update(item[4])
+            calls.extend(item[5])
+            consulted.update(item[6])
     except TypeError:  # a part that is no list
         raise _NotOne from None
     every = coroutines | bases | resources | blockers | consulted | set(calls)
@@ -116,9 +156,18 @@ def _combine(
     except (TypeError, IndexError):  # a position that is no int
         raise _NotOne from None
     index.names_from([held, *made.values()])
+    names = index.names()
     if (made or len(kept) != len(modules)) and all(digests.get(name) for name in made):
-        _save(path, form, table, kept, made, digests)
-    return index.names()
+        _save(path, form, table, kept, made, digests, names)
+    return names
+
+
+def _same(item: Item, part: Contribution, table: list[str]) -> bool:
+    """The stored part ``item`` is ``part`` (a stored part that is not one is not)."""
+    try:
+        return _decoded(item, table) == part
+    except (TypeError, IndexError, ValueError):
+        return False
 
 
 def _save(
@@ -128,10 +177,12 @@ def _save(
     kept: dict[str, Item],
     made: dict[str, Contribution],
     digests: dict[str, str],
+    names: Names,
 ) -> None:
-    """Best effort, written atomically. The table is made again when many parts are new
-    (the strings only the old parts named are dropped), else the new strings are added at
-    its end (the positions the kept parts hold stay right)."""
+    """Best effort, written atomically, with a digest of the sets the parts give
+    (``names``). The table is made again when many parts are new (the strings only the old
+    parts named are dropped), else the new strings are added at its end (the positions the
+    kept parts hold stay right)."""
     if len(made) * 4 > len(kept):
         made = {**{name: _decoded(item, table) for name, item in kept.items()}, **made}
         table, kept = [], {}
@@ -151,7 +202,7 @@ def _save(
             positions(tuple(name for call in part.calls for name in call)),
             positions(part.consulted),
         ]
-    data = {"format": form, "names": list(position), "modules": modules}
+    data = {"format": form, "sets": _digest(names), "names": list(position), "modules": modules}
     try:
         prepare(path.parent, "names-*", {path.name})
         write_atomically(path, json.dumps(data, separators=(",", ":")).encode())

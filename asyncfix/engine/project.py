@@ -22,6 +22,7 @@ from asyncfix.files import (
     discover,
 )
 from asyncfix.index import (
+    NAME_KINDS,
     ModuleFact,
     Names,
     ProjectIndex,
@@ -81,7 +82,7 @@ def build_index(
     else:
         files = sorted({*processed, *others}, key=lambda path: path.parts)
     cache_dir = (root or config.root) / INDEX_CACHE
-    cache, cached_names = _load_index_cache(cache_dir)
+    cache, cached_names, cached_state = _load_index_cache(cache_dir)
     raws: list[Raw] = []
     fact_digests: list[str] = []
     contents: dict[str, str] = {}
@@ -151,12 +152,38 @@ def build_index(
         # of them, or only touched): the project-wide names still hold
         index.set_names(*cached_names)
         if missing or restamped:
-            _save_index_cache(cache_dir, fresh, cached_names, {}, None)
+            _save_index_cache(cache_dir, fresh, cached_names, {}, None, index.state())
     else:
         # worked out once here, before the workers start, so that they share them
-        names = project_names(index, cache_dir / f"{_NAMES_FORMAT}.json", _NAMES_FORMAT)
-        _save_index_cache(cache_dir, fresh, names, made, loader)
+        path = cache_dir / f"{_NAMES_FORMAT}.json"
+        names = project_names(index, path, _NAMES_FORMAT, cached_names)
+        if cached_names is not None and cached_state:
+            index.changed_since = (cached_state, _changed_keys(cache, index, cached_names))
+        _save_index_cache(cache_dir, fresh, names, made, loader, index.state())
     return index
+
+
+def _changed_keys(
+    cache: dict[str, IndexEntry], index: ProjectIndex, before: Names
+) -> frozenset[str]:
+    """The dependencies whose digest (``ProjectIndex.dependency_digest``) may differ from
+    what they were for the index the cache was written with: the modules whose facts
+    changed, came or went (a module name two files have: whichever wins, counted as
+    changed), and ``kind:name`` for each name a set gained or lost."""
+    old: dict[str, str] = {}
+    twice: set[str] = set()
+    for entry in cache.values():
+        if entry[1] is not None:
+            if entry[1] in old:
+                twice.add(entry[1])
+            old.setdefault(entry[1], entry[2])
+    new = index.digests
+    twice.update(index.twice)
+    keys = {name for name in old.keys() | new.keys() if old.get(name, "") != new.get(name, "")}
+    keys |= twice
+    for kind, was, now in zip(NAME_KINDS, before, index.names(), strict=True):
+        keys.update(f"{kind}:{name}" for name in set(was) ^ set(now))
+    return frozenset(keys)
 
 
 def _strings(value: Any) -> bool:
@@ -275,7 +302,8 @@ def _cache_format() -> str:
     # the facts file holds each module's facts as a JSON text of its own;
     # the facts themselves are in the facts file; five name sets
     # v7: five name sets; each module's contribution to them in the names file
-    return f"index-{__version__}-{extractor}-v7"
+    # v8: the state of the index the file was written with
+    return f"index-{__version__}-{extractor}-v8"
 
 
 _CACHE_FORMAT = _cache_format()
@@ -288,18 +316,18 @@ IndexEntry = tuple[str, str | None, str, tuple[int, int]]
 
 def _load_index_cache(
     cache_dir: Path,
-) -> tuple[dict[str, IndexEntry], Names | None]:
-    """The cached facts and names, or nothing when the cache is missing, corrupt or from
-    another version."""
+) -> tuple[dict[str, IndexEntry], Names | None, str]:
+    """The cached facts, names and the state of the index they made (``ProjectIndex.state``),
+    or nothing when the cache is missing, corrupt or from another version."""
     try:
         data = json.loads((cache_dir / f"{_CACHE_FORMAT}.json").read_bytes())
     except (OSError, ValueError, RecursionError):
-        return {}, None
+        return {}, None, ""
     if not isinstance(data, dict) or data.get("format") != _CACHE_FORMAT:
-        return {}, None
-    stored, names = data.get("entries"), data.get("names")
+        return {}, None, ""
+    stored, names, state = data.get("entries"), data.get("names"), data.get("state")
     if not isinstance(stored, dict):
-        return {}, None
+        return {}, None, ""
     entries: dict[str, IndexEntry] = {}
     for path, entry in stored.items():
         if not (
@@ -310,13 +338,15 @@ def _load_index_cache(
             and isinstance(entry[2], str)
             and isinstance(entry[3], list)
             and len(entry[3]) == 2
-            and all(isinstance(n, int) for n in entry[3])
+            and type(entry[3][0]) is int
+            and type(entry[3][1]) is int
         ):
-            return {}, None  # not what asyncfix writes: nothing in it is trusted
+            return {}, None, ""  # not what asyncfix writes: nothing in it is trusted
         entries[path] = (entry[0], entry[1], entry[2], (entry[3][0], entry[3][1]))
     if not (isinstance(names, list) and len(names) == 5 and all(_strings(g) for g in names)):
-        return entries, None
-    return entries, (names[0], names[1], names[2], names[3], names[4])
+        return entries, None, ""
+    state = state if isinstance(state, str) else ""
+    return entries, (names[0], names[1], names[2], names[3], names[4]), state
 
 
 def _save_index_cache(
@@ -325,6 +355,7 @@ def _save_index_cache(
     names: Names,
     made: dict[str, tuple[str, Raw]],
     loader: FactsLoader | None,
+    state: str,
 ) -> None:
     """Best effort: a cache that cannot be written is simply not written. Each file is
     written to a temporary file and moved into place, so a concurrent run reads an old or a
@@ -349,7 +380,7 @@ def _save_index_cache(
                         facts[path] = found
                 data = {"format": _FACTS_FORMAT, "facts": facts}
                 write_atomically(loader.path(number), _json_bytes(data))
-        index = {"format": _CACHE_FORMAT, "entries": entries, "names": names}
+        index = {"format": _CACHE_FORMAT, "entries": entries, "names": names, "state": state}
         write_atomically(cache_dir / f"{_CACHE_FORMAT}.json", _json_bytes(index))
     except (OSError, ValueError, TypeError):
         return

@@ -183,7 +183,11 @@ def _analyse_all(
             cache = ResultCache(directory)
         else:
             cache = ResultCache(
-                directory, index.state(), index.dependency_digests, index.prime_dependencies
+                directory,
+                index.state(),
+                index.dependency_digests,
+                index.prime_dependencies,
+                index.changed_since,
             )
     contents = index.contents if index is not None else {}
     results: list[FileResult | None] = [None] * len(tasks)
