@@ -230,12 +230,11 @@ def ast_dotted_name(node: ast.expr) -> str | None:
     return None
 
 
-def _is_coroutine(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    if not isinstance(node, ast.AsyncFunctionDef):
+def _is_coroutine(node: ast.FunctionDef | ast.AsyncFunctionDef, generator: bool) -> bool:
+    """Calling ``node`` makes a coroutine (``generator``: its body holds ``yield``)."""
+    if not isinstance(node, ast.AsyncFunctionDef) or generator:
         return False
-    if not all(ast_dotted_name(d) in PASS_THROUGH_DECORATORS for d in node.decorator_list):
-        return False
-    return not yields(node)
+    return all(ast_dotted_name(d) in PASS_THROUGH_DECORATORS for d in node.decorator_list)
 
 
 def yields(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -464,10 +463,10 @@ def _function_fact(
     module: str,
     cls: str | None,
 ) -> FunctionFact:
-    is_coroutine = _is_coroutine(node)
     returns = ast.unparse(node.returns) if node.returns is not None else ""
     wrapped = any(ast_dotted_name(d) not in NEUTRAL_DECORATORS for d in node.decorator_list)
     summary = _Summary(node, imports, cls is not None, wrapped)
+    is_coroutine = _is_coroutine(node, summary.yields)
     if isinstance(node, ast.AsyncFunctionDef) or wrapped:
         return FunctionFact(
             qualified,
@@ -525,7 +524,7 @@ def _function_fact(
         hands_out.append(target)
     if not summary.returned or (hands_out and not _always_leaves(node.body)):
         hands_out.append("None")
-    if yields(node):
+    if summary.yields:
         hands_out = []
     return FunctionFact(
         qualified,
@@ -612,8 +611,12 @@ class _Summary:
         self.returned: list[ast.Return] = []
         #: ``self.update()`` as a statement -> "update"
         self.drops_on_receiver: list[str] = []
+        #: the own body holds ``yield`` (a generator function)
+        self.yields = False
         if self.names or self.tracks_state or self.wants_calls:
             self._walk()
+        else:
+            self.yields = yields(node)
 
     def fields(self) -> dict[str, Any]:
         found: dict[str, Any] = {"signature": _parameters_text(self._parameters())}
@@ -685,6 +688,8 @@ class _Summary:
                     elif isinstance(value, _AST) and field_name != "ctx":
                         parents[id(value)] = current
                         pushed.append(value)
+                if (kind is ast.Yield or kind is ast.YieldFrom) and not nested:
+                    self.yields = True
                 if kind in _VISITED:
                     self._visit(current, kind, nested, wanted, declared)
                 elif kind is ast.Call and not nested and self.wants_calls:
