@@ -70,13 +70,71 @@ def _shown(run: RunResult) -> list[tuple[str, str, int, str]]:
     return [(f.display, x.code, x.span.line, x.message) for f, x in run.findings]
 
 
+def _without_snapshot(root: Path) -> None:
+    """The last run's snapshot removed: the next run reads the index and results caches."""
+    for path in (root / engine.INDEX_CACHE).glob("run-*.json"):
+        path.unlink()
+
+
 def test_warm_run_analyses_nothing_and_reports_the_same(project: Path) -> None:
     cold = _run(project)
     assert _analysed(cold) == {"__init__.py", "client.py", "handlers.py", "other.py"}
-    warm = _run(project)
+    warm = _run(project)  # from the snapshot
     assert _analysed(warm) == set()
     assert _shown(warm) == _shown(cold)
     assert {code for _, code, _, _ in _shown(cold)} == {"AF101", "AF201"}
+    _without_snapshot(project)
+    from_results = _run(project)  # from the index and results caches
+    assert _analysed(from_results) == set()
+    assert _shown(from_results) == _shown(cold)
+
+
+def test_the_snapshot_holds_only_while_nothing_it_came_from_changed(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm run of a whole project takes the last run's results as they are (no index,
+    no results cache read) while its files, their stamps and the settings are the same;
+    a file touched, added or removed, or other settings, and it goes the usual way."""
+    from asyncfix.engine import project as project_module
+
+    builds: list[int] = []
+    real = project_module.build_index
+
+    def counting(*args: object, **kwargs: object) -> object:
+        builds.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    from asyncfix.engine import runner as runner_module
+
+    monkeypatch.setattr(runner_module, "build_index", counting)
+    cold = _run(project)
+    assert len(builds) == 1
+    (snapshot,) = (project / engine.INDEX_CACHE).glob("run-*.json")
+    assert _shown(_run(project)) == _shown(cold)
+    assert len(builds) == 1  # taken from the snapshot
+    other = project / "app" / "other.py"
+    other.touch()  # the same text, a new time: the usual way (the results cache has it)
+    assert _analysed(_run(project)) == set() and len(builds) == 2
+    assert _shown(_run(project)) == _shown(cold) and len(builds) == 2
+    (project / "app" / "new.py").write_text("x = 1\n")  # a file more
+    assert _analysed(_run(project)) == {"new.py"} and len(builds) == 3
+    (project / "app" / "new.py").unlink()  # a file less
+    assert _analysed(_run(project)) == set() and len(builds) == 4
+    only = _run(project, select=["AF201"])  # other settings (no rule needs the index)
+    assert {code for _, code, _, _ in _shown(only)} == {"AF201"}
+    assert _analysed(only) == {"__init__.py", "client.py", "handlers.py", "other.py"}
+    assert _shown(_run(project)) == _shown(cold) and len(builds) == 5  # the last was AF201's
+    assert _shown(_run(project)) == _shown(cold) and len(builds) == 5
+    snapshot.write_text('{"format": 1}')  # not one asyncfix wrote: ignored
+    assert _shown(_run(project)) == _shown(cold) and len(builds) == 6
+    written = _run(project, "write")  # a write keeps none, and reads none
+    assert any(f.written for f in written.files) and len(builds) == 7
+    assert "AF201" not in {code for _, code, _, _ in _shown(_run(project))}
+    # some files of a project: the index reads the others too, which no snapshot stamps
+    config = Config(path=project / "pyproject.toml", root=project, unsafe_fixes=True)
+    for _ in range(2):
+        engine.run([project / "app" / "handlers.py"], config, "check")
+    assert len(builds) == 10
 
 
 def test_a_coroutine_made_sync_rechecks_its_callers_only(project: Path) -> None:
@@ -123,6 +181,7 @@ def test_dependencies_are_read_only_when_some_facts_changed(project: Path) -> No
     cold = _run(project)
     (depends,) = folder.glob("depends-*.json")
     depends.unlink()
+    _without_snapshot(project)  # the results cache itself
     assert _analysed(_run(project)) == set()  # the same state: no list needed
     assert not depends.exists()  # nothing new to save
     (project / "app" / "client.py").write_text(CLIENT + "\n\nasync def more():\n    pass\n")
@@ -132,6 +191,7 @@ def test_dependencies_are_read_only_when_some_facts_changed(project: Path) -> No
     # checked against its dependencies: other.py does not import client.py
     assert _analysed(_run(project)) == {"client.py", "handlers.py"}
     depends.unlink()
+    _without_snapshot(project)
     assert _analysed(_run(project)) == set()  # stamped with the state it was checked in
     assert _shown(_run(project, use_cache=False)) == _shown(cold)
 
@@ -213,6 +273,7 @@ def test_a_corrupt_or_foreign_cache_is_discarded(project: Path) -> None:
     (stored,) = (project / engine.INDEX_CACHE).glob("results-*.json")
     assert stored.name == f"{FORMAT}.json"
     stored.write_bytes(b"\x80\x04garbage")
+    _without_snapshot(project)
     again = _run(project)
     assert len(_analysed(again)) == 4
     assert _shown(again) == _shown(cold)

@@ -7,13 +7,16 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asyncfix.cache import ResultCache, settings_key
 from asyncfix.codemods import CODES, NEEDS_INDEX
 from asyncfix.config import Config
 from asyncfix.engine.project import INDEX_CACHE, build_index, project_root
 from asyncfix.engine.task import Task
+
+if TYPE_CHECKING:
+    from asyncfix.engine.snapshot import Snapshot
 from asyncfix.files import (
     SourceError,
     atomic_write,
@@ -102,11 +105,26 @@ def run(
             )
         )
     index = None
-    if any(not NEEDS_INDEX.isdisjoint(task.codes) for task in tasks):
-        # `asyncfix .` at the project root: the files just found are the project's files
-        whole = len(paths) == 1 and not force_exclude and paths[0].absolute() == root == config.root
-        index = build_index(files, config, jobs, whole_project=whole)
-    results = _analyse_all(tasks, files, config, jobs, index, use_cache, progress)
+    needs_index = any(not NEEDS_INDEX.isdisjoint(task.codes) for task in tasks)
+    # `asyncfix .` at the project root: the files just found are the project's files
+    whole = len(paths) == 1 and not force_exclude and paths[0].absolute() == root == config.root
+    snapshot = None
+    if use_cache and mode != "write" and tasks:
+        settings: tuple[Any, ...] = (cwd, root, config.root, unsafe, fix, fix_for_report)
+        settings += (config.target, offload, config.select, config.ignore)
+        settings += (config.per_file_ignores, needs_index, whole)
+        snapshot = _snapshot(tasks, files, config, settings, needs_index and not whole)
+    taken = _from_snapshot(snapshot, tasks) if snapshot is not None else None
+    if taken is not None:
+        results = taken
+        if progress is not None:
+            progress(len(results), len(results))
+    else:
+        if needs_index:
+            index = build_index(files, config, jobs, whole_project=whole)
+        results = _analyse_all(tasks, files, config, jobs, index, use_cache, progress)
+        if snapshot is not None:
+            snapshot.save(results)
     for result in results:
         if result.changed:  # only a diff names it
             result.patch_path = patch_path(Path(result.path), cwd, root)
@@ -118,6 +136,42 @@ def run(
             if result.changed and not result.internal_error:
                 _write(result)
     return run_result
+
+
+def _snapshot(
+    tasks: list[Task],
+    files: list[Path],
+    config: Config,
+    settings: tuple[Any, ...],
+    partial_project: bool,
+) -> Snapshot | None:
+    """The snapshot a run keeps (``engine.snapshot``), for files that are all its results
+    depend on: a whole project, or files outside any project (the index is theirs alone),
+    or files checked without the index; None for some files of a project (the index reads
+    the others too)."""
+    from asyncfix.engine.snapshot import Snapshot, snapshot_key
+
+    root = project_root(files, config)
+    if partial_project and root is not None:
+        return None
+    directory = (root or config.root) / INDEX_CACHE
+    return Snapshot(directory, snapshot_key(*map(repr, settings)), [t.path for t in tasks])
+
+
+def _from_snapshot(snapshot: Snapshot, tasks: list[Task]) -> list[FileResult] | None:
+    """Every task's result from the snapshot, or None when it does not hold."""
+    from asyncfix.engine.snapshot import restored
+
+    stored = snapshot.results()
+    if stored is None:
+        return None
+    results = []
+    for task in tasks:
+        result = restored(stored.get(task.path), task.path, task.display)
+        if result is None:
+            return None
+        results.append(result)
+    return results
 
 
 def _validated_write(
