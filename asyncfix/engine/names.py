@@ -6,10 +6,13 @@ A module's part holds while neither its facts nor those of a module it looked up
 such a name counts). An edit makes again the parts of the modules it changed and of those
 that looked them up; the others are read back as they were. What blocks is then worked out
 over every part (``ProjectIndex.names_from``): the same sets a run that makes every part
-finds.
+finds. When every part made again is what it was (an edit that adds a function calling
+nothing), the sets the last run found stand as they were, without combining the parts;
+they are taken from the index cache only when the names file says its parts give them (a
+digest of those sets, ``sets``: two runs at once may each write one of the two files).
 
 The file names each string once (``names``) and holds each module's part as the positions
-of its strings: ``{"format", "names": [...], "modules": {module: [facts digest,
+of its strings: ``{"format", "sets", "names": [...], "modules": {module: [facts digest,
 coroutines, bases, resources, blockers, calls (caller, callee, ...), consulted]}}``. A
 run combines the parts it keeps without decoding them, and adds the parts it made at the
 end of the table. JSON, read as data: a file that is not what asyncfix writes (a position
