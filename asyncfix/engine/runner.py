@@ -71,8 +71,10 @@ def run(
     """Analyse ``paths``; in diff/write mode compute verified fixes; in write mode write them
     (with ``validate``: judged by that command, see ``validate.py``).
 
-    Files whose result is in the results cache (``cache.py``) are not analysed again;
-    ``progress(done, total)`` is called as files finish."""
+    Files whose result is in the results cache (``cache.py``) are not analysed again, and
+    a check or diff of the same files as the last one, none of them changed, takes its
+    results as they are (``engine/snapshot.py``); ``progress(done, total)`` is called as
+    files finish."""
     if select is not None:
         config.select = list(select)
     if ignore is not None:
