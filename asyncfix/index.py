@@ -1631,13 +1631,13 @@ class ProjectIndex:
 
     def set_names(
         self,
-        coroutine_names: list[str],
-        blocking_names: list[str],
-        resource_names: list[str],
-        base_names: list[str],
-        blocking_functions: list[str],
+        coroutine_names: Iterable[str],
+        blocking_names: Iterable[str],
+        resource_names: Iterable[str],
+        base_names: Iterable[str],
+        blocking_functions: Iterable[str],
     ) -> None:
-        """The project-wide name sets, from a cache that is still valid."""
+        """The project-wide name sets (from a cache that is still valid, or just made)."""
         self._dependency_digests.clear()
         self._state = None
         self._coroutine_names = frozenset(coroutine_names)
@@ -1717,13 +1717,8 @@ class ProjectIndex:
                 if caller not in blocking:
                     blocking.add(caller)
                     stack.append(caller)
-        self._dependency_digests.clear()
-        self._state = None
-        self._coroutine_names = frozenset(coroutines)
-        self._base_names = frozenset(bases)
-        self._resource_names = frozenset(resources)
-        self._blocking_functions = frozenset(blocking)
-        self._blocking_names = frozenset(q.rsplit(".", 1)[1] for q in blocking)
+        blocking_names = {q.rsplit(".", 1)[1] for q in blocking}
+        self.set_names(coroutines, blocking_names, resources, bases, blocking)
 
     def blocking_functions(self) -> frozenset[str]:
         """The qualified names of the project's sync functions and methods that block."""

@@ -116,10 +116,8 @@ def _names_afresh(root: Path) -> tuple[list[str], ...]:
     return _index(root).names()
 
 
-def test_each_module_part_is_made_again_only_when_it_could_change(
-    project: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _index(project)
+def _count_parts_made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the modules whose part is made from now on, as they are made."""
     made: list[str] = []
     real = ProjectIndex.contribution
 
@@ -128,6 +126,14 @@ def test_each_module_part_is_made_again_only_when_it_could_change(
         return real(self, module)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ProjectIndex, "contribution", counting)
+    return made
+
+
+def test_each_module_part_is_made_again_only_when_it_could_change(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _index(project)
+    made = _count_parts_made(monkeypatch)
     # h no longer blocks: b changes, and a, which looked b's functions up, is made again
     (project / "app" / "b.py").write_text(B.replace("time.sleep(1)", "return 1"))
     again = _index(project)
@@ -185,14 +191,7 @@ def test_names_hold_when_every_part_made_again_is_what_it_was(
     expected = _index(project).names()
     (names,) = (project / engine.INDEX_CACHE).glob("names-*.json")
     written = names.read_bytes()
-    made: list[str] = []
-    real = ProjectIndex.contribution
-
-    def counting(self: ProjectIndex, module: object) -> object:
-        made.append(module.name)  # type: ignore[attr-defined]
-        return real(self, module)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ProjectIndex, "contribution", counting)
+    made = _count_parts_made(monkeypatch)
     for number in range(2):
         made.clear()
         (project / "app" / "c.py").write_text(C + f"\n\ndef more_{number}():\n    return 1\n")

@@ -15,6 +15,7 @@ from asyncfix import index as index_module
 from asyncfix.analysis import uses as uses_module
 from asyncfix.cache import prepare, write_atomically
 from asyncfix.config import Config
+from asyncfix.engine import names as names_module
 from asyncfix.engine.names import project_names
 from asyncfix.files import (
     SourceError,
@@ -293,15 +294,17 @@ def _index_files(items: list[tuple[Path, bytes]], jobs: int | None) -> list[Modu
 
 def _cache_format() -> str:
     """Changes whenever the facts could: with the version and with the code that extracts them."""
-    # the code that extracts the facts, and the catalogues it reads (which calls block)
+    # the code that extracts the facts and makes the name sets from them, and the catalogues
+    # it reads (which calls block)
     package = Path(index_module.__file__).parent
-    sources = [Path(index_module.__file__), Path(uses_module.__file__)]
+    sources = [Path(index_module.__file__), Path(uses_module.__file__), Path(names_module.__file__)]
     sources += sorted((package / "data").glob("*.toml"))
     extractor = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:12]
     # v6: JSON; entries are [content digest, module name, facts digest, [size, mtime_ns]];
     # the facts file holds each module's facts as a JSON text of its own;
-    # the facts themselves are in the facts file; five name sets
-    # v7: five name sets; each module's contribution to them in the names file
+    # the facts themselves are in the facts file; four name sets
+    # v7: five name sets; each module's part of them in the names file; the facts in
+    # FACT_SHARDS files
     # v8: the state of the index the file was written with
     return f"index-{__version__}-{extractor}-v8"
 
