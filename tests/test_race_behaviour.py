@@ -88,6 +88,22 @@ class FakeApi:
     async def wait(self) -> None:
         await self._io("wait")
 
+    async def fetch(self) -> dict:
+        await self._io("fetch")
+        return {"fetched": self.calls["fetch"]}
+
+    async def name(self, user: str) -> str:
+        await self._io("name")
+        return user.title()
+
+    async def avatar(self, user: str) -> str:
+        await self._io("avatar")
+        return f"{user}.png"
+
+    async def friends(self, user: str) -> list[str]:
+        await self._io("friends")
+        return ["ann", "bob"]
+
 
 async def _together(*coroutines: Any) -> list[Any]:
     return await asyncio.gather(*coroutines)
@@ -205,6 +221,129 @@ def test_the_lock_covers_the_read_that_feeds_the_test(version: str, module: Modu
         assert api.calls["login"] == 1 and api.calls["get"] == 1 + TASKS
         # a lock per page: fetches of different pages still overlap
         assert api.peak["get"] > 1
+
+
+@pytest.mark.parametrize(("version", "module"), _both("AF402", "in_progress_flag"))
+def test_an_in_progress_flag_makes_callers_wait(version: str, module: ModuleType) -> None:
+    """Concurrent callers of a method guarded by an in-progress flag: before the fix all but
+    the first get None at once; after it each waits its turn and gets a result."""
+    api = FakeApi()
+    syncer = module.Syncer(api)
+    results = asyncio.run(_together(*(syncer.sync() for _ in range(TASKS))))
+    if version == "before":
+        assert results.count(None) == TASKS - 1 and api.calls["fetch"] == 1
+    else:
+        assert None not in results and api.calls["fetch"] == TASKS
+        assert api.peak["fetch"] == 1  # still one fetch at a time, as the flag meant
+        assert not syncer._syncing
+
+
+@pytest.mark.parametrize(("version", "module"), _both("AF402", "half_built"))
+def test_a_half_built_entry_is_not_handed_out(version: str, module: ModuleType) -> None:
+    """Concurrent lookups of one user: before the fix the callers that arrive while the
+    entry is being filled get it partial (no name yet, an empty friend list); after it every
+    caller gets the whole entry, built once."""
+    api = FakeApi()
+    profiles = module.Profiles(api)
+
+    async def snapshots() -> tuple[list[Any], list[Any]]:
+        # each caller's copy of what it got, when it got it (the entry fills in later)
+        async def profile() -> dict:
+            return dict(await profiles.profile("bob"))
+
+        async def friends() -> list:
+            return list(await profiles.friends("bob"))
+
+        entries = await _together(*(profile() for _ in range(TASKS)))
+        lists = await _together(*(friends() for _ in range(TASKS)))
+        return entries, lists
+
+    entries, lists = asyncio.run(snapshots())
+    whole = {"name": "Bob", "avatar": "bob.png"}
+    if version == "before":
+        assert sum(entry != whole for entry in entries) == TASKS - 1
+        assert sum(friends != ["ann", "bob"] for friends in lists) == TASKS - 1
+    else:
+        assert all(entry == whole for entry in entries)
+        assert all(friends == ["ann", "bob"] for friends in lists)
+        assert api.calls["name"] == 1 and api.calls["friends"] == 1  # built once
+
+
+class FakeStore:
+    """A store behind async accessors: each call yields, and hands out copies."""
+
+    def __init__(self) -> None:
+        self.configs: dict[str, dict[str, Any]] = {"kitchen": {"visits": 0, "name": ""}}
+        self.registers: dict[int, int] = {1: 0}
+
+    async def get_config(self, room: str) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return dict(self.configs[room])
+
+    async def set_config(self, room: str, config: dict[str, Any]) -> None:
+        await asyncio.sleep(0)
+        self.configs[room] = dict(config)
+
+    async def read_register(self, number: int) -> int:
+        await asyncio.sleep(0)
+        return self.registers[number]
+
+    async def write_register(self, number: int, value: int) -> None:
+        await asyncio.sleep(0)
+        self.registers[number] = value
+
+    async def settle(self) -> None:
+        await asyncio.sleep(0)
+
+    async def notify(self, config: dict[str, Any]) -> None:
+        await asyncio.sleep(0)
+
+    async def check(self, name: str) -> str:
+        await asyncio.sleep(0)
+        return name
+
+
+@pytest.mark.parametrize(("version", "module"), _both("AF401", "accessors"))
+def test_updates_through_accessors_are_not_lost(version: str, module: ModuleType) -> None:
+    """Two methods update one stored value through an async getter and setter, at once:
+    before the fix most updates are overwritten; after it, each one lands."""
+    store = FakeStore()
+    rooms = module.Rooms(store, store)
+    meter = module.Meter(store)
+    refunds = TASKS // 5
+
+    async def scenario() -> None:
+        await _together(
+            *(rooms.visit() for _ in range(TASKS)),
+            *(rooms.rename(f"room {n}") for n in range(refunds)),
+        )
+        await _together(
+            *(meter.add(1) for _ in range(TASKS)),
+            *(meter.refund(1) for _ in range(refunds)),
+        )
+
+    asyncio.run(scenario())
+    visits, total = store.configs["kitchen"]["visits"], store.registers[1]
+    if version == "before":
+        assert visits < TASKS and total != TASKS - refunds, (visits, total)
+    else:
+        assert (visits, total) == (TASKS, TASKS - refunds)
+        assert store.configs["kitchen"]["name"].startswith("room ")
+
+
+@pytest.mark.parametrize(("version", "module"), _both("AF401", "accessors_module"))
+def test_module_updates_through_accessors_are_not_lost(version: str, module: ModuleType) -> None:
+    async def log(message: str) -> None:
+        await asyncio.sleep(0)
+
+    misses = TASKS // 5
+    asyncio.run(
+        _together(
+            *(module.hit(log) for _ in range(TASKS)), *(module.miss(log) for _ in range(misses))
+        )
+    )
+    hits = module.STORE["hits"]
+    assert (hits == TASKS - misses) is (version == "after"), hits
 
 
 @pytest.mark.parametrize(("version", "module"), _both("AF406", "thread_lock"))

@@ -42,10 +42,12 @@ from asyncfix.analysis.model import (
     in_order,
     is_plain_assignment,
 )
+from asyncfix.analysis.scopes import Scope
 from asyncfix.analysis.values import flatten_target, own_attribute
 from asyncfix.index import ast_dotted_name, child_nodes
 
 if TYPE_CHECKING:
+    from asyncfix.analysis.accessors import Accessor
     from asyncfix.analysis.model import SemanticModel
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
@@ -104,6 +106,8 @@ class Mark:
     #: for a test of a local assigned from the shared state (``token = self._token`` ...
     #: ``if token is None:``): that assignment, where a lock must begin to cover the read
     origin: ast.stmt | None = None
+    #: the flags the method had claimed when the test was made (``State.exclusive``)
+    exclusive: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -122,6 +126,10 @@ class State:
     #: self._pending = fut``, ``self._connecting = True``); other callers see the claim and
     #: do not repeat the work
     claims: set[int] = field(default_factory=set)
+    #: flags the method claimed (tested, then set before suspending) and has not reset: while
+    #: one is held, no other call of the method gets past its test, and what the method
+    #: tests from then on no other call tests at the same time
+    exclusive: frozenset[str] = frozenset()
 
     def copy(self) -> State:
         return State(
@@ -131,7 +139,12 @@ class State:
             dict(self.held),
             self.ended,
             set(self.claims),
+            self.exclusive,
         )
+
+    def mark(self, node: ast.stmt, origin: ast.stmt | None = None) -> Mark:
+        """A test or read at ``node``, now."""
+        return Mark(node, self.epoch, frozenset(self.held), origin, self.exclusive)
 
 
 @dataclass
@@ -149,6 +162,8 @@ class Race:
     suspension: Where | None
     #: the write happens inside this awaited method (``await self.refresh()``)
     via: str | None = None
+    #: a lost update through an accessor pair (``analysis/accessors.py``)
+    accessor: Accessor | None = None
 
 
 @dataclass
@@ -706,7 +721,7 @@ class MethodWalk:
             if isinstance(node, ast.While):
                 # the loop ends right after its test ran: what it tests is fresh
                 # (`while self.value <= 0: await ...` then `self.value -= 1`)
-                mark = Mark(node, merged.epoch, frozenset(merged.held))
+                mark = merged.mark(node)
                 for attribute in guard_tests(node.test, self.receiver, self.shared):
                     merged.known[attribute] = mark
             if node.orelse:
@@ -757,7 +772,7 @@ class MethodWalk:
     def _if(self, node: ast.If, state: State) -> State:
         state = self._expression(node.test, state)
         tested = guard_tests(node.test, self.receiver, self.shared)
-        mark = Mark(node, state.epoch, frozenset(state.held))
+        mark = state.mark(node)
         marks = dict.fromkeys(tested, mark)
         # names assigned from shared state and tested here count as tests of that state,
         # read where the name was assigned
@@ -774,7 +789,7 @@ class MethodWalk:
                 ):
                     origins[attribute] = read.node  # the first of the reads that feed it
         for attribute, origin in origins.items():
-            marks[attribute] = Mark(node, state.epoch, frozenset(state.held), origin)
+            marks[attribute] = state.mark(node, origin)
         then = state.copy()
         for attribute, tested_mark in marks.items():
             then.known[attribute] = tested_mark
@@ -789,6 +804,12 @@ class MethodWalk:
             merged.ended = True
             return merged
         if then.ended:
+            checked = held_lock_check(node.test)
+            if checked is not None and not node.orelse:
+                # `if not self._lock.locked(): raise ...`: the method runs under a lock its
+                # caller took (a lock the task holds serialises it as one taken here)
+                self._acquisitions += 1
+                otherwise.held[self._acquisitions] = checked
             return otherwise
         if otherwise.ended:
             return then
@@ -832,7 +853,9 @@ class MethodWalk:
             state.ended = True
             return state
         if isinstance(node, ast.Expr):
-            return self._expression(node.value, state)
+            state = self._expression(node.value, state)
+            self._helper_writes(node.value, state)
+            return state
         if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             value = node.value
             before = state.epoch
@@ -902,19 +925,28 @@ class MethodWalk:
     ) -> None:
         held = frozenset(state.held)
         if state.epoch > 0 and via is None and not resets(value):
-            self.writes_after.add(attribute)
+            tested = state.known.get(attribute)
+            # tested again under a lock still held (`async with self._lock: if self.x is
+            # None: self.x = await load()`): a caller's own test of it is a fast path, and
+            # the callers that pass it together load once
+            if tested is None or not (tested.held & held):
+                self.writes_after.add(attribute)
         fresh = state.known.get(attribute)
         if fresh is not None and fresh.epoch == state.epoch:
             # tested again since the last suspension (`if key not in self.cache:` right
             # before the write): the write acts on what is true now -- and when it sets
             # something, it claims the work for this task
             if not resets(value):
-                state.claims.update(
-                    id(mark.node) for mark in state.known.values() if mark.epoch == state.epoch
-                )
+                self._claim(attribute, state)
+            else:
+                state.exclusive -= {attribute}
             self._forget(attribute, state)
             return
-        if value is not None and not self._in_handler:
+        state.exclusive -= {attribute}  # a claimed flag set again (reset): others get in
+        # `self.x |= new` combines what `self.x` holds when it is written: whatever another
+        # task put there meanwhile stays (a value computed from an older read is not written
+        # back over it)
+        if value is not None and not self._in_handler and not isinstance(node, ast.AugAssign):
             for name in sorted(names_read(value)):
                 source = state.locals.get(name)
                 if source is None or source[0] != attribute:
@@ -932,6 +964,7 @@ class MethodWalk:
             and not (held - test.held)  # a lock taken since the test serialises the writers
             and not resets(value)
             and id(test.node) not in state.claims  # claimed before suspending: none repeats it
+            and not (test.exclusive & state.exclusive)  # no other call is past the claim
             and self._acts_on_test(test, node, line, value)
         ):
             self._found("AF402", attribute, test, line, via)
@@ -968,6 +1001,35 @@ class MethodWalk:
         at = next(i for i, statement in enumerate(body) if statement is guarded)
         return blocks.contains(body[at + 1 :], written, self.method)
 
+    def _claim(self, attribute: str, state: State) -> None:
+        """The method set ``attribute`` right after testing it, before suspending: the tests
+        made since the last suspension are its claim, and until it sets the flag again no
+        other call of the method gets past that test."""
+        state.claims.update(
+            id(mark.node) for mark in state.known.values() if mark.epoch == state.epoch
+        )
+        state.exclusive |= {attribute}
+
+    def _helper_writes(self, node: ast.expr, state: State) -> None:
+        """``self._set_closed()``: a sync method of the class, called here, sets what it
+        writes; a flag tested since the last suspension is claimed through it."""
+        if (
+            self.facts is None
+            or not isinstance(node, ast.Call)
+            or not isinstance(node.func, ast.Attribute)
+            or not isinstance(node.func.value, ast.Name)
+            or node.func.value.id != self.receiver
+        ):
+            return
+        helper = self.facts.methods.get(node.func.attr)
+        if helper is None or not isinstance(helper.node, ast.FunctionDef):
+            return
+        for attribute in sorted(helper.writes):
+            fresh = state.known.get(attribute)
+            if fresh is not None and fresh.epoch == state.epoch:
+                self._claim(attribute, state)
+                self._forget(attribute, state)
+
     def _forget(self, attribute: str, state: State) -> None:
         """After a write the attribute is fresh again: nothing read or tested before counts."""
         state.known.pop(attribute, None)
@@ -992,6 +1054,14 @@ def constant(value: ast.expr) -> bool:
     if isinstance(value, ast.UnaryOp):
         return constant(value.operand)
     return isinstance(value, ast.Attribute) and state_constant(value)
+
+
+def held_lock_check(test: ast.expr) -> str | None:
+    """``x.y`` for ``not x.y.locked()``: what a method that leaves unless a lock is held
+    tests."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        return lock_call(test.operand, "locked")
+    return None
 
 
 def lock_call(node: ast.AST, method: str) -> str | None:
@@ -1028,6 +1098,7 @@ def _merge(a: State, b: State) -> State:
     """Both paths: what either may have read or tested (a finding needs one path)."""
     merged = State(max(a.epoch, b.epoch), dict(a.locals), dict(a.known), dict(a.held))
     merged.claims = a.claims & b.claims  # claimed on every path
+    merged.exclusive = a.exclusive & b.exclusive
     for name, source in b.locals.items():
         merged.locals.setdefault(name, source)
     for attribute, mark in b.known.items():
@@ -1146,13 +1217,54 @@ class Races:
         local = self.model.scopes.opened.get(id(function))
         if local is None:
             return frozenset()
-        names = set(local.declared_global) | set(local.declared_nonlocal)
+        names = set(local.declared_global)
+        names.update(name for name in local.declared_nonlocal if self._shared_cell(local, name))
         names.update(
             name
             for name in self._module_variables
             if name not in local.bindings and name not in local.declared_nonlocal
         )
         return frozenset(names)
+
+    def _shared_cell(self, scope: Scope, name: str) -> bool:
+        """The ``nonlocal`` variable ``name`` of ``scope`` may be used by two tasks at once:
+        some function that declares it ``nonlocal`` runs beside its definer's task (it is
+        passed, stored, scheduled or gathered). A closure that is only ever awaited where it
+        is defined (``await mount(batch)``) runs in the task that calls it, one call at a
+        time, and each call of the outer function has a variable of its own."""
+        owner = scope.parent
+        while owner is not None and name in owner.declared_nonlocal:
+            owner = owner.parent
+        if owner is None or owner.kind not in ("function", "lambda"):
+            return True
+        scopes = self.model.scopes
+        writers = [
+            inner
+            for inner in scopes.opened.values()
+            if name in inner.declared_nonlocal and _inside(inner, owner)
+        ]
+        return any(not self._only_awaited(inner.node) for inner in writers)
+
+    def _only_awaited(self, function: ast.AST) -> bool:
+        """Every use of the nested function ``function``'s name calls it, awaited at once."""
+        if not isinstance(function, ast.AsyncFunctionDef):
+            return isinstance(function, ast.FunctionDef)  # a sync call runs to its end
+        scopes = self.model.scopes
+        for node in scopes.by_type.get(ast.Name, ()):
+            assert isinstance(node, ast.Name)
+            if node.id != function.name or not isinstance(node.ctx, ast.Load):
+                continue
+            found = scopes.resolve(node)
+            if found is None or not any(b.node is function for b in found[1]):
+                continue
+            call = scopes.parents.get(id(node))
+            if not (
+                isinstance(call, ast.Call)
+                and call.func is node
+                and isinstance(scopes.parents.get(id(call)), ast.Await)
+            ):
+                return False
+        return True
 
     @cached_property
     def _module_variables(self) -> list[str]:
@@ -1163,6 +1275,13 @@ class Races:
             for name, bindings in scopes.module.bindings.items()
             if all(is_plain_assignment(scopes, binding) for binding in bindings)
         ]
+
+    @cached_property
+    def through_accessors(self) -> list[Race]:
+        """Lost updates through awaited accessor pairs (``analysis/accessors.py``)."""
+        from asyncfix.analysis.accessors import AccessorRaces
+
+        return AccessorRaces(self).found()
 
     @cached_property
     def found(self) -> list[Race]:
@@ -1236,3 +1355,13 @@ class Races:
             if names:
                 races.extend(MethodWalk(self, node, None, None, shared=names).run())
         return races
+
+
+def _inside(scope: Scope, outer: Scope) -> bool:
+    """``scope`` is ``outer`` or nested in it."""
+    current: Scope | None = scope
+    while current is not None:
+        if current is outer:
+            return True
+        current = current.parent
+    return False

@@ -7,9 +7,10 @@ import ast
 
 from asyncfix.analysis.classes import self_name
 from asyncfix.analysis.model import in_order
-from asyncfix.analysis.races import Race
+from asyncfix.analysis.races import Mark, Race
 from asyncfix.codemods.base import PendingFix
-from asyncfix.codemods.race_fix import RaceRule, brief, shown
+from asyncfix.codemods.race_fix import LockFix, RaceRule, brief, shown
+from asyncfix.model import Safety
 
 
 class CheckThenAct(RaceRule):
@@ -25,7 +26,8 @@ class CheckThenAct(RaceRule):
         "race, but in a method that returns a value it hands a concurrent caller None at "
         "once, not the result the call in progress computes; and a cache entry published "
         "empty and filled after an `await` is returned half-built to a concurrent caller "
-        "that finds it: both reported without a fix."
+        "that finds it. Both get the same lock fix: from the test through the reset, or "
+        "through the last fill."
     )
     example_before = """\
 class Api:
@@ -75,7 +77,8 @@ class Api:
         ``self._busy = False`` (often in ``finally``), in a method whose other path returns
         a value: a concurrent caller gets None at once instead of the result the call in
         progress is computing. (The test and the set do not race -- nothing suspends
-        between them -- the early return is the defect.) Report only."""
+        between them -- the early return is the defect.) The lock fix goes from the test
+        through the reset: a concurrent caller waits, then tests the flag again."""
         if self.walk.enclosing_class(node.body[0]) is None:
             return
         receiver = self_name(node)
@@ -92,21 +95,24 @@ class Api:
             found = _set_then_reset(body[position + 1 :], receiver, flag)
             if found is None:
                 continue
-            set_at, suspension = found
+            set_at, suspension, reset = found
             early = statement.body[-1]  # type: ignore[attr-defined]
             message = (
                 f"in-progress flag: while `{receiver}.{flag}` is set (line {set_at.lineno}) "
                 f"across `{brief(self, suspension)}`, a concurrent call returns None here "
-                "at once, not the result the call in progress is computing (no fix: make "
-                "callers wait for it -- a lock, or a shared future of the call in progress)"
+                "at once, not the result the call in progress is computing"
             )
             evidence = [
                 f"`{receiver}.{flag}` is tested at line {statement.lineno} and set at line "
                 f"{set_at.lineno} with nothing suspending between: one call at a time "
                 "passes",
                 f"the method returns a value on its other path (line {_value_return(node)})",
+                f"`{receiver}.{flag}` is reset at line {reset.lineno}",
             ]
-            self.report(early, message, None, evidence)
+            # the lock fix from the test through the reset: a concurrent caller waits for
+            # the call in progress, then tests the flag again
+            race = Race("AF402", flag, node, Mark(statement, 0, frozenset()), reset, suspension)
+            self._report_planned(early, message, race, evidence, _IN_PROGRESS_CHANGE)
             return
 
     # -- a half-built shared entry ----------------------------------------------------------
@@ -114,8 +120,9 @@ class Api:
     def _half_built(self, node: ast.AsyncFunctionDef, receiver: str) -> None:
         """``if key in self.cache: return self.cache[key]``, then ``self.cache[key] = {}``
         published empty, then filled after an ``await``: a concurrent caller passes the test
-        and returns the partial entry. Report only (build the entry in a local and publish it
-        once it is whole)."""
+        and returns the partial entry. The lock fix goes from the test through the last fill
+        (a lock per key when the entry is used by one name): a concurrent caller waits until
+        the entry is whole."""
         body = node.body
         for position, statement in enumerate(body):
             published = _published_empty(statement, receiver)
@@ -132,23 +139,50 @@ class Api:
             # from the statement that suspends: `entry["a"] = await f()` stores after it
             held = next(i for i, s in enumerate(rest) if _first_suspension([s]) is not None)
             after = rest[held:]
-            filled = _fills(after, receiver, attribute, key, aliases)
-            if filled is None:
+            fills = [s for s in after if _fills([s], receiver, attribute, key, aliases)]
+            if not fills:
                 continue
+            filled = fills[0]
             spelled = f"{receiver}.{attribute}[{key}]"
             message = (
                 f"half-built entry: `{spelled}` is published empty here and filled after "
                 f"`{brief(self, suspension)}` (line {filled.lineno}); a concurrent call passes "
-                f"the test at line {check.lineno} and returns the partial entry (no fix: build "
-                "it in a local and publish it once it is whole, or hold a lock)"
+                f"the test at line {check.lineno} and returns the partial entry"
             )
             evidence = [
                 f"line {check.lineno} returns `{spelled}` when it is there",
                 f"the task suspends at line {getattr(suspension, 'lineno', 0)} before the entry "
                 "is whole",
+                f"the entry is last filled at line {fills[-1].lineno}",
             ]
-            self.report(statement, message, None, evidence)
+            # the lock fix from the test through the last fill: a concurrent caller for the
+            # key waits until the entry is whole
+            race = Race("AF402", attribute, node, Mark(check, 0, frozenset()), fills[-1], None)
+            self._report_planned(statement, message, race, evidence, _HALF_BUILT_CHANGE)
             return
+
+    def _report_planned(
+        self, at: ast.stmt, message: str, race: Race, evidence: list[str], change: str
+    ) -> None:
+        """Report at ``at`` with the lock fix of ``race`` (and ``change`` said of it), or
+        with why there is none."""
+        fix = LockFix(self, race).plan()
+        if isinstance(fix, str):
+            self.report(at, f"{message} (no fix: {fix})", None, evidence)
+        else:
+            changes, pending = fix
+            changes.append(change)
+            self.report(at, message, (Safety.UNSAFE, changes, pending), evidence)
+
+
+_IN_PROGRESS_CHANGE = (
+    "A concurrent caller now waits for the call in progress, then tests the flag again, "
+    "instead of getting None at once"
+)
+_HALF_BUILT_CHANGE = (
+    "A concurrent caller for the same entry now waits until it is whole, instead of "
+    "returning it half-built"
+)
 
 
 def _key_of(node: ast.expr) -> str | None:
@@ -296,10 +330,10 @@ def _assigns(statement: ast.stmt, receiver: str, flag: str, value: bool) -> bool
 
 def _set_then_reset(
     rest: list[ast.stmt], receiver: str, flag: str
-) -> tuple[ast.stmt, ast.AST] | None:
+) -> tuple[ast.stmt, ast.stmt | ast.expr, ast.stmt] | None:
     """``self.<flag> = True`` with nothing suspending before it, then a suspension, then
     ``self.<flag> = False`` (in a ``finally`` or later in the block): (the set, the first
-    suspension)."""
+    suspension, the reset)."""
     for position, statement in enumerate(rest):
         if _assigns(statement, receiver, flag, True):
             after = rest[position + 1 :]
@@ -308,15 +342,16 @@ def _set_then_reset(
                 return None
             for later in after:
                 resets = [later, *getattr(later, "finalbody", [])]
-                if any(_assigns(s, receiver, flag, False) for s in resets):
-                    return statement, suspension
+                for reset in resets:
+                    if _assigns(reset, receiver, flag, False):
+                        return statement, suspension, reset
             return None
         if _first_suspension([statement]) is not None:
             return None  # a suspension between the test and the set: AF402's own case
     return None
 
 
-def _first_suspension(statements: list[ast.stmt]) -> ast.AST | None:
+def _first_suspension(statements: list[ast.stmt]) -> ast.stmt | ast.expr | None:
     for statement in statements:
         for node in in_order(statement):
             if isinstance(node, (ast.Await, ast.AsyncFor, ast.AsyncWith)):

@@ -50,7 +50,18 @@ LOCK_FIX_NOTE = (
     "`requires-python`): before 3.10 an `asyncio.Lock()` binds to the event loop current "
     "when it is made, at import or in `__init__` (a per-key lock is made on first use, "
     "in a coroutine, so it is offered for any target). Callers of the region now wait for "
-    "each other: that is the point. No fix when the region "
+    "each other: that is the point. An in-progress flag (`if self._busy: return None`, "
+    "set, an `await`, reset) is fixed by the same lock from the test through the reset: a "
+    "concurrent caller now waits for the call in progress and then tests the flag again "
+    "(so it runs the work itself, and a caller that called the method again from inside "
+    "the work would wait for itself: no fix when the region awaits a method that calls it "
+    "again). A cache entry published empty and filled after an `await` gets it from the "
+    "test through the last fill: a concurrent caller for that key waits until the entry is "
+    "whole (code that reads the cache without the method still sees it half-built). "
+    "Updates of one value through async accessors (`get_x`/`set_x` on a shared receiver) "
+    "share one lock, named after the receiver, taken around each function's read and "
+    "write back; no fix for any of them when one of the regions cannot take it. No fix "
+    "when the region "
     "awaits a method that takes the same lock (it would deadlock), when a new lock would be "
     "taken in several methods (one task holding it while it awaits another's work would "
     "deadlock), when the region awaits a future another task completes, when the method "
@@ -173,7 +184,7 @@ class LockFix:
         others = sorted(
             {
                 shown(r)
-                for r in self.races.found
+                for r in [*self.races.found, *self.races.through_accessors]
                 if r.method is race.method and r.attribute != race.attribute and r.code in LOCKED
             }
         )
@@ -200,7 +211,11 @@ class LockFix:
             return create
         # a cache keyed by one name in the region: a lock per key, so that unrelated keys
         # do not wait for each other
-        key = _region_key(region.statements, receiver, race.attribute) if create else None
+        key = (
+            _region_key(region.statements, receiver, race.attribute)
+            if create and race.accessor is None
+            else None
+        )
         if key is not None and not self._names_the_module("collections", facts):
             key = None  # `collections` means something else here: one lock for all keys
         if key is not None:
@@ -313,7 +328,7 @@ class LockFix:
                         f"the region awaits {path}, which takes `self.{lock}` too: a lock here "
                         "would deadlock"
                     )
-        if create:
+        if create and race.accessor is None:  # an accessor's lock is shared by its group
             takers = sorted(
                 {
                     r.method.name
@@ -344,8 +359,18 @@ class LockFix:
     def _racing_chain(self, facts: ClassFacts, method: str) -> list[str] | None:
         """The awaited self methods from ``method`` to one that has its own race on the
         attribute (its fix would take the same lock)."""
-        racing = {r.method.name for r in self.races.found if r.attribute == self.race.attribute}
+        racing = self._racing()
         return facts.chain(method, lambda name: name in racing)
+
+    def _racing(self) -> set[str]:
+        """The functions whose fix takes the same lock (an accessor's group shares one), and
+        the method itself: one awaited in the region would wait for the lock held."""
+        race = self.race
+        if race.accessor is not None:
+            return set(race.accessor.group)
+        racing = {r.method.name for r in self.races.found if r.attribute == race.attribute}
+        racing.add(race.method.name)
+        return racing
 
     def _module_lock(self) -> tuple[list[str], PendingFix] | str:
         """The lock fix for a module name: a module-level ``asyncio.Lock``."""
@@ -380,7 +405,7 @@ class LockFix:
                 create = False
             else:
                 lock = fresh_name(lock, set(module_bindings))
-        racing = {r.method.name for r in self.races.found if r.attribute == race.attribute}
+        racing = self._racing()
         for statement in region.statements:
             for node in in_order(statement):
                 if isinstance(node, ast.AsyncWith) and any(
@@ -389,7 +414,7 @@ class LockFix:
                     return f"the region already acquires `{lock}`"
                 if isinstance(node, ast.Await) and isinstance(node.value, ast.Call):
                     callee = ast_dotted_name(node.value.func)
-                    if callee in racing and callee != race.method.name:
+                    if callee in racing:
                         return (
                             f"the region awaits `{callee}()`, which needs `{lock}` too: a lock "
                             "here would deadlock"

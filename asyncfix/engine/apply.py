@@ -248,10 +248,11 @@ def apply_fixes(analysis: Analysis, fixable: list[Hit]) -> tuple[cst.Module, lis
     class_init: dict[cst.ClassDef, list[cst.BaseStatement]] = {}
     for hit in chosen:
         assert hit.fix is not None
+        # fixes that share a lock (an accessor pair's group) each create it: once
         for function, statement in hit.fix.function_prelude:
-            function_prelude.setdefault(function, []).append(statement)
+            _add_once(function_prelude.setdefault(function, []), statement)
         for cls, statement in hit.fix.class_init:
-            class_init.setdefault(cls, []).append(statement)
+            _add_once(class_init.setdefault(cls, []), statement)
     module = analysis.module.visit(_Replace(replace, function_prelude, class_init))
     prelude: dict[str, cst.BaseStatement] = {}
     for hit in chosen:
@@ -285,6 +286,11 @@ def apply_fixes(analysis: Analysis, fixable: list[Hit]) -> tuple[cst.Module, lis
         module = RemoveImportsVisitor(context).transform_module(module)
         module = _no_leading_blank_lines(module, before)
     return module, chosen
+
+
+def _add_once(statements: list[cst.BaseStatement], statement: cst.BaseStatement) -> None:
+    if not any(statement.deep_equals(other) for other in statements):
+        statements.append(statement)
 
 
 def _no_leading_blank_lines(module: cst.Module, first_before: cst.CSTNode | None) -> cst.Module:
