@@ -164,6 +164,8 @@ class Race:
     via: str | None = None
     #: a lost update through an accessor pair (``analysis/accessors.py``)
     accessor: Accessor | None = None
+    #: why a lock in this method alone would not fix it (the fix is not offered)
+    unfixable: str | None = None
 
 
 @dataclass
@@ -669,8 +671,11 @@ class MethodWalk:
         facts: ClassFacts | None,
         follow: bool = True,
         shared: frozenset[str] = frozenset(),
+        held: str | None = None,
     ) -> None:
         self.blocks = races.blocks
+        #: a lock every caller of the method holds around the call (``self._lock``)
+        self.held = held
         self.awaits = races.awaits
         self.method = method
         self.receiver = receiver
@@ -690,7 +695,10 @@ class MethodWalk:
         self._in_handler = 0
 
     def run(self) -> list[Race]:
-        self._block(self.method, self.method.body, State())
+        state = State()
+        if self.held is not None:
+            state.held[0] = self.held  # taken before the method runs, released after it
+        self._block(self.method, self.method.body, state)
         return self.races
 
     # statements
@@ -1267,6 +1275,166 @@ class Races:
         return True
 
     @cached_property
+    def _attribute_uses(self) -> dict[str, list[ast.Attribute]]:
+        """Every ``x.<name>`` of the module, by name."""
+        uses: dict[str, list[ast.Attribute]] = {}
+        for node in self.model.scopes.by_type.get(ast.Attribute, ()):
+            assert isinstance(node, ast.Attribute)
+            uses.setdefault(node.attr, []).append(node)
+        return uses
+
+    def _self_uses(self, facts: ClassFacts, name: str) -> list[tuple[ast.Attribute, Function]]:
+        """Each use of the method ``name`` in the module with the method of ``facts``'s
+        class it is in, all as ``self.<name>``; empty when any use is another (through
+        another object, in a nested function, outside the class)."""
+        parents = self.model.scopes.parents
+        found: list[tuple[ast.Attribute, Function]] = []
+        for node in self._attribute_uses.get(name, []):
+            current = parents.get(id(node))
+            while current is not None and type(current) not in NESTED:
+                current = parents.get(id(current))
+            if not isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                return []
+            if parents.get(id(current)) is not facts.node:
+                return []
+            receiver = self_name(current)
+            if not (isinstance(node.value, ast.Name) and node.value.id == receiver):
+                return []
+            found.append((node, current))
+        return found
+
+    def held_by_callers(self, facts: ClassFacts, name: str) -> str | None:
+        """``self.<lock>`` when the private method ``name`` is only ever awaited inside
+        ``async with self.<lock>:`` of one lock (``async with self._lock: return await
+        self._connect_under_lock()``): its body runs while its caller holds that lock."""
+        if not name.startswith("_") or name.startswith("__"):
+            return None
+        method = facts.methods.get(name)
+        if method is None:
+            return None
+        receiver = self_name(method.node)
+        parents = self.model.scopes.parents
+        lock: str | None = None
+        uses = self._self_uses(facts, name)
+        for node, caller in uses:
+            call = parents.get(id(node))
+            if not (
+                isinstance(call, ast.Call)
+                and call.func is node
+                and isinstance(parents.get(id(call)), ast.Await)
+            ):
+                return None
+            held = self._lock_around(call, caller, facts)
+            if held is None or (lock is not None and held != lock):
+                return None
+            lock = held
+        return f"{receiver}.{lock}" if lock is not None and uses else None
+
+    def locked_callers(self, facts: ClassFacts, name: str, lock: str) -> list[str] | None:
+        """Methods of the class from one that awaits, holding ``self.<lock>``, down to the
+        method ``name`` (``remote() -> _connect()``): a lock taken in ``name`` would wait
+        for itself."""
+        seen: set[str] = set()
+
+        def search(target: str) -> list[str] | None:
+            if target in seen:
+                return None
+            seen.add(target)
+            for caller, method in sorted(facts.methods.items()):
+                if target not in method.awaits:
+                    continue
+                receiver = self_name(method.node)
+                for node in in_order(method.node.body):
+                    if (
+                        receiver is not None
+                        and awaited_self_method(node, receiver) == target
+                        and self._lock_around(node, method.node, facts, lock) == lock
+                    ):
+                        return [caller, target]
+                found = search(caller)
+                if found is not None:
+                    return [*found, target]
+            return None
+
+        return search(name)
+
+    def _lock_around(
+        self, node: ast.AST, caller: Function, facts: ClassFacts, wanted: str | None = None
+    ) -> str | None:
+        """The innermost ``self.<lock>`` an ``async with`` around ``node`` in ``caller``
+        takes (an ``asyncio.Lock``, or an attribute named as a lock; any attribute when it
+        is the ``wanted`` one)."""
+        parents = self.model.scopes.parents
+        receiver = self_name(caller)
+        child: ast.AST = node
+        current = parents.get(id(node))
+        while current is not None and current is not caller:
+            if isinstance(current, (ast.AsyncWith, ast.With)) and any(
+                child is statement for statement in current.body
+            ):
+                for item in current.items:
+                    taken = entered_lock(item.context_expr, isinstance(current, ast.AsyncWith))
+                    lock = attribute_of(taken, receiver) if receiver and taken else None
+                    if (
+                        lock is not None
+                        and isinstance(taken, ast.Attribute)
+                        and (
+                            lock == wanted
+                            or facts.lock_kind(lock) == "asyncio.Lock"
+                            or "lock" in lock.lower()
+                        )
+                    ):
+                        return lock
+            child = current
+            current = parents.get(id(current))
+        return None
+
+    def _beside_others(self, facts: ClassFacts, name: str, races: list[Race]) -> list[Race]:
+        """``races`` of the method ``name``, less those no other task takes part in: the
+        method runs in one task, started once from ``__init__`` (a queue's consumer loop),
+        and no other method but ``__init__`` writes the attribute."""
+        if not races or not self._one_task(facts, name):
+            return races
+        kept = []
+        for race in races:
+            writers = sorted(
+                other_name
+                for other_name, other in facts.methods.items()
+                if other_name not in (name, "__init__") and race.attribute in other.writes
+            )
+            if writers:
+                race.unfixable = (
+                    f"`{name}()` runs in one task, started in `__init__`: the update it loses "
+                    f"is made by {', '.join(f'`{w}()`' for w in writers)}, which a lock "
+                    "taken here alone would not hold back"
+                )
+                kept.append(race)
+        return kept
+
+    def _one_task(self, facts: ClassFacts, name: str) -> bool:
+        """The method is used once, as ``create_task(self.<name>())`` (or ``ensure_future``)
+        in ``__init__``: one task per object runs it."""
+        uses = self._self_uses(facts, name)
+        if len(uses) != 1:
+            return False
+        node, caller = uses[0]
+        if caller.name != "__init__":
+            return False
+        parents = self.model.scopes.parents
+        call = parents.get(id(node))
+        spawn = parents.get(id(call))
+        if not (
+            isinstance(call, ast.Call)
+            and call.func is node
+            and isinstance(spawn, ast.Call)
+            and spawn.args
+            and spawn.args[0] is call
+        ):
+            return False
+        spawned = ast_dotted_name(spawn.func) or ""
+        return spawned.rsplit(".", 1)[-1] in ("create_task", "ensure_future")
+
+    @cached_property
     def _module_variables(self) -> list[str]:
         """The module's names bound by assignment only (not imports, functions, classes)."""
         scopes = self.model.scopes
@@ -1309,6 +1477,7 @@ class Races:
                         facts,
                         follow=False,
                         shared=self.shared_names(method.node),
+                        held=self.held_by_callers(facts, name),
                     )
                     found[name] = first.run()
                     method.writes_after_suspending = first.writes_after
@@ -1329,10 +1498,11 @@ class Races:
                         self_name(method.node),
                         facts,
                         shared=self.shared_names(method.node),
+                        held=self.held_by_callers(facts, name),
                     )
-                    races.extend(again.run())
+                    races.extend(self._beside_others(facts, name, again.run()))
                 else:
-                    races.extend(found[name])
+                    races.extend(self._beside_others(facts, name, found[name]))
             # class state through `cls` in async classmethods (reported; the lock fix does
             # not apply to class-level state)
             for statement in cls.body:

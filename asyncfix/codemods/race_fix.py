@@ -175,6 +175,8 @@ class LockFix:
         self.<lock>:``, creating the lock in ``__init__`` unless one already guards the
         attribute; or say why that is not offered."""
         race = self.race
+        if race.unfixable is not None:
+            return race.unfixable
         other_loop = self.rule.other_event_loop()
         if other_loop is not None:
             return (
@@ -328,6 +330,14 @@ class LockFix:
                         f"the region awaits {path}, which takes `self.{lock}` too: a lock here "
                         "would deadlock"
                     )
+        if not create:
+            callers = self.races.locked_callers(facts, race.method.name, lock)
+            if callers is not None:
+                path = " -> ".join(f"{name}()" for name in callers)
+                return (
+                    f"{path}: `{callers[0]}()` awaits it holding `self.{lock}`, so a lock "
+                    "here would wait for itself"
+                )
         if create and race.accessor is None:  # an accessor's lock is shared by its group
             takers = sorted(
                 {
