@@ -31,7 +31,7 @@ import ast
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from asyncfix.analysis.classes import self_name
 from asyncfix.analysis.model import (
@@ -1117,7 +1117,7 @@ def _merge(a: State, b: State) -> State:
     return merged
 
 
-def _serialized_bases() -> frozenset[str]:
+def _serialized() -> dict[str, Any]:
     import sys
     from importlib import resources
 
@@ -1126,11 +1126,17 @@ def _serialized_bases() -> frozenset[str]:
     else:  # pragma: no cover - exercised on 3.10 only
         import tomli as tomllib
     text = resources.files("asyncfix").joinpath("data/serialized_classes.toml").read_text("utf-8")
-    return frozenset(tomllib.loads(text)["bases"]["names"])
+    loaded: dict[str, Any] = tomllib.loads(text)
+    return loaded
 
 
+_SERIALIZED = _serialized()
 #: base classes whose methods a framework runs one at a time (data/serialized_classes.toml)
-SERIALIZED_BASES = _serialized_bases()
+SERIALIZED_BASES = frozenset(_SERIALIZED["bases"]["names"])
+#: base class -> the methods it only calls under a lock of its own
+SERIALIZED_METHODS: dict[str, frozenset[str]] = {
+    base: frozenset(names) for base, names in _SERIALIZED["methods"].items()
+}
 
 
 def serialized(cls: ast.ClassDef) -> bool:
@@ -1160,6 +1166,8 @@ class Races:
     def __init__(self, model: SemanticModel) -> None:
         self.model = model
         self.blocks = Blocks(model)
+        #: (class, method) -> the lock its callers hold (``held_by_callers``)
+        self._held: dict[tuple[int, str], str | None] = {}
         #: the nodes holding an ``await`` of their own body (not a nested function's), by id;
         #: and those holding any suspension (also ``async for``/``async with``)
         self._awaiting: set[int] = set()
@@ -1304,13 +1312,27 @@ class Races:
         return found
 
     def held_by_callers(self, facts: ClassFacts, name: str) -> str | None:
-        """``self.<lock>`` when the private method ``name`` is only ever awaited inside
-        ``async with self.<lock>:`` of one lock (``async with self._lock: return await
-        self._connect_under_lock()``): its body runs while its caller holds that lock."""
-        if not name.startswith("_") or name.startswith("__"):
-            return None
+        """The lock the method ``name`` always runs under, as the walk spells it: a
+        framework base calls it under a lock of its own (``data/serialized_classes.toml``,
+        and nothing in the module calls it otherwise); or it is private and only ever awaited
+        inside ``async with self.<lock>:`` of one lock (``async with self._lock: return
+        await self._connect_under_lock()``), or from methods that run under one."""
+        key = (id(facts.node), name)
+        if key in self._held:
+            return self._held[key]
+        self._held[key] = None  # while it is worked out: a call cycle holds nothing
+        found = self._held_by_callers(facts, name)
+        self._held[key] = found
+        return found
+
+    def _held_by_callers(self, facts: ClassFacts, name: str) -> str | None:
         method = facts.methods.get(name)
         if method is None:
+            return None
+        framework = self._framework_lock(facts.node, name, set())
+        if framework is not None and not self._attribute_uses.get(name):
+            return f"<{framework} lock>"
+        if not name.startswith("_") or name.startswith("__"):
             return None
         receiver = self_name(method.node)
         parents = self.model.scopes.parents
@@ -1324,11 +1346,40 @@ class Races:
                 and isinstance(parents.get(id(call)), ast.Await)
             ):
                 return None
-            held = self._lock_around(call, caller, facts)
+            around = self._lock_around(call, caller, facts)
+            held = f"{receiver}.{around}" if around else self.held_by_callers(facts, caller.name)
             if held is None or (lock is not None and held != lock):
                 return None
             lock = held
-        return f"{receiver}.{lock}" if lock is not None and uses else None
+        return lock if uses else None
+
+    def _framework_lock(self, cls: ast.ClassDef, name: str, seen: set[str]) -> str | None:
+        """The framework base of ``cls`` (through the module's own classes) that calls
+        ``name`` under its lock."""
+        if cls.name in seen:
+            return None
+        seen.add(cls.name)
+        for base in cls.bases:
+            written = ast_dotted_name(base.value if isinstance(base, ast.Subscript) else base)
+            if written is None:
+                continue
+            last = written.rsplit(".", 1)[-1]
+            if name in SERIALIZED_METHODS.get(last, ()):
+                return last
+            local = self._module_classes.get(written)
+            if local is not None:
+                found = self._framework_lock(local, name, seen)
+                if found is not None:
+                    return found
+        return None
+
+    @cached_property
+    def _module_classes(self) -> dict[str, ast.ClassDef]:
+        return {
+            statement.name: statement
+            for statement in self.model.tree.body
+            if isinstance(statement, ast.ClassDef)
+        }
 
     def locked_callers(self, facts: ClassFacts, name: str, lock: str) -> list[str] | None:
         """Methods of the class from one that awaits, holding ``self.<lock>``, down to the
