@@ -1293,9 +1293,11 @@ class Races:
 
     def _self_uses(self, facts: ClassFacts, name: str) -> list[tuple[ast.Attribute, Function]]:
         """Each use of the method ``name`` in the module with the method of ``facts``'s
-        class it is in, all as ``self.<name>``; empty when any use is another (through
-        another object, in a nested function, outside the class)."""
+        class (or of a base class of it in the module) it is in, all as ``self.<name>``;
+        empty when any use is another (through another object, in a nested function,
+        outside those classes)."""
         parents = self.model.scopes.parents
+        classes = self._lineage(facts.node)
         found: list[tuple[ast.Attribute, Function]] = []
         for node in self._attribute_uses.get(name, []):
             current = parents.get(id(node))
@@ -1303,7 +1305,7 @@ class Races:
                 current = parents.get(id(current))
             if not isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 return []
-            if parents.get(id(current)) is not facts.node:
+            if not any(parents.get(id(current)) is cls for cls in classes):
                 return []
             receiver = self_name(current)
             if not (isinstance(node.value, ast.Name) and node.value.id == receiver):
@@ -1346,8 +1348,9 @@ class Races:
                 and isinstance(parents.get(id(call)), ast.Await)
             ):
                 return None
-            around = self._lock_around(call, caller, facts)
-            held = f"{receiver}.{around}" if around else self.held_by_callers(facts, caller.name)
+            owner = self.class_of(caller) or facts  # a base class's method calls it
+            around = self._lock_around(call, caller, owner)
+            held = f"{receiver}.{around}" if around else self.held_by_callers(owner, caller.name)
             if held is None or (lock is not None and held != lock):
                 return None
             lock = held
@@ -1372,6 +1375,17 @@ class Races:
                 if found is not None:
                     return found
         return None
+
+    def _lineage(self, cls: ast.ClassDef) -> list[ast.ClassDef]:
+        """``cls`` and its base classes defined in the module."""
+        found = [cls]
+        for current in found:
+            for base in current.bases:
+                written = ast_dotted_name(base.value if isinstance(base, ast.Subscript) else base)
+                local = self._module_classes.get(written or "")
+                if local is not None and local not in found:
+                    found.append(local)
+        return found
 
     @cached_property
     def _module_classes(self) -> dict[str, ast.ClassDef]:
@@ -1532,7 +1546,7 @@ class Races:
                     )
                     found[name] = first.run()
                     method.writes_after_suspending = first.writes_after
-            if serialized(cls) or _primitive(facts):
+            if any(serialized(c) for c in self._lineage(cls)) or _primitive(facts):
                 continue
             for name, method in facts.methods.items():
                 if name not in found:
