@@ -944,7 +944,7 @@ class MethodWalk:
             # tested again since the last suspension (`if key not in self.cache:` right
             # before the write): the write acts on what is true now -- and when it sets
             # something, it claims the work for this task
-            if not resets(value):
+            if not resets(value) or self._sets_what_was_tested_none(fresh, attribute, value):
                 self._claim(attribute, state)
             else:
                 state.exclusive -= {attribute}
@@ -1008,6 +1008,29 @@ class MethodWalk:
             return False
         at = next(i for i, statement in enumerate(body) if statement is guarded)
         return blocks.contains(body[at + 1 :], written, self.method)
+
+    def _sets_what_was_tested_none(
+        self, test: Mark, attribute: str, value: ast.expr | None
+    ) -> bool:
+        """``if self._partial is not None: raise ...`` then ``self._partial = []``: an empty
+        value is not None, so the others' test now takes the other way -- a claim, though an
+        empty value after a truth test would not be one."""
+        if value is None or (isinstance(value, ast.Constant) and value.value is None):
+            return False
+        condition = getattr(test.node, "test", None)
+        if condition is None or self.receiver is None:
+            return False
+        for node in ast.walk(condition):
+            if (
+                isinstance(node, ast.Compare)
+                and len(node.ops) == 1
+                and isinstance(node.ops[0], (ast.Is, ast.IsNot))
+                and isinstance(node.comparators[0], ast.Constant)
+                and node.comparators[0].value is None
+                and attribute_of(node.left, self.receiver) == attribute
+            ):
+                return True
+        return False
 
     def _claim(self, attribute: str, state: State) -> None:
         """The method set ``attribute`` right after testing it, before suspending: the tests
@@ -1137,6 +1160,8 @@ SERIALIZED_BASES = frozenset(_SERIALIZED["bases"]["names"])
 SERIALIZED_METHODS: dict[str, frozenset[str]] = {
     base: frozenset(names) for base, names in _SERIALIZED["methods"].items()
 }
+#: methods a framework calls once per object, one call at a time (entity lifecycle hooks)
+CALLED_ONCE = frozenset(_SERIALIZED["once"]["names"])
 
 
 def serialized(cls: ast.ClassDef) -> bool:
@@ -1331,16 +1356,19 @@ class Races:
         method = facts.methods.get(name)
         if method is None:
             return None
+        uses = [u for u in self._attribute_uses.get(name, []) if not _on_super(u)]
         framework = self._framework_lock(facts.node, name, set())
-        if framework is not None and not self._attribute_uses.get(name):
+        if framework is not None and not uses:
             return f"<{framework} lock>"
+        if name in CALLED_ONCE and facts.node.bases and not uses:
+            return f"<{name} once>"  # the framework's one call runs alone
         if not name.startswith("_") or name.startswith("__"):
             return None
         receiver = self_name(method.node)
         parents = self.model.scopes.parents
         lock: str | None = None
-        uses = self._self_uses(facts, name)
-        for node, caller in uses:
+        self_uses = self._self_uses(facts, name)
+        for node, caller in self_uses:
             call = parents.get(id(node))
             if not (
                 isinstance(call, ast.Call)
@@ -1354,7 +1382,7 @@ class Races:
             if held is None or (lock is not None and held != lock):
                 return None
             lock = held
-        return lock if uses else None
+        return lock if self_uses else None
 
     def _framework_lock(self, cls: ast.ClassDef, name: str, seen: set[str]) -> str | None:
         """The framework base of ``cls`` (through the module's own classes) that calls
@@ -1590,6 +1618,16 @@ class Races:
             if names:
                 races.extend(MethodWalk(self, node, None, None, shared=names).run())
         return races
+
+
+def _on_super(node: ast.Attribute) -> bool:
+    """``super().<name>``: an override calling the one it overrides."""
+    value = node.value
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id == "super"
+    )
 
 
 def _inside(scope: Scope, outer: Scope) -> bool:

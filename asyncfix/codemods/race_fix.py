@@ -116,7 +116,8 @@ class RaceRule(Rule):
     severity = Severity.HIGH
     fix_safety = Safety.UNSAFE
     fix_safety_note = LOCK_FIX_NOTE
-    needles = ("async", "await")
+    #: a race needs an `async def` that suspends: `await`, `async for` or `async with`
+    needles = ("async", ("await", "async for", "async with"))
     #: a new `__init__` is not added to a class the project subclasses
     needs_index = True
 
