@@ -346,6 +346,31 @@ def test_module_updates_through_accessors_are_not_lost(version: str, module: Mod
     assert (hits == TASKS - misses) is (version == "after"), hits
 
 
+@pytest.mark.parametrize(("version", "module"), _both("AF404", "module_and_local"))
+def test_the_old_lock_idiom_is_made_to_take_the_lock(version: str, module: ModuleType) -> None:
+    """`with (await lock):` raises TypeError since Python 3.9, so the region it meant to
+    guard never runs; `async with lock:` of the fix runs it, one task at a time."""
+
+    class Store(FakeApi):
+        async def put(self, key: str, value: int) -> None:
+            await self._io("put")
+
+    store = Store()
+
+    async def scenario() -> list[Any]:
+        return await asyncio.gather(
+            *(module.save(store, "k", n) for n in range(TASKS)), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(scenario())
+    if version == "before":
+        assert all(isinstance(outcome, TypeError) for outcome in outcomes)
+        assert "put" not in store.calls
+    else:
+        assert outcomes == [None] * TASKS
+        assert store.calls["put"] == TASKS and store.peak["put"] == 1
+
+
 @pytest.mark.parametrize(("version", "module"), _both("AF406", "thread_lock"))
 def test_a_thread_lock_across_an_await_hangs_the_loop(version: str, module: ModuleType) -> None:
     """Two tasks refresh at once: with the `threading.Lock`, the second blocks the loop's

@@ -166,6 +166,9 @@ class Race:
     accessor: Accessor | None = None
     #: why a lock in this method alone would not fix it (the fix is not offered)
     unfixable: str | None = None
+    #: the other methods that set the state meanwhile, when they are what it races with
+    #: (the method itself runs one call at a time)
+    rivals: tuple[str, ...] = ()
 
 
 @dataclass
@@ -180,6 +183,8 @@ class MethodFacts:
     acquires: set[str]
     #: self methods it awaits
     awaits: set[str]
+    #: attributes it sets to something (not ``None``/``False``/an empty value: a reset)
+    sets: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -608,6 +613,8 @@ def class_facts(node: ast.ClassDef, races: Races) -> ClassFacts:
                 if attribute is None:
                     continue
                 facts.writes.add(attribute)
+                if not resets(value):
+                    facts.sets.add(attribute)
                 if (suspended or (value is not None and awaits(value))) and not resets(value):
                     facts.writes_after_suspending.add(attribute)
                 if isinstance(target, ast.Attribute) and not isinstance(child, ast.AugAssign):
@@ -1359,7 +1366,7 @@ class Races:
         uses = [u for u in self._attribute_uses.get(name, []) if not _on_super(u)]
         framework = self._framework_lock(facts.node, name, set())
         if framework is not None and not uses:
-            return f"<{framework} lock>"
+            return f"<{framework}'s lock>"
         if name in CALLED_ONCE and facts.node.bases and not uses:
             return f"<{name} once>"  # the framework's one call runs alone
         if not name.startswith("_") or name.startswith("__"):
@@ -1482,24 +1489,50 @@ class Races:
             current = parents.get(id(current))
         return None
 
+    def _lock_held(self, facts: ClassFacts, name: str) -> str | None:
+        """The lock the callers of ``name`` hold, when it is a lock of the class (the
+        framework's own serialisation is ``_runs_alone``'s)."""
+        held = self.held_by_callers(facts, name)
+        return None if held is None or held.startswith("<") else held
+
+    def _runs_alone(self, facts: ClassFacts, name: str) -> str | None:
+        """How one call of the method ``name`` at a time is all there is: one task runs it,
+        or a framework does (its lock, or its one call); None otherwise."""
+        if self._one_task(facts, name):
+            return f"`{name}()` runs in one task, started in `__init__`"
+        held = self.held_by_callers(facts, name)
+        if held is None or not held.startswith("<"):
+            return None
+        if held.endswith(" once>"):
+            hook = held[1:-6]
+            if hook == name:
+                return f"`{name}()` is run once by its framework"
+            return f"`{hook}()` is run once by its framework, and `{name}()` with it"
+        return f"`{name}()` runs under {held[1:-1]}, one call at a time"
+
     def _beside_others(self, facts: ClassFacts, name: str, races: list[Race]) -> list[Race]:
-        """``races`` of the method ``name``, less those no other task takes part in: the
-        method runs in one task, started once from ``__init__`` (a queue's consumer loop),
-        and no other method but ``__init__`` writes the attribute."""
-        if not races or not self._one_task(facts, name):
+        """``races`` of the method ``name`` when it runs one call at a time (``_runs_alone``):
+        only those on an attribute another method sets meanwhile (a callback that stores
+        what arrived), reported without the lock fix, which would not hold that method
+        back. Methods serialised with it, and resets, do not count."""
+        how = self._runs_alone(facts, name) if races else None
+        if how is None:
             return races
+        held = self.held_by_callers(facts, name)
         kept = []
         for race in races:
             writers = sorted(
                 other_name
                 for other_name, other in facts.methods.items()
-                if other_name not in (name, "__init__") and race.attribute in other.writes
+                if other_name not in (name, "__init__")
+                and race.attribute in other.sets
+                and (held is None or self.held_by_callers(facts, other_name) != held)
             )
             if writers:
+                race.rivals = tuple(writers)
                 race.unfixable = (
-                    f"`{name}()` runs in one task, started in `__init__`: the update it loses "
-                    f"is made by {', '.join(f'`{w}()`' for w in writers)}, which a lock "
-                    "taken here alone would not hold back"
+                    f"{how}: a lock taken here alone would not hold back "
+                    f"{', '.join(f'`{w}()`' for w in writers)}"
                 )
                 kept.append(race)
         return kept
@@ -1570,7 +1603,7 @@ class Races:
                         facts,
                         follow=False,
                         shared=self.shared_names(method.node),
-                        held=self.held_by_callers(facts, name),
+                        held=self._lock_held(facts, name),
                     )
                     found[name] = first.run()
                     method.writes_after_suspending = first.writes_after
@@ -1591,7 +1624,7 @@ class Races:
                         self_name(method.node),
                         facts,
                         shared=self.shared_names(method.node),
-                        held=self.held_by_callers(facts, name),
+                        held=self._lock_held(facts, name),
                     )
                     races.extend(self._beside_others(facts, name, again.run()))
                 else:

@@ -60,10 +60,14 @@ class Api:
     def report_race(self, race: Race, fix: tuple[list[str], PendingFix] | str) -> None:
         spelled = shown(race)
         where = f"inside `self.{race.via}()`" if race.via else "after it"
+        if race.rivals:
+            rivals = ", ".join(f"`{name}()`" for name in race.rivals)
+            meanwhile = f"{rivals} can set it meanwhile, and this write overwrites that"
+        else:
+            meanwhile = "another task can pass the same test meanwhile"
         message = (
             f"check-then-act: `{spelled}` is tested, the task suspends, then "
-            f"`{spelled}` is written {where}; another task can pass the same test "
-            "meanwhile"
+            f"`{spelled}` is written {where}; {meanwhile}"
         )
         evidence = self.evidence(race, f"`{spelled}` is tested at line {{line}}")
         if not race.via:

@@ -80,9 +80,14 @@ class Counter:
             self._report_accessor(race, race.accessor, fix)
             return
         spelled = shown(race)
+        who = (
+            ", ".join(f"`{name}()`" for name in race.rivals) + " makes"
+            if race.rivals
+            else "another task makes"
+        )
         message = (
             f"lost update: `{spelled}` is read before an `await` and written back from "
-            "that value after it; an update another task makes in between is lost"
+            f"that value after it; an update {who} in between is lost"
         )
         evidence = self.evidence(race, f"`{spelled}` is read at line {{line}}")
         evidence.append(f"`{spelled}` is written at line {race.write.lineno}")
