@@ -3,8 +3,9 @@ and the verdicts a person recorded for them.
 
 Checks each corpus folder (``ha``, ``libs``: ``../shared/corpus/fetch.sh``) in a scratch
 copy, takes the findings of the race rules (AF401-AF406), and per code draws at most
-``--per-code`` of them with a fixed seed (all of them when there are fewer): the sample
-issue 18 asks to read. Each is looked up in ``scripts/corpus_verdicts.toml`` (keyed by
+``--per-code`` of them by a hash of the seed and each finding's key (all of them when there
+are fewer; a change that removes or adds findings leaves the rest of the draw as it was): the
+sample issue 18 asks to read. Each is looked up in ``scripts/corpus_verdicts.toml`` (keyed by
 corpus, path, code and the stripped text of the finding's line, as realproj's verdicts);
 ``--show`` prints the unread ones with the source of the function that holds them, and a
 ``[[finding]]`` entry to fill in. The summary counts the verdicts per code and the false
@@ -17,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import json
-import random
 import shutil
 import subprocess
 import sys
@@ -109,6 +110,18 @@ def _function_source(path: Path, line: int) -> str:
     return "\n".join(f"{n:5d}  {lines[n - 1]}" for n in range(start, end + 1))
 
 
+def _rank(seed: int, corpus: Path, item: tuple[str, dict[str, Any]]) -> str:
+    """A finding's place in the draw: stable while the finding's line stays the same."""
+    name, finding = item
+    line = _line_text(corpus / name / finding["path"], finding["location"]["line"])
+    key = f"{seed}\0{name}\0{finding['path']}\0{finding['code']}\0{line}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _line_text(path: Path, line: int) -> str:
+    return path.read_text(encoding="utf-8").splitlines()[line - 1].strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path)
@@ -125,19 +138,18 @@ def main() -> None:
             every[finding["code"]] += 1
             drawn.append((name, finding))
     sample: list[tuple[str, dict[str, Any]]] = []
-    rng = random.Random(args.seed)
     for code in RACE_CODES:
-        found = sorted(
-            (item for item in drawn if item[1]["code"] == code),
-            key=lambda item: (item[0], item[1]["path"], item[1]["location"]["line"]),
-        )
-        sample += rng.sample(found, args.per_code) if len(found) > args.per_code else found
+        found = [item for item in drawn if item[1]["code"] == code]
+        # each finding's place in the draw is a hash of the seed and its key: a change to
+        # asyncfix that removes or adds findings leaves the rest of the sample as it was
+        found.sort(key=lambda item: _rank(args.seed, corpus, item))
+        sample += found[: args.per_code]
     tally: dict[str, Counter[str]] = {}
     unread = 0
     for name, finding in sample:
         path = corpus / name / finding["path"]
         line = finding["location"]["line"]
-        text = path.read_text(encoding="utf-8").splitlines()[line - 1].strip()
+        text = _line_text(path, line)
         entry = verdicts.get((name, finding["path"], finding["code"], text))
         verdict = entry["verdict"] if entry else "UNREAD"
         tally.setdefault(finding["code"], Counter())[verdict] += 1
