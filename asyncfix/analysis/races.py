@@ -1180,6 +1180,17 @@ def serialized(cls: ast.ClassDef) -> bool:
     return False
 
 
+#: calls that start a coroutine as a task (the last part of the name)
+_SPAWNS = frozenset(
+    {
+        "create_task",
+        "ensure_future",
+        "async_create_task",
+        "async_create_background_task",
+        "create_background_task",
+    }
+)
+
 #: methods that together make a class a synchronisation primitive of its own
 _PRIMITIVE_METHODS = (("acquire", "release"), ("wait", "notify"), ("wait", "set"))
 
@@ -1498,8 +1509,9 @@ class Races:
     def _runs_alone(self, facts: ClassFacts, name: str) -> str | None:
         """How one call of the method ``name`` at a time is all there is: one task runs it,
         or a framework does (its lock, or its one call); None otherwise."""
-        if self._one_task(facts, name):
-            return f"`{name}()` runs in one task, started in `__init__`"
+        spawned = self._spawned_once(facts, name)
+        if spawned is not None:
+            return f"`{name}()` runs in one task, started once by `{spawned[0].name}()`"
         held = self.held_by_callers(facts, name)
         if held is None or not held.startswith("<"):
             return None
@@ -1527,6 +1539,7 @@ class Races:
                 if other_name not in (name, "__init__")
                 and race.attribute in other.sets
                 and (held is None or self.held_by_callers(facts, other_name) != held)
+                and not self._set_before_start(facts, other_name, name, race.attribute)
             )
             if writers:
                 race.rivals = tuple(writers)
@@ -1538,14 +1551,18 @@ class Races:
         return kept
 
     def _one_task(self, facts: ClassFacts, name: str) -> bool:
-        """The method is used once, as ``create_task(self.<name>())`` (or ``ensure_future``)
-        in ``__init__``: one task per object runs it."""
+        return self._spawned_once(facts, name) is not None
+
+    def _spawned_once(self, facts: ClassFacts, name: str) -> tuple[Function, ast.Call] | None:
+        """(the method that starts it, the call that does) when the method ``name`` is used
+        once, as ``create_task(self.<name>())`` (``ensure_future``, Home Assistant's
+        ``async_create_task`` / ``async_create_background_task``) in ``__init__``, or with
+        the task kept on the object (``self._task = create_task(self._run())``): one task per
+        object runs it (a second start would lose the first task's handle)."""
         uses = self._self_uses(facts, name)
         if len(uses) != 1:
-            return False
+            return None
         node, caller = uses[0]
-        if caller.name != "__init__":
-            return False
         parents = self.model.scopes.parents
         call = parents.get(id(node))
         spawn = parents.get(id(call))
@@ -1553,12 +1570,44 @@ class Races:
             isinstance(call, ast.Call)
             and call.func is node
             and isinstance(spawn, ast.Call)
-            and spawn.args
-            and spawn.args[0] is call
+            and any(argument is call for argument in spawn.args)
         ):
+            return None
+        spawned = (ast_dotted_name(spawn.func) or "").rsplit(".", 1)[-1]
+        if spawned not in _SPAWNS:
+            return None
+        if caller.name == "__init__":
+            return caller, spawn
+        kept = parents.get(id(spawn))
+        receiver = self_name(caller)
+        if (
+            isinstance(kept, ast.Assign)
+            and kept.value is spawn
+            and len(kept.targets) == 1
+            and receiver is not None
+            and attribute_of(kept.targets[0], receiver) is not None
+        ):
+            return caller, spawn
+        return None
+
+    def _set_before_start(self, facts: ClassFacts, writer: str, task: str, attribute: str) -> bool:
+        """``writer`` starts the task of ``task`` and sets ``attribute`` only before that
+        (filling what the task then works on): nothing it sets runs beside the task."""
+        spawned = self._spawned_once(facts, task)
+        if spawned is None or spawned[0].name != writer:
             return False
-        spawned = ast_dotted_name(spawn.func) or ""
-        return spawned.rsplit(".", 1)[-1] in ("create_task", "ensure_future")
+        spawner, spawn = spawned
+        receiver = self_name(spawner)
+        start = (spawn.lineno, spawn.col_offset)
+        for node in in_order(spawner.body):
+            for target, _ in assignments(node):
+                if (
+                    receiver is not None
+                    and write_target(target, receiver) == attribute
+                    and (target.lineno, target.col_offset) > start
+                ):
+                    return False
+        return True
 
     @cached_property
     def _module_variables(self) -> list[str]:
