@@ -1169,6 +1169,8 @@ SERIALIZED_METHODS: dict[str, frozenset[str]] = {
 }
 #: methods a framework calls once per object, one call at a time (entity lifecycle hooks)
 CALLED_ONCE = frozenset(_SERIALIZED["once"]["names"])
+#: calls that run the callback they are given once (``hass.bus.async_listen_once``)
+ONCE_REGISTRARS = frozenset(_SERIALIZED["once"]["registrars"])
 
 
 def serialized(cls: ast.ClassDef) -> bool:
@@ -1556,9 +1558,10 @@ class Races:
     def _spawned_once(self, facts: ClassFacts, name: str) -> tuple[Function, ast.Call] | None:
         """(the method that starts it, the call that does) when the method ``name`` is used
         once, as ``create_task(self.<name>())`` (``ensure_future``, Home Assistant's
-        ``async_create_task`` / ``async_create_background_task``) in ``__init__``, or with
-        the task kept on the object (``self._task = create_task(self._run())``): one task per
-        object runs it (a second start would lose the first task's handle)."""
+        ``async_create_task`` / ``async_create_background_task``) in ``__init__`` or in a
+        method that runs once (``_started_once``): one task per object runs it. (A start
+        method called again would start another: Home Assistant's imap push coordinator
+        starts its loop from every refresh.)"""
         uses = self._self_uses(facts, name)
         if len(uses) != 1:
             return None
@@ -1576,19 +1579,27 @@ class Races:
         spawned = (ast_dotted_name(spawn.func) or "").rsplit(".", 1)[-1]
         if spawned not in _SPAWNS:
             return None
-        if caller.name == "__init__":
-            return caller, spawn
-        kept = parents.get(id(spawn))
-        receiver = self_name(caller)
-        if (
-            isinstance(kept, ast.Assign)
-            and kept.value is spawn
-            and len(kept.targets) == 1
-            and receiver is not None
-            and attribute_of(kept.targets[0], receiver) is not None
-        ):
+        if caller.name == "__init__" or self._started_once(facts, caller.name):
             return caller, spawn
         return None
+
+    def _started_once(self, facts: ClassFacts, name: str) -> bool:
+        """The method ``name`` runs once per object: its one use hands it to a registrar
+        that calls it once (``hass.bus.async_listen_once(EVENT, self.start)``,
+        ``async_at_start(hass, self.start)``; ``data/serialized_classes.toml`` [once]), or
+        it is a lifecycle hook its framework calls once and the module does not call."""
+        uses = [u for u in self._attribute_uses.get(name, []) if not _on_super(u)]
+        if name in CALLED_ONCE and not uses and facts.node.bases:
+            return True
+        if len(uses) != 1:
+            return False
+        parents = self.model.scopes.parents
+        registrar = parents.get(id(uses[0]))
+        return (
+            isinstance(registrar, ast.Call)
+            and any(argument is uses[0] for argument in registrar.args)
+            and (ast_dotted_name(registrar.func) or "").rsplit(".", 1)[-1] in ONCE_REGISTRARS
+        )
 
     def _set_before_start(self, facts: ClassFacts, writer: str, task: str, attribute: str) -> bool:
         """``writer`` starts the task of ``task`` and sets ``attribute`` only before that
