@@ -21,8 +21,16 @@ order, keeping an *epoch* that grows at every suspension:
 of the same lock are protected. Branches are walked separately and merged (a finding needs
 one path); a loop body is walked once; nested functions are not entered.
 
+A method can also run one call at a time without a lock of its own (``held_by_callers``,
+``_runs_alone``): every caller awaits it holding one lock; a framework calls it under its own
+lock or once (``data/serialized_classes.toml``: Home Assistant's flows, coordinator refreshes,
+entity lifecycle hooks), or a method that only such a method awaits; one task runs it, started
+once. Such a method races only with another method that sets the same state meanwhile (a
+callback): reported naming it, without the lock fix. Lost updates through async getter/setter
+pairs are ``analysis/accessors.py``.
+
 Everything here reads the stdlib tree of the module's semantic model; the lock fix
-(``codemods.lock_fix``) plans on it too and is built on LibCST only when applied.
+(``codemods/race_fix.py``) plans on it too and is built on LibCST only when applied.
 """
 
 from __future__ import annotations
