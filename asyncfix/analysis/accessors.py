@@ -18,21 +18,36 @@ it; the shape is recognised by the pair instead:
   module-level name the function does not bind; the same key arguments, and the setter's
   one more argument is computed from what the getter returned (through locals);
 - an ``await`` of the function's own between the two: something else runs there;
-- neither inside an ``async with`` of a name or an attribute (a lock, a semaphore);
 - two or more functions of the class or module do it to the same receiver and key. One
   function alone may be called by one task at a time; two that update one key are the
   shape the bug reports show, and what the shared lock of the fix serialises.
+
+An update made inside ``async with`` of a name or an attribute (a lock, a semaphore; also
+the old ``with (await lock):``) is guarded: it is not reported, but it still counts in its
+group -- the others race with it unless they take the same lock, and the fix offers a lock
+only when it is that one (a fix applied to one member in an earlier round, or a lock the
+code already takes in some of them).
 """
 
 from __future__ import annotations
 
 import ast
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from asyncfix.analysis.classes import self_name
 from asyncfix.analysis.model import in_order, is_plain_assignment
-from asyncfix.analysis.races import NAME_KEY, Function, Mark, Race, Races, names_read
+from asyncfix.analysis.races import (
+    NAME_KEY,
+    Function,
+    Mark,
+    Race,
+    Races,
+    entered_lock,
+    lock_spelling,
+    names_read,
+)
 from asyncfix.index import ast_dotted_name
 
 #: a getter's name part and the setter's part that takes its place
@@ -81,12 +96,14 @@ class _Site:
     read: ast.stmt
     write: ast.stmt
     suspension: ast.Await
+    #: the lock an ``async with`` around the update takes (``self._lock``), if any
+    guard: str | None
 
 
-def _key(call: ast.Call) -> str:
-    """The key arguments of a getter as one string (positional and keyword)."""
-    parts = [ast.unparse(a) for a in call.args]
-    parts.extend(f"{k.arg}={ast.unparse(k.value)}" for k in call.keywords)
+def _key(args: Sequence[ast.expr], keywords: Sequence[ast.keyword] = ()) -> str:
+    """Key arguments as one string (positional and keyword)."""
+    parts = [ast.unparse(a) for a in args]
+    parts.extend(f"{k.arg}={ast.unparse(k.value)}" for k in keywords)
     return ", ".join(parts)
 
 
@@ -128,7 +145,10 @@ class AccessorRaces:
             functions = sorted({site.function.name for site in sites})
             if len(functions) < 2:
                 continue
+            guards = sorted({site.guard for site in sites if site.guard is not None})
             for site in sites:
+                if site.guard is not None:
+                    continue
                 others = tuple(name for name in functions if name != site.function.name)
                 accessor = Accessor(
                     site.receiver,
@@ -140,15 +160,17 @@ class AccessorRaces:
                     others,
                     tuple(functions),
                 )
+                state = self._state(site)
                 races.append(
                     Race(
                         "AF401",
-                        self._state(site),
+                        state,
                         site.function,
                         Mark(site.read, 0, frozenset()),
                         site.write,
                         site.suspension,
                         accessor=accessor,
+                        unfixable=_other_lock(guards, site, state),
                     )
                 )
         return races
@@ -205,8 +227,7 @@ class AccessorRaces:
             setter = setter_for(getter)
             if setter is None or not self._shared(receiver, function, instance):
                 continue
-            if self._guarded(statement, function):
-                continue
+            guard = self._guard(statement, function)
             between: ast.Await | None = None
             for later in awaits:
                 if _before(later, statement.value):
@@ -219,8 +240,8 @@ class AccessorRaces:
                 if (
                     between is not None
                     and holder is not None
-                    and _key(call) == _value_key(written[2])
-                    and not self._guarded(holder, function)
+                    and _key(call.args, call.keywords) == _value_key(written[2])
+                    and self._guard(holder, function) == guard
                 ):
                     site = _Site(
                         function,
@@ -228,11 +249,12 @@ class AccessorRaces:
                         receiver,
                         getter,
                         setter,
-                        _key(call),
+                        _key(call.args, call.keywords),
                         statement.targets[0].id,
                         statement,
                         holder,
                         between,
+                        guard,
                     )
                     if self._written_from_read(site, written[2]):
                         found.append(site)
@@ -258,18 +280,37 @@ class AccessorRaces:
             current = parents.get(id(current))
         return current
 
-    def _guarded(self, statement: ast.stmt, function: ast.AST) -> bool:
-        """Inside an ``async with`` of a name or an attribute (a lock, a semaphore)."""
+    def _guard(self, statement: ast.stmt, function: ast.AST) -> str | None:
+        """The innermost lock an ``async with`` (or ``with (await ...)``) of a name or an
+        attribute around ``statement`` takes (a lock, a semaphore), as spelled."""
         parents = self.model.scopes.parents
         current = parents.get(id(statement))
         while current is not None and current is not function:
-            if isinstance(current, ast.AsyncWith) and any(
-                isinstance(item.context_expr, (ast.Name, ast.Attribute, ast.Subscript))
-                for item in current.items
-            ):
-                return True
+            if isinstance(current, (ast.AsyncWith, ast.With)):
+                for item in current.items:
+                    taken = entered_lock(item.context_expr, isinstance(current, ast.AsyncWith))
+                    if isinstance(taken, (ast.Name, ast.Attribute, ast.Subscript)):
+                        spelled = lock_spelling(taken)
+                        if spelled is not None:
+                            return spelled
             current = parents.get(id(current))
-        return False
+        return None
+
+
+def _other_lock(guards: list[str], site: _Site, state: str) -> str | None:
+    """Why the fix is withheld when other members of the group already take a lock that is
+    not the one the fix would take (``self._<state>_lock``, or the module's
+    ``_<name>_lock``)."""
+    if not guards:
+        return None
+    if state.startswith(NAME_KEY):
+        wanted = f"_{state[len(NAME_KEY) :].lower().lstrip('_')}_lock"
+    else:
+        wanted = f"{site.instance}._{state.lstrip('_')}_lock"
+    if guards == [wanted]:
+        return None
+    taken = ", ".join(f"`{guard}`" for guard in guards)
+    return f"other updates of it take {taken}: take that lock here too"
 
 
 def _value_key(call: ast.Call) -> str | None:
@@ -277,7 +318,7 @@ def _value_key(call: ast.Call) -> str | None:
     there is no positional value or a keyword is passed)."""
     if not call.args or call.keywords:
         return None
-    return _key(ast.Call(func=call.func, args=call.args[:-1], keywords=[]))
+    return _key(call.args[:-1])
 
 
 def _position(node: ast.AST) -> tuple[int, int]:

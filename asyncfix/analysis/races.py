@@ -1181,10 +1181,16 @@ CALLED_ONCE = frozenset(_SERIALIZED["once"]["names"])
 ONCE_REGISTRARS = frozenset(_SERIALIZED["once"]["registrars"])
 
 
+def base_name(base: ast.expr) -> str | None:
+    """A base class as written, without its type arguments (``DataUpdateCoordinator`` for
+    ``DataUpdateCoordinator[Data]``)."""
+    return ast_dotted_name(base.value if isinstance(base, ast.Subscript) else base)
+
+
 def serialized(cls: ast.ClassDef) -> bool:
     """A framework runs this class's methods one at a time (a Home Assistant config flow)."""
     for base in cls.bases:
-        dotted = ast_dotted_name(base)
+        dotted = base_name(base)
         if dotted is not None and dotted.rsplit(".", 1)[-1] in SERIALIZED_BASES:
             return True
     return False
@@ -1344,6 +1350,11 @@ class Races:
             uses.setdefault(node.attr, []).append(node)
         return uses
 
+    def _uses_but_super(self, name: str) -> list[ast.Attribute]:
+        """Every ``x.<name>`` of the module but ``super().<name>`` (an override calling the
+        one it overrides)."""
+        return [use for use in self._attribute_uses.get(name, []) if not _on_super(use)]
+
     def _self_uses(self, facts: ClassFacts, name: str) -> list[tuple[ast.Attribute, Function]]:
         """Each use of the method ``name`` in the module with the method of ``facts``'s
         class (or of a base class of it in the module) it is in, all as ``self.<name>``;
@@ -1384,7 +1395,7 @@ class Races:
         method = facts.methods.get(name)
         if method is None:
             return None
-        uses = [u for u in self._attribute_uses.get(name, []) if not _on_super(u)]
+        uses = self._uses_but_super(name)
         framework = self._framework_lock(facts.node, name, set())
         if framework is not None and not uses:
             return f"<{framework}'s lock>"
@@ -1419,7 +1430,7 @@ class Races:
             return None
         seen.add(cls.name)
         for base in cls.bases:
-            written = ast_dotted_name(base.value if isinstance(base, ast.Subscript) else base)
+            written = base_name(base)
             if written is None:
                 continue
             last = written.rsplit(".", 1)[-1]
@@ -1437,7 +1448,7 @@ class Races:
         found = [cls]
         for current in found:
             for base in current.bases:
-                written = ast_dotted_name(base.value if isinstance(base, ast.Subscript) else base)
+                written = base_name(base)
                 local = self._module_classes.get(written or "")
                 if local is not None and local not in found:
                     found.append(local)
@@ -1596,7 +1607,7 @@ class Races:
         that calls it once (``hass.bus.async_listen_once(EVENT, self.start)``,
         ``async_at_start(hass, self.start)``; ``data/serialized_classes.toml`` [once]), or
         it is a lifecycle hook its framework calls once and the module does not call."""
-        uses = [u for u in self._attribute_uses.get(name, []) if not _on_super(u)]
+        uses = self._uses_but_super(name)
         if name in CALLED_ONCE and not uses and facts.node.bases:
             return True
         if len(uses) != 1:
