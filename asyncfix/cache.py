@@ -338,7 +338,7 @@ def _nothing(keys: list[str]) -> list[str]:
 def prepare(directory: Path, patterns: tuple[str, ...] | str, current: set[str]) -> None:
     """Make the cache directory (with a ``.gitignore`` so that git ignores it), and remove the
     files matching ``patterns`` that another asyncfix version wrote: they are never read."""
-    directory.mkdir(exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
     for pattern in (patterns,) if isinstance(patterns, str) else patterns:
         for stale in directory.glob(pattern):
             if stale.name not in current:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import sys
@@ -12,27 +13,33 @@ from pathlib import Path
 import click
 
 from asyncfix import __version__
+from asyncfix.cache import write_atomically
 from asyncfix.config import (
+    Config,
     ConfigError,
+    Selection,
     apply_requires_python,
     check_selectors,
-    find_pyproject,
+    find_config,
     load,
 )
-from asyncfix.engine import all_codes, run
-from asyncfix.model import RunResult
+from asyncfix.engine import all_codes, run, run_stdin
+from asyncfix.files import BOM, relative
+from asyncfix.model import FileResult, Finding, RunResult
 from asyncfix.report import diff as diff_renderer
 from asyncfix.report import json as json_renderer
 from asyncfix.report.ruledoc import rule_doc
 from asyncfix.report.text import (
     Style,
+    concise_line,
     render_concise,
     render_errors,
+    render_full,
     render_report,
     render_validation,
-    statistics,
     summary,
 )
+from asyncfix.report.text import statistics as statistics_line
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -62,33 +69,76 @@ def _split(values: tuple[str, ...]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def _selectors(
-    select: tuple[str, ...], ignore: tuple[str, ...]
-) -> tuple[list[str] | None, list[str] | None]:
-    """``--select`` and ``--ignore`` as lists of known codes or prefixes (None: not given)."""
-    selected = _split(select) or None
-    ignored = _split(ignore) or None
-    try:
-        for option, values in (("--select", selected), ("--ignore", ignored)):
-            if values:
-                check_selectors(values, all_codes(), option)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-    return selected, ignored
+OUTPUT_FORMATS = (
+    "concise",
+    "full",
+    "report",
+    "json",
+    "json-lines",
+    "sarif",
+    "github",
+    "gitlab",
+    "markdown",
+)
+#: formats read by programs: stdout holds the rendering alone (the closing lines go to
+#: stderr or nowhere)
+MACHINE_FORMATS = frozenset({"json", "json-lines", "sarif", "github", "gitlab"})
+#: formats that show each finding's own fix (its preview, its edits)
+PREVIEW_FORMATS = frozenset({"report", "json", "json-lines", "sarif", "markdown"})
 
 
-def _style(ascii_: bool, no_color: bool) -> Style:
-    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+def _color(choice: str, to_file: bool) -> bool:
+    """``--color``: ``always``/``never``; ``auto`` colours a terminal unless ``NO_COLOR``
+    is set, and anything when ``FORCE_COLOR`` is (both as https://no-color.org and
+    https://force-color.org say: set and not empty)."""
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return not to_file and sys.stdout.isatty()
+
+
+def _style(ascii_: bool, color: bool, stream: object = None) -> Style:
+    encoding = getattr(stream or sys.stdout, "encoding", None) or "ascii"
     try:
-        "━🐛✅💡🧪📋·—".encode(encoding)
+        "━🐛✅💡🧪📋·—│".encode(encoding)
         can_encode = True
     except (UnicodeEncodeError, LookupError):
         can_encode = False
-    color = not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
     return Style(ascii=ascii_ or not can_encode, color=color)
 
 
-@main.command()
+def _codes(option: str, values: tuple[str, ...]) -> list[str] | None:
+    """A code-list option's codes (None: not given). Given but empty (``--select ''``) is
+    an error: it would otherwise mean "everything"."""
+    if not values:
+        return None
+    codes = _split(values)
+    if not codes:
+        raise click.UsageError(
+            f"{option} needs rule codes or prefixes (AF1,AF201 or ALL); it was given none"
+        )
+    try:
+        check_selectors(codes, all_codes(), option)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    return codes
+
+
+def _per_file_ignores(option: str, values: tuple[str, ...]) -> dict[str, list[str]]:
+    """``PATTERN:CODES`` (split at the last colon) as a table of pattern -> codes."""
+    table: dict[str, list[str]] = {}
+    for value in values:
+        pattern, colon, codes = value.rpartition(":")
+        if not colon or not pattern.strip():
+            raise click.UsageError(f"{option} {value!r}: expected PATTERN:CODES (tests/*:AF2)")
+        table.setdefault(pattern.strip(), []).extend(_codes(option, (codes,)) or [])
+    return table
+
+
+@main.command(context_settings={"max_content_width": 100})
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--diff", "diff_mode", is_flag=True, help="Print a unified diff of the fixes; write nothing."
@@ -100,21 +150,77 @@ def _style(ascii_: bool, no_color: bool) -> Style:
     help="Also apply fixes that change concurrency or threading behaviour.",
 )
 @click.option(
-    "--output-format",
-    type=click.Choice(["concise", "report", "json"]),
-    default="concise",
-    show_default=True,
-    help="How findings are printed.",
+    "--fix-only",
+    is_flag=True,
+    help="Apply the fixes (as --write; with --diff, show them) and report nothing else: "
+    "findings left do not make the exit status 1.",
 )
 @click.option(
-    "--select", multiple=True, metavar="CODES", help="Only these codes or prefixes (AF2,AF301)."
+    "--output-format",
+    type=click.Choice(OUTPUT_FORMATS),
+    default="concise",
+    show_default=True,
+    envvar="ASYNCFIX_OUTPUT_FORMAT",
+    help="How findings are printed (also ASYNCFIX_OUTPUT_FORMAT): concise, full (with the "
+    "source lines), report (the whole story of each), json, json-lines, sarif (GitHub code "
+    "scanning), github (workflow annotations), gitlab (code quality), markdown (a CI summary).",
+)
+@click.option(
+    "-o",
+    "--output-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the findings to this file instead of stdout.",
+)
+@click.option(
+    "--statistics",
+    is_flag=True,
+    help="Print the count of findings per rule instead of the findings.",
+)
+@click.option(
+    "--show-fixes",
+    is_flag=True,
+    help="List the fixes made (with --write) or that --write would make, per file and rule.",
+)
+@click.option("--exit-zero", is_flag=True, help="Exit with 0 even when there are findings.")
+@click.option(
+    "--exit-non-zero-on-fix",
+    is_flag=True,
+    help="Exit with 1 when fixes were made, even if no finding is left.",
+)
+@click.option(
+    "--select",
+    multiple=True,
+    metavar="CODES",
+    help="Only these codes or prefixes (AF2,AF301); overrides the configuration's select "
+    "and ignore.",
+)
+@click.option(
+    "--extend-select",
+    multiple=True,
+    metavar="CODES",
+    help="These codes or prefixes too, on top of the selection.",
 )
 @click.option("--ignore", multiple=True, metavar="CODES", help="Skip these codes or prefixes.")
+@click.option(
+    "--extend-ignore", multiple=True, metavar="CODES", help="Skip these too (as --ignore)."
+)
+@click.option(
+    "--per-file-ignores",
+    multiple=True,
+    metavar="PATTERN:CODES",
+    help="Skip CODES in files matching PATTERN, instead of the configuration's table.",
+)
+@click.option(
+    "--extend-per-file-ignores",
+    multiple=True,
+    metavar="PATTERN:CODES",
+    help="Skip CODES in files matching PATTERN, on top of the configuration's table.",
+)
 @click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Use this pyproject.toml instead of the nearest one.",
+    help="Use this pyproject.toml, asyncfix.toml or .asyncfix.toml instead of the nearest one.",
 )
 @click.option(
     "--target-version",
@@ -126,9 +232,27 @@ def _style(ascii_: bool, no_color: bool) -> Style:
     "--force-exclude", is_flag=True, help="Apply excludes to files named on the command line too."
 )
 @click.option(
+    "--stdin-filename",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="With PATH `-` (or no PATH): the file the source on stdin stands for (its per-file "
+    "ignores, its project, its name in the output).",
+)
+@click.option(
+    "--show-settings",
+    is_flag=True,
+    help="Print the settings the first PATH is checked with, and exit.",
+)
+@click.option(
     "--ascii", "ascii_", is_flag=True, help="Plain ASCII output (no box characters or emoji)."
 )
-@click.option("--no-color", is_flag=True, help="No colour, even on a terminal.")
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour the output (auto: on a terminal, unless NO_COLOR is set; FORCE_COLOR forces it).",
+)
+@click.option("--no-color", is_flag=True, hidden=True, help="Same as --color never.")
 @click.option(
     "-q", "--quiet", is_flag=True, help="Print findings only: no summary, no fix listing."
 )
@@ -139,6 +263,13 @@ def _style(ascii_: bool, no_color: bool) -> Style:
     "--no-cache",
     is_flag=True,
     help="Analyse every file again; do not read or write the results cache.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="ASYNCFIX_CACHE_DIR",
+    help="Keep the caches here (one folder per project) instead of the project's "
+    ".asyncfix_cache (also ASYNCFIX_CACHE_DIR).",
 )
 @click.option(
     "--validate",
@@ -164,33 +295,134 @@ def check(
     diff_mode: bool,
     write_mode: bool,
     unsafe_fixes: bool | None,
+    fix_only: bool,
     output_format: str,
+    output_file: Path | None,
+    statistics: bool,
+    show_fixes: bool,
+    exit_zero: bool,
+    exit_non_zero_on_fix: bool,
     select: tuple[str, ...],
+    extend_select: tuple[str, ...],
     ignore: tuple[str, ...],
+    extend_ignore: tuple[str, ...],
+    per_file_ignores: tuple[str, ...],
+    extend_per_file_ignores: tuple[str, ...],
     config_path: Path | None,
     target_version: str | None,
     force_exclude: bool,
+    stdin_filename: Path | None,
+    show_settings: bool,
     ascii_: bool,
+    color: str,
     no_color: bool,
     quiet: bool,
     jobs: int | None,
     no_cache: bool,
+    cache_dir: Path | None,
     validate: str | None,
     validate_timeout: float,
 ) -> None:
-    """Check PATHS (files or directories; default: the current directory).
+    """Check PATHS (files or directories; default: the current directory; `-`: the source
+    on stdin).
 
     Exit status: 0 clean; 1 findings (check), changes (--diff) or findings left unfixed
     (--write); 2 usage, configuration or per-file errors.
     """
     if diff_mode and write_mode:
         raise click.UsageError("--diff and --write cannot be used together")
+    if fix_only and not diff_mode:
+        write_mode = True
+    stdin = paths == (Path("-"),) or (not paths and stdin_filename is not None)
+    if not stdin and Path("-") in paths:
+        raise click.UsageError("`-` (read stdin) cannot be mixed with other paths")
+    if stdin_filename is not None and not stdin:
+        raise click.UsageError("--stdin-filename needs the source on stdin (PATH `-`)")
     if not paths:
         paths = (Path("."),)
-    selected, ignored = _selectors(select, ignore)
+    selected = _codes("--select", select)
+    ignored = _codes("--ignore", ignore) or []
+    ignored += _codes("--extend-ignore", extend_ignore) or []
+    extended = _codes("--extend-select", extend_select) or []
+    start = stdin_filename or Path(".") if stdin else paths[0]
+    config = _configuration(config_path, start, target_version)
+    config.cache_dir = cache_dir.absolute() if cache_dir is not None else None
+    if per_file_ignores:
+        config.per_file_ignores = _per_file_ignores("--per-file-ignores", per_file_ignores)
+    for pattern, codes in _per_file_ignores(
+        "--extend-per-file-ignores", extend_per_file_ignores
+    ).items():
+        config.per_file_ignores.setdefault(pattern, []).extend(codes)
+    if show_settings:
+        config.cli_selection = Selection(
+            None if selected is None else tuple(selected), tuple(ignored), tuple(extended)
+        )
+        click.echo(_settings_text(config, start, unsafe_fixes))
+        sys.exit(EXIT_CLEAN)
+    command = _validation_command(validate, config.validate, write_mode)
+    if stdin and command is not None:
+        raise click.UsageError("--validate cannot judge the source on stdin (nothing is written)")
+    mode = "diff" if diff_mode else "write" if write_mode else "check"
+    started = time.perf_counter()
+    previews = output_format in PREVIEW_FORMATS and not statistics
+    raw = sys.stdin.buffer.read() if stdin else b""
+    if stdin:
+        result = run_stdin(
+            raw,
+            stdin_filename,
+            config,
+            mode,
+            select=selected,
+            ignore=ignored,
+            extend_select=extended,
+            unsafe_fixes=unsafe_fixes,
+            previews=previews,
+            jobs=jobs,
+        )
+    else:
+        bar = _ProgressBar() if _wants_progress(quiet) else None
+        result = run(
+            list(paths),
+            config,
+            mode,
+            select=selected,
+            ignore=ignored,
+            extend_select=extended,
+            unsafe_fixes=unsafe_fixes,
+            fix_for_report=output_format == "report",
+            previews=previews,
+            force_exclude=force_exclude,
+            jobs=jobs,
+            use_cache=not no_cache,
+            progress=bar,
+            validate=command,
+            validate_timeout=validate_timeout,
+        )
+        if bar is not None:
+            bar.close()
+    out = _Output(output_file, _color("never" if no_color else color, output_file is not None))
+    style = _style(ascii_, out.color, None if output_file is None else out)
+    if stdin and mode == "write":
+        _print_fixed_stdin(result, raw, style)
+    elif statistics:
+        _print_statistics(result, output_format, out, style, quiet)
+    else:
+        _print(result, output_format, out, style, quiet or fix_only, fix_only)
+    if show_fixes:
+        _print_show_fixes(result, output_format, out, style)
+    if output_file is not None:
+        out.save()
+    if not quiet and output_format not in MACHINE_FORMATS:
+        click.echo(statistics_line(result, time.perf_counter() - started), err=True)
+    sys.exit(_exit_code(result, exit_zero or fix_only, exit_non_zero_on_fix))
+
+
+def _configuration(config_path: Path | None, start: Path, target_version: str | None) -> Config:
+    """The configuration for a run from ``start``: ``--config`` or the nearest file, with
+    the target version from ``--target-version`` or the project's ``requires-python``."""
     try:
-        pyproject = config_path if config_path is not None else find_pyproject(paths[0])
-        config = load(pyproject, all_codes())
+        found = config_path if config_path is not None else find_config(start)
+        config = load(found, all_codes())
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_ERROR)
@@ -199,36 +431,90 @@ def check(
         config.target_source = "--target-version"
     else:
         try:
-            apply_requires_python(config, config.path or paths[0])
+            apply_requires_python(config, config.path or start)
         except ConfigError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_ERROR)
-    command = _validation_command(validate, config.validate, write_mode)
-    mode = "diff" if diff_mode else "write" if write_mode else "check"
-    started = time.perf_counter()
-    bar = _ProgressBar() if _wants_progress(quiet) else None
-    result = run(
-        list(paths),
-        config,
-        mode,
-        select=selected,
-        ignore=ignored,
-        unsafe_fixes=unsafe_fixes,
-        fix_for_report=output_format == "report",
-        force_exclude=force_exclude,
-        jobs=jobs,
-        use_cache=not no_cache,
-        progress=bar,
-        validate=command,
-        validate_timeout=validate_timeout,
-    )
-    if bar is not None:
-        bar.close()
-    style = _style(ascii_, no_color)
-    _print(result, output_format, style, quiet)
-    if not quiet and output_format != "json":
-        click.echo(statistics(result, time.perf_counter() - started), err=True)
-    sys.exit(_exit_code(result))
+    return config
+
+
+def _settings_text(config: Config, start: Path, unsafe_fixes: bool | None) -> str:
+    """``--show-settings``: what a run from ``start`` is checked with."""
+    from asyncfix.codemods import rule_by_code
+    from asyncfix.engine.project import cache_directory, project_root
+
+    rel = relative(start.absolute(), config.root) or start.absolute().as_posix()
+    codes = sorted(config.enabled_codes(all_codes(), rel))
+    root = project_root([start.absolute()], config)
+    unsafe = config.unsafe_fixes if unsafe_fixes is None else unsafe_fixes
+
+    def listed(values: list[str]) -> str:
+        return ", ".join(values) if values else "(none)"
+
+    lines = [
+        f"Settings for {start}",
+        f"  configuration:      {config.path or '(none: defaults)'}",
+        f"  project root:       {root or '(none: only the files named are indexed)'}",
+        f"  target-version:     {config.target_version} (from {config.target_source})",
+        f"  unsafe-fixes:       {'true' if unsafe else 'false'}",
+        f"  select:             {listed(config.select)}",
+        f"  extend-select:      {listed(config.extend_select)}",
+        f"  ignore:             {listed(config.ignore)}",
+    ]
+    cli = config.cli_selection
+    if cli != Selection():
+        lines.append(
+            "  command line:       "
+            + "; ".join(
+                part
+                for part in (
+                    f"select {','.join(cli.select)}" if cli.select is not None else "",
+                    f"extend-select {','.join(cli.extend_select)}" if cli.extend_select else "",
+                    f"ignore {','.join(cli.ignore)}" if cli.ignore else "",
+                )
+                if part
+            )
+        )
+    lines += [
+        "  per-file-ignores:   "
+        + listed([f"{p} = {','.join(c)}" for p, c in config.per_file_ignores.items()]),
+        f"  exclude:            {listed(config.exclude)}",
+        f"  extend-exclude:     {listed(config.extend_exclude)}",
+        f"  respect-gitignore:  {'true' if config.respect_gitignore else 'false'}",
+        f"  offload-functions:  {listed(config.offload_functions)}",
+        f"  validate:           {config.validate or '(none)'}",
+        f"  cache:              {cache_directory(config, root)}",
+        f"  enabled rules ({len(codes)}) for {rel}:",
+    ]
+    lines += [f"    {code}  {rule_by_code(code).name}" for code in codes]
+    return "\n".join(lines)
+
+
+class _Output:
+    """Where the findings go: stdout, or the ``--output-file`` (written at the end, through
+    a temporary file: a failed run leaves no half file)."""
+
+    encoding = "utf-8"
+
+    def __init__(self, path: Path | None, color: bool) -> None:
+        self.path = path
+        self.color = color
+        self.parts: list[bytes] = []
+
+    def echo(self, text: str | bytes = "", nl: bool = True) -> None:
+        if self.path is None:
+            click.echo(text, nl=nl, color=self.color)
+            return
+        data = text if isinstance(text, bytes) else click.unstyle(text).encode("utf-8")
+        self.parts.append(data + (b"\n" if nl else b""))
+
+    def save(self) -> None:
+        assert self.path is not None
+        try:
+            write_atomically(self.path, b"".join(self.parts))
+        except OSError as exc:
+            click.echo(f"error: --output-file {self.path}: {exc.strerror or exc}", err=True)
+            sys.exit(EXIT_ERROR)
 
 
 def _validation_command(given: str | None, configured: str | None, write: bool) -> str | None:
@@ -285,49 +571,213 @@ class _ProgressBar:
             sys.stderr.flush()
 
 
-def _print(result: RunResult, output_format: str, style: Style, quiet: bool) -> None:
+def _print(
+    result: RunResult, output_format: str, out: _Output, style: Style, quiet: bool, fix_only: bool
+) -> None:
     for line in render_errors(result):
         click.echo(line, err=True)
-    if output_format == "json":
-        click.echo(json_renderer.render(result), nl=False)
+    machine = _machine_text(result, output_format)
+    if machine is not None:
+        out.echo(machine, nl=False)
         if result.mode == "diff":
             click.echo(diff_renderer.render(result), nl=False, err=True)
         return
     if result.mode == "diff":
-        click.echo(diff_renderer.render(result), nl=False)
+        out.echo(diff_renderer.render(result), nl=False)
         if not quiet:
             click.echo(summary(result), err=True)
         return
-    if output_format == "report":
+    if output_format == "markdown":
+        from asyncfix.report.markdown import render_summary
+
+        out.echo(render_summary(result), nl=False)
+        return
+    if fix_only:
+        lines = [line for line in render_concise(result, style) if _is_fixed_line(line)]
+    elif output_format == "report":
         lines = render_report(result, style)
+    elif output_format == "full":
+        lines = render_full(result, style, quiet)
     else:
         lines = render_concise(result, style, quiet)
     for line in lines:
-        click.echo(line, color=style.color)
+        out.echo(line)
     if result.validation is not None:
         for line in render_validation(result.validation, style):
-            click.echo(line, color=style.color)
+            out.echo(line)
+    if not quiet or fix_only:
+        out.echo(summary(result))
+
+
+def _is_fixed_line(line: str) -> bool:
+    return click.unstyle(line).startswith("Fixed ")
+
+
+def _machine_text(result: RunResult, output_format: str) -> str | None:
+    """The rendering of a machine format (None: a human one). The formats that name rules
+    load them only when they are asked for: a run from the cache loads no rule."""
+    if output_format not in MACHINE_FORMATS:
+        return None
+    from asyncfix.report.formats import (
+        render_github,
+        render_gitlab,
+        render_json_lines,
+        render_sarif,
+    )
+
+    if output_format == "json":
+        return json_renderer.render(result)
+    if output_format == "json-lines":
+        return render_json_lines(result)
+    if output_format == "sarif":
+        return render_sarif(result)
+    if output_format == "github":
+        return render_github(result)
+    assert output_format == "gitlab"
+    return render_gitlab(result)
+
+
+def _reported(result: RunResult) -> list[tuple[FileResult, Finding]]:
+    """The findings a run reports: after ``--write``, those left in the written files."""
+    return [
+        (r, f)
+        for r in result.files
+        for f in (r.remaining if result.mode == "write" and r.written else r.findings)
+    ]
+
+
+def _print_statistics(
+    result: RunResult, output_format: str, out: _Output, style: Style, quiet: bool
+) -> None:
+    """``--statistics``: a count per rule, most frequent first (JSON for the JSON formats)."""
+    from asyncfix.codemods import rule_by_code
+
+    for line in render_errors(result):
+        click.echo(line, err=True)
+    counts: dict[str, list[Finding]] = {}
+    for _, finding in _reported(result):
+        counts.setdefault(finding.code, []).append(finding)
+    ordered = sorted(counts.items(), key=lambda item: (-len(item[1]), item[0]))
+    if output_format in MACHINE_FORMATS:
+        rows = [
+            {
+                "code": code,
+                "name": rule_by_code(code).name,
+                "count": len(found),
+                "fixable": sum(1 for f in found if f.fixable(result.unsafe_fixes)),
+            }
+            for code, found in ordered
+        ]
+        out.echo(json.dumps(rows, indent=2))
+        return
+    width = max((len(str(len(found))) for _, found in ordered), default=1)
+    for code, found in ordered:
+        fixable = any(f.fixable(result.unsafe_fixes) for f in found)
+        marker = "[*]" if fixable else "   "
+        out.echo(f"{len(found):>{width}}\t{code}\t{marker} {rule_by_code(code).name}")
     if not quiet:
-        click.echo(summary(result))
+        out.echo(summary(result))
 
 
-def _exit_code(result: RunResult) -> int:
+def _print_show_fixes(result: RunResult, output_format: str, out: _Output, style: Style) -> None:
+    """``--show-fixes``: the fixes made (``--write``) or that ``--write`` would make, per
+    file and rule; on stderr when stdout holds a machine format or a diff."""
+    from asyncfix.codemods import rule_by_code
+
+    if result.mode == "write":
+        done = [(r, f) for r, f in result.findings if f.fixed and r.written]
+        head = f"Fixed {len(done)} finding{'s' * (len(done) != 1)}"
+    else:
+        done = [(r, f) for r, f in result.findings if f.fixable(result.unsafe_fixes)]
+        head = f"Would fix {len(done)} finding{'s' * (len(done) != 1)} (with --write)"
+    times = style.glyph("\N{MULTIPLICATION SIGN}", "x")
+    lines = [head + (":" if done else ".")]
+    per_file: dict[str, dict[str, int]] = {}
+    for r, f in done:
+        per_file.setdefault(r.display, {}).setdefault(f.code, 0)
+        per_file[r.display][f.code] += 1
+    for display, codes in sorted(per_file.items()):
+        lines.append(f"- {display}:")
+        lines += [
+            f"    {n} {times} {code} ({rule_by_code(code).name})"
+            for code, n in sorted(codes.items())
+        ]
+    to_stderr = output_format in MACHINE_FORMATS or result.mode == "diff"
+    for line in lines:
+        if to_stderr:
+            click.echo(line, err=True)
+        else:
+            out.echo(line)
+
+
+def _print_fixed_stdin(result: RunResult, raw: bytes, style: Style) -> None:
+    """``asyncfix --write -``: the fixed source on stdout, in its own bytes (the source as it
+    came when it has nothing to fix or could not be checked); what is left on stderr."""
+    for line in render_errors(result):
+        click.echo(line, err=True)
+    file = result.files[0]
+    stream = sys.stdout.buffer
+    file.written = file.changed and not file.internal_error
+    if file.written:
+        assert file.fixed is not None
+        data = file.fixed.encode(file.encoding)
+        stream.write(BOM + data if file.bom else data)
+    else:
+        stream.write(raw)
+    stream.flush()
+    left = file.remaining if file.written else file.findings
+    for finding in left:
+        click.echo(concise_line(file, finding, result, style), err=True)
+
+
+def _exit_code(result: RunResult, exit_zero: bool = False, on_fix: bool = False) -> int:
+    """2 for errors; with ``--exit-non-zero-on-fix``, 1 when something was fixed (written,
+    or in the diff); else 1 for findings (check), changes (diff) or findings left (write),
+    0 with ``--exit-zero``."""
     if result.has_errors():
         return EXIT_ERROR
+    fixed = any(
+        (r.written if result.mode == "write" else r.changed) and not r.internal_error
+        for r in result.files
+    )
+    if on_fix and fixed and result.mode != "check":
+        return EXIT_FINDINGS
+    if exit_zero:
+        return EXIT_CLEAN
     if result.mode == "diff":
-        changed = any(r.changed and not r.internal_error for r in result.files)
-        return EXIT_FINDINGS if changed else EXIT_CLEAN
+        return EXIT_FINDINGS if fixed else EXIT_CLEAN
     if result.mode == "write":
-        left = any((r.remaining if r.written else r.findings) for r in result.files)
-        return EXIT_FINDINGS if left else EXIT_CLEAN
+        return EXIT_FINDINGS if _reported(result) else EXIT_CLEAN
     return EXIT_FINDINGS if result.findings else EXIT_CLEAN
 
 
 @main.command("rules")
-def rules_command() -> None:
+@click.option(
+    "--output-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="A line per rule, or JSON (code, name, summary, fix safety, severity, docs).",
+)
+def rules_command(output_format: str) -> None:
     """List every rule: code, name, fix safety, summary."""
     from asyncfix.codemods import RULES
 
+    if output_format == "json":
+        rows = [
+            {
+                "code": rule.code,
+                "name": rule.name,
+                "summary": rule.summary,
+                "fix_safety": rule.fix_safety.value,
+                "severity": rule.severity.value,
+                "kind": rule.kind,
+                "explanation": rule_doc(rule.code),
+            }
+            for rule in RULES
+        ]
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
     width = max(len(rule.name) for rule in RULES)
     for rule in RULES:
         click.echo(f"{rule.code}  {rule.name:<{width}}  {rule.fix_safety.value:<6}  {rule.summary}")
@@ -461,7 +911,7 @@ def bot_command(
     match = _AUTHOR.match(author)
     if match is None:
         raise click.UsageError(f"--author {author!r}: expected 'Name <email>'")
-    selected, ignored = _selectors(select, ignore)
+    selected, ignored = _codes("--select", select), _codes("--ignore", ignore)
     if validate is not None and not validate.strip():
         raise click.UsageError("--validate needs a command")
     options = Options(

@@ -19,6 +19,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 KNOWN_KEYS = {
     "select",
+    "extend-select",
     "ignore",
     "per-file-ignores",
     "exclude",
@@ -38,6 +39,43 @@ class ConfigError(Exception):
     """Bad configuration or options; the message names the file and key."""
 
 
+@dataclass(frozen=True)
+class Selection:
+    """One layer of rule selection, as ruff layers them: the configuration's, then the
+    command line's. A layer with a ``select`` starts afresh (``--select AF101`` on the
+    command line overrides a configured ``ignore = ["AF1"]``); one without adds to and
+    takes from what the layers before it enabled."""
+
+    select: tuple[str, ...] | None = None
+    ignore: tuple[str, ...] = ()
+    extend_select: tuple[str, ...] = ()
+
+
+def specificity(selector: str) -> int:
+    """``ALL`` < ``AF`` < ``AF1`` < ``AF10`` < ``AF101``: a more specific selector wins."""
+    return 0 if selector == "ALL" else len(selector)
+
+
+def resolve(layers: Iterable[Selection], all_codes: Iterable[str]) -> frozenset[str]:
+    """The codes the layers enable. Within a layer the selectors apply from the least
+    specific to the most (``select = ["AF101"]`` with ``ignore = ["AF1"]`` keeps AF101;
+    ``select = ["AF1"]`` with ``ignore = ["AF101"]`` drops it); at one specificity an ignore
+    wins over a select."""
+    codes = tuple(all_codes)
+    enabled: set[str] = set()
+    for layer in layers:
+        if layer.select is not None:
+            enabled = set()
+        selected = [*(layer.select or ()), *layer.extend_select]
+        levels = sorted({specificity(s) for s in (*selected, *layer.ignore)})
+        for level in levels:
+            enabled.update(expand([s for s in selected if specificity(s) == level], codes))
+            enabled.difference_update(
+                expand([s for s in layer.ignore if specificity(s) == level], codes)
+            )
+    return frozenset(enabled)
+
+
 @dataclass
 class Config:
     #: where it came from (None: defaults)
@@ -45,7 +83,14 @@ class Config:
     #: directory patterns are relative to
     root: Path = field(default_factory=Path.cwd)
     select: list[str] = field(default_factory=lambda: ["ALL"])
+    extend_select: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
+    #: the command line's layer of rule selection (``--select``, ``--extend-select``,
+    #: ``--ignore``, ``--extend-ignore``), over the configuration's
+    cli_selection: Selection = field(default_factory=Selection)
+    #: at most these codes or prefixes, whatever the selection says (the bot's pull request
+    #: for one family); None: no such limit
+    only: tuple[str, ...] | None = None
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     exclude: list[str] = field(default_factory=list)
     extend_exclude: list[str] = field(default_factory=list)
@@ -60,6 +105,10 @@ class Config:
     #: the command ``--validate`` runs when given no command of its own; never run unless
     #: ``--validate`` is on the command line (a repository's configuration runs nothing)
     validate: str | None = None
+    #: where the caches go (``--cache-dir``, ``ASYNCFIX_CACHE_DIR``; not a configuration key:
+    #: a repository's file never chooses where asyncfix writes); None: the project's
+    #: ``.asyncfix_cache``
+    cache_dir: Path | None = None
     #: enabled_codes' work that does not depend on the file, by the settings it came from
     _enabled: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -70,12 +119,19 @@ class Config:
     def exclude_spec(self) -> pathspec.GitIgnoreSpec:
         return pathspec.GitIgnoreSpec.from_lines([*self.exclude, *self.extend_exclude])
 
+    @property
+    def selections(self) -> tuple[Selection, ...]:
+        configured = Selection(tuple(self.select), tuple(self.ignore), tuple(self.extend_select))
+        return (configured, self.cli_selection)
+
     def enabled_codes(self, all_codes: Iterable[str], rel_path: str) -> frozenset[str]:
         all_codes = tuple(all_codes)
-        key = (tuple(self.select), tuple(self.ignore), repr(self.per_file_ignores), all_codes)
+        key = (self.selections, self.only, repr(self.per_file_ignores), all_codes)
         cached = self._enabled.get(key)
         if cached is None:
-            base = frozenset(expand(self.select, all_codes)) - set(expand(self.ignore, all_codes))
+            base = resolve(self.selections, all_codes)
+            if self.only is not None:
+                base &= frozenset(expand(self.only, all_codes))
             specs = [
                 (pathspec.GitIgnoreSpec.from_lines([pattern]), set(expand(ignored, all_codes)))
                 for pattern, ignored in self.per_file_ignores.items()
@@ -110,17 +166,33 @@ def check_selectors(selectors: Iterable[str], all_codes: Sequence[str], where: s
             )
 
 
-def find_pyproject(start: Path) -> Path | None:
-    """The nearest ``pyproject.toml`` with a ``[tool.asyncfix]`` table, from ``start`` upward."""
+#: the configuration files asyncfix reads, in the order it looks for them in a directory (as
+#: ruff looks for ``.ruff.toml``, ``ruff.toml``, ``pyproject.toml``)
+CONFIG_FILES = (".asyncfix.toml", "asyncfix.toml", "pyproject.toml")
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest configuration, from ``start`` upward: in each directory a
+    ``.asyncfix.toml`` or ``asyncfix.toml`` (settings at the top level), else a
+    ``pyproject.toml`` with a ``[tool.asyncfix]`` table."""
     start = start.absolute()
-    if start.is_file():
+    if start.is_file() or not start.exists():
         start = start.parent
     for directory in (start, *start.parents):
-        candidate = directory / "pyproject.toml"
-        if candidate.is_file():
-            data = _read_toml(candidate)
-            if "asyncfix" in data.get("tool", {}):
-                return candidate
+        found = config_in(directory)
+        if found is not None:
+            return found
+    return None
+
+
+def config_in(directory: Path) -> Path | None:
+    """The configuration file of ``directory`` itself (``find_config``'s test), or None."""
+    for name in CONFIG_FILES:
+        candidate = directory / name
+        if not candidate.is_file():
+            continue
+        if name != "pyproject.toml" or "asyncfix" in _read_toml(candidate).get("tool", {}):
+            return candidate
     return None
 
 
@@ -193,11 +265,23 @@ def apply_requires_python(config: Config, start: Path) -> None:
 
 
 def load(path: Path | None, all_codes: Sequence[str]) -> Config:
-    """Read and validate ``[tool.asyncfix]`` of ``path`` (None: defaults, rooted at the cwd)."""
+    """Read and validate the settings of ``path`` (None: defaults, rooted at the cwd): the
+    ``[tool.asyncfix]`` table of a ``pyproject.toml`` (an error when it has none: the file
+    was named with ``--config``), the top level of any other file (``asyncfix.toml``)."""
     if path is None:
         return Config()
-    data = _read_toml(path).get("tool", {}).get("asyncfix", {})
-    where = f"{path} [tool.asyncfix]"
+    if path.name == "pyproject.toml":
+        tool = _read_toml(path).get("tool", {})
+        if not isinstance(tool, dict) or "asyncfix" not in tool:
+            raise ConfigError(
+                f"{path}: no [tool.asyncfix] table (asyncfix's settings go there, or at the "
+                "top level of an asyncfix.toml)"
+            )
+        data = tool["asyncfix"]
+        where = f"{path} [tool.asyncfix]"
+    else:
+        data = _read_toml(path)
+        where = str(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a table")
     unknown = sorted(set(data) - KNOWN_KEYS)
@@ -216,12 +300,12 @@ def load(path: Path | None, all_codes: Sequence[str]) -> Config:
                 '(e.g. ["hass.async_add_executor_job"])'
             )
         config.offload_functions = list(value)
-    for key in ("select", "ignore", "exclude", "extend-exclude"):
+    for key in ("select", "extend-select", "ignore", "exclude", "extend-exclude"):
         if key in data:
             value = data[key]
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{where}: {key!r} must be a list of strings")
-            if key in ("select", "ignore"):
+            if key in ("select", "extend-select", "ignore"):
                 check_selectors(value, all_codes, f"{where} {key}")
             setattr(config, key.replace("-", "_"), list(value))
     if "per-file-ignores" in data:
@@ -250,5 +334,9 @@ def load(path: Path | None, all_codes: Sequence[str]) -> Config:
                 f"{where}: target-version {value!r} is not one of {', '.join(TARGET_VERSIONS)}"
             )
         config.target_version = value
-        config.target_source = f"{path.name} [tool.asyncfix] target-version"
+        config.target_source = (
+            f"{path.name} [tool.asyncfix] target-version"
+            if path.name == "pyproject.toml"
+            else f"{path.name} target-version"
+        )
     return config

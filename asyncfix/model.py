@@ -35,6 +35,16 @@ class Span:
     end_col: int
 
 
+@dataclass(frozen=True)
+class Edit:
+    """One part of a fix: lines ``line`` to ``end_line - 1`` (1-based; ``line == end_line``
+    inserts before ``line``) replaced by ``text`` (whole lines, with their line endings)."""
+
+    line: int
+    end_line: int
+    text: str
+
+
 @dataclass
 class Finding:
     code: str
@@ -48,6 +58,9 @@ class Finding:
     fix_changes: list[str] = field(default_factory=list)
     #: the lines this finding's fix removes ("- ...") and adds ("+ ..."), for the report
     fix_preview: list[str] = field(default_factory=list)
+    #: this finding's fix alone, as edits of the original text (with the preview; for SARIF,
+    #: the language server and fixit): empty when not asked for or when it has no fix
+    fix_edits: list[Edit] = field(default_factory=list)
     #: facts behind the finding, for the report ("time imported as t at line 3")
     evidence: list[str] = field(default_factory=list)
     #: set by the engine once the fixed file verified and the fix is part of the output
@@ -81,6 +94,10 @@ class Finding:
             fix_safety=Safety(data["fix_safety"]),
             fix_changes=_strings(data["fix_changes"]),
             fix_preview=_strings(data["fix_preview"]),
+            fix_edits=[
+                Edit(_int(edit["line"]), _int(edit["end_line"]), _str(edit["text"]))
+                for edit in data["fix_edits"]
+            ],
             evidence=_strings(data["evidence"]),
             fixed=_bool(data["fixed"]),
             fix_id=_str(data["fix_id"]),

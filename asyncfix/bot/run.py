@@ -11,7 +11,7 @@ from asyncfix import __version__
 from asyncfix.bot.git import Git, GitError, Identity, repo_slug
 from asyncfix.bot.github import GitHub, GitHubError, PullInfo
 from asyncfix.codemods import RULES
-from asyncfix.config import Config, ConfigError, apply_requires_python, load
+from asyncfix.config import Config, ConfigError, apply_requires_python, config_in, load
 from asyncfix.engine import all_codes, run
 from asyncfix.model import RunResult
 from asyncfix.report.markdown import Group, fingerprint_of, render_body
@@ -171,10 +171,11 @@ def groups_for(fixable: Sequence[str], found: Sequence[str], how: str) -> list[G
 
 
 def _config(tree: Path) -> Config:
-    """The configuration the work tree's own pyproject.toml gives (searched no higher)."""
-    pyproject = tree / "pyproject.toml"
-    config = load(pyproject if pyproject.is_file() else None, all_codes())
-    if not pyproject.is_file():
+    """The configuration at the top of the work tree (``.asyncfix.toml``, ``asyncfix.toml``
+    or ``pyproject.toml``; searched no higher)."""
+    found = config_in(tree)
+    config = load(found, all_codes())
+    if found is None:
         config.root = tree
     apply_requires_python(config, tree)
     return config
@@ -182,11 +183,13 @@ def _config(tree: Path) -> Config:
 
 def _fix(tree: Path, options: Options, codes: Sequence[str], mode: str) -> RunResult:
     config = _config(tree)
+    if codes:  # this pull request's rules, of those the configuration and options enable
+        config.only = tuple(codes)
     return run(
         [tree],
         config,
         mode,
-        select=list(codes) if codes else (list(options.select) or None),
+        select=list(options.select) or None,
         ignore=list(options.ignore) or None,
         unsafe_fixes=options.unsafe_fixes,
         fix_for_report=True,

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from asyncfix.engine.detect import Analysis, TooDeep, analyse, fix_id, to_finding
     from asyncfix.engine.process import process_file, process_text
     from asyncfix.engine.project import INDEX_CACHE, build_index, project_root
-    from asyncfix.engine.runner import all_codes, plan, run
+    from asyncfix.engine.runner import all_codes, plan, run, run_stdin
     from asyncfix.engine.task import Task
 
 _WHERE = {
@@ -38,6 +38,7 @@ _WHERE = {
     "all_codes": "runner",
     "plan": "runner",
     "run": "runner",
+    "run_stdin": "runner",
 }
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "process_text",
     "project_root",
     "run",
+    "run_stdin",
     "to_finding",
 ]
 

@@ -15,7 +15,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from asyncfix.codemods.base import Hit, Locate
 from asyncfix.engine.detect import Analysis
 from asyncfix.imports import add_stdlib_import, is_docstring, is_stdlib, split_at_comments
-from asyncfix.model import Span
+from asyncfix.model import Edit, Span
 
 #: LibCST writes code recursively (several frames per nesting level). CPython itself parses
 #: at most 200 nested brackets, so this is room for every file Python can run
@@ -378,3 +378,15 @@ def _preview(old_text: str, new_text: str, span: Span) -> list[str]:
             lines += [f"- {line}" for line in old[i1:i2]]
             lines += [f"+ {line}" for line in new[j1:j2]]
     return lines
+
+
+def edits_between(old_text: str, new_text: str) -> list[Edit]:
+    """``new_text`` as line edits of ``old_text`` (``model.Edit``), first to last."""
+    old = old_text.splitlines(keepends=True)
+    new = new_text.splitlines(keepends=True)
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    return [
+        Edit(i1 + 1, i2 + 1, "".join(new[j1:j2]))
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+        if tag != "equal"
+    ]

@@ -142,7 +142,7 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
 
 
 def _previews(text: str, analysis: Analysis, result: FileResult) -> None:
-    from asyncfix.engine.apply import _preview, apply_fixes  # LibCST: only to fix
+    from asyncfix.engine.apply import _preview, apply_fixes, edits_between  # LibCST: to fix
 
     """Each finding's own fix as changed lines, for the report: the unsafe ones a run does
     not apply too (a suggestion shows what it would do). A fix that cannot be applied alone
@@ -155,6 +155,7 @@ def _previews(text: str, analysis: Analysis, result: FileResult) -> None:
         except Exception:  # shown without its lines; the fixpoint reports what failed
             continue
         finding.fix_preview = _preview(text, module.code, finding.span)
+        finding.fix_edits = edits_between(text, module.code)
 
 
 def _syntax_error(text: str, exc: cst.ParserSyntaxError) -> str:

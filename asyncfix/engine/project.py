@@ -39,6 +39,17 @@ from asyncfix.index import (
 INDEX_CACHE = ".asyncfix_cache"
 
 
+def cache_directory(config: Config, root: Path | None) -> Path:
+    """Where the caches of the project at ``root`` (else the configuration's directory)
+    live: ``.asyncfix_cache`` there, or, under ``--cache-dir DIR`` / ``ASYNCFIX_CACHE_DIR``,
+    a folder of DIR named by a digest of that directory (projects sharing DIR keep apart)."""
+    top = root or config.root
+    if config.cache_dir is None:
+        return top / INDEX_CACHE
+    digest = hashlib.sha256(str(top.absolute()).encode("utf-8", "surrogateescape")).hexdigest()
+    return config.cache_dir / digest[:16]
+
+
 PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 
 
@@ -82,7 +93,7 @@ def build_index(
         files = list(processed)
     else:
         files = sorted({*processed, *others}, key=lambda path: path.parts)
-    cache_dir = (root or config.root) / INDEX_CACHE
+    cache_dir = cache_directory(config, root)
     cache, cached_names, cached_state = _load_index_cache(cache_dir)
     raws: list[Raw] = []
     fact_digests: list[str] = []

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from asyncfix.cache import ResultCache, settings_key
 from asyncfix.codemods import CODES, NEEDS_INDEX
-from asyncfix.config import Config
-from asyncfix.engine.project import INDEX_CACHE, build_index, project_root
+from asyncfix.config import Config, Selection
+from asyncfix.engine.project import build_index, cache_directory, project_root
 from asyncfix.engine.task import Task
 
 if TYPE_CHECKING:
@@ -58,8 +58,10 @@ def run(
     mode: str,
     select: Sequence[str] | None = None,
     ignore: Sequence[str] | None = None,
+    extend_select: Sequence[str] = (),
     unsafe_fixes: bool | None = None,
     fix_for_report: bool = False,
+    previews: bool = False,
     force_exclude: bool = False,
     jobs: int | None = None,
     use_cache: bool = True,
@@ -75,10 +77,10 @@ def run(
     a check or diff of the same files as the last one, none of them changed, takes its
     results as they are (``engine/snapshot.py``); ``progress(done, total)`` is called as
     files finish."""
-    if select is not None:
-        config.select = list(select)
-    if ignore is not None:
-        config.ignore = [*config.ignore, *ignore]
+    if select is not None or ignore or extend_select:
+        config.cli_selection = Selection(
+            None if select is None else tuple(select), tuple(ignore or ()), tuple(extend_select)
+        )
     unsafe = config.unsafe_fixes if unsafe_fixes is None else unsafe_fixes
     files, errors = plan(paths, config, force_exclude)
     cwd = cwd or Path.cwd()  # paths are shown, and --validate runs, relative to it
@@ -101,7 +103,7 @@ def run(
                 unsafe=unsafe,
                 fix=fix,
                 target=config.target,
-                preview=fix_for_report,
+                preview=fix_for_report or previews,
                 offload=offload,
                 test_code=is_test_path(rel if same_root else relative(file, root) or rel),
             )
@@ -113,7 +115,8 @@ def run(
     snapshot = None
     if use_cache and mode != "write" and tasks:
         settings: tuple[Any, ...] = (cwd, root, config.root, unsafe, fix, fix_for_report)
-        settings += (config.target, offload, config.select, config.ignore)
+        settings += (previews,)
+        settings += (config.target, offload, config.selections, config.only)
         settings += (config.per_file_ignores, needs_index, whole)
         snapshot = _snapshot(tasks, files, config, settings, needs_index and not whole)
     taken = _from_snapshot(snapshot, tasks) if snapshot is not None else None
@@ -156,7 +159,7 @@ def _snapshot(
     root = project_root(files, config)
     if partial_project and root is not None:
         return None
-    directory = (root or config.root) / INDEX_CACHE
+    directory = cache_directory(config, root)
     return Snapshot(directory, snapshot_key(*map(repr, settings)), [t.path for t in tasks])
 
 
@@ -234,7 +237,7 @@ def _analyse_all(
     else analysed (in a process pool when there are enough)."""
     cache = None
     if use_cache and tasks:
-        directory = (project_root(files, config) or config.root) / INDEX_CACHE
+        directory = cache_directory(config, project_root(files, config))
         if index is None:
             cache = ResultCache(directory)
         else:
@@ -366,3 +369,72 @@ def _write(result: FileResult) -> None:
         result.write_skipped = reason
     else:
         result.error = reason
+
+
+def needs_index(codes: frozenset[str]) -> bool:
+    return not NEEDS_INDEX.isdisjoint(codes)
+
+
+def run_stdin(
+    raw: bytes,
+    filename: Path | None,
+    config: Config,
+    mode: str,
+    select: Sequence[str] | None = None,
+    ignore: Sequence[str] | None = None,
+    extend_select: Sequence[str] = (),
+    unsafe_fixes: bool | None = None,
+    previews: bool = False,
+    jobs: int | None = None,
+    cwd: Path | None = None,
+) -> RunResult:
+    """``asyncfix -``: the source on standard input, checked (and fixed, in diff and write
+    mode: nothing is written, the caller prints the fixed text) as if it were ``filename``
+    (``--stdin-filename``: its per-file ignores, whether it is test code, its project, whose
+    other modules are read from disk). Never cached."""
+    from asyncfix.engine.process import _set_index, process_text
+
+    if select is not None or ignore or extend_select:
+        config.cli_selection = Selection(
+            None if select is None else tuple(select), tuple(ignore or ()), tuple(extend_select)
+        )
+    unsafe = config.unsafe_fixes if unsafe_fixes is None else unsafe_fixes
+    cwd = cwd or Path.cwd()
+    path = (cwd / filename) if filename is not None else None
+    display = display_path(path, cwd) if path is not None else "-"
+    rel = (relative(path, config.root) or path.as_posix()) if path is not None else "-"
+    root = project_root([path], config) if path is not None else None
+    task = Task(
+        path=str(path) if path is not None else "-",
+        display=display,
+        codes=config.enabled_codes(all_codes(), rel),
+        unsafe=unsafe,
+        fix=mode in ("diff", "write"),
+        target=config.target,
+        preview=previews,
+        offload=tuple(config.offload_functions),
+        test_code=is_test_path(relative(path, root) or rel) if path and root else False,
+    )
+    result = FileResult(path=task.path, display=display, patch_path=display)
+    try:
+        source = decode(raw)
+    except SourceError as exc:
+        result.error = str(exc)
+        return RunResult(files=[result], mode=mode, unsafe_fixes=unsafe)
+    result.content = hashlib.sha256(raw).hexdigest()
+    result.encoding, result.bom = source.encoding, source.bom
+    index = None
+    if path is not None and root is not None and path.is_file() and needs_index(task.codes):
+        index = build_index([path], config, jobs, whole_project=False)
+    _set_index(index)
+    try:
+        process_text(source.text, task, result)
+    finally:
+        _set_index(None)
+    if result.fixed is not None:
+        try:
+            source.encode(result.fixed)
+        except UnicodeEncodeError as exc:
+            result.internal_error = f"fixed text cannot be encoded as {source.encoding}: {exc}"
+            result.fixed = None
+    return RunResult(files=[result], mode=mode, unsafe_fixes=unsafe)

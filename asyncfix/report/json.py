@@ -11,7 +11,8 @@ from asyncfix.model import FileResult, Finding, RunResult, TestRun, ValidationRe
 SCHEMA_VERSION = 1
 
 
-def _finding(finding: Finding, unsafe: bool) -> dict[str, Any]:
+def finding_json(finding: Finding, unsafe: bool) -> dict[str, Any]:
+    """One finding as the ``json`` format shows it (docs/json.md)."""
     return {
         "code": finding.code,
         "name": finding.name,
@@ -30,6 +31,10 @@ def _finding(finding: Finding, unsafe: bool) -> dict[str, Any]:
             "changes": finding.fix_changes,
             "id": finding.fix_id or None,
             "reverted": finding.reverted,
+            "edits": [
+                {"line": edit.line, "end_line": edit.end_line, "text": edit.text}
+                for edit in finding.fix_edits
+            ],
         },
         "evidence": finding.evidence,
     }
@@ -39,8 +44,8 @@ def _file(result: FileResult, run: RunResult) -> dict[str, Any]:
     validation = result.validation
     return {
         "path": result.display,
-        "findings": [_finding(f, run.unsafe_fixes) for f in result.findings],
-        "remaining": [_finding(f, run.unsafe_fixes) for f in result.remaining]
+        "findings": [finding_json(f, run.unsafe_fixes) for f in result.findings],
+        "remaining": [finding_json(f, run.unsafe_fixes) for f in result.remaining]
         if run.mode == "write"
         else None,
         "error": result.error,

@@ -214,3 +214,82 @@ def _additional(others: list[tuple[FileResult, Finding]], budget: int) -> list[s
         lines.append(line)
         used += len(line) + 1
     return [*lines, ""]
+
+
+#: GitHub's job summary takes up to 1 MiB; a summary stays well under it
+SUMMARY_BUDGET = 900_000
+
+
+def render_summary(run: RunResult, budget: int = SUMMARY_BUDGET) -> str:
+    """``--output-format markdown``: a CI job summary or a pull request comment. A table of
+    the findings per rule, then each finding by file with its fix as a fenced diff (when it
+    has one), then the files that could not be checked. Past ``budget`` characters the
+    findings left are counted, not shown."""
+    listed = [(r, f) for r in run.files for f in _reported(r, run)]
+    fixable = sum(1 for _, f in listed if f.fixable(run.unsafe_fixes))
+    fixed = sum(1 for r, f in run.findings if f.fixed and r.written)
+    files = len({r.path for r, _ in listed})
+    lines = ["## asyncfix", ""]
+    if listed:
+        counts = f"{_count(len(listed), 'finding')} in {_count(files, 'file')}"
+        extra = [f"{fixable} fixable"] + ([f"{fixed} fixed"] if fixed else [])
+        lines += [f"{counts} ({', '.join(extra)}).", ""]
+        lines += ["| Code | Rule | Findings | Fixable |", "|---|---|---:|---:|"]
+        for code in sorted({f.code for _, f in listed}):
+            mine = [f for _, f in listed if f.code == code]
+            can = sum(1 for f in mine if f.fixable(run.unsafe_fixes))
+            lines.append(f"| {code} | {rule_by_code(code).name} | {len(mine)} | {can} |")
+        lines.append("")
+    else:
+        lines += [
+            f"No findings in {_count(len(run.files), 'file')}"
+            + (f"; {_count(fixed, 'finding')} fixed." if fixed else "."),
+            "",
+        ]
+    used = _size(lines)
+    current: str | None = None
+    for shown, (result, finding) in enumerate(listed):
+        block = [] if result.path == current else [f"### `{_code_span(result.display)}`", ""]
+        block += _summary_item(result, finding, run)
+        if used + _size(block) > budget:
+            lines += [f"*... and {len(listed) - shown} more: `asyncfix` lists them all.*", ""]
+            break
+        lines += block
+        used += _size(block)
+        current = result.path
+    problems = [
+        f"- `{_code_span(r.display)}`: {_inline(r.error or r.internal_error or '')}"
+        for r in run.files
+        if r.error or r.internal_error
+    ] + [f"- {_inline(message)}" for message in run.errors]
+    if problems:
+        lines += ["### Errors", "", *problems, ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _reported(result: FileResult, run: RunResult) -> list[Finding]:
+    return result.remaining if run.mode == "write" and result.written else result.findings
+
+
+def _code_span(text: str) -> str:
+    """``text`` for inside a one-backtick code span."""
+    return text.replace("`", "'")
+
+
+def _summary_item(result: FileResult, finding: Finding, run: RunResult) -> list[str]:
+    span = finding.span
+    if finding.fixable(run.unsafe_fixes):
+        state = f" ({finding.fix_safety.value} fix)"
+    elif finding.fix_safety is Safety.UNSAFE:
+        state = " (unsafe fix: `--unsafe-fixes`)"
+    else:
+        state = ""
+    lines = [
+        f"- `{_code_span(result.display)}:{span.line}:{span.col}` **{finding.code}** "
+        f"{_inline(finding.message)}{state}"
+    ]
+    if finding.fix_preview:
+        fence = _fence(finding.fix_preview)
+        lines += ["", f"  {fence}diff", *(f"  {line}" for line in finding.fix_preview)]
+        lines.append(f"  {fence}")
+    return [*lines, ""]

@@ -94,22 +94,65 @@ def render_validation(report: ValidationReport, style: Style) -> list[str]:
 
 
 def render_concise(run: RunResult, style: Style, quiet: bool = False) -> list[str]:
+    return [line for line, _ in _listing(run, style, quiet)]
+
+
+def render_full(run: RunResult, style: Style, quiet: bool = False) -> list[str]:
+    """The concise listing, each finding followed by its source lines (up to ten) with the
+    finding's columns underlined, as ruff's ``full`` format."""
     lines: list[str] = []
+    for line, shown in _listing(run, style, quiet):
+        lines.append(line)
+        if shown is not None:
+            lines += _frame(*shown, style)
+    return lines
+
+
+def _listing(
+    run: RunResult, style: Style, quiet: bool
+) -> list[tuple[str, tuple[FileResult, Finding] | None]]:
+    """The concise lines, each with the finding it lists (None for a "Fixed" line)."""
+    lines: list[tuple[str, tuple[FileResult, Finding] | None]] = []
     for result in run.files:
         if run.mode == "write":
             for finding in result.findings:
                 if finding.fixed and result.written and not quiet:
-                    lines.append(
+                    line = (
                         f"{style.paint('Fixed', fg='green')} {result.display}:"
                         f"{finding.span.line}:{finding.span.col}: {finding.code} {finding.message}"
                     )
+                    lines.append((line, None))
             shown = result.remaining if result.written else result.findings
-            for finding in shown:
-                lines.append(concise_line(result, finding, run, style))
         else:
-            for finding in result.findings:
-                lines.append(concise_line(result, finding, run, style))
+            shown = result.findings
+        for finding in shown:
+            lines.append((concise_line(result, finding, run, style), (result, finding)))
     return lines
+
+
+def _frame(result: FileResult, finding: Finding, style: Style) -> list[str]:
+    text = result.fixed if result.written and result.fixed is not None else result.original
+    if text is None:
+        return []
+    source = text.splitlines()
+    span = finding.span
+    first, last = span.line, min(span.end_line, span.line + 9)
+    if first > len(source):
+        return []
+    width = len(str(last))
+    bar = style.glyph("│", "|")
+    gutter = " " * width
+    frame = [f"{gutter} {bar}"]
+    for number in range(first, min(last, len(source)) + 1):
+        frame.append(f"{number:>{width}} {bar} {source[number - 1]}")
+    if span.line == span.end_line:
+        length = max(1, span.end_col - span.col)
+        marks = " " * (span.col - 1) + style.paint("^" * length, fg="red", bold=True)
+        frame.append(f"{gutter} {bar} {marks} {style.paint(finding.code, fg='red', bold=True)}")
+    elif span.end_line > last:
+        frame.append(f"{gutter} {bar} ...")
+    frame.append(f"{gutter} {bar}")
+    return [*frame, ""]
 
 
 def summary(run: RunResult) -> str:
