@@ -200,7 +200,7 @@ class ResultCache:
         self, path: str, content: str, settings: str, depends: list[str], result: FileResult
     ) -> None:
         stored: dict[str, Any] | None = None
-        if result.findings or result.error or result.partial or result.fixed is not None:
+        if result.worth_keeping:
             kept = replace(result, written=False, write_skipped=None, cached=False, depends=[])
             stored = kept.to_cache()
         modules = list(depends)

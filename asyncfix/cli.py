@@ -181,6 +181,12 @@ def _per_file_ignores(option: str, values: tuple[str, ...]) -> dict[str, list[st
     is_flag=True,
     help="List the fixes made (with --write) or that --write would make, per file and rule.",
 )
+@click.option(
+    "--warn-unused-suppressions",
+    is_flag=True,
+    help="Warn of each `# asyncfix: ignore` / `# noqa: AF...` comment that suppresses nothing "
+    "(and exit with 1).",
+)
 @click.option("--exit-zero", is_flag=True, help="Exit with 0 even when there are findings.")
 @click.option(
     "--exit-non-zero-on-fix",
@@ -300,6 +306,7 @@ def check(
     output_file: Path | None,
     statistics: bool,
     show_fixes: bool,
+    warn_unused_suppressions: bool,
     exit_zero: bool,
     exit_non_zero_on_fix: bool,
     select: tuple[str, ...],
@@ -402,6 +409,8 @@ def check(
             bar.close()
     out = _Output(output_file, _color("never" if no_color else color, output_file is not None))
     style = _style(ascii_, out.color, None if output_file is None else out)
+    for line in render_errors(result, warn_unused_suppressions):
+        click.echo(line, err=True)
     if stdin and mode == "write":
         _print_fixed_stdin(result, raw, style)
     elif statistics:
@@ -414,7 +423,10 @@ def check(
         out.save()
     if not quiet and output_format not in MACHINE_FORMATS:
         click.echo(statistics_line(result, time.perf_counter() - started), err=True)
-    sys.exit(_exit_code(result, exit_zero or fix_only, exit_non_zero_on_fix))
+    code = _exit_code(result, exit_zero or fix_only, exit_non_zero_on_fix)
+    if code == EXIT_CLEAN and warn_unused_suppressions and not exit_zero:
+        code = EXIT_FINDINGS if any(r.unused_suppressions for r in result.files) else code
+    sys.exit(code)
 
 
 def _configuration(config_path: Path | None, start: Path, target_version: str | None) -> Config:
@@ -574,8 +586,6 @@ class _ProgressBar:
 def _print(
     result: RunResult, output_format: str, out: _Output, style: Style, quiet: bool, fix_only: bool
 ) -> None:
-    for line in render_errors(result):
-        click.echo(line, err=True)
     machine = _machine_text(result, output_format)
     if machine is not None:
         out.echo(machine, nl=False)
@@ -652,8 +662,6 @@ def _print_statistics(
     """``--statistics``: a count per rule, most frequent first (JSON for the JSON formats)."""
     from asyncfix.codemods import rule_by_code
 
-    for line in render_errors(result):
-        click.echo(line, err=True)
     counts: dict[str, list[Finding]] = {}
     for _, finding in _reported(result):
         counts.setdefault(finding.code, []).append(finding)
@@ -713,8 +721,6 @@ def _print_show_fixes(result: RunResult, output_format: str, out: _Output, style
 def _print_fixed_stdin(result: RunResult, raw: bytes, style: Style) -> None:
     """``asyncfix --write -``: the fixed source on stdout, in its own bytes (the source as it
     came when it has nothing to fix or could not be checked); what is left on stderr."""
-    for line in render_errors(result):
-        click.echo(line, err=True)
     file = result.files[0]
     stream = sys.stdout.buffer
     file.written = file.changed and not file.internal_error

@@ -138,6 +138,11 @@ class FileResult:
     #: the rules that read the stdlib tree did not run: this Python cannot parse the file
     #: (syntax newer than it) though LibCST can -- a warning naming what was not checked
     partial: str | None = None
+    #: ``line:col: ...`` for each malformed suppression comment (a warning each)
+    notes: list[str] = field(default_factory=list)
+    #: ``line:col: ...`` for each suppression comment that suppressed nothing (shown with
+    #: ``--warn-unused-suppressions``)
+    unused_suppressions: list[str] = field(default_factory=list)
     original: str | None = None
     fixed: str | None = None
     validation: Validation | None = None
@@ -159,6 +164,18 @@ class FileResult:
     #: the path a diff names (relative to the top of the git work tree, see
     #: ``files.patch_path``); the display path when unset
     patch_path: str | None = None
+
+    @property
+    def worth_keeping(self) -> bool:
+        """The caches keep this result as it is (else as "nothing to report")."""
+        return bool(
+            self.findings
+            or self.error
+            or self.partial
+            or self.fixed is not None
+            or self.notes
+            or self.unused_suppressions
+        )
 
     @property
     def changed(self) -> bool:
@@ -186,6 +203,8 @@ class FileResult:
             internal_error=_optional_str(data["internal_error"]),
             dropped=_strings(data["dropped"]),
             partial=_optional_str(data["partial"]),
+            notes=_strings(data["notes"]),
+            unused_suppressions=_strings(data["unused_suppressions"]),
             original=_optional_str(data["original"]),
             fixed=_optional_str(data["fixed"]),
             validation=None if validation is None else _validation(validation),

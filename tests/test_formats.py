@@ -263,9 +263,7 @@ def test_markdown_summary_without_findings(project: Path) -> None:
     assert result.stdout == "## asyncfix\n\nNo findings in 1 file.\n"
 
 
-def test_output_format_from_the_environment(
-    project: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_output_format_from_the_environment(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASYNCFIX_OUTPUT_FORMAT", "json-lines")
     rows = [json.loads(line) for line in invoke("pkg/sleepy.py").stdout.splitlines()]
     assert [row["code"] for row in rows] == ["AF201"]

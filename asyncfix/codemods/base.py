@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -451,8 +450,3 @@ def import_item_for(func: cst.BaseExpression, qualified: str) -> ImportItem | No
     if "." not in base:
         return ImportItem(module, None, base)
     return None
-
-
-SUPPRESS = re.compile(
-    r"#\s*(?:asyncfix:\s*ignore(?:\[(?P<codes>[A-Z0-9,\s]+)\])?|noqa(?::\s*(?P<noqa>[A-Z0-9,\s]+))?)",
-)

@@ -6,9 +6,10 @@ import ast
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from asyncfix import suppressions
 from asyncfix.analysis.model import SemanticModel, Walk
+from asyncfix.codemods import CODES
 from asyncfix.codemods.base import (
-    SUPPRESS,
     Hit,
     ModelContext,
     Project,
@@ -39,6 +40,10 @@ class Analysis:
     #: the rules that did not run: this Python cannot parse the text though LibCST can
     #: (syntax newer than the interpreter)
     unchecked: tuple[str, ...] = ()
+    #: ``line:col: ...`` for each malformed suppression comment (``suppressions.py``)
+    warnings: tuple[str, ...] = ()
+    #: ``line:col: ...`` for each suppression comment that suppressed nothing
+    unused: tuple[str, ...] = ()
 
     def span(self, hit: Hit) -> Span:
         return hit.span
@@ -64,6 +69,9 @@ def analyse(
     parse it: LibCST tells a syntax error (raised) from syntax newer than this interpreter,
     which the rules cannot check (``Analysis.unchecked``).
     """
+    comments = suppressions.parse(text, frozenset(CODES))
+    if comments.skip_file:
+        return Analysis(None, [], {}, text, warnings=tuple(comments.warnings))
     active = [rule for rule in rules if rule.may_apply(text)]
     tree = _ast_parse(text)
     if tree is None:
@@ -73,12 +81,24 @@ def analyse(
             raise TooDeep from None
         return Analysis(module, [], {}, text, tuple(rule.code for rule in active))
     found = _model_hits(tree, text, active, target, project, offload, test_code) if active else []
-    if not found:
-        return Analysis(None, [], {}, text)
-    lines = text.splitlines()
-    kept = [hit for hit in found if not _suppressed(hit, hit.span, lines)]
+    kept: list[Hit] = []
+    used: set[suppressions.Directive] = set()
+    for hit in found:
+        lines = (hit.span.line, hit.span.end_line)
+        directives = comments.suppressing(hit.rule.code, hit.rule.equivalent_codes, lines)
+        used.update(directives)
+        if not directives:
+            kept.append(hit)
     kept.sort(key=lambda hit: (hit.span.line, hit.span.col, hit.rule.code))
-    return Analysis(None, kept, {}, text)
+    enabled = frozenset(rule.code for rule in rules)
+    return Analysis(
+        None,
+        kept,
+        {},
+        text,
+        warnings=tuple(comments.warnings),
+        unused=tuple(comments.unused(used, enabled)),
+    )
 
 
 def _model_hits(
@@ -113,20 +133,6 @@ def _ast_parse(text: str) -> ast.Module | None:
         if too_deep(exc):
             raise TooDeep from None
         return None
-
-
-def _suppressed(hit: Hit, span: Span, lines: list[str]) -> bool:
-    for number in {span.line, span.end_line}:
-        if number - 1 >= len(lines):
-            continue
-        for match in SUPPRESS.finditer(lines[number - 1]):
-            codes = match.group("codes") or match.group("noqa")
-            if codes is None:
-                return True
-            named = {code.strip() for code in codes.replace(" ", ",").split(",")}
-            if hit.rule.code in named or named.intersection(hit.rule.equivalent_codes):
-                return True
-    return False
 
 
 def to_finding(hit: Hit, analysis: Analysis) -> Finding:

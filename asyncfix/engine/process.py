@@ -125,6 +125,8 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
             "it; run asyncfix on a newer Python to check it fully"
         )
     result.findings = [to_finding(hit, analysis) for hit in analysis.hits]
+    result.notes = list(analysis.warnings)
+    result.unused_suppressions = list(analysis.unused)
     if result.findings:
         result.original = text
     if task.preview:

@@ -95,7 +95,7 @@ class Snapshot:
                 result, written=False, write_skipped=None, cached=False, depends=[]
             ).to_cache()
             for result in results
-            if result.findings or result.partial or result.fixed is not None
+            if result.worth_keeping
         }
         data = {
             "format": SNAPSHOT_FORMAT,

@@ -54,6 +54,8 @@ def _file(result: FileResult, run: RunResult) -> dict[str, Any]:
         "written": result.written,
         "write_skipped": result.write_skipped,
         "partial": result.partial,
+        "warnings": [f"{result.display}:{note}" for note in result.notes],
+        "unused_suppressions": [f"{result.display}:{n}" for n in result.unused_suppressions],
         "validation": None
         if validation is None
         else {
@@ -110,7 +112,7 @@ def render(run: RunResult) -> str:
     files = [
         r
         for r in run.files
-        if r.findings or r.error or r.internal_error or r.write_skipped or r.partial
+        if r.findings or r.error or r.internal_error or r.write_skipped or r.partial or r.notes
     ]
     counts: dict[str, int] = {}
     for _, finding in run.findings:

@@ -50,9 +50,14 @@ def concise_line(result: FileResult, finding: Finding, run: RunResult, style: St
     return " ".join(parts)
 
 
-def render_errors(run: RunResult) -> list[str]:
+def render_errors(run: RunResult, unused: bool = False) -> list[str]:
+    """The errors and warnings of a run, for stderr; ``unused``: also each suppression
+    comment that suppressed nothing (``--warn-unused-suppressions``)."""
     lines = [f"error: {message}" for message in run.errors]
     for result in run.files:
+        lines.extend(f"warning: {result.display}:{note}" for note in result.notes)
+        if unused:
+            lines.extend(f"warning: {result.display}:{n}" for n in result.unused_suppressions)
         if result.error:
             lines.append(f"error: {result.display}: {result.error}; file skipped")
         if result.internal_error:
