@@ -19,6 +19,12 @@ from dataclasses import dataclass, field
 
 #: a file holds a candidate only when this matches somewhere in it (the cheap test)
 CANDIDATE = re.compile(r"(?i)#\s*(?:noqa|asyncfix\s*:)")
+#: only a file with this can skip itself
+SKIP_FILE = re.compile(r"(?i)skip-file")
+#: where nothing was found, only these comments can give a warning (malformed, or unused):
+#: an asyncfix directive, or a noqa comment with something like an AF code on its line.
+#: Other files are not tokenized (a tenth of Home Assistant's files have a noqa comment)
+OF_INTEREST = re.compile(r"(?i)#\s*asyncfix\s*:|#\s*noqa\b[^\n]*?af")
 _NOQA = re.compile(r"(?i)#\s*noqa(?P<rest>.*)")
 _DIRECTIVE = re.compile(r"(?i)#\s*asyncfix\s*:\s*(?P<word>[A-Za-z_-]*)(?P<rest>.*)")
 _CODE = re.compile(r"[A-Z]+[0-9]+")

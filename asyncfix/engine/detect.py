@@ -69,9 +69,11 @@ def analyse(
     parse it: LibCST tells a syntax error (raised) from syntax newer than this interpreter,
     which the rules cannot check (``Analysis.unchecked``).
     """
-    comments = suppressions.parse(text, frozenset(CODES))
-    if comments.skip_file:
-        return Analysis(None, [], {}, text, warnings=tuple(comments.warnings))
+    comments = None
+    if suppressions.SKIP_FILE.search(text):
+        comments = suppressions.parse(text, frozenset(CODES))
+        if comments.skip_file:
+            return Analysis(None, [], {}, text, warnings=tuple(comments.warnings))
     active = [rule for rule in rules if rule.may_apply(text)]
     tree = _ast_parse(text)
     if tree is None:
@@ -81,6 +83,10 @@ def analyse(
             raise TooDeep from None
         return Analysis(module, [], {}, text, tuple(rule.code for rule in active))
     found = _model_hits(tree, text, active, target, project, offload, test_code) if active else []
+    if comments is None:
+        if not found and not suppressions.OF_INTEREST.search(text):
+            return Analysis(None, [], {}, text)
+        comments = suppressions.parse(text, frozenset(CODES))
     kept: list[Hit] = []
     used: set[suppressions.Directive] = set()
     for hit in found:
