@@ -83,8 +83,10 @@ OUTPUT_FORMATS = (
 #: formats read by programs: stdout holds the rendering alone (the closing lines go to
 #: stderr or nowhere)
 MACHINE_FORMATS = frozenset({"json", "json-lines", "sarif", "github", "gitlab"})
-#: formats that show each finding's own fix (its preview, its edits)
-PREVIEW_FORMATS = frozenset({"report", "json", "json-lines", "sarif", "markdown"})
+#: formats that show each finding's own fix (its preview, its edits): working each fix out
+#: alone costs a LibCST pass per finding, so the JSON formats, read by programs that may
+#: only want the findings, leave it out
+PREVIEW_FORMATS = frozenset({"report", "sarif", "markdown"})
 
 
 def _color(choice: str, to_file: bool) -> bool:
@@ -138,7 +140,10 @@ def _per_file_ignores(option: str, values: tuple[str, ...]) -> dict[str, list[st
     return table
 
 
-@main.command(context_settings={"max_content_width": 100})
+@main.command(
+    context_settings={"max_content_width": 100},
+    short_help="Check PATHS for asyncio bugs (the default command); --diff/--write fix them.",
+)
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--diff", "diff_mode", is_flag=True, help="Print a unified diff of the fixes; write nothing."

@@ -9,7 +9,7 @@ import os
 import tempfile
 import tokenize
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pathspec
@@ -157,6 +157,21 @@ def _git_root(start: Path) -> Path | None:
 class Discovery:
     files: list[Path]
     errors: list[str]
+    #: files named on the command line that are not Python, skipped (a warning each)
+    skipped: list[str] = field(default_factory=list)
+
+
+def is_python_file(path: Path) -> bool:
+    """``.py`` or ``.pyi``, or a script whose first line runs Python (``#!/usr/bin/env
+    python3``): what a file named on the command line must be to be checked."""
+    if path.suffix in (".py", ".pyi"):
+        return True
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline(200)
+    except OSError:
+        return True  # reading it fails later, with the reason
+    return first.startswith(b"#!") and b"python" in first
 
 
 def discover(
@@ -175,6 +190,7 @@ def discover(
     # absolute paths as strings while collecting (a `Path` is made for each file at the end)
     found: dict[str, None] = {}
     errors: list[str] = []
+    skipped: list[str] = []
     for given in paths:
         path = given.absolute()
         if not path.exists():
@@ -182,6 +198,9 @@ def discover(
             continue
         if path.is_file():
             if force_exclude and _excluded(path, root, exclude):
+                continue
+            if not is_python_file(path):
+                skipped.append(f"{given}: not a Python file (.py, .pyi, a python script); skipped")
                 continue
             found[str(path)] = None
             continue
@@ -191,7 +210,7 @@ def discover(
             # an excluded directory named on the command line is checked, like a named file
             exclude = pathspec.GitIgnoreSpec.from_lines([])
         found.update(dict.fromkeys(_walk(path, root, exclude, respect_gitignore, errors)))
-    return Discovery([Path(file) for file in sorted(found, key=_parts)], errors)
+    return Discovery([Path(file) for file in sorted(found, key=_parts)], errors, skipped)
 
 
 def _parts(path: str) -> list[str]:

@@ -289,6 +289,8 @@ class RunResult:
     errors: list[str] = field(default_factory=list)
     #: what ``--validate`` ran and found (None: not asked for)
     validation: ValidationReport | None = None
+    #: warnings not tied to a file's result (a file named that is not Python, skipped)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def findings(self) -> list[tuple[FileResult, Finding]]:

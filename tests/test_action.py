@@ -103,5 +103,83 @@ def test_example_workflows_use_the_action_and_the_check() -> None:
     assert any(str(s.get("uses", "")).startswith("asyncfix/asyncfix") for s in steps)
     assert bot["permissions"] == {"contents": "write", "pull-requests": "write"}
     check = load(ROOT / "docs" / "workflows" / "asyncfix-check.yml")
-    runs = [s.get("run", "") for s in check["jobs"]["asyncfix"]["steps"]]
-    assert any(r.startswith("asyncfix --diff") for r in runs)
+    steps = check["jobs"]["asyncfix"]["steps"]
+    assert any(str(s.get("uses", "")).startswith("asyncfix/asyncfix/check@") for s in steps)
+    assert check["permissions"]["security-events"] == "write"  # the SARIF upload
+
+
+# -- the check action (check/action.yml) --------------------------------------------------------
+
+
+def run_check(tmp_path: Path, env: dict[str, str], status: int = 0) -> tuple[int, list[str]]:
+    """The check action's script with a stand-in `asyncfix` that records each call's
+    arguments (one line per call, tab-separated) and exits with ``status``."""
+    action = load(ROOT / "check" / "action.yml")
+    step = next(s for s in action["runs"]["steps"] if s.get("id") == "check")
+    stub = tmp_path / "bin" / "asyncfix"
+    stub.parent.mkdir()
+    stub.write_text(
+        f'#!/bin/bash\n(IFS=$\'\\t\'; echo "$*") >> "{tmp_path}/calls"\nexit {status}\n'
+    )
+    stub.chmod(0o755)
+    defaults = {
+        f"AF_{name.upper().replace('-', '_')}": str(action["inputs"][name]["default"])
+        for name in ("paths", "args", "sarif", "sarif-file")
+    }
+    full = {
+        **os.environ,
+        "PATH": f"{stub.parent}:{os.environ['PATH']}",
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+        **defaults,
+        **env,
+    }
+    done = subprocess.run(["bash", "-e", "-c", step["run"]], env=full, cwd=tmp_path, check=False)
+    calls = (tmp_path / "calls").read_text().splitlines() if (tmp_path / "calls").exists() else []
+    assert done.returncode == 0  # the status is an output; a later step fails the job
+    output = (tmp_path / "output").read_text()
+    return int(output.strip().removeprefix("exit-code=")), calls
+
+
+def test_check_action_annotates_and_summarises(tmp_path: Path) -> None:
+    action = load(ROOT / "check" / "action.yml")
+    assert action["runs"]["using"] == "composite"
+    for step in action["runs"]["steps"]:
+        assert "${{" not in step.get("run", "")  # inputs reach scripts only through env
+    status, calls = run_check(tmp_path, {}, 1)
+    assert status == 1
+    assert calls == [
+        "check\t--output-format\tgithub\t.",
+        "check\t--quiet\t--output-format\tmarkdown\t.",
+    ]
+
+
+def test_check_action_options_paths_and_sarif(tmp_path: Path) -> None:
+    env = {
+        "AF_PATHS": "src tests",
+        "AF_ARGS": "--select AF1,AF2 --unsafe-fixes",
+        "AF_SARIF": "true",
+        "AF_SARIF_FILE": "out dir/af.sarif",
+    }
+    status, calls = run_check(tmp_path, env, 0)
+    assert status == 0
+    assert (
+        calls[0] == "check\t--output-format\tgithub\t--select\tAF1,AF2\t--unsafe-fixes\tsrc\ttests"
+    )
+    assert calls[2] == (
+        "check\t--quiet\t--output-format\tsarif\t--output-file\tout dir/af.sarif\t"
+        "--select\tAF1,AF2\t--unsafe-fixes\tsrc\ttests"
+    )
+    upload = next(
+        s
+        for s in load(ROOT / "check" / "action.yml")["runs"]["steps"]
+        if "uses" in s and "upload-sarif" in s["uses"]
+    )
+    assert upload["with"]["sarif_file"] == "${{ inputs.sarif-file }}"
+
+
+def test_check_action_never_evaluates_its_inputs(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    _, calls = run_check(tmp_path, {"AF_ARGS": f"$(touch {marker}) `touch {marker}`"}, 0)
+    assert not marker.exists()
+    assert calls[0].split("\t")[3] == "$(touch"

@@ -317,3 +317,14 @@ def test_config_without_asyncfix_settings_is_an_error(project: Path) -> None:
     # another file name holds its settings at the top level: `tool` is not one of them
     result = invoke("--config", "other.toml", "pkg")
     assert result.exit_code == 2 and "unknown key 'tool'" in result.stderr
+
+
+def test_a_file_named_that_is_not_python_is_skipped_with_a_warning(project: Path) -> None:
+    (project / "README.md").write_text("# time.sleep(1)\n")
+    (project / "tool").write_text("#!/usr/bin/env python3\n" + SLEEPY)
+    (project / "stub.pyi").write_text("async def poll() -> None: ...\n")
+    result = invoke("README.md", "tool", "stub.pyi")
+    assert result.exit_code == 1  # the script's finding; the text file is no error
+    assert "warning: README.md: not a Python file" in result.stderr
+    assert result.stdout.startswith("tool:6:5: AF201 ")
+    assert "Found 1 finding in 1 of 2 files" in result.stdout

@@ -311,6 +311,7 @@ def _mode_argument(call: ast.Call, method: bool) -> str | None:
 
 class BlockingHttp(_BlockingCall):
     code = "AF202"
+    equivalent_codes = ("ASYNC210", "ASYNC211", "ASYNC212")
     name = "blocking-http"
     summary = (
         "a blocking HTTP or socket call (`requests`, `urllib`, `http.client`, sync `httpx`) in "
@@ -352,6 +353,7 @@ async def weather(url):
 
 class BlockingFileIo(_BlockingCall):
     code = "AF203"
+    equivalent_codes = ("ASYNC230", "ASYNC232")
     name = "blocking-file-io"
     summary = "blocking file I/O (`open`, `shutil`, `json.load`, `os.listdir`) in an async function"
     why = (
@@ -402,6 +404,7 @@ async def version(path):
 
 class BlockingSubprocess(_BlockingCall):
     code = "AF204"
+    equivalent_codes = ("ASYNC220", "ASYNC221", "ASYNC222")
     name = "blocking-subprocess"
     summary = "a blocking subprocess call (`subprocess.run`, `os.system`, ...) in an async function"
     why = (
@@ -435,6 +438,7 @@ async def revision():
 
 class BlockingInput(_BlockingCall):
     code = "AF206"
+    equivalent_codes = ("ASYNC250",)
     name = "blocking-input"
     summary = "`input()` in an async function waits for the terminal and stops the event loop"
     why = (

@@ -61,7 +61,7 @@ async def on_message(msg):
     severity = Severity.HIGH
     kind = "Task lifecycle"
     needles = (("create_task", "ensure_future"),)
-    equivalent_codes = ("RUF006",)
+    equivalent_codes = ("RUF006", "ASYNC300")
 
     def on_Call(self, node: ast.Call) -> None:
         spelled = self._task_factory(node)

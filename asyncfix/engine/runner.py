@@ -41,7 +41,9 @@ def all_codes() -> list[str]:
 
 def plan(
     paths: Sequence[Path], config: Config, force_exclude: bool = False
-) -> tuple[list[Path], list[str]]:
+) -> tuple[list[Path], list[str], list[str]]:
+    """The files to check, the errors (paths that are not there) and the warnings (files
+    named that are not Python, skipped)."""
     found = discover(
         paths,
         config.root,
@@ -49,7 +51,7 @@ def plan(
         respect_gitignore=config.respect_gitignore,
         force_exclude=force_exclude,
     )
-    return found.files, found.errors
+    return found.files, found.errors, found.skipped
 
 
 def run(
@@ -82,7 +84,7 @@ def run(
             None if select is None else tuple(select), tuple(ignore or ()), tuple(extend_select)
         )
     unsafe = config.unsafe_fixes if unsafe_fixes is None else unsafe_fixes
-    files, errors = plan(paths, config, force_exclude)
+    files, errors, skipped = plan(paths, config, force_exclude)
     cwd = cwd or Path.cwd()  # paths are shown, and --validate runs, relative to it
     codes = all_codes()
     root = project_root(files, config) or config.root
@@ -133,7 +135,9 @@ def run(
     for result in results:
         if result.changed:  # only a diff names it
             result.patch_path = patch_path(Path(result.path), cwd, root)
-    run_result = RunResult(files=results, mode=mode, unsafe_fixes=unsafe, errors=errors)
+    run_result = RunResult(
+        files=results, mode=mode, unsafe_fixes=unsafe, errors=errors, warnings=skipped
+    )
     if mode == "write" and validate:
         _validated_write(run_result, tasks, index, validate, validate_timeout, cwd)
     elif mode == "write":

@@ -31,10 +31,6 @@ def finding_json(finding: Finding, unsafe: bool) -> dict[str, Any]:
             "changes": finding.fix_changes,
             "id": finding.fix_id or None,
             "reverted": finding.reverted,
-            "edits": [
-                {"line": edit.line, "end_line": edit.end_line, "text": edit.text}
-                for edit in finding.fix_edits
-            ],
         },
         "evidence": finding.evidence,
     }

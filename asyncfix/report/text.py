@@ -54,6 +54,7 @@ def render_errors(run: RunResult, unused: bool = False) -> list[str]:
     """The errors and warnings of a run, for stderr; ``unused``: also each suppression
     comment that suppressed nothing (``--warn-unused-suppressions``)."""
     lines = [f"error: {message}" for message in run.errors]
+    lines += [f"warning: {message}" for message in run.warnings]
     for result in run.files:
         lines.extend(f"warning: {result.display}:{note}" for note in result.notes)
         if unused:
