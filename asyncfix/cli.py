@@ -31,6 +31,7 @@ from asyncfix.report import json as json_renderer
 from asyncfix.report.ruledoc import rule_doc
 from asyncfix.report.text import (
     Style,
+    as_ascii,
     concise_line,
     render_concise,
     render_errors,
@@ -414,8 +415,9 @@ def check(
             bar.close()
     out = _Output(output_file, _color("never" if no_color else color, output_file is not None))
     style = _style(ascii_, out.color, None if output_file is None else out)
+    out.ascii = style.ascii and output_format not in MACHINE_FORMATS
     for line in render_errors(result, warn_unused_suppressions):
-        click.echo(line, err=True)
+        click.echo(as_ascii(line) if ascii_ else line, err=True)
     if stdin and mode == "write":
         _print_fixed_stdin(result, raw, style)
     elif statistics:
@@ -517,8 +519,13 @@ class _Output:
         self.path = path
         self.color = color
         self.parts: list[bytes] = []
+        #: ``--ascii`` (a human format): text is made plain ASCII (``as_ascii``); bytes (a
+        #: diff, which must stay the file's own) are left alone
+        self.ascii = False
 
     def echo(self, text: str | bytes = "", nl: bool = True) -> None:
+        if self.ascii and isinstance(text, str):
+            text = as_ascii(text)
         if self.path is None:
             click.echo(text, nl=nl, color=self.color)
             return

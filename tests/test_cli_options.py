@@ -328,3 +328,15 @@ def test_a_file_named_that_is_not_python_is_skipped_with_a_warning(project: Path
     assert "warning: README.md: not a Python file" in result.stderr
     assert result.stdout.startswith("tool:6:5: AF201 ")
     assert "Found 1 finding in 1 of 2 files" in result.stdout
+
+
+def test_ascii_output_is_ascii(project: Path) -> None:
+    (project / "pkg" / "caf\u00e9.py").write_text("# caf\u00e9 \u2014 \u2192\n" + SLEEPY)
+    for output_format in ("concise", "full", "report", "markdown"):
+        result = invoke("--ascii", "--output-format", output_format, "pkg")
+        assert result.exit_code == 1
+        assert result.stdout.isascii() and result.stderr.isascii(), output_format
+        assert "pkg/caf\\xe9.py" in result.stdout
+    # a diff stays the file's own bytes
+    diff = invoke("--ascii", "--diff", "pkg/caf\u00e9.py")
+    assert "# caf\u00e9 \u2014 \u2192" in diff.stdout

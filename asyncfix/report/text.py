@@ -27,6 +27,29 @@ class Style:
         return plain if self.ascii else fancy
 
 
+_ASCII = str.maketrans(
+    {
+        "\N{EM DASH}": "--",
+        "\N{EN DASH}": "-",
+        "\N{RIGHTWARDS ARROW}": "->",
+        "\N{HORIZONTAL ELLIPSIS}": "...",
+        "\N{MULTIPLICATION SIGN}": "x",
+        "\N{LEFT SINGLE QUOTATION MARK}": "'",
+        "\N{RIGHT SINGLE QUOTATION MARK}": "'",
+        "\N{LEFT DOUBLE QUOTATION MARK}": '"',
+        "\N{RIGHT DOUBLE QUOTATION MARK}": '"',
+        "\N{MIDDLE DOT}": "-",
+        "\N{NO-BREAK SPACE}": " ",
+    }
+)
+
+
+def as_ascii(text: str) -> str:
+    """``--ascii``: the punctuation of asyncfix's own texts as ASCII, anything else (a name in
+    the checked code) as a backslash escape."""
+    return text.translate(_ASCII).encode("ascii", "backslashreplace").decode("ascii")
+
+
 def _marker(finding: Finding, run: RunResult) -> str:
     if finding.fixed:
         return "[fixed]"
