@@ -811,6 +811,21 @@ def rule_command(code: str) -> None:
     click.echo(rule_doc(code))
 
 
+@main.command("server", short_help="Run the language server (LSP) over stdio.")
+def server_command() -> None:
+    """Run asyncfix's language server over stdin/stdout, for an editor: diagnostics on
+    open, change and save, each fix as a code action. Needs pygls (`pip install
+    'asyncfix[lsp]'`)."""
+    try:
+        from asyncfix.server import serve
+    except ImportError as exc:
+        raise click.UsageError(
+            f"the language server needs pygls ({exc}); install it with "
+            "`pip install 'asyncfix[lsp]'`"
+        ) from None
+    serve()
+
+
 def entry() -> None:
     """The program (console script and ``python -m asyncfix``): ``main``, then an exit that
     skips the interpreter's teardown -- freeing the project index and the caches object by
