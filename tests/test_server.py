@@ -10,11 +10,18 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("pygls")
-from lsprotocol import types as lsp  # noqa: E402
-from pygls.lsp.client import LanguageClient  # noqa: E402
+from lsprotocol import types as lsp
+from pygls.lsp.client import LanguageClient
 
 BUGGY = "import time\n\n\nasync def poll():\n    time.sleep(1)\n"
-UNSAFE = "class Api:\n    async def _get(self):\n        return 1\n\n    async def get(self):\n        return self._get()\n"
+UNSAFE = """\
+class Api:
+    async def _get(self):
+        return 1
+
+    async def get(self):
+        return self._get()
+"""
 
 
 def apply(text: str, edits: list[lsp.TextEdit]) -> str:
