@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from asyncfix.engine import Task, process_text
 from asyncfix.engine import process as process_module
@@ -51,3 +52,29 @@ def fixed_text(result: FileResult) -> str:
     assert result.error is None, result.error
     assert result.internal_error is None, result.internal_error
     return result.fixed if result.fixed is not None else (result.original or "")
+
+
+def cli_runner() -> Any:
+    """A ``CliRunner`` as click 8.2 makes it on every click asyncfix supports: ``stdout``
+    and ``stderr`` apart, ``output`` both. (fixit pins click below 8.2, so a development
+    environment with it runs click 8.1, whose runner mixes the two streams unless told
+    not to, and whose ``output`` is then stdout alone.)"""
+    import inspect
+
+    from click.testing import CliRunner, Result
+
+    if "mix_stderr" not in inspect.signature(CliRunner.__init__).parameters:
+        return CliRunner()
+
+    class _Both(Result):
+        @property
+        def output(self) -> str:
+            return self.stdout + self.stderr
+
+    class _Runner(CliRunner):
+        def invoke(self, *args: Any, **kwargs: Any) -> Result:
+            result = super().invoke(*args, **kwargs)
+            result.__class__ = _Both
+            return result
+
+    return _Runner(mix_stderr=False)  # type: ignore[call-arg]

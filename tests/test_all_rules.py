@@ -7,11 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from asyncfix.cli import main
 from asyncfix.codemods import RULES
-from tests.helpers import run_text
+from tests.helpers import cli_runner, run_text
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = {rule.code for rule in RULES}
@@ -35,10 +34,10 @@ def test_example_service_is_fixed_completely(
 ) -> None:
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     monkeypatch.chdir(tmp_path)
-    first = CliRunner().invoke(main, ["--write", "--unsafe-fixes", "examples"])
+    first = cli_runner().invoke(main, ["--write", "--unsafe-fixes", "examples"])
     assert first.exit_code == 1, first.output  # report-only findings stay
     assert "Fixed 22 findings in 3 files; 7 remaining" in first.output
-    second = CliRunner().invoke(main, ["examples"])
+    second = cli_runner().invoke(main, ["examples"])
     assert second.exit_code == 1
     left = sorted(line.split(" ")[1] for line in second.stdout.splitlines()[:-1])
     # `__del__`, a `with open()` block to restructure, a deadlock to redesign,

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from asyncfix.bot.git import Identity, repo_slug
 from asyncfix.bot.github import GitHub, GitHubError
@@ -20,6 +19,7 @@ from asyncfix.cli import main
 from asyncfix.model import FileResult, Finding, RunResult, Safety, Severity, Span
 from asyncfix.report.markdown import Group, fingerprint_of, render_body
 from tests.github_fake import PRISM, SPEC, FakeGitHub, serve, start_prism
+from tests.helpers import cli_runner
 
 TOKEN = "ghp_s3cr3tTOKENvalue0123456789abcdef"
 SLUG = "acme/service"
@@ -315,7 +315,7 @@ def test_the_cli_exit_codes_and_the_token_is_never_stored(
     repo: Path, github: tuple[FakeGitHub, str]
 ) -> None:
     _, url = github
-    runner = CliRunner()
+    runner = cli_runner()
     env = {"GITHUB_TOKEN": TOKEN}
     args = ["bot", str(repo), "--repo", SLUG, "--api-url", url, "--max-prs", "1"]
     first = runner.invoke(main, args, env=env)

@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from asyncfix.cli import main
 from asyncfix.codemods import RULES
+from tests.helpers import cli_runner
 
 BUGGY = """\
 import time
@@ -47,7 +48,7 @@ async def poll():
 
 
 def invoke(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return cli_runner().invoke(main, list(args), catch_exceptions=False)
 
 
 @pytest.fixture()
@@ -80,7 +81,7 @@ def test_clean_tree_exits_0(project: Path) -> None:
 
 
 def test_diff_is_git_applyable_and_writes_nothing(project: Path) -> None:
-    result = CliRunner().invoke(main, ["--diff", "pkg"])
+    result = cli_runner().invoke(main, ["--diff", "pkg"])
     assert result.exit_code == 1
     patch = result.stdout
     assert patch.startswith("--- a/pkg/buggy.py\n+++ b/pkg/buggy.py\n")
@@ -92,7 +93,7 @@ def test_diff_is_git_applyable_and_writes_nothing(project: Path) -> None:
 
 
 def test_diff_without_changes_exits_0(project: Path) -> None:
-    result = CliRunner().invoke(main, ["--diff", "pkg/clean.py"])
+    result = cli_runner().invoke(main, ["--diff", "pkg/clean.py"])
     assert result.exit_code == 0
     assert result.stdout == ""
 
@@ -122,7 +123,7 @@ def test_unsafe_fixes_need_the_flag(project: Path) -> None:
 
 
 def test_diff_and_write_together_is_a_usage_error(project: Path) -> None:
-    result = CliRunner().invoke(main, ["--diff", "--write", "pkg"])
+    result = cli_runner().invoke(main, ["--diff", "--write", "pkg"])
     assert result.exit_code == 2
     assert "cannot be used together" in result.output
 
@@ -131,7 +132,7 @@ def test_select_and_ignore(project: Path) -> None:
     assert invoke("--select", "AF1", "pkg").exit_code == 0
     assert invoke("--select", "AF2", "pkg").exit_code == 1
     assert invoke("--ignore", "AF201", "pkg").exit_code == 0
-    bad = CliRunner().invoke(main, ["--select", "AF999", "pkg"])
+    bad = cli_runner().invoke(main, ["--select", "AF999", "pkg"])
     assert bad.exit_code == 2
     assert "AF999" in bad.output
 
@@ -200,7 +201,7 @@ def test_rules_and_rule_commands() -> None:
     assert doc.startswith("# AF201 blocking-sleep")
     for heading in ("## Why is this a bug?", "## Example", "## Use instead", "## Fix safety: safe"):
         assert heading in doc
-    unknown = CliRunner().invoke(main, ["rule", "AF999"])
+    unknown = cli_runner().invoke(main, ["rule", "AF999"])
     assert unknown.exit_code == 2
 
 
@@ -216,7 +217,7 @@ def test_version() -> None:
 def test_bad_files_are_reported_skipped_and_the_rest_processed(project: Path) -> None:
     (project / "pkg" / "broken.py").write_text("async def f(:\n    pass\n")
     (project / "pkg" / "latin.py").write_bytes(b"async def f():\n    x = '\xff\xfe'\n")
-    result = CliRunner().invoke(main, ["--write", "pkg", "missing.py"])
+    result = cli_runner().invoke(main, ["--write", "pkg", "missing.py"])
     assert result.exit_code == 2
     err = result.stderr
     assert "error: missing.py: no such file or directory" in err
@@ -232,28 +233,28 @@ def test_unreadable_file(project: Path) -> None:
     path = project / "pkg" / "secret.py"
     path.write_text(BUGGY)
     path.chmod(0)
-    result = CliRunner().invoke(main, ["pkg"])
+    result = cli_runner().invoke(main, ["pkg"])
     assert result.exit_code == 2
     assert "pkg/secret.py: cannot read" in result.stderr
 
 
 def test_config_unknown_key_is_an_error_naming_file_and_key(project: Path) -> None:
     (project / "pyproject.toml").write_text("[tool.asyncfix]\nselct = ['AF2']\n")
-    result = CliRunner().invoke(main, ["pkg"])
+    result = cli_runner().invoke(main, ["pkg"])
     assert result.exit_code == 2
     assert "pyproject.toml [tool.asyncfix]: unknown key 'selct'" in result.stderr
 
 
 def test_config_unknown_code_is_an_error(project: Path) -> None:
     (project / "pyproject.toml").write_text("[tool.asyncfix]\nignore = ['AF777']\n")
-    result = CliRunner().invoke(main, ["pkg"])
+    result = cli_runner().invoke(main, ["pkg"])
     assert result.exit_code == 2
     assert "unknown rule code or prefix 'AF777'" in result.stderr
 
 
 def test_config_invalid_toml(project: Path) -> None:
     (project / "pyproject.toml").write_text("[tool.asyncfix\n")
-    result = CliRunner().invoke(main, ["pkg"])
+    result = cli_runner().invoke(main, ["pkg"])
     assert result.exit_code == 2
     assert "invalid TOML" in result.stderr
 
@@ -350,7 +351,7 @@ def test_file_changed_on_disk_is_not_written(
         return result
 
     monkeypatch.setattr(process_module, "process_file", edit_after_read)
-    result = CliRunner().invoke(main, ["--write", "pkg"])
+    result = cli_runner().invoke(main, ["--write", "pkg"])
     assert result.exit_code == 1  # a warning; the finding is still there
     assert "warning: pkg/buggy.py: file changed on disk since it was read" in result.stderr
     assert path.read_text() == BUGGY + "# edited meanwhile\n"
@@ -384,7 +385,7 @@ def test_unwritable_directory_is_reported_not_crashed(
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
-    result = CliRunner().invoke(main, ["--write", "pkg"])
+    result = cli_runner().invoke(main, ["--write", "pkg"])
     assert result.exit_code == 2
     assert "cannot write in" in result.stderr
     assert (project / "pkg" / "buggy.py").read_text() == BUGGY
@@ -455,7 +456,7 @@ def test_a_file_this_python_cannot_parse_says_which_rules_did_not_check_it(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     Path("newer.py").write_text(NEWER_SYNTAX, encoding="utf-8")
-    result = CliRunner().invoke(
+    result = cli_runner().invoke(
         main, ["check", "newer.py", "--no-cache", "--output-format", "json"]
     )
     data = json.loads(result.stdout)
@@ -469,12 +470,12 @@ def test_a_file_this_python_cannot_parse_says_which_rules_did_not_check_it(
     partial = files["newer.py"]["partial"]
     assert "cannot parse this file" in partial and "AF401" in partial
     assert result.exit_code == 0  # nothing found by the rules that could run; not an error
-    text = CliRunner().invoke(main, ["check", "newer.py", "--no-cache"])
+    text = cli_runner().invoke(main, ["check", "newer.py", "--no-cache"])
     assert f"warning: newer.py: {partial}" in text.stderr
     assert "1 only in part: see the warning" in text.stdout
     # a cached result keeps the warning
-    CliRunner().invoke(main, ["check", "newer.py"])
-    again = CliRunner().invoke(main, ["check", "newer.py"])
+    cli_runner().invoke(main, ["check", "newer.py"])
+    again = cli_runner().invoke(main, ["check", "newer.py"])
     assert "1 from cache" in again.stderr
     assert f"warning: newer.py: {partial}" in again.stderr
 
@@ -543,7 +544,7 @@ def test_a_run_from_the_cache_never_loads_the_rules(project: Path) -> None:
         "result = CliRunner().invoke(main, ['check', '--jobs', '1', '.'])\n"
         "loaded = [m for m in ('asyncfix.analysis.model', 'asyncfix.codemods.base', 'libcst')\n"
         "          if m in sys.modules]\n"
-        "print(result.exit_code, result.stdout.count('AF201'), loaded)\n"
+        "print(result.exit_code, result.stdout.count(':5:5: AF201'), loaded)\n"
     )
     runs = [
         subprocess.run(

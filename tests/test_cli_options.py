@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from asyncfix.cli import main
 from asyncfix.codemods import RULES
+from tests.helpers import cli_runner
 
 SLEEPY = """\
 import time
@@ -45,7 +46,7 @@ class Api:
 
 
 def invoke(*args: str, stdin: bytes | None = None) -> Result:
-    return CliRunner().invoke(main, list(args), input=stdin, catch_exceptions=False)
+    return cli_runner().invoke(main, list(args), input=stdin, catch_exceptions=False)
 
 
 def codes(result: Result) -> list[str]:

@@ -10,10 +10,11 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from asyncfix.cli import main
 from asyncfix.codemods import RULES
+from tests.helpers import cli_runner
 
 SCHEMA = (
     Path(__file__).parent
@@ -56,7 +57,7 @@ class Api:
 
 
 def invoke(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return cli_runner().invoke(main, list(args), catch_exceptions=False)
 
 
 @pytest.fixture()

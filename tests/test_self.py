@@ -8,16 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from asyncfix.cli import main
+from tests.helpers import cli_runner
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_asyncfix_finds_nothing_in_its_own_source(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    result = CliRunner().invoke(main, ["asyncfix", "scripts", "tests"])
+    result = cli_runner().invoke(main, ["asyncfix", "scripts", "tests"])
     assert result.exit_code == 0, result.output
 
 
@@ -27,7 +27,7 @@ def test_example_has_every_rule_and_a_clean_lookalike_module(
     from asyncfix.codemods import RULES
 
     monkeypatch.chdir(ROOT)
-    result = CliRunner().invoke(main, ["--output-format", "json", "examples"])
+    result = cli_runner().invoke(main, ["--output-format", "json", "examples"])
     assert result.exit_code == 1
     import json
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from asyncfix.cli import main
 from asyncfix.codemods import CODES
 from asyncfix.suppressions import parse
+from tests.helpers import cli_runner
 
 KNOWN = frozenset(CODES)
 LINE = "    time.sleep(1)"
@@ -21,7 +22,7 @@ def source(comment: str) -> str:
 
 
 def invoke(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return cli_runner().invoke(main, list(args), catch_exceptions=False)
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from asyncfix.cli import main
 from asyncfix.config import target_from_requires
 from asyncfix.files import is_test_path
+from tests.helpers import cli_runner
 
 BLOCKING = """\
 import time
@@ -23,7 +24,7 @@ async def poll():
 
 
 def invoke(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return cli_runner().invoke(main, list(args), catch_exceptions=False)
 
 
 @pytest.fixture()
@@ -77,7 +78,7 @@ def test_a_project_under_a_tests_folder_is_not_all_test_code(tmp_path: Path) -> 
     root.mkdir(parents=True)
     (root / "pyproject.toml").write_text('[project]\nname = "demo"\n')
     (root / "poll.py").write_text(BLOCKING)
-    result = CliRunner().invoke(main, ["--write", str(root)], catch_exceptions=False)
+    result = cli_runner().invoke(main, ["--write", str(root)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "await asyncio.sleep(1)" in (root / "poll.py").read_text()
 
@@ -179,7 +180,7 @@ def test_diff_applies_with_git_apply_in_the_files_own_bytes(
     (project / "pkg").mkdir()
     target = project / "pkg" / "poll.py"
     target.write_bytes(raw)
-    diff = CliRunner().invoke(main, ["--diff", "pkg"], catch_exceptions=False)
+    diff = cli_runner().invoke(main, ["--diff", "pkg"], catch_exceptions=False)
     assert diff.exit_code == 1, diff.output
     patch = diff.stdout_bytes
     assert patch.startswith(b"--- a/pkg/poll.py\n+++ b/pkg/poll.py\n")

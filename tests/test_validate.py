@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from asyncfix.cli import main
 from asyncfix.model import TestRun
 from asyncfix.validate import new_failures, run_command
+from tests.helpers import cli_runner
 
 #: two fixes in one file: the second undoes what the project's test checks (the call holds
 #: the loop on purpose), the first harms nothing
@@ -66,7 +67,7 @@ def test_pause_and_nap_return():
 
 
 def invoke(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return cli_runner().invoke(main, list(args), catch_exceptions=False)
 
 
 def _command(folder: str) -> str:
@@ -214,7 +215,7 @@ def test_an_interrupted_validation_puts_the_files_back(
 
     monkeypatch.setattr(validate, "run_command", interrupted)
     before = {p: p.read_bytes() for p in (project / "app").glob("*.py")}
-    result = CliRunner().invoke(main, ["--write", "--validate", _command("checks"), "app"])
+    result = cli_runner().invoke(main, ["--write", "--validate", _command("checks"), "app"])
     assert result.exit_code != 0 and "Aborted" in result.output  # click's ^C
     assert len(calls) == 2
     assert {p: p.read_bytes() for p in (project / "app").glob("*.py")} == before
