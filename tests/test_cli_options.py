@@ -341,3 +341,29 @@ def test_ascii_output_is_ascii(project: Path) -> None:
     # a diff stays the file's own bytes
     diff = invoke("--ascii", "--diff", "pkg/caf\u00e9.py")
     assert "# caf\u00e9 \u2014 \u2192" in diff.stdout
+
+
+def test_the_closing_line_counts_the_errors_shown(project: Path) -> None:
+    (project / "pkg" / "broken.py").write_text("def f(:\n")
+    result = invoke("pkg", "missing.py")
+    assert result.exit_code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: missing.py: no such file or directory",
+        "error: pkg/broken.py: syntax error at line 1, column 7: invalid syntax; file skipped",
+    ]
+    assert result.stdout.splitlines()[-1].endswith("2 errors (see above); exit status 2.")
+
+
+def test_json_says_which_files_named_were_skipped_and_which_comments_are_malformed(
+    project: Path,
+) -> None:
+    (project / "notes.txt").write_text("hello\n")
+    (project / "pkg" / "mixed.py").write_text(MIXED.replace("(1)\n", "(1)  # noqa: af201\n", 1))
+    data = json.loads(invoke("--output-format", "json", "notes.txt", "pkg").stdout)
+    assert data["warnings"] == [
+        "notes.txt: not a Python file (.py, .pyi, a python script); skipped"
+    ]
+    (file,) = data["files"]
+    (warning,) = file["warnings"]
+    assert warning.startswith("pkg/mixed.py:6:24: `# noqa: af201`")

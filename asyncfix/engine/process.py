@@ -4,6 +4,7 @@ and the worker's state (the run's project index, the collector tuned for parsing
 from __future__ import annotations
 
 import ast
+import contextlib
 import gc
 import hashlib
 import sys
@@ -144,11 +145,16 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
 
 
 def _previews(text: str, analysis: Analysis, result: FileResult) -> None:
-    from asyncfix.engine.apply import _preview, apply_fixes, edits_between  # LibCST: to fix
+    """Each finding's own fix as changed lines (for the report) and as edits of the text
+    (SARIF): the unsafe ones a run does not apply too (a suggestion shows what it would do).
+    A fix that cannot be applied alone gets neither. The fixes are built on the LibCST tree
+    once for the file (finding each one's nodes means writing the module out), then applied
+    one at a time."""
+    from asyncfix.engine.apply import _preview, apply_fixes, build_pending, edits_between
 
-    """Each finding's own fix as changed lines, for the report: the unsafe ones a run does
-    not apply too (a suggestion shows what it would do). A fix that cannot be applied alone
-    gets no preview."""
+    with_fix = [hit for hit in analysis.hits if hit.fix is not None]
+    with contextlib.suppress(Exception):  # a fix that cannot be built: each alone below
+        build_pending(analysis, with_fix)
     for hit, finding in zip(analysis.hits, result.findings, strict=True):
         if hit.fix is None:
             continue
@@ -156,8 +162,9 @@ def _previews(text: str, analysis: Analysis, result: FileResult) -> None:
             module, _ = apply_fixes(analysis, [hit])
         except Exception:  # shown without its lines; the fixpoint reports what failed
             continue
-        finding.fix_preview = _preview(text, module.code, finding.span)
-        finding.fix_edits = edits_between(text, module.code)
+        code = module.code
+        finding.fix_preview = _preview(text, code, finding.span)
+        finding.fix_edits = edits_between(text, code)
 
 
 def _syntax_error(text: str, exc: cst.ParserSyntaxError) -> str:

@@ -120,6 +120,7 @@ def render(run: RunResult) -> str:
         "unsafe_fixes": run.unsafe_fixes,
         "files": [_file(r, run) for r in sorted(files, key=lambda r: r.display)],
         "errors": run.errors,
+        "warnings": run.warnings,
         "validation": _validation(run.validation),
         "summary": {
             "files_checked": len(run.files),
