@@ -183,6 +183,13 @@ def _text_edits(edits: list[Edit], lines: list[str], codec: PositionCodec) -> li
     return out
 
 
+def _cancel_pending(ls: AsyncfixServer, uri: str) -> None:
+    """Forget the check a change scheduled for the document."""
+    waiting = ls.pending.pop(uri, None)
+    if waiting is not None:
+        waiting.cancel()
+
+
 @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: AsyncfixServer, params: lsp.DidOpenTextDocumentParams) -> None:
     check(ls, params.text_document.uri)
@@ -197,9 +204,7 @@ def did_save(ls: AsyncfixServer, params: lsp.DidSaveTextDocumentParams) -> None:
 def did_change(ls: AsyncfixServer, params: lsp.DidChangeTextDocumentParams) -> None:
     """Check again once typing pauses (a check per keystroke would fall behind)."""
     uri = params.text_document.uri
-    waiting = ls.pending.pop(uri, None)
-    if waiting is not None:
-        waiting.cancel()
+    _cancel_pending(ls, uri)
     loop = asyncio.get_running_loop()
     ls.pending[uri] = loop.call_later(DEBOUNCE, check, ls, uri)
 
@@ -207,9 +212,7 @@ def did_change(ls: AsyncfixServer, params: lsp.DidChangeTextDocumentParams) -> N
 @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: AsyncfixServer, params: lsp.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
-    waiting = ls.pending.pop(uri, None)
-    if waiting is not None:
-        waiting.cancel()
+    _cancel_pending(ls, uri)
     ls.checked.pop(uri, None)
     ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 

@@ -24,6 +24,7 @@ from asyncfix.engine.detect import (
     to_finding,
 )
 from asyncfix.files import (
+    Source,
     SourceError,
     decode,
 )
@@ -85,13 +86,19 @@ def process_file(task: Task) -> FileResult:
         module = index.module_of(task.path)
         if module is not None and not NEEDS_INDEX.isdisjoint(task.codes):
             result.depends = index.dependencies(module, consulted)
+    keep_encodable(source, result)
+    return result
+
+
+def keep_encodable(source: Source, result: FileResult) -> None:
+    """A fixed text that the file's own encoding cannot hold is not a fix (an internal
+    error: the file is left as it was)."""
     if result.fixed is not None:
         try:
             source.encode(result.fixed)
         except UnicodeEncodeError as exc:
             result.internal_error = f"fixed text cannot be encoded as {source.encoding}: {exc}"
             result.fixed = None
-    return result
 
 
 def process_text(text: str, task: Task, result: FileResult) -> None:

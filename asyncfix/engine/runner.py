@@ -79,10 +79,7 @@ def run(
     a check or diff of the same files as the last one, none of them changed, takes its
     results as they are (``engine/snapshot.py``); ``progress(done, total)`` is called as
     files finish."""
-    if select is not None or ignore or extend_select:
-        config.cli_selection = Selection(
-            None if select is None else tuple(select), tuple(ignore or ()), tuple(extend_select)
-        )
+    _select(config, select, ignore, extend_select)
     unsafe = config.unsafe_fixes if unsafe_fixes is None else unsafe_fixes
     files, errors, skipped = plan(paths, config, force_exclude)
     cwd = cwd or Path.cwd()  # paths are shown, and --validate runs, relative to it
@@ -379,6 +376,19 @@ def needs_index(codes: frozenset[str]) -> bool:
     return not NEEDS_INDEX.isdisjoint(codes)
 
 
+def _select(
+    config: Config,
+    select: Sequence[str] | None,
+    ignore: Sequence[str] | None,
+    extend_select: Sequence[str],
+) -> None:
+    """The command line's layer of rule selection, over the configuration's."""
+    if select is not None or ignore or extend_select:
+        config.cli_selection = Selection(
+            None if select is None else tuple(select), tuple(ignore or ()), tuple(extend_select)
+        )
+
+
 def run_stdin(
     raw: bytes,
     filename: Path | None,
@@ -396,12 +406,9 @@ def run_stdin(
     mode: nothing is written, the caller prints the fixed text) as if it were ``filename``
     (``--stdin-filename``: its per-file ignores, whether it is test code, its project, whose
     other modules are read from disk). Never cached."""
-    from asyncfix.engine.process import _set_index, process_text
+    from asyncfix.engine.process import _set_index, keep_encodable, process_text
 
-    if select is not None or ignore or extend_select:
-        config.cli_selection = Selection(
-            None if select is None else tuple(select), tuple(ignore or ()), tuple(extend_select)
-        )
+    _select(config, select, ignore, extend_select)
     unsafe = config.unsafe_fixes if unsafe_fixes is None else unsafe_fixes
     cwd = cwd or Path.cwd()
     path = (cwd / filename) if filename is not None else None
@@ -435,10 +442,5 @@ def run_stdin(
         process_text(source.text, task, result)
     finally:
         _set_index(None)
-    if result.fixed is not None:
-        try:
-            source.encode(result.fixed)
-        except UnicodeEncodeError as exc:
-            result.internal_error = f"fixed text cannot be encoded as {source.encoding}: {exc}"
-            result.fixed = None
+    keep_encodable(source, result)
     return RunResult(files=[result], mode=mode, unsafe_fixes=unsafe)
