@@ -7,11 +7,13 @@ asyncfix once for every asyncfix rule fixit enabled on it (they all visited the 
 first), with the file's asyncfix configuration (found from its path), fixes it to asyncfix's
 verified fixpoint, and each rule reports its own findings at their positions.
 
-fixit applies a fix by replacing the node a violation names. asyncfix's fixes are not one
-node each (a fix adds an import at the top, or a lock in ``__init__``), so the fixed module
-replaces the whole module, once: the first finding in the file that asyncfix fixed carries
-it (its message says how many findings the fix covers), the others in the same file carry
-none. ``fixit fix`` applies it all at once; ``fixit lint`` shows it as that finding's diff.
+fixit applies a fix by replacing the node a violation names. When each fix asyncfix made in
+a file rewrites one statement (``await`` added, a call changed), each finding carries its
+own: that statement's replacement, checked to give together exactly asyncfix's verified
+fix. Otherwise (a fix also adds an import at the top, or a lock in ``__init__``) the fixed
+module replaces the whole module, once: the first finding in the file that asyncfix fixed
+carries it (its message says how many findings the fix covers), the others carry none.
+Either way ``fixit fix`` writes what ``asyncfix --write`` would.
 Findings asyncfix reports without a fix (or whose fix is unsafe, in the safe pack) are
 reported without one. Suppressions: fixit's own ``# lint-ignore: MissingAwait`` and
 asyncfix's ``# asyncfix: ignore[AF101]`` / ``# noqa: AF101`` both work.
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import libcst as cst
 from fixit import LintRule
@@ -60,6 +62,9 @@ class _Module:
     #: the statement each finding is on (what fixit's ``# lint-ignore`` comments attach
     #: to), by the finding's id; findings fixit's comments silence are not in it
     statements: dict[int, cst.CSTNode] = field(default_factory=dict)
+    #: each fixed finding's own replacement (the statement its fix rewrites, and what it
+    #: becomes), when every fixed finding has one and together they give asyncfix's fix
+    own: dict[int, tuple[cst.CSTNode, Any]] = field(default_factory=dict)
 
 
 #: the modules being linted, by id (LibCST nodes hash by identity and take no weak
@@ -119,8 +124,13 @@ class AsyncfixLintRule(LintRule):
                 finding.fixed = False
             return
         fixed = [f for f in result.findings if f.fixed and id(f) in shared.statements]
-        if fixed:
-            shared.carrier, shared.fixed_count = fixed[0], len(fixed)
+        if not fixed:
+            return
+        own = _own_replacements(module, fixed, lines)
+        if own is not None and _replaced(module, own.values()) == result.fixed:
+            shared.own = own
+            return
+        shared.carrier, shared.fixed_count = fixed[0], len(fixed)
 
     def _statement_lines(self, module: cst.Module) -> list[tuple[int, int, cst.CSTNode]]:
         """Every statement of the module with its first and last line."""
@@ -149,9 +159,76 @@ class AsyncfixLintRule(LintRule):
             fixed = cst.parse_module(shared.result.fixed)
             self.report(module, message, position=position, replacement=fixed)
             return
+        if id(finding) in shared.own:
+            statement, replacement = shared.own[id(finding)]
+            self.report(statement, message, position=position, replacement=replacement)
+            return
         if not finding.fixed and finding.fix_safety is Safety.UNSAFE and not self.UNSAFE:
             message += " (an unsafe fix: asyncfix.fixit_unsafe, or asyncfix --unsafe-fixes)"
         self.report(shared.statements[id(finding)], message, position=position)
+
+
+def _own_replacements(
+    module: cst.Module, fixed: list[Finding], lines: list[tuple[int, int, cst.CSTNode]]
+) -> dict[int, tuple[cst.CSTNode, Any]] | None:
+    """Each fixed finding's fix as the replacement of the one statement it rewrites: its
+    edits are one run of whole lines that is exactly a statement (not a decorated one),
+    and no two fixes touch the same or nested statements. None when one of them is not so
+    (a fix that also adds an import, or puts a lock in ``__init__``)."""
+    own: dict[int, tuple[cst.CSTNode, Any]] = {}
+    taken: list[tuple[int, int]] = []
+    source = module.code.splitlines(keepends=True)
+    for finding in fixed:
+        if len(finding.fix_edits) != 1:
+            return None
+        edit = finding.fix_edits[0]
+        first, last = edit.line, edit.end_line - 1
+        if last < first or any(not (last < a or b < first) for a, b in taken):
+            return None
+        exact = [node for start, end, node in lines if (start, end) == (first, last)]
+        if not exact or getattr(exact[0], "decorators", None):
+            return None
+        statement = exact[0]  # the outermost: statements are listed from the module down
+        replacement = _statements(edit.text, source[first - 1], statement)
+        if replacement is None:
+            return None
+        own[id(finding)] = (statement, replacement)
+        taken.append((first, last))
+    return own
+
+
+def _statements(text: str, first_line: str, statement: cst.CSTNode) -> Any:
+    """``text`` (whole lines, indented as the statement's first line) as the statements
+    that replace ``statement``, keeping the comments above it; None when it is not that."""
+    indent = first_line[: len(first_line) - len(first_line.lstrip(" \t"))]
+    dedented = []
+    for line in text.splitlines(keepends=True):
+        if line.strip() and not line.startswith(indent):
+            return None
+        dedented.append(line[len(indent) :] if line.strip() else line.lstrip(" \t"))
+    try:
+        body = list(cst.parse_module("".join(dedented)).body)
+    except cst.ParserSyntaxError:
+        return None
+    if not body:
+        return None
+    leading = getattr(statement, "leading_lines", ())
+    body[0] = body[0].with_changes(leading_lines=[*leading, *body[0].leading_lines])
+    return body[0] if len(body) == 1 else cst.FlattenSentinel(body)
+
+
+def _replaced(module: cst.Module, replacements: Any) -> str:
+    """The module with the replacements made as fixit makes them."""
+    by_node = dict(replacements)
+
+    class _Replace(cst.CSTTransformer):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            return node not in by_node
+
+        def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> Any:
+            return by_node.get(original, updated)
+
+    return module.visit(_Replace()).code
 
 
 def _process(text: str, task: Task) -> FileResult:
@@ -201,6 +278,7 @@ def _task(path: Path | None, codes: frozenset[str], unsafe: bool) -> Task:
         codes=codes,
         unsafe=unsafe,
         fix=True,
+        preview=True,  # each fix alone: a finding whose fix rewrites one statement carries it
         target=config.target if config is not None else (3, 10),
         offload=tuple(config.offload_functions) if config is not None else (),
         test_code=test_code,

@@ -402,7 +402,7 @@ def check(
             ignore=ignored,
             extend_select=extended,
             unsafe_fixes=unsafe_fixes,
-            fix_for_report=output_format == "report",
+            fix_for_report=output_format == "report" and not statistics,
             previews=previews,
             force_exclude=force_exclude,
             jobs=jobs,

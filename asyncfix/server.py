@@ -110,7 +110,7 @@ def _run(text: str, path: Path | None, mode: str) -> FileResult:
         except ValueError:
             filename = path.absolute()
     raw = _as_bytes(text)
-    run = run_stdin(raw, filename, config, mode, previews=mode == "check", cwd=config.root, jobs=1)
+    run = run_stdin(raw, filename, config, mode, previews=mode == "check", cwd=config.root)
     return run.files[0]
 
 

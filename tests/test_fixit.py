@@ -158,3 +158,47 @@ def test_fixit_command_line(tmp_path: Path, pack: str) -> None:
     again = _fixit(tmp_path, "lint", "app.py")
     left = [line for line in again.stdout.splitlines() if line.startswith("app.py@")]
     assert len(left) == (0 if pack.endswith("unsafe") else 1)
+
+
+OWN_FIXES = """\
+import asyncio
+
+
+class Api:
+    async def _get(self):
+        return 1
+
+    async def go(self):
+        # the comment above stays
+        self._get()
+        self._get()  # and this one
+        loop = asyncio.get_event_loop()
+        return loop
+"""
+
+
+def test_each_finding_carries_its_own_fix_when_it_rewrites_one_statement(
+    tmp_path: Path,
+) -> None:
+    """Fixes that each rewrite one statement are offered one by one (fixit's interactive
+    `fix` asks about each), and together they write what `asyncfix --write` writes."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.fixit]\nroot = true\nenable = ["asyncfix.fixit"]\ndisable = ["fixit.rules"]\n'
+    )
+    (tmp_path / "app.py").write_text(OWN_FIXES)
+    (tmp_path / "twin.py").write_text(OWN_FIXES)
+    lint = _fixit(tmp_path, "lint", "app.py")
+    reported = [line for line in lint.stdout.splitlines() if line.startswith("app.py@")]
+    assert len(reported) == 3
+    assert all(line.endswith("(has autofix)") for line in reported)
+    assert "other asyncfix finding" not in lint.stdout
+    _fixit(tmp_path, "fix", "--automatic", "app.py")
+    subprocess.run(
+        [sys.executable, "-m", "asyncfix", "--write", "--no-cache", "twin.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+    )
+    fixed = (tmp_path / "app.py").read_text()
+    assert fixed == (tmp_path / "twin.py").read_text() != OWN_FIXES
+    assert "# the comment above stays\n        await self._get()\n" in fixed
