@@ -92,10 +92,17 @@ class Suppressions:
 
 
 def _comments(text: str) -> Iterator[tuple[int, int, str, bool]]:
-    """Each comment: line, column (1-based), text, and whether it is alone on its line."""
+    """Each comment: line, column (1-based), text, and whether it is alone on its line.
+    When this Python cannot tokenize the file (syntax newer than it), each candidate to
+    the end of its line is taken for a comment, as before there was a tokenizer here."""
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, SyntaxError):
+        for number, line in enumerate(text.splitlines(), 1):
+            match = CANDIDATE.search(line)
+            if match is not None:
+                start = match.start()
+                yield number, start + 1, line[start:], not line[:start].strip()
         return
     for token in tokens:
         if token.type == tokenize.COMMENT:

@@ -121,3 +121,9 @@ def test_skip_file_and_unused_suppressions(tmp_path: Path, monkeypatch: pytest.M
     path.write_text(source("# noqa: AF201"))
     result = invoke("--warn-unused-suppressions", "poll.py")
     assert result.exit_code == 0 and "warning" not in result.stderr
+
+
+def test_a_file_this_python_cannot_tokenize_still_has_its_suppressions() -> None:
+    text = 'x = 1  # noqa: AF201\nprint(1)  # asyncfix: ignore\ny = """\n'
+    found = parse(text, KNOWN)
+    assert found.suppressing("AF201", (), (1,)) and found.suppressing("AF101", (), (2,))
