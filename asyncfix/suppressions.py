@@ -98,11 +98,11 @@ def _comments(text: str) -> Iterator[tuple[int, int, str, bool]]:
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, SyntaxError):
-        for number, line in enumerate(text.splitlines(), 1):
-            match = CANDIDATE.search(line)
+        for number, source in enumerate(text.splitlines(), 1):
+            match = CANDIDATE.search(source)
             if match is not None:
                 start = match.start()
-                yield number, start + 1, line[start:], not line[:start].strip()
+                yield number, start + 1, source[start:], not source[:start].strip()
         return
     for token in tokens:
         if token.type == tokenize.COMMENT:
