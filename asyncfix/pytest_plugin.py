@@ -1,0 +1,372 @@
+"""Runtime evidence: a pytest plugin that watches asyncio while the project's tests run.
+
+Opt in with ``pytest -p asyncfix.pytest_plugin``. For the session it turns on asyncio's
+debug mode for every event loop (``PYTHONASYNCIODEBUG``), tracks where each coroutine was
+created (``sys.set_coroutine_origin_tracking_depth``), shows every ``ResourceWarning``, and
+records, with the test that was running:
+
+- ``never-awaited``: a coroutine garbage-collected without being awaited, and the line that
+  created it (the last frame of the project's own code in its origin);
+- ``task-destroyed-pending``: a task destroyed while still pending, and where it was created;
+- ``exception-never-retrieved``: a task or future whose exception nobody retrieved;
+- ``unclosed-resource``: a ``ResourceWarning`` (a socket, a transport, an event loop) or a
+  library's own "Unclosed ..." report (aiohttp's client sessions and connectors);
+- ``slow-callback``: a step of a task (or a callback) that held the event loop longer than
+  ``--asyncfix-slow-callback`` seconds (default 0.1), with its duration, the coroutine and
+  the line it was suspended at next (the blocking code runs between its previous ``await``
+  and that line).
+
+Each test ends with a garbage collection, so what it dropped is seen while it is the test
+running. The records go to one JSON file (``--asyncfix-evidence``, default
+``.asyncfix_cache/evidence.json`` under pytest's root directory; ``docs/evidence.md``), and
+the session ends with a summary line per kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import logging
+import os
+import re
+import sys
+import warnings
+from collections.abc import Generator, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EVIDENCE_FORMAT = 1
+ORIGIN_DEPTH = 16
+_FRAME = re.compile(r'File "(?P<path>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)')
+_RUNNING_AT = re.compile(r"coro=<(?P<name>[^ (]+)\(\) running at (?P<path>[^>]+?):(?P<line>\d+)>")
+
+
+@dataclass
+class Site:
+    path: str
+    line: int
+    function: str = ""
+
+
+@dataclass
+class Record:
+    kind: str
+    #: the test running (a pytest node id), "" between tests
+    test: str
+    message: str
+    #: where the thing was created (a coroutine, a task, a resource), or the code that held
+    #: the loop (a slow callback); None when Python did not say
+    site: Site | None = None
+    #: the creation stack, innermost last (the project's frames and the rest)
+    stack: list[Site] = field(default_factory=list)
+    #: a slow callback's duration in seconds
+    seconds: float | None = None
+
+
+def _sites(text: str) -> list[Site]:
+    return [Site(m["path"], int(m["line"]), m["function"]) for m in _FRAME.finditer(text or "")]
+
+
+#: where Python and installed packages live: frames there are not the project's
+_ELSEWHERE = tuple(
+    {
+        str(Path(p).resolve())
+        for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.__file__))
+    }
+)
+
+
+def _site_of(stack: list[Site], root: Path) -> Site | None:
+    """The innermost frame of the project's own code (not the standard library, not an
+    installed package, not this plugin), else the innermost frame."""
+    prefixes = _ELSEWHERE
+    for site in reversed(stack):
+        resolved = str(Path(site.path).resolve())
+        inside = resolved.startswith(str(root))
+        installed = "site-packages" in resolved or resolved.startswith(prefixes)
+        if inside and not installed and not resolved.endswith("pytest_plugin.py"):
+            return site
+    return stack[-1] if stack else None
+
+
+def _traceback_sites(traceback: Iterable[Any] | None) -> list[Site]:
+    """``_source_traceback`` (a ``traceback.StackSummary``) as sites."""
+    return [Site(frame.filename, frame.lineno or 0, frame.name) for frame in traceback or ()]
+
+
+class Evidence:
+    """What the session saw; one per pytest session (``config.stash``)."""
+
+    def __init__(self, root: Path, slow: float) -> None:
+        self.root = root.resolve()
+        self.slow = slow
+        self.records: list[Record] = []
+        self.test = ""
+        self.tests = 0
+        #: the objects an unclosed-resource record is about (aiohttp reports an unclosed
+        #: session twice: a ResourceWarning and the loop's exception handler), kept alive
+        #: so that their ids stay theirs
+        self._unclosed: dict[int, object] = {}
+
+    def add(
+        self,
+        kind: str,
+        message: str,
+        stack: list[Site],
+        seconds: float | None = None,
+        site: Site | None = None,
+    ) -> None:
+        where = site if site is not None else _site_of(stack, self.root)
+        self.records.append(Record(kind, self.test, message, where, stack, seconds))
+
+    # -- the sources ---------------------------------------------------------------------
+
+    def warning(self, message: warnings.WarningMessage, test: str = "") -> None:
+        """A warning, seen while ``test`` ran (pytest says which) or now."""
+        text = str(message.message)
+        running, self.test = self.test, test or self.test
+        try:
+            if isinstance(message.message, RuntimeWarning) and "was never awaited" in text:
+                self.add("never-awaited", text.splitlines()[0], _sites(text))
+            elif isinstance(message.message, ResourceWarning) and self._first(
+                getattr(message, "source", None)
+            ):
+                self.add("unclosed-resource", text.splitlines()[0], _allocation(message))
+        finally:
+            self.test = running
+
+    def exception_context(self, context: dict[str, Any]) -> None:
+        """What an event loop's exception handler is told."""
+        message = str(context.get("message", ""))
+        task = context.get("task") or context.get("future")
+        stack = _traceback_sites(
+            getattr(task, "_source_traceback", None) or context.get("source_traceback")
+        )
+        if "destroyed but it is pending" in message:
+            self.add("task-destroyed-pending", f"{message} {_coro_name(task)}".strip(), stack)
+        elif "exception was never retrieved" in message:
+            exception = context.get("exception")
+            detail = f"{type(exception).__name__}: {exception}" if exception else ""
+            self.add("exception-never-retrieved", f"{message} {detail}".strip(), stack)
+        elif message.lower().startswith("unclosed"):
+            about = next(
+                (v for k, v in context.items() if k not in ("message", "source_traceback")),
+                None,
+            )
+            if self._first(about):
+                self.add("unclosed-resource", message, stack)
+
+    def forget_objects(self) -> None:
+        """The objects of the tests before may go."""
+        self._unclosed.clear()
+
+    def _first(self, about: object) -> bool:
+        """Whether this is the first report of ``about`` (None: cannot tell, so yes)."""
+        if about is None:
+            return True
+        if id(about) in self._unclosed:
+            return False
+        self._unclosed[id(about)] = about
+        return True
+
+    def slow_callback(self, record: logging.LogRecord) -> None:
+        """``Executing <handle> took N seconds`` from a loop in debug mode: the handle the
+        loop is running is still its current one while it logs."""
+        args = record.args if isinstance(record.args, tuple) else ()
+        seconds = float(args[1]) if len(args) > 1 and isinstance(args[1], int | float) else None
+        described = str(args[0]) if args else record.getMessage()
+        loop = asyncio.events._get_running_loop()
+        handle = getattr(loop, "_current_handle", None)
+        task = getattr(getattr(handle, "_callback", None), "__self__", None)
+        stack = _traceback_sites(getattr(task, "_source_traceback", None))
+        site = _suspended_at(task)
+        running = _RUNNING_AT.search(described)
+        if site is None and running is not None:
+            site = Site(running["path"], int(running["line"]), running["name"])
+        name = _coro_name(task) or described
+        message = f"{name} held the event loop for {seconds:.3f} s" if seconds else described
+        self.add("slow-callback", message, stack, seconds, site)
+
+    # -- the file ------------------------------------------------------------------------
+
+    def data(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for record in self.records:
+            counts[record.kind] = counts.get(record.kind, 0) + 1
+        return {
+            "format": EVIDENCE_FORMAT,
+            "root": str(self.root),
+            "slow_callback_seconds": self.slow,
+            "tests": self.tests,
+            "counts": dict(sorted(counts.items())),
+            "records": [asdict(record) for record in self.records],
+        }
+
+
+def _allocation(message: warnings.WarningMessage) -> list[Site]:
+    """Where the object a ResourceWarning is about was made, when it kept its creation
+    stack (asyncio's transports and aiohttp's sessions do, in debug mode:
+    ``_source_traceback``); else where the warning came from (where it was
+    garbage-collected: Python does not say where it was made, and tracemalloc's record of
+    the block points at the caller, not the line that made it)."""
+    made = _traceback_sites(getattr(getattr(message, "source", None), "_source_traceback", None))
+    if made:
+        return made
+    return [Site(message.filename, message.lineno)] if message.filename else []
+
+
+def _suspended_at(task: Any) -> Site | None:
+    """Where the task's coroutine waits now: the ``await`` after the code that held the
+    loop."""
+    get_coro = getattr(task, "get_coro", None)
+    coro = get_coro() if callable(get_coro) else None
+    frame = getattr(coro, "cr_frame", None)
+    if frame is None:
+        return None
+    return Site(frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
+
+
+def _coro_name(task: Any) -> str:
+    get_coro = getattr(task, "get_coro", None)
+    coro = get_coro() if callable(get_coro) else None
+    return f"{getattr(coro, '__qualname__', '')}()" if coro is not None else ""
+
+
+class _AsyncioLog(logging.Handler):
+    def __init__(self, evidence: Evidence) -> None:
+        super().__init__(logging.WARNING)
+        self.evidence = evidence
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if str(record.msg).startswith("Executing %s took"):
+            self.evidence.slow_callback(record)
+
+
+_KEY = pytest.StashKey[Evidence]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("asyncfix", "asyncfix runtime evidence")
+    group.addoption(
+        "--asyncfix-evidence",
+        metavar="PATH",
+        help="Where the evidence JSON goes (default: .asyncfix_cache/evidence.json under "
+        "the root directory).",
+    )
+    group.addoption(
+        "--asyncfix-slow-callback",
+        type=float,
+        default=0.1,
+        metavar="SECONDS",
+        help="Record a task step or callback that holds the event loop this long (default 0.1).",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    evidence = Evidence(Path(str(config.rootpath)), config.getoption("asyncfix_slow_callback"))
+    config.stash[_KEY] = evidence
+    os.environ["PYTHONASYNCIODEBUG"] = "1"  # every loop made from now on runs in debug mode
+    sys.set_coroutine_origin_tracking_depth(ORIGIN_DEPTH)
+    config.addinivalue_line("filterwarnings", "always::ResourceWarning")
+    config.addinivalue_line("filterwarnings", "always:coroutine .* was never awaited")
+    _patch_loops(evidence)
+    handler = _AsyncioLog(evidence)
+    logging.getLogger("asyncio").addHandler(handler)
+    config.add_cleanup(lambda: logging.getLogger("asyncio").removeHandler(handler))
+
+
+_ORIGINAL_INIT = asyncio.base_events.BaseEventLoop.__init__
+
+
+def _patch_loops(evidence: Evidence) -> None:
+    """Every event loop made in the session: the slow-callback threshold, and an exception
+    handler that records what it is told and then does what the loop would have done."""
+
+    def init(self: asyncio.base_events.BaseEventLoop, *args: Any, **kwargs: Any) -> None:
+        _ORIGINAL_INIT(self, *args, **kwargs)
+        self.slow_callback_duration = evidence.slow
+
+        def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            evidence.exception_context(context)
+            loop.default_exception_handler(context)
+
+        self.set_exception_handler(handler)
+
+    asyncio.base_events.BaseEventLoop.__init__ = init  # type: ignore[method-assign,assignment]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    asyncio.base_events.BaseEventLoop.__init__ = _ORIGINAL_INIT  # type: ignore[method-assign]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
+    evidence = item.config.stash[_KEY]
+    evidence.forget_objects()  # the last test's (its warnings were recorded by now)
+    evidence.test = item.nodeid
+    evidence.tests += 1
+    yield
+    evidence.test = ""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    yield
+    # what the test dropped is seen now, while it is the test running (a coroutine never
+    # awaited warns when it is collected)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        gc.collect()
+    evidence = item.config.stash[_KEY]
+    for message in seen:
+        evidence.warning(message)
+
+
+def pytest_warning_recorded(warning_message: warnings.WarningMessage, nodeid: str) -> None:
+    """The warnings pytest captured while a test ran."""
+    evidence = _current
+    if evidence is not None:
+        evidence.warning(warning_message, nodeid)
+
+
+_current: Evidence | None = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _current
+    _current = session.config.stash[_KEY]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    evidence = session.config.stash[_KEY]
+    gc.collect()
+    target = session.config.getoption("asyncfix_evidence")
+    path = Path(target) if target else evidence.root / ".asyncfix_cache" / "evidence.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.parent.name == ".asyncfix_cache" and not (path.parent / ".gitignore").exists():
+        (path.parent / ".gitignore").write_text("# created by asyncfix\n*\n", encoding="utf-8")
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(evidence.data(), indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+    session.config.stash[_PATH] = path
+
+
+_PATH = pytest.StashKey[Path]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    evidence = config.stash[_KEY]
+    counts = evidence.data()["counts"]
+    terminalreporter.section("asyncfix runtime evidence")
+    if not counts:
+        terminalreporter.write_line(f"nothing seen in {evidence.tests} tests")
+    for kind, count in counts.items():
+        tests = len({r.test for r in evidence.records if r.kind == kind})
+        terminalreporter.write_line(f"{kind}: {count} (in {tests} tests)")
+    if _PATH in config.stash:
+        terminalreporter.write_line(f"evidence: {config.stash[_PATH]}")

@@ -1,0 +1,106 @@
+"""The runtime-evidence pytest plugin, run by pytest in a subprocess on the example project
+(examples/runtime): each signal recorded with its test and the line that caused it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "runtime"
+
+
+def line_of(path: Path, text: str) -> int:
+    (number,) = [n for n, line in enumerate(path.read_text().splitlines(), 1) if text in line]
+    return number
+
+
+def run_plugin(tmp_path: Path, *options: str) -> tuple[subprocess.CompletedProcess[str], Any]:
+    project = tmp_path / "runtime"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".asyncfix_cache"))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "asyncfix.pytest_plugin", "-p", "no:cacheprovider",
+         "-q", *options],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    evidence = project / ".asyncfix_cache" / "evidence.json"
+    data = json.loads(evidence.read_text()) if evidence.exists() else None
+    return done, data
+
+
+def by_kind(data: Any) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for record in data["records"]:
+        found.setdefault(record["kind"], []).append(record)
+    return found
+
+
+def test_every_signal_is_recorded_with_its_test_and_line(tmp_path: Path) -> None:
+    done, data = run_plugin(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr  # the tests themselves pass
+    service = tmp_path / "runtime" / "service.py"
+    assert data["format"] == 1 and data["tests"] == 7
+    kinds = by_kind(data)
+    assert sorted(kinds) == [
+        "exception-never-retrieved",
+        "never-awaited",
+        "slow-callback",
+        "task-destroyed-pending",
+        "unclosed-resource",
+    ]
+    expected = {
+        "never-awaited": ("test_dispatch", "handler(device)"),
+        "task-destroyed-pending": ("test_polling", "create_task(_poll_forever())"),
+        "exception-never-retrieved": ("test_failing_job", "create_task(_fail())"),
+        "slow-callback": ("test_read_sensor", "await asyncio.sleep(0)\n    return 21.5"),
+    }
+    for kind, (test, marker) in expected.items():
+        (record,) = kinds[kind]
+        assert record["test"] == f"tests/test_service.py::{test}", kind
+        assert Path(record["site"]["path"]).resolve() == service.resolve(), kind
+        first = marker.split("\n")[0]
+        lines = [n for n, line in enumerate(service.read_text().splitlines(), 1) if first in line]
+        assert record["site"]["line"] in lines, (kind, record["site"])
+    assert "'refresh' was never awaited" in kinds["never-awaited"][0]["message"]
+    assert "_poll_forever()" in kinds["task-destroyed-pending"][0]["message"]
+    assert "ValueError: device offline" in kinds["exception-never-retrieved"][0]["message"]
+    slow = kinds["slow-callback"][0]
+    assert slow["seconds"] >= 0.1 and "read_sensor()" in slow["message"]
+    socket, session = sorted(kinds["unclosed-resource"], key=lambda r: r["test"])
+    assert socket["test"] == "tests/test_service.py::test_probe"
+    assert "unclosed <socket.socket" in socket["message"]
+    # a resource that keeps its creation stack (aiohttp, in debug mode) is placed there
+    assert session["test"] == "tests/test_service.py::test_session_headers"
+    assert "Unclosed client session" in session["message"]
+    assert session["site"]["line"] == line_of(service, "session = aiohttp.ClientSession()")
+    # the summary at the end of the session
+    assert "asyncfix runtime evidence" in done.stdout
+    assert "never-awaited: 1 (in 1 tests)" in done.stdout
+    assert "test_clean" not in json.dumps(data)
+
+
+def test_options_threshold_and_file(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "evidence.json"
+    done, _ = run_plugin(
+        tmp_path, "--asyncfix-slow-callback", "5", "--asyncfix-evidence", str(target)
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    kinds = by_kind(json.loads(target.read_text()))
+    assert "slow-callback" not in kinds  # 0.15 s is under 5 s
+    unclosed = next(r for r in kinds["unclosed-resource"] if r["test"].endswith("probe"))
+    tests = tmp_path / "runtime" / "tests" / "test_service.py"
+    # where the socket was garbage-collected: the end of the test's line that dropped it
+    assert unclosed["site"]["line"] == line_of(tests, "assert service.probe(80)")
+
+
+def test_a_session_with_nothing_to_see(tmp_path: Path) -> None:
+    done, data = run_plugin(tmp_path, "-k", "clean")
+    assert done.returncode == 0
+    assert data["records"] == [] and data["counts"] == {}
+    assert "nothing seen in 1 tests" in done.stdout
