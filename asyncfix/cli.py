@@ -25,7 +25,7 @@ from asyncfix.config import (
 )
 from asyncfix.engine import all_codes, run, run_stdin
 from asyncfix.files import BOM, relative
-from asyncfix.model import FileResult, Finding, RunResult
+from asyncfix.model import FileResult, Finding, Observed, RunResult
 from asyncfix.report import diff as diff_renderer
 from asyncfix.report import json as json_renderer
 from asyncfix.report.ruledoc import rule_doc
@@ -284,6 +284,17 @@ def _per_file_ignores(option: str, values: tuple[str, ...]) -> dict[str, list[st
     ".asyncfix_cache (also ASYNCFIX_CACHE_DIR).",
 )
 @click.option(
+    "--evidence",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="FILE",
+    help="What the tests showed at run time (`pytest -p asyncfix.pytest_plugin`): a "
+    "never-awaited coroutine seen at a line the analysis could not resolve becomes an AF101 "
+    "finding with an unsafe fix, and findings it bears out say so. Alone: the project's "
+    ".asyncfix_cache/evidence.json.",
+)
+@click.option(
     "--validate",
     "validate",
     is_flag=False,
@@ -333,6 +344,7 @@ def check(
     jobs: int | None,
     no_cache: bool,
     cache_dir: Path | None,
+    evidence: str | None,
     validate: str | None,
     validate_timeout: float,
 ) -> None:
@@ -372,6 +384,7 @@ def check(
         )
         click.echo(_settings_text(config, start, unsafe_fixes))
         sys.exit(EXIT_CLEAN)
+    observed = _evidence(evidence, config, start)
     command = _validation_command(validate, config.validate, write_mode)
     if stdin and command is not None:
         raise click.UsageError("--validate cannot judge the source on stdin (nothing is written)")
@@ -410,6 +423,7 @@ def check(
             progress=bar,
             validate=command,
             validate_timeout=validate_timeout,
+            observed=observed,
         )
         if bar is not None:
             bar.close()
@@ -434,6 +448,28 @@ def check(
     if code == EXIT_CLEAN and warn_unused_suppressions and not exit_zero:
         code = EXIT_FINDINGS if any(r.unused_suppressions for r in result.files) else code
     sys.exit(code)
+
+
+def _evidence(
+    given: str | None, config: Config, start: Path
+) -> dict[str, tuple[Observed, ...]] | None:
+    """``--evidence FILE`` (alone: the project's ``.asyncfix_cache/evidence.json``), read;
+    an unreadable or malformed file is an error (exit 2)."""
+    if given is None:
+        return None
+    from asyncfix.engine.project import project_root
+    from asyncfix.evidence import DEFAULT, EvidenceError, load_evidence
+
+    if given:
+        path = Path(given)
+    else:
+        root = project_root([start.absolute()], config) or Path.cwd()
+        path = root / DEFAULT
+    try:
+        return load_evidence(path)
+    except EvidenceError as exc:
+        click.echo(f"error: --evidence: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
 
 
 def _configuration(config_path: Path | None, start: Path, target_version: str | None) -> Config:

@@ -45,6 +45,17 @@ class Edit:
     text: str
 
 
+@dataclass(frozen=True)
+class Observed:
+    """What the runtime-evidence plugin saw at a line of a file (``pytest_plugin``):
+    ``kind`` (``never-awaited``, ``slow-callback``, ...), in which test, what Python said."""
+
+    kind: str
+    line: int
+    test: str
+    message: str
+
+
 @dataclass
 class Finding:
     code: str

@@ -8,7 +8,7 @@ from typing import Any
 from asyncfix.engine import Task, process_text
 from asyncfix.engine import process as process_module
 from asyncfix.index import ProjectIndex, facts_from_source
-from asyncfix.model import FileResult
+from asyncfix.model import FileResult, Observed
 
 
 def run_text(
@@ -21,6 +21,7 @@ def run_text(
     path: str = "fixture.py",
     offload: tuple[str, ...] = (),
     test_code: bool = False,
+    observed: tuple[Observed, ...] = (),
 ) -> FileResult:
     """Analyse (and fix) ``text`` as a one-module project: the index holds just this file."""
     task = Task(
@@ -32,6 +33,7 @@ def run_text(
         target=target,
         offload=offload,
         test_code=test_code,
+        observed=observed,
     )
     result = FileResult(path=path, display=path)
     facts = facts_from_source(text, Path(path))

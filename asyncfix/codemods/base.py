@@ -23,7 +23,7 @@ from asyncfix.lazy import libcst as cst
 
 if TYPE_CHECKING:
     from asyncfix.analysis.model import Walk
-from asyncfix.model import Safety, Severity, Span
+from asyncfix.model import Observed, Safety, Severity, Span
 
 if TYPE_CHECKING:
     Replacement = cst.CSTNode | cst.FlattenSentinel[Any] | cst.RemovalSentinel
@@ -332,6 +332,12 @@ class ModelContext:
     project: Project | None
     test_code: bool
     hits: list[Hit] = field(default_factory=list)
+    #: what the runtime-evidence plugin saw, by line (``--evidence``)
+    observed: dict[int, list[Observed]] = field(default_factory=dict)
+
+    def seen(self, kind: str, lines: range) -> list[Observed]:
+        """What the plugin saw of ``kind`` on ``lines``."""
+        return [o for line in lines for o in self.observed.get(line, ()) if o.kind == kind]
 
 
 def fresh_name(base: str, taken: set[str]) -> str:

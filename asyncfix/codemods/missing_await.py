@@ -116,7 +116,7 @@ class Agent:
             return
         found = self.model.coroutines.callee(node)
         if found is None:
-            if context == "dropped":
+            if context == "dropped" and not self._seen_never_awaited(node):
                 self._callback_parameter(node)
             return
         message = f"`{found.spelled}()` is not awaited: the coroutine is {context}"
@@ -142,6 +142,41 @@ class Agent:
 
         pending = PendingFix(node, cst.Call, build)
         self.report(node, message, (safety, changes, pending), [found.evidence])
+
+    def _seen_never_awaited(self, node: ast.Call) -> bool:
+        """A dropped call whose callee the model cannot tell (dynamic dispatch, untyped
+        code), where the runtime-evidence plugin saw a coroutine made and never awaited:
+        reported with `await` as an unsafe fix (the call made a coroutine when the tests
+        ran; another call may not). Only for a call that is its statement, and the only
+        call in it (the observation names a line, not a call)."""
+        lines = range(node.lineno, (node.end_lineno or node.lineno) + 1)
+        seen = self.context.seen("never-awaited", lines)
+        if not seen:
+            return False
+        statement = self.model.scopes.parents.get(id(node))
+        if not isinstance(statement, ast.Expr) or statement.value is not node:
+            return False
+        if [other for other in ast.walk(statement) if isinstance(other, ast.Call)] != [node]:
+            return False
+        first = seen[0]
+        test = f" in {first.test}" if first.test else ""
+        message = (
+            f"`{self.model.source.segment(node.func)}()` is not awaited: when the tests ran it "
+            f"made a coroutine that was never awaited ({first.message}{test})"
+        )
+        safety = Safety.UNSAFE
+        changes = [f"Inserted `await` before `{self.model.source.segment(node.func)}(...)`"]
+
+        def build(call: cst.CSTNode, locate: Locate) -> Fix:
+            assert isinstance(call, cst.Call)
+            awaited = await_expression(call, call, locate.parent(call))
+            return Fix(safety=safety, changes=changes, replace={call: awaited})
+
+        evidence = [
+            f"seen at run time: {o.message}" + (f" (in {o.test})" if o.test else "") for o in seen
+        ]
+        self.report(node, message, (safety, changes, PendingFix(node, cst.Call, build)), evidence)
+        return True
 
     def _callback_parameter(self, node: ast.Call) -> None:
         """``f()`` dropped, ``f`` a parameter of the enclosing module-level ``async def``,

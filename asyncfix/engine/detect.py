@@ -21,7 +21,7 @@ from asyncfix.index import (
     too_deep,
 )
 from asyncfix.lazy import libcst as cst
-from asyncfix.model import Finding, Safety, Span
+from asyncfix.model import Finding, Observed, Safety, Span
 
 __all__ = ["Analysis", "Task", "TooDeep", "analyse", "fix_id", "to_finding"]
 
@@ -60,9 +60,11 @@ def analyse(
     project: Project | None = None,
     offload: tuple[str, ...] = (),
     test_code: bool = False,
+    observed: Sequence[Observed] = (),
 ) -> Analysis:
     """Parse ``text`` with the stdlib ``ast`` and run every rule in one walk of its semantic
-    model; suppressed findings are dropped.
+    model; suppressed findings are dropped. ``observed``: what the runtime-evidence plugin
+    saw at lines of this text; a finding it bears out says so in its evidence.
 
     A rule runs only on a file whose text holds its needles. The file is parsed with LibCST
     only when a fix is applied (``engine.apply`` builds it there) -- or when Python cannot
@@ -82,7 +84,14 @@ def analyse(
         except RecursionError:
             raise TooDeep from None
         return Analysis(module, [], {}, text, tuple(rule.code for rule in active))
-    found = _model_hits(tree, text, active, target, project, offload, test_code) if active else []
+    by_line: dict[int, list[Observed]] = {}
+    for seen in observed:
+        by_line.setdefault(seen.line, []).append(seen)
+    found = (
+        _model_hits(tree, text, active, target, project, offload, test_code, by_line)
+        if active
+        else []
+    )
     if comments is None:
         if not found and not suppressions.OF_INTEREST.search(text):
             return Analysis(None, [], {}, text)
@@ -96,6 +105,8 @@ def analyse(
         if not directives:
             kept.append(hit)
     kept.sort(key=lambda hit: (hit.span.line, hit.span.col, hit.rule.code))
+    if observed:
+        _borne_out(kept, observed, tree)
     enabled = frozenset(rule.code for rule in rules)
     return Analysis(
         None,
@@ -115,11 +126,12 @@ def _model_hits(
     project: Project | None,
     offload: tuple[str, ...],
     test_code: bool,
+    observed: dict[int, list[Observed]],
 ) -> list[Hit]:
     """The findings of the rules that ask the semantic model, from one walk of ``tree``."""
     try:
         walk = Walk(SemanticModel(tree, text, project), offload)
-        ctx = ModelContext(walk, target, project, test_code)
+        ctx = ModelContext(walk, target, project, test_code, observed=observed)
         instances = [rule(ctx) for rule in rules]
         walk.run(instances)
         for instance in instances:
@@ -127,6 +139,48 @@ def _model_hits(
     except RecursionError:
         raise TooDeep from None
     return ctx.hits
+
+
+#: the runtime kinds that bear out each family of rules
+_BORNE_OUT = {
+    "never-awaited": ("AF101", "AF102"),
+    "task-destroyed-pending": ("AF301",),
+    "exception-never-retrieved": ("AF301", "AF302"),
+    "unclosed-resource": ("AF501", "AF502", "AF503"),
+    "slow-callback": ("AF2",),
+}
+
+
+def _borne_out(hits: list[Hit], observed: Sequence[Observed], tree: ast.Module) -> None:
+    """Each finding the runtime evidence bears out gets a line of evidence saying what was
+    seen and in which test: an observation on the finding's lines, of a kind its rule is
+    about; a slow callback anywhere in the same function (it is placed at the ``await``
+    after the code that held the loop)."""
+    functions = [
+        (node.lineno, node.end_lineno or node.lineno)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    ]
+
+    def function_of(line: int) -> tuple[int, int] | None:
+        holding = [(a, b) for a, b in functions if a <= line <= b]
+        return max(holding) if holding else None
+
+    for hit in hits:
+        said: set[str] = set()
+        for seen in observed:
+            if not hit.rule.code.startswith(_BORNE_OUT.get(seen.kind, ())):
+                continue
+            if seen.kind == "slow-callback":
+                here = function_of(hit.span.line)
+                if here is None or function_of(seen.line) != here:
+                    continue
+            elif not hit.span.line <= seen.line <= hit.span.end_line:
+                continue
+            line = f"seen at run time: {seen.message}" + (f" (in {seen.test})" if seen.test else "")
+            if line not in said and line not in hit.evidence:
+                said.add(line)
+                hit.evidence.append(line)
 
 
 def _ast_parse(text: str) -> ast.Module | None:

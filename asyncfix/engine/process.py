@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
+import difflib
 import gc
 import hashlib
 import sys
@@ -32,7 +34,7 @@ from asyncfix.index import (
     ProjectIndex,
 )
 from asyncfix.lazy import libcst as cst
-from asyncfix.model import FileResult, Safety, Validation
+from asyncfix.model import FileResult, Observed, Safety, Validation
 
 MAX_ROUNDS = 5
 #: below this many files the pool costs more than it saves
@@ -106,7 +108,9 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
     rules = [rule_by_code(code) for code in sorted(task.codes)]
     project = _project_for(task.path, rules)
     try:
-        analysis = analyse(text, rules, task.target, project, task.offload, task.test_code)
+        analysis = analyse(
+            text, rules, task.target, project, task.offload, task.test_code, task.observed
+        )
     except cst.ParserSyntaxError as exc:
         result.error = _syntax_error(text, exc)
         return
@@ -172,6 +176,22 @@ def _previews(text: str, analysis: Analysis, result: FileResult) -> None:
         code = module.code
         finding.fix_preview = _preview(text, code, finding.span)
         finding.fix_edits = edits_between(text, code)
+
+
+def shifted(observed: tuple[Observed, ...], old: str, new: str) -> tuple[Observed, ...]:
+    """The observations of ``old``'s lines at the same lines of ``new`` (a fix that adds an
+    import moves what follows); one on a line the fixes changed is dropped."""
+    if not observed:
+        return ()
+    moved: dict[int, int] = {}
+    matcher = difflib.SequenceMatcher(a=old.splitlines(), b=new.splitlines(), autojunk=False)
+    for tag, i1, i2, j1, _ in matcher.get_opcodes():
+        if tag == "equal":
+            for offset in range(i2 - i1):
+                moved[i1 + offset + 1] = j1 + offset + 1
+    return tuple(
+        dataclasses.replace(seen, line=moved[seen.line]) for seen in observed if seen.line in moved
+    )
 
 
 def _syntax_error(text: str, exc: cst.ParserSyntaxError) -> str:
@@ -281,7 +301,10 @@ def _attempt(
         new_text = module.code
         validation.rounds += 1
         try:
-            current = analyse(new_text, rules, task.target, project, task.offload, task.test_code)
+            observed = shifted(task.observed, text, new_text)
+            current = analyse(
+                new_text, rules, task.target, project, task.offload, task.test_code, observed
+            )
         except cst.ParserSyntaxError as exc:
             validation.reparse = False
             return failed(f"fixed code does not re-parse: {exc.message}")

@@ -30,7 +30,7 @@ from asyncfix.files import (
 from asyncfix.index import (
     ProjectIndex,
 )
-from asyncfix.model import FileResult, RunResult
+from asyncfix.model import FileResult, Observed, RunResult
 
 # -- the run --------------------------------------------------------------------------------
 
@@ -71,6 +71,7 @@ def run(
     validate: str | None = None,
     validate_timeout: float = 600.0,
     cwd: Path | None = None,
+    observed: dict[str, tuple[Observed, ...]] | None = None,
 ) -> RunResult:
     """Analyse ``paths``; in diff/write mode compute verified fixes; in write mode write them
     (with ``validate``: judged by that command, see ``validate.py``).
@@ -81,6 +82,8 @@ def run(
     files finish."""
     _select(config, select, ignore, extend_select)
     unsafe = config.unsafe_fixes if unsafe_fixes is None else unsafe_fixes
+    if observed:  # the results depend on the evidence: neither cached nor taken from a cache
+        use_cache = False
     files, errors, skipped = plan(paths, config, force_exclude)
     cwd = cwd or Path.cwd()  # paths are shown, and --validate runs, relative to it
     codes = all_codes()
@@ -105,6 +108,7 @@ def run(
                 preview=fix_for_report or previews,
                 offload=offload,
                 test_code=is_test_path(rel if same_root else relative(file, root) or rel),
+                observed=observed.get(str(file.resolve()), ()) if observed else (),
             )
         )
     index = None

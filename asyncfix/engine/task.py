@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from asyncfix.model import Observed
+
 
 @dataclass(frozen=True)
 class Task:
@@ -23,3 +25,5 @@ class Task:
     test_code: bool = False
     #: fixes to leave out, by ``Finding.fix_id`` (``--validate`` found they break the tests)
     excluded: frozenset[str] = frozenset()
+    #: what the runtime-evidence plugin saw in this file (``--evidence``), at its lines
+    observed: tuple[Observed, ...] = ()
