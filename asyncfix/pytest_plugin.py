@@ -14,7 +14,12 @@ records, with the test that was running:
 - ``slow-callback``: a step of a task (or a callback) that held the event loop longer than
   ``--asyncfix-slow-callback`` seconds (default 0.1), with its duration, the coroutine and
   the line it was suspended at next (the blocking code runs between its previous ``await``
-  and that line).
+  and that line);
+- ``hang`` (with ``--asyncfix-hang SECONDS``): a loop that ran no callback for that long
+  while waiting in its selector (a deadlock, a future nobody sets): every task and the line
+  it awaits at, and the tasks are cancelled with that message, so the test fails with it
+  instead of hanging until CI's timeout; a loop whose thread is stuck in sync code is
+  recorded with the thread's stack.
 
 Each test ends with a garbage collection, so what it dropped is seen while it is the test
 running. The records go to one JSON file (``--asyncfix-evidence``, default
@@ -31,7 +36,11 @@ import logging
 import os
 import re
 import sys
+import threading
+import time
+import traceback
 import warnings
+import weakref
 from collections.abc import Generator, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +49,8 @@ from typing import Any
 import pytest
 
 EVIDENCE_FORMAT = 1
+#: how the hang detector's message (and so its cancellation) starts
+HANG = "asyncfix: no callback ran"
 ORIGIN_DEPTH = 16
 _FRAME = re.compile(r'File "(?P<path>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)')
 _RUNNING_AT = re.compile(r"coro=<(?P<name>[^ (]+)\(\) running at (?P<path>[^>]+?):(?P<line>\d+)>")
@@ -150,6 +161,9 @@ class Evidence:
             self.add("task-destroyed-pending", f"{message} {_coro_name(task)}".strip(), stack)
         elif "exception was never retrieved" in message:
             exception = context.get("exception")
+            if isinstance(exception, asyncio.CancelledError) and str(exception).startswith(HANG):
+                return  # the hang detector's own cancellation
+
             detail = f"{type(exception).__name__}: {exception}" if exception else ""
             self.add("exception-never-retrieved", f"{message} {detail}".strip(), stack)
         elif message.lower().startswith("unclosed"):
@@ -258,6 +272,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "the root directory).",
     )
     group.addoption(
+        "--asyncfix-hang",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="When an event loop runs nothing for this long, record every task's stack and "
+        "cancel its tasks (the test fails with the stacks) instead of hanging (default: off).",
+    )
+    group.addoption(
         "--asyncfix-slow-callback",
         type=float,
         default=0.1,
@@ -274,12 +296,77 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("filterwarnings", "always::ResourceWarning")
     config.addinivalue_line("filterwarnings", "always:coroutine .* was never awaited")
     _patch_loops(evidence)
+    hang = config.getoption("asyncfix_hang")
+    if hang:
+        watchdog = _Watchdog(evidence, hang)
+        watchdog.start()
+        config.add_cleanup(watchdog.stop)
     handler = _AsyncioLog(evidence)
     logging.getLogger("asyncio").addHandler(handler)
     config.add_cleanup(lambda: logging.getLogger("asyncio").removeHandler(handler))
 
 
 _ORIGINAL_INIT = asyncio.base_events.BaseEventLoop.__init__
+_ORIGINAL_RUN = asyncio.events.Handle._run
+#: the loops made in the session, and when each last ran a callback
+_LOOPS: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+_PROGRESS: dict[int, float] = {}
+
+
+class _Watchdog(threading.Thread):
+    """Every so often, each running loop that ran no callback for ``seconds``: when its
+    thread waits in the selector (nothing will ever wake it: a deadlock, a future nobody
+    sets), every task's stack is recorded (``hang``) and the tasks are cancelled, so the test
+    fails with a message instead of hanging; when its thread is busy in sync code, the
+    thread's stack is recorded (it cannot be interrupted)."""
+
+    def __init__(self, evidence: Evidence, seconds: float) -> None:
+        super().__init__(name="asyncfix-hang-watchdog", daemon=True)
+        self.evidence = evidence
+        self.seconds = seconds
+        self.done = threading.Event()
+        self.reported: set[tuple[int, float]] = set()
+
+    def stop(self) -> None:
+        self.done.set()
+
+    def run(self) -> None:
+        while not self.done.wait(min(1.0, self.seconds / 4)):
+            now = time.monotonic()
+            for loop in list(_LOOPS):
+                thread = getattr(loop, "_thread_id", None)
+                if thread is None or not loop.is_running():
+                    continue
+                last = _PROGRESS.setdefault(id(loop), now)
+                if now - last >= self.seconds and (id(loop), last) not in self.reported:
+                    self.reported.add((id(loop), last))
+                    self._hung(loop, thread, now - last)
+
+    def _hung(self, loop: asyncio.AbstractEventLoop, thread: int, idle: float) -> None:
+        frame = sys._current_frames().get(thread)
+        waiting = frame is not None and frame.f_code.co_filename.endswith("selectors.py")
+        if not waiting:
+            stack = (
+                [Site(f.filename, f.lineno or 0, f.name) for f in traceback.extract_stack(frame)]
+                if frame is not None
+                else []
+            )
+            self.evidence.add(
+                "hang", f"the event loop's thread has been busy for {idle:.1f} s", stack
+            )
+            return
+        lines = [f"{HANG} for {idle:.1f} s; the tasks and what they await:"]
+        first: list[Site] = []
+        for task in sorted(asyncio.all_tasks(loop), key=lambda t: t.get_name()):
+            frames = task.get_stack()
+            where = [Site(f.f_code.co_filename, f.f_lineno, f.f_code.co_name) for f in frames]
+            first = first or where
+            path = " <- ".join(f"{s.function}() at {Path(s.path).name}:{s.line}" for s in where)
+            lines.append(f"  {task.get_name()} {_coro_name(task)}: {path or 'not started'}")
+        message = "\n".join(lines)
+        self.evidence.add("hang", message, first)
+        for task in asyncio.all_tasks(loop):
+            loop.call_soon_threadsafe(task.cancel, message)
 
 
 def _patch_loops(evidence: Evidence) -> None:
@@ -289,6 +376,7 @@ def _patch_loops(evidence: Evidence) -> None:
     def init(self: asyncio.base_events.BaseEventLoop, *args: Any, **kwargs: Any) -> None:
         _ORIGINAL_INIT(self, *args, **kwargs)
         self.slow_callback_duration = evidence.slow
+        _LOOPS.add(self)
 
         def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
             evidence.exception_context(context)
@@ -298,9 +386,16 @@ def _patch_loops(evidence: Evidence) -> None:
 
     asyncio.base_events.BaseEventLoop.__init__ = init  # type: ignore[method-assign,assignment]
 
+    def run(handle: asyncio.Handle) -> None:
+        _PROGRESS[id(handle._loop)] = time.monotonic()  # type: ignore[attr-defined]
+        _ORIGINAL_RUN(handle)
+
+    asyncio.events.Handle._run = run  # type: ignore[method-assign,assignment]
+
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     asyncio.base_events.BaseEventLoop.__init__ = _ORIGINAL_INIT  # type: ignore[method-assign]
+    asyncio.events.Handle._run = _ORIGINAL_RUN  # type: ignore[method-assign]
 
 
 @pytest.hookimpl(hookwrapper=True)

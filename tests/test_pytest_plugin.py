@@ -104,3 +104,16 @@ def test_a_session_with_nothing_to_see(tmp_path: Path) -> None:
     assert done.returncode == 0
     assert data["records"] == [] and data["counts"] == {}
     assert "nothing seen in 1 tests" in done.stdout
+
+
+def test_a_deadlock_fails_its_test_with_every_tasks_stack(tmp_path: Path) -> None:
+    done, data = run_plugin(tmp_path, "--asyncfix-hang", "1", "hangs")
+    assert done.returncode == 1  # the test failed instead of waiting for its 60 s timeout
+    assert "asyncfix: no callback ran for" in done.stdout
+    (hang,) = data["records"]  # and not the cancellation's own never-retrieved exceptions
+    assert hang["kind"] == "hang" and hang["test"] == "hangs/test_hang.py::test_deadlock"
+    test = tmp_path / "runtime" / "hangs" / "test_hang.py"
+    assert hang["site"]["line"] == line_of(test, "await asyncio.wait_for(")
+    awaiting = line_of(test, "async with second:")
+    assert hang["message"].count(f"transfer() at test_hang.py:{awaiting}") == 2
+    assert "main() at test_hang.py" in hang["message"]
