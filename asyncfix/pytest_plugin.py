@@ -34,6 +34,7 @@ import gc
 import json
 import logging
 import os
+import random
 import re
 import sys
 import threading
@@ -118,6 +119,10 @@ class Evidence:
         self.records: list[Record] = []
         self.test = ""
         self.tests = 0
+        #: ``--asyncfix-perturb``: each run's test (without the run's id), seed (None: the
+        #: plain run) and place, and whether it passed
+        self.runs: dict[str, tuple[str, int | None, Site]] = {}
+        self.outcomes: dict[str, bool] = {}
         #: the objects an unclosed-resource record is about (aiohttp reports an unclosed
         #: session twice: a ResourceWarning and the loop's exception handler), kept alive
         #: so that their ids stay theirs
@@ -205,6 +210,29 @@ class Evidence:
         message = f"{name} held the event loop for {seconds:.3f} s" if seconds else described
         self.add("slow-callback", message, stack, seconds, site)
 
+    def perturbation_results(self) -> None:
+        """A ``perturbation`` record for each test that passed as it is and failed in some
+        perturbed runs: how many, and the seeds that reproduce them."""
+        tests: dict[str, list[tuple[int | None, bool]]] = {}
+        sites: dict[str, Site] = {}
+        for nodeid, (base, seed, site) in self.runs.items():
+            if nodeid in self.outcomes:
+                tests.setdefault(base, []).append((seed, self.outcomes[nodeid]))
+                sites[base] = site
+        for base, outcomes in tests.items():
+            plain = [passed for seed, passed in outcomes if seed is None]
+            failed = sorted(seed for seed, passed in outcomes if seed is not None and not passed)
+            perturbed = sum(1 for seed, _ in outcomes if seed is not None)
+            if plain == [True] and failed:
+                seeds = ", ".join(map(str, failed[:10])) + (" ..." if len(failed) > 10 else "")
+                message = (
+                    f"fails in {len(failed)} of {perturbed} perturbed runs and passes as it is "
+                    f"(seeds {seeds}; rerun one with --asyncfix-seed SEED --asyncfix-perturb 1)"
+                )
+                self.records.append(
+                    Record("perturbation", base, message, sites[base], [sites[base]])
+                )
+
     # -- the file ------------------------------------------------------------------------
 
     def data(self) -> dict[str, Any]:
@@ -280,6 +308,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "cancel its tasks (the test fails with the stacks) instead of hanging (default: off).",
     )
     group.addoption(
+        "--asyncfix-perturb",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Run each selected test N more times with the order of ready tasks perturbed "
+        "(a task's resumption held back to the next turn of the loop at random), and report "
+        "the tests that fail only so: the races.",
+    )
+    group.addoption(
+        "--asyncfix-seed",
+        type=int,
+        default=0,
+        metavar="SEED",
+        help="The first perturbed run's seed (run i uses SEED + i): a failure reproduces.",
+    )
+    group.addoption(
         "--asyncfix-slow-callback",
         type=float,
         default=0.1,
@@ -308,6 +352,40 @@ def pytest_configure(config: pytest.Config) -> None:
 
 _ORIGINAL_INIT = asyncio.base_events.BaseEventLoop.__init__
 _ORIGINAL_RUN = asyncio.events.Handle._run
+#: a turn of the loop (private, so not in the type stubs: reached by name)
+_RUN_ONCE = "_run_once"
+_ORIGINAL_RUN_ONCE = vars(asyncio.base_events.BaseEventLoop)[_RUN_ONCE]
+#: the perturbed run's random source (None: the loop runs as it does)
+_PERTURB: list[random.Random | None] = [None]
+#: how likely a ready task's resumption is held back to the next turn of the loop
+HOLD_BACK = 0.5
+
+
+def _perturbed_run_once(self: asyncio.base_events.BaseEventLoop) -> None:
+    """One turn of the loop; in a perturbed run, some of the tasks ready to resume wait for
+    the next turn, so the others (and what they schedule) run first. Only a task's own step
+    is held back -- as if what it awaited had completed a moment later, a schedule that can
+    happen -- never another callback (asyncio runs those in the order they were
+    scheduled, and code relies on that); never all of them."""
+    rng = _PERTURB[0]
+    ready = self._ready  # type: ignore[attr-defined]
+    held: list[Any] = []
+    if rng is not None and len(ready) > 1:
+        kept = []
+        for handle in ready:
+            task = getattr(getattr(handle, "_callback", None), "__self__", None)
+            if isinstance(task, asyncio.Task) and rng.random() < HOLD_BACK:
+                held.append(handle)
+            else:
+                kept.append(handle)
+        if not kept:
+            kept.append(held.pop(0))
+        ready.clear()
+        ready.extend(kept)
+    _ORIGINAL_RUN_ONCE(self)
+    ready.extend(held)
+
+
 #: the loops made in the session, and when each last ran a callback
 _LOOPS: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 _PROGRESS: dict[int, float] = {}
@@ -391,11 +469,68 @@ def _patch_loops(evidence: Evidence) -> None:
         _ORIGINAL_RUN(handle)
 
     asyncio.events.Handle._run = run  # type: ignore[method-assign,assignment]
+    setattr(asyncio.base_events.BaseEventLoop, _RUN_ONCE, _perturbed_run_once)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     asyncio.base_events.BaseEventLoop.__init__ = _ORIGINAL_INIT  # type: ignore[method-assign]
     asyncio.events.Handle._run = _ORIGINAL_RUN  # type: ignore[method-assign]
+    setattr(asyncio.base_events.BaseEventLoop, _RUN_ONCE, _ORIGINAL_RUN_ONCE)
+
+
+_PARAM = "asyncfix_perturbed_run"
+_RUN_IDS = (
+    re.compile(r"\[asyncfix-(?:plain|perturb\d+)\]$"),  # the only parameter
+    re.compile(r"-asyncfix-(?:plain|perturb\d+)(?=[-\]])"),  # after others
+    re.compile(r"(?<=\[)asyncfix-(?:plain|perturb\d+)-"),  # before others
+)
+
+
+def _without_run(nodeid: str) -> str:
+    """The test a perturbed run is a run of (its node id without the run's parameter)."""
+    for pattern in _RUN_IDS:
+        if pattern.search(nodeid):
+            return pattern.sub("", nodeid, count=1)
+    return nodeid
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``--asyncfix-perturb N``: each test once as it is and N times perturbed (a
+    parameter of the plugin's own, read back from the test's ``callspec``)."""
+    runs = metafunc.config.getoption("asyncfix_perturb")
+    if runs:
+        ids = ["asyncfix-plain", *(f"asyncfix-perturb{i}" for i in range(runs))]
+        metafunc.fixturenames.append(_PARAM)
+        metafunc.parametrize(_PARAM, [None, *range(runs)], ids=ids, indirect=True)
+
+
+@pytest.fixture
+def asyncfix_perturbed_run(request: pytest.FixtureRequest) -> int | None:
+    """The perturbed run's number (None: the plain run); the parametrization needs it."""
+    run: int | None = request.param
+    return run
+
+
+def _perturbation(item: pytest.Item, evidence: Evidence) -> random.Random | None:
+    """The item's perturbed run, if it is one: its random source (seeded), and what the
+    evidence needs to tell its runs apart."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or _PARAM not in callspec.params:
+        return None
+    run: int | None = callspec.params[_PARAM]
+    seed = item.config.getoption("asyncfix_seed") + run if run is not None else None
+    base = _without_run(item.nodeid)
+    path, line, _ = item.location
+    evidence.runs[item.nodeid] = (base, seed, Site(str(evidence.root / path), (line or 0) + 1))
+    return random.Random(seed) if seed is not None else None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    evidence = _current
+    if evidence is None or report.nodeid not in evidence.runs:
+        return
+    if report.when == "call" or (report.when == "setup" and report.failed):
+        evidence.outcomes[report.nodeid] = report.passed
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -404,8 +539,12 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
     evidence.forget_objects()  # the last test's (its warnings were recorded by now)
     evidence.test = item.nodeid
     evidence.tests += 1
-    yield
-    evidence.test = ""
+    _PERTURB[0] = _perturbation(item, evidence)
+    try:
+        yield
+    finally:
+        _PERTURB[0] = None
+        evidence.test = ""
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -440,6 +579,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     evidence = session.config.stash[_KEY]
     gc.collect()
+    evidence.perturbation_results()
     target = session.config.getoption("asyncfix_evidence")
     path = Path(target) if target else evidence.root / ".asyncfix_cache" / "evidence.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -463,5 +603,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     for kind, count in counts.items():
         tests = len({r.test for r in evidence.records if r.kind == kind})
         terminalreporter.write_line(f"{kind}: {count} (in {tests} tests)")
+    for record in evidence.records:
+        if record.kind == "perturbation":
+            terminalreporter.write_line(f"  {record.test} {record.message}")
     if _PATH in config.stash:
         terminalreporter.write_line(f"evidence: {config.stash[_PATH]}")

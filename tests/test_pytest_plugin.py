@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ def line_of(path: Path, text: str) -> int:
 
 def run_plugin(tmp_path: Path, *options: str) -> tuple[subprocess.CompletedProcess[str], Any]:
     project = tmp_path / "runtime"
+    tmp_path.mkdir(parents=True, exist_ok=True)
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".asyncfix_cache"))
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "asyncfix.pytest_plugin", "-p", "no:cacheprovider",
@@ -117,3 +119,30 @@ def test_a_deadlock_fails_its_test_with_every_tasks_stack(tmp_path: Path) -> Non
     awaiting = line_of(test, "async with second:")
     assert hang["message"].count(f"transfer() at test_hang.py:{awaiting}") == 2
     assert "main() at test_hang.py" in hang["message"]
+
+
+def test_perturbation_finds_the_lost_update_and_not_the_locked_counter(tmp_path: Path) -> None:
+    done, data = run_plugin(tmp_path, "--asyncfix-perturb", "40", "races")
+    assert done.returncode == 1  # the perturbed runs that lost an update failed
+    (record,) = data["records"]
+    assert record["kind"] == "perturbation"
+    assert record["test"] == "races/test_counter.py::test_counter"  # not the locked one
+    found = re.match(
+        r"fails in (\d+) of 40 perturbed runs and passes as it is \(seeds ([\d, ]+)",
+        record["message"],
+    )
+    assert found is not None, record["message"]
+    assert 0 < int(found[1]) < 40
+    test = tmp_path / "runtime" / "races" / "test_counter.py"
+    assert record["site"]["line"] == line_of(test, "def test_counter()")
+    assert "races/test_counter.py::test_counter fails in" in done.stdout
+    # a seed reproduces its failure, and the same seeds fail again
+    seed = found[2].split(",")[0]
+    again, _ = run_plugin(
+        tmp_path / "again", "--asyncfix-perturb", "1", "--asyncfix-seed", seed, "races"
+    )
+    assert (
+        again.returncode == 1 and "test_counter[asyncfix-perturb0] - assert 1 == 2" in again.stdout
+    )
+    _, data2 = run_plugin(tmp_path / "same", "--asyncfix-perturb", "40", "races")
+    assert data2["records"][0]["message"] == record["message"]
