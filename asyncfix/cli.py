@@ -313,6 +313,13 @@ def _per_file_ignores(option: str, values: tuple[str, ...]) -> dict[str, list[st
     help="The longest CMD may run before the fixes (after them: 3 times what it took, at "
     "least 60 s); its process group is killed then.",
 )
+@click.option(
+    "--validate-evidence",
+    is_flag=True,
+    help="With --validate: pytest runs under the runtime-evidence plugin (PYTEST_ADDOPTS; "
+    "asyncfix must be importable where the tests run) and VALIDATION compares what it saw "
+    "before and after the fixes (never awaited: 3 -> 0, ...).",
+)
 def check(
     paths: tuple[Path, ...],
     diff_mode: bool,
@@ -347,6 +354,7 @@ def check(
     evidence: str | None,
     validate: str | None,
     validate_timeout: float,
+    validate_evidence: bool,
 ) -> None:
     """Check PATHS (files or directories; default: the current directory; `-`: the source
     on stdin).
@@ -386,6 +394,8 @@ def check(
         sys.exit(EXIT_CLEAN)
     observed = _evidence(evidence, config, start)
     command = _validation_command(validate, config.validate, write_mode)
+    if validate_evidence and command is None:
+        raise click.UsageError("--validate-evidence needs --validate (it watches those runs)")
     if stdin and command is not None:
         raise click.UsageError("--validate cannot judge the source on stdin (nothing is written)")
     mode = "diff" if diff_mode else "write" if write_mode else "check"
@@ -424,6 +434,7 @@ def check(
             validate=command,
             validate_timeout=validate_timeout,
             observed=observed,
+            validate_evidence=validate_evidence,
         )
         if bar is not None:
             bar.close()

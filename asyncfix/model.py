@@ -245,6 +245,11 @@ class TestRun:
     timed_out: bool = False
     #: the end of what it printed
     excerpt: str = ""
+    #: ``--validate-evidence``: what the runtime-evidence plugin counted in this run, per
+    #: kind, and each perturbed test's failures ("3/40"); None: not asked for, or the
+    #: plugin wrote nothing (the command is not pytest, or cannot load the plugin)
+    evidence: dict[str, int] | None = None
+    perturbation: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:

@@ -17,8 +17,10 @@ never because a repository's configuration says so.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -40,14 +42,23 @@ _UNITTEST = re.compile(r"^(?:FAIL|ERROR): (\w+) \(([\w.]+)\)", re.MULTILINE)
 _COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)\b")
 
 
-def run_command(command: str, cwd: Path, timeout: float) -> TestRun:
+def run_command(command: str, cwd: Path, timeout: float, evidence: Path | None = None) -> TestRun:
     """Run ``command`` through the shell in a process group of its own; on timeout the
-    group is killed. What is left of the group when the command ends is killed too."""
+    group is killed. What is left of the group when the command ends is killed too.
+    ``evidence``: pytest runs under the runtime-evidence plugin (``PYTEST_ADDOPTS``) and
+    writes there; what it counted goes into the result."""
     started = time.perf_counter()
+    env = None
+    if evidence is not None:
+        evidence.unlink(missing_ok=True)
+        added = f"-p asyncfix.pytest_plugin --asyncfix-evidence={shlex.quote(str(evidence))}"
+        env = {**os.environ}
+        env["PYTEST_ADDOPTS"] = f"{env.get('PYTEST_ADDOPTS', '')} {added}".strip()
     process = subprocess.Popen(
         command,
         shell=True,
         cwd=cwd,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -70,7 +81,7 @@ def run_command(command: str, cwd: Path, timeout: float) -> TestRun:
     failing = [*_PYTEST.findall(output)]
     failing += [f"{where}.{test}" for test, where in _UNITTEST.findall(output)]
     counts = ", ".join(f"{n} {what}" for n, what in _COUNTS.findall(_last_summary(output)))
-    return TestRun(
+    run = TestRun(
         exit_code=None if timed_out else process.returncode,
         seconds=time.perf_counter() - started,
         failing=sorted(set(failing)),
@@ -78,6 +89,29 @@ def run_command(command: str, cwd: Path, timeout: float) -> TestRun:
         timed_out=timed_out,
         excerpt="\n".join(output.rstrip().splitlines()[-EXCERPT_LINES:]),
     )
+    if evidence is not None:
+        _read_evidence(evidence, run)
+    return run
+
+
+_PERTURBED = re.compile(r"fails in (\d+) of (\d+) perturbed runs")
+
+
+def _read_evidence(path: Path, run: TestRun) -> None:
+    """The plugin's counts (and each perturbed test's failures) into ``run``."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return
+    counts = data.get("counts") if isinstance(data, dict) else None
+    if not isinstance(counts, dict):
+        return
+    run.evidence = {str(k): v for k, v in counts.items() if isinstance(v, int)}
+    for record in data.get("records") or ():
+        if isinstance(record, dict) and record.get("kind") == "perturbation":
+            found = _PERTURBED.search(str(record.get("message", "")))
+            if found:
+                run.perturbation[str(record.get("test"))] = f"{found[1]}/{found[2]}"
 
 
 def _kill(pid: int) -> None:
@@ -128,8 +162,11 @@ class Validator:
         results: Sequence[FileResult],
         refix: Refix,
         timeout: float,
+        evidence: Path | None = None,
     ) -> None:
         self.report = ValidationReport(command)
+        #: where the runs under the runtime-evidence plugin write (``--validate-evidence``)
+        self.evidence = evidence
         self.cwd = cwd
         self.timeout = timeout
         self.refix = refix
@@ -283,7 +320,7 @@ class Validator:
 
     def _test(self, timeout: float) -> TestRun:
         self.report.runs += 1
-        return run_command(self.report.command, self.cwd, timeout)
+        return run_command(self.report.command, self.cwd, timeout, self.evidence)
 
     def _apply(self, units: frozenset[Unit]) -> None:
         """Write each file with exactly the fixes of ``units`` (its original text when none)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -134,3 +135,34 @@ def test_plugin_then_fixer_end_to_end(tmp_path: Path) -> None:
         [*fixer[:4], "nope.json", "service.py"], cwd=project, capture_output=True, text=True
     )
     assert bad.returncode == 2 and "--evidence" in bad.stderr
+
+
+def test_validate_compares_the_runtime_evidence_before_and_after_the_fixes(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "runtime"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".asyncfix_cache"))
+    tests = f"{sys.executable} -m pytest -q -p no:cacheprovider --asyncfix-perturb 20 races tests"
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncfix", "--write", "--unsafe-fixes", "--select",
+         "AF201,AF401", "--validate", tests, "--validate-evidence", "counter.py", "service.py"],
+        cwd=project, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    line = next(x for x in done.stdout.splitlines() if x.strip().startswith("runtime evidence:"))
+    # every run of the tests counts (the plain one and the 20 perturbed ones)
+    slow = re.search(r"slow-callback: (\d+) -> 0", line)  # time.sleep became asyncio.sleep
+    assert slow is not None and int(slow[1]) >= 21, line
+    never = re.search(r"never-awaited: (\d+) -> (\d+)", line)  # the dispatch: not selected
+    assert never is not None and never[1] == never[2] != "0", line
+    found = re.search(
+        r"perturbation failures in races/test_counter.py::test_counter: (\d+)/20 -> 0/20", line
+    )
+    assert found is not None and int(found[1]) > 0, line
+    assert "no test that passed before fails with the fixes" in done.stdout
+    assert "async with self._value_lock:" in (project / "counter.py").read_text()
+    # without a command to watch it is a usage error
+    bad = subprocess.run(
+        [sys.executable, "-m", "asyncfix", "--validate-evidence", "counter.py"],
+        cwd=project, capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--validate-evidence needs --validate" in bad.stderr

@@ -207,11 +207,13 @@ def test_an_interrupted_validation_puts_the_files_back(
     real = validate.run_command
     calls: list[str] = []
 
-    def interrupted(command: str, cwd: Path, timeout: float) -> TestRun:
+    def interrupted(
+        command: str, cwd: Path, timeout: float, evidence: Path | None = None
+    ) -> TestRun:
         calls.append(command)
         if len(calls) == 2:  # the run with every fix written
             raise KeyboardInterrupt
-        return real(command, cwd, timeout)
+        return real(command, cwd, timeout, evidence)
 
     monkeypatch.setattr(validate, "run_command", interrupted)
     before = {p: p.read_bytes() for p in (project / "app").glob("*.py")}

@@ -72,6 +72,7 @@ def run(
     validate_timeout: float = 600.0,
     cwd: Path | None = None,
     observed: dict[str, tuple[Observed, ...]] | None = None,
+    validate_evidence: bool = False,
 ) -> RunResult:
     """Analyse ``paths``; in diff/write mode compute verified fixes; in write mode write them
     (with ``validate``: judged by that command, see ``validate.py``).
@@ -140,7 +141,9 @@ def run(
         files=results, mode=mode, unsafe_fixes=unsafe, errors=errors, warnings=skipped
     )
     if mode == "write" and validate:
-        _validated_write(run_result, tasks, index, validate, validate_timeout, cwd)
+        _validated_write(
+            run_result, tasks, index, validate, validate_timeout, cwd, validate_evidence
+        )
     elif mode == "write":
         for result in results:
             if result.changed and not result.internal_error:
@@ -191,8 +194,12 @@ def _validated_write(
     command: str,
     timeout: float,
     cwd: Path,
+    evidence: bool = False,
 ) -> None:
-    """Write the fixes the project's tests accept (``validate.Validator``)."""
+    """Write the fixes the project's tests accept (``validate.Validator``); ``evidence``:
+    each run of the tests under the runtime-evidence plugin, its counts compared."""
+    import tempfile
+
     from asyncfix.engine.process import _set_index, process_text
     from asyncfix.validate import Validator
 
@@ -207,7 +214,9 @@ def _validated_write(
         process_text(result.original, task, fresh)
         return fresh
 
-    validator = Validator(command, cwd, changed, refix, timeout)
+    folder = tempfile.TemporaryDirectory(prefix="asyncfix-evidence-") if evidence else None
+    where = Path(folder.name) / "evidence.json" if folder is not None else None
+    validator = Validator(command, cwd, changed, refix, timeout, where)
     _set_index(index)
     try:
         run.validation = validator.run()
@@ -217,6 +226,8 @@ def _validated_write(
         return
     finally:
         _set_index(None)
+        if folder is not None:
+            folder.cleanup()
     if run.validation.with_fixes is None:  # nothing was written
         run.errors.append(f"--validate: {run.validation.note}")
         return

@@ -76,6 +76,8 @@ def _test_run(run: TestRun | None) -> dict[str, Any] | None:
         "failing": run.failing,
         "counts": run.counts or None,
         "excerpt": run.excerpt,
+        "evidence": run.evidence,
+        "perturbation": run.perturbation or None,
     }
 
 

@@ -103,6 +103,9 @@ def render_validation(report: ValidationReport, style: Style) -> list[str]:
         lines.append(f"  before the fixes: {report.baseline.describe()}")
     if report.with_fixes is not None:
         lines.append(f"  with the fixes:   {report.with_fixes.describe()}")
+    compared = evidence_change(report)
+    if compared:
+        lines.append(f"  runtime evidence: {compared}")
     for reverted in report.reverted:
         tests = ", ".join(reverted.tests[:5]) + (" ..." if len(reverted.tests) > 5 else "")
         lines.append(
@@ -120,6 +123,27 @@ def render_validation(report: ValidationReport, style: Style) -> list[str]:
     elif report.with_fixes is not None and not report.reverted:
         lines.append("  no test that passed before fails with the fixes")
     return lines
+
+
+def evidence_change(report: ValidationReport) -> str:
+    """``--validate-evidence``: what the runtime-evidence plugin saw before the fixes and
+    after them, as a person reads it ("never-awaited: 3 -> 0; perturbation failures in
+    tests/t.py::test_counter: 10/40 -> 0/40"); "" when there is nothing to compare."""
+    before, after = report.baseline, report.last
+    if before is None or after is None or before.evidence is None or after.evidence is None:
+        return ""
+    parts = [
+        f"{kind}: {before.evidence.get(kind, 0)} -> {after.evidence.get(kind, 0)}"
+        for kind in sorted(set(before.evidence) | set(after.evidence))
+        if kind != "perturbation"
+    ]
+    for test in sorted(set(before.perturbation) | set(after.perturbation)):
+        total = before.perturbation.get(test) or after.perturbation.get(test) or "0/0"
+        runs = total.split("/")[1]
+        was = before.perturbation.get(test, f"0/{runs}")
+        now = after.perturbation.get(test, f"0/{runs}")
+        parts.append(f"perturbation failures in {test}: {was} -> {now}")
+    return "; ".join(parts) or "nothing seen before or after"
 
 
 def render_concise(run: RunResult, style: Style, quiet: bool = False) -> list[str]:
@@ -383,7 +407,11 @@ def _tests_line(run: RunResult, finding: Finding) -> list[str]:
     before = report.baseline.describe() if report.baseline else "not run"
     last = report.last
     after = last.describe() if last is not None else "not run"
-    return [f"Tests ({report.command}): before {before}; after {after}"]
+    lines = [f"Tests ({report.command}): before {before}; after {after}"]
+    compared = evidence_change(report)
+    if compared:
+        lines.append(f"Runtime evidence: {compared}")
+    return lines
 
 
 def _additional(
