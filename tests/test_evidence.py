@@ -166,3 +166,29 @@ def test_validate_compares_the_runtime_evidence_before_and_after_the_fixes(
         cwd=project, capture_output=True, text=True,
     )  # fmt: skip
     assert bad.returncode == 2 and "--validate-evidence needs --validate" in bad.stderr
+
+
+KEPT_TASK = """\
+import asyncio
+
+
+class Poller:
+    def start(self):
+        self._task = asyncio.get_running_loop().create_task(self._poll())
+
+    async def _poll(self):
+        await asyncio.sleep(3600)
+"""
+
+
+def test_a_kept_task_seen_destroyed_pending_is_reported_without_a_fix() -> None:
+    assert run_text(KEPT_TASK, {"AF301"}).findings == []
+    observed = (
+        Observed("task-destroyed-pending", 6, "t::poll", "Task was destroyed but it is pending!"),
+    )
+    (finding,) = run_text(KEPT_TASK, {"AF301"}, observed=observed).findings
+    assert finding.span.line == 6 and finding.fix_safety.value == "none"
+    assert "destroyed while still pending when the tests ran (in t::poll)" in finding.message
+    failed = (Observed("exception-never-retrieved", 6, "", "Task exception ... ValueError: x"),)
+    (finding,) = run_text(KEPT_TASK, {"AF301"}, observed=failed).findings
+    assert "nobody retrieved its exception" in finding.message

@@ -87,9 +87,11 @@ async def on_message(msg):
             self.report(node, shown + " (no fix)", None, [_WEAK, "a task is always true"])
             return
         if not isinstance(parent, (ast.Assign, ast.AnnAssign)) or parent.value is not node:
+            self._seen_at_run_time(node, spelled)
             return
         target = _single_name_target(parent)
         if target is None:
+            self._seen_at_run_time(node, spelled)
             return
         if target.id == "_":
             bound = message.replace("dropped", "bound to `_`")
@@ -103,6 +105,36 @@ async def on_message(msg):
                 message.replace("dropped", unused),
                 f"`{target.id}` is never read in this function",
             )
+        else:
+            self._seen_at_run_time(node, spelled)
+
+    def _seen_at_run_time(self, node: ast.Call, spelled: str) -> None:
+        """A task the analysis sees kept, that the runtime-evidence plugin saw destroyed
+        while pending, or fail with nobody retrieving its exception (``--evidence``):
+        reported without a fix (what to do with it -- await it, cancel it on close, read
+        its result -- is the program's to decide)."""
+        lines = range(node.lineno, (node.end_lineno or node.lineno) + 1)
+        pending = self.context.seen("task-destroyed-pending", lines)
+        failed = self.context.seen("exception-never-retrieved", lines)
+        if not pending and not failed:
+            return
+        first = (pending or failed)[0]
+        test = f" (in {first.test})" if first.test else ""
+        if pending:
+            message = (
+                f"the task from `{spelled}()` was destroyed while still pending when the tests "
+                f"ran{test}: nothing awaited or cancelled it before its event loop closed"
+            )
+        else:
+            message = (
+                f"the task from `{spelled}()` failed and nobody retrieved its exception when "
+                f"the tests ran{test}: {first.message}"
+            )
+        evidence = [
+            f"seen at run time: {o.message}" + (f" (in {o.test})" if o.test else "")
+            for o in (*pending, *failed)
+        ]
+        self.report(node, message + " (no fix)", None, evidence)
 
     # -- detection ---------------------------------------------------------------------
 
