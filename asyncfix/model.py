@@ -55,6 +55,10 @@ class Observed:
     test: str
     message: str
 
+    def said(self) -> str:
+        """The line of evidence a finding it bears out carries."""
+        return f"seen at run time: {self.message}" + (f" (in {self.test})" if self.test else "")
+
 
 @dataclass
 class Finding:

@@ -352,6 +352,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 _ORIGINAL_INIT = asyncio.base_events.BaseEventLoop.__init__
 _ORIGINAL_RUN = asyncio.events.Handle._run
+_ORIGINAL_RUN_FOREVER = asyncio.base_events.BaseEventLoop.run_forever
 #: a turn of the loop (private, so not in the type stubs: reached by name)
 _RUN_ONCE = "_run_once"
 _ORIGINAL_RUN_ONCE = vars(asyncio.base_events.BaseEventLoop)[_RUN_ONCE]
@@ -468,6 +469,14 @@ def _patch_loops(evidence: Evidence) -> None:
         _PROGRESS[id(handle._loop)] = time.monotonic()  # type: ignore[attr-defined]
         _ORIGINAL_RUN(handle)
 
+    def run_forever(self: asyncio.base_events.BaseEventLoop) -> None:
+        # a loop that starts (again) has not been idle: not since its last run, nor since
+        # a loop that had its id before it
+        _PROGRESS[id(self)] = time.monotonic()
+        _ORIGINAL_RUN_FOREVER(self)
+
+    asyncio.base_events.BaseEventLoop.run_forever = run_forever  # type: ignore[method-assign]
+
     asyncio.events.Handle._run = run  # type: ignore[method-assign,assignment]
     setattr(asyncio.base_events.BaseEventLoop, _RUN_ONCE, _perturbed_run_once)
 
@@ -475,6 +484,7 @@ def _patch_loops(evidence: Evidence) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     asyncio.base_events.BaseEventLoop.__init__ = _ORIGINAL_INIT  # type: ignore[method-assign]
     asyncio.events.Handle._run = _ORIGINAL_RUN  # type: ignore[method-assign]
+    asyncio.base_events.BaseEventLoop.run_forever = _ORIGINAL_RUN_FOREVER  # type: ignore[method-assign]
     setattr(asyncio.base_events.BaseEventLoop, _RUN_ONCE, _ORIGINAL_RUN_ONCE)
 
 

@@ -130,10 +130,7 @@ async def on_message(msg):
                 f"the task from `{spelled}()` failed and nobody retrieved its exception when "
                 f"the tests ran{test}: {first.message}"
             )
-        evidence = [
-            f"seen at run time: {o.message}" + (f" (in {o.test})" if o.test else "")
-            for o in (*pending, *failed)
-        ]
+        evidence = [o.said() for o in (*pending, *failed)]
         self.report(node, message + " (no fix)", None, evidence)
 
     # -- detection ---------------------------------------------------------------------

@@ -172,9 +172,7 @@ class Agent:
             awaited = await_expression(call, call, locate.parent(call))
             return Fix(safety=safety, changes=changes, replace={call: awaited})
 
-        evidence = [
-            f"seen at run time: {o.message}" + (f" (in {o.test})" if o.test else "") for o in seen
-        ]
+        evidence = [o.said() for o in seen]
         self.report(node, message, (safety, changes, PendingFix(node, cst.Call, build)), evidence)
         return True
 

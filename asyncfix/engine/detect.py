@@ -177,7 +177,7 @@ def _borne_out(hits: list[Hit], observed: Sequence[Observed], tree: ast.Module) 
                     continue
             elif not hit.span.line <= seen.line <= hit.span.end_line:
                 continue
-            line = f"seen at run time: {seen.message}" + (f" (in {seen.test})" if seen.test else "")
+            line = seen.said()
             if line not in said and line not in hit.evidence:
                 said.add(line)
                 hit.evidence.append(line)
