@@ -372,8 +372,11 @@ def _perturbed_run_once(self: asyncio.base_events.BaseEventLoop) -> None:
     ready = self._ready  # type: ignore[attr-defined]
     held: list[Any] = []
     if rng is not None and len(ready) > 1:
+        # taken from the left and put back there: another thread may append to the right
+        # meanwhile (``call_soon_threadsafe``), and what it appends must stay
+        taken = [ready.popleft() for _ in range(len(ready))]
         kept = []
-        for handle in ready:
+        for handle in taken:
             task = getattr(getattr(handle, "_callback", None), "__self__", None)
             if isinstance(task, asyncio.Task) and rng.random() < HOLD_BACK:
                 held.append(handle)
@@ -381,8 +384,7 @@ def _perturbed_run_once(self: asyncio.base_events.BaseEventLoop) -> None:
                 kept.append(handle)
         if not kept:
             kept.append(held.pop(0))
-        ready.clear()
-        ready.extend(kept)
+        ready.extendleft(reversed(kept))
     _ORIGINAL_RUN_ONCE(self)
     ready.extend(held)
 

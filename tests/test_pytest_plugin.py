@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 EXAMPLE = Path(__file__).parent.parent / "examples" / "runtime"
 
 
@@ -146,3 +148,41 @@ def test_perturbation_finds_the_lost_update_and_not_the_locked_counter(tmp_path:
     )
     _, data2 = run_plugin(tmp_path / "same", "--asyncfix-perturb", "40", "races")
     assert data2["records"][0]["message"] == record["message"]
+
+
+def test_perturbation_keeps_what_another_thread_schedules_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A callback another thread appends (`call_soon_threadsafe`) while a perturbed turn
+    sorts the ready queue must stay in it (losing it hung janus's threaded tests)."""
+    import asyncio
+    import collections
+    import random
+
+    from asyncfix import pytest_plugin
+
+    class Racing(collections.deque):  # type: ignore[type-arg]
+        appended = False
+
+        def popleft(self) -> object:
+            if not self.appended:  # the other thread, right now
+                self.appended = True
+                self.append("from another thread")
+            return super().popleft()
+
+    async def idle() -> None:
+        await asyncio.sleep(0)
+
+    loop = asyncio.new_event_loop()
+    try:
+        tasks = [loop.create_task(idle()) for _ in range(4)]
+        ready = Racing(loop._ready)  # type: ignore[attr-defined]
+        fake = type("Loop", (), {"_ready": ready})()
+        monkeypatch.setattr(pytest_plugin, "_ORIGINAL_RUN_ONCE", lambda loop: None)
+        monkeypatch.setattr(pytest_plugin, "_PERTURB", [random.Random(1)])
+        pytest_plugin._perturbed_run_once(fake)  # type: ignore[arg-type]
+        assert "from another thread" in ready
+        assert len(ready) == len(tasks) + 1  # the held-back ones are back too
+        loop.run_until_complete(asyncio.gather(*tasks))  # the real queue runs them
+    finally:
+        loop.close()
