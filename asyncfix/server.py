@@ -268,13 +268,14 @@ def code_action(ls: AsyncfixServer, params: lsp.CodeActionParams) -> list[lsp.Co
 def _fix_all(
     checked: _Checked, uri: str, lines: list[str], codec: PositionCodec
 ) -> lsp.CodeAction | None:
-    """The document's safe fixes together (asyncfix's verified fixpoint), as one edit."""
+    """The fixes `asyncfix --write` would make to the document (safe ones, and the unsafe
+    ones when the configuration turns them on), verified together, as one edit."""
     result = _fixed(checked.text, checked.path)
     if result is None:
         return None
     whole = lsp.Range(start=lsp.Position(0, 0), end=_end_of(lines, codec))
     return lsp.CodeAction(
-        title="Fix all asyncfix findings with a safe fix",
+        title="Fix all asyncfix findings (the fixes `asyncfix --write` makes here)",
         kind=lsp.CodeActionKind.SourceFixAll,
         edit=lsp.WorkspaceEdit(changes={uri: [lsp.TextEdit(range=whole, new_text=result)]}),
     )
