@@ -25,7 +25,7 @@ from asyncfix.config import (
 )
 from asyncfix.engine import all_codes, run, run_stdin
 from asyncfix.files import BOM, relative
-from asyncfix.model import FileResult, Finding, Observed, RunResult
+from asyncfix.model import Finding, Observed, RunResult
 from asyncfix.report import diff as diff_renderer
 from asyncfix.report import json as json_renderer
 from asyncfix.report.ruledoc import rule_doc
@@ -706,15 +706,6 @@ def _machine_text(result: RunResult, output_format: str) -> str | None:
     return render_gitlab(result)
 
 
-def _reported(result: RunResult) -> list[tuple[FileResult, Finding]]:
-    """The findings a run reports: after ``--write``, those left in the written files."""
-    return [
-        (r, f)
-        for r in result.files
-        for f in (r.remaining if result.mode == "write" and r.written else r.findings)
-    ]
-
-
 def _print_statistics(
     result: RunResult, output_format: str, out: _Output, style: Style, quiet: bool
 ) -> None:
@@ -722,7 +713,7 @@ def _print_statistics(
     from asyncfix.codemods import rule_by_code
 
     counts: dict[str, list[Finding]] = {}
-    for _, finding in _reported(result):
+    for _, finding in result.reported_findings:
         counts.setdefault(finding.code, []).append(finding)
     ordered = sorted(counts.items(), key=lambda item: (-len(item[1]), item[0]))
     if output_format in MACHINE_FORMATS:
@@ -790,7 +781,7 @@ def _print_fixed_stdin(result: RunResult, raw: bytes, style: Style) -> None:
     else:
         stream.write(raw)
     stream.flush()
-    left = file.remaining if file.written else file.findings
+    left = result.reported(file)
     for finding in left:
         click.echo(concise_line(file, finding, result, style), err=True)
 
@@ -812,7 +803,7 @@ def _exit_code(result: RunResult, exit_zero: bool = False, on_fix: bool = False)
     if result.mode == "diff":
         return EXIT_FINDINGS if fixed else EXIT_CLEAN
     if result.mode == "write":
-        return EXIT_FINDINGS if _reported(result) else EXIT_CLEAN
+        return EXIT_FINDINGS if result.reported_findings else EXIT_CLEAN
     return EXIT_FINDINGS if result.findings else EXIT_CLEAN
 
 

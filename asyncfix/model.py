@@ -316,6 +316,17 @@ class RunResult:
     def findings(self) -> list[tuple[FileResult, Finding]]:
         return [(f, x) for f in self.files for x in f.findings]
 
+    def reported(self, result: FileResult) -> list[Finding]:
+        """What the run reports for ``result``: after ``--write``, what is left in the
+        written file; else its findings."""
+        if self.mode == "write" and result.written:
+            return result.remaining
+        return result.findings
+
+    @property
+    def reported_findings(self) -> list[tuple[FileResult, Finding]]:
+        return [(r, f) for r in self.files for f in self.reported(r)]
+
     def has_errors(self) -> bool:
         return bool(self.errors) or any(f.error or f.internal_error for f in self.files)
 

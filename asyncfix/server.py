@@ -151,15 +151,15 @@ def _diagnostic(finding: Finding, lines: list[str], codec: PositionCodec) -> lsp
     )
 
 
+#: the line a syntax error names ("syntax error at line 6, column 7: ...")
+_LINE = re.compile(r"\bline (\d+)")
+
+
 def _error_diagnostic(result: FileResult, lines: list[str], codec: PositionCodec) -> lsp.Diagnostic:
     """A document asyncfix cannot check: one diagnostic, on the line the parser names."""
     message = result.error or result.internal_error or ""
-    line = 1
-    for word in ("line ",):
-        if word in message:
-            digits = message.split(word, 1)[1].split(",")[0].split(")")[0].strip()
-            if digits.isdigit():
-                line = max(1, min(int(digits), max(len(lines), 1)))
+    named = _LINE.search(message)
+    line = max(1, min(int(named[1]), len(lines))) if named else 1
     width = len(lines[line - 1]) + 1 if line - 1 < len(lines) else 1
     return lsp.Diagnostic(
         range=_range(lines, codec, line, 1, line, width),

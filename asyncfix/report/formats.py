@@ -51,7 +51,7 @@ def render_github(run: RunResult) -> str:
         if result.error or result.internal_error:
             message = _github_data(result.error or result.internal_error or "")
             lines.append(f"::error title=asyncfix,file={path}::{message}")
-        for finding in _shown(result, run):
+        for finding in run.reported(result):
             span = finding.span
             title = _github_property(f"asyncfix ({finding.code})")
             where = (
@@ -64,13 +64,6 @@ def render_github(run: RunResult) -> str:
             level = _GITHUB_LEVEL[finding.severity]
             lines.append(f"::{level} title={title},{where}::{message}")
     return "".join(line + "\n" for line in lines)
-
-
-def _shown(result: FileResult, run: RunResult) -> list[Finding]:
-    """What a run reports for a file: after ``--write``, what is left."""
-    if run.mode == "write" and result.written:
-        return result.remaining
-    return result.findings
 
 
 # -- GitLab code quality ---------------------------------------------------------------------
@@ -89,7 +82,7 @@ def render_gitlab(run: RunResult) -> str:
     for result in run.files:
         path = _posix(_relative_to(result, base))
         seen: dict[tuple[str, str], int] = {}
-        for finding in _shown(result, run):
+        for finding in run.reported(result):
             key = (finding.code, finding.message)
             seen[key] = seen.get(key, 0) + 1
             digest = hashlib.sha256(
@@ -132,7 +125,7 @@ def render_json_lines(run: RunResult) -> str:
     with its file's ``path`` (docs/json.md)."""
     out: list[str] = []
     for result in run.files:
-        for finding in _shown(result, run):
+        for finding in run.reported(result):
             item = {"path": result.display, **finding_json(finding, run.unsafe_fixes)}
             out.append(json.dumps(item, ensure_ascii=False))
     return "".join(line + "\n" for line in out)
@@ -222,7 +215,7 @@ def render_sarif(run: RunResult, cwd: Path | None = None) -> str:
                     "locations": [{"physicalLocation": location}],
                 }
             )
-        for finding in _shown(result, run):
+        for finding in run.reported(result):
             span = finding.span
             item: dict[str, Any] = {
                 "ruleId": finding.code,

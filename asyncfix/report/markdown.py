@@ -225,7 +225,7 @@ def render_summary(run: RunResult, budget: int = SUMMARY_BUDGET) -> str:
     the findings per rule, then each finding by file with its fix as a fenced diff (when it
     has one), then the files that could not be checked. Past ``budget`` characters the
     findings left are counted, not shown."""
-    listed = [(r, f) for r in run.files for f in _reported(r, run)]
+    listed = run.reported_findings
     fixable = sum(1 for _, f in listed if f.fixable(run.unsafe_fixes))
     fixed = sum(1 for r, f in run.findings if f.fixed and r.written)
     files = len({r.path for r, _ in listed})
@@ -265,10 +265,6 @@ def render_summary(run: RunResult, budget: int = SUMMARY_BUDGET) -> str:
     if problems:
         lines += ["### Errors", "", *problems, ""]
     return "\n".join(lines).rstrip("\n") + "\n"
-
-
-def _reported(result: FileResult, run: RunResult) -> list[Finding]:
-    return result.remaining if run.mode == "write" and result.written else result.findings
 
 
 def _code_span(text: str) -> str:

@@ -175,10 +175,7 @@ def _listing(
                         f"{finding.span.line}:{finding.span.col}: {finding.code} {finding.message}"
                     )
                     lines.append((line, None))
-            shown = result.remaining if result.written else result.findings
-        else:
-            shown = result.findings
-        for finding in shown:
+        for finding in run.reported(result):
             lines.append((concise_line(result, finding, run, style), (result, finding)))
     return lines
 
@@ -243,7 +240,7 @@ def _summary(run: RunResult) -> str:
     if run.mode == "write":
         fixed = sum(1 for r, f in found if f.fixed and r.written)
         changed = sum(1 for r in run.files if r.written)
-        remaining = sum(len(r.remaining if r.written else r.findings) for r in run.files)
+        remaining = len(run.reported_findings)
         files_changed = f"{changed} {'file' if changed == 1 else 'files'}"
         text = f"Fixed {fixed} finding{'s' * (fixed != 1)} in {files_changed}"
         text += f"; {remaining} remaining" if remaining else "; nothing left to fix"
