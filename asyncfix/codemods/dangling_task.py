@@ -56,7 +56,9 @@ async def on_message(msg):
         "Safe: the task runs exactly as before; it is now also held in a module-level set until "
         "it completes, which is what the asyncio documentation prescribes. Offered inside "
         "functions when the call is a statement of its own (or assigned to `_` or to an unused "
-        "local); a one-line `if x: create_task(...)` or a module-level call is reported only."
+        "local); a one-line `if x: create_task(...)` or a module-level call is reported only. "
+        "With `--evidence`, a task the analysis sees kept but the tests saw destroyed while "
+        "pending, or failing with its exception never retrieved, is reported without a fix."
     )
     severity = Severity.HIGH
     kind = "Task lifecycle"

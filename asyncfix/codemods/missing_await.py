@@ -98,7 +98,11 @@ class Agent:
         "reported without a fix: a coroutine put in a container nothing takes it out of, or "
         "in a dict item nothing reads; a callback parameter called and dropped, where a "
         "caller in the module passes a coroutine function. Nothing is reported on a branch "
-        "the module's own conditions rule out (`verbose = False` ... `if verbose:`)."
+        "the module's own conditions rule out (`verbose = False` ... `if verbose:`). With "
+        "`--evidence` (the runtime-evidence pytest plugin's file), a dropped call whose callee "
+        "the analysis cannot tell (dynamic dispatch) is reported where the tests saw a "
+        "coroutine made there and never awaited, with `await` as an unsafe fix (another call "
+        "of it may not make one), when the call is its statement's only call."
     )
     severity = Severity.HIGH
     kind = "Coroutine never awaited"
