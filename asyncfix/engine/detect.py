@@ -49,6 +49,10 @@ class Analysis:
         return hit.span
 
 
+#: asyncfix's rule codes: what a suppression comment may name
+_KNOWN = frozenset(CODES)
+
+
 class TooDeep(Exception):
     """The source nests deeper than the parser can follow."""
 
@@ -73,7 +77,7 @@ def analyse(
     """
     comments = None
     if suppressions.SKIP_FILE.search(text):
-        comments = suppressions.parse(text, frozenset(CODES))
+        comments = suppressions.parse(text, _KNOWN)
         if comments.skip_file:
             return Analysis(None, [], {}, text, warnings=tuple(comments.warnings))
     active = [rule for rule in rules if rule.may_apply(text)]
@@ -95,7 +99,7 @@ def analyse(
     if comments is None:
         if not found and not suppressions.OF_INTEREST.search(text):
             return Analysis(None, [], {}, text)
-        comments = suppressions.parse(text, frozenset(CODES))
+        comments = suppressions.parse(text, _KNOWN)
     kept: list[Hit] = []
     used: set[suppressions.Directive] = set()
     for hit in found:
