@@ -52,13 +52,16 @@ def _record(record: Any) -> tuple[str | None, Observed] | None:
     if not isinstance(record, dict):
         return None
     kind, test, message, site = (record.get(k) for k in ("kind", "test", "message", "site"))
+    where = record.get("where", "")  # absent from the first files the plugin wrote
     if not (isinstance(kind, str) and isinstance(test, str) and isinstance(message, str)):
         return None
+    if not isinstance(where, str):
+        return None
     if site is None:
-        return None, Observed(kind, 0, test, message)
+        return None, Observed(kind, 0, test, message, where)
     if not isinstance(site, dict):
         return None
     path, line = site.get("path"), site.get("line")
     if not isinstance(path, str) or not isinstance(line, int) or isinstance(line, bool):
         return None
-    return str(Path(path).resolve()), Observed(kind, line, test, message)
+    return str(Path(path).resolve()), Observed(kind, line, test, message, where)

@@ -54,6 +54,9 @@ class Observed:
     line: int
     test: str
     message: str
+    #: what the line is, where that varies (the record's ``where``): ``created``,
+    #: ``collected``, ``blocked``, ``suspended``; else ""
+    where: str = ""
 
     def said(self) -> str:
         """The line of evidence a finding it bears out carries."""

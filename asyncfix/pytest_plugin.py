@@ -13,8 +13,9 @@ records, with the test that was running:
   library's own "Unclosed ..." report (aiohttp's client sessions and connectors);
 - ``slow-callback``: a step of a task (or a callback) that held the event loop longer than
   ``--asyncfix-slow-callback`` seconds (default 0.1), with its duration, the coroutine and
-  the line it was suspended at next (the blocking code runs between its previous ``await``
-  and that line);
+  the line that held it (a sampler thread takes the loop thread's stack while a step runs
+  long), else the line it was suspended at next (the blocking code runs between its
+  previous ``await`` and that line);
 - ``hang`` (with ``--asyncfix-hang SECONDS``): a loop that ran no callback for that long
   while waiting in its selector (a deadlock, a future nobody sets): every task and the line
   it awaits at, and the tasks are cancelled with that message, so the test fails with it
@@ -30,7 +31,9 @@ the session ends with a summary line per kind.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
+import inspect
 import json
 import logging
 import os
@@ -77,6 +80,11 @@ class Record:
     stack: list[Site] = field(default_factory=list)
     #: a slow callback's duration in seconds
     seconds: float | None = None
+    #: what ``site`` is, where that varies by record: an unclosed resource's ``created``
+    #: (where it was made) or ``collected`` (where it was garbage-collected); a slow
+    #: callback's ``blocked`` (the line of the coroutine that was running when the loop was
+    #: seen held) or ``suspended`` (the ``await`` it reached next); else ""
+    where: str = ""
 
 
 def _sites(text: str) -> list[Site]:
@@ -92,15 +100,24 @@ _ELSEWHERE = tuple(
 )
 
 
+def _is_project(site: Site, root: Path) -> bool:
+    """Whether the frame is the project's own code (not the standard library, not an
+    installed package, not this plugin)."""
+    return _project_path(site.path, str(root))
+
+
+@functools.lru_cache(maxsize=4096)
+def _project_path(path: str, root: str) -> bool:
+    resolved = str(Path(path).resolve())
+    inside = resolved.startswith(root)
+    installed = "site-packages" in resolved or resolved.startswith(_ELSEWHERE)
+    return inside and not installed and not resolved.endswith("pytest_plugin.py")
+
+
 def _site_of(stack: list[Site], root: Path) -> Site | None:
-    """The innermost frame of the project's own code (not the standard library, not an
-    installed package, not this plugin), else the innermost frame."""
-    prefixes = _ELSEWHERE
+    """The innermost frame of the project's own code, else the innermost frame."""
     for site in reversed(stack):
-        resolved = str(Path(site.path).resolve())
-        inside = resolved.startswith(str(root))
-        installed = "site-packages" in resolved or resolved.startswith(prefixes)
-        if inside and not installed and not resolved.endswith("pytest_plugin.py"):
+        if _is_project(site, root):
             return site
     return stack[-1] if stack else None
 
@@ -135,9 +152,10 @@ class Evidence:
         stack: list[Site],
         seconds: float | None = None,
         site: Site | None = None,
+        where: str = "",
     ) -> None:
-        where = site if site is not None else _site_of(stack, self.root)
-        self.records.append(Record(kind, self.test, message, where, stack, seconds))
+        at = site if site is not None else _site_of(stack, self.root)
+        self.records.append(Record(kind, self.test, message, at, stack, seconds, where))
 
     # -- the sources ---------------------------------------------------------------------
 
@@ -151,7 +169,8 @@ class Evidence:
             elif isinstance(message.message, ResourceWarning) and self._first(
                 getattr(message, "source", None)
             ):
-                self.add("unclosed-resource", text.splitlines()[0], _allocation(message))
+                stack, where = _allocation(message)
+                self.add("unclosed-resource", text.splitlines()[0], stack, where=where)
         finally:
             self.test = running
 
@@ -177,7 +196,7 @@ class Evidence:
                 None,
             )
             if self._first(about):
-                self.add("unclosed-resource", message, stack)
+                self.add("unclosed-resource", message, stack, where="created" if stack else "")
 
     def forget_objects(self) -> None:
         """The objects of the tests before may go."""
@@ -194,21 +213,53 @@ class Evidence:
 
     def slow_callback(self, record: logging.LogRecord) -> None:
         """``Executing <handle> took N seconds`` from a loop in debug mode: the handle the
-        loop is running is still its current one while it logs."""
+        loop is running is still its current one while it logs. Placed at the line the
+        sampler saw the loop's thread at while the handle ran (the project's innermost
+        coroutine frame: the call in the ``async def`` that did not return), else at the
+        ``await`` the coroutine reached next (the blocking code is between that and its
+        previous suspension)."""
         args = record.args if isinstance(record.args, tuple) else ()
         seconds = float(args[1]) if len(args) > 1 and isinstance(args[1], int | float) else None
         described = str(args[0]) if args else record.getMessage()
         loop = asyncio.events._get_running_loop()
         handle = getattr(loop, "_current_handle", None)
+        samples = _SAMPLES.pop(id(handle), []) if handle is not None else []
         task = getattr(getattr(handle, "_callback", None), "__self__", None)
-        stack = _traceback_sites(getattr(task, "_source_traceback", None))
-        site = _suspended_at(task)
-        running = _RUNNING_AT.search(described)
-        if site is None and running is not None:
-            site = Site(running["path"], int(running["line"]), running["name"])
         name = _coro_name(task) or described
         message = f"{name} held the event loop for {seconds:.3f} s" if seconds else described
-        self.add("slow-callback", message, stack, seconds, site)
+        blocked = self._blocked_at(samples)
+        if blocked is not None:
+            site, inner, stack = blocked
+            message += f", at {Path(site.path).name}:{site.line}"
+            if inner != site:
+                message += f" (in {inner.function}() at {Path(inner.path).name}:{inner.line})"
+            self.add("slow-callback", message, stack, seconds, site, where="blocked")
+            return
+        created = _traceback_sites(getattr(task, "_source_traceback", None))
+        suspended = _suspended_at(task)
+        running = _RUNNING_AT.search(described)
+        if suspended is None and running is not None:
+            suspended = Site(running["path"], int(running["line"]), running["name"])
+        self.add("slow-callback", message, created, seconds, suspended, where="suspended")
+
+    def _blocked_at(self, samples: list[list[_Sampled]]) -> tuple[Site, Site, list[Site]] | None:
+        """What the samples of the loop's thread say held it: the project's innermost
+        coroutine frame (else its innermost frame) and its innermost frame, as most samples
+        saw them, with that sample's stack (innermost last)."""
+        seen: dict[tuple[Any, ...], int] = {}
+        found: dict[tuple[Any, ...], tuple[Site, Site, list[Site]]] = {}
+        for sample in samples:
+            ours = [(site, coroutine) for site, coroutine in sample if _is_project(site, self.root)]
+            if not ours:
+                continue  # none of the project's own code was running
+            inner = ours[-1][0]
+            site = next((s for s, coroutine in reversed(ours) if coroutine), inner)
+            key = (site.path, site.line, inner.path, inner.line)
+            seen[key] = seen.get(key, 0) + 1
+            found.setdefault(key, (site, inner, [s for s, _ in sample]))
+        if not seen:
+            return None
+        return found[max(seen, key=lambda key: seen[key])]  # the first of the most seen
 
     def perturbation_results(self) -> None:
         """A ``perturbation`` record for each test that passed as it is and failed in some
@@ -249,7 +300,7 @@ class Evidence:
         }
 
 
-def _allocation(message: warnings.WarningMessage) -> list[Site]:
+def _allocation(message: warnings.WarningMessage) -> tuple[list[Site], str]:
     """Where the object a ResourceWarning is about was made, when it kept its creation
     stack (asyncio's transports and aiohttp's sessions do, in debug mode:
     ``_source_traceback``); else where the warning came from (where it was
@@ -257,8 +308,8 @@ def _allocation(message: warnings.WarningMessage) -> list[Site]:
     the block points at the caller, not the line that made it)."""
     made = _traceback_sites(getattr(getattr(message, "source", None), "_source_traceback", None))
     if made:
-        return made
-    return [Site(message.filename, message.lineno)] if message.filename else []
+        return made, "created"
+    return ([Site(message.filename, message.lineno)], "collected") if message.filename else ([], "")
 
 
 def _suspended_at(task: Any) -> Site | None:
@@ -340,6 +391,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("filterwarnings", "always::ResourceWarning")
     config.addinivalue_line("filterwarnings", "always:coroutine .* was never awaited")
     _patch_loops(evidence)
+    sampler = _Sampler(evidence.slow)
+    sampler.start()
+    config.add_cleanup(sampler.stop)
     hang = config.getoption("asyncfix_hang")
     if hang:
         watchdog = _Watchdog(evidence, hang)
@@ -392,6 +446,57 @@ def _perturbed_run_once(self: asyncio.base_events.BaseEventLoop) -> None:
 #: the loops made in the session, and when each last ran a callback
 _LOOPS: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 _PROGRESS: dict[int, float] = {}
+#: the handle each loop runs now (by the loop's id) and since when
+_RUNNING: dict[int, tuple[asyncio.Handle, float]] = {}
+#: a frame the sampler saw, and whether it is a coroutine's (an ``async def``'s)
+_Sampled = tuple[Site, bool]
+#: the stacks (innermost last) the sampler saw a handle's loop thread in while it ran long,
+#: by the handle's id; taken by its slow-callback record
+_SAMPLES: dict[int, list[list[_Sampled]]] = {}
+#: a handle's samples kept at most, and how deep a sampled stack goes
+MAX_SAMPLES = 50
+MAX_DEPTH = 64
+_ASYNC_CODE = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+class _Sampler(threading.Thread):
+    """Where a loop's thread is while a handle holds it long: every fifth of the
+    slow-callback threshold, each handle that has run for half of it has its thread's stack
+    taken (``sys._current_frames``), so its slow-callback record can name the line that
+    blocked -- which the loop's own report (the handle, its duration) does not."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(name="asyncfix-slow-callback-sampler", daemon=True)
+        self.seconds = seconds
+        self.done = threading.Event()
+
+    def stop(self) -> None:
+        self.done.set()
+
+    def run(self) -> None:
+        while not self.done.wait(max(0.005, self.seconds / 5)):
+            now = time.monotonic()
+            for handle, start in _RUNNING.copy().values():
+                if now - start >= self.seconds / 2:
+                    self._sample(handle)
+
+    def _sample(self, handle: asyncio.Handle) -> None:
+        loop = getattr(handle, "_loop", None)
+        thread = getattr(loop, "_thread_id", None)
+        frame = sys._current_frames().get(thread) if thread is not None else None
+        stack: list[_Sampled] = []
+        while frame is not None and len(stack) < MAX_DEPTH:
+            code = frame.f_code
+            site = Site(code.co_filename, frame.f_lineno or 0, code.co_name)
+            stack.append((site, bool(code.co_flags & _ASYNC_CODE)))
+            frame = frame.f_back
+        running = _RUNNING.get(id(loop))
+        if stack and running is not None and running[0] is handle:  # still that handle
+            if len(_SAMPLES) > MAX_SAMPLES:  # handles whose records never came for them
+                _SAMPLES.clear()
+            samples = _SAMPLES.setdefault(id(handle), [])
+            if len(samples) < MAX_SAMPLES:
+                samples.append(stack[::-1])
 
 
 class _Watchdog(threading.Thread):
@@ -468,8 +573,15 @@ def _patch_loops(evidence: Evidence) -> None:
     asyncio.base_events.BaseEventLoop.__init__ = init  # type: ignore[method-assign,assignment]
 
     def run(handle: asyncio.Handle) -> None:
-        _PROGRESS[id(handle._loop)] = time.monotonic()  # type: ignore[attr-defined]
-        _ORIGINAL_RUN(handle)
+        loop = id(handle._loop)  # type: ignore[attr-defined]
+        now = _PROGRESS[loop] = time.monotonic()
+        if _SAMPLES:
+            _SAMPLES.pop(id(handle), None)  # another handle's that had its id
+        _RUNNING[loop] = (handle, now)
+        try:
+            _ORIGINAL_RUN(handle)
+        finally:
+            _RUNNING.pop(loop, None)
 
     def run_forever(self: asyncio.base_events.BaseEventLoop) -> None:
         # a loop that starts (again) has not been idle: not since its last run, nor since

@@ -49,7 +49,7 @@ def test_every_signal_is_recorded_with_its_test_and_line(tmp_path: Path) -> None
     done, data = run_plugin(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr  # the tests themselves pass
     service = tmp_path / "runtime" / "service.py"
-    assert data["format"] == 1 and data["tests"] == 7
+    assert data["format"] == 1 and data["tests"] == 9
     kinds = by_kind(data)
     assert sorted(kinds) == [
         "exception-never-retrieved",
@@ -62,7 +62,6 @@ def test_every_signal_is_recorded_with_its_test_and_line(tmp_path: Path) -> None
         "never-awaited": ("test_dispatch", "handler(device)"),
         "task-destroyed-pending": ("test_polling", "create_task(_poll_forever())"),
         "exception-never-retrieved": ("test_failing_job", "create_task(_fail())"),
-        "slow-callback": ("test_read_sensor", "await asyncio.sleep(0)\n    return 21.5"),
     }
     for kind, (test, marker) in expected.items():
         (record,) = kinds[kind]
@@ -74,15 +73,28 @@ def test_every_signal_is_recorded_with_its_test_and_line(tmp_path: Path) -> None
     assert "'refresh' was never awaited" in kinds["never-awaited"][0]["message"]
     assert "_poll_forever()" in kinds["task-destroyed-pending"][0]["message"]
     assert "ValueError: device offline" in kinds["exception-never-retrieved"][0]["message"]
-    slow = kinds["slow-callback"][0]
-    assert slow["seconds"] >= 0.1 and "read_sensor()" in slow["message"]
-    socket, session = sorted(kinds["unclosed-resource"], key=lambda r: r["test"])
+    # a slow callback is placed at the line the loop's thread was sampled at: the blocking
+    # call itself, or the coroutine's call into the sync code that blocked
+    sensor, profile = sorted(kinds["slow-callback"], key=lambda r: r["test"], reverse=True)
+    assert sensor["test"] == "tests/test_service.py::test_read_sensor"
+    assert sensor["seconds"] >= 0.1 and "read_sensor()" in sensor["message"]
+    assert sensor["where"] == "blocked"
+    assert sensor["site"]["line"] == line_of(service, "time.sleep(0.15)  # holds")
+    assert profile["test"] == "tests/test_service.py::test_load_profile"
+    assert profile["site"]["line"] == line_of(service, "profile = backend(name)")
+    assert profile["site"]["function"] == "load_profile"
+    disk = line_of(service, "time.sleep(0.15)  # a slow disk")
+    assert f"(in _read_disk() at service.py:{disk})" in profile["message"]
+    assert profile["stack"][-1]["function"] == "_read_disk"  # innermost last
+    socket, session, chosen = sorted(kinds["unclosed-resource"], key=lambda r: r["test"])
     assert socket["test"] == "tests/test_service.py::test_probe"
     assert "unclosed <socket.socket" in socket["message"]
     # a resource that keeps its creation stack (aiohttp, in debug mode) is placed there
     assert session["test"] == "tests/test_service.py::test_session_headers"
     assert "Unclosed client session" in session["message"]
     assert session["site"]["line"] == line_of(service, "session = aiohttp.ClientSession()")
+    assert (session["where"], socket["where"]) == ("created", "collected")
+    assert chosen["site"]["line"] == line_of(service, 'session = SESSIONS["default"]()')
     # the summary at the end of the session
     assert "asyncfix runtime evidence" in done.stdout
     assert "never-awaited: 1 (in 1 tests)" in done.stdout
@@ -186,3 +198,25 @@ def test_perturbation_keeps_what_another_thread_schedules_meanwhile(
         loop.run_until_complete(asyncio.gather(*tasks))  # the real queue runs them
     finally:
         loop.close()
+
+
+def test_a_slow_callback_nobody_sampled_is_placed_at_its_next_await(tmp_path: Path) -> None:
+    """Without a sample of the loop's thread (a step shorter than the sampler's period), the
+    record says where the coroutine was suspended next: the blocking code is before it."""
+    import logging
+
+    from asyncfix import pytest_plugin
+
+    evidence = pytest_plugin.Evidence(tmp_path, 0.1)
+    handle = "<Task pending name='Task-1' coro=<poll() running at /p/m.py:7> cb=[...]>"
+    record = logging.LogRecord(
+        "asyncio", logging.WARNING, "", 0, "Executing %s took %.3f seconds", (handle, 0.25), None
+    )
+    evidence.slow_callback(record)
+    (seen,) = evidence.records
+    assert (seen.where, seen.site, seen.seconds) == (
+        "suspended",
+        pytest_plugin.Site("/p/m.py", 7, "poll"),
+        0.25,
+    )
+    assert "held the event loop for 0.250 s" in seen.message

@@ -90,6 +90,9 @@ class Hit:
     #: the fix before it is built: ``fix`` holds its safety and changes only, until the file
     #: is parsed with LibCST (``engine.apply``) and this builds it there
     pending: PendingFix | None = None
+    #: made from the runtime evidence alone (``--evidence``): dropped when another finding
+    #: of its family (``detect.RUNTIME_FAMILY``) is on the observed line
+    runtime: bool = False
 
 
 @dataclass
@@ -169,6 +172,7 @@ class Rule:
         message: str,
         fix: tuple[Safety, list[str], PendingFix] | None = None,
         evidence: Sequence[str] = (),
+        runtime: bool = False,
     ) -> None:
         ctx = self.context
         if fix is not None and self.no_fix_in_tests and ctx.test_code:
@@ -186,6 +190,7 @@ class Rule:
             span=self.span(node),
             key=fix_key(self.code, message, self.model.source.segment(node)),
             pending=pending,
+            runtime=runtime,
         )
         ctx.hits.append(hit)
 
@@ -335,9 +340,33 @@ class ModelContext:
     #: what the runtime-evidence plugin saw, by line (``--evidence``)
     observed: dict[int, list[Observed]] = field(default_factory=dict)
 
-    def seen(self, kind: str, lines: range) -> list[Observed]:
-        """What the plugin saw of ``kind`` on ``lines``."""
-        return [o for line in lines for o in self.observed.get(line, ()) if o.kind == kind]
+    def seen(self, kind: str, lines: range, where: str | None = None) -> list[Observed]:
+        """What the plugin saw of ``kind`` on ``lines`` (and, given ``where``, placed so)."""
+        return [
+            o
+            for line in lines
+            for o in self.observed.get(line, ())
+            if o.kind == kind and (where is None or o.where == where)
+        ]
+
+
+def lines_of(node: ast.AST) -> range:
+    start: int = getattr(node, "lineno", 0)
+    return range(start, (getattr(node, "end_lineno", None) or start) + 1)
+
+
+def the_call_at(statement: ast.stmt, line: int) -> ast.Call | None:
+    """The one call of ``statement`` on ``line`` that is not awaited, or None when there is
+    none or more than one: the runtime evidence names a line, and a finding from it must
+    name the call it means."""
+    calls = [
+        node
+        for node in ast.walk(statement)
+        if isinstance(node, ast.Call) and line in lines_of(node)
+    ]
+    awaited = {id(node.value) for node in ast.walk(statement) if isinstance(node, ast.Await)}
+    left = [call for call in calls if id(call) not in awaited]
+    return left[0] if len(left) == 1 else None
 
 
 def fresh_name(base: str, taken: set[str]) -> str:

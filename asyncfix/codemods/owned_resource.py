@@ -17,6 +17,7 @@ from asyncfix.analysis.classes import self_name
 from asyncfix.analysis.model import in_order
 from asyncfix.analysis.resources import called
 from asyncfix.codemods.base import ModelContext, Rule
+from asyncfix.codemods.unclosed_resource import seen_unclosed
 from asyncfix.index import NEUTRAL_BASES
 from asyncfix.model import Safety, Severity
 
@@ -66,7 +67,9 @@ class Weather:
         "code that made the object) is the author's design. Not reported when any code in the "
         "class or the module closes the attribute, when the class hands the attribute out "
         "(returns it, passes it to a call, stores it elsewhere), or when the class has a base "
-        "defined outside the module, which could close it."
+        "defined outside the module, which could close it. With `--evidence`, `self.x = "
+        "<call>` where the tests saw the object made there garbage-collected unclosed is "
+        "reported even when the analysis cannot tell the call makes a resource."
     )
     severity = Severity.MEDIUM
     kind = "Resource leak"
@@ -77,6 +80,21 @@ class Weather:
         super().__init__(ctx)
         self._closed_in_module: set[str] | None = None
         self._classes: dict[str, ast.ClassDef] | None = None
+
+    def on_Assign(self, statement: ast.Assign) -> None:
+        """``self.x = <a call>`` that made a resource the runtime evidence saw never closed,
+        where the analysis cannot tell it is one (``unclosed_resource.seen_unclosed``)."""
+        if not self.context.observed or len(statement.targets) != 1:
+            return
+        target = statement.targets[0]
+        function = self.walk.place(statement).function
+        if not isinstance(target, ast.Attribute) or function is None:
+            return
+        receiver = self_name(function) if self.walk.enclosing_class(statement) else None
+        if not isinstance(target.value, ast.Name) or target.value.id != receiver:
+            return
+        if self.model.resources.resource_of(statement.value) is None:
+            seen_unclosed(self, statement, target)
 
     def on_ClassDef(self, node: ast.ClassDef) -> None:
         if not self._bases_visible(node):

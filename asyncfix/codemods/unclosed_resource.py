@@ -25,7 +25,15 @@ from asyncfix.analysis.model import (
 )
 from asyncfix.analysis.resources import READ_METHODS, Resource, called
 from asyncfix.analysis.source import shown
-from asyncfix.codemods.base import Fix, Locate, PendingFix, Rule, dotted_name
+from asyncfix.codemods.base import (
+    Fix,
+    Locate,
+    PendingFix,
+    Rule,
+    dotted_name,
+    lines_of,
+    the_call_at,
+)
 from asyncfix.index import ast_dotted_name, spelled_names
 from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
@@ -85,7 +93,11 @@ async def status(url):
         "(`ClientSession(connector=shared)`). Not reported when the resource leaves the "
         "function (returned, stored, passed on, captured by a nested function), is entered "
         "with `async with`, is closed in a `finally`, or was given what closing it would "
-        "close (`Bot(token, session=shared)`)."
+        "close (`Bot(token, session=shared)`). With `--evidence` (the runtime-evidence "
+        "pytest plugin's file), `name = <call>` in a function, where the tests saw the object "
+        "made there garbage-collected unclosed (aiohttp's sessions and connectors and "
+        "asyncio's transports say where they were made), is reported without a fix even when "
+        "the analysis cannot tell the call makes a resource (a class chosen at run time)."
     )
     severity = Severity.HIGH
     no_fix_in_tests = True
@@ -99,6 +111,8 @@ async def status(url):
         target = statement.targets[0]
         found = self.model.resources.resource_of(statement.value)
         if found is None:
+            if self.context.observed:
+                seen_unclosed(self, statement, target)
             return
         # a local of the coroutine whose body (its blocks, not a nested def or class) holds it
         node = self.walk.place(statement).function
@@ -357,6 +371,41 @@ async def status(url):
         previous = body[index - 1]
         above = range((previous.end_lineno or previous.lineno) + 1, statement.lineno)
         return any(source.lines[line - 1].strip().startswith("#") for line in above)
+
+
+def seen_unclosed(rule: Rule, statement: ast.Assign, target: ast.expr) -> None:
+    """A resource the runtime-evidence plugin saw garbage-collected unclosed, made at this
+    assignment (``--evidence``: an ``unclosed-resource`` record placed where the object was
+    created -- aiohttp's sessions and connectors and asyncio's transports keep that in debug
+    mode), where the analysis cannot tell the call makes a resource (a class chosen at run
+    time, a wrapper it does not know). Reported without a fix: where to close it is the
+    program's to decide. Only for the one call of the statement, in a function; dropped
+    where another AF5 rule reports the line."""
+    if rule.walk.place(statement).function is None:
+        return  # made at import time: closed (or not) by whoever owns the module
+    seen = [
+        o
+        for o in rule.context.seen("unclosed-resource", lines_of(statement), "created")
+        if the_call_at(statement, o.line) is statement.value
+    ]
+    if not seen:
+        return
+    first = seen[0]
+    call = statement.value
+    assert isinstance(call, ast.Call)
+    made = f"`{rule.model.source.segment(target)} = {rule.model.source.segment(call.func)}(...)`"
+    test = f" (in {first.test})" if first.test else ""
+    closing = (
+        f"close it when the object is done (an `async def close()` that closes "
+        f"`{rule.model.source.segment(target)}`)"
+        if isinstance(target, ast.Attribute)
+        else "close it with `async with` or in `finally`"
+    )
+    message = (
+        f"{made} made a resource that was never closed when the tests ran{test}: "
+        f"{first.message}; {closing} (no fix: the analysis cannot tell what it makes)"
+    )
+    rule.report(call, message, None, [o.said() for o in seen], runtime=True)
 
 
 def _suspends_or_calls(statement: ast.stmt) -> bool:

@@ -100,6 +100,8 @@ def analyse(
         if not found and not suppressions.OF_INTEREST.search(text):
             return Analysis(None, [], {}, text)
         comments = suppressions.parse(text, _KNOWN)
+    if observed:
+        found = _without_repeats(found)
     kept: list[Hit] = []
     used: set[suppressions.Directive] = set()
     for hit in found:
@@ -153,6 +155,30 @@ _BORNE_OUT = {
     "unclosed-resource": ("AF501", "AF502", "AF503"),
     "slow-callback": ("AF2",),
 }
+
+
+#: a finding made from the runtime evidence alone gives way to a finding of these codes on
+#: its line (the analysis's own, which the evidence then bears out)
+RUNTIME_FAMILY = {"AF205": "AF2", "AF501": "AF5", "AF503": "AF5"}
+
+
+def _without_repeats(hits: list[Hit]) -> list[Hit]:
+    """The findings, without those made from the runtime evidence alone where the analysis
+    reports the same line for the same family of rules (its finding says what and why;
+    ``_borne_out`` adds what was seen)."""
+    static = [hit for hit in hits if not hit.runtime]
+    if len(static) == len(hits):
+        return hits
+
+    def repeated(hit: Hit) -> bool:
+        family = RUNTIME_FAMILY.get(hit.rule.code, hit.rule.code)
+        return any(
+            other.rule.code.startswith(family)
+            and other.span.line <= hit.span.line <= other.span.end_line
+            for other in static
+        )
+
+    return [hit for hit in hits if not hit.runtime or not repeated(hit)]
 
 
 def _borne_out(hits: list[Hit], observed: Sequence[Observed], tree: ast.Module) -> None:

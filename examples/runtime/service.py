@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 
 import aiohttp
 
@@ -50,6 +51,21 @@ async def read_sensor() -> float:
     return 21.5
 
 
+def _read_disk(name: str) -> str:
+    time.sleep(0.15)  # a slow disk: called from a coroutine, it holds the event loop
+    return name
+
+
+BACKENDS: dict[str, Callable[[str], str]] = {"disk": _read_disk}
+
+
+async def load_profile(name: str) -> str:
+    backend = BACKENDS["disk"]  # which function this is shows at run time
+    profile = backend(name)  # holds the event loop
+    await asyncio.sleep(0)
+    return profile
+
+
 def probe(port: int) -> bool:
     connection = socket.socket()  # never closed
     return connection.fileno() > 0 and port > 0
@@ -58,3 +74,11 @@ def probe(port: int) -> bool:
 async def session_headers() -> int:
     session = aiohttp.ClientSession()  # never closed
     return len(session.headers)
+
+
+SESSIONS: dict[str, Callable[[], aiohttp.ClientSession]] = {"default": aiohttp.ClientSession}
+
+
+async def session_timeout() -> float:
+    session = SESSIONS["default"]()  # which class this is shows at run time; never closed
+    return session.timeout.total or 0.0

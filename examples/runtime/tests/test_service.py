@@ -25,12 +25,20 @@ def test_read_sensor() -> None:
     assert asyncio.run(service.read_sensor()) == 21.5
 
 
+def test_load_profile() -> None:
+    assert asyncio.run(service.load_profile("ada")) == "ada"
+
+
 def test_probe() -> None:
     assert service.probe(80)
 
 
 def test_session_headers() -> None:
     assert asyncio.run(service.session_headers()) >= 0
+
+
+def test_session_timeout() -> None:
+    assert asyncio.run(service.session_timeout()) > 0
 
 
 def test_clean() -> None:
