@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import glob
 import inspect
 import json
 import logging
@@ -649,9 +650,24 @@ def _perturbation(item: pytest.Item, evidence: Evidence) -> random.Random | None
     return random.Random(seed) if seed is not None else None
 
 
+_RUN_ID = re.compile(r"asyncfix-(?:plain|perturb(?P<run>\d+))(?=[-\]])")
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     evidence = _current
-    if evidence is None or report.nodeid not in evidence.runs:
+    if evidence is None:
+        return
+    if _controller and report.nodeid not in evidence.runs and _current_seed is not None:
+        # under xdist a test's runs go to any worker: the controller, which sees every
+        # report, tells the runs apart by their ids
+        found = _RUN_ID.search(report.nodeid)
+        if found is not None:
+            run = found["run"]
+            seed = _current_seed + int(run) if run is not None else None
+            path, line, _ = report.location
+            site = Site(str(evidence.root / path), (line or 0) + 1)
+            evidence.runs[report.nodeid] = (_without_run(report.nodeid), seed, site)
+    if report.nodeid not in evidence.runs:
         return
     if report.when == "call" or (report.when == "setup" and report.failed):
         evidence.outcomes[report.nodeid] = report.passed
@@ -685,50 +701,102 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
 
 
 def pytest_warning_recorded(warning_message: warnings.WarningMessage, nodeid: str) -> None:
-    """The warnings pytest captured while a test ran."""
+    """The warnings pytest captured while a test ran (on an xdist controller, the workers'
+    warnings come again: the workers recorded them)."""
     evidence = _current
-    if evidence is not None:
+    if evidence is not None and not _controller:
         evidence.warning(warning_message, nodeid)
 
 
 _current: Evidence | None = None
+#: ``--asyncfix-seed`` when ``--asyncfix-perturb`` is on (else None)
+_current_seed: int | None = None
+#: this process runs no tests: it is the controller of xdist workers, which write their
+#: evidence to parts of the file that it joins at the end
+_controller = False
+
+
+def _target(config: pytest.Config, evidence: Evidence) -> Path:
+    target = config.getoption("asyncfix_evidence")
+    return Path(target) if target else evidence.root / ".asyncfix_cache" / "evidence.json"
+
+
+def _parts(path: Path) -> list[Path]:
+    """The parts xdist workers write (``evidence.json.gw0`` ...)."""
+    return sorted(path.parent.glob(f"{glob.escape(path.name)}.gw*"))
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    global _current
-    _current = session.config.stash[_KEY]
+    global _current, _controller, _current_seed
+    config = session.config
+    _current = config.stash[_KEY]
+    _controller = config.pluginmanager.has_plugin("dsession")
+    perturbing = config.getoption("asyncfix_perturb")
+    _current_seed = config.getoption("asyncfix_seed") if perturbing else None
+    if _controller:
+        for stale in _parts(_target(config, _current)):  # a run that was killed
+            stale.unlink(missing_ok=True)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    evidence = session.config.stash[_KEY]
+    config = session.config
+    evidence = config.stash[_KEY]
     gc.collect()
-    evidence.perturbation_results()
-    target = session.config.getoption("asyncfix_evidence")
-    path = Path(target) if target else evidence.root / ".asyncfix_cache" / "evidence.json"
+    worker = getattr(config, "workerinput", None)
+    if worker is None:  # a worker sees some of a test's runs only: the controller tells
+        evidence.perturbation_results()
+    path = _target(config, evidence)
+    if worker is not None:
+        path = path.with_name(f"{path.name}.{worker['workerid']}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.parent.name == ".asyncfix_cache" and not (path.parent / ".gitignore").exists():
         (path.parent / ".gitignore").write_text("# created by asyncfix\n*\n", encoding="utf-8")
+    data = evidence.data()
+    if _controller:
+        data = _joined(data, _parts(path))
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(evidence.data(), indent=2) + "\n", encoding="utf-8")
+    temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     os.replace(temporary, path)
-    session.config.stash[_PATH] = path
+    if _controller:
+        for part in _parts(path):
+            part.unlink(missing_ok=True)
+    config.stash[_DATA] = data
+    config.stash[_PATH] = path
+
+
+def _joined(data: dict[str, Any], parts: list[Path]) -> dict[str, Any]:
+    """The controller's evidence with its workers' (their tests, records, counts)."""
+    records = list(data["records"])
+    tests = data["tests"]
+    for part in parts:
+        try:
+            worker = json.loads(part.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # a worker that crashed while writing: its tests are failures anyway
+        records += worker.get("records", [])
+        tests += worker.get("tests", 0)
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record["kind"]] = counts.get(record["kind"], 0) + 1
+    return {**data, "tests": tests, "counts": dict(sorted(counts.items())), "records": records}
 
 
 _PATH = pytest.StashKey[Path]()
+_DATA = pytest.StashKey[dict[str, Any]]()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    evidence = config.stash[_KEY]
-    counts = evidence.data()["counts"]
+    data = config.stash[_DATA] if _DATA in config.stash else config.stash[_KEY].data()
+    records: list[dict[str, Any]] = data["records"]
     terminalreporter.section("asyncfix runtime evidence")
-    if not counts:
-        terminalreporter.write_line(f"nothing seen in {evidence.tests} tests")
-    for kind, count in counts.items():
-        tests = len({r.test for r in evidence.records if r.kind == kind})
+    if not data["counts"]:
+        terminalreporter.write_line(f"nothing seen in {data['tests']} tests")
+    for kind, count in data["counts"].items():
+        tests = len({r["test"] for r in records if r["kind"] == kind})
         terminalreporter.write_line(f"{kind}: {count} (in {tests} tests)")
-    for record in evidence.records:
-        if record.kind == "perturbation":
-            terminalreporter.write_line(f"  {record.test} {record.message}")
+    for record in records:
+        if record["kind"] == "perturbation":
+            terminalreporter.write_line(f"  {record['test']} {record['message']}")
     if _PATH in config.stash:
         terminalreporter.write_line(f"evidence: {config.stash[_PATH]}")

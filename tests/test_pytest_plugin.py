@@ -220,3 +220,26 @@ def test_a_slow_callback_nobody_sampled_is_placed_at_its_next_await(tmp_path: Pa
         0.25,
     )
     assert "held the event loop for 0.250 s" in seen.message
+
+
+def test_under_xdist_the_workers_evidence_is_one_file(tmp_path: Path) -> None:
+    """Each xdist worker writes its part; the controller joins them (and tells a test's
+    perturbed runs apart, which land on any worker) and leaves no part behind."""
+    pytest.importorskip("xdist")
+    done, data = run_plugin(tmp_path / "xdist", "-n", "2", "tests")
+    assert done.returncode == 0, done.stdout + done.stderr
+    _, alone = run_plugin(tmp_path / "alone", "tests")
+    assert data["tests"] == alone["tests"] == 9
+    assert data["counts"] == alone["counts"]
+    assert "never-awaited: 1 (in 1 tests)" in done.stdout  # not twice (the controller's copy)
+    folder = tmp_path / "xdist" / "runtime" / ".asyncfix_cache"
+    assert sorted(p.name for p in folder.iterdir()) == [".gitignore", "evidence.json"]
+    perturbed, raced = run_plugin(
+        tmp_path / "races", "-n", "2", "--asyncfix-perturb", "20", "races"
+    )
+    assert perturbed.returncode == 1  # the perturbed runs that lost the update failed
+    (record,) = raced["records"]
+    assert (
+        record["kind"] == "perturbation" and record["test"] == "races/test_counter.py::test_counter"
+    )
+    assert re.match(r"fails in \d+ of 20 perturbed runs", record["message"])
