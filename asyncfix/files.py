@@ -6,6 +6,7 @@ import contextlib
 import functools
 import io
 import os
+import stat
 import tempfile
 import tokenize
 from collections.abc import Iterable, Iterator
@@ -196,6 +197,12 @@ def discover(
         if not path.exists():
             errors.append(f"{given}: no such file or directory")
             continue
+        if not path.is_file() and not path.is_dir():
+            errors.append(f"{given}: not a regular file or a directory ({_kind(path)}); skipped")
+            continue
+        if path.is_file() and _undecodable_name(str(path)):
+            errors.append(f"{_printable(str(given))}: the file name is not valid UTF-8; skipped")
+            continue
         if path.is_file():
             if force_exclude and _excluded(path, root, exclude):
                 continue
@@ -209,8 +216,26 @@ def discover(
                 continue
             # an excluded directory named on the command line is checked, like a named file
             exclude = pathspec.GitIgnoreSpec.from_lines([])
-        found.update(dict.fromkeys(_walk(path, root, exclude, respect_gitignore, errors)))
+        walked = _walk(path, root, exclude, respect_gitignore, errors, skipped)
+        found.update(dict.fromkeys(walked))
     return Discovery([Path(file) for file in sorted(found, key=_parts)], errors, skipped)
+
+
+def _kind(path: Path | str) -> str:
+    """What a path that is neither a regular file nor a directory is."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return exc.strerror or "cannot stat"
+    for test, name in (
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "not a file"
 
 
 def _parts(path: str) -> list[str]:
@@ -231,7 +256,13 @@ def _walk(
     exclude: pathspec.GitIgnoreSpec,
     respect_gitignore: bool,
     errors: list[str],
+    skipped: list[str],
 ) -> Iterator[str]:
+    """The ``.py`` files under ``top`` (as strings). Symbolic links to directories are not
+    followed; a ``.py`` that is not a regular file (a named pipe, a socket: reading one would
+    wait forever) is an error; a link to a file outside both ``top`` and ``root`` is skipped
+    with a warning (a fix must not be written outside the project), and a link that leads
+    nowhere (dangling, a loop) is an error."""
     ignores = _IgnoreTree()
     if respect_gitignore:
         git_root = _git_root(top)
@@ -243,34 +274,86 @@ def _walk(
             if ignores.ignored(top, True):
                 # an ignored directory named on the command line is checked, like a named file
                 ignores = _IgnoreTree()
-
-    def onerror(exc: OSError) -> None:
-        errors.append(f"{exc.filename}: cannot list directory: {exc.strerror}")
-
-    # paths as strings while walking
-    for dirpath, dirnames, filenames in os.walk(top, onerror=onerror):
-        if respect_gitignore and ".gitignore" in filenames:
+    inside = tuple(str(folder) + os.sep for folder in {top.resolve(), root.resolve()})
+    pending = [str(top)]
+    while pending:
+        dirpath = pending.pop()
+        try:
+            with os.scandir(dirpath) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as exc:
+            errors.append(f"{exc.filename or dirpath}: cannot list directory: {exc.strerror}")
+            continue
+        if respect_gitignore and any(entry.name == ".gitignore" for entry in entries):
             ignores.load(dirpath)
-        kept = []
-        for name in sorted(dirnames):
-            if name in DEFAULT_EXCLUDE:
+        subdirectories = []
+        for entry in entries:
+            name = entry.name
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if name in DEFAULT_EXCLUDE:
+                    continue
+                sub = entry.path
+                if _matches(sub, root, exclude, True):
+                    continue
+                if respect_gitignore and ignores.ignored(sub, True):
+                    continue
+                subdirectories.append(sub)
                 continue
-            sub = os.path.join(dirpath, name)
-            if _matches(sub, root, exclude, True):
-                continue
-            if respect_gitignore and ignores.ignored(sub, True):
-                continue
-            kept.append(name)
-        dirnames[:] = kept
-        for name in filenames:
             if not name.endswith(".py"):
                 continue
-            file = os.path.join(dirpath, name)
+            file = entry.path
             if _matches(file, root, exclude, False):
                 continue
             if respect_gitignore and ignores.ignored(file, False):
                 continue
-            yield file
+            problem = _not_a_source(entry, inside)
+            if problem is None:
+                problem = _undecodable_name(file)
+            if problem is None:
+                yield file
+                continue
+            shown = _printable(display_path(Path(file), Path.cwd()))
+            if problem.startswith("a symbolic link to"):
+                skipped.append(f"{shown}: {problem}; skipped")
+            else:
+                errors.append(f"{shown}: {problem}; skipped")
+        pending.extend(reversed(subdirectories))
+
+
+def _undecodable_name(path: str) -> str | None:
+    """A file name the file system holds as bytes that are not UTF-8 (Python keeps them as
+    surrogates): no module can have it, and no report, diff or cache can name it as text."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the file name is not valid UTF-8"
+    return None
+
+
+def _printable(path: str) -> str:
+    """``path`` with the bytes of a name that is not UTF-8 shown as escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _not_a_source(entry: os.DirEntry[str], inside: tuple[str, ...]) -> str | None:
+    """Why a directory entry named ``*.py`` is not a file to read, or None."""
+    try:
+        if not entry.is_symlink():
+            if entry.is_file(follow_symlinks=False):
+                return None
+            return f"not a regular file ({_kind(entry.path)})"
+        target = os.path.realpath(entry.path)
+        if not os.path.exists(target):
+            return "a symbolic link that leads nowhere (dangling, or a loop)"
+        if not target.startswith(inside):
+            return f"a symbolic link to a file outside the project ({target})"
+        return None if os.path.isfile(target) else f"links to {_kind(target)}"
+    except OSError as exc:
+        return exc.strerror or "cannot stat"
 
 
 def _matches(path: Path | str, root: Path, exclude: pathspec.GitIgnoreSpec, is_dir: bool) -> bool:

@@ -218,13 +218,15 @@ def fresh_copy(source: Path, target: Path) -> Path:
 # -- running -----------------------------------------------------------------------------------
 
 
-def _env(project: Project, copy: Path, outcomes: Path) -> dict[str, str]:
+def _env(
+    project: Project, copy: Path, outcomes: Path, more_path: tuple[str, ...] = ()
+) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("PYTHON", "VIRTUAL_ENV", "PYTEST"))
     }
-    env["PYTHONPATH"] = os.pathsep.join([str(copy / project.pythonpath), str(HERE)])
+    env["PYTHONPATH"] = os.pathsep.join([str(copy / project.pythonpath), str(HERE), *more_path])
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["REALPROJ_OUTCOMES"] = str(outcomes)
     return env
@@ -277,10 +279,13 @@ def run_suite(
     copy: Path,
     only: list[str] | None = None,
     timeout: float = SUITE_TIMEOUT,
+    extra: tuple[str, ...] = (),
+    more_path: tuple[str, ...] = (),
 ) -> Suite:
     """Run the tests in ``copy`` (``only`` these, one process, no xdist); a run that takes
     longer than ``timeout`` is killed with its process group, and the tests that had not
-    finished have no outcome."""
+    finished have no outcome. ``extra``: more pytest arguments; ``more_path``: more folders
+    on ``PYTHONPATH`` (after the copy's)."""
     outcomes = copy.parent / f".{copy.name}-outcomes.jsonl"
     outcomes.unlink(missing_ok=True)
     command = [
@@ -294,6 +299,7 @@ def run_suite(
         "realproj_plugin",
         f"--timeout={TEST_TIMEOUT}",
         *project.args,
+        *extra,
     ]
     if only is not None:
         command += only
@@ -304,7 +310,7 @@ def run_suite(
     process = subprocess.Popen(
         command,
         cwd=copy,
-        env=_env(project, copy, outcomes),
+        env=_env(project, copy, outcomes, more_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

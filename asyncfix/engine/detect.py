@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ from asyncfix.index import (
 from asyncfix.lazy import libcst as cst
 from asyncfix.model import Finding, Observed, Safety, Span
 
-__all__ = ["Analysis", "Task", "TooDeep", "analyse", "fix_id", "to_finding"]
+__all__ = ["Analysis", "NotPython", "Task", "TooDeep", "analyse", "fix_id", "to_finding"]
 
 
 @dataclass
@@ -57,6 +58,13 @@ class TooDeep(Exception):
     """The source nests deeper than the parser can follow."""
 
 
+class NotPython(Exception):
+    """Python refuses the source though LibCST (or ``ast.parse``) may not: a NUL byte, or an
+    error only the compiler reports (``return`` outside a function, ``await`` outside an
+    ``async def``, a ``nonlocal`` at module level, ...). The message says what and where,
+    as Python does."""
+
+
 def analyse(
     text: str,
     rules: Sequence[type[Rule]],
@@ -82,6 +90,8 @@ def analyse(
             return Analysis(None, [], {}, text, warnings=tuple(comments.warnings))
     active = [rule for rule in rules if rule.may_apply(text)]
     tree = _ast_parse(text)
+    if tree is not None:
+        _compiles(tree)
     if tree is None:
         try:
             module = cst.parse_module(text)
@@ -213,6 +223,31 @@ def _borne_out(hits: list[Hit], observed: Sequence[Observed], tree: ast.Module) 
                 hit.evidence.append(line)
 
 
+def _compiles(tree: ast.Module) -> None:
+    """NotPython when Python's compiler refuses the tree (errors ``ast.parse`` lets pass);
+    its warnings (an ``is`` with a literal, an invalid escape) are not this tool's to say."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            compile(tree, "<asyncfix>", "exec", dont_inherit=True)
+        except SyntaxError as exc:
+            raise NotPython(
+                f"syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}"
+            ) from None
+        except (RecursionError, MemoryError):
+            raise TooDeep from None
+
+
+def null_byte(text: str) -> str | None:
+    """Python's refusal of a NUL byte, with the position it does not give."""
+    index = text.find("\0")
+    if index < 0:
+        return None
+    line = text.count("\n", 0, index) + 1
+    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    return f"syntax error at line {line}, column {column}: source code cannot contain null bytes"
+
+
 def _ast_parse(text: str) -> ast.Module | None:
     """The stdlib tree (``index.parse_ast``: type-parameter syntax too), or None when only
     LibCST can tell (a syntax error, or syntax newer than this Python); TooDeep when the code
@@ -221,7 +256,14 @@ def _ast_parse(text: str) -> ast.Module | None:
         return parse_ast(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         if too_deep(exc):
+            if isinstance(exc, SyntaxError) and exc.lineno:  # Python's own limit: its words
+                raise NotPython(
+                    f"syntax error at line {exc.lineno}, column {exc.offset}: {exc.msg}"
+                ) from None
             raise TooDeep from None
+        nul = null_byte(text)
+        if nul is not None:
+            raise NotPython(nul) from None
         return None
 
 

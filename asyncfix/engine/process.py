@@ -19,10 +19,12 @@ from asyncfix.codemods.base import Hit, Project, Rule
 from asyncfix.engine.detect import (
     Analysis,
     FixKey,
+    NotPython,
     Task,
     TooDeep,
     analyse,
     fix_id,
+    null_byte,
     to_finding,
 )
 from asyncfix.files import (
@@ -114,6 +116,9 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
     except cst.ParserSyntaxError as exc:
         result.error = _syntax_error(text, exc)
         return
+    except NotPython as exc:
+        result.error = str(exc)
+        return
     except TooDeep:
         result.error = "too deeply nested to parse"
         return
@@ -199,6 +204,8 @@ def _syntax_error(text: str, exc: cst.ParserSyntaxError) -> str:
     try:
         ast.parse(text)
     except SyntaxError as error:
+        if error.lineno is None:  # a NUL byte: Python does not say where
+            return null_byte(text) or f"syntax error: {error.msg}"
         return f"syntax error at line {error.lineno}, column {error.offset}: {error.msg}"
     except (ValueError, RecursionError, MemoryError):
         pass
@@ -308,6 +315,9 @@ def _attempt(
         except cst.ParserSyntaxError as exc:
             validation.reparse = False
             return failed(f"fixed code does not re-parse: {exc.message}")
+        except NotPython as exc:
+            validation.reparse = False
+            return failed(f"fixed code does not compile: {exc}")
         except (TooDeep, RecursionError):
             return failed("fixed code could not be re-checked (nested too deeply)")
         except Exception as exc:  # a bug in a rule
