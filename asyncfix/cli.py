@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -864,18 +865,55 @@ def server_command() -> None:
     serve()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main process is, to end the run as an interrupt does."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """One line on an interrupt (every write is atomic: a file is as it was or wholly fixed
+    and verified), and the status a shell gives a process the signal ended."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while saying so
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    terminated = isinstance(exc, Terminated)
+    with contextlib.suppress(OSError, ValueError):
+        print(
+            f"asyncfix: {'terminated' if terminated else 'interrupted'}; the files written so "
+            "far are wholly fixed, the others unchanged",
+            file=sys.stderr,
+        )
+    return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+
+
 def entry() -> None:
     """The program (console script and ``python -m asyncfix``): ``main``, then an exit that
     skips the interpreter's teardown -- freeing the project index and the caches object by
     object takes a tenth of a second after an edit, for nothing. Output is flushed first;
     an error other than an exit (a bug) ends as usual, with its traceback."""
+    signal.signal(signal.SIGTERM, _terminated)
     try:
-        main()
-        code = 0
+        # not click's standalone mode: it turns an interrupt into "Aborted!" and status 1
+        returned = main.main(standalone_mode=False)
+        code = returned if isinstance(returned, int) else 0  # click's own exits (--help)
     except SystemExit as exc:
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)
         code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    except click.ClickException as exc:  # a usage error: as click says it
+        exc.show()
+        code = exc.exit_code
+    except click.exceptions.Abort as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, KeyboardInterrupt):
+            code = _interrupted(cause)
+        else:
+            print("Aborted!", file=sys.stderr)
+            code = 1
+    except KeyboardInterrupt as exc:  # outside the command (while starting, say)
+        code = _interrupted(exc)
     if sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)  # a profiler or a coverage tool writes its data at the exit
     for stream in (sys.stdout, sys.stderr):

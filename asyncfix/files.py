@@ -119,6 +119,10 @@ def atomic_write(path: Path, expected: bytes, data: bytes) -> str | None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         return f"cannot write: {exc.strerror or exc}"
+    except BaseException:  # an interrupt (SIGINT, SIGTERM): the file stays as it was
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return None
 
 

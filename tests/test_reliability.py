@@ -4,10 +4,14 @@ project."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -161,3 +165,95 @@ def test_unreadable_and_read_only(tree: Path) -> None:
     assert "fixme.py" in done.stderr
     assert (locked / "fixme.py").read_text() == BLOCKING
     assert "asyncio.sleep(1)" in (tree / "good.py").read_text()
+
+
+# -- interrupts -------------------------------------------------------------------------------
+
+MODULE = """\
+import asyncio
+import time
+
+
+async def poll_{n}(session):
+    time.sleep(0.1)
+    asyncio.create_task(session.refresh())
+    return await session.get()
+"""
+
+
+def _make_tree(root: Path, count: int) -> dict[str, str]:
+    files = {}
+    for n in range(count):
+        folder = root / f"pkg{n % 7}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"mod{n}.py"
+        text = MODULE.format(n=n)
+        path.write_text(text)
+        files[str(path.relative_to(root))] = text
+    return files
+
+
+def _fixed_tree(tmp_path: Path, count: int) -> dict[str, str]:
+    reference = tmp_path / "reference"
+    _make_tree(reference, count)
+    done = asyncfix(reference, "--write", "--unsafe-fixes", "--jobs", "2", ".")
+    assert done.returncode == 0, done.stderr
+    return {str(p.relative_to(reference)): p.read_text() for p in reference.rglob("*.py")}
+
+
+def _interrupt(tree: Path, how: signal.Signals, after: float) -> subprocess.CompletedProcess[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "asyncfix", "--write", "--unsafe-fixes", "--jobs", "2", "."],
+        cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    time.sleep(after)
+    if how == signal.SIGTERM:
+        os.kill(process.pid, how)  # `kill PID`: the main process only
+    else:
+        os.killpg(process.pid, how)  # Ctrl-C (and a kill of the job) reaches the whole group
+    out, err = process.communicate(timeout=120)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+@pytest.mark.parametrize(
+    ("how", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)]
+)
+def test_an_interrupted_write_loses_nothing(
+    tmp_path: Path, how: signal.Signals, status: int
+) -> None:
+    """Interrupted at some moment of a ``--write --jobs 2`` run: each file is as it was or
+    wholly fixed, no temporary file is left (a SIGKILL aside: it gives no chance to clean),
+    the message is one line, not a traceback per worker, and the next run finishes the job."""
+    count = 240
+    fixed = _fixed_tree(tmp_path, count)
+    rng = random.Random(f"{how}")
+    for attempt in range(2):
+        tree = tmp_path / f"tree-{attempt}"
+        original = _make_tree(tree, count)
+        done = _interrupt(tree, how, rng.uniform(0.6, 2.0))
+        if done.returncode == 0:
+            continue  # finished before the signal: nothing to see
+        assert done.returncode == status, done.stderr
+        if how != signal.SIGKILL:
+            assert "Traceback" not in done.stderr, done.stderr
+            assert done.stderr.strip().splitlines()[-1] == (
+                f"asyncfix: {'interrupted' if how == signal.SIGINT else 'terminated'}; the "
+                "files written so far are wholly fixed, the others unchanged"
+            )
+            # nothing but the sources, and the cache in its folder
+            leftovers = [
+                p for p in tree.rglob("*")
+                if p.is_file() and p.suffix != ".py" and ".asyncfix_cache" not in p.parts
+            ]  # fmt: skip
+            assert leftovers == []
+            cache = tree / ".asyncfix_cache"
+            assert not [p for p in cache.rglob("*.tmp")] if cache.exists() else True
+        for rel, text in original.items():
+            now = (tree / rel).read_text()
+            assert now in (text, fixed[rel]), rel
+        again = asyncfix(tree, "--write", "--unsafe-fixes", "--jobs", "2", ".")
+        assert again.returncode == 0, again.stderr
+        assert {rel: (tree / rel).read_text() for rel in original} == fixed

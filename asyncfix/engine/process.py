@@ -9,8 +9,10 @@ import dataclasses
 import difflib
 import gc
 import hashlib
+import signal
 import sys
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,8 +224,26 @@ def _set_index(index: ProjectIndex | None) -> None:
     _INDEX = index
 
 
+def stop_pool(pool: Executor) -> None:
+    """An interrupted run's pool: nothing more starts, the workers end now (they write
+    nothing, so what they held is simply not done), and their processes are reaped."""
+    processes = dict(getattr(pool, "_processes", None) or {})
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes.values():
+        with contextlib.suppress(Exception):
+            process.terminate()
+    for process in processes.values():
+        with contextlib.suppress(Exception):
+            process.join(5)
+
+
 def _start_worker(index: ProjectIndex | None = None) -> None:
-    """A pool worker's set-up: the run's index, and the collector tuned for parsing."""
+    """A pool worker's set-up: the run's index, and the collector tuned for parsing. A
+    worker ignores SIGINT: Ctrl-C reaches the whole process group, and the main process
+    alone decides what an interrupt means (no traceback from every worker); SIGTERM ends a
+    worker at once (what it held was not written: writes are the main process's)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the main process's handler
     _set_index(index)
     _tune_gc()
 

@@ -299,8 +299,14 @@ def _index_files(items: list[tuple[Path, bytes]], jobs: int | None) -> list[Modu
             worker._restore_gc(previous)
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=workers, initializer=worker._start_worker) as pool:
-        return list(pool.map(_index_one, items, chunksize=64))
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=worker._start_worker)
+    try:
+        facts = list(pool.map(_index_one, items, chunksize=64))
+    except BaseException:  # interrupted: the chunks not started never start
+        worker.stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+    return facts
 
 
 def _cache_format() -> str:

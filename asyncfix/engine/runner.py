@@ -357,10 +357,16 @@ def _map(
     from concurrent.futures import ProcessPoolExecutor
 
     chunk = max(1, min(32, len(tasks) // (workers * 8)))
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=workers, initializer=worker._start_worker, initargs=(index,)
-    ) as pool:
+    )
+    try:
         yield from pool.map(worker.process_file, tasks, chunksize=chunk)
+    except BaseException:
+        # interrupted (or the reader stopped): the workers write nothing, so they can stop
+        worker.stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _write(result: FileResult) -> None:
