@@ -257,3 +257,55 @@ def test_an_interrupted_write_loses_nothing(
         again = asyncfix(tree, "--write", "--unsafe-fixes", "--jobs", "2", ".")
         assert again.returncode == 0, again.stderr
         assert {rel: (tree / rel).read_text() for rel in original} == fixed
+
+
+# -- the cache --------------------------------------------------------------------------------
+
+
+def _cached_tree(tree: Path) -> tuple[Path, str]:
+    (tree / "other.py").write_text("async def g():\n    return 1\n")
+    first = asyncfix_cached(tree, ".")
+    assert first.returncode == 1, first.stderr
+    return tree / ".asyncfix_cache", first.stdout
+
+
+def asyncfix_cached(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "asyncfix", *args], cwd=cwd, capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("damage", ["truncated", "emptied", "garbage", "directories"])
+def test_a_damaged_cache_is_rebuilt(tree: Path, damage: str) -> None:
+    cache, expected = _cached_tree(tree)
+    rng = random.Random(damage)
+    names = sorted(p.name for p in cache.glob("*.json"))
+    assert len(names) >= 4  # results, depends, run, index, facts, names
+    for path in cache.glob("*.json"):
+        data = path.read_bytes()
+        if damage == "truncated":
+            path.write_bytes(data[: rng.randrange(1, len(data))])
+        elif damage == "emptied":
+            path.write_bytes(b"")
+        elif damage == "garbage":
+            path.write_bytes(bytes(rng.randrange(256) for _ in range(len(data))))
+        else:
+            path.unlink()
+            path.mkdir()
+    again = asyncfix_cached(tree, ".")
+    assert (again.returncode, again.stdout) == (1, expected), again.stderr
+    assert "Traceback" not in again.stderr and "error:" not in again.stderr
+    if damage != "directories":  # rebuilt: the next run takes every result from it
+        warm = asyncfix_cached(tree, ".")
+        assert warm.stdout == expected and "(2 from cache" in warm.stderr
+
+
+def test_a_cache_folder_that_cannot_be_written_is_a_note(tree: Path, tmp_path: Path) -> None:
+    (tree / ".asyncfix_cache").write_text("not a folder")
+    done = asyncfix_cached(tree, ".")
+    assert done.returncode == 1 and "good.py:5:5: AF201" in done.stdout
+    assert "the cache folder cannot be written" in done.stderr
+    assert (tree / ".asyncfix_cache").read_text() == "not a folder"
+    # --cache-dir somewhere nothing can be made
+    elsewhere = asyncfix_cached(tree, "--cache-dir", "/proc/asyncfix-cannot", ".")
+    assert elsewhere.returncode == 1 and "results are not cached" in elsewhere.stderr

@@ -112,6 +112,10 @@ def run(
                 observed=observed.get(str(file.resolve()), ()) if observed else (),
             )
         )
+    if use_cache and tasks:
+        unusable = _unwritable(cache_directory(config, root))
+        if unusable is not None:
+            skipped.append(unusable)
     index = None
     needs_index = any(not NEEDS_INDEX.isdisjoint(task.codes) for task in tasks)
     # `asyncfix .` at the project root: the files just found are the project's files
@@ -327,6 +331,19 @@ def _cache_path(task: Task) -> str:
     normalised: ``a/link/../b`` is not ``a/b``)."""
     path = task.path
     return path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+
+
+def _unwritable(directory: Path) -> str | None:
+    """A note when the cache folder cannot be made or written (a read-only tree, a file in
+    its place): the run goes on, its results are just not kept for the next one."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if os.access(directory, os.W_OK | os.X_OK):
+            return None
+        reason = "not writable"
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    return f"{directory}: the cache folder cannot be written ({reason}); results are not cached"
 
 
 def _content_digest(path: str) -> str | None:
