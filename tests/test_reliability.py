@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -309,3 +310,32 @@ def test_a_cache_folder_that_cannot_be_written_is_a_note(tree: Path, tmp_path: P
     # --cache-dir somewhere nothing can be made
     elsewhere = asyncfix_cached(tree, "--cache-dir", "/proc/asyncfix-cannot", ".")
     assert elsewhere.returncode == 1 and "results are not cached" in elsewhere.stderr
+
+
+def test_two_write_runs_at_once(tmp_path: Path) -> None:
+    """Two ``--write`` runs on one tree (and one cache) at once: every file ends wholly
+    fixed, written once -- the run that finds a file changed under it skips it with a
+    warning -- and a third run finds nothing left, from a cache both wrote."""
+    count = 120
+    fixed = _fixed_tree(tmp_path, count)
+    tree = tmp_path / "tree"
+    original = _make_tree(tree, count)
+    command = [sys.executable, "-m", "asyncfix", "--write", "--unsafe-fixes", "--jobs", "2", "."]
+    runs = [
+        subprocess.Popen(
+            command, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    for run, (_, err) in zip(runs, outputs, strict=True):
+        assert run.returncode in (0, 1) and "Traceback" not in err, err
+    written = sum(int(re.search(r"(\d+) written", err)[1]) for _, err in outputs)  # type: ignore[index]
+    skipped = sum(
+        err.count("file changed on disk since it was read; not written") for _, err in outputs
+    )
+    assert written >= count and written + skipped <= 2 * count
+    assert {rel: (tree / rel).read_text() for rel in original} == fixed
+    assert not [p for p in tree.rglob("*") if p.is_file() and p.suffix not in (".py", ".json", "")]
+    again = asyncfix_cached(tree, "--unsafe-fixes", ".")
+    assert again.returncode == 0 and "Traceback" not in again.stderr
