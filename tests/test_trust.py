@@ -168,6 +168,9 @@ def test_target_from_requires_python(spec: str, target: str | None) -> None:
         (b"\xef\xbb\xbf" + BLOCKING.encode() + "    print('déjà')\n".encode(), "bom"),
         (BLOCKING.replace("\n", "\r\n").encode(), "crlf"),
         (BLOCKING.rstrip("\n").encode(), "no final newline"),
+        # a bare CR ends a line for Python, not for git: found by scripts/fuzz.py
+        (b"x = (1,\r 2)\n" + BLOCKING.encode() + b"    y = \\\r    3\n", "bare CR"),
+        (b"x = 1\r" + BLOCKING.rstrip("\n").encode() + b"\r", "bare CR at the end"),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )

@@ -1,0 +1,304 @@
+"""Fuzz asyncfix with generated programs: no crash, no internal error, every fix verified.
+
+Programs come from hypothesmith (from Python's grammar, and from LibCST's node types), with
+asyncio antipatterns injected between their top-level statements: the program becomes the
+body of an ``async def`` (or stays a module, with the antipatterns in a coroutine after it).
+Each composed program that Python compiles is checked twice over:
+
+- in process (each program): the analysis, fixes on (unsafe ones too), gives no internal
+  error; the fixed text compiles; a second run over it changes nothing (idempotent);
+- through the command line (in batches of files): ``asyncfix --diff --unsafe-fixes``
+  applies with ``git apply`` and gives the very files ``asyncfix --write --unsafe-fixes``
+  writes; a second ``--write`` changes nothing; no run prints a traceback.
+
+    python scripts/fuzz.py [--programs N] [--seed S] [--batch B] [--out DIR]
+
+Prints the counts (programs, composed, with findings, fixed, failures) and the time; each
+failure is saved under ``--out`` (default ``.fuzz-failures``) with what went wrong. Exit
+status 1 when anything failed. ``tests/test_fuzz.py`` runs a short round of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from asyncfix.codemods import CODES  # noqa: E402 (the checkout first on the path)
+from asyncfix.engine import Task, process_text  # noqa: E402
+from asyncfix.engine import process as process_module  # noqa: E402
+from asyncfix.index import ProjectIndex, facts_from_source  # noqa: E402
+from asyncfix.model import FileResult  # noqa: E402
+
+HEADER = "import asyncio\nimport subprocess\nimport time\n\nimport requests\n\n\n"
+#: statements an async body may hold, each a bug some rule fixes or reports
+ANTIPATTERNS = (
+    "time.sleep(1)",
+    "asyncio.create_task(session.refresh())",
+    "asyncio.ensure_future(session.refresh())",
+    "data = open(path).read()",
+    "requests.get(url)",
+    "subprocess.run(['ls'])",
+    "loop = asyncio.get_event_loop()",
+    "asyncio.run(session.get())",
+    "await asyncio.gather(session.get(), return_exceptions=True)",
+    "self.total += await session.get()",
+    "value = self.total\nawait asyncio.sleep(0)\nself.total = value + 1",
+    "try:\n    await session.get()\nexcept asyncio.CancelledError:\n    pass",
+    "with open(path) as handle:\n    handle.read()",
+    "refresh()",
+)
+HELPERS = "\n\nasync def refresh():\n    await asyncio.sleep(0)\n"
+
+
+def _indent(text: str, prefix: str = "    ") -> str:
+    return "".join(prefix + line if line.strip() else line for line in text.splitlines(True))
+
+
+def compose(program: str, rng: random.Random) -> str | None:
+    """``program`` with antipatterns injected, or None when it cannot hold them (it does not
+    parse, or wrapped it no longer compiles)."""
+    import ast
+
+    try:
+        tree = ast.parse(program)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    lines = program.splitlines(True)
+    if lines and not lines[-1].endswith(("\n", "\r")):
+        lines[-1] += "\n"
+    starts = sorted({statement.lineno for statement in tree.body})
+    picks = [rng.choice(ANTIPATTERNS) for _ in range(rng.randint(1, 4))]
+    if rng.random() < 0.5 and "__future__" not in program:
+        # the program as an async body, the antipatterns between its statements
+        places = sorted(rng.choice([*starts, len(lines) + 1]) for _ in picks)
+        body: list[str] = []
+        for number, line in enumerate([*lines, ""], 1):
+            while places and places[0] == number:
+                places.pop(0)
+                body.append(picks.pop() + "\n")
+            body.append(line)
+        text = (
+            HEADER
+            + "async def handler(self, session, path, url):\n"
+            + (_indent("".join(body)) or "    pass\n")
+            + HELPERS
+        )
+    else:
+        text = (
+            program
+            + ("" if program.endswith("\n") or not program else "\n")
+            + "\n\n"
+            + HEADER
+            + "async def handler(self, session, path, url):\n"
+            + _indent("\n".join(picks) + "\n")
+            + HELPERS
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(text, "<fuzz>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    return text
+
+
+@dataclass
+class Outcome:
+    findings: int = 0
+    fixed: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+def check_text(text: str) -> Outcome:
+    """Analyse and fix ``text`` in process (every rule, unsafe fixes too) and verify."""
+    outcome = Outcome()
+    result = _process(text)
+    if result.internal_error:
+        outcome.problems.append(f"internal error: {result.internal_error}")
+    if result.error and "nested" not in result.error:
+        outcome.problems.append(f"error on a program Python compiles: {result.error}")
+    outcome.findings = len(result.findings)
+    fixed = result.fixed
+    if fixed is None or fixed == text:
+        return outcome
+    outcome.fixed = True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(fixed, "<fixed>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        outcome.problems.append(f"the fixed text does not compile: {exc}")
+        return outcome
+    again = _process(fixed)
+    if again.internal_error:
+        outcome.problems.append(f"internal error on the fixed text: {again.internal_error}")
+    if again.fixed is not None and again.fixed != fixed:
+        outcome.problems.append("not idempotent: a second run changes the fixed text")
+    return outcome
+
+
+def _process(text: str) -> FileResult:
+    path = "fuzzed.py"
+    task = Task(
+        path=path, display=path, codes=frozenset(CODES), unsafe=True, fix=True, target=(3, 10)
+    )
+    result = FileResult(path=path, display=path)
+    facts = facts_from_source(text, Path(path))
+    if facts is not None:
+        facts.path = path
+    process_module._set_index(ProjectIndex([facts]) if facts is not None else None)
+    try:
+        process_text(text, task, result)
+    except Exception as exc:  # a crash is what this looks for
+        result.internal_error = f"crashed: {type(exc).__name__}: {exc}"
+    finally:
+        process_module._set_index(None)
+    return result
+
+
+def check_batch(texts: list[str], work: Path) -> list[tuple[int, str]]:
+    """The command line on ``texts`` as files: ``--diff`` applies with ``git apply`` and
+    gives what ``--write`` writes; a second ``--write`` changes nothing. Returns the
+    problems, by the program's number in the batch (-1: the batch as a whole)."""
+    problems: list[tuple[int, str]] = []
+    trees = [work / "diffed", work / "written"]
+    for tree in trees:
+        shutil.rmtree(tree, ignore_errors=True)
+        tree.mkdir(parents=True)
+        (tree / "pyproject.toml").write_text("")
+        for number, text in enumerate(texts):
+            (tree / f"p{number:04d}.py").write_bytes(text.encode("utf-8", "surrogatepass"))
+    diffed, written = trees
+    subprocess.run(["git", "init", "-q", "."], cwd=diffed, check=True)
+    command = [sys.executable, "-m", "asyncfix", "--no-cache", "--unsafe-fixes", "--jobs", "2"]
+    diff = subprocess.run([*command, "--diff", "."], cwd=diffed, capture_output=True)
+    write = subprocess.run([*command, "--write", "."], cwd=written, capture_output=True)
+    for name, done in (("--diff", diff), ("--write", write)):
+        if b"Traceback" in done.stderr:
+            problems.append((-1, f"{name} printed a traceback: {done.stderr[-2000:]!r}"))
+    applied = subprocess.run(
+        ["git", "apply", "--whitespace=nowarn", "-"], cwd=diffed, input=diff.stdout,
+        capture_output=True,
+    )  # fmt: skip
+    if applied.returncode != 0:  # which file's part: each part alone
+        for number in range(len(texts)):
+            alone = subprocess.run(
+                ["git", "apply", "--check", f"--include=p{number:04d}.py", "-"], cwd=diffed,
+                input=diff.stdout, capture_output=True,
+            )  # fmt: skip
+            if alone.returncode != 0:
+                problems.append((number, f"git apply refused its diff: {alone.stderr[-500:]!r}"))
+        return problems
+    for number in range(len(texts)):
+        name = f"p{number:04d}.py"
+        if (diffed / name).read_bytes() != (written / name).read_bytes():
+            problems.append((number, "--diff applied is not what --write wrote"))
+    second = subprocess.run([*command, "--write", "."], cwd=written, capture_output=True)
+    if b" 0 written" not in second.stderr and b"written" in second.stderr:
+        problems.append((-1, f"a second --write wrote again: {second.stderr[-500:]!r}"))
+    return problems
+
+
+def programs(count: int, seed: int) -> list[str]:
+    """``count`` programs from hypothesmith, half from the grammar, half from the nodes."""
+    import hypothesmith
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as seeded
+    from hypothesis import strategies as st
+
+    found: list[str] = []
+    strategy = st.one_of(hypothesmith.from_grammar(), hypothesmith.from_node())
+
+    @settings(
+        max_examples=count,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @seeded(seed)
+    @given(strategy)
+    def collect(program: str) -> None:
+        found.append(program)
+
+    collect()
+    return found[:count]
+
+
+def run(
+    count: int, seed: int, batch: int, out: Path, say: Callable[[str], None] = print
+) -> Counter[str]:
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    counts: Counter[str] = Counter()
+    failures: list[tuple[str, str]] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        with tempfile.TemporaryDirectory() as work:
+            for number, problem in check_batch(pending, Path(work)):
+                counts["failures"] += 1
+                failures.append((pending[number] if number >= 0 else "", problem))
+        pending.clear()
+
+    generated = 0
+    while generated < count:
+        step = min(500, count - generated)
+        for program in programs(step, seed + generated):
+            generated += 1
+            counts["programs"] += 1
+            text = compose(program, rng)
+            if text is None:
+                continue
+            counts["composed"] += 1
+            outcome = check_text(text)
+            counts["with findings"] += outcome.findings > 0
+            counts["fixed"] += outcome.fixed
+            for problem in outcome.problems:
+                counts["failures"] += 1
+                failures.append((text, problem))
+            pending.append(text)
+            if len(pending) >= batch:
+                flush()
+        say(f"{generated} programs, {dict(counts)}, {time.perf_counter() - started:.0f} s")
+    if pending:
+        flush()
+    if failures:
+        out.mkdir(parents=True, exist_ok=True)
+        for number, (text, problem) in enumerate(failures):
+            (out / f"failure{number:04d}.py").write_text(text, encoding="utf-8", errors="replace")
+            (out / f"failure{number:04d}.txt").write_text(problem + "\n", encoding="utf-8")
+    counts["seconds"] = round(time.perf_counter() - started)
+    return counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--programs", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=250, help="programs per command-line run")
+    parser.add_argument("--out", type=Path, default=Path(".fuzz-failures"))
+    args = parser.parse_args()
+    counts = run(args.programs, args.seed, args.batch, args.out)
+    print("totals: " + ", ".join(f"{key} {value}" for key, value in counts.items()))
+    if counts["failures"]:
+        print(f"failures saved under {args.out}")
+    return 1 if counts["failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
