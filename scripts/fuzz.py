@@ -29,7 +29,7 @@ import tempfile
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,7 +170,7 @@ def _process(text: str) -> FileResult:
     return result
 
 
-def check_batch(texts: list[str], work: Path) -> list[tuple[int, str]]:
+def check_batch(texts: Sequence[str | bytes], work: Path) -> list[tuple[int, str]]:
     """The command line on ``texts`` as files: ``--diff`` applies with ``git apply`` and
     gives what ``--write`` writes; a second ``--write`` changes nothing. Returns the
     problems, by the program's number in the batch (-1: the batch as a whole)."""
@@ -181,7 +181,8 @@ def check_batch(texts: list[str], work: Path) -> list[tuple[int, str]]:
         tree.mkdir(parents=True)
         (tree / "pyproject.toml").write_text("")
         for number, text in enumerate(texts):
-            (tree / f"p{number:04d}.py").write_bytes(text.encode("utf-8", "surrogatepass"))
+            data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+            (tree / f"p{number:04d}.py").write_bytes(data)
     diffed, written = trees
     subprocess.run(["git", "init", "-q", "."], cwd=diffed, check=True)
     command = [sys.executable, "-m", "asyncfix", "--no-cache", "--unsafe-fixes", "--jobs", "2"]
@@ -207,10 +208,158 @@ def check_batch(texts: list[str], work: Path) -> list[tuple[int, str]]:
         name = f"p{number:04d}.py"
         if (diffed / name).read_bytes() != (written / name).read_bytes():
             problems.append((number, "--diff applied is not what --write wrote"))
+    for number, text in enumerate(texts):
+        if isinstance(text, bytes):
+            kept = kept_bytes(text, (written / f"p{number:04d}.py").read_bytes())
+            if kept is not None:
+                problems.append((number, kept))
     second = subprocess.run([*command, "--write", "."], cwd=written, capture_output=True)
     if b" 0 written" not in second.stderr and b"written" in second.stderr:
         problems.append((-1, f"a second --write wrote again: {second.stderr[-500:]!r}"))
     return problems
+
+
+def kept_bytes(before: bytes, after: bytes) -> str | None:
+    """What a fix must keep of a file's bytes: its BOM, its encoding cookie, its line
+    endings on every line it adds, and every line it did not change, byte for byte (a
+    line-level diff sees only whole lines changed)."""
+    if before.startswith(b"\xef\xbb\xbf") != after.startswith(b"\xef\xbb\xbf"):
+        return "the BOM was not kept"
+    if before.splitlines()[:2] != after.splitlines()[:2] and b"coding" in b"".join(
+        before.splitlines()[:2]
+    ):
+        return "the encoding cookie lines changed"
+    ending = b"\r\n" if before.count(b"\r\n") * 2 > before.count(b"\n") else b"\n"
+    old = set(before.splitlines(True))
+    for line in after.splitlines(True):
+        if line in old or not line.endswith(b"\n"):
+            continue
+        if not line.endswith(ending) or (ending == b"\n" and line.endswith(b"\r\n")):
+            return f"a line added with another line ending: {line!r}"
+    return None
+
+
+def mutate(raw: bytes, rng: random.Random) -> bytes | None:
+    """A corpus file with antipatterns inserted at random statements of its async functions
+    (at their indentation), then perhaps with CRLF line endings, a BOM, tabs for its
+    indentation, or latin-1 with a coding cookie; None when it has no async function or
+    the result does not compile."""
+    import ast
+
+    try:
+        text = raw.decode("utf-8")
+        tree = ast.parse(text)
+    except (UnicodeDecodeError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    places: list[tuple[int, int]] = []  # (line, column) of statements in async bodies
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AsyncFunctionDef):
+            for statement in node.body:
+                places.append((statement.lineno, statement.col_offset))
+    if not places:
+        return None
+    lines = text.splitlines(True)
+    for line, column in sorted(rng.sample(places, min(len(places), rng.randint(1, 3))))[::-1]:
+        indent = lines[line - 1][:column]
+        if indent.strip():  # a statement after `;` or on its def's line: not here
+            continue
+        picked = rng.choice(ANTIPATTERNS).replace("await session", "await self.session")
+        lines[line - 1 : line - 1] = [indent + part + "\n" for part in picked.split("\n")]
+    text = "".join(lines)
+    if "import asyncio" not in text:
+        text = "import asyncio\nimport subprocess\nimport time\n" + text
+    encoding = "utf-8"
+    variant = rng.choice(["plain", "crlf", "bom", "tabs", "latin-1"])
+    if variant == "tabs" and "\t" not in text:
+        text = "".join(_tabbed(line) for line in text.splitlines(True))
+    elif variant == "crlf":
+        text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+    elif variant == "latin-1":
+        try:
+            text.encode("latin-1")
+        except UnicodeEncodeError:
+            variant = "plain"
+        else:
+            text = "# -*- coding: latin-1 -*-\n" + text
+            encoding = "latin-1"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(text, "<mutated>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    data = text.encode(encoding)
+    return b"\xef\xbb\xbf" + data if variant == "bom" else data
+
+
+def _tabbed(line: str) -> str:
+    """Leading groups of four spaces as tabs."""
+    stripped = line.lstrip(" ")
+    depth = (len(line) - len(stripped)) // 4
+    return "\t" * depth + line[depth * 4 :]
+
+
+def corpus(
+    folder: Path, count: int, seed: int, batch: int, out: Path, say: Callable[[str], None] = print
+) -> Counter[str]:
+    """``count`` mutated files of the corpus under ``folder``: the in-process checks, the
+    command line's, and the bytes a fix must keep."""
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    files = sorted(folder.rglob("*.py"))
+    rng.shuffle(files)
+    counts: Counter[str] = Counter()
+    failures: list[tuple[bytes, str]] = []
+    pending: list[bytes] = []
+
+    def flush() -> None:
+        with tempfile.TemporaryDirectory() as work:
+            for number, problem in check_batch(pending, Path(work)):
+                counts["failures"] += 1
+                failures.append((pending[number] if number >= 0 else b"", problem))
+        pending.clear()
+
+    for path in files:
+        if counts["mutated"] >= count:
+            break
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            continue
+        if len(raw) > 300_000:
+            continue
+        mutated = mutate(raw, rng)
+        if mutated is None:
+            continue
+        counts["mutated"] += 1
+        text = mutated.removeprefix(b"\xef\xbb\xbf").decode(
+            "latin-1"
+            if mutated.lstrip(b"\xef\xbb\xbf").startswith(b"# -*- coding: latin-1")
+            else "utf-8"
+        )
+        outcome = check_text(text)
+        counts["with findings"] += outcome.findings > 0
+        counts["fixed"] += outcome.fixed
+        for problem in outcome.problems:
+            counts["failures"] += 1
+            failures.append((mutated, f"{path}: {problem}"))
+        pending.append(mutated)
+        if len(pending) >= batch:
+            flush()
+            say(f"{counts['mutated']} files, {dict(counts)}, {time.perf_counter() - started:.0f} s")
+    if pending:
+        flush()
+    _save(out, failures)
+    counts["seconds"] = round(time.perf_counter() - started)
+    return counts
+
+
+def _save(out: Path, failures: list[tuple[bytes, str]]) -> None:
+    if failures:
+        out.mkdir(parents=True, exist_ok=True)
+        for number, (data, problem) in enumerate(failures):
+            (out / f"failure{number:04d}.py").write_bytes(data)
+            (out / f"failure{number:04d}.txt").write_text(problem + "\n", encoding="utf-8")
 
 
 def programs(count: int, seed: int) -> list[str]:
@@ -277,11 +426,7 @@ def run(
         say(f"{generated} programs, {dict(counts)}, {time.perf_counter() - started:.0f} s")
     if pending:
         flush()
-    if failures:
-        out.mkdir(parents=True, exist_ok=True)
-        for number, (text, problem) in enumerate(failures):
-            (out / f"failure{number:04d}.py").write_text(text, encoding="utf-8", errors="replace")
-            (out / f"failure{number:04d}.txt").write_text(problem + "\n", encoding="utf-8")
+    _save(out, [(text.encode("utf-8", "replace"), problem) for text, problem in failures])
     counts["seconds"] = round(time.perf_counter() - started)
     return counts
 
@@ -292,8 +437,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch", type=int, default=250, help="programs per command-line run")
     parser.add_argument("--out", type=Path, default=Path(".fuzz-failures"))
+    parser.add_argument(
+        "--corpus", type=Path, help="mutate this corpus's files instead (--programs of them)"
+    )
     args = parser.parse_args()
-    counts = run(args.programs, args.seed, args.batch, args.out)
+    if args.corpus is not None:
+        counts = corpus(args.corpus, args.programs, args.seed, args.batch, args.out)
+    else:
+        counts = run(args.programs, args.seed, args.batch, args.out)
     print("totals: " + ", ".join(f"{key} {value}" for key, value in counts.items()))
     if counts["failures"]:
         print(f"failures saved under {args.out}")

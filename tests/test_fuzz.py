@@ -56,3 +56,49 @@ def test_composed_programs_compile_and_hold_the_antipatterns() -> None:
         compile(text, "<t>", "exec")
         assert "async def handler" in text
     assert fuzz.compose("def f(:\n", rng) is None
+
+
+CORPUS_FILE = """\
+import asyncio
+
+
+class Client:
+    def __init__(self, session):
+        self.session = session
+        self.total = 0
+
+    async def fetch(self, url):
+        response = await self.session.get(url)
+        return response
+
+    async def close(self):
+        await self.session.close()
+"""
+
+
+def test_mutated_files_keep_their_bytes(tmp_path: Path) -> None:
+    """scripts/fuzz.py --corpus on a small corpus: antipatterns inserted into its coroutines,
+    each file then CRLF, BOM, tabs or latin-1 at random; every check passes."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for number in range(12):
+        (folder / f"m{number}.py").write_text(CORPUS_FILE.replace("Client", f"Client{number}"))
+    counts = fuzz.corpus(folder, 12, seed=1, batch=12, out=tmp_path / "out", say=lambda _: None)
+    assert counts["failures"] == 0, sorted(p.read_text() for p in (tmp_path / "out").glob("*.txt"))
+    assert counts["mutated"] == 12 and counts["fixed"] >= 6
+    variants = {
+        fuzz.mutate(CORPUS_FILE.encode(), random.Random(seed)) for seed in range(40)
+    }  # every variant comes up
+    assert any(v and v.startswith(b"\xef\xbb\xbf") for v in variants)
+    assert any(v and b"\r\n" in v for v in variants)
+    assert any(v and v.startswith(b"# -*- coding: latin-1") for v in variants)
+    assert any(v and b"\n\t\tresponse" in v for v in variants)
+
+
+def test_the_bytes_check_can_fail() -> None:
+    crlf = b"import time\r\nx = 1\r\n"
+    assert fuzz.kept_bytes(crlf, crlf + b"y = 2\r\n") is None
+    assert "line ending" in (fuzz.kept_bytes(crlf, crlf + b"y = 2\n") or "")
+    assert "BOM" in (fuzz.kept_bytes(b"\xef\xbb\xbf" + crlf, crlf) or "")
+    cookie = b"# -*- coding: latin-1 -*-\nx = 1\n"
+    assert "cookie" in (fuzz.kept_bytes(cookie, b"x = 1\n") or "")
