@@ -207,6 +207,17 @@ class ClassFacts:
     #: attributes some method sets to ``None`` (a lock made lazily may not exist yet)
     nullable: set[str] = field(default_factory=set)
 
+    @cached_property
+    def attributes(self) -> frozenset[str]:
+        """Names the class body assigns (``class_attributes``), made once per class."""
+        return frozenset(class_attributes(self.node))
+
+    @cached_property
+    def taken(self) -> frozenset[str]:
+        """Names a new attribute of the class must not take: attributes assigned anywhere,
+        methods, class attributes."""
+        return frozenset(self.constructors) | frozenset(self.methods) | self.attributes
+
     def lock_kind(self, attribute: str) -> str | None:
         """``asyncio.Lock`` etc. when every value ``self.<attribute>`` gets is that."""
         kinds = self.constructors.get(attribute, set())
@@ -1280,10 +1291,42 @@ class Races:
         return self.facts.get(id(cls)) if cls is not None else None
 
     def class_of(self, method: Function) -> ClassFacts | None:
+        return self._class_by_method.get(id(method))
+
+    def of_method(self, method: Function) -> list[Race]:
+        """The races (found directly and through accessors) in ``method``."""
+        return self._by_method.get(id(method), [])
+
+    @cached_property
+    def _by_method(self) -> dict[int, list[Race]]:
+        found: dict[int, list[Race]] = {}
+        for race in [*self.found, *self.through_accessors]:
+            found.setdefault(id(race.method), []).append(race)
+        return found
+
+    def takers(self, attribute: str, facts: ClassFacts) -> list[str]:
+        """The methods of ``facts``'s class with a race on ``attribute``, sorted."""
+        return self._takers.get((attribute, id(facts)), [])
+
+    @cached_property
+    def _takers(self) -> dict[tuple[str, int], list[str]]:
+        found: dict[tuple[str, int], set[str]] = {}
+        for race in self.found:
+            facts = self.class_of(race.method)
+            if facts is not None:
+                found.setdefault((race.attribute, id(facts)), set()).add(race.method.name)
+        return {key: sorted(names) for key, names in found.items()}
+
+    @cached_property
+    def _class_by_method(self) -> dict[int, ClassFacts]:
+        """Each method's class (by the method node's id): asked for every race, so made once
+        (a search of every class's methods each time made a class of thousands of methods
+        take minutes)."""
+        found: dict[int, ClassFacts] = {}
         for facts in self.facts.values():
-            if any(m.node is method for m in facts.methods.values()):
-                return facts
-        return None
+            for method in facts.methods.values():
+                found.setdefault(id(method.node), facts)
+        return found
 
     def shared_names(self, function: Function) -> frozenset[str]:
         """Module-level names ``function`` shares with other tasks: those it declares

@@ -188,8 +188,8 @@ class LockFix:
         others = sorted(
             {
                 shown(r)
-                for r in [*self.races.found, *self.races.through_accessors]
-                if r.method is race.method and r.attribute != race.attribute and r.code in LOCKED
+                for r in self.races.of_method(race.method)
+                if r.attribute != race.attribute and r.code in LOCKED
             }
         )
         if others:
@@ -223,7 +223,7 @@ class LockFix:
         if key is not None and not self._names_the_module("collections", facts):
             key = None  # `collections` means something else here: one lock for all keys
         if key is not None:
-            taken = set(facts.constructors) | set(facts.methods) | class_attributes(facts.node)
+            taken = set(facts.taken)
             lock = fresh_name(f"_{race.attribute.lstrip('_')}_locks", taken)
         reason = self._deadlock(facts, region, receiver, lock, create)
         if reason is not None:
@@ -341,16 +341,10 @@ class LockFix:
                     "here would wait for itself"
                 )
         if create and race.accessor is None:  # an accessor's lock is shared by its group
-            takers = sorted(
-                {
-                    r.method.name
-                    for r in self.races.found
-                    if r.attribute == race.attribute and self.races.class_of(r.method) is facts
-                }
-            )
+            takers = self.races.takers(race.attribute, facts)
             if len(takers) > 1:
                 return (
-                    f"the lock would be taken in {', '.join(f'{m}()' for m in takers)}: one task "
+                    f"the lock would be taken in {_listed(takers)}: one task "
                     "holding it while it awaits work another of them does would deadlock; "
                     "decide where the lock belongs"
                 )
@@ -536,6 +530,12 @@ class LockFix:
         return None
 
 
+def _listed(methods: list[str], most: int = 6) -> str:
+    """``a(), b(), c()``; a long list cut (``... and 2994 more``)."""
+    shown = ", ".join(f"{name}()" for name in methods[:most])
+    return shown + (f" and {len(methods) - most} more" if len(methods) > most else "")
+
+
 def _choose_lock(facts: ClassFacts, attribute: str) -> tuple[str | None, str | bool]:
     """(the lock attribute, whether to create it) or (None, why no lock can be chosen)."""
     guards = sorted(
@@ -555,7 +555,7 @@ def _choose_lock(facts: ClassFacts, attribute: str) -> tuple[str | None, str | b
         )
     if guards:
         return guards[0], False
-    taken = set(facts.constructors) | set(facts.methods) | class_attributes(facts.node)
+    taken = set(facts.taken)
     return fresh_name(name, taken), True
 
 

@@ -3,6 +3,7 @@ or the module gains, imports."""
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import difflib
 import sys
@@ -51,10 +52,7 @@ def _add_init(cls: cst.ClassDef, statements: list[cst.BaseStatement]) -> cst.Cla
     body = cls.body
     if not isinstance(body, cst.IndentedBlock):
         return cls
-    unique: list[cst.BaseStatement] = []
-    for statement in statements:
-        if not any(statement.deep_equals(other) for other in unique):
-            unique.append(statement)
+    unique = _each_once(statements)
     existing = list(body.body)
     at = next((i for i, s in enumerate(existing) if isinstance(s, cst.FunctionDef)), len(existing))
     blank = [cst.EmptyLine(indent=False)]
@@ -84,10 +82,7 @@ def _prepend(function: cst.FunctionDef, statements: list[cst.BaseStatement]) -> 
         return function  # one-line body: the fix's own statement is there, nothing to share
     existing = list(body.body)
     at = 1 if existing and function.get_docstring(clean=False) is not None else 0
-    new: list[cst.BaseStatement] = []
-    for statement in statements:
-        if not any(statement.deep_equals(other) for other in [*existing, *new]):
-            new.append(statement)
+    new = _each_once(statements, existing)
     return function.with_changes(
         body=body.with_changes(body=[*existing[:at], *new, *existing[at:]])
     )
@@ -173,6 +168,9 @@ class _Locate(Locate):
         positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
         self.spans: dict[int, Span] = {}
         self._by_type: dict[type, list[tuple[Span, cst.CSTNode]]] = {}
+        self._sorted_by_type: dict[
+            type, tuple[list[tuple[int, int, int, int]], list[tuple[Span, cst.CSTNode]]]
+        ] = {}
         for node, where in positions.items():
             span = Span(
                 where.start.line, where.start.column + 1, where.end.line, where.end.column + 1
@@ -189,14 +187,30 @@ class _Locate(Locate):
 
     def find(self, span: Span, kind: type[cst.CSTNode]) -> cst.CSTNode:
         """The innermost node of type ``kind`` whose range holds ``span`` (a LibCST node's
-        range includes its parentheses, a stdlib node's does not)."""
-        best: tuple[Span, cst.CSTNode] | None = None
-        for where, node in self._by_type.get(kind, ()):
-            if _holds(where, span) and (best is None or _holds(best[0], where)):
-                best = where, node
-        if best is None:
-            raise LookupError(f"no {kind.__name__} at line {span.line}, column {span.col}")
-        return best[1]
+        range includes its parentheses, a stdlib node's does not). The nodes of a type are
+        sorted by where they start (at one start, the longest first): walking back from the
+        span's start, the first that holds it is the innermost (a scan of all of them for
+        each fix made a module of thousands of fixes take minutes)."""
+        nodes = self._sorted(kind)
+        at = bisect.bisect_right(nodes[0], (span.line, span.col, sys.maxsize, sys.maxsize))
+        for index in range(at - 1, -1, -1):
+            where, node = nodes[1][index]
+            if _holds(where, span):
+                return node
+        raise LookupError(f"no {kind.__name__} at line {span.line}, column {span.col}")
+
+    def _sorted(
+        self, kind: type[cst.CSTNode]
+    ) -> tuple[list[tuple[int, int, int, int]], list[tuple[Span, cst.CSTNode]]]:
+        found = self._sorted_by_type.get(kind)
+        if found is None:
+            pairs = sorted(
+                self._by_type.get(kind, ()),
+                key=lambda pair: (pair[0].line, pair[0].col, -pair[0].end_line, -pair[0].end_col),
+            )
+            keys = [(w.line, w.col, -w.end_line, -w.end_col) for w, _ in pairs]
+            found = self._sorted_by_type[kind] = (keys, pairs)
+        return found
 
     def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
         return self._parents.get(id(node))
@@ -233,15 +247,23 @@ def apply_fixes(analysis: Analysis, fixable: list[Hit]) -> tuple[cst.Module, lis
     """Apply the fixes whose replaced nodes do not overlap; the rest wait for the next round."""
     build_pending(analysis, fixable)
     chosen: list[Hit] = []
-    taken: list[Span] = []
+    #: the spans taken, by each line they cover (what may overlap a span is on its lines)
+    taken: dict[int, list[Span]] = {}
     replace: dict[cst.CSTNode, Any] = {}
     for hit in fixable:
         assert hit.fix is not None
         spans = [analysis.spans[id(node)] for node in hit.fix.replace]
-        if any(_overlaps(span, other) for span in spans for other in taken):
+        if any(
+            _overlaps(span, other)
+            for span in spans
+            for line in range(span.line, span.end_line + 1)
+            for other in taken.get(line, ())
+        ):
             continue
         chosen.append(hit)
-        taken.extend(spans)
+        for span in spans:
+            for line in range(span.line, span.end_line + 1):
+                taken.setdefault(line, []).append(span)
         replace.update(hit.fix.replace)
     assert analysis.module is not None  # there are hits, so the file was parsed
     function_prelude: dict[cst.FunctionDef, list[cst.BaseStatement]] = {}
@@ -250,9 +272,9 @@ def apply_fixes(analysis: Analysis, fixable: list[Hit]) -> tuple[cst.Module, lis
         assert hit.fix is not None
         # fixes that share a lock (an accessor pair's group) each create it: once
         for function, statement in hit.fix.function_prelude:
-            _add_once(function_prelude.setdefault(function, []), statement)
+            function_prelude.setdefault(function, []).append(statement)  # each once: later
         for cls, statement in hit.fix.class_init:
-            _add_once(class_init.setdefault(cls, []), statement)
+            class_init.setdefault(cls, []).append(statement)  # each once: later
     module = analysis.module.visit(_Replace(replace, function_prelude, class_init))
     prelude: dict[str, cst.BaseStatement] = {}
     for hit in chosen:
@@ -288,9 +310,23 @@ def apply_fixes(analysis: Analysis, fixable: list[Hit]) -> tuple[cst.Module, lis
     return module, chosen
 
 
-def _add_once(statements: list[cst.BaseStatement], statement: cst.BaseStatement) -> None:
-    if not any(statement.deep_equals(other) for other in statements):
-        statements.append(statement)
+def _each_once(
+    statements: Sequence[cst.BaseStatement], there: Sequence[cst.BaseStatement] = ()
+) -> list[cst.BaseStatement]:
+    """``statements`` without repeats, nor those already ``there``, told apart by their code
+    (a comparison of every pair of trees made a class with thousands of fixes take minutes)."""
+    seen = {_code(statement) for statement in there}
+    unique: list[cst.BaseStatement] = []
+    for statement in statements:
+        code = _code(statement)
+        if code not in seen:
+            seen.add(code)
+            unique.append(statement)
+    return unique
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)
 
 
 def _no_leading_blank_lines(module: cst.Module, first_before: cst.CSTNode | None) -> cst.Module:
