@@ -339,3 +339,15 @@ def test_two_write_runs_at_once(tmp_path: Path) -> None:
     assert not [p for p in tree.rglob("*") if p.is_file() and p.suffix not in (".py", ".json", "")]
     again = asyncfix_cached(tree, "--unsafe-fixes", ".")
     assert again.returncode == 0 and "Traceback" not in again.stderr
+
+
+def test_the_compilers_warnings_about_the_code_are_not_printed(tree: Path) -> None:
+    """Verifying a fix compiles the fixed file: what the compiler warns about in the
+    project's own code (an ``is`` with a literal) is not asyncfix's to print."""
+    (tree / "warns.py").write_text(
+        "import time\nx = [1, 2]\n\n\nasync def f():\n    time.sleep(1)\n"
+        '    return x[1, 2] if x is 1 else "\\\\d"\n'
+    )
+    done = asyncfix(tree, "--diff", "warns.py")
+    assert done.returncode == 1 and "+    await asyncio.sleep(1)" in done.stdout
+    assert "Warning" not in done.stderr, done.stderr
