@@ -3,6 +3,7 @@ or the module gains, imports."""
 
 from __future__ import annotations
 
+import ast
 import bisect
 import dataclasses
 import difflib
@@ -13,7 +14,7 @@ from typing import Any
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from asyncfix.codemods.base import Hit, Locate
+from asyncfix.codemods.base import Hit, ImportItem, Locate
 from asyncfix.engine.detect import Analysis
 from asyncfix.imports import add_stdlib_import, is_docstring, is_stdlib, split_at_comments
 from asyncfix.model import Edit, Span
@@ -295,19 +296,87 @@ def apply_fixes(analysis: Analysis, fixable: list[Hit]) -> tuple[cst.Module, lis
                 module = add_stdlib_import(module, item.module)
             else:
                 adds.append(item)
-    removes = [item for hit in chosen if hit.fix for item in hit.fix.remove_unused]
+    # each once: an import a hundred fixes leave unused is one removal, not a hundred passes
+    removes = list(dict.fromkeys(i for hit in chosen if hit.fix for i in hit.fix.remove_unused))
     for item in adds:
         AddImportsVisitor.add_needed_import(context, item.module, item.obj, item.asname)
     if adds:
         module = AddImportsVisitor(context).transform_module(module)
+    before = module.body[0] if module.body else None
+    module, removes = _remove_plain_imports(module, removes)
     if removes:
         context = CodemodContext()
         for item in removes:
             RemoveImportsVisitor.remove_unused_import(context, item.module, item.obj, item.asname)
-        before = module.body[0] if module.body else None
         module = RemoveImportsVisitor(context).transform_module(module)
+    if module.body and before is not None and module.body[0] is not before:
         module = _no_leading_blank_lines(module, before)
     return module, chosen
+
+
+def _remove_plain_imports(
+    module: cst.Module, items: list[ImportItem]
+) -> tuple[cst.Module, list[ImportItem]]:
+    """Remove each ``import name`` line (a module-level statement of that one import) whose
+    name the module no longer uses, as the stdlib tree of its code says; the items not of
+    that shape are returned for LibCST's RemoveImportsVisitor, whose scope analysis took
+    minutes on a large module."""
+    plain = {
+        item.module: item
+        for item in items
+        if item.obj is None and item.asname is None and "." not in item.module
+    }
+    lines: dict[str, int] = {}
+    for index, statement in enumerate(module.body):
+        found = _plain_import(statement)
+        if found is not None and found in plain and found not in lines:
+            lines[found] = index
+    if not lines:
+        return module, items
+    try:
+        tree = ast.parse(module.code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return module, items
+    used: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            used.add(node.id)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            used.update(node.names)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            used.add(node.value)  # `__all__ = ["time"]`, a string annotation: kept, to be safe
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname is None and "." in alias.name:  # `import os.path` binds os
+                    used.add(alias.name.split(".", 1)[0])
+    dropped = {index for name, index in lines.items() if name not in used}
+    body = list(module.body)
+    kept: list[cst.BaseStatement] = []
+    carried: list[cst.EmptyLine] = []
+    for index, statement in enumerate(body):
+        if index in dropped:
+            assert isinstance(statement, cst.SimpleStatementLine)
+            carried.extend(line for line in statement.leading_lines if line.comment is not None)
+            continue
+        if carried and isinstance(statement, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+            statement = statement.with_changes(leading_lines=[*carried, *statement.leading_lines])
+            carried = []
+        kept.append(statement)
+    rest = [item for item in items if item.module not in lines or item is not plain[item.module]]
+    return module.with_changes(body=kept), rest
+
+
+def _plain_import(statement: cst.BaseStatement) -> str | None:
+    """``name`` for a line that is ``import name`` alone."""
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return None
+    small = statement.body[0]
+    if not isinstance(small, cst.Import) or len(small.names) != 1:
+        return None
+    alias = small.names[0]
+    if alias.asname is not None or not isinstance(alias.name, cst.Name):
+        return None
+    return alias.name.value
 
 
 def _each_once(
