@@ -351,3 +351,23 @@ def test_the_compilers_warnings_about_the_code_are_not_printed(tree: Path) -> No
     done = asyncfix(tree, "--diff", "warns.py")
     assert done.returncode == 1 and "+    await asyncio.sleep(1)" in done.stdout
     assert "Warning" not in done.stderr, done.stderr
+
+
+def test_a_file_too_large_to_fix_is_reported_without_fixes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """LibCST's memory and time grow with the nodes of a file: past a limit its findings
+    come without fixes, and a warning says why (scripts/stress.py measures the real one)."""
+    from asyncfix.engine import process
+    from tests.helpers import run_text
+
+    text = BLOCKING + "".join(f"\n\ndef f{i}():\n    return {i}\n" for i in range(50))
+    monkeypatch.setattr(process, "SIZE_CHECKED", 100)
+    monkeypatch.setattr(process, "MAX_FIX_NODES", 200)
+    result = run_text(text, {"AF201"})
+    (finding,) = result.findings
+    assert result.fixed is None and finding.fix_safety.value == "none"
+    assert finding.message.endswith("(no fix: the file is too large to fix)")
+    assert result.partial is not None and "syntax nodes" in result.partial
+    monkeypatch.setattr(process, "MAX_FIX_NODES", 2000)
+    assert run_text(text, {"AF201"}).fixed is not None

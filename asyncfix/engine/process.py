@@ -154,6 +154,11 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
     result.unused_suppressions = list(analysis.unused)
     if result.findings:
         result.original = text
+    if len(text) > SIZE_CHECKED and any(hit.fix is not None for hit in analysis.hits):
+        why = _too_large_to_fix(text)
+        if why is not None:
+            _without_fixes(why, result)
+            return
     if task.preview:
         _previews(text, analysis, result)
     fixable = [hit for hit in analysis.hits if _fixable(hit, task.unsafe)]
@@ -166,6 +171,47 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
         result.internal_error = f"fix failed: {type(exc).__name__}: {exc}"
         result.fixed = None
         result.remaining = list(result.findings)
+
+
+#: the largest file fixes are made in: LibCST needs about 0.15 s and 5 MB a thousand nodes
+#: to fix one (a generated 20 MB module took 10 GB before it was stopped; a 1 MB list
+#: literal, 42 s and 2 GB); the analysis has no such limit. The largest file of the
+#: benchmark corpus has 50,000 nodes
+MAX_FIX_NODES = 200_000
+#: a file this long has its nodes counted before it is fixed (a shorter one cannot have that
+#: many)
+SIZE_CHECKED = 400_000
+MAX_FIX_CHARACTERS = 5_000_000
+
+
+def _too_large_to_fix(text: str) -> str | None:
+    """Why the file is too large to fix, or None."""
+    size = len(text.encode("utf-8", "surrogatepass")) / 1_000_000
+    if len(text) > MAX_FIX_CHARACTERS:
+        return f"the file is too large to fix ({size:.1f} MB; fixes are made up to 5 MB)"
+    try:
+        nodes = sum(1 for _ in ast.walk(ast.parse(text)))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    if nodes > MAX_FIX_NODES:
+        return (
+            f"the file is too large to fix ({nodes:,} syntax nodes in {size:.1f} MB; fixes are "
+            f"made up to {MAX_FIX_NODES:,})"
+        )
+    return None
+
+
+def _without_fixes(why: str, result: FileResult) -> None:
+    """Its findings without their fixes, and a warning saying why."""
+    why += ": its findings are reported without fixes"
+    result.partial = f"{result.partial}; {why}" if result.partial else why
+    for finding in result.findings:
+        if finding.fix_safety is not Safety.NONE:
+            finding.fix_safety = Safety.NONE
+            finding.fix_changes = []
+            finding.fix_id = ""
+            finding.message += " (no fix: the file is too large to fix)"
+    result.remaining = list(result.findings)
 
 
 def _previews(text: str, analysis: Analysis, result: FileResult) -> None:
