@@ -225,10 +225,9 @@ def kept_bytes(before: bytes, after: bytes) -> str | None:
     line-level diff sees only whole lines changed)."""
     if before.startswith(b"\xef\xbb\xbf") != after.startswith(b"\xef\xbb\xbf"):
         return "the BOM was not kept"
-    if before.splitlines()[:2] != after.splitlines()[:2] and b"coding" in b"".join(
-        before.splitlines()[:2]
-    ):
-        return "the encoding cookie lines changed"
+    for number, line in enumerate(before.splitlines()[:2]):
+        if b"coding" in line and after.splitlines()[number : number + 1] != [line]:
+            return "the encoding cookie line changed or moved"
     ending = b"\r\n" if before.count(b"\r\n") * 2 > before.count(b"\n") else b"\n"
     old = set(before.splitlines(True))
     for line in after.splitlines(True):
