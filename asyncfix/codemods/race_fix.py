@@ -530,10 +530,13 @@ class LockFix:
         return None
 
 
-def _listed(methods: list[str], most: int = 6) -> str:
-    """``a(), b(), c()``; a long list cut (``... and 2994 more``)."""
-    shown = ", ".join(f"{name}()" for name in methods[:most])
-    return shown + (f" and {len(methods) - most} more" if len(methods) > most else "")
+def _listed(methods: list[str], most: int = 10) -> str:
+    """``a(), b(), c()``; a list of more than ``most`` cut (``... and 2994 more``)."""
+    if len(methods) <= most:
+        return ", ".join(f"{name}()" for name in methods)
+    return ", ".join(f"{name}()" for name in methods[: most - 2]) + (
+        f" and {len(methods) - most + 2} more"
+    )
 
 
 def _choose_lock(facts: ClassFacts, attribute: str) -> tuple[str | None, str | bool]:
