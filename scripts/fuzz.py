@@ -38,9 +38,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from asyncfix.codemods import CODES  # noqa: E402 (the checkout first on the path)
-from asyncfix.engine import Task, process_text  # noqa: E402
-from asyncfix.engine import process as process_module  # noqa: E402
-from asyncfix.index import ProjectIndex, facts_from_source  # noqa: E402
+from asyncfix.engine import Task  # noqa: E402
+from asyncfix.engine.process import process_alone  # noqa: E402
 from asyncfix.model import FileResult  # noqa: E402
 
 HEADER = "import asyncio\nimport subprocess\nimport time\n\nimport requests\n\n\n"
@@ -156,18 +155,10 @@ def _process(text: str) -> FileResult:
     task = Task(
         path=path, display=path, codes=frozenset(CODES), unsafe=True, fix=True, target=(3, 10)
     )
-    result = FileResult(path=path, display=path)
-    facts = facts_from_source(text, Path(path))
-    if facts is not None:
-        facts.path = path
-    process_module._set_index(ProjectIndex([facts]) if facts is not None else None)
     try:
-        process_text(text, task, result)
+        return process_alone(text, task)
     except Exception as exc:  # a crash is what this looks for
-        result.internal_error = f"crashed: {type(exc).__name__}: {exc}"
-    finally:
-        process_module._set_index(None)
-    return result
+        return FileResult(path=path, display=path, internal_error=f"crashed: {exc!r}")
 
 
 def check_batch(texts: Sequence[str | bytes], work: Path) -> list[tuple[int, str]]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from asyncfix.engine import Task, process_text
-from asyncfix.engine import process as process_module
-from asyncfix.index import ProjectIndex, facts_from_source
+from asyncfix.engine import Task
+from asyncfix.engine.process import process_alone
 from asyncfix.model import FileResult, Observed
 
 
@@ -35,15 +33,7 @@ def run_text(
         test_code=test_code,
         observed=observed,
     )
-    result = FileResult(path=path, display=path)
-    facts = facts_from_source(text, Path(path))
-    if facts is not None:
-        facts.path = path
-    process_module._set_index(ProjectIndex([facts]) if facts is not None else None)
-    try:
-        process_text(text, task, result)
-    finally:
-        process_module._set_index(None)
+    result = process_alone(text, task)
     if result.original is None:
         result.original = text
     return result

@@ -37,6 +37,7 @@ from asyncfix.files import (
 )
 from asyncfix.index import (
     ProjectIndex,
+    facts_from_source,
 )
 from asyncfix.lazy import libcst as cst
 from asyncfix.model import FileResult, Observed, Safety, Validation
@@ -111,6 +112,21 @@ def keep_encodable(source: Source, result: FileResult) -> None:
         except UnicodeEncodeError as exc:
             result.internal_error = f"fixed text cannot be encoded as {source.encoding}: {exc}"
             result.fixed = None
+
+
+def process_alone(text: str, task: Task) -> FileResult:
+    """``process_text`` on ``text`` as a one-module project, its index holding just this
+    text (the tests' and the fuzzer's way to run the engine on a string)."""
+    result = FileResult(path=task.path, display=task.display)
+    facts = facts_from_source(text, Path(task.path))
+    if facts is not None:
+        facts.path = task.path
+    _set_index(ProjectIndex([facts]) if facts is not None else None)
+    try:
+        process_text(text, task, result)
+    finally:
+        _set_index(None)
+    return result
 
 
 def process_text(text: str, task: Task, result: FileResult) -> None:
