@@ -320,6 +320,8 @@ def _walk(
             if problem is None:
                 yield file
                 continue
+            if not problem:
+                continue
             shown = _printable(display_path(Path(file), Path.cwd()))
             if problem.startswith("a symbolic link to"):
                 skipped.append(f"{shown}: {problem}; skipped")
@@ -344,7 +346,8 @@ def _printable(path: str) -> str:
 
 
 def _not_a_source(entry: os.DirEntry[str], inside: tuple[str, ...]) -> str | None:
-    """Why a directory entry named ``*.py`` is not a file to read, or None."""
+    """Why a directory entry named ``*.py`` is not a file to read, or None; "" for a link
+    to a directory (skipped without a word, as links to directories are)."""
     try:
         if not entry.is_symlink():
             if entry.is_file(follow_symlinks=False):
@@ -355,6 +358,8 @@ def _not_a_source(entry: os.DirEntry[str], inside: tuple[str, ...]) -> str | Non
             return "a symbolic link that leads nowhere (dangling, or a loop)"
         if not target.startswith(inside):
             return f"a symbolic link to a file outside the project ({target})"
+        if os.path.isdir(target):
+            return ""  # a link to a directory: not followed, as before (no message)
         return None if os.path.isfile(target) else f"links to {_kind(target)}"
     except OSError as exc:
         return exc.strerror or "cannot stat"

@@ -47,6 +47,7 @@ def test_files_that_are_not_files(tree: Path) -> None:
         (tree / "dir.py").mkdir()  # a directory named like a module: walked, not read
         (tree / "dir.py" / "inner.py").write_text(BLOCKING)
         (tree / "dangling.py").symlink_to(tree / "nowhere.py")
+        (tree / "linked.py").symlink_to(tree / "dir.py")  # a link to a directory: not followed
         (tree / "loop1.py").symlink_to(tree / "loop2.py")
         (tree / "loop2.py").symlink_to(tree / "loop1.py")
         done = asyncfix(tree, "--write", ".", timeout=60)
@@ -60,7 +61,7 @@ def test_files_that_are_not_files(tree: Path) -> None:
         "error: loop1.py: a symbolic link that leads nowhere (dangling, or a loop); skipped",
     ):
         assert line in done.stderr
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in done.stderr and "linked.py" not in done.stderr
     # the rest was fixed
     assert "asyncio.sleep(1)" in (tree / "good.py").read_text()
     assert "asyncio.sleep(1)" in (tree / "dir.py" / "inner.py").read_text()
