@@ -40,11 +40,9 @@ from libcst.metadata import (
 
 from asyncfix.codemods import RULES
 from asyncfix.config import ConfigError, apply_requires_python, find_config, load
-from asyncfix.engine.process import _set_index as set_index
-from asyncfix.engine.process import process_text
+from asyncfix.engine.process import process_alone
 from asyncfix.engine.task import Task
 from asyncfix.files import is_test_path, relative
-from asyncfix.index import ProjectIndex, facts_from_source
 from asyncfix.model import FileResult, Finding, Safety
 
 
@@ -106,14 +104,14 @@ class AsyncfixLintRule(LintRule):
         task = _task(path, frozenset(rule.CODE for rule in shared.rules), self.UNSAFE)
         owners = {rule.CODE: rule for rule in shared.rules}
         lines = self._statement_lines(module)
-        result = _process(module.code, task)
+        result = process_alone(module.code, task)
         silenced: set[str] = set()
         for finding in result.findings:
             statement = _innermost(lines, finding.span.line)
             if owners[finding.code].ignore_lint(statement):
                 silenced.add(finding.fix_id or f"no fix {id(finding)}")
         if any(f.fixed and f.fix_id in silenced for f in result.findings):
-            result = _process(module.code, replace(task, excluded=frozenset(silenced)))
+            result = process_alone(module.code, replace(task, excluded=frozenset(silenced)))
         shared.result = result
         for finding in result.findings:
             statement = _innermost(lines, finding.span.line)
@@ -229,21 +227,6 @@ def _replaced(module: cst.Module, replacements: Any) -> str:
             return by_node.get(original, updated)
 
     return module.visit(_Replace()).code
-
-
-def _process(text: str, task: Task) -> FileResult:
-    """asyncfix on ``text`` as a project of one module (what the rules that ask the project
-    index learn from the file itself)."""
-    result = FileResult(path=task.path, display=task.display)
-    facts = facts_from_source(text, Path(task.path))
-    if facts is not None:
-        facts.path = task.path
-    set_index(ProjectIndex([facts]) if facts is not None else None)
-    try:
-        process_text(text, task, result)
-    finally:
-        set_index(None)
-    return result
 
 
 def _innermost(lines: list[tuple[int, int, cst.CSTNode]], line: int) -> cst.CSTNode:

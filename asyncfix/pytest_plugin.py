@@ -288,15 +288,13 @@ class Evidence:
     # -- the file ------------------------------------------------------------------------
 
     def data(self) -> dict[str, Any]:
-        counts: dict[str, int] = {}
-        for record in self.records:
-            counts[record.kind] = counts.get(record.kind, 0) + 1
+        counts = _counts(record.kind for record in self.records)
         return {
             "format": EVIDENCE_FORMAT,
             "root": str(self.root),
             "slow_callback_seconds": self.slow,
             "tests": self.tests,
-            "counts": dict(sorted(counts.items())),
+            "counts": counts,
             "records": [asdict(record) for record in self.records],
         }
 
@@ -779,10 +777,16 @@ def _joined(data: dict[str, Any], parts: list[Path]) -> dict[str, Any]:
             continue  # a worker that crashed while writing: its tests are failures anyway
         records += worker.get("records", [])
         tests += worker.get("tests", 0)
+    counts = _counts(record["kind"] for record in records)
+    return {**data, "tests": tests, "counts": counts, "records": records}
+
+
+def _counts(kinds: Iterable[str]) -> dict[str, int]:
+    """How many records of each kind, by kind."""
     counts: dict[str, int] = {}
-    for record in records:
-        counts[record["kind"]] = counts.get(record["kind"], 0) + 1
-    return {**data, "tests": tests, "counts": dict(sorted(counts.items())), "records": records}
+    for kind in kinds:
+        counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 _PATH = pytest.StashKey[Path]()

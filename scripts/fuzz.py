@@ -294,23 +294,12 @@ def corpus(
 ) -> Counter[str]:
     """``count`` mutated files of the corpus under ``folder``: the in-process checks, the
     command line's, and the bytes a fix must keep."""
-    started = time.perf_counter()
     rng = random.Random(seed)
     files = sorted(folder.rglob("*.py"))
     rng.shuffle(files)
-    counts: Counter[str] = Counter()
-    failures: list[tuple[bytes, str]] = []
-    pending: list[bytes] = []
-
-    def flush() -> None:
-        with tempfile.TemporaryDirectory() as work:
-            for number, problem in check_batch(pending, Path(work)):
-                counts["failures"] += 1
-                failures.append((pending[number] if number >= 0 else b"", problem))
-        pending.clear()
-
+    found = _Round(batch, say)
     for path in files:
-        if counts["mutated"] >= count:
+        if found.counts["mutated"] >= count:
             break
         try:
             raw = path.read_bytes()
@@ -321,27 +310,54 @@ def corpus(
         mutated = mutate(raw, rng)
         if mutated is None:
             continue
-        counts["mutated"] += 1
-        text = mutated.removeprefix(b"\xef\xbb\xbf").decode(
-            "latin-1"
-            if mutated.lstrip(b"\xef\xbb\xbf").startswith(b"# -*- coding: latin-1")
-            else "utf-8"
-        )
+        found.counts["mutated"] += 1
+        body = mutated.removeprefix(b"\xef\xbb\xbf")
+        latin = body.startswith(b"# -*- coding: latin-1")
+        found.check(body.decode("latin-1" if latin else "utf-8"), mutated, f"{path}: ")
+    return found.finish(out)
+
+
+class _Round:
+    """A fuzz round's counts and failures, and the programs waiting for the command line's
+    checks (run in batches: a process per program would be most of the time)."""
+
+    def __init__(self, batch: int, say: Callable[[str], None]) -> None:
+        self.batch = batch
+        self.say = say
+        self.started = time.perf_counter()
+        self.counts: Counter[str] = Counter()
+        self.failures: list[tuple[bytes, str]] = []
+        #: as given: a file's bytes (whose keeping is checked too), or a program's text
+        self.pending: list[str | bytes] = []
+
+    def check(self, text: str, data: str | bytes, where: str = "") -> None:
         outcome = check_text(text)
-        counts["with findings"] += outcome.findings > 0
-        counts["fixed"] += outcome.fixed
+        self.counts["with findings"] += outcome.findings > 0
+        self.counts["fixed"] += outcome.fixed
         for problem in outcome.problems:
-            counts["failures"] += 1
-            failures.append((mutated, f"{path}: {problem}"))
-        pending.append(mutated)
-        if len(pending) >= batch:
-            flush()
-            say(f"{counts['mutated']} files, {dict(counts)}, {time.perf_counter() - started:.0f} s")
-    if pending:
-        flush()
-    _save(out, failures)
-    counts["seconds"] = round(time.perf_counter() - started)
-    return counts
+            self.fail(data, where + problem)
+        self.pending.append(data)
+        if len(self.pending) >= self.batch:
+            self.flush()
+            self.say(f"{dict(self.counts)}, {time.perf_counter() - self.started:.0f} s")
+
+    def fail(self, data: str | bytes, problem: str) -> None:
+        self.counts["failures"] += 1
+        raw = data if isinstance(data, bytes) else data.encode("utf-8", "replace")
+        self.failures.append((raw, problem))
+
+    def flush(self) -> None:
+        with tempfile.TemporaryDirectory() as work:
+            for number, problem in check_batch(self.pending, Path(work)):
+                self.fail(self.pending[number] if number >= 0 else b"", problem)
+        self.pending.clear()
+
+    def finish(self, out: Path) -> Counter[str]:
+        if self.pending:
+            self.flush()
+        _save(out, self.failures)
+        self.counts["seconds"] = round(time.perf_counter() - self.started)
+        return self.counts
 
 
 def _save(out: Path, failures: list[tuple[bytes, str]]) -> None:
@@ -381,44 +397,21 @@ def programs(count: int, seed: int) -> list[str]:
 def run(
     count: int, seed: int, batch: int, out: Path, say: Callable[[str], None] = print
 ) -> Counter[str]:
-    started = time.perf_counter()
+    """``count`` generated programs with antipatterns injected: the in-process checks and
+    the command line's."""
     rng = random.Random(seed)
-    counts: Counter[str] = Counter()
-    failures: list[tuple[str, str]] = []
-    pending: list[str] = []
-
-    def flush() -> None:
-        with tempfile.TemporaryDirectory() as work:
-            for number, problem in check_batch(pending, Path(work)):
-                counts["failures"] += 1
-                failures.append((pending[number] if number >= 0 else "", problem))
-        pending.clear()
-
+    found = _Round(batch, say)
     generated = 0
     while generated < count:
         step = min(500, count - generated)
         for program in programs(step, seed + generated):
             generated += 1
-            counts["programs"] += 1
+            found.counts["programs"] += 1
             text = compose(program, rng)
-            if text is None:
-                continue
-            counts["composed"] += 1
-            outcome = check_text(text)
-            counts["with findings"] += outcome.findings > 0
-            counts["fixed"] += outcome.fixed
-            for problem in outcome.problems:
-                counts["failures"] += 1
-                failures.append((text, problem))
-            pending.append(text)
-            if len(pending) >= batch:
-                flush()
-        say(f"{generated} programs, {dict(counts)}, {time.perf_counter() - started:.0f} s")
-    if pending:
-        flush()
-    _save(out, [(text.encode("utf-8", "replace"), problem) for text, problem in failures])
-    counts["seconds"] = round(time.perf_counter() - started)
-    return counts
+            if text is not None:
+                found.counts["composed"] += 1
+                found.check(text, text)
+    return found.finish(out)
 
 
 def main() -> int:

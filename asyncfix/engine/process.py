@@ -116,7 +116,7 @@ def keep_encodable(source: Source, result: FileResult) -> None:
 
 def process_alone(text: str, task: Task) -> FileResult:
     """``process_text`` on ``text`` as a one-module project, its index holding just this
-    text (the tests' and the fuzzer's way to run the engine on a string)."""
+    text (the fixit rules', the tests' and the fuzzer's way to run the engine on a string)."""
     result = FileResult(path=task.path, display=task.display)
     facts = facts_from_source(text, Path(task.path))
     if facts is not None:
