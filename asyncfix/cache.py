@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from asyncfix import __version__
+from asyncfix.files import signals_held
 from asyncfix.model import FileResult
 
 
@@ -351,14 +352,15 @@ def prepare(directory: Path, patterns: tuple[str, ...] | str, current: set[str])
 def write_atomically(target: Path, data: bytes) -> None:
     """Through a temporary file in the same directory and a rename: a concurrent reader sees
     the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with signals_held():  # an interrupt arrives before the temporary file or after it is moved
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def settings_key(parts: tuple[Any, ...]) -> str:

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import io
 import os
+import signal
 import stat
 import tempfile
 import tokenize
@@ -86,6 +87,27 @@ def read_source(path: Path) -> Source:
     return decode(raw)
 
 
+#: the signals that end a run; a write holds them until the file is replaced or left alone
+_HELD_SIGNALS = frozenset(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
+)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the duration: they arrive when it ends (the run stops
+    then, as it would have), never between making the temporary file and moving it over the
+    original, where an interrupt raised inside the standard library could leave it behind."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def atomic_write(path: Path, expected: bytes, data: bytes) -> str | None:
     """Replace ``path`` with ``data`` if it still holds ``expected``.
 
@@ -101,28 +123,29 @@ def atomic_write(path: Path, expected: bytes, data: bytes) -> str | None:
         return f"cannot re-read before writing: {exc.strerror or exc}"
     if current != expected:
         return "file changed on disk since it was read; not written"
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".asyncfix", dir=path.parent)
-    except OSError as exc:
-        return f"cannot write in {path.parent}: {exc.strerror or exc}"
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, info.st_mode & 0o7777)
-        if hasattr(os, "chown"):
-            with contextlib.suppress(OSError):  # only possible as root or for our own files
-                os.chown(tmp, info.st_uid, info.st_gid)
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        return f"cannot write: {exc.strerror or exc}"
-    except BaseException:  # an interrupt (SIGINT, SIGTERM): the file stays as it was
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with signals_held():
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".asyncfix", dir=path.parent)
+        except OSError as exc:
+            return f"cannot write in {path.parent}: {exc.strerror or exc}"
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, info.st_mode & 0o7777)
+            if hasattr(os, "chown"):
+                with contextlib.suppress(OSError):  # only possible as root or for our own files
+                    os.chown(tmp, info.st_uid, info.st_gid)
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            return f"cannot write: {exc.strerror or exc}"
+        except BaseException:  # where signals cannot be held (Windows): the file stays as it was
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
     return None
 
 

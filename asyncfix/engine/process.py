@@ -9,6 +9,7 @@ import dataclasses
 import difflib
 import gc
 import hashlib
+import itertools
 import signal
 import sys
 import warnings
@@ -170,10 +171,14 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
     result.unused_suppressions = list(analysis.unused)
     if result.findings:
         result.original = text
-    if len(text) > SIZE_CHECKED and any(hit.fix is not None for hit in analysis.hits):
-        why = _too_large_to_fix(text)
+    if any(hit.fix is not None for hit in analysis.hits):
+        why = _too_large_to_fix(text) if len(text) > SIZE_CHECKED else None
         if why is not None:
-            _without_fixes(why, result)
+            _without_fixes(why, "the file is too large to fix", result)
+            return
+        why = _unfaithful(analysis)
+        if why is not None:
+            _without_fixes(why, "LibCST cannot reproduce the file", result)
             return
     if task.preview:
         _previews(text, analysis, result)
@@ -217,8 +222,30 @@ def _too_large_to_fix(text: str) -> str | None:
     return None
 
 
-def _without_fixes(why: str, result: FileResult) -> None:
-    """Its findings without their fixes, and a warning saying why."""
+def _unfaithful(analysis: Analysis) -> str | None:
+    """Why LibCST, which makes the fixes, cannot be trusted with this file, or None. Its tree
+    must give back the text byte for byte: a file it reproduces differently (LibCST drops a
+    line that holds nothing but a backslash continuation) would have bytes far from any fix
+    changed, and the change taken back only by the next run."""
+    if analysis.module is None:
+        try:
+            analysis.module = cst.parse_module(analysis.text)
+        except cst.ParserSyntaxError as exc:
+            return f"LibCST, which makes the fixes, cannot parse this file (line {exc.raw_line})"
+        except RecursionError:
+            return "LibCST, which makes the fixes, cannot parse this file (too deeply nested)"
+    if analysis.module.code == analysis.text:
+        return None
+    pairs = itertools.zip_longest(
+        analysis.text.splitlines(keepends=True), analysis.module.code.splitlines(keepends=True)
+    )
+    number = next(n for n, (given, made) in enumerate(pairs, 1) if given != made)
+    return f"LibCST, which makes the fixes, does not reproduce this file exactly (line {number})"
+
+
+def _without_fixes(why: str, short: str, result: FileResult) -> None:
+    """Its findings without their fixes, and a warning saying why (``short`` in each
+    finding's message)."""
     why += ": its findings are reported without fixes"
     result.partial = f"{result.partial}; {why}" if result.partial else why
     for finding in result.findings:
@@ -226,7 +253,7 @@ def _without_fixes(why: str, result: FileResult) -> None:
             finding.fix_safety = Safety.NONE
             finding.fix_changes = []
             finding.fix_id = ""
-            finding.message += " (no fix: the file is too large to fix)"
+            finding.message += f" (no fix: {short})"
     result.remaining = list(result.findings)
 
 
