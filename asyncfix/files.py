@@ -6,15 +6,23 @@ import contextlib
 import functools
 import io
 import os
+import re
 import signal
 import stat
+import sys
 import tempfile
+import threading
+import time
 import tokenize
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pathspec
+
+if sys.platform != "win32":
+    import fcntl
 
 BOM = b"\xef\xbb\xbf"
 
@@ -88,24 +96,87 @@ def read_source(path: Path) -> Source:
 
 
 #: the signals that end a run; a write holds them until the file is replaced or left alone
-_HELD_SIGNALS = frozenset(
+_HELD_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
 )
 
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM for the duration: they arrive when it ends (the run stops
-    then, as it would have), never between making the temporary file and moving it over the
-    original, where an interrupt raised inside the standard library could leave it behind."""
-    if not hasattr(signal, "pthread_sigmask"):
+    """Hold SIGINT and SIGTERM for the duration: taken when it ends (the run stops then, as
+    it would have), never between making the temporary file and moving it over the
+    original, where an interrupt raised inside the standard library could leave it behind.
+
+    Python runs signal handlers in the main thread whatever thread the system gave the
+    signal to (a process pool has threads of its own), so the handlers are what is held:
+    each signal that comes is noted, and sent again once the handlers are back. Only the
+    main thread can change them; elsewhere nothing is held."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+    caught: list[int] = []
+    previous: dict[int, Any] = {}
     try:
+        for signum in _HELD_SIGNALS:
+            handler = signal.getsignal(signum)
+            if handler is not None:  # None: set outside Python, cannot be put back
+                previous[signum] = signal.signal(signum, lambda got, _: caught.append(got))
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(caught):
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
+#: the end of the name of ``atomic_write``'s temporary file, ``.NAME.XXXXXXXX.asyncfix``
+TEMPORARY = ".asyncfix"
+#: a temporary file no live writer holds is an orphan once it is this old (seconds): the
+#: writer takes its lock just after making the file
+ORPHAN_AGE = 2.0
+_RANDOM_PART = re.compile(r"[a-z0-9_]{8}")
+
+
+def sweep_orphans(path: Path) -> list[str]:
+    """Remove the temporary files a killed run (SIGKILL, a power cut) left beside ``path``,
+    which this run is about to write; returns their names. One is an orphan when no process
+    holds its lock (a writer holds it from just after making the file until the name is
+    gone, and the system drops it when the writer dies) and it is older than
+    ``ORPHAN_AGE``; where locks do not exist (Windows) nothing is removed."""
+    if sys.platform == "win32":
+        return []
+    prefix = f".{path.name}."
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    removed = []
+    for name in sorted(names):
+        if not (name.startswith(prefix) and name.endswith(TEMPORARY)):
+            continue
+        if not _RANDOM_PART.fullmatch(name[len(prefix) : -len(TEMPORARY)]):
+            continue
+        orphan = os.path.join(path.parent, name)
+        try:
+            fd = os.open(orphan, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or time.time() - info.st_mtime < ORPHAN_AGE:
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(orphan)
+        except OSError:  # held by a live writer, or moved or removed meanwhile
+            continue
+        finally:
+            os.close(fd)
+        removed.append(name)
+    return removed
 
 
 def atomic_write(path: Path, expected: bytes, data: bytes) -> str | None:
@@ -125,19 +196,24 @@ def atomic_write(path: Path, expected: bytes, data: bytes) -> str | None:
         return "file changed on disk since it was read; not written"
     with signals_held():
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".asyncfix", dir=path.parent)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY, dir=path.parent)
         except OSError as exc:
             return f"cannot write in {path.parent}: {exc.strerror or exc}"
         try:
             with os.fdopen(fd, "wb") as handle:
+                if sys.platform != "win32":  # held till the name is gone: sweep_orphans spares it
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(tmp, info.st_mode & 0o7777)
-            if hasattr(os, "chown"):
-                with contextlib.suppress(OSError):  # only possible as root or for our own files
-                    os.chown(tmp, info.st_uid, info.st_gid)
-            os.replace(tmp, path)
+                os.chmod(tmp, info.st_mode & 0o7777)
+                if hasattr(os, "chown"):
+                    with contextlib.suppress(OSError):  # only as root or for our own files
+                        os.chown(tmp, info.st_uid, info.st_gid)
+                if sys.platform != "win32":
+                    os.replace(tmp, path)
+            if sys.platform == "win32":  # Windows cannot move an open file
+                os.replace(tmp, path)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -225,17 +224,6 @@ def test_bad_files_are_reported_skipped_and_the_rest_processed(project: Path) ->
     assert "error: pkg/latin.py: cannot decode as utf-8" in err
     assert (project / "pkg" / "buggy.py").read_text() == FIXED  # the good file was still fixed
     assert (project / "pkg" / "broken.py").read_text() == "async def f(:\n    pass\n"
-
-
-def test_unreadable_file(project: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root can read any file")
-    path = project / "pkg" / "secret.py"
-    path.write_text(BUGGY)
-    path.chmod(0)
-    result = cli_runner().invoke(main, ["pkg"])
-    assert result.exit_code == 2
-    assert "pkg/secret.py: cannot read" in result.stderr
 
 
 def test_config_unknown_key_is_an_error_naming_file_and_key(project: Path) -> None:

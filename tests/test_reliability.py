@@ -5,6 +5,7 @@ project."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import random
@@ -13,10 +14,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from asyncfix.files import ORPHAN_AGE
 
 BLOCKING = "import time\n\n\nasync def f():\n    time.sleep(1)\n"
 
@@ -149,8 +155,45 @@ def test_long_lines_and_big_modules_are_checked(tree: Path) -> None:
     assert "wide.py:6:5: AF201" in done.stdout
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes whatever the mode says")
-def test_unreadable_and_read_only(tree: Path) -> None:
+def _bound_by_modes() -> None:
+    """In a child about to run asyncfix as root: give up the powers that let root read and
+    write whatever the mode bits say (dropped from the bounding set, they are gone after
+    ``exec``), so the modes bind it as they bind any user."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_capbset_drop = 24
+    for capability in (1, 2, 3):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
+        if libc.prctl(pr_capbset_drop, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def _unprivileged(tmp_path: Path) -> dict[str, Any] | None:
+    """How to run asyncfix so that file modes bind it: as it is, unless this is root; then
+    without root's powers over modes (``_bound_by_modes``), if that can be done here (else
+    None)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return {}
+    if not sys.platform.startswith("linux"):
+        return None
+    probe = tmp_path / "probe"
+    probe.write_text("")
+    probe.chmod(0)
+    how = {"preexec_fn": _bound_by_modes}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", f"open({str(probe)!r})"], capture_output=True, timeout=60,
+            **how,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    finally:
+        probe.unlink()
+    return how if b"PermissionError" in done.stderr else None
+
+
+def test_unreadable_and_read_only(tree: Path, tmp_path: Path) -> None:
+    how = _unprivileged(tmp_path)
+    if how is None:
+        pytest.skip("root, and its powers over file modes cannot be given up here")
     secret = tree / "secret.py"
     secret.write_text(BLOCKING)
     secret.chmod(0)
@@ -159,13 +202,16 @@ def test_unreadable_and_read_only(tree: Path) -> None:
     (locked / "fixme.py").write_text(BLOCKING)
     locked.chmod(0o555)  # its files cannot be replaced
     try:
-        done = asyncfix(tree, "--write", ".")
+        done = subprocess.run(
+            [sys.executable, "-m", "asyncfix", "--no-cache", "--write", "."],
+            cwd=tree, capture_output=True, text=True, timeout=120, **how,
+        )  # fmt: skip
     finally:
         secret.chmod(0o644)
         locked.chmod(0o755)
-    assert done.returncode == 2
-    assert "secret.py" in done.stderr and "Permission denied" in done.stderr
-    assert "fixme.py" in done.stderr
+    assert done.returncode == 2, done.stderr
+    assert "error: secret.py: cannot read: Permission denied; file skipped" in done.stderr
+    assert "error: locked/fixme.py: cannot write in " in done.stderr, done.stderr
     assert (locked / "fixme.py").read_text() == BLOCKING
     assert "asyncio.sleep(1)" in (tree / "good.py").read_text()
 
@@ -257,9 +303,12 @@ def test_an_interrupted_write_loses_nothing(
         for rel, text in original.items():
             now = (tree / rel).read_text()
             assert now in (text, fixed[rel]), rel
+        if how == signal.SIGKILL:  # its temporary file is an orphan once this old
+            time.sleep(ORPHAN_AGE)
         again = asyncfix(tree, "--write", "--unsafe-fixes", "--jobs", "2", ".")
         assert again.returncode == 0, again.stderr
         assert {rel: (tree / rel).read_text() for rel in original} == fixed
+        assert not list(tree.rglob("*.asyncfix")), again.stderr  # a killed run's swept
 
 
 def _signal_when_opened(monkeypatch: pytest.MonkeyPatch, how: signal.Signals, suffix: str) -> None:
@@ -277,14 +326,34 @@ def _signal_when_opened(monkeypatch: pytest.MonkeyPatch, how: signal.Signals, su
     monkeypatch.setattr(os, "open", open_then_signal)
 
 
-@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="signals cannot be held")
+@contextlib.contextmanager
+def _received_by(elsewhere: bool, how: signal.Signals) -> Iterator[None]:
+    """With ``elsewhere``, the system must give ``how`` to another thread (a process pool
+    has threads of their own): the main thread blocks it, another waits."""
+    if not elsewhere:
+        yield
+        return
+    done = threading.Event()
+    other = threading.Thread(target=done.wait)
+    other.start()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {how})
+    try:
+        yield
+    finally:
+        done.set()
+        other.join()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {how})
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["main thread", "another thread"])
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_inside_a_write_comes_after_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: signal.Signals
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: signal.Signals, elsewhere: bool
 ) -> None:
     """A signal that arrives while a file is written is taken once the file is replaced:
     the file is wholly new, and no temporary file is left beside it (nor beside the
-    cache's)."""
+    cache's), whichever thread the system gives the signal to."""
     from asyncfix.cache import write_atomically
     from asyncfix.files import atomic_write
 
@@ -299,17 +368,63 @@ def test_a_signal_inside_a_write_comes_after_it(
         source = tmp_path / "mod.py"
         source.write_bytes(b"old\n")
         _signal_when_opened(monkeypatch, how, ".asyncfix")
-        with pytest.raises(Stop):
+        with pytest.raises(Stop), _received_by(elsewhere, how):
             atomic_write(source, b"old\n", b"new\n")
         assert source.read_bytes() == b"new\n"
         cache = tmp_path / "cache.json"
         _signal_when_opened(monkeypatch, how, ".tmp")
-        with pytest.raises(Stop):
+        with pytest.raises(Stop), _received_by(elsewhere, how):
             write_atomically(cache, b"{}")
         assert cache.read_bytes() == b"{}"
     finally:
         signal.signal(how, previous)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.json", "mod.py"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no locks to tell a live writer by")
+def test_a_temporary_file_a_killed_run_left_is_removed(tree: Path) -> None:
+    """A ``--write`` run removes the temporary files beside a file it writes that no live
+    writer holds and that are older than a moment, and says so; it spares a young one (a
+    writer that has just made it), one another process holds, one beside a file it does not
+    write, names not of its making, and a check run removes nothing."""
+    old = time.time() - 60
+    names = {
+        "orphan": ".good.py.ab_d1234.asyncfix",
+        "young": ".good.py.young123.asyncfix",
+        "held": ".good.py.held1234.asyncfix",
+        "other file": ".other.py.abcd1234.asyncfix",
+        "not ours": ".good.py.notours.asyncfix",
+        "a folder": ".good.py.folder12.asyncfix",
+    }
+    (tree / "other.py").write_text("async def g():\n    return 1\n")
+    for what, name in names.items():
+        path = tree / name
+        path.mkdir() if what == "a folder" else path.write_text("half a file")
+        if what != "young":
+            os.utime(path, (old, old))
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, sys; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('held', flush=True); sys.stdin.read()",
+         str(tree / names["held"])],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        checked = asyncfix(tree, ".")
+        assert checked.returncode == 1 and "removed" not in checked.stderr
+        assert all((tree / name).exists() for name in names.values())
+        written = asyncfix(tree, "--write", ".")
+    finally:
+        holder.communicate("")
+    assert written.returncode == 0, written.stderr
+    assert "warning: good.py: removed .good.py.ab_d1234.asyncfix, left by an asyncfix run " in (
+        written.stderr
+    )
+    assert written.stderr.count("removed") == 1, written.stderr
+    assert sorted(p.name for p in tree.iterdir() if p.name.endswith(".asyncfix")) == sorted(
+        name for what, name in names.items() if what != "orphan"
+    )
 
 
 # -- the cache --------------------------------------------------------------------------------

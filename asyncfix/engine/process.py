@@ -222,6 +222,15 @@ def _too_large_to_fix(text: str) -> str | None:
     return None
 
 
+def code_of(module: cst.Module, text: str) -> str:
+    """The text of ``module``, made from ``text``: LibCST drops the bare CR that ends a
+    file (the file's last line break, in a file whose lines end so); it is kept."""
+    code = module.code
+    if text.endswith("\r") and not code.endswith(("\r", "\n")):
+        code += "\r"
+    return code
+
+
 def _unfaithful(analysis: Analysis) -> str | None:
     """Why LibCST, which makes the fixes, cannot be trusted with this file, or None. Its tree
     must give back the text byte for byte: a file it reproduces differently (LibCST drops a
@@ -234,10 +243,11 @@ def _unfaithful(analysis: Analysis) -> str | None:
             return f"LibCST, which makes the fixes, cannot parse this file (line {exc.raw_line})"
         except RecursionError:
             return "LibCST, which makes the fixes, cannot parse this file (too deeply nested)"
-    if analysis.module.code == analysis.text:
+    code = code_of(analysis.module, analysis.text)
+    if code == analysis.text:
         return None
     pairs = itertools.zip_longest(
-        analysis.text.splitlines(keepends=True), analysis.module.code.splitlines(keepends=True)
+        analysis.text.splitlines(keepends=True), code.splitlines(keepends=True)
     )
     number = next(n for n, (given, made) in enumerate(pairs, 1) if given != made)
     return f"LibCST, which makes the fixes, does not reproduce this file exactly (line {number})"
@@ -275,7 +285,7 @@ def _previews(text: str, analysis: Analysis, result: FileResult) -> None:
             module, _ = apply_fixes(analysis, [hit])
         except Exception:  # shown without its lines; the fixpoint reports what failed
             continue
-        code = module.code
+        code = code_of(module, text)
         finding.fix_preview = _preview(text, code, finding.span)
         finding.fix_edits = edits_between(text, code)
 
@@ -420,7 +430,7 @@ def _attempt(
             return failed(f"applying the fixes failed ({type(exc).__name__}: {exc}); a bug")
         applied.extend(fix_id(hit) for hit in chosen)
         applied_codes.update(hit.rule.code for hit in chosen)
-        new_text = module.code
+        new_text = code_of(module, current.text)
         validation.rounds += 1
         try:
             observed = shifted(task.observed, text, new_text)

@@ -26,6 +26,7 @@ from asyncfix.files import (
     is_test_path,
     patch_path,
     relative,
+    sweep_orphans,
 )
 from asyncfix.index import (
     ProjectIndex,
@@ -401,6 +402,8 @@ def _write(result: FileResult) -> None:
     if source.text != result.original:
         result.write_skipped = "file changed on disk since it was read; not written"
         return
+    for name in sweep_orphans(path):
+        result.notes.append(f" removed {name}, left by an asyncfix run that was killed")
     reason = atomic_write(path, source.raw, source.encode(result.fixed))
     if reason is None:
         result.written = True
