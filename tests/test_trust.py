@@ -195,6 +195,9 @@ def test_diff_applies_with_git_apply_in_the_files_own_bytes(
     assert invoke("--write", "pkg").exit_code == 0
     assert applied == target.read_bytes()
     assert applied != raw
+    # only the fixed line changed: the last line break (or its absence) is the file's own
+    assert applied.endswith(b"\r") == raw.endswith(b"\r")
+    assert applied.endswith(b"\n") == raw.endswith(b"\n")
 
 
 def test_diff_paths_are_relative_to_the_work_tree_from_a_subdirectory(
