@@ -50,10 +50,18 @@ def run(tree: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(COMMAND, cwd=tree, capture_output=True, text=True, timeout=3600)
 
 
+def _signals_as_by_default() -> None:
+    """In the child: SIGINT and SIGTERM do what they do by default, even when this runs
+    where they are ignored (a shell's background job ignores SIGINT, and a program started
+    from it inherits that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def interrupted(tree: Path, how: signal.Signals, after: float) -> subprocess.CompletedProcess[str]:
     process = subprocess.Popen(
         COMMAND, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=_signals_as_by_default,
     )  # fmt: skip
     time.sleep(after)
     if how == signal.SIGINT:

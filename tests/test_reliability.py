@@ -250,11 +250,19 @@ def _fixed_tree(tmp_path: Path, count: int) -> dict[str, str]:
     return {str(p.relative_to(reference)): p.read_text() for p in reference.rglob("*.py")}
 
 
+def _signals_as_by_default() -> None:
+    """In the child: SIGINT and SIGTERM do what they do by default, even when this runs
+    where they are ignored (a shell's background job ignores SIGINT, and a program started
+    from it inherits that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _interrupt(tree: Path, how: signal.Signals, after: float) -> subprocess.CompletedProcess[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "asyncfix", "--write", "--unsafe-fixes", "--jobs", "2", "."],
         cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=_signals_as_by_default,
     )  # fmt: skip
     time.sleep(after)
     if how == signal.SIGTERM:
