@@ -2,8 +2,10 @@
 corpus, stopped by SIGINT, SIGTERM or SIGKILL at a random moment, then run again.
 
 The fixed tree is made once, by a run nobody stops. Each round copies the corpus, starts the
-run, sends the signal after a random part of the uninterrupted run's time (SIGINT to the
-whole process group, as Ctrl-C does; SIGTERM and SIGKILL to the main process) and checks:
+run, sends the signal (SIGINT to the whole process group, as Ctrl-C does; SIGTERM and SIGKILL
+to the main process) at a random moment -- in turns, anywhere in the uninterrupted run's
+time, or within 50 ms of the first file written (the writes come last, and are quick) --
+and checks:
 
 - the exit status (130, 143, or -9) and, for SIGINT and SIGTERM, no traceback and a last
   line saying which files are what;
@@ -58,12 +60,24 @@ def _signals_as_by_default() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def interrupted(tree: Path, how: signal.Signals, after: float) -> subprocess.CompletedProcess[str]:
+def interrupted(
+    tree: Path, how: signal.Signals, after: float, watched: list[Path] | None
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Start a run and signal it: ``after`` seconds from its start, or, with ``watched``
+    (files the run will fix), ``after`` seconds after the first of them is written."""
+    mtimes = {path: path.stat().st_mtime_ns for path in watched or ()}
+    start = time.perf_counter()
     process = subprocess.Popen(
         COMMAND, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True, preexec_fn=_signals_as_by_default,
     )  # fmt: skip
+    if watched:
+        while process.poll() is None and all(
+            path.stat().st_mtime_ns == mtime for path, mtime in mtimes.items()
+        ):
+            time.sleep(0.002)
     time.sleep(after)
+    sent = time.perf_counter() - start
     if how == signal.SIGINT:
         os.killpg(process.pid, how)
     else:
@@ -71,7 +85,7 @@ def interrupted(tree: Path, how: signal.Signals, after: float) -> subprocess.Com
     out, err = process.communicate(timeout=600)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # a worker a SIGKILL left behind
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err), sent
 
 
 def check_round(
@@ -136,17 +150,24 @@ def main() -> int:
         changed = sum(fixed[n] != original[n] for n in original)
         print(f"{len(original)} files, {changed} fixed by an uninterrupted run in {took:.1f} s")
         failed = 0
+        to_fix = sorted(name for name in original if fixed[name] != original[name])
         for number in range(args.rounds):
             how = SIGNALS[number % len(SIGNALS)]
-            after = rng.uniform(0.05, 0.95) * took
             tree = work / f"round-{number}"
             shutil.copytree(args.corpus, tree, symlinks=True)
-            done = interrupted(tree, how, after)
+            if number // len(SIGNALS) % 2 and to_fix:  # while it writes: a few ms in
+                when = "writing"
+                done, sent = interrupted(
+                    tree, how, rng.uniform(0, 0.05), [tree / name for name in to_fix]
+                )
+            else:  # at any moment
+                when = "anywhere"
+                done, sent = interrupted(tree, how, rng.uniform(0.05, 0.95) * took, None)
             problems, written = check_round(tree, how, done, original, fixed, first.returncode)
             failed += bool(problems)
             state = "ok" if not problems else "FAILED"
             print(
-                f"round {number}: {how.name} at {after:.1f} s, status {done.returncode}, "
+                f"round {number}: {how.name} at {sent:.2f} s ({when}), status {done.returncode}, "
                 f"{written} of {changed} files fixed when stopped: {state}"
             )
             for problem in problems:

@@ -258,12 +258,22 @@ def _signals_as_by_default() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _interrupt(tree: Path, how: signal.Signals, after: float) -> subprocess.CompletedProcess[str]:
+def _interrupt(
+    tree: Path, how: signal.Signals, after: float, writing: bool
+) -> subprocess.CompletedProcess[str]:
+    """A run signalled ``after`` seconds from its start, or, ``writing``, from the moment
+    its first file is written (the writes come after all the analysis, and are quick)."""
+    sources = list(tree.rglob("*.py"))
+    mtimes = [path.stat().st_mtime_ns for path in sources]
     process = subprocess.Popen(
         [sys.executable, "-m", "asyncfix", "--write", "--unsafe-fixes", "--jobs", "2", "."],
         cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True, preexec_fn=_signals_as_by_default,
     )  # fmt: skip
+    while writing and process.poll() is None:
+        if [path.stat().st_mtime_ns for path in sources] != mtimes:
+            break
+        time.sleep(0.002)
     time.sleep(after)
     if how == signal.SIGTERM:
         os.kill(process.pid, how)  # `kill PID`: the main process only
@@ -281,16 +291,18 @@ def _interrupt(tree: Path, how: signal.Signals, after: float) -> subprocess.Comp
 def test_an_interrupted_write_loses_nothing(
     tmp_path: Path, how: signal.Signals, status: int
 ) -> None:
-    """Interrupted at some moment of a ``--write --jobs 2`` run: each file is as it was or
-    wholly fixed, no temporary file is left (a SIGKILL aside: it gives no chance to clean),
-    the message is one line, not a traceback per worker, and the next run finishes the job."""
+    """Interrupted at some moment of a ``--write --jobs 2`` run (first anywhere, then while
+    it writes): each file is as it was or wholly fixed, no temporary file is left (after a
+    SIGKILL, none once the next run has written), the message is one line, not a traceback
+    per worker, and the next run finishes the job."""
     count = 240
     fixed = _fixed_tree(tmp_path, count)
     rng = random.Random(f"{how}")
     for attempt in range(2):
         tree = tmp_path / f"tree-{attempt}"
         original = _make_tree(tree, count)
-        done = _interrupt(tree, how, rng.uniform(0.6, 2.0))
+        writing = attempt == 1
+        done = _interrupt(tree, how, rng.uniform(0, 0.03) if writing else 1.0, writing)
         if done.returncode == 0:
             continue  # finished before the signal: nothing to see
         assert done.returncode == status, done.stderr
