@@ -297,7 +297,7 @@ def corpus(
     rng = random.Random(seed)
     files = sorted(folder.rglob("*.py"))
     rng.shuffle(files)
-    found = _Round(batch, say)
+    found = _Round(batch, say, out)
     for path in files:
         if found.counts["mutated"] >= count:
             break
@@ -314,16 +314,17 @@ def corpus(
         body = mutated.removeprefix(b"\xef\xbb\xbf")
         latin = body.startswith(b"# -*- coding: latin-1")
         found.check(body.decode("latin-1" if latin else "utf-8"), mutated, f"{path}: ")
-    return found.finish(out)
+    return found.finish()
 
 
 class _Round:
     """A fuzz round's counts and failures, and the programs waiting for the command line's
     checks (run in batches: a process per program would be most of the time)."""
 
-    def __init__(self, batch: int, say: Callable[[str], None]) -> None:
+    def __init__(self, batch: int, say: Callable[[str], None], out: Path) -> None:
         self.batch = batch
         self.say = say
+        self.out = out
         self.started = time.perf_counter()
         self.counts: Counter[str] = Counter()
         self.failures: list[tuple[bytes, str]] = []
@@ -345,6 +346,7 @@ class _Round:
         self.counts["failures"] += 1
         raw = data if isinstance(data, bytes) else data.encode("utf-8", "replace")
         self.failures.append((raw, problem))
+        _save(self.out, self.failures[-1:], len(self.failures) - 1)  # kept if the run stops
 
     def flush(self) -> None:
         with tempfile.TemporaryDirectory() as work:
@@ -352,18 +354,17 @@ class _Round:
                 self.fail(self.pending[number] if number >= 0 else b"", problem)
         self.pending.clear()
 
-    def finish(self, out: Path) -> Counter[str]:
+    def finish(self) -> Counter[str]:
         if self.pending:
             self.flush()
-        _save(out, self.failures)
         self.counts["seconds"] = round(time.perf_counter() - self.started)
         return self.counts
 
 
-def _save(out: Path, failures: list[tuple[bytes, str]]) -> None:
+def _save(out: Path, failures: list[tuple[bytes, str]], first: int = 0) -> None:
     if failures:
         out.mkdir(parents=True, exist_ok=True)
-        for number, (data, problem) in enumerate(failures):
+        for number, (data, problem) in enumerate(failures, first):
             (out / f"failure{number:04d}.py").write_bytes(data)
             (out / f"failure{number:04d}.txt").write_text(problem + "\n", encoding="utf-8")
 
@@ -400,7 +401,7 @@ def run(
     """``count`` generated programs with antipatterns injected: the in-process checks and
     the command line's."""
     rng = random.Random(seed)
-    found = _Round(batch, say)
+    found = _Round(batch, say, out)
     generated = 0
     while generated < count:
         step = min(500, count - generated)
@@ -411,7 +412,7 @@ def run(
             if text is not None:
                 found.counts["composed"] += 1
                 found.check(text, text)
-    return found.finish(out)
+    return found.finish()
 
 
 def main() -> int:
