@@ -52,7 +52,7 @@ def run(tree: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(COMMAND, cwd=tree, capture_output=True, text=True, timeout=3600)
 
 
-def _signals_as_by_default() -> None:
+def signals_as_by_default() -> None:
     """In the child: SIGINT and SIGTERM do what they do by default, even when this runs
     where they are ignored (a shell's background job ignores SIGINT, and a program started
     from it inherits that)."""
@@ -69,7 +69,7 @@ def interrupted(
     start = time.perf_counter()
     process = subprocess.Popen(
         COMMAND, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, preexec_fn=_signals_as_by_default,
+        start_new_session=True, preexec_fn=signals_as_by_default,
     )  # fmt: skip
     if watched:
         while process.poll() is None and all(

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from asyncfix.files import ORPHAN_AGE
+from scripts.interrupts import signals_as_by_default
 
 BLOCKING = "import time\n\n\nasync def f():\n    time.sleep(1)\n"
 
@@ -250,14 +251,6 @@ def _fixed_tree(tmp_path: Path, count: int) -> dict[str, str]:
     return {str(p.relative_to(reference)): p.read_text() for p in reference.rglob("*.py")}
 
 
-def _signals_as_by_default() -> None:
-    """In the child: SIGINT and SIGTERM do what they do by default, even when this runs
-    where they are ignored (a shell's background job ignores SIGINT, and a program started
-    from it inherits that)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def _interrupt(
     tree: Path, how: signal.Signals, after: float, writing: bool
 ) -> subprocess.CompletedProcess[str]:
@@ -268,7 +261,7 @@ def _interrupt(
     process = subprocess.Popen(
         [sys.executable, "-m", "asyncfix", "--write", "--unsafe-fixes", "--jobs", "2", "."],
         cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, preexec_fn=_signals_as_by_default,
+        start_new_session=True, preexec_fn=signals_as_by_default,
     )  # fmt: skip
     while writing and process.poll() is None:
         if [path.stat().st_mtime_ns for path in sources] != mtimes:
