@@ -38,6 +38,7 @@ from libcst.metadata import (
     PositionProvider,
 )
 
+from asyncfix.analysis.source import python_lines
 from asyncfix.codemods import RULES
 from asyncfix.config import ConfigError, apply_requires_python, find_config, load
 from asyncfix.engine.process import process_alone
@@ -175,7 +176,7 @@ def _own_replacements(
     (a fix that also adds an import, or puts a lock in ``__init__``)."""
     own: dict[int, tuple[cst.CSTNode, Any]] = {}
     taken: list[tuple[int, int]] = []
-    source = module.code.splitlines(keepends=True)
+    source = python_lines(module.code, keepends=True)
     for finding in fixed:
         if len(finding.fix_edits) != 1:
             return None
@@ -200,7 +201,7 @@ def _statements(text: str, first_line: str, statement: cst.CSTNode) -> Any:
     that replace ``statement``, keeping the comments above it; None when it is not that."""
     indent = first_line[: len(first_line) - len(first_line.lstrip(" \t"))]
     dedented = []
-    for line in text.splitlines(keepends=True):
+    for line in python_lines(text, keepends=True):
         if line.strip() and not line.startswith(indent):
             return None
         dedented.append(line[len(indent) :] if line.strip() else line.lstrip(" \t"))

@@ -34,6 +34,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from asyncfix.analysis.source import python_lines
 from asyncfix.analysis.uses import CHECKER_BUILTINS
 from asyncfix.lazy import libcst as cst
 
@@ -1086,7 +1087,7 @@ def _without_type_parameters(text: str) -> str | None:
         tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, SyntaxError):
         return None
-    lines = [list(line) for line in text.splitlines(keepends=True)]
+    lines = [list(line) for line in python_lines(text, keepends=True)]
     changed = False
 
     def put(position: tuple[int, int], character: str) -> None:
@@ -1195,7 +1196,7 @@ def _ast_from_libcst(text: str) -> ast.Module | None:
         for node in parsed:
             ast.increment_lineno(node, line - 1)
         body.extend(parsed)
-        line += code.count("\n")
+        line += sum(end.endswith(("\n", "\r")) for end in python_lines(code, keepends=True))
     return ast.Module(body=body, type_ignores=[])
 
 

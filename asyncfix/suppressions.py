@@ -17,6 +17,8 @@ import tokenize
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from asyncfix.analysis.source import python_lines
+
 #: a file holds a candidate only when this matches somewhere in it (the cheap test)
 CANDIDATE = re.compile(r"(?i)#\s*(?:noqa|asyncfix\s*:)")
 #: only a file with this can skip itself
@@ -98,7 +100,7 @@ def _comments(text: str) -> Iterator[tuple[int, int, str, bool]]:
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, SyntaxError):
-        for number, source in enumerate(text.splitlines(), 1):
+        for number, source in enumerate(python_lines(text), 1):
             match = CANDIDATE.search(source)
             if match is not None:
                 start = match.start()

@@ -78,10 +78,11 @@ def interrupted(
             time.sleep(0.002)
     time.sleep(after)
     sent = time.perf_counter() - start
-    if how == signal.SIGINT:
-        os.killpg(process.pid, how)
-    else:
-        os.kill(process.pid, how)
+    with contextlib.suppress(ProcessLookupError):  # it may have ended already
+        if how == signal.SIGINT:
+            os.killpg(process.pid, how)
+        else:
+            os.kill(process.pid, how)
     out, err = process.communicate(timeout=600)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # a worker a SIGKILL left behind

@@ -4,6 +4,21 @@ from __future__ import annotations
 
 import ast
 import os
+import re
+
+#: a line as Python counts them, its end included
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+def python_lines(text: str, keepends: bool = False) -> list[str]:
+    """The lines of ``text`` as Python numbers them: each ended by LF, CRLF or a bare CR.
+    ``str.splitlines`` also ends a line at a form feed, a vertical tab, ``\\x1c``-``\\x1e``,
+    NEL and the Unicode line and paragraph separators, which Python's tokenizer takes as any
+    other character (a form feed between sections would move every line after it)."""
+    lines: list[str] = _LINE.findall(text)
+    if keepends:
+        return lines
+    return [line[:-2] if line.endswith("\r\n") else line.rstrip("\r\n") for line in lines]
 
 
 class SourceText:
@@ -11,7 +26,7 @@ class SourceText:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.lines = text.splitlines(keepends=True)
+        self.lines = python_lines(text, keepends=True)
         self._ascii = text.isascii()
 
     def column(self, line: int, offset: int) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from asyncfix.analysis.source import python_lines
 from asyncfix.codemods.base import Hit, ImportItem, Locate
 from asyncfix.engine.detect import Analysis
 from asyncfix.imports import add_stdlib_import, is_docstring, is_stdlib, split_at_comments
@@ -471,8 +472,8 @@ def _insert_prelude(module: cst.Module, statements: list[cst.BaseStatement]) -> 
 
 def _preview(old_text: str, new_text: str, span: Span) -> list[str]:
     """The changed lines of ``new_text`` next to (or in) the finding's lines."""
-    old = old_text.splitlines()
-    new = new_text.splitlines()
+    old = python_lines(old_text)
+    new = python_lines(new_text)
     lines: list[str] = []
     matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
@@ -487,8 +488,8 @@ def _preview(old_text: str, new_text: str, span: Span) -> list[str]:
 
 def edits_between(old_text: str, new_text: str) -> list[Edit]:
     """``new_text`` as line edits of ``old_text`` (``model.Edit``), first to last."""
-    old = old_text.splitlines(keepends=True)
-    new = new_text.splitlines(keepends=True)
+    old = python_lines(old_text, keepends=True)
+    new = python_lines(new_text, keepends=True)
     matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
     return [
         Edit(i1 + 1, i2 + 1, "".join(new[j1:j2]))

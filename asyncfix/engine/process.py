@@ -10,14 +10,18 @@ import difflib
 import gc
 import hashlib
 import itertools
+import os
 import signal
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
+from asyncfix.analysis.source import python_lines
 from asyncfix.codemods import NEEDS_INDEX, rule_by_code
 from asyncfix.codemods.base import Hit, Project, Rule
 from asyncfix.engine.detect import (
@@ -247,7 +251,7 @@ def _unfaithful(analysis: Analysis) -> str | None:
     if code == analysis.text:
         return None
     pairs = itertools.zip_longest(
-        analysis.text.splitlines(keepends=True), code.splitlines(keepends=True)
+        python_lines(analysis.text, keepends=True), python_lines(code, keepends=True)
     )
     number = next(n for n, (given, made) in enumerate(pairs, 1) if given != made)
     return f"LibCST, which makes the fixes, does not reproduce this file exactly (line {number})"
@@ -296,7 +300,7 @@ def shifted(observed: tuple[Observed, ...], old: str, new: str) -> tuple[Observe
     if not observed:
         return ()
     moved: dict[int, int] = {}
-    matcher = difflib.SequenceMatcher(a=old.splitlines(), b=new.splitlines(), autojunk=False)
+    matcher = difflib.SequenceMatcher(a=python_lines(old), b=python_lines(new), autojunk=False)
     for tag, i1, i2, j1, _ in matcher.get_opcodes():
         if tag == "equal":
             for offset in range(i2 - i1):
@@ -349,8 +353,24 @@ def _start_worker(index: ProjectIndex | None = None) -> None:
     worker at once (what it held was not written: writes are the main process's)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the main process's handler
+    parent = os.getppid()
+    threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
     _set_index(index)
     _tune_gc()
+
+
+#: how often a pool worker looks whether the process that started it is still there
+ORPHAN_CHECK = 0.5
+
+
+def _end_with(parent: int) -> None:
+    """End this worker when the process that started it is gone: a main process killed
+    (SIGKILL, the OOM killer) cannot stop its pool, whose workers would wait for work
+    forever (holding the caller's pipes open). A worker writes nothing, so ending is safe."""
+    while True:
+        time.sleep(ORPHAN_CHECK)
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 def _tune_gc() -> tuple[int, int, int]:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from asyncfix import __version__
+from asyncfix.analysis.source import python_lines
 from asyncfix.codemods import RULES, rule_by_code
 from asyncfix.model import Edit, FileResult, Finding, RunResult, Severity
 from asyncfix.report.json import finding_json
@@ -175,7 +176,7 @@ def _deleted_region(edit: Edit, lines: list[str]) -> dict[str, int]:
 def _sarif_fix(result: FileResult, finding: Finding) -> dict[str, Any] | None:
     if not finding.fix_edits or result.original is None:
         return None
-    lines = result.original.splitlines(keepends=True)
+    lines = python_lines(result.original, keepends=True)
     description = "; ".join(finding.fix_changes) or f"Fix {finding.code} ({finding.name})"
     return {
         "description": {"text": f"{description} ({finding.fix_safety.value} fix)"},

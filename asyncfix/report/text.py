@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
+from asyncfix.analysis.source import python_lines
 from asyncfix.codemods import rule_by_code
 from asyncfix.model import FileResult, Finding, RunResult, Safety, ValidationReport
 
@@ -184,7 +185,7 @@ def _frame(result: FileResult, finding: Finding, style: Style) -> list[str]:
     text = result.fixed if result.written and result.fixed is not None else result.original
     if text is None:
         return []
-    source = text.splitlines()
+    source = python_lines(text)
     span = finding.span
     first, last = span.line, min(span.end_line, span.line + 9)
     if first > len(source):
@@ -324,7 +325,7 @@ def _line_range(finding: Finding) -> str:
 def _code_lines(result: FileResult, finding: Finding) -> list[str]:
     if result.original is None:
         return []
-    source = result.original.splitlines()
+    source = python_lines(result.original)
     first, last = finding.span.line, min(finding.span.end_line, finding.span.line + 9)
     width = len(str(last))
     return [
