@@ -402,7 +402,7 @@ def _write(result: FileResult) -> None:
     if source.text != result.original:
         result.write_skipped = "file changed on disk since it was read; not written"
         return
-    for name in sweep_orphans(path):
+    for name in sweep_orphans(Path(os.path.realpath(path))):  # where atomic_write writes
         result.notes.append(f" removed {name}, left by an asyncfix run that was killed")
     reason = atomic_write(path, source.raw, source.encode(result.fixed))
     if reason is None:
