@@ -378,6 +378,13 @@ def _walk(
                 # an ignored directory named on the command line is checked, like a named file
                 ignores = _IgnoreTree()
     inside = tuple(str(folder) + os.sep for folder in {top.resolve(), root.resolve()})
+
+    def left_out(path: str, is_dir: bool) -> bool:
+        """Excluded by the configuration, or ignored by git."""
+        if _matches(path, root, exclude, is_dir):
+            return True
+        return respect_gitignore and ignores.ignored(path, is_dir)
+
     pending = [str(top)]
     while pending:
         dirpath = pending.pop()
@@ -399,19 +406,13 @@ def _walk(
             if is_dir:
                 if name in DEFAULT_EXCLUDE:
                     continue
-                sub = entry.path
-                if _matches(sub, root, exclude, True):
-                    continue
-                if respect_gitignore and ignores.ignored(sub, True):
-                    continue
-                subdirectories.append(sub)
+                if not left_out(entry.path, True):
+                    subdirectories.append(entry.path)
                 continue
             if not name.endswith(".py"):
                 continue
             file = entry.path
-            if _matches(file, root, exclude, False):
-                continue
-            if respect_gitignore and ignores.ignored(file, False):
+            if left_out(file, False):
                 continue
             problem = _not_a_source(entry, inside)
             if problem is None:

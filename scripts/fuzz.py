@@ -67,6 +67,18 @@ def _indent(text: str, prefix: str = "    ") -> str:
     return "".join(prefix + line if line.strip() else line for line in text.splitlines(True))
 
 
+def _compiles(text: str) -> bool:
+    """Python compiles ``text`` (its warnings about the code unsaid): a generated or mutated
+    program that does not is no test of asyncfix."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(text, "<fuzz>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
 def compose(program: str, rng: random.Random) -> str | None:
     """``program`` with antipatterns injected, or None when it cannot hold them (it does not
     parse, or wrapped it no longer compiles)."""
@@ -106,13 +118,7 @@ def compose(program: str, rng: random.Random) -> str | None:
             + _indent("\n".join(picks) + "\n")
             + HELPERS
         )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            compile(text, "<fuzz>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-    return text
+    return text if _compiles(text) else None
 
 
 @dataclass
@@ -272,11 +278,7 @@ def mutate(raw: bytes, rng: random.Random) -> bytes | None:
         else:
             text = "# -*- coding: latin-1 -*-\n" + text
             encoding = "latin-1"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            compile(text, "<mutated>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    if not _compiles(text):
         return None
     data = text.encode(encoding)
     return b"\xef\xbb\xbf" + data if variant == "bom" else data
