@@ -204,3 +204,65 @@ def test_async_callbacks_by_their_annotations() -> None:
         '10: on_ready("x")': True,
         "11: done()": False,
     }
+
+
+def kept(source: str) -> dict[str, str | None]:
+    """``"line: call"`` of each call of a class -> the store of the coroutine its instance
+    alone keeps (``kept_by_instance``), or None."""
+    text = textwrap.dedent(source)
+    tree = ast.parse(text)
+    semantic = SemanticModel(tree, text)
+    model = Coroutines(semantic.scopes, semantic.classes, semantic.values, semantic.source)
+    found = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+            continue
+        if node.func.id[0].isupper():
+            result = model.kept_by_instance(node)
+            store = ast.get_source_segment(text, result[1]) if result else None
+            found[f"{node.lineno}: {ast.get_source_segment(text, node)}"] = store
+    return found
+
+
+def test_a_coroutine_only_an_instance_keeps() -> None:
+    assert kept(
+        """
+        async def fetch(): ...
+        class Plain:
+            def __init__(self, key):
+                self.key = key
+                self.reply = fetch()
+        class Reads:
+            def __init__(self):
+                self.reply = fetch()
+                print(self.reply)
+        class Nested:
+            def __init__(self):
+                self.reply = fetch()
+                self.done = lambda: self.reply
+        class Slotted:
+            __slots__ = ("reply",)
+            def __init__(self):
+                self.reply = fetch()
+        class Hooked:
+            def __init__(self):
+                self.reply = fetch()
+            def __setattr__(self, name, value): ...
+        class Unknown:
+            def __init__(self):
+                self.reply = other()
+        Plain(1)
+        Reads()
+        Nested()
+        Slotted()
+        Hooked()
+        Unknown()
+        """
+    ) == {
+        "26: Plain(1)": "self.reply = fetch()",
+        "27: Reads()": None,
+        "28: Nested()": None,
+        "29: Slotted()": "self.reply = fetch()",
+        "30: Hooked()": None,
+        "31: Unknown()": None,
+    }

@@ -201,6 +201,61 @@ class Coroutines:
         probe = ast.Call(func=callable_, args=[], keywords=[])
         return self.callee(probe)
 
+    def kept_by_instance(self, call: ast.Call) -> tuple[Callee, ast.Assign] | None:
+        """``D()`` where ``D`` is a class of this module whose ``__init__`` stores a
+        coroutine on the new instance (``self.pending = fetch()``) and lets nothing else see
+        the instance or the coroutine: the coroutine can only be reached through the
+        instance, so dropping the instance loses it. Only a plain class: no bases, metaclass
+        or decorators; no ``__new__``, ``__del__`` or ``__setattr__``, and no class attribute
+        (a property) of the stored name; an undecorated ``__init__`` that uses
+        ``self`` only to store attributes, none of them read there."""
+        func = call.func
+        if not isinstance(func, ast.Name):
+            return None
+        shape = self.classes.shapes.get(func.id)
+        found = self.scopes.resolve(func)
+        if shape is None or found is None or found[0] is not self.scopes.module:
+            return None
+        node = shape.node
+        if [binding.node for binding in found[1]] != [node]:
+            return None
+        if node.bases or node.keywords or node.decorator_list:
+            return None
+        others = {"__new__", "__del__", "__setattr__"}  # may see the instance, or keep it
+        if others & shape.methods.keys() or (others | {"__init__"}) & shape.attributes:
+            return None
+        inits = shape.methods.get("__init__", [])
+        if len(inits) != 1 or not isinstance(inits[0], ast.FunctionDef):
+            return None
+        init = inits[0]
+        params = [*init.args.posonlyargs, *init.args.args]
+        if init.decorator_list or not params:
+            return None
+        this = params[0].arg
+        stores: set[int] = set()  # the `self` of each `self.name = ...` in the body
+        for statement in init.body:
+            if isinstance(statement, ast.Assign):
+                for target in statement.targets:
+                    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+                        stores.add(id(target.value))
+        for sub in ast.walk(init):
+            if isinstance(sub, ast.Name) and sub.id == this and id(sub) not in stores:
+                return None  # `self` read, or rebound: it may be handed on
+        for statement in init.body:
+            if not isinstance(statement, ast.Assign) or len(statement.targets) != 1:
+                continue
+            target, value = statement.targets[0], statement.value
+            if not isinstance(target, ast.Attribute) or not isinstance(value, ast.Call):
+                continue
+            if not isinstance(target.value, ast.Name) or target.value.id != this:
+                continue
+            if target.attr in shape.methods or target.attr in shape.attributes:
+                return None  # a property or descriptor of the class may take the value
+            callee = self.callee(value)
+            if callee is not None and not callee.optional:
+                return callee, statement
+        return None
+
     def project_function(self, call: ast.Call) -> FunctionFact | None:
         """The project function or method a call certainly calls (through the index): a
         name imported from the project or a module-level ``def`` of this module,

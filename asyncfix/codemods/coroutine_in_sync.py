@@ -9,9 +9,11 @@ from asyncfix.analysis.uses import transparent
 from asyncfix.codemods.base import Rule
 from asyncfix.codemods.missing_await import (
     VALUE_USES,
+    instance_lost,
     lost_in_container,
     lost_local,
     may_be_contained,
+    stored_evidence,
 )
 from asyncfix.model import Safety, Severity
 
@@ -52,7 +54,8 @@ class Client:
         "`__del__` belongs in `close()`/`__aexit__`. Also reported: a call at module level "
         "(the coroutine is made at import and never run), and a coroutine bound to a local "
         "of the sync function that is only used as a value or never read (the model's value "
-        "flow; `_ = f()` is taken to mean it, as pyright does)."
+        "flow; `_ = f()` is taken to mean it, as pyright does); and a dropped instance of a "
+        "plain class whose `__init__` keeps a coroutine on it and nothing else sees it."
     )
     severity = Severity.HIGH
     kind = "Coroutine never awaited"
@@ -75,6 +78,8 @@ class Client:
                     "coroutine is dropped and never runs; run it with `asyncio.run()`"
                 )
                 self.report(node, message, None, [found.evidence])
+            elif holder is node:
+                self._kept_by_instance(node, "at module level", "dropped")
             return
         if place.kind != "def":
             return
@@ -97,6 +102,8 @@ class Client:
             return
         found = self.model.coroutines.callee(node)
         if found is None:
+            if holder is node:
+                self._kept_by_instance(node, f"from sync {where}", "dropped")
             return
         message = (
             f"`{found.spelled}()` is a coroutine function called from sync {where}: the "
@@ -115,6 +122,20 @@ class Client:
             return  # a branch that never runs (`x = None` ... `if x:`)
         super().report(node, *args, **kwargs)
 
+    def _kept_by_instance(self, node: ast.Call, where: str, lost: str) -> None:
+        """``D()`` dropped, or bound to a local never used, where ``D.__init__`` keeps a
+        coroutine on the instance and nothing else: the coroutine never runs."""
+        kept = self.model.coroutines.kept_by_instance(node)
+        if kept is None:
+            return
+        found, store = kept
+        message = (
+            f"`{self.model.source.segment(node.func)}()` is called {where} and keeps the "
+            f"coroutine of `{found.spelled}()` on the instance, and the instance is {lost}: "
+            "the coroutine never runs"
+        )
+        self.report(node, message, None, [found.evidence, stored_evidence(self.model, store)])
+
     def _bound(self, node: ast.Call, statement: ast.Assign, where: str) -> None:
         """``x = f()`` in sync code, and ``x`` is only used as a value or never read: the
         coroutine never runs (``_ = f()`` means it, as pyright says)."""
@@ -124,6 +145,9 @@ class Client:
         target = targets[0]
         found = self.model.coroutines.callee(node)
         if found is None:
+            lost = instance_lost(self.model, node, target) if statement.value is node else None
+            if lost is not None:
+                self._kept_by_instance(node, f"from sync {where}", lost)
             return
         local = lost_local(self.model, target)
         if local is None or local.function is not self.walk.place(statement).function:

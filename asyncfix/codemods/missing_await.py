@@ -97,7 +97,9 @@ class Agent:
         "(`await` would fail there), and `if x is None:` tells which paths hold nothing. Also "
         "reported without a fix: a coroutine put in a container nothing takes it out of, or "
         "in a dict item nothing reads; a callback parameter called and dropped, where a "
-        "caller in the module passes a coroutine function. Nothing is reported on a branch "
+        "caller in the module passes a coroutine function; an instance of a plain class of "
+        "the module dropped (or bound to a local never used) whose `__init__` keeps a "
+        "coroutine on it and lets nothing else see it. Nothing is reported on a branch "
         "the module's own conditions rule out (`verbose = False` ... `if verbose:`). With "
         "`--evidence` (the runtime-evidence pytest plugin's file), a dropped call whose callee "
         "the analysis cannot tell (dynamic dispatch) is reported where the tests saw a "
@@ -120,7 +122,10 @@ class Agent:
             return
         found = self.model.coroutines.callee(node)
         if found is None:
-            if context == "dropped" and not self._seen_never_awaited(node):
+            dropped = context == "dropped"
+            if dropped and not self._seen_never_awaited(node):
+                if self._kept_by_instance(node, "dropped"):
+                    return
                 self._callback_parameter(node)
             return
         message = f"`{found.spelled}()` is not awaited: the coroutine is {context}"
@@ -178,6 +183,22 @@ class Agent:
 
         evidence = [o.said() for o in seen]
         self.report(node, message, (safety, changes, PendingFix(node, cst.Call, build)), evidence)
+        return True
+
+    def _kept_by_instance(self, node: ast.Call, lost: str) -> bool:
+        """``D()`` dropped (or bound to a local never used), where ``D.__init__`` keeps a
+        coroutine on the instance and nothing else: the coroutine is lost with it.
+        Report only (what the instance was for is not known)."""
+        kept = self.model.coroutines.kept_by_instance(node)
+        if kept is None:
+            return False
+        found, store = kept
+        message = (
+            f"`{self.model.source.segment(node.func)}()` keeps the coroutine of "
+            f"`{found.spelled}()` on the instance, and the instance is {lost}: the coroutine "
+            "is never awaited"
+        )
+        self.report(node, message, None, [found.evidence, stored_evidence(self.model, store)])
         return True
 
     def _callback_parameter(self, node: ast.Call) -> None:
@@ -249,6 +270,10 @@ class Agent:
             found = self.model.coroutines.callee(node)
             if found is not None:
                 self._bound(node, parent, targets[0], found)
+            else:
+                lost = instance_lost(self.model, node, targets[0])
+                if lost is not None:
+                    self._kept_by_instance(node, lost)
             return
         call = self.walk.parent(parent) if isinstance(parent, ast.keyword) else parent
         passed = isinstance(call, ast.Call) and call.func is not node
@@ -506,6 +531,21 @@ def _lost_in_item(model: SemanticModel, statement: ast.Assign) -> tuple[str, str
             return None
     how = f"stored in `{name.id}`, which nothing reads"
     return how, f"`{name.id}` is only written to"
+
+
+def instance_lost(model: SemanticModel, node: ast.Call, target: ast.Name) -> str | None:
+    """How ``target = node`` loses the value: bound to a local of a function that is never
+    read (the model's value flow), or None."""
+    if target.id == "_":
+        return None
+    local = followed_local(model, target)
+    if local is None or local.uses or local.single is None or local.single.value is not node:
+        return None
+    return f"bound to `{target.id}`, which is never used"
+
+
+def stored_evidence(model: SemanticModel, store: ast.Assign) -> str:
+    return f"line {store.lineno}: `{model.source.segment(store)}`, and nothing else sees it"
 
 
 def followed_local(model: SemanticModel, target: ast.Name) -> Local | None:
