@@ -397,3 +397,47 @@ def test_a_thread_lock_across_an_await_hangs_the_loop(version: str, module: Modu
         assert not finished.is_set()  # the loop's thread waits for a lock its own task holds
     else:
         assert finished.is_set() and sorted(cache.data) == [f"k{n}" for n in range(5)]
+
+
+class SlowTv:
+    """A TV whose app list fails at once and whose description takes until ``ready``."""
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+        self.subscribed = 0
+
+    async def apps(self) -> list[str]:
+        await asyncio.sleep(0)
+        raise ConnectionError("the TV refused the app list")
+
+    async def describe(self) -> str:
+        await self.ready.wait()
+        return "description"
+
+    async def subscribe(self, description: str) -> object:
+        await asyncio.sleep(0)
+        self.subscribed += 1
+        return object()
+
+
+@pytest.mark.parametrize(("version", "module"), _both("AF402", "gathered_tasks"))
+def test_a_gathered_task_outlives_the_lock_when_another_raises(
+    version: str, module: ModuleType
+) -> None:
+    """The refreshes run one at a time, but the first one's device task goes on after the app
+    list task's error ended the refresh: the second refresh starts the device again."""
+    tv = SlowTv()
+    poller = module.Poller()
+    player = module.Player(poller, tv)
+    poller.callback = player._extra_update  # what `added()` hands over
+
+    async def scenario() -> None:
+        for _ in range(2):
+            with pytest.raises(ConnectionError):
+                await poller.refresh()
+            assert not poller.lock.locked()
+        tv.ready.set()
+        await asyncio.gather(*asyncio.all_tasks() - {asyncio.current_task()})
+
+    asyncio.run(scenario())
+    assert tv.subscribed == (2 if version == "before" else 1)
