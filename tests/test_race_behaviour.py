@@ -441,3 +441,38 @@ def test_a_gathered_task_outlives_the_lock_when_another_raises(
 
     asyncio.run(scenario())
     assert tv.subscribed == (2 if version == "before" else 1)
+
+
+class FlakyTv(FakeApi):
+    """Each answer yields to the loop; ``ping`` fails."""
+
+    async def subscribe(self) -> object:
+        await self._io("subscribe")
+        return object()
+
+    async def apps(self) -> list[str]:
+        await self._io("apps")
+        return []
+
+    async def volume(self) -> int:
+        await self._io("volume")
+        return 1
+
+    async def ping(self) -> None:
+        await self._io("ping")
+        raise ConnectionError("no answer")
+
+
+def test_tasks_waited_for_under_a_lock_run_under_it() -> None:
+    """The look-alike's tasks (awaited at once, or gathered with ``return_exceptions``) run
+    under the caller's lock, a failing sibling or not: each start runs once."""
+    module = _load(FIXTURES / "AF402" / "spawned_lookalikes.py")
+    tv = FlakyTv()
+    player = module.Player(tv)
+    asyncio.run(_together(*(player.refresh() for _ in range(TASKS))))
+    assert {name: tv.calls[name] for name in ("subscribe", "apps", "volume")} == {
+        "subscribe": 1,
+        "apps": 1,
+        "volume": 1,
+    }
+    assert tv.calls["ping"] == TASKS and tv.peak["ping"] == 1

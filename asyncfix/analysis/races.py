@@ -22,7 +22,9 @@ of the same lock are protected. Branches are walked separately and merged (a fin
 one path); a loop body is walked once; nested functions are not entered.
 
 A method can also run one call at a time without a lock of its own (``held_by_callers``,
-``_runs_alone``): every caller awaits it holding one lock; a framework calls it under its own
+``_runs_alone``): every caller awaits it holding one lock (or a task made of it that the
+caller awaits at once, or gathers with ``return_exceptions=True``: without that, ``gather``
+leaves the other tasks running when one fails); a framework calls it under its own
 lock or once (``data/serialized_classes.toml``: Home Assistant's flows, coordinator refreshes,
 entity lifecycle hooks), or a method that only such a method awaits; one task runs it, started
 once. Such a method races only with another method that sets the same state meanwhile (a
@@ -1215,6 +1217,7 @@ _SPAWNS = frozenset(
         "async_create_task",
         "async_create_background_task",
         "create_background_task",
+        "create_eager_task",
     }
 )
 
@@ -1453,9 +1456,7 @@ class Races:
         for node, caller in self_uses:
             call = parents.get(id(node))
             if not (
-                isinstance(call, ast.Call)
-                and call.func is node
-                and isinstance(parents.get(id(call)), ast.Await)
+                isinstance(call, ast.Call) and call.func is node and self._runs_to_its_end(call)
             ):
                 return None
             owner = self.class_of(caller) or facts  # a base class's method calls it
@@ -1465,6 +1466,52 @@ class Races:
                 return None
             lock = held
         return lock if self_uses else None
+
+    def _runs_to_its_end(self, call: ast.Call) -> bool:
+        """The caller waits, where it makes ``call``, until the coroutine has run to its end,
+        whatever happens meanwhile: ``await self.m()``; or a task made of it that the caller
+        awaits at once (``await create_task(self.m())``, or ``task = create_task(...)``
+        with ``await task`` the next statement), or gathers with ``return_exceptions=True``.
+        Without it ``gather`` hands the first error to the caller and leaves the other
+        tasks running, whatever lock the caller held released (``gathered_tasks``)."""
+        parents = self.model.scopes.parents
+        spawn = parents.get(id(call))
+        if isinstance(spawn, ast.Await):
+            return True
+        if not (
+            isinstance(spawn, ast.Call)
+            and spawn.args[:1] == [call]
+            and (ast_dotted_name(spawn.func) or "").rsplit(".", 1)[-1] in _SPAWNS
+        ):
+            return False
+        holder = parents.get(id(spawn))
+        if isinstance(holder, ast.Await):
+            return True
+        if isinstance(holder, ast.Call) and any(argument is spawn for argument in holder.args):
+            gathered = (ast_dotted_name(holder.func) or "").rsplit(".", 1)[-1] == "gather"
+            everything = any(
+                keyword.arg == "return_exceptions"
+                and isinstance(keyword.value, ast.Constant)
+                and keyword.value.value is True
+                for keyword in holder.keywords
+            )
+            return gathered and everything and isinstance(parents.get(id(holder)), ast.Await)
+        if not (
+            isinstance(holder, ast.Assign)
+            and len(holder.targets) == 1
+            and isinstance(holder.targets[0], ast.Name)
+        ):
+            return False
+        task = holder.targets[0].id
+        block = holding_list(parents.get(id(holder)) or holder, holder) or []
+        at = next((i for i, statement in enumerate(block) if statement is holder), len(block))
+        following = block[at + 1] if at + 1 < len(block) else None
+        awaited = following.value if isinstance(following, (ast.Expr, ast.Assign)) else None
+        return (
+            isinstance(awaited, ast.Await)
+            and isinstance(awaited.value, ast.Name)
+            and awaited.value.id == task
+        )
 
     def _framework_lock(self, cls: ast.ClassDef, name: str, seen: set[str]) -> str | None:
         """The framework base of ``cls`` (through the module's own classes) that calls
