@@ -10,10 +10,10 @@ from asyncfix.codemods.base import Rule
 from asyncfix.codemods.missing_await import (
     VALUE_USES,
     instance_lost,
+    kept_by_instance,
     lost_in_container,
     lost_local,
     may_be_contained,
-    stored_evidence,
 )
 from asyncfix.model import Safety, Severity
 
@@ -125,16 +125,14 @@ class Client:
     def _kept_by_instance(self, node: ast.Call, where: str, lost: str) -> None:
         """``D()`` dropped, or bound to a local never used, where ``D.__init__`` keeps a
         coroutine on the instance and nothing else: the coroutine never runs."""
-        kept = self.model.coroutines.kept_by_instance(node)
-        if kept is None:
-            return
-        found, store = kept
-        message = (
-            f"`{self.model.source.segment(node.func)}()` is called {where} and keeps the "
-            f"coroutine of `{found.spelled}()` on the instance, and the instance is {lost}: "
-            "the coroutine never runs"
-        )
-        self.report(node, message, None, [found.evidence, stored_evidence(self.model, store)])
+        kept = kept_by_instance(self.model, node)
+        if kept is not None:
+            message = (
+                f"`{self.model.source.segment(node.func)}()` is called {where} and keeps the "
+                f"coroutine of `{kept[0]}()` on the instance, and the instance is {lost}: the "
+                "coroutine never runs"
+            )
+            self.report(node, message, None, kept[1])
 
     def _bound(self, node: ast.Call, statement: ast.Assign, where: str) -> None:
         """``x = f()`` in sync code, and ``x`` is only used as a value or never read: the

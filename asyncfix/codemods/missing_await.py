@@ -189,16 +189,14 @@ class Agent:
         """``D()`` dropped (or bound to a local never used), where ``D.__init__`` keeps a
         coroutine on the instance and nothing else: the coroutine is lost with it.
         Report only (what the instance was for is not known)."""
-        kept = self.model.coroutines.kept_by_instance(node)
+        kept = kept_by_instance(self.model, node)
         if kept is None:
             return False
-        found, store = kept
         message = (
-            f"`{self.model.source.segment(node.func)}()` keeps the coroutine of "
-            f"`{found.spelled}()` on the instance, and the instance is {lost}: the coroutine "
-            "is never awaited"
+            f"`{self.model.source.segment(node.func)}()` keeps the coroutine of `{kept[0]}()` "
+            f"on the instance, and the instance is {lost}: the coroutine is never awaited"
         )
-        self.report(node, message, None, [found.evidence, stored_evidence(self.model, store)])
+        self.report(node, message, None, kept[1])
         return True
 
     def _callback_parameter(self, node: ast.Call) -> None:
@@ -544,8 +542,15 @@ def instance_lost(model: SemanticModel, node: ast.Call, target: ast.Name) -> str
     return f"bound to `{target.id}`, which is never used"
 
 
-def stored_evidence(model: SemanticModel, store: ast.Assign) -> str:
-    return f"line {store.lineno}: `{model.source.segment(store)}`, and nothing else sees it"
+def kept_by_instance(model: SemanticModel, node: ast.Call) -> tuple[str, list[str]] | None:
+    """(the coroutine function as spelled, the evidence) when the instance ``node`` makes
+    alone keeps a coroutine (``Coroutines.kept_by_instance``)."""
+    kept = model.coroutines.kept_by_instance(node)
+    if kept is None:
+        return None
+    found, store = kept
+    stored = f"line {store.lineno}: `{model.source.segment(store)}`, and nothing else sees it"
+    return found.spelled, [found.evidence, stored]
 
 
 def followed_local(model: SemanticModel, target: ast.Name) -> Local | None:
