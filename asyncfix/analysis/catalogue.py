@@ -1,10 +1,13 @@
 """The catalogues of library APIs: coroutine functions and methods
 (``asyncfix/data/library_coroutines.toml``), and the methods library classes call
-synchronously on their subclasses (``asyncfix/data/sync_callbacks.toml``)."""
+synchronously on their subclasses (``asyncfix/data/sync_callbacks.toml``); and
+``gathers_everything``."""
 
 from __future__ import annotations
 
+import ast
 import sys
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -40,3 +43,18 @@ def _load_callbacks() -> dict[str, frozenset[str]]:
 
 #: library class -> the methods it calls on an instance without awaiting what they return
 SYNC_CALLBACKS = _load_callbacks()
+
+
+def gathers_everything(call: ast.Call, qualified_name: Callable[[ast.expr], str | None]) -> bool:
+    """``asyncio.gather(..., return_exceptions=True)``: it ends only when every awaitable
+    has (also when one fails, or the caller is cancelled), and raises none of their errors.
+    Without ``return_exceptions`` the first error is raised at once and the others run on."""
+    return (
+        any(
+            keyword.arg == "return_exceptions"
+            and isinstance(keyword.value, ast.Constant)
+            and keyword.value.value is True
+            for keyword in call.keywords
+        )
+        and qualified_name(call.func) == "asyncio.gather"
+    )

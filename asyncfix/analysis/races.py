@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
+from asyncfix.analysis.catalogue import gathers_everything
 from asyncfix.analysis.classes import self_name
 from asyncfix.analysis.model import (
     COMPOUND,
@@ -1221,6 +1222,12 @@ _SPAWNS = frozenset(
     }
 )
 
+
+def starts_task(call: ast.Call) -> bool:
+    """``create_task(...)``, ``loop.create_task(...)``, ``hass.async_create_task(...)``..."""
+    return (ast_dotted_name(call.func) or "").rsplit(".", 1)[-1] in _SPAWNS
+
+
 #: methods that together make a class a synchronisation primitive of its own
 _PRIMITIVE_METHODS = (("acquire", "release"), ("wait", "notify"), ("wait", "set"))
 
@@ -1478,24 +1485,15 @@ class Races:
         spawn = parents.get(id(call))
         if isinstance(spawn, ast.Await):
             return True
-        if not (
-            isinstance(spawn, ast.Call)
-            and spawn.args[:1] == [call]
-            and (ast_dotted_name(spawn.func) or "").rsplit(".", 1)[-1] in _SPAWNS
-        ):
+        if not (isinstance(spawn, ast.Call) and spawn.args[:1] == [call] and starts_task(spawn)):
             return False
         holder = parents.get(id(spawn))
         if isinstance(holder, ast.Await):
             return True
         if isinstance(holder, ast.Call) and any(argument is spawn for argument in holder.args):
-            gathered = (ast_dotted_name(holder.func) or "").rsplit(".", 1)[-1] == "gather"
-            everything = any(
-                keyword.arg == "return_exceptions"
-                and isinstance(keyword.value, ast.Constant)
-                and keyword.value.value is True
-                for keyword in holder.keywords
+            return gathers_everything(holder, self.model.scopes.qualified_name) and isinstance(
+                parents.get(id(holder)), ast.Await
             )
-            return gathered and everything and isinstance(parents.get(id(holder)), ast.Await)
         if not (
             isinstance(holder, ast.Assign)
             and len(holder.targets) == 1
@@ -1685,8 +1683,7 @@ class Races:
             and any(argument is call for argument in spawn.args)
         ):
             return None
-        spawned = (ast_dotted_name(spawn.func) or "").rsplit(".", 1)[-1]
-        if spawned not in _SPAWNS:
+        if not starts_task(spawn):
             return None
         if caller.name == "__init__" or self._started_once(facts, caller.name):
             return caller, spawn

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 
+from asyncfix.analysis.catalogue import gathers_everything
 from asyncfix.analysis.flow import Flow
 from asyncfix.analysis.model import identifiers, in_order
 from asyncfix.codemods.base import Rule
@@ -112,15 +113,8 @@ async def refresh_all(devices):
     needles = ("gather", "return_exceptions")
 
     def on_Call(self, node: ast.Call) -> None:
-        if not any(
-            keyword.arg == "return_exceptions"
-            and isinstance(keyword.value, ast.Constant)
-            and keyword.value.value is True
-            for keyword in node.keywords
-        ):
-            return
         model = self.model
-        if model.scopes.qualified_name(node.func) != "asyncio.gather":
+        if not gathers_everything(node, model.scopes.qualified_name):
             return
         awaited = self.walk.parent(node)
         if not isinstance(awaited, ast.Await) or self._after_cancel(node):
