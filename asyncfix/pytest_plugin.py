@@ -175,7 +175,9 @@ class Evidence:
         finally:
             self.test = running
 
-    def exception_context(self, context: dict[str, Any]) -> None:
+    def exception_context(
+        self, context: dict[str, Any], loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         """What an event loop's exception handler is told."""
         message = str(context.get("message", ""))
         task = context.get("task") or context.get("future")
@@ -186,8 +188,12 @@ class Evidence:
             self.add("task-destroyed-pending", f"{message} {_coro_name(task)}".strip(), stack)
         elif "exception was never retrieved" in message:
             exception = context.get("exception")
-            if isinstance(exception, asyncio.CancelledError) and str(exception).startswith(HANG):
-                return  # the hang detector's own cancellation
+            if isinstance(exception, asyncio.CancelledError) and (
+                str(exception).startswith(HANG) or loop in _CANCELLED_BY_WATCHDOG
+            ):
+                # the hang detector's own cancellation: the tasks are cancelled in no set
+                # order, so a gather or wait_for may cancel a child first, without the message
+                return
 
             detail = f"{type(exception).__name__}: {exception}" if exception else ""
             self.add("exception-never-retrieved", f"{message} {detail}".strip(), stack)
@@ -444,6 +450,8 @@ def _perturbed_run_once(self: asyncio.base_events.BaseEventLoop) -> None:
 
 #: the loops made in the session, and when each last ran a callback
 _LOOPS: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+#: the loops whose tasks the hang detector cancelled
+_CANCELLED_BY_WATCHDOG: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 _PROGRESS: dict[int, float] = {}
 #: the handle each loop runs now (by the loop's id) and since when
 _RUNNING: dict[int, tuple[asyncio.Handle, float]] = {}
@@ -550,6 +558,7 @@ class _Watchdog(threading.Thread):
             lines.append(f"  {task.get_name()} {_coro_name(task)}: {path or 'not started'}")
         message = "\n".join(lines)
         self.evidence.add("hang", message, first)
+        _CANCELLED_BY_WATCHDOG.add(loop)
         for task in asyncio.all_tasks(loop):
             loop.call_soon_threadsafe(task.cancel, message)
 
@@ -564,7 +573,7 @@ def _patch_loops(evidence: Evidence) -> None:
         _LOOPS.add(self)
 
         def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-            evidence.exception_context(context)
+            evidence.exception_context(context, loop)
             loop.default_exception_handler(context)
 
         self.set_exception_handler(handler)

@@ -3,15 +3,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from asyncfix import pytest_plugin
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "runtime"
 
@@ -133,6 +138,51 @@ def test_a_deadlock_fails_its_test_with_every_tasks_stack(tmp_path: Path) -> Non
     awaiting = line_of(test, "async with second:")
     assert hang["message"].count(f"transfer() at test_hang.py:{awaiting}") == 2
     assert "main() at test_hang.py" in hang["message"]
+
+
+def test_the_hang_detectors_own_cancellation_is_not_reported_in_any_order(tmp_path: Path) -> None:
+    """The watchdog cancels a hung loop's tasks in no set order: when the task awaiting a
+    gather is cancelled first, the gather cancels its children without the hang's message and
+    asyncio then logs the gather's CancelledError as never retrieved. That is the
+    cancellation's own doing, on that loop only."""
+    evidence = pytest_plugin.Evidence(tmp_path, 0.1)
+    hung, other = asyncio.new_event_loop(), asyncio.new_event_loop()
+    idle = threading.Event()
+
+    async def deadlock() -> None:
+        hung.call_later(0.05, idle.set)
+        await asyncio.gather(hung.create_future())  # nothing will ever set it
+
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            hung.run_until_complete(deadlock())
+        except BaseException as error:  # what the test looks at
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert idle.wait(10)
+        ident = thread.ident
+        assert ident is not None
+        while not sys._current_frames()[ident].f_code.co_filename.endswith("selectors.py"):
+            time.sleep(0.01)
+        pytest_plugin._Watchdog(evidence, 1.0)._hung(hung, ident, 2.0)
+        thread.join(10)
+        assert isinstance(outcome[0], asyncio.CancelledError)  # the tasks were cancelled
+        assert [r.kind for r in evidence.records] == ["hang"]
+        cancelled = asyncio.CancelledError()  # as a gather's child makes it: no message
+        seen = {"message": "_GatheringFuture exception was never retrieved", "exception": cancelled}
+        evidence.exception_context(seen, hung)
+        assert [r.kind for r in evidence.records] == ["hang"]
+        evidence.exception_context(seen, other)  # a loop the watchdog did not touch
+        assert [r.kind for r in evidence.records] == ["hang", "exception-never-retrieved"]
+    finally:
+        thread.join(10)
+        hung.close()
+        other.close()
 
 
 def test_perturbation_finds_the_lost_update_and_not_the_locked_counter(tmp_path: Path) -> None:
