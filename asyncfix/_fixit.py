@@ -265,6 +265,7 @@ def _task(path: Path | None, codes: frozenset[str], unsafe: bool) -> Task:
         preview=True,  # each fix alone: a finding whose fix rewrites one statement carries it
         target=config.target if config is not None else (3, 10),
         offload=tuple(config.offload_functions) if config is not None else (),
+        coroutine_functions=tuple(config.coroutine_functions) if config is not None else (),
         test_code=test_code,
     )
 

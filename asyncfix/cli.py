@@ -518,41 +518,38 @@ def _settings_text(config: Config, start: Path, unsafe_fixes: bool | None) -> st
     def listed(values: list[str]) -> str:
         return ", ".join(values) if values else "(none)"
 
-    lines = [
-        f"Settings for {start}",
-        f"  configuration:      {config.path or '(none: defaults)'}",
-        f"  project root:       {root or '(none: only the files named are indexed)'}",
-        f"  target-version:     {config.target_version} (from {config.target_source})",
-        f"  unsafe-fixes:       {'true' if unsafe else 'false'}",
-        f"  select:             {listed(config.select)}",
-        f"  extend-select:      {listed(config.extend_select)}",
-        f"  ignore:             {listed(config.ignore)}",
+    rows = [
+        ("configuration", str(config.path or "(none: defaults)")),
+        ("project root", str(root or "(none: only the files named are indexed)")),
+        ("target-version", f"{config.target_version} (from {config.target_source})"),
+        ("unsafe-fixes", "true" if unsafe else "false"),
+        ("select", listed(config.select)),
+        ("extend-select", listed(config.extend_select)),
+        ("ignore", listed(config.ignore)),
     ]
     cli = config.cli_selection
     if cli != Selection():
-        lines.append(
-            "  command line:       "
-            + "; ".join(
-                part
-                for part in (
-                    f"select {','.join(cli.select)}" if cli.select is not None else "",
-                    f"extend-select {','.join(cli.extend_select)}" if cli.extend_select else "",
-                    f"ignore {','.join(cli.ignore)}" if cli.ignore else "",
-                )
-                if part
-            )
+        parts = (
+            f"select {','.join(cli.select)}" if cli.select is not None else "",
+            f"extend-select {','.join(cli.extend_select)}" if cli.extend_select else "",
+            f"ignore {','.join(cli.ignore)}" if cli.ignore else "",
         )
-    lines += [
-        "  per-file-ignores:   "
-        + listed([f"{p} = {','.join(c)}" for p, c in config.per_file_ignores.items()]),
-        f"  exclude:            {listed(config.exclude)}",
-        f"  extend-exclude:     {listed(config.extend_exclude)}",
-        f"  respect-gitignore:  {'true' if config.respect_gitignore else 'false'}",
-        f"  offload-functions:  {listed(config.offload_functions)}",
-        f"  validate:           {config.validate or '(none)'}",
-        f"  cache:              {cache_directory(config, root)}",
-        f"  enabled rules ({len(codes)}) for {rel}:",
+        rows.append(("command line", "; ".join(part for part in parts if part)))
+    ignores = [f"{p} = {','.join(c)}" for p, c in config.per_file_ignores.items()]
+    rows += [
+        ("per-file-ignores", listed(ignores)),
+        ("exclude", listed(config.exclude)),
+        ("extend-exclude", listed(config.extend_exclude)),
+        ("respect-gitignore", "true" if config.respect_gitignore else "false"),
+        ("offload-functions", listed(config.offload_functions)),
+        ("coroutine-functions", listed(config.coroutine_functions)),
+        ("validate", config.validate or "(none)"),
+        ("cache", str(cache_directory(config, root))),
     ]
+    width = max(len(label) for label, _ in rows) + 2
+    lines = [f"Settings for {start}"]
+    lines += [f"  {label + ':':<{width}}{value}" for label, value in rows]
+    lines.append(f"  enabled rules ({len(codes)}) for {rel}:")
     lines += [f"    {code}  {rule_by_code(code).name}" for code in codes]
     return "\n".join(lines)
 

@@ -28,11 +28,16 @@ KNOWN_KEYS = {
     "target-version",
     "respect-gitignore",
     "offload-functions",
+    "coroutine-functions",
     "validate",
 }
 TARGET_VERSIONS = {f"py3{minor}": (3, minor) for minor in range(8, 15)}
 DEFAULT_TARGET = "py310"
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+#: a dotted name whose parts may hold ``*`` wildcards, and at least one part a letter
+_DOTTED_PATTERN = re.compile(
+    r"(?=.*[A-Za-z_])[A-Za-z_*][A-Za-z0-9_*]*(?:\.[A-Za-z_*][A-Za-z0-9_*]*)*"
+)
 
 
 class ConfigError(Exception):
@@ -102,6 +107,9 @@ class Config:
     respect_gitignore: bool = True
     #: the project's own helpers that run their callable argument in a worker thread
     offload_functions: list[str] = field(default_factory=list)
+    #: functions asyncfix cannot see (a library not in the project) that the project says
+    #: are coroutine functions: dotted names, ``*`` matching any characters
+    coroutine_functions: list[str] = field(default_factory=list)
     #: the command ``--validate`` runs when given no command of its own; never run unless
     #: ``--validate`` is on the command line (a repository's configuration runs nothing)
     validate: str | None = None
@@ -300,6 +308,16 @@ def load(path: Path | None, all_codes: Sequence[str]) -> Config:
                 '(e.g. ["hass.async_add_executor_job"])'
             )
         config.offload_functions = list(value)
+    if "coroutine-functions" in data:
+        value = data["coroutine-functions"]
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and _DOTTED_PATTERN.fullmatch(v) for v in value
+        ):
+            raise ConfigError(
+                f"{where}: 'coroutine-functions' must be a list of dotted names, where `*` "
+                'matches any characters (e.g. ["vendor.client.fetch", "vendor.*.async_*"])'
+            )
+        config.coroutine_functions = list(value)
     for key in ("select", "extend-select", "ignore", "exclude", "extend-exclude"):
         if key in data:
             value = data[key]

@@ -32,11 +32,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asyncfix.analysis.source import python_lines
 from asyncfix.analysis.uses import CHECKER_BUILTINS
 from asyncfix.lazy import libcst as cst
+
+if TYPE_CHECKING:
+    from asyncfix.analysis.catalogue import CoroutineFunctions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -1501,7 +1504,7 @@ class ProjectIndex:
         self._coroutine_methods: dict[str, frozenset[str]] = {}
         #: function -> (its blocking chain, the modules and dependency keys that took)
         self._chains: dict[str, tuple[tuple[str, ...] | None, frozenset[str], frozenset[str]]] = {}
-        self._handing_out: dict[str, tuple[str, bool] | None] = {}
+        self._handing_out: dict[tuple[str, tuple[str, ...]], tuple[str, bool] | None] = {}
         self._blocking_names: frozenset[str] | None = None
         self._resource_names: frozenset[str] | None = None
         self._blocking_functions: frozenset[str] | None = None
@@ -1965,14 +1968,19 @@ class ProjectIndex:
         self.passed_over("blocks", fact.qualified)
         return chain(fact) if fact.qualified in blocking else None
 
+    def in_project(self, qualified: str) -> bool:
+        """Is ``qualified`` (absolute) a name in one of the project's modules?"""
+        return _module_part(qualified, self.modules) != ""
+
     def hands_out_coroutine(
-        self, fact: FunctionFact, library: frozenset[str]
+        self, fact: FunctionFact, library: CoroutineFunctions
     ) -> tuple[str, bool] | None:
         """A sync project function that returns a coroutine: (the coroutine function whose
         coroutine it returns, whether it does on every path -- else it returns None on the
         others), or None when some path returns anything else. ``library``: the library
-        coroutine functions. Through sync functions that do the same (``return helper()``)."""
-        key = fact.qualified
+        coroutine functions, and the declared ones. Through sync functions that do the same
+        (``return helper()``)."""
+        key = (fact.qualified, library.patterns)
         if key in self._handing_out:
             return self._handing_out[key]
         self._handing_out[key] = None  # a cycle ends here
@@ -1994,6 +2002,9 @@ class ProjectIndex:
                 callee = self.function(target)
                 if callee is not None and callee.is_coroutine:
                     first = first or callee.qualified
+                    continue
+                if library.declared(target) and not self.in_project(target):
+                    first = first or target
                     continue
                 inner = self.hands_out_coroutine(callee, library) if callee else None
                 if inner is None:

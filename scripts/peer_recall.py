@@ -174,6 +174,26 @@ def _holder(cases: list[Case], path: str, line: int) -> Case | None:
     return min(holding, key=lambda c: c.end - c.start) if holding else None
 
 
+#: Infer's naming convention for coroutine functions it cannot see (its tests import
+#: ``async_fun`` from a module that does not exist), as a project would declare it
+INFER_CONVENTION = ("*.async_*", "*._async_*")
+
+
+def _infer_findings(
+    root: Path, cases: list[Case]
+) -> tuple[dict[int, list[str]], list[tuple[str, int, str, str]]]:
+    """asyncfix's findings per case (by index) and at module level."""
+    by_case: dict[int, list[str]] = {}
+    module_level: list[tuple[str, int, str, str]] = []
+    for path, line, code, message in _asyncfix(root, CODES["infer"]):
+        holder = _holder(cases, path, line)
+        if holder is None:
+            module_level.append((path, line, code, message))
+        else:
+            by_case.setdefault(cases.index(holder), []).append(f"{code} line {line}: {message}")
+    return by_case, module_level
+
+
 def infer(snapshot: Path, commit: str, show: bool) -> int:
     with tempfile.TemporaryDirectory(prefix="asyncfix-infer-") as folder:
         root = Path(folder)
@@ -188,13 +208,14 @@ def infer(snapshot: Path, commit: str, show: bool) -> int:
         }
         for case in cases:
             case.peer = (case.file, case.name) in reported
-        module_level: list[tuple[str, int, str, str]] = []
-        for path, line, code, message in _asyncfix(root, CODES["infer"]):
-            holder = _holder(cases, path, line)
-            if holder is None:
-                module_level.append((path, line, code, message))
-            else:
-                holder.found.append(f"{code} line {line}: {message}")
+        by_case, module_level = _infer_findings(root, cases)
+        declared = ", ".join(f'"{p}"' for p in INFER_CONVENTION)
+        (root / "pyproject.toml").write_text(
+            f"[tool.asyncfix]\ncoroutine-functions = [{declared}]\n", "utf-8"
+        )
+        conventional, _ = _infer_findings(root, cases)
+    for number, case in enumerate(cases):
+        case.found = by_case.get(number, [])
     bad = [c for c in cases if c.expected == "bad"]
     ok = [c for c in cases if c.expected == "ok"]
     print(f"Infer ({commit[:12]}): {len(bad)} bad functions, {len(ok)} ok functions")
@@ -204,6 +225,10 @@ def infer(snapshot: Path, commit: str, show: bool) -> int:
     print(f" flags {flagged} ok functions (Infer: {infer_flagged})")
     infer_module = sum(1 for file, name in reported if name == "__module_body__")
     print(f"  module level: asyncfix {len(module_level)} findings, Infer {infer_module} reports")
+    found = {n for n, c in enumerate(cases) if c.expected == "bad" and conventional.get(n)}
+    wrong = {n for n, c in enumerate(cases) if c.expected == "ok" and conventional.get(n)}
+    print(f"  with Infer's naming convention declared (coroutine-functions = [{declared}]):")
+    print(f"    asyncfix finds {len(found)} of the bad functions; flags {len(wrong)} ok functions")
     if show:
         for title, chosen in (
             ("bad functions asyncfix misses", [c for c in bad if not c.found]),
@@ -214,11 +239,19 @@ def infer(snapshot: Path, commit: str, show: bool) -> int:
             for case in chosen:
                 peer = " (Infer finds it)" if case.peer else ""
                 print(f"  {case.file}:{case.start} {case.name}{peer}")
-                for found in case.found:
-                    print(f"      {found}")
+                for seen in case.found:
+                    print(f"      {seen}")
         print("\nmodule-level findings:")
         for path, line, code, message in module_level:
             print(f"  {path}:{line} {code} {message}")
+        print("\nwith the naming convention declared, what changes:")
+        for number, case in enumerate(cases):
+            now = conventional.get(number, [])
+            if bool(now) != bool(case.found):
+                change = "now found" if now else "no longer found"
+                print(f"  {case.file}:{case.start} {case.name} [{case.expected or '-'}] {change}")
+                for seen in now:
+                    print(f"      {seen}")
     return 0
 
 

@@ -20,6 +20,7 @@ def run_text(
     offload: tuple[str, ...] = (),
     test_code: bool = False,
     observed: tuple[Observed, ...] = (),
+    coroutine_functions: tuple[str, ...] = (),
 ) -> FileResult:
     """Analyse (and fix) ``text`` as a one-module project: the index holds just this file."""
     task = Task(
@@ -32,6 +33,7 @@ def run_text(
         offload=offload,
         test_code=test_code,
         observed=observed,
+        coroutine_functions=coroutine_functions,
     )
     result = process_alone(text, task)
     if result.original is None:

@@ -6,17 +6,25 @@ from __future__ import annotations
 import ast
 import textwrap
 
+from asyncfix.analysis.catalogue import CoroutineFunctions
 from asyncfix.analysis.coroutines import Coroutines
 from asyncfix.analysis.model import SemanticModel
 
 
-def known(source: str, library: frozenset[str] = frozenset()) -> dict[str, bool]:
+def known(
+    source: str, library: frozenset[str] = frozenset(), declared: tuple[str, ...] = ()
+) -> dict[str, bool]:
     """``"line: call"`` -> whether its callee is known to be a coroutine function."""
     text = textwrap.dedent(source)
     tree = ast.parse(text)
     semantic = SemanticModel(tree, text)
     model = Coroutines(
-        semantic.scopes, semantic.classes, semantic.values, semantic.source, None, library
+        semantic.scopes,
+        semantic.classes,
+        semantic.values,
+        semantic.source,
+        None,
+        CoroutineFunctions(library, declared),
     )
     found = []
     for node in ast.walk(tree):
@@ -80,6 +88,41 @@ def test_the_library_catalogue() -> None:
         "5: aio.sleep(1)": True,
         "6: sleep(2)": True,
         "7: aio.get_running_loop()": False,
+    }
+
+
+def test_declared_coroutine_functions() -> None:
+    """``coroutine-functions``: imported names only, matched whole (``*`` any characters);
+    a name of the module, a method of an unknown receiver, a builtin: never."""
+    found = known(
+        """
+        import vendor.api
+        from vendor.client import fetch, fetch_all, fetcher
+        from other import async_thing
+        def async_local(): ...
+        async def main(client):
+            fetch()
+            fetch_all()
+            fetcher()
+            vendor.api.async_get()
+            vendor.api.get()
+            async_thing()
+            async_local()
+            client.async_get()
+            print()
+        """,
+        declared=("vendor.client.fetch", "vendor.*.async_*", "*.print"),
+    )
+    assert found == {
+        "7: fetch()": True,
+        "8: fetch_all()": False,
+        "9: fetcher()": False,
+        "10: vendor.api.async_get()": True,
+        "11: vendor.api.get()": False,
+        "12: async_thing()": False,
+        "13: async_local()": False,
+        "14: client.async_get()": False,
+        "15: print()": False,
     }
 
 

@@ -247,6 +247,49 @@ def test_config_invalid_toml(project: Path) -> None:
     assert "invalid TOML" in result.stderr
 
 
+DECLARED = """\
+from vendor.client import async_fetch
+from pkg.hooks import async_notify
+
+
+async def poll():
+    async_fetch()
+    async_notify()
+"""
+
+
+def test_configured_coroutine_functions_are_known_but_never_over_the_projects_own(
+    project: Path,
+) -> None:
+    (project / "pkg" / "poll.py").write_text(DECLARED)
+    (project / "pkg" / "hooks.py").write_text("def async_notify():\n    pass\n")
+    (project / "pkg" / "__init__.py").write_text("")
+    (project / "pkg" / "buggy.py").unlink()
+    assert invoke("pkg").exit_code == 0  # nothing known of `vendor`: nothing reported
+    (project / "pyproject.toml").write_text(
+        "[tool.asyncfix]\ncoroutine-functions = ['*.async_*']\n"
+    )
+    result = invoke("pkg")  # the cached results were made without the declaration
+    assert result.exit_code == 1
+    # `pkg.hooks.async_notify` matches too, but it is the project's own, and sync
+    assert result.stdout.startswith("pkg/poll.py:6:5: AF101 `async_fetch()` is not awaited")
+    assert "Found 1 finding" in result.stdout
+    shown = json.loads(invoke("--output-format", "json", "pkg").stdout)
+    (finding,) = [f for file in shown["files"] for f in file["findings"]]
+    assert finding["evidence"] == [
+        "`vendor.client.async_fetch` is declared a coroutine function "
+        "(`coroutine-functions`: `*.async_*`)"
+    ]
+
+
+@pytest.mark.parametrize("value", ["'vendor.*'", "['*']", "['vendor client']", "[1]", "['a..b']"])
+def test_config_coroutine_functions_must_be_dotted_names(project: Path, value: str) -> None:
+    (project / "pyproject.toml").write_text(f"[tool.asyncfix]\ncoroutine-functions = {value}\n")
+    result = invoke("pkg")
+    assert result.exit_code == 2
+    assert "'coroutine-functions' must be a list of dotted names" in result.stderr
+
+
 def test_config_select_per_file_ignores_unsafe_and_excludes(project: Path) -> None:
     (project / "pkg" / "api.py").write_text(UNSAFE_ONLY)
     (project / "gen").mkdir()

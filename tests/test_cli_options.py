@@ -5,6 +5,7 @@ shown, stdin, asyncfix.toml, and ``rules --output-format json``."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -229,9 +230,14 @@ def test_show_settings(project: Path) -> None:
     result = invoke("--show-settings", "--extend-select", "AF401", "pkg/mixed.py")
     assert result.exit_code == 0
     text = result.stdout
-    assert f"configuration:      {project / 'pyproject.toml'}" in text
-    assert "target-version:     py39 (from pyproject.toml [tool.asyncfix] target-version)" in text
-    assert "command line:       extend-select AF401" in text
+    rows = dict(re.findall(r"^  ([a-z -]+):\s+(.*)$", text, re.MULTILINE))
+    assert rows["configuration"] == str(project / "pyproject.toml")
+    assert rows["target-version"] == "py39 (from pyproject.toml [tool.asyncfix] target-version)"
+    assert rows["command line"] == "extend-select AF401"
+    assert rows["coroutine-functions"] == "(none)"
+    # the values in one column, after the longest label
+    widths = {len(label) for label in re.findall(r"^  [a-z -]+:\s+", text, re.MULTILINE)}
+    assert widths == {len("  coroutine-functions: ")}
     assert "    AF401  lost-update" in text and "AF402" not in text
 
 

@@ -61,6 +61,8 @@ def _options(text: str) -> dict[str, Any]:
             options["target"] = TARGET_VERSIONS[value]
         elif key == "offload-functions":
             options["offload"] = tuple(value.split(","))
+        elif key == "coroutine-functions":
+            options["coroutine_functions"] = tuple(value.split(","))
         elif key == "test-code":
             options["test_code"] = True
         else:

@@ -1,11 +1,14 @@
 """The catalogues of library APIs: coroutine functions and methods
 (``asyncfix/data/library_coroutines.toml``), and the methods library classes call
 synchronously on their subclasses (``asyncfix/data/sync_callbacks.toml``); and
-``gathers_everything``."""
+``gathers_everything``; ``CoroutineFunctions``, the catalogue with what the configuration
+declares."""
 
 from __future__ import annotations
 
 import ast
+import fnmatch
+import re
 import sys
 from collections.abc import Callable
 from importlib import resources
@@ -43,6 +46,29 @@ def _load_callbacks() -> dict[str, frozenset[str]]:
 
 #: library class -> the methods it calls on an instance without awaiting what they return
 SYNC_CALLBACKS = _load_callbacks()
+
+
+class CoroutineFunctions:
+    """The coroutine functions asyncfix knows without seeing them: the library catalogue's,
+    and those the configuration declares (``coroutine-functions``: dotted names where ``*``
+    matches any characters) for code it cannot see, such as a library outside the project.
+    ``name in`` asks the catalogue; ``declared`` asks the declarations, which count only for
+    names the project does not define (callers check that)."""
+
+    def __init__(self, library: frozenset[str], declared: tuple[str, ...] = ()) -> None:
+        self.library = library
+        self.patterns = declared
+        self._matchers = [(p, re.compile(fnmatch.translate(p))) for p in declared]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.library
+
+    def declared(self, name: str) -> str | None:
+        """The first declaration ``name`` matches, or None."""
+        for pattern, matcher in self._matchers:
+            if matcher.match(name):
+                return pattern
+        return None
 
 
 def gathers_everything(call: ast.Call, qualified_name: Callable[[ast.expr], str | None]) -> bool:

@@ -11,7 +11,7 @@ import ast
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from asyncfix.analysis.catalogue import LIBRARY_FUNCTIONS, LIBRARY_METHODS
+from asyncfix.analysis.catalogue import LIBRARY_FUNCTIONS, LIBRARY_METHODS, CoroutineFunctions
 from asyncfix.analysis.classes import Classes, Function, function_scope, is_coroutine_function
 from asyncfix.analysis.scopes import Scopes
 from asyncfix.analysis.source import SourceText, shown
@@ -47,14 +47,14 @@ class Coroutines:
         values: Values,
         source: SourceText,
         project: Project | None = None,
-        library: frozenset[str] = LIBRARY_FUNCTIONS,
+        library: CoroutineFunctions | None = None,
     ) -> None:
         self.scopes = scopes
         self.classes = classes
         self.values = values
         self.source = source
         self.project = project
-        self.library = library
+        self.library = library or CoroutineFunctions(LIBRARY_FUNCTIONS)
         #: an async callback is known only by an annotation that names one of these, or an
         #: alias of one that the module imports from the project
         self._mentions_awaitable = (
@@ -130,6 +130,10 @@ class Coroutines:
             if fact is not None and fact.is_coroutine:
                 where = f"{shown(fact.path)}:{fact.line}"
                 return Callee(spelled, f"`{fact.qualified}` is an `async def` ({where})")
+        if qualified is not None and self.library.patterns:
+            declared = self._declared(qualified)
+            if declared is not None:
+                return Callee(spelled, declared)
         if isinstance(func, ast.Name):
             definition = self._module_coroutine(func)
             if definition is not None:
@@ -188,6 +192,21 @@ class Coroutines:
         elif not isinstance(found, str):
             text += f" (line {found.lineno})"
         return Callee(spelled, text)
+
+    def _declared(self, qualified: str) -> str | None:
+        """Why an imported name is a coroutine function the configuration declares (one the
+        project does not define: what the project defines, the index knows; and no builtin),
+        or None."""
+        project = self.project
+        name = project.absolute(qualified) if project is not None else qualified
+        if name is None or name.startswith("builtins."):
+            return None
+        if project is not None and project.index.in_project(name):
+            return None
+        pattern = self.library.declared(name)
+        if pattern is None:
+            return None
+        return f"`{name}` is declared a coroutine function (`coroutine-functions`: `{pattern}`)"
 
     def makes_coroutine(self, callable_: ast.expr) -> Callee | None:
         """Calling ``callable_`` makes a coroutine: it names a coroutine function (``fetch``,

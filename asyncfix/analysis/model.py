@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from asyncfix.analysis.catalogue import LIBRARY_FUNCTIONS, CoroutineFunctions
 from asyncfix.analysis.classes import Classes, top_level_statements
 from asyncfix.analysis.coroutines import Coroutines
 from asyncfix.analysis.resources import Resources
@@ -39,14 +40,27 @@ _OFFLOADER_NAMES = frozenset(name.rsplit(".", 1)[1] for name in OFFLOADERS)
 class SemanticModel:
     """What names are bound to and what values may be, in one module."""
 
-    def __init__(self, tree: ast.Module, text: str, project: Project | None = None) -> None:
+    def __init__(
+        self,
+        tree: ast.Module,
+        text: str,
+        project: Project | None = None,
+        declared: tuple[str, ...] = (),
+    ) -> None:
         self.tree = tree
         self.source = SourceText(text)
         self.project = project
         self.scopes = Scopes(tree)
         self.classes = Classes(tree, self.scopes)
         self.values = Values(self.scopes, self.classes, project)
-        self.coroutines = Coroutines(self.scopes, self.classes, self.values, self.source, project)
+        self.coroutines = Coroutines(
+            self.scopes,
+            self.classes,
+            self.values,
+            self.source,
+            project,
+            CoroutineFunctions(LIBRARY_FUNCTIONS, declared),
+        )
 
     @cached_property
     def resources(self) -> Resources:

@@ -7,7 +7,7 @@ from typing import Any
 
 from asyncfix.analysis.coroutines import Callee
 from asyncfix.analysis.flow import Local, Use
-from asyncfix.analysis.model import SemanticModel
+from asyncfix.analysis.model import SemanticModel, holding_list
 from asyncfix.analysis.source import shown
 from asyncfix.analysis.uses import HANDED_ON, VALUE_BUILTINS, transparent, value_use
 from asyncfix.codemods.base import Fix, Locate, PendingFix, Rule, await_expression
@@ -83,23 +83,26 @@ class Agent:
         "Safe: the coroutine now runs where it was evidently meant to run. The callee must be "
         "known to be a coroutine function: a same-module `async def` (undecorated or with a "
         "decorator known to keep it a coroutine function), a method of the enclosing class or "
-        "its same-module bases, or a well-known library coroutine; anything else is not "
-        "reported (an `async def` that yields is an async generator, which is iterated, not "
-        "awaited). `return f()` from an `async def` gets an unsafe fix (a caller may await the "
-        "returned coroutine itself). A coroutine bound to a local that is never awaited or "
+        "its same-module bases, a well-known library coroutine, or a function outside the "
+        "project that the configuration declares one (`coroutine-functions`); anything else is "
+        "not reported (an `async def` that yields is an async generator, which is iterated, "
+        "not awaited). `return f()` from an `async def` gets an unsafe fix (a caller may await "
+        "the returned coroutine itself). A coroutine bound to a local that is never awaited or "
         "handed on -- only tested, compared, subscripted, formatted, or never read (the "
-        "model's value flow) -- gets `await` at the call. Reported without a fix: a "
-        "coroutine awaited on some paths only (`t = f(); if b: await t`), and one passed to a "
-        "project function whose summary says it never awaits, schedules, stores or returns "
-        "that parameter. Inside a generator expression no fix is offered. A sync function "
-        "whose every return is such a call (`def fetch_later(): return fetch()`) counts as a "
-        "coroutine function; one that returns None on some path is reported without a fix "
-        "(`await` would fail there), and `if x is None:` tells which paths hold nothing. Also "
-        "reported without a fix: a coroutine put in a container nothing takes it out of, or "
-        "in a dict item nothing reads; a callback parameter called and dropped, where a "
-        "caller in the module passes a coroutine function; an instance of a plain class of "
-        "the module dropped (or bound to a local never used) whose `__init__` keeps a "
-        "coroutine on it and lets nothing else see it. Nothing is reported on a branch "
+        "model's value flow) -- gets `await` at the call. Reported without a fix: a coroutine "
+        "awaited on some paths only (`t = f(); if b: await t`); one passed to a project "
+        "function whose summary says it never awaits, schedules, stores or returns that "
+        "parameter, directly or through a local handed to no other place; and a local whose "
+        "first use is a `for` over it in the block of its binding (that raises TypeError "
+        "before any later use can await it). Inside a generator expression no fix is offered. "
+        "A sync function whose every return is such a call (`def fetch_later(): return "
+        "fetch()`) counts as a coroutine function; one that returns None on some path is "
+        "reported without a fix (`await` would fail there), and `if x is None:` tells which "
+        "paths hold nothing. Also reported without a fix: a coroutine put in a container "
+        "nothing takes it out of, or in a dict item nothing reads; a callback parameter called "
+        "and dropped, where a caller in the module passes a coroutine function; an instance of "
+        "a plain class of the module dropped (or bound to a local never used) whose `__init__` "
+        "keeps a coroutine on it and lets nothing else see it. Nothing is reported on a branch "
         "the module's own conditions rule out (`verbose = False` ... `if verbose:`). With "
         "`--evidence` (the runtime-evidence pytest plugin's file), a dropped call whose callee "
         "the analysis cannot tell (dynamic dispatch) is reported where the tests saw a "
@@ -292,6 +295,36 @@ class Agent:
         if local is None or local.function is not self.walk.place(statement).function:
             return
         handled = [use for use in local.uses if _hands_on(use)]
+        iterated = self._iterated_first(local, statement)
+        if handled and iterated is not None:
+            message = (
+                f"`{found.spelled}()` is not awaited: `{target.id}` holds the coroutine and is "
+                f"iterated (line {iterated.lineno}), which raises TypeError before anything "
+                "can await it"
+            )
+            evidence = [
+                found.evidence,
+                f"the `for` at line {iterated.lineno} is the first use of `{target.id}`, and it "
+                "runs whenever the binding does (a coroutine cannot be iterated)",
+            ]
+            self.report(node, message, None, evidence)
+            return
+        losing = [self._loses(use) for use in handled]
+        if handled and all(losing):
+            fact, parameter, call = next(lose for lose in losing if lose is not None)
+            lines = ", ".join(str(use.name.lineno) for use in handled)
+            message = (
+                f"`{found.spelled}()` is not awaited: the coroutine bound to `{target.id}` is "
+                f"passed to `{model.source.segment(call.func)}()`, which never awaits, "
+                f"schedules, stores or returns its `{parameter}`"
+            )
+            evidence = [
+                found.evidence,
+                f"`{target.id}` is handed on only to functions that lose it (line {lines})",
+                _summary_evidence(fact, parameter),
+            ]
+            self.report(node, message, None, evidence)
+            return
         if handled:
             if model.flow.on_every_path(local, _hands_on, found.optional) is not False:
                 return
@@ -338,6 +371,33 @@ class Agent:
         pending = PendingFix(node, cst.Call, build)
         self.report(node, message, (Safety.SAFE, changes, pending), evidence)
 
+    def _iterated_first(self, local: Local, statement: ast.stmt) -> ast.For | ast.AsyncFor | None:
+        """The local's first use is ``for ... in local:`` in the block of its binding, after
+        it: every path that reaches a later use goes through that loop, which raises."""
+        first = local.uses[0] if local.uses else None
+        if first is None or first.conditional or first.kind != "iterated":
+            return None
+        loop = first.node
+        if not isinstance(loop, (ast.For, ast.AsyncFor)) or loop.iter is not first.name:
+            return None
+        parent = self.walk.parent(statement)
+        block = holding_list(parent, statement) if parent is not None else None
+        if block is None or not any(item is loop for item in block):
+            return None
+        return loop if block.index(loop) > block.index(statement) else None
+
+    def _loses(self, use: Use) -> tuple[FunctionFact, str, ast.Call] | None:
+        """The use passes the local to a project function that loses it: the function, the
+        parameter and the call."""
+        if use.kind != "passed":
+            return None  # (a call made on some paths only loses it too: the others drop it)
+        parent = self.walk.parent(use.name)
+        call = self.walk.parent(parent) if isinstance(parent, ast.keyword) else parent
+        if not isinstance(call, ast.Call) or call is not use.node:
+            return None
+        losing = losing_parameter(self.model, use.name, call, parent)
+        return (*losing, call) if losing is not None else None
+
     def _contained(self, node: ast.Call, holder: ast.AST | None, found: Callee) -> None:
         lost = lost_in_container(self.model, node, holder)
         if lost is not None:
@@ -348,35 +408,11 @@ class Agent:
         self, node: ast.Call, call: ast.Call, argument: ast.AST | None, found: Callee
     ) -> None:
         """``g(f())`` where the project function ``g`` loses that parameter."""
-        model = self.model
-        if isinstance(argument, ast.keyword):
-            position, keyword = None, argument.arg
-            if keyword is None:
-                return  # `**f()`
-        else:
-            if any(isinstance(arg, ast.Starred) for arg in call.args):
-                return  # where the arguments land is not known
-            position = next((i for i, arg in enumerate(call.args) if arg is node), None)
-            keyword = None
-            if position is None:
-                return
-        fact = model.coroutines.project_function(call)
-        if fact is None:
+        losing = losing_parameter(self.model, node, call, argument)
+        if losing is None:
             return
-        # `obj.method(...)`: the receiver is not among the arguments (`module.function`
-        # and a class's method called on the class are spelled as names that resolve)
-        bound = isinstance(call.func, ast.Attribute) and (
-            model.scopes.qualified_name(call.func) is None
-        )
-        if bound:
-            return  # a subclass may override the method: what it does is not certain
-        parameter = fact.parameter_for(bound, position, keyword)
-        if parameter is None:
-            return
-        kinds = fact.parameter_uses(parameter)
-        if kinds is None or not set(kinds) <= LOST_IN:
-            return
-        spelled = model.source.segment(call.func)
+        fact, parameter = losing
+        spelled = self.model.source.segment(call.func)
         message = (
             f"`{found.spelled}()` is not awaited: the coroutine is passed to `{spelled}()`, "
             f"which never awaits, schedules, stores or returns its `{parameter}`"
@@ -551,6 +587,40 @@ def kept_by_instance(model: SemanticModel, node: ast.Call) -> tuple[str, list[st
     found, store = kept
     stored = f"line {store.lineno}: `{model.source.segment(store)}`, and nothing else sees it"
     return found.spelled, [found.evidence, stored]
+
+
+def losing_parameter(
+    model: SemanticModel, value: ast.expr, call: ast.Call, argument: ast.AST | None
+) -> tuple[FunctionFact, str] | None:
+    """``value`` is an argument of ``call`` (``argument``: the keyword it is given by, or
+    ``value`` itself), and ``call`` calls a project function that never awaits, schedules,
+    stores or returns that parameter (its summary in the index): the function, and the
+    parameter. Not a method called on an instance (a subclass may override it)."""
+    if isinstance(argument, ast.keyword):
+        position, keyword = None, argument.arg
+        if keyword is None:
+            return None  # `**f()`
+    else:
+        if any(isinstance(arg, ast.Starred) for arg in call.args):
+            return None  # where the arguments land is not known
+        position = next((i for i, arg in enumerate(call.args) if arg is value), None)
+        keyword = None
+        if position is None:
+            return None
+    fact = model.coroutines.project_function(call)
+    if fact is None:
+        return None
+    # `obj.method(...)`: the receiver is not among the arguments (`module.function` and a
+    # class's method called on the class are spelled as names that resolve)
+    if isinstance(call.func, ast.Attribute) and model.scopes.qualified_name(call.func) is None:
+        return None  # a subclass may override the method: what it does is not certain
+    parameter = fact.parameter_for(False, position, keyword)
+    if parameter is None:
+        return None
+    kinds = fact.parameter_uses(parameter)
+    if kinds is None or not set(kinds) <= LOST_IN:
+        return None
+    return fact, parameter
 
 
 def followed_local(model: SemanticModel, target: ast.Name) -> Local | None:

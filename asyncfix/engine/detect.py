@@ -73,10 +73,12 @@ def analyse(
     offload: tuple[str, ...] = (),
     test_code: bool = False,
     observed: Sequence[Observed] = (),
+    declared: tuple[str, ...] = (),
 ) -> Analysis:
     """Parse ``text`` with the stdlib ``ast`` and run every rule in one walk of its semantic
     model; suppressed findings are dropped. ``observed``: what the runtime-evidence plugin
     saw at lines of this text; a finding it bears out says so in its evidence.
+    ``declared``: the functions the configuration declares coroutine functions.
 
     A rule runs only on a file whose text holds its needles. The file is parsed with LibCST
     only when a fix is applied (``engine.apply`` builds it there) -- or when Python cannot
@@ -102,7 +104,7 @@ def analyse(
     for seen in observed:
         by_line.setdefault(seen.line, []).append(seen)
     found = (
-        _model_hits(tree, text, active, target, project, offload, test_code, by_line)
+        _model_hits(tree, text, active, target, project, offload, test_code, by_line, declared)
         if active
         else []
     )
@@ -143,10 +145,11 @@ def _model_hits(
     offload: tuple[str, ...],
     test_code: bool,
     observed: dict[int, list[Observed]],
+    declared: tuple[str, ...] = (),
 ) -> list[Hit]:
     """The findings of the rules that ask the semantic model, from one walk of ``tree``."""
     try:
-        walk = Walk(SemanticModel(tree, text, project), offload)
+        walk = Walk(SemanticModel(tree, text, project, declared), offload)
         ctx = ModelContext(walk, target, project, test_code, observed=observed)
         instances = [rule(ctx) for rule in rules]
         walk.run(instances)

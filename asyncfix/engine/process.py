@@ -140,7 +140,14 @@ def process_text(text: str, task: Task, result: FileResult) -> None:
     project = _project_for(task.path, rules)
     try:
         analysis = analyse(
-            text, rules, task.target, project, task.offload, task.test_code, task.observed
+            text,
+            rules,
+            task.target,
+            project,
+            task.offload,
+            task.test_code,
+            task.observed,
+            declared=task.coroutine_functions,
         )
     except cst.ParserSyntaxError as exc:
         result.error = _syntax_error(text, exc)
@@ -455,7 +462,14 @@ def _attempt(
         try:
             observed = shifted(task.observed, text, new_text)
             current = analyse(
-                new_text, rules, task.target, project, task.offload, task.test_code, observed
+                new_text,
+                rules,
+                task.target,
+                project,
+                task.offload,
+                task.test_code,
+                observed,
+                declared=task.coroutine_functions,
             )
         except cst.ParserSyntaxError as exc:
             validation.reparse = False

@@ -93,6 +93,7 @@ def run(
     tasks = []
     fix = mode in ("diff", "write") or fix_for_report
     offload = tuple(config.offload_functions)
+    declared = tuple(config.coroutine_functions)
     # the project root, the configuration's root and the working directory are most often
     # one directory: a file's path relative to them is worked out once
     same_root, same_cwd = root == config.root, cwd == config.root
@@ -109,6 +110,7 @@ def run(
                 target=config.target,
                 preview=fix_for_report or previews,
                 offload=offload,
+                coroutine_functions=declared,
                 test_code=is_test_path(rel if same_root else relative(file, root) or rel),
                 observed=observed.get(str(file.resolve()), ()) if observed else (),
             )
@@ -125,7 +127,7 @@ def run(
     if use_cache and mode != "write" and tasks:
         settings: tuple[Any, ...] = (cwd, root, config.root, unsafe, fix, fix_for_report)
         settings += (previews,)
-        settings += (config.target, offload, config.selections, config.only)
+        settings += (config.target, offload, declared, config.selections, config.only)
         settings += (config.per_file_ignores, needs_index, whole)
         snapshot = _snapshot(tasks, files, config, settings, needs_index and not whole)
     taken = _from_snapshot(snapshot, tasks) if snapshot is not None else None
@@ -315,6 +317,7 @@ def _settings(task: Task, module: str) -> str:
         task.target,
         task.preview,
         task.offload,
+        task.coroutine_functions,
         task.test_code,
     )
     common = _SETTINGS.get(parts)
@@ -465,6 +468,7 @@ def run_stdin(
         target=config.target,
         preview=previews,
         offload=tuple(config.offload_functions),
+        coroutine_functions=tuple(config.coroutine_functions),
         test_code=is_test_path(relative(path, root) or rel) if path and root else False,
     )
     result = FileResult(path=task.path, display=display, patch_path=display)

@@ -21,6 +21,8 @@ class Task:
     preview: bool = False
     #: the project's own offloading helpers (config ``offload-functions``)
     offload: tuple[str, ...] = ()
+    #: functions the project declares coroutine functions (config ``coroutine-functions``)
+    coroutine_functions: tuple[str, ...] = ()
     #: the file is test code (``files.is_test_path``)
     test_code: bool = False
     #: fixes to leave out, by ``Finding.fix_id`` (``--validate`` found they break the tests)
