@@ -34,9 +34,9 @@ KNOWN_KEYS = {
 TARGET_VERSIONS = {f"py3{minor}": (3, minor) for minor in range(8, 15)}
 DEFAULT_TARGET = "py310"
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
-#: a dotted name whose parts may hold ``*`` wildcards, and at least one part a letter
+#: a dotted name whose parts may hold ``*`` wildcards (or be ``**``), and a letter somewhere
 _DOTTED_PATTERN = re.compile(
-    r"(?=.*[A-Za-z_])[A-Za-z_*][A-Za-z0-9_*]*(?:\.[A-Za-z_*][A-Za-z0-9_*]*)*"
+    r"(?=.*[A-Za-z_])(?:\*\*|[A-Za-z_*][A-Za-z0-9_*]*)(?:\.(?:\*\*|[A-Za-z_*][A-Za-z0-9_*]*))*"
 )
 
 
@@ -108,7 +108,7 @@ class Config:
     #: the project's own helpers that run their callable argument in a worker thread
     offload_functions: list[str] = field(default_factory=list)
     #: functions asyncfix cannot see (a library not in the project) that the project says
-    #: are coroutine functions: dotted names, ``*`` matching any characters
+    #: are coroutine functions: dotted names, ``*`` matching within a part, ``**`` parts
     coroutine_functions: list[str] = field(default_factory=list)
     #: the command ``--validate`` runs when given no command of its own; never run unless
     #: ``--validate`` is on the command line (a repository's configuration runs nothing)
@@ -315,7 +315,8 @@ def load(path: Path | None, all_codes: Sequence[str]) -> Config:
         ):
             raise ConfigError(
                 f"{where}: 'coroutine-functions' must be a list of dotted names, where `*` "
-                'matches any characters (e.g. ["vendor.client.fetch", "vendor.*.async_*"])'
+                "matches any characters within a part and `**` any parts "
+                '(e.g. ["vendor.client.fetch", "vendor.**.async_*"])'
             )
         config.coroutine_functions = list(value)
     for key in ("select", "extend-select", "ignore", "exclude", "extend-exclude"):

@@ -176,7 +176,7 @@ def _holder(cases: list[Case], path: str, line: int) -> Case | None:
 
 #: Infer's naming convention for coroutine functions it cannot see (its tests import
 #: ``async_fun`` from a module that does not exist), as a project would declare it
-INFER_CONVENTION = ("*.async_*", "*._async_*")
+INFER_CONVENTION = ("**.async_*", "**._async_*")
 
 
 def _infer_findings(

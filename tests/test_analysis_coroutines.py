@@ -99,6 +99,8 @@ def test_declared_coroutine_functions() -> None:
         import vendor.api
         from vendor.client import fetch, fetch_all, fetcher
         from other import async_thing
+        from lib.async_client import Controller
+        from deep.er.down import go
         def async_local(): ...
         async def main(client):
             fetch()
@@ -107,22 +109,32 @@ def test_declared_coroutine_functions() -> None:
             vendor.api.async_get()
             vendor.api.get()
             async_thing()
+            Controller()
+            go()
             async_local()
             client.async_get()
             print()
         """,
-        declared=("vendor.client.fetch", "vendor.*.async_*", "*.print"),
+        declared=(
+            "vendor.client.fetch",
+            "vendor.*.async_*",
+            "lib.async_*",
+            "deep.**.go",
+            "*.print",
+        ),
     )
     assert found == {
-        "7: fetch()": True,
-        "8: fetch_all()": False,
-        "9: fetcher()": False,
-        "10: vendor.api.async_get()": True,
-        "11: vendor.api.get()": False,
-        "12: async_thing()": False,
-        "13: async_local()": False,
-        "14: client.async_get()": False,
-        "15: print()": False,
+        "9: fetch()": True,
+        "10: fetch_all()": False,  # a whole name, not a prefix
+        "11: fetcher()": False,
+        "12: vendor.api.async_get()": True,
+        "13: vendor.api.get()": False,
+        "14: async_thing()": False,
+        "15: Controller()": False,  # `*` stays within a part
+        "16: go()": True,  # `**`: any parts
+        "17: async_local()": False,
+        "18: client.async_get()": False,
+        "19: print()": False,
     }
 
 

@@ -267,7 +267,7 @@ def test_configured_coroutine_functions_are_known_but_never_over_the_projects_ow
     (project / "pkg" / "buggy.py").unlink()
     assert invoke("pkg").exit_code == 0  # nothing known of `vendor`: nothing reported
     (project / "pyproject.toml").write_text(
-        "[tool.asyncfix]\ncoroutine-functions = ['*.async_*']\n"
+        "[tool.asyncfix]\ncoroutine-functions = ['**.async_*']\n"
     )
     result = invoke("pkg")  # the cached results were made without the declaration
     assert result.exit_code == 1
@@ -278,11 +278,13 @@ def test_configured_coroutine_functions_are_known_but_never_over_the_projects_ow
     (finding,) = [f for file in shown["files"] for f in file["findings"]]
     assert finding["evidence"] == [
         "`vendor.client.async_fetch` is declared a coroutine function "
-        "(`coroutine-functions`: `*.async_*`)"
+        "(`coroutine-functions`: `**.async_*`)"
     ]
 
 
-@pytest.mark.parametrize("value", ["'vendor.*'", "['*']", "['vendor client']", "[1]", "['a..b']"])
+@pytest.mark.parametrize(
+    "value", ["'vendor.*'", "['*']", "['**.*']", "['vendor client']", "[1]", "['a..b']"]
+)
 def test_config_coroutine_functions_must_be_dotted_names(project: Path, value: str) -> None:
     (project / "pyproject.toml").write_text(f"[tool.asyncfix]\ncoroutine-functions = {value}\n")
     result = invoke("pkg")

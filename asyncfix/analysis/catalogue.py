@@ -7,7 +7,6 @@ declares."""
 from __future__ import annotations
 
 import ast
-import fnmatch
 import re
 import sys
 from collections.abc import Callable
@@ -51,14 +50,15 @@ SYNC_CALLBACKS = _load_callbacks()
 class CoroutineFunctions:
     """The coroutine functions asyncfix knows without seeing them: the library catalogue's,
     and those the configuration declares (``coroutine-functions``: dotted names where ``*``
-    matches any characters) for code it cannot see, such as a library outside the project.
+    matches any characters within a part, and a part ``**`` one or more parts) for code it
+    cannot see, such as a library outside the project.
     ``name in`` asks the catalogue; ``declared`` asks the declarations, which count only for
     names the project does not define (callers check that)."""
 
     def __init__(self, library: frozenset[str], declared: tuple[str, ...] = ()) -> None:
         self.library = library
         self.patterns = declared
-        self._matchers = [(p, re.compile(fnmatch.translate(p))) for p in declared]
+        self._matchers = [(p, _dotted_pattern(p)) for p in declared]
 
     def __contains__(self, name: object) -> bool:
         return name in self.library
@@ -66,9 +66,21 @@ class CoroutineFunctions:
     def declared(self, name: str) -> str | None:
         """The first declaration ``name`` matches, or None."""
         for pattern, matcher in self._matchers:
-            if matcher.match(name):
+            if matcher.fullmatch(name):
                 return pattern
         return None
+
+
+def _dotted_pattern(pattern: str) -> re.Pattern[str]:
+    """``vendor.*.async_*`` -> a regular expression: ``*`` within a part of the dotted name
+    (``async_*`` is not ``async_client.Controller``), ``**`` for one or more whole parts."""
+    parts = []
+    for part in pattern.split("."):
+        if part == "**":
+            parts.append(r"[^.]+(?:\.[^.]+)*")
+        else:
+            parts.append("[^.]*".join(re.escape(piece) for piece in part.split("*")))
+    return re.compile(r"\.".join(parts))
 
 
 def gathers_everything(call: ast.Call, qualified_name: Callable[[ast.expr], str | None]) -> bool:

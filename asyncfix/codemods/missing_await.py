@@ -384,7 +384,16 @@ class Agent:
         block = holding_list(parent, statement) if parent is not None else None
         if block is None or not any(item is loop for item in block):
             return None
-        return loop if block.index(loop) > block.index(statement) else None
+        if block.index(loop) < block.index(statement):
+            return None
+        # the TypeError leaves the function: no `try` may catch it, no `with` suppress it
+        # and hand the coroutine on afterwards
+        holder = parent
+        while holder is not None and holder is not local.function:
+            if not isinstance(holder, (ast.If, ast.For, ast.AsyncFor, ast.While)):
+                return None
+            holder = self.walk.parent(holder)
+        return loop
 
     def _loses(self, use: Use) -> tuple[FunctionFact, str, ast.Call] | None:
         """The use passes the local to a project function that loses it: the function, the
