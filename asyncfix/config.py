@@ -40,6 +40,18 @@ _DOTTED_PATTERN = re.compile(
 )
 
 
+def _names(
+    data: dict[str, Any], key: str, shape: re.Pattern[str], where: str, how: str, example: str
+) -> list[str]:
+    """The list of dotted names at ``key`` (none when it is absent), each of ``shape``."""
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and shape.fullmatch(v) for v in value
+    ):
+        raise ConfigError(f"{where}: '{key}' must be a list of dotted names{how} (e.g. {example})")
+    return list(value)
+
+
 class ConfigError(Exception):
     """Bad configuration or options; the message names the file and key."""
 
@@ -298,27 +310,17 @@ def load(path: Path | None, all_codes: Sequence[str]) -> Config:
             f"{where}: unknown key {unknown[0]!r} (known keys: {', '.join(sorted(KNOWN_KEYS))})"
         )
     config = Config(path=path, root=path.parent.absolute())
-    if "offload-functions" in data:
-        value = data["offload-functions"]
-        if not isinstance(value, list) or not all(
-            isinstance(v, str) and _DOTTED.fullmatch(v) for v in value
-        ):
-            raise ConfigError(
-                f"{where}: 'offload-functions' must be a list of dotted names "
-                '(e.g. ["hass.async_add_executor_job"])'
-            )
-        config.offload_functions = list(value)
-    if "coroutine-functions" in data:
-        value = data["coroutine-functions"]
-        if not isinstance(value, list) or not all(
-            isinstance(v, str) and _DOTTED_PATTERN.fullmatch(v) for v in value
-        ):
-            raise ConfigError(
-                f"{where}: 'coroutine-functions' must be a list of dotted names, where `*` "
-                "matches any characters within a part and `**` any parts "
-                '(e.g. ["vendor.client.fetch", "vendor.**.async_*"])'
-            )
-        config.coroutine_functions = list(value)
+    config.offload_functions = _names(
+        data, "offload-functions", _DOTTED, where, "", '["hass.async_add_executor_job"]'
+    )
+    config.coroutine_functions = _names(
+        data,
+        "coroutine-functions",
+        _DOTTED_PATTERN,
+        where,
+        ", where `*` matches any characters within a part and `**` any parts",
+        '["vendor.client.fetch", "vendor.**.async_*"]',
+    )
     for key in ("select", "extend-select", "ignore", "exclude", "extend-exclude"):
         if key in data:
             value = data[key]

@@ -283,13 +283,23 @@ def test_configured_coroutine_functions_are_known_but_never_over_the_projects_ow
 
 
 @pytest.mark.parametrize(
-    "value", ["'vendor.*'", "['*']", "['**.*']", "['vendor client']", "[1]", "['a..b']"]
+    ("key", "value"),
+    [
+        *[
+            ("coroutine-functions", value)
+            for value in ("'vendor.*'", "['*']", "['**.*']", "['vendor client']", "[1]", "['a..b']")
+        ],
+        ("offload-functions", "['hass.*']"),  # no patterns there
+        ("offload-functions", "'hass.add_job'"),
+    ],
 )
-def test_config_coroutine_functions_must_be_dotted_names(project: Path, value: str) -> None:
-    (project / "pyproject.toml").write_text(f"[tool.asyncfix]\ncoroutine-functions = {value}\n")
+def test_config_function_lists_must_be_dotted_names(project: Path, key: str, value: str) -> None:
+    (project / "pyproject.toml").write_text(f"[tool.asyncfix]\n{key} = {value}\n")
     result = invoke("pkg")
     assert result.exit_code == 2
-    assert "'coroutine-functions' must be a list of dotted names" in result.stderr
+    assert f"pyproject.toml [tool.asyncfix]: '{key}' must be a list of dotted names" in (
+        result.stderr
+    )
 
 
 def test_config_select_per_file_ignores_unsafe_and_excludes(project: Path) -> None:
