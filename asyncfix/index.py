@@ -65,6 +65,9 @@ NEUTRAL_BASES = frozenset(
     {"object", "Generic", "typing.Generic", "Protocol", "typing.Protocol", "ABC", "abc.ABC"}
 )
 MAX_HOPS = 8
+#: a parameter's kind of use (beside ``analysis/uses.py``'s): its first read is a ``for`` over
+#: it at the top of a sync function's body (a coroutine passed there raises TypeError at once)
+ITERATED_FIRST = "iterated-first"
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,11 +247,16 @@ def _is_coroutine(node: ast.FunctionDef | ast.AsyncFunctionDef, generator: bool)
 def yields(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """The body (not a nested function) holds ``yield``: calling it makes a generator (an
     ``async def``'s: an async generator, which is iterated, never awaited)."""
-    stack: list[ast.AST] = list(node.body)
+    return _holds(node.body, (ast.Yield, ast.YieldFrom))
+
+
+def _holds(statements: Iterable[ast.stmt], kinds: tuple[type, ...]) -> bool:
+    """Some node of one of ``kinds`` is in ``statements``, outside nested functions."""
+    stack: list[ast.AST] = list(statements)
     while stack:
         current = stack.pop()
         kind = type(current)
-        if kind is ast.Yield or kind is ast.YieldFrom:
+        if kind in kinds:
             return True
         if kind in _NESTED_KINDS:
             continue
@@ -561,6 +569,10 @@ def _always_leaves(body: list[ast.stmt]) -> bool:
 Position = tuple[int, int]
 
 
+def _position(node: ast.expr) -> Position:
+    return node.lineno, node.col_offset
+
+
 class _Summary:
     """What the index records of a function's body beyond its calls, from one walk of it:
     what it does with each parameter (the kinds of ``analysis/uses.py``, the classification
@@ -651,12 +663,26 @@ class _Summary:
             if how == "receiver" or self.wrapped or name in self.rebound:
                 out.append((name, how, None))
                 continue
-            kinds = {
-                use_of(read, self.node, self.parents, self._qualify)[0]
-                for read in self.reads.get(name, ())
-            }
+            reads = self.reads.get(name, ())
+            kinds = {use_of(read, self.node, self.parents, self._qualify)[0] for read in reads}
+            if reads and self._iterates_first(min(reads, key=_position)):
+                kinds.add(ITERATED_FIRST)
             out.append((name, how, tuple(sorted(kinds))))
         return tuple(out)
+
+    def _iterates_first(self, first: ast.Name) -> bool:
+        """``first``, a parameter's first read, is ``for ... in parameter:`` as a statement of
+        the body of a sync function that is no generator, and no statement before it may
+        return: every call runs that loop before anything else sees the argument, and
+        nothing in the function catches what it raises."""
+        loop = self.parents.get(id(first))
+        node = self.node
+        if not isinstance(node, ast.FunctionDef) or self.yields or not isinstance(loop, ast.For):
+            return False
+        if loop.iter is not first or self.parents.get(id(loop)) is not node:
+            return False
+        before = node.body[: next(i for i, s in enumerate(node.body) if s is loop)]
+        return not _holds(before, (ast.Return,))
 
     def _qualify(self, expr: ast.expr) -> str | None:
         dotted = ast_dotted_name(expr)

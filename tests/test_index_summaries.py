@@ -121,6 +121,32 @@ def cached_or_fetched(cache):
 def pauses_lazily():
     yield asyncio.sleep(0)
     return asyncio.sleep(1)
+
+
+def iterates(report, items):
+    'A docstring.'
+    total = 0
+    for item in items:
+        report(item)
+    return items
+
+
+def iterates_unless(items, quiet):
+    if quiet:
+        return
+    for item in items:
+        print(item)
+
+
+def iterates_in_a_branch(items, wanted):
+    if wanted:
+        for item in items:
+            print(item)
+
+
+def iterates_lazily(items):
+    for item in items:
+        yield item
 """
 
 
@@ -160,6 +186,12 @@ def _function(module: ModuleFact, name: str) -> FunctionFact:
         ("Client.refresh", {"self": None, "key": ("other", "stored")}),
         ("Client.sync", {"self": None, "item": ("passed",)}),
         ("Client.helper", {"item": ("awaited",)}),
+        # a `for` over the parameter is its first read, at the top of the body, after no
+        # `return`: every call iterates it
+        ("iterates", {"report": ("called",), "items": ("iterated", "iterated-first", "returned")}),
+        ("iterates_unless", {"items": ("iterated",), "quiet": ("tested",)}),
+        ("iterates_in_a_branch", {"items": ("iterated",), "wanted": ("tested",)}),
+        ("iterates_lazily", {"items": ("iterated",)}),  # a generator: a call runs nothing
     ],
 )
 def test_what_a_function_does_with_each_parameter(

@@ -11,7 +11,7 @@ from asyncfix.analysis.model import SemanticModel, holding_list
 from asyncfix.analysis.source import shown
 from asyncfix.analysis.uses import HANDED_ON, VALUE_BUILTINS, transparent, value_use
 from asyncfix.codemods.base import Fix, Locate, PendingFix, Rule, await_expression
-from asyncfix.index import FunctionFact
+from asyncfix.index import ITERATED_FIRST, FunctionFact
 from asyncfix.lazy import libcst as cst
 from asyncfix.model import Safety, Severity
 
@@ -93,21 +93,24 @@ class Agent:
         "awaited on some paths only (`t = f(); if b: await t`); one passed to a project "
         "function whose summary says it never awaits, schedules, stores or returns that "
         "parameter, directly or through a local handed to no other place; and a local whose "
-        "first use is a `for` over it in the block of its binding (that raises TypeError "
-        "before any later use can await it). Inside a generator expression no fix is offered. "
-        "A sync function whose every return is such a call (`def fetch_later(): return "
-        "fetch()`) counts as a coroutine function; one that returns None on some path is "
-        "reported without a fix (`await` would fail there), and `if x is None:` tells which "
-        "paths hold nothing. Also reported without a fix: a coroutine put in a container "
-        "nothing takes it out of, or in a dict item nothing reads; a callback parameter called "
-        "and dropped, where a caller in the module passes a coroutine function; an instance of "
-        "a plain class of the module dropped (or bound to a local never used) whose `__init__` "
-        "keeps a coroutine on it and lets nothing else see it. Nothing is reported on a branch "
-        "the module's own conditions rule out (`verbose = False` ... `if verbose:`). With "
-        "`--evidence` (the runtime-evidence pytest plugin's file), a dropped call whose callee "
-        "the analysis cannot tell (dynamic dispatch) is reported where the tests saw a "
-        "coroutine made there and never awaited, with `await` as an unsafe fix (another call "
-        "of it may not make one), when the call is its statement's only call."
+        "first use, in the block of its binding, raises TypeError before any later use can "
+        "await it: a `for` over it, or a call of a project function that begins by iterating "
+        "that parameter (a sync function, no generator, whose first read of it is a `for` at "
+        "the top of its body after no `return`; passing the coroutine straight to one is "
+        "reported too). Inside a generator expression no fix is offered. A sync function whose "
+        "every return is such a call (`def fetch_later(): return fetch()`) counts as a "
+        "coroutine function; one that returns None on some path is reported without a fix "
+        "(`await` would fail there), and `if x is None:` tells which paths hold nothing. Also "
+        "reported without a fix: a coroutine put in a container nothing takes it out of, or in "
+        "a dict item nothing reads; a callback parameter called and dropped, where a caller in "
+        "the module passes a coroutine function; an instance of a plain class of the module "
+        "dropped (or bound to a local never used) whose `__init__` keeps a coroutine on it and "
+        "lets nothing else see it. Nothing is reported on a branch the module's own conditions "
+        "rule out (`verbose = False` ... `if verbose:`). With `--evidence` (the "
+        "runtime-evidence pytest plugin's file), a dropped call whose callee the analysis "
+        "cannot tell (dynamic dispatch) is reported where the tests saw a coroutine made there "
+        "and never awaited, with `await` as an unsafe fix (another call of it may not make "
+        "one), when the call is its statement's only call."
     )
     severity = Severity.HIGH
     kind = "Coroutine never awaited"
@@ -295,19 +298,14 @@ class Agent:
         if local is None or local.function is not self.walk.place(statement).function:
             return
         handled = [use for use in local.uses if _hands_on(use)]
-        iterated = self._iterated_first(local, statement)
-        if handled and iterated is not None:
+        raising = self._raises_first(local, statement) if handled else None
+        if raising is not None:
+            what, evidence = raising
             message = (
                 f"`{found.spelled}()` is not awaited: `{target.id}` holds the coroutine and is "
-                f"iterated (line {iterated.lineno}), which raises TypeError before anything "
-                "can await it"
+                f"first {what}: that raises TypeError before anything can await it"
             )
-            evidence = [
-                found.evidence,
-                f"the `for` at line {iterated.lineno} is the first use of `{target.id}`, and it "
-                "runs whenever the binding does (a coroutine cannot be iterated)",
-            ]
-            self.report(node, message, None, evidence)
+            self.report(node, message, None, [found.evidence, *evidence])
             return
         losing = [self._loses(use) for use in handled]
         if handled and all(losing):
@@ -315,8 +313,8 @@ class Agent:
             lines = ", ".join(str(use.name.lineno) for use in handled)
             message = (
                 f"`{found.spelled}()` is not awaited: the coroutine bound to `{target.id}` is "
-                f"passed to `{model.source.segment(call.func)}()`, which never awaits, "
-                f"schedules, stores or returns its `{parameter}`"
+                f"passed to `{model.source.segment(call.func)}()`, which "
+                f"{_what_it_does(fact, parameter)}"
             )
             evidence = [
                 found.evidence,
@@ -371,29 +369,52 @@ class Agent:
         pending = PendingFix(node, cst.Call, build)
         self.report(node, message, (Safety.SAFE, changes, pending), evidence)
 
-    def _iterated_first(self, local: Local, statement: ast.stmt) -> ast.For | ast.AsyncFor | None:
-        """The local's first use is ``for ... in local:`` in the block of its binding, after
-        it: every path that reaches a later use goes through that loop, which raises."""
+    def _raises_first(self, local: Local, statement: ast.stmt) -> tuple[str, list[str]] | None:
+        """The local's first use, in the block of its binding after it, raises TypeError on a
+        coroutine: ``for ... in local:``, or ``g(local)`` as a statement where the project
+        function ``g`` iterates that parameter first. Every path that reaches a later use
+        goes through it. What it is, and the evidence."""
         first = local.uses[0] if local.uses else None
-        if first is None or first.conditional or first.kind != "iterated":
+        if first is None or first.conditional:
             return None
-        loop = first.node
-        if not isinstance(loop, (ast.For, ast.AsyncFor)) or loop.iter is not first.name:
+        used = first.node
+        line = first.name.lineno
+        if first.kind == "iterated" and isinstance(used, (ast.For, ast.AsyncFor)):
+            if used.iter is not first.name:
+                return None
+            runs: ast.stmt = used
+            what = f"iterated (line {line})"
+            evidence = f"the `for` at line {line} is the first use of `{local.name}`"
+        elif first.kind == "passed" and isinstance(used, ast.Call):
+            holder = self.walk.parent(used)
+            if not (isinstance(holder, (ast.Expr, ast.Assign)) and holder.value is used):
+                return None
+            runs = holder
+            losing = self._loses(first)
+            if losing is None or not _iterates_first(losing[0], losing[1]):
+                return None
+            fact, parameter, _ = losing
+            spelled = self.model.source.segment(used.func)
+            what = (
+                f"passed to `{spelled}()` (line {line}), which iterates its `{parameter}` at once"
+            )
+            evidence = _summary_evidence(fact, parameter)
+        else:
             return None
         parent = self.walk.parent(statement)
         block = holding_list(parent, statement) if parent is not None else None
-        if block is None or not any(item is loop for item in block):
+        if block is None or not any(item is runs for item in block):
             return None
-        if block.index(loop) < block.index(statement):
+        if block.index(runs) < block.index(statement):
             return None
         # the TypeError leaves the function: no `try` may catch it, no `with` suppress it
         # and hand the coroutine on afterwards
-        holder = parent
-        while holder is not None and holder is not local.function:
-            if not isinstance(holder, (ast.If, ast.For, ast.AsyncFor, ast.While)):
+        around = parent
+        while around is not None and around is not local.function:
+            if not isinstance(around, (ast.If, ast.For, ast.AsyncFor, ast.While)):
                 return None
-            holder = self.walk.parent(holder)
-        return loop
+            around = self.walk.parent(around)
+        return what, [evidence, "it runs whenever the binding does: a coroutine is not iterable"]
 
     def _loses(self, use: Use) -> tuple[FunctionFact, str, ast.Call] | None:
         """The use passes the local to a project function that loses it: the function, the
@@ -424,7 +445,7 @@ class Agent:
         spelled = self.model.source.segment(call.func)
         message = (
             f"`{found.spelled}()` is not awaited: the coroutine is passed to `{spelled}()`, "
-            f"which never awaits, schedules, stores or returns its `{parameter}`"
+            f"which {_what_it_does(fact, parameter)}"
         )
         self.report(node, message, None, [found.evidence, _summary_evidence(fact, parameter)])
 
@@ -603,8 +624,9 @@ def losing_parameter(
 ) -> tuple[FunctionFact, str] | None:
     """``value`` is an argument of ``call`` (``argument``: the keyword it is given by, or
     ``value`` itself), and ``call`` calls a project function that never awaits, schedules,
-    stores or returns that parameter (its summary in the index): the function, and the
-    parameter. Not a method called on an instance (a subclass may override it)."""
+    stores or returns that parameter, or iterates it first (a coroutine raises TypeError
+    there), by its summary in the index: the function, and the parameter. Not a method
+    called on an instance (a subclass may override it)."""
     if isinstance(argument, ast.keyword):
         position, keyword = None, argument.arg
         if keyword is None:
@@ -627,7 +649,7 @@ def losing_parameter(
     if parameter is None:
         return None
     kinds = fact.parameter_uses(parameter)
-    if kinds is None or not set(kinds) <= LOST_IN:
+    if kinds is None or not (set(kinds) <= LOST_IN or ITERATED_FIRST in kinds):
         return None
     return fact, parameter
 
@@ -667,7 +689,21 @@ def _paths_evidence(local: Local) -> str:
     return f"`{local.name}` is awaited or handed on only at line {shown_lines}, not on every path"
 
 
+def _iterates_first(fact: FunctionFact, parameter: str) -> bool:
+    return ITERATED_FIRST in (fact.parameter_uses(parameter) or ())
+
+
+def _what_it_does(fact: FunctionFact, parameter: str) -> str:
+    """What the function does with the coroutine passed as ``parameter``."""
+    if _iterates_first(fact, parameter):
+        return f"iterates its `{parameter}` at once (a coroutine raises TypeError there)"
+    return f"never awaits, schedules, stores or returns its `{parameter}`"
+
+
 def _summary_evidence(fact: FunctionFact, parameter: str) -> str:
+    if _iterates_first(fact, parameter):
+        where = f"{shown(fact.path)}:{fact.line}"
+        return f"`{fact.qualified}` ({where}) begins with a `for` over its `{parameter}`"
     kinds = fact.parameter_uses(parameter) or ()
     what = ", ".join(VALUE_USES.get(kind, kind) for kind in kinds) or "never read"
     where = f"{shown(fact.path)}:{fact.line}"
