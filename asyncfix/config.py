@@ -40,6 +40,10 @@ _DOTTED_PATTERN = re.compile(
 )
 
 
+class ConfigError(Exception):
+    """Bad configuration or options; the message names the file and key."""
+
+
 def _names(
     data: dict[str, Any], key: str, shape: re.Pattern[str], where: str, how: str, example: str
 ) -> list[str]:
@@ -50,10 +54,6 @@ def _names(
     ):
         raise ConfigError(f"{where}: '{key}' must be a list of dotted names{how} (e.g. {example})")
     return list(value)
-
-
-class ConfigError(Exception):
-    """Bad configuration or options; the message names the file and key."""
 
 
 @dataclass(frozen=True)

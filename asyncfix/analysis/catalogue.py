@@ -7,7 +7,7 @@ declares."""
 from __future__ import annotations
 
 import ast
-import re
+import fnmatch
 import sys
 from collections.abc import Callable
 from importlib import resources
@@ -58,29 +58,40 @@ class CoroutineFunctions:
     def __init__(self, library: frozenset[str], declared: tuple[str, ...] = ()) -> None:
         self.library = library
         self.patterns = declared
-        self._matchers = [(p, _dotted_pattern(p)) for p in declared]
+        self._split = [(pattern, pattern.split(".")) for pattern in declared]
 
     def __contains__(self, name: object) -> bool:
         return name in self.library
 
     def declared(self, name: str) -> str | None:
         """The first declaration ``name`` matches, or None."""
-        for pattern, matcher in self._matchers:
-            if matcher.fullmatch(name):
+        parts = name.split(".")
+        for pattern, pattern_parts in self._split:
+            if _parts_match(pattern_parts, parts):
                 return pattern
         return None
 
 
-def _dotted_pattern(pattern: str) -> re.Pattern[str]:
-    """``vendor.*.async_*`` -> a regular expression: ``*`` within a part of the dotted name
-    (``async_*`` is not ``async_client.Controller``), ``**`` for one or more whole parts."""
-    parts = []
-    for part in pattern.split("."):
+def _parts_match(pattern: list[str], name: list[str]) -> bool:
+    """``vendor.*.async_*`` against a dotted name, part by part: ``*`` within a part
+    (``async_*`` is not ``async_client.Controller``), a part ``**`` one or more whole parts.
+    (``fnmatch`` per part, no regular expression of the whole: a repository's configuration
+    cannot make the match backtrack for long.)"""
+    # reach[j]: the pattern parts so far match the first j parts of the name
+    reach = [True] + [False] * len(name)
+    for part in pattern:
         if part == "**":
-            parts.append(r"[^.]+(?:\.[^.]+)*")
+            seen, nxt = False, [False] * (len(name) + 1)
+            for j in range(1, len(name) + 1):
+                seen = seen or reach[j - 1]
+                nxt[j] = seen
         else:
-            parts.append("[^.]*".join(re.escape(piece) for piece in part.split("*")))
-    return re.compile(r"\.".join(parts))
+            nxt = [False] + [
+                reach[j - 1] and fnmatch.fnmatchcase(name[j - 1], part)
+                for j in range(1, len(name) + 1)
+            ]
+        reach = nxt
+    return reach[-1]
 
 
 def gathers_everything(call: ast.Call, qualified_name: Callable[[ast.expr], str | None]) -> bool:
