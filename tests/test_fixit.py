@@ -202,3 +202,23 @@ def test_each_finding_carries_its_own_fix_when_it_rewrites_one_statement(
     fixed = (tmp_path / "app.py").read_text()
     assert fixed == (tmp_path / "twin.py").read_text() != OWN_FIXES
     assert "# the comment above stays\n        await self._get()\n" in fixed
+
+
+def test_fixit_reads_asyncfixs_own_settings(tmp_path: Path) -> None:
+    """The fixit rules take the project's `[tool.asyncfix]` settings, as `asyncfix` does: a
+    declared coroutine function is known to them."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.fixit]\nroot = true\nenable = ["asyncfix.fixit"]\ndisable = ["fixit.rules"]\n'
+        '[tool.asyncfix]\ncoroutine-functions = ["vendor.**"]\n'
+    )
+    (tmp_path / "app.py").write_text(
+        "from vendor.client import fetch\n\n\nasync def poll():\n    fetch()\n"
+    )
+    lint = _fixit(tmp_path, "lint", "app.py")
+    reported = [line for line in lint.stdout.splitlines() if line.startswith("app.py@")]
+    assert [line.split(" ", 2)[:2] for line in reported] == [["app.py@5:4", "MissingAwait:"]]
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.fixit]\nroot = true\nenable = ["asyncfix.fixit"]\ndisable = ["fixit.rules"]\n'
+    )
+    again = _fixit(tmp_path, "lint", "app.py")
+    assert not [line for line in again.stdout.splitlines() if line.startswith("app.py@")]
