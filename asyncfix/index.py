@@ -1994,9 +1994,13 @@ class ProjectIndex:
         self.passed_over("blocks", fact.qualified)
         return chain(fact) if fact.qualified in blocking else None
 
-    def in_project(self, qualified: str) -> bool:
-        """Is ``qualified`` (absolute) a name in one of the project's modules?"""
-        return _module_part(qualified, self.modules) != ""
+    def declared_coroutine(self, qualified: str, library: CoroutineFunctions) -> str | None:
+        """The declaration (``coroutine-functions``) that makes ``qualified`` (absolute) a
+        coroutine function, or None; never for a name of the project's own modules."""
+        pattern = library.declared(qualified)
+        if pattern is None or _module_part(qualified, self.modules) != "":
+            return None
+        return pattern
 
     def hands_out_coroutine(
         self, fact: FunctionFact, library: CoroutineFunctions
@@ -2029,7 +2033,7 @@ class ProjectIndex:
                 if callee is not None and callee.is_coroutine:
                     first = first or callee.qualified
                     continue
-                if library.declared(target) and not self.in_project(target):
+                if self.declared_coroutine(target, library):
                     first = first or target
                     continue
                 inner = self.hands_out_coroutine(callee, library) if callee else None

@@ -53,7 +53,7 @@ class CoroutineFunctions:
     matches any characters within a part, and a part ``**`` one or more parts) for code it
     cannot see, such as a library outside the project.
     ``name in`` asks the catalogue; ``declared`` asks the declarations, which count only for
-    names the project does not define (callers check that)."""
+    names the project does not define (``ProjectIndex.declared_coroutine`` checks that)."""
 
     def __init__(self, library: frozenset[str], declared: tuple[str, ...] = ()) -> None:
         self.library = library
@@ -64,7 +64,9 @@ class CoroutineFunctions:
         return name in self.library
 
     def declared(self, name: str) -> str | None:
-        """The first declaration ``name`` matches, or None."""
+        """The first declaration ``name`` matches, or None (a builtin never does)."""
+        if not self.patterns or name.startswith("builtins."):
+            return None
         parts = name.split(".")
         for pattern, pattern_parts in self._split:
             if _parts_match(pattern_parts, parts):

@@ -130,7 +130,7 @@ class Coroutines:
             if fact is not None and fact.is_coroutine:
                 where = f"{shown(fact.path)}:{fact.line}"
                 return Callee(spelled, f"`{fact.qualified}` is an `async def` ({where})")
-        if qualified is not None and self.library.patterns:
+        if qualified is not None:
             declared = self._declared(qualified)
             if declared is not None:
                 return Callee(spelled, declared)
@@ -194,16 +194,18 @@ class Coroutines:
         return Callee(spelled, text)
 
     def _declared(self, qualified: str) -> str | None:
-        """Why an imported name is a coroutine function the configuration declares (one the
-        project does not define: what the project defines, the index knows; and no builtin),
-        or None."""
+        """Why an imported name is a coroutine function the configuration declares, or None
+        (what the project defines, the index knows)."""
+        if not self.library.patterns:
+            return None
         project = self.project
         name = project.absolute(qualified) if project is not None else qualified
-        if name is None or name.startswith("builtins."):
+        if name is None:
             return None
-        if project is not None and project.index.in_project(name):
-            return None
-        pattern = self.library.declared(name)
+        if project is not None:
+            pattern = project.index.declared_coroutine(name, self.library)
+        else:
+            pattern = self.library.declared(name)
         if pattern is None:
             return None
         return f"`{name}` is declared a coroutine function (`coroutine-functions`: `{pattern}`)"

@@ -391,7 +391,7 @@ class Agent:
                 return None
             runs = holder
             losing = self._loses(first)
-            if losing is None or not _iterates_first(losing[0], losing[1]):
+            if losing is None or not _begins_by_iterating(losing[0], losing[1]):
                 return None
             fact, parameter, _ = losing
             spelled = self.model.source.segment(used.func)
@@ -689,19 +689,19 @@ def _paths_evidence(local: Local) -> str:
     return f"`{local.name}` is awaited or handed on only at line {shown_lines}, not on every path"
 
 
-def _iterates_first(fact: FunctionFact, parameter: str) -> bool:
+def _begins_by_iterating(fact: FunctionFact, parameter: str) -> bool:
     return ITERATED_FIRST in (fact.parameter_uses(parameter) or ())
 
 
 def _what_it_does(fact: FunctionFact, parameter: str) -> str:
     """What the function does with the coroutine passed as ``parameter``."""
-    if _iterates_first(fact, parameter):
+    if _begins_by_iterating(fact, parameter):
         return f"iterates its `{parameter}` at once (a coroutine raises TypeError there)"
     return f"never awaits, schedules, stores or returns its `{parameter}`"
 
 
 def _summary_evidence(fact: FunctionFact, parameter: str) -> str:
-    if _iterates_first(fact, parameter):
+    if _begins_by_iterating(fact, parameter):
         where = f"{shown(fact.path)}:{fact.line}"
         return f"`{fact.qualified}` ({where}) begins with a `for` over its `{parameter}`"
     kinds = fact.parameter_uses(parameter) or ()
